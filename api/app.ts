@@ -1,0 +1,107 @@
+// The Koa application, composed from its dependencies so a test can build one with its own database,
+// queue prefix and blob directory.
+import Koa from 'koa';
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../core/config.js';
+import type { Database } from '../core/db/index.js';
+import type { FileQueue } from '../core/queue/index.js';
+import type { BlobStore } from '../core/storage/index.js';
+import type { Logger } from '../core/telemetry/logger.js';
+import type { Metrics } from '../core/telemetry/metrics.js';
+import { docsAsset, docsPage } from './docs.js';
+import { AppError, problemResponses } from './errors.js';
+import { fileHandlers } from './files.js';
+import { buildRouter, openApiDocument, ROUTES } from './routes.js';
+import { uploadHandler } from './upload.js';
+
+export interface AppDeps {
+  config: Pick<Config, 'publicUrl' | 'trustProxy' | 'maxUploadBytes'>;
+  db: Database;
+  queue: FileQueue;
+  storage: BlobStore;
+  logger: Logger;
+  metrics: Metrics;
+  version: string;
+}
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Metric and log label of a route: its contract path, never a concrete id. */
+const ROUTE_LABELS: Record<string, string> = {
+  ...Object.fromEntries(ROUTES.map((route) => [route.operationId, route.path])),
+  docsAsset: '/docs/assets/{asset}',
+};
+
+export function createApp(deps: AppDeps): Koa {
+  const { config, db, queue, storage, logger, metrics } = deps;
+  const app = new Koa({ proxy: config.trustProxy });
+  // Errors are rendered and logged by problemResponses; Koa's default handler would log them twice.
+  app.silent = true;
+
+  // Koa 3's ctx.origin is the Origin request header, so the base is built from protocol and host.
+  const baseUrl = (ctx: Koa.Context) => config.publicUrl ?? `${ctx.protocol}://${ctx.host}`;
+  const files = fileHandlers({ db, queue, storage, logger, baseUrl });
+  const document = openApiDocument(deps.version);
+  const router = buildRouter({
+    uploadFile: uploadHandler({ db, queue, storage, logger, metrics, maxUploadBytes: config.maxUploadBytes, baseUrl }),
+    ...files,
+    getOpenApi: async (ctx) => {
+      ctx.body = document;
+    },
+    getDocs: docsPage,
+  });
+  router.get('docsAsset', '/docs/assets/:asset', docsAsset);
+
+  app.use(observeRequests(logger, metrics));
+  app.use(problemResponses(logger));
+  app.use(stripTrailingSlash);
+  app.use(unmatchedAsProblems);
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}
+
+/** Request id, security headers, one log line and the HTTP metrics for every request. */
+function observeRequests(logger: Logger, metrics: Metrics): Koa.Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const offered = ctx.get('X-Request-Id');
+    const requestId = SANE_REQUEST_ID.test(offered) ? offered : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    ctx.set('X-Frame-Options', 'DENY');
+    ctx.set('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const name = (ctx as { _matchedRouteName?: string })._matchedRouteName;
+      const labels = { method: ctx.method, route: (name && ROUTE_LABELS[name]) || 'unmatched', status: String(ctx.status) };
+      metrics.httpRequests.inc(labels);
+      metrics.httpDuration.observe(labels, seconds);
+      logger.info(
+        { request_id: requestId, method: ctx.method, route: labels.route, status: ctx.status, duration_ms: Math.round(seconds * 1e4) / 10 },
+        'request',
+      );
+    }
+  };
+}
+
+/** `/files/` and `/files` are the same resource, as with DRF's routers. */
+const stripTrailingSlash: Koa.Middleware = async (ctx, next) => {
+  if (ctx.path.length > 1 && ctx.path.endsWith('/')) ctx.path = ctx.path.replace(/\/+$/, '') || '/';
+  await next();
+};
+
+/** Turns the router's bare 404/405/501 into problems. */
+const unmatchedAsProblems: Koa.Middleware = async (ctx, next) => {
+  await next();
+  if (ctx.body !== undefined && ctx.body !== null) return;
+  if (ctx.status === 405 || ctx.status === 501) {
+    const allow = String(ctx.response.get('Allow'));
+    throw new AppError('method_not_allowed', `This address answers ${allow} only.`, { headers: { Allow: allow } });
+  }
+  if (ctx.status === 404) throw new AppError('not_found', 'There is nothing at this address.');
+};

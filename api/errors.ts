@@ -1,0 +1,114 @@
+// Errors are thrown anywhere as AppError and rendered in one place as RFC 9457 problem+json.
+import type Koa from 'koa';
+import { Type, type Static } from '@sinclair/typebox';
+import type { Logger } from '../core/telemetry/logger.js';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({ description: 'URI naming the kind of problem.' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String({ description: 'What happened and what to do, for a person.' }),
+    code: Type.String({ description: 'Stable, machine-readable error code.' }),
+    request_id: Type.String(),
+    errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  },
+  { $id: 'Problem' },
+);
+export type Problem = Static<typeof ProblemSchema>;
+
+/** Every error code a client can rely on, with its status and title. */
+export const ERRORS = {
+  file_missing: { status: 400, title: 'File missing' },
+  file_empty: { status: 400, title: 'File empty' },
+  too_many_files: { status: 400, title: 'Too many files' },
+  invalid_multipart: { status: 400, title: 'Invalid multipart body' },
+  invalid_query: { status: 400, title: 'Invalid query parameters' },
+  not_found: { status: 404, title: 'Not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  file_processing: { status: 409, title: 'File is being processed' },
+  file_too_large: { status: 413, title: 'File too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  range_not_satisfiable: { status: 416, title: 'Range not satisfiable' },
+  internal_error: { status: 500, title: 'Internal error' },
+  service_unavailable: { status: 503, title: 'Service unavailable' },
+  insufficient_storage: { status: 507, title: 'Insufficient storage' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class AppError extends Error {
+  override name = 'AppError';
+  readonly status: number;
+
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly extra: { errors?: FieldError[]; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(detail, { cause: extra.cause });
+    this.status = ERRORS[code].status;
+  }
+}
+
+const PROBLEM_BASE = 'https://github.com/file-processor/file-processor/blob/main/README.md#errors';
+
+/** Problem type URI for a code: a stable anchor in the documentation. */
+export const problemType = (code: ErrorCode): string => `${PROBLEM_BASE}-${code.replace(/_/g, '-')}`;
+
+/** The outermost middleware: anything thrown below becomes a problem+json response. */
+export function problemResponses(logger: Logger): Koa.Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (thrown) {
+      const err = asAppError(thrown);
+      if (err.status >= 500) {
+        logger.error({ err: thrown, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path }, 'request failed');
+      }
+      // Headers set for the success path (content type, disposition, length) must not leak into the problem.
+      for (const name of Object.keys(ctx.response.headers)) {
+        if (!KEPT_HEADERS.has(name)) ctx.remove(name);
+      }
+      for (const [name, value] of Object.entries(err.extra.headers ?? {})) ctx.set(name, value);
+      ctx.status = err.status;
+      ctx.type = 'application/problem+json';
+      const problem: Problem = {
+        type: problemType(err.code),
+        title: ERRORS[err.code].title,
+        status: err.status,
+        detail: err.detail,
+        code: err.code,
+        request_id: String(ctx.state.requestId ?? ''),
+        ...(err.extra.errors ? { errors: err.extra.errors } : {}),
+      };
+      ctx.body = problem;
+    }
+  };
+}
+
+const KEPT_HEADERS = new Set([
+  'x-request-id',
+  'x-content-type-options',
+  'referrer-policy',
+  'x-frame-options',
+  'content-security-policy',
+  'cross-origin-resource-policy',
+  'vary',
+]);
+
+/** Anything that is not an AppError is unexpected: the client learns nothing but the request id. */
+function asAppError(thrown: unknown): AppError {
+  if (thrown instanceof AppError) return thrown;
+  const status = (thrown as { status?: unknown } | null)?.status;
+  const expose = (thrown as { expose?: unknown } | null)?.expose === true;
+  // Koa's own client errors (http-errors with expose) keep their status where we have a code for it.
+  if (expose && status === 404) return new AppError('not_found', 'There is nothing at this address.');
+  if (expose && status === 415) return new AppError('unsupported_media_type', 'The request body has a media type this endpoint does not take.');
+  return new AppError('internal_error', 'Something went wrong on our side; the request id identifies it in our logs.', { cause: thrown });
+}

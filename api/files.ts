@@ -1,0 +1,82 @@
+// Handlers of the File resource other than the upload.
+import type Koa from 'koa';
+import type { Database } from '../core/db/index.js';
+import type { FileRow } from '../core/fileRecord.js';
+import { isFileId } from '../core/ids.js';
+import type { FileQueue } from '../core/queue/index.js';
+import type { BlobStore } from '../core/storage/index.js';
+import type { Logger } from '../core/telemetry/logger.js';
+import { sendContent } from './content.js';
+import { AppError } from './errors.js';
+import { nextPageUrl, parseListQuery } from './listing.js';
+import { serializeFile } from './serializer.js';
+import { enqueueOrLeaveQueued } from './upload.js';
+
+export interface FileHandlerDeps {
+  db: Database;
+  queue: FileQueue;
+  storage: BlobStore;
+  logger: Logger;
+  baseUrl: (ctx: Koa.Context) => string;
+}
+
+const notFound = () => new AppError('not_found', 'There is no file with this id.');
+
+/** The row named by the `id` path parameter; 404 for unknown and malformed ids alike. */
+async function findFile(ctx: Koa.Context, db: Database): Promise<FileRow> {
+  const id = String(ctx.params.id ?? '');
+  const row = isFileId(id) ? await db.files.findById(id) : null;
+  if (!row) throw notFound();
+  return row;
+}
+
+export function fileHandlers(deps: FileHandlerDeps) {
+  const { db, queue, storage, logger, baseUrl } = deps;
+
+  const listFiles: Koa.Middleware = async (ctx) => {
+    const query = parseListQuery(ctx.query);
+    // One row more than asked tells whether a next page exists without counting.
+    const rows = await db.files.list({ ...query, limit: query.limit + 1 });
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    const base = baseUrl(ctx);
+    ctx.body = {
+      results: page.map((row) => serializeFile(row, base)),
+      next: rows.length > query.limit && last ? nextPageUrl(base, query, { uploadedAt: last.uploaded_at, id: last.id }) : null,
+    };
+  };
+
+  const getFile: Koa.Middleware = async (ctx) => {
+    ctx.body = serializeFile(await findFile(ctx, db), baseUrl(ctx));
+  };
+
+  const getContent: Koa.Middleware = async (ctx) => {
+    await sendContent(ctx, await findFile(ctx, db), storage);
+  };
+
+  const deleteFile: Koa.Middleware = async (ctx) => {
+    const id = String(ctx.params.id ?? '');
+    const row = isFileId(id) ? await db.files.remove(id) : null;
+    if (!row) throw notFound();
+    // The row is gone, so the file is gone for clients; leftovers are logged and swept later.
+    await Promise.all([
+      storage.remove(id).catch((err: unknown) => logger.error({ err, file_id: id }, 'could not remove the bytes of a deleted file')),
+      queue.remove(id).catch((err: unknown) => logger.warn({ err, file_id: id }, 'could not remove the job of a deleted file')),
+    ]);
+    ctx.status = 204;
+  };
+
+  const reprocessFile: Koa.Middleware = async (ctx) => {
+    const id = String(ctx.params.id ?? '');
+    const outcome = isFileId(id) ? await db.files.requeue(id) : null;
+    if (!outcome) throw notFound();
+    if ('busy' in outcome) {
+      throw new AppError('file_processing', 'The file is being processed right now; reprocess it once it has finished.');
+    }
+    await enqueueOrLeaveQueued(queue, logger, outcome.row);
+    ctx.status = 202;
+    ctx.body = serializeFile(outcome.row, baseUrl(ctx));
+  };
+
+  return { listFiles, getFile, getContent, deleteFile, reprocessFile };
+}

@@ -1,0 +1,233 @@
+// The HTTP contract in one place: every route with its OpenAPI operation. The router and the
+// OpenAPI document are both built from this table, so they cannot drift apart.
+import Router from '@koa/router';
+import type Koa from 'koa';
+import { FileSchema, FILE_KINDS, FILE_STATUSES } from '../core/fileRecord.js';
+import { ERRORS, ProblemSchema, type ErrorCode } from './errors.js';
+import { DEFAULT_LIMIT, MAX_LIMIT } from './listing.js';
+
+type Method = 'get' | 'post' | 'delete';
+type JsonObject = Record<string, unknown>;
+
+export interface RouteDoc {
+  operationId: string;
+  method: Method;
+  /** OpenAPI path template as the contract writes it; it is served with and without the trailing slash. */
+  path: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  parameters?: JsonObject[];
+  requestBody?: JsonObject;
+  responses: Record<string, JsonObject>;
+  /** Public routes skip authentication when tokens are configured. */
+  public?: boolean;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: JsonObject, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+/** Responses for the given error codes, grouped by status, each listing its codes. */
+function problems(...codes: ErrorCode[]): Record<string, JsonObject> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of [...codes, 'internal_error' as const]) {
+    const status = ERRORS[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return Object.fromEntries(
+    [...byStatus].map(([status, list]) => [
+      String(status),
+      {
+        description: list.map((code) => `\`${code}\`: ${ERRORS[code].title}`).join('; '),
+        content: { 'application/problem+json': { schema: ref('Problem') } },
+      },
+    ]),
+  );
+}
+
+const idParameter = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  description: 'The file id (a UUID). Unknown and malformed ids both answer 404.',
+  schema: { type: 'string' },
+};
+
+export const ROUTES = [
+  {
+    operationId: 'uploadFile',
+    method: 'post',
+    path: '/upload/',
+    summary: 'Upload a file',
+    description:
+      'Streams the file to storage while hashing it, detects its kind from the bytes, records it and queues it for processing. ' +
+      'Answers 201 with the File; poll `GET /files/{id}/` (or the list) until `status` is `processed` or `failed`.',
+    tags: ['files'],
+    requestBody: {
+      required: true,
+      content: {
+        'multipart/form-data': {
+          schema: {
+            type: 'object',
+            required: ['file'],
+            properties: { file: { type: 'string', format: 'binary', description: 'The file; exactly one part named `file`.' } },
+          },
+          encoding: { file: { contentType: 'application/octet-stream' } },
+        },
+      },
+    },
+    responses: {
+      '201': {
+        ...json(ref('File'), 'The file was stored and queued.'),
+        headers: { Location: { description: 'URL of the new File.', schema: { type: 'string', format: 'uri' } } },
+      },
+      ...problems('file_missing', 'file_empty', 'too_many_files', 'invalid_multipart', 'file_too_large', 'unsupported_media_type', 'service_unavailable', 'insufficient_storage'),
+    },
+  },
+  {
+    operationId: 'listFiles',
+    method: 'get',
+    path: '/files/',
+    summary: 'List files, newest first',
+    description: 'Keyset pagination: follow `next` until it is null. The cost of a page does not grow with the table or the page number.',
+    tags: ['files'],
+    parameters: [
+      { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT } },
+      { name: 'cursor', in: 'query', description: 'Opaque; taken from `next`.', schema: { type: 'string' } },
+      { name: 'status', in: 'query', schema: { type: 'string', enum: [...FILE_STATUSES] } },
+      { name: 'processed', in: 'query', schema: { type: 'boolean' } },
+      { name: 'kind', in: 'query', schema: { type: 'string', enum: [...FILE_KINDS] } },
+    ],
+    responses: {
+      '200': json(ref('FileList'), 'A page of files.'),
+      ...problems('invalid_query'),
+    },
+  },
+  {
+    operationId: 'getFile',
+    method: 'get',
+    path: '/files/{id}/',
+    summary: 'Get one file',
+    tags: ['files'],
+    parameters: [idParameter],
+    responses: { '200': json(ref('File'), 'The file.'), ...problems('not_found') },
+  },
+  {
+    operationId: 'getContent',
+    method: 'get',
+    path: '/files/{id}/content',
+    summary: 'Download the original bytes',
+    description:
+      'Always an attachment (`Content-Disposition`), never sniffed or rendered (`nosniff`, `Content-Security-Policy: sandbox`). ' +
+      'The strong `ETag` is the sha256: `If-None-Match` answers 304. A single `Range` answers 206.',
+    tags: ['files'],
+    parameters: [
+      idParameter,
+      { name: 'Range', in: 'header', required: false, schema: { type: 'string', examples: ['bytes=0-1023'] } },
+      { name: 'If-None-Match', in: 'header', required: false, schema: { type: 'string' } },
+    ],
+    responses: {
+      '200': { description: 'The bytes.', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+      '206': { description: 'The requested range.', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+      '304': { description: 'Not modified: the client has these bytes.' },
+      ...problems('not_found', 'range_not_satisfiable'),
+    },
+  },
+  {
+    operationId: 'deleteFile',
+    method: 'delete',
+    path: '/files/{id}/',
+    summary: 'Delete a file',
+    description: 'Removes the record, the bytes and derived files. A job still in flight finds nothing and stops quietly.',
+    tags: ['files'],
+    parameters: [idParameter],
+    responses: { '204': { description: 'Deleted.' }, ...problems('not_found') },
+  },
+  {
+    operationId: 'reprocessFile',
+    method: 'post',
+    path: '/files/{id}/reprocess',
+    summary: 'Process a file again',
+    description: 'Puts the file back in the queue (`status` becomes `queued`), e.g. after a failure or a processor upgrade.',
+    tags: ['files'],
+    parameters: [idParameter],
+    responses: { '202': json(ref('File'), 'Queued again.'), ...problems('not_found', 'file_processing') },
+  },
+  {
+    operationId: 'getOpenApi',
+    method: 'get',
+    path: '/openapi.json',
+    summary: 'This document',
+    tags: ['meta'],
+    public: true,
+    responses: { '200': json({ type: 'object' }, 'The OpenAPI 3.1 document.') },
+  },
+  {
+    operationId: 'getDocs',
+    method: 'get',
+    path: '/docs',
+    summary: 'Interactive documentation',
+    tags: ['meta'],
+    public: true,
+    responses: { '200': { description: 'An HTML page where a person can read the contract and try it.', content: { 'text/html': {} } } },
+  },
+] as const satisfies readonly RouteDoc[];
+
+export type OperationId = (typeof ROUTES)[number]['operationId'];
+export type Handlers = Record<OperationId, Koa.Middleware>;
+
+/** Mounts every route of the table; the router also answers 405 (with `Allow`) and OPTIONS. */
+export function buildRouter(handlers: Handlers): Router {
+  const router = new Router();
+  for (const route of ROUTES as readonly RouteDoc[]) {
+    // Requests arrive with any trailing slash already stripped (see app.ts).
+    const path = route.path.replace(/\{(\w+)\}/g, ':$1').replace(/(.)\/$/, '$1');
+    router.register(path, [route.method.toUpperCase()], handlers[route.operationId as OperationId], { name: route.operationId });
+  }
+  return router;
+}
+
+/** The OpenAPI 3.1 document, built from the table and the shared schemas. */
+export function openApiDocument(version: string): JsonObject {
+  const paths: Record<string, Record<string, JsonObject>> = {};
+  for (const { method, path, public: isPublic, ...operation } of ROUTES as readonly RouteDoc[]) {
+    paths[path] = { ...paths[path], [method]: { ...operation, ...(isPublic ? { security: [] } : {}) } };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'file-processor',
+      version,
+      description:
+        'Upload files over HTTP; each is processed asynchronously by kind, and its record says what was found. ' +
+        'Every path works with and without a trailing slash. Errors are RFC 9457 problem+json with a stable `code`.',
+      license: { name: 'MIT', identifier: 'MIT' },
+    },
+    servers: [{ url: '/' }],
+    tags: [
+      { name: 'files', description: 'The File resource.' },
+      { name: 'meta', description: 'The contract itself.' },
+    ],
+    paths,
+    components: {
+      schemas: {
+        File: stripId(FileSchema),
+        FileList: {
+          type: 'object',
+          required: ['results', 'next'],
+          properties: {
+            results: { type: 'array', items: ref('File') },
+            next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
+          },
+        },
+        Problem: stripId(ProblemSchema),
+      },
+    },
+  };
+}
+
+/** TypeBox schemas carry `$id`, which OpenAPI components name by key instead. */
+function stripId(schema: object): JsonObject {
+  const { $id: _ignored, ...rest } = JSON.parse(JSON.stringify(schema)) as JsonObject;
+  return rest;
+}

@@ -1,0 +1,64 @@
+// The File resource, defined once: the JSON schema (used by the OpenAPI document), the serialized type
+// (used by the serializer) and the stored row type (used by the repository) all come from here.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+export const FILE_KINDS = ['image', 'text', 'pdf', 'archive', 'audio', 'video', 'other'] as const;
+export type FileKind = (typeof FILE_KINDS)[number];
+
+export const FILE_STATUSES = ['queued', 'processing', 'processed', 'failed'] as const;
+export type FileStatus = (typeof FILE_STATUSES)[number];
+
+/** A string enum rendered as `{"type": "string", "enum": [...]}`, which OpenAPI tools show best. */
+export const StringEnum = <T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+const Timestamp = (description: string) => Type.String({ format: 'date-time', description, examples: ['2026-11-26T18:07:14.123Z'] });
+
+export const FileErrorSchema = Type.Object(
+  {
+    code: Type.String({ description: 'Stable, machine-readable reason, e.g. `checksum_mismatch`.' }),
+    message: Type.String({ description: 'What went wrong, for a person.' }),
+  },
+  { additionalProperties: false },
+);
+export type FileError = Static<typeof FileErrorSchema>;
+
+export const FileResultSchema = Type.Record(Type.String(), Type.Unknown(), {
+  description: 'What processing found; its shape depends on `kind` (see the processor result schemas).',
+});
+export type FileResult = Static<typeof FileResultSchema>;
+
+export const FileSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid', description: 'Time-ordered UUIDv7; also the queue job id.' }),
+    file: Type.String({ format: 'uri', description: 'Absolute URL of the original bytes.' }),
+    name: Type.String({ maxLength: 255, description: "The client's filename reduced to a safe base name." }),
+    size: Type.Integer({ minimum: 1, description: 'Bytes stored.' }),
+    content_type: Type.String({ description: 'MIME type detected from the bytes, never taken from the client.' }),
+    kind: StringEnum(FILE_KINDS, { description: 'File kind, decided at upload from the bytes.' }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'Hex SHA-256 of the bytes, computed while streaming.' }),
+    uploaded_at: Timestamp('When the upload was committed.'),
+    status: StringEnum(FILE_STATUSES, { description: '`queued` → `processing` → `processed` or `failed`.' }),
+    processed: Type.Boolean({ description: 'True exactly when `status` is `processed`.' }),
+    processed_at: Nullable(Timestamp('When processing last finished successfully.')),
+    attempts: Type.Integer({ minimum: 0, description: 'How many times processing started.' }),
+    result: Nullable(FileResultSchema),
+    error: Nullable(FileErrorSchema),
+    thumbnail: Nullable(Type.String({ format: 'uri', description: 'Absolute URL of a derived preview.' })),
+  },
+  { additionalProperties: false, $id: 'File' },
+);
+
+/** A File as clients see it. */
+export type File = Static<typeof FileSchema>;
+
+/** A File as the database stores it: URLs and `processed` are derived when serializing. */
+export type FileRow = Omit<File, 'file' | 'processed' | 'thumbnail' | 'uploaded_at' | 'processed_at'> & {
+  uploaded_at: Date;
+  processed_at: Date | null;
+};
+
+/** What the API knows about a file before its row exists. */
+export type NewFile = Pick<FileRow, 'id' | 'name' | 'size' | 'content_type' | 'kind' | 'sha256'>;

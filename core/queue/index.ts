@@ -1,0 +1,130 @@
+// The one module that knows bee-queue. A job's id is its file's id, so enqueueing a file that already
+// has a job is a no-op, and the files table (not Redis) is the source of truth.
+//
+// Redis keys, for queue name `files` and prefix `bq` (QUEUE_NAME, QUEUE_PREFIX):
+//   bq:files:waiting      list   job ids not yet taken          (KEDA reads its length)
+//   bq:files:active       list   job ids a worker is running    (KEDA adds its length: see the chart)
+//   bq:files:delayed      zset   job ids waiting for a retry, scored by the time they are due
+//   bq:files:jobs         hash   job id -> JSON (data, options, status); removed when a job ends
+//   bq:files:stalling     set    active ids not yet confirmed alive in this stall interval
+//   bq:files:stallBlock   string lock so one worker per interval runs the stall check
+//   bq:files:id           string counter bee-queue keeps for generated ids (unused: ids are file ids)
+//   bq:files:earlierDelayed  pub/sub channel announcing delayed jobs due sooner than planned
+// Succeeded and failed jobs are removed at once (removeOnSuccess/removeOnFailure): the row keeps the outcome.
+import BeeQueue from 'bee-queue';
+import { withTimeout } from '../async.js';
+import type { FileKind } from '../fileRecord.js';
+
+/** What a job carries; the row holds everything else. */
+export interface FileJobData {
+  file_id: string;
+  kind: FileKind;
+  /** Epoch milliseconds when the file was enqueued (for queue-wait metrics). */
+  enqueued_at: number;
+}
+
+export interface FileJob {
+  data: FileJobData;
+  /** Retries left after this run; 0 means a transient failure now is final. */
+  retriesLeft: number;
+}
+
+export type QueueState = 'waiting' | 'active' | 'delayed';
+export type QueueCounts = Record<QueueState, number>;
+
+export interface QueueOptions {
+  redisUrl: string;
+  prefix: string;
+  name: string;
+  /** Producers (the API) only enqueue; consumers (workers) also take jobs and run retries. */
+  role: 'producer' | 'consumer';
+  retries: number;
+  backoffMs: number;
+  /** How often a consumer looks for jobs whose worker died (bee-queue's stall interval). */
+  stallIntervalMs?: number;
+}
+
+const ENQUEUE_TIMEOUT_MS = 2_000;
+
+export const queueKey = (prefix: string, name: string, key: string): string => `${prefix}:${name}:${key}`;
+
+type Callback<T> = (err: Error | null, value: T) => void;
+interface CommandClient {
+  ping(callback: Callback<string>): void;
+}
+
+export class FileQueue {
+  private readonly queue: BeeQueue<FileJobData>;
+  private stallTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: QueueOptions) {
+    const consumer = options.role === 'consumer';
+    this.queue = new BeeQueue<FileJobData>(options.name, {
+      prefix: options.prefix,
+      // A producer must fail fast while Redis is away (the upload still succeeds), not queue commands.
+      redis: { url: options.redisUrl, enable_offline_queue: consumer } as BeeQueue.QueueSettings['redis'],
+      isWorker: consumer,
+      getEvents: false,
+      sendEvents: false,
+      storeJobs: false,
+      activateDelayedJobs: consumer,
+      removeOnSuccess: true,
+      removeOnFailure: true,
+      stallInterval: options.stallIntervalMs ?? 5_000,
+    });
+    // Connection errors surface through ping() and the failing call; the queue reconnects by itself.
+    this.queue.on('error', () => undefined);
+  }
+
+  ready(): Promise<unknown> {
+    return this.queue.ready();
+  }
+
+  /** Adds a job for the file; false when it already had one (waiting, running or due for a retry). */
+  async enqueue(fileId: string, kind: FileKind): Promise<boolean> {
+    const job = this.queue
+      .createJob({ file_id: fileId, kind, enqueued_at: Date.now() })
+      .setId(fileId)
+      .retries(this.options.retries)
+      .backoff('exponential', this.options.backoffMs);
+    const saved = await withTimeout(job.save(), ENQUEUE_TIMEOUT_MS, 'Enqueueing a job');
+    // bee-queue's addJob script answers nil for an id that exists, which surfaces as a job without id.
+    return Boolean(saved.id);
+  }
+
+  /** Drops the file's job if it is still waiting; a running job finds its row gone and stops. */
+  async remove(fileId: string): Promise<void> {
+    await this.queue.removeJob(fileId);
+  }
+
+  /** Starts taking jobs. A handler that throws is retried with exponential backoff while retries last. */
+  consume(concurrency: number, handler: (job: FileJob) => Promise<void>): void {
+    this.queue.process(concurrency, async (job) => {
+      await handler({ data: job.data, retriesLeft: Number(job.options.retries ?? 0) });
+    });
+    // A job whose worker died comes back only when someone runs the stall check.
+    const interval = this.options.stallIntervalMs ?? 5_000;
+    this.stallTimer = setInterval(() => {
+      this.queue.checkStalledJobs().catch(() => undefined);
+    }, interval);
+    this.stallTimer.unref();
+  }
+
+  /** Job counts by state: one round trip of cheap reads, fine at scrape time. */
+  async counts(): Promise<QueueCounts> {
+    const health = await this.queue.checkHealth();
+    return { waiting: health.waiting, active: health.active, delayed: health.delayed };
+  }
+
+  ping(): Promise<void> {
+    const client = (this.queue as unknown as { client: CommandClient | null }).client;
+    if (!client) return Promise.reject(new Error('The queue is not connected to Redis.'));
+    return new Promise((resolve, reject) => client.ping((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Stops taking jobs and waits up to `timeoutMs` for running ones. */
+  async close(timeoutMs: number): Promise<void> {
+    clearInterval(this.stallTimer);
+    await this.queue.close(timeoutMs);
+  }
+}

@@ -1,0 +1,147 @@
+// What both processes do at start and stop: read the config, connect to PostgreSQL, Redis and the
+// blob store (or stop with one sentence saying which and what to do), and shut down cleanly on SIGTERM.
+import type { Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { withTimeout } from './async.js';
+import { addressOf, ConfigError, loadConfig, type Config, type Role } from './config.js';
+import { openDatabase, type Database } from './db/index.js';
+import { FileQueue } from './queue/index.js';
+import { LocalDiskStore } from './storage/index.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+
+export interface Runtime {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  queue: FileQueue;
+  storage: LocalDiskStore;
+  version: string;
+}
+
+/** A start-up failure: its message is the one sentence the operator reads. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+const CONNECT_TIMEOUT_MS = 5_000;
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runtime> {
+  const config = loadConfig(role);
+  const logger = createLogger({ level: config.logLevel, name: `file-processor-${role}` });
+  const db = openDatabase({ url: config.databaseUrl, poolMax: config.databasePoolMax });
+  await checkDatabase(db, config.databaseUrl);
+
+  const queue = new FileQueue({
+    redisUrl: config.redisUrl,
+    prefix: config.queuePrefix,
+    name: config.queueName,
+    role: role === 'worker' ? 'consumer' : 'producer',
+    retries: config.jobRetries,
+    backoffMs: config.jobBackoffMs,
+  });
+  try {
+    await withTimeout(queue.ready(), CONNECT_TIMEOUT_MS, 'Connecting to Redis');
+  } catch (err) {
+    await db.close();
+    await queue.close(0).catch(() => undefined);
+    throw new StartupError(`Redis at ${addressOf(config.redisUrl)} does not answer (${reason(err)}): start it, or set REDIS_URL.`);
+  }
+
+  const storage = new LocalDiskStore(config.storageDir);
+  try {
+    await storage.init();
+    await storage.ping();
+  } catch (err) {
+    throw new StartupError(`STORAGE_DIR ${config.storageDir} is not writable (${reason(err)}): create it with write access, or set STORAGE_DIR.`);
+  }
+  return { config, logger, db, queue, storage, version: VERSION };
+}
+
+async function checkDatabase(db: Database, url: string): Promise<void> {
+  try {
+    await withTimeout(db.ping(), CONNECT_TIMEOUT_MS, 'Connecting to PostgreSQL');
+  } catch (err) {
+    await db.close();
+    const code = (err as { original?: { code?: string } }).original?.code;
+    if (code === '3D000') {
+      throw new StartupError(`The database in DATABASE_URL does not exist at ${addressOf(url)}: run \`npm run migrate\`, which creates it.`);
+    }
+    throw new StartupError(`PostgreSQL at ${addressOf(url)} does not answer (${reason(err)}): start it, or set DATABASE_URL.`);
+  }
+  if (!(await db.isMigrated())) {
+    await db.close();
+    throw new StartupError(`The database at ${addressOf(url)} has pending migrations: run \`npm run migrate\`.`);
+  }
+}
+
+function reason(err: unknown): string {
+  const error = err as { code?: string; original?: { code?: string }; parent?: { code?: string }; message?: string };
+  return error.original?.code ?? error.parent?.code ?? error.code ?? error.message ?? String(err);
+}
+
+/** Runs `main`; a ConfigError or StartupError prints its one sentence and exits 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    if (err instanceof ConfigError || err instanceof StartupError) {
+      process.stderr.write(`${err.message}\n`);
+    } else {
+      process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+    }
+    process.exit(1);
+  });
+}
+
+/**
+ * On SIGTERM or SIGINT: run `stop` (which must finish in-flight work), then exit 0; exit 1 if it
+ * throws or outlasts `graceMs`. A second signal exits at once.
+ */
+export function stopOnSignals(logger: Logger, graceMs: number, stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal, grace_ms: graceMs }, 'shutting down');
+    withTimeout(stop(), graceMs + 1_000, 'Shutting down').then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown did not finish cleanly');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+/** Listens and resolves once the port is bound; rejects with a sentence naming the variable. */
+export function listen(server: Server, port: number, host: string, variable: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new StartupError(`Cannot listen on ${host}:${port} (${err.code ?? err.message}): free the port, or set ${variable}.`));
+    });
+    server.listen(port, host, () => resolve());
+  });
+}
+
+/** Stops accepting connections and resolves when in-flight requests are done (or after `graceMs`). */
+export function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,47 @@
+// The blob store: where the bytes of a file (and its derived files) live, behind a small interface
+// so an object store can replace the local disk in one place.
+import type { Readable } from 'node:stream';
+
+export { LocalDiskStore } from './localDisk.js';
+
+export interface StoredBlob {
+  size: number;
+  /** Hex SHA-256, computed while the bytes streamed in. */
+  sha256: string;
+  /** The first bytes (up to HEAD_BYTES), for sniffing the kind without a second read. */
+  head: Buffer;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive, as in HTTP Range. */
+  end: number;
+}
+
+/** Bytes enough for magic-number and text detection. */
+export const HEAD_BYTES = 4100;
+
+export interface BlobStore {
+  /**
+   * Streams `source` into a temporary file, then moves it into place under `id` (and `variant`).
+   * Throws BlobTooLargeError past `maxBytes`; a failed write leaves nothing behind.
+   */
+  put(id: string, source: Readable, options: { maxBytes: number; variant?: string }): Promise<StoredBlob>;
+  /** The bytes, or a range of them. Rejects with code ENOENT when there is no such blob. */
+  open(id: string, options?: { range?: ByteRange; variant?: string }): Promise<Readable>;
+  /** Removes the blob and every variant of it; a missing blob is not an error. */
+  remove(id: string): Promise<void>;
+  /** Answers when the store can be written; throws otherwise (readiness). */
+  ping(): Promise<void>;
+}
+
+export class BlobTooLargeError extends Error {
+  override name = 'BlobTooLargeError';
+  constructor(readonly maxBytes: number) {
+    super(`The blob is larger than ${maxBytes} bytes.`);
+  }
+}
+
+/** True when the error means the disk (or quota) is full. */
+export const isStorageFull = (err: unknown): boolean =>
+  ['ENOSPC', 'EDQUOT'].includes((err as { code?: string } | null)?.code ?? '');

@@ -1,0 +1,120 @@
+// Blobs on a local (or shared, ReadWriteMany) file system:
+//   <root>/blobs/<aa>/<bb>/<id>[.<variant>]   where aa/bb are the last four hex digits of the id
+//   <root>/tmp/<id>.<random>.part              while an upload streams in
+// The shard comes from the random tail of the id: a UUIDv7 starts with a timestamp, so its first
+// digits would put every file of the same seven weeks in one directory. Client names never reach a path.
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BlobTooLargeError, HEAD_BYTES, type BlobStore, type ByteRange, type StoredBlob } from './index.js';
+
+const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
+const SAFE_VARIANT = /^[a-z0-9]{1,16}$/;
+
+export class LocalDiskStore implements BlobStore {
+  readonly blobDir: string;
+  readonly tmpDir: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.blobDir = path.join(root, 'blobs');
+    this.tmpDir = path.join(root, 'tmp');
+  }
+
+  /** Creates the directories; call once at start. */
+  async init(): Promise<void> {
+    await mkdir(this.blobDir, { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
+  }
+
+  async put(id: string, source: Readable, options: { maxBytes: number; variant?: string }): Promise<StoredBlob> {
+    const target = this.pathOf(id, options.variant);
+    const temporary = path.join(this.tmpDir, `${id}.${randomBytes(6).toString('hex')}.part`);
+    const meter = new BlobMeter(options.maxBytes);
+    try {
+      await pipeline(source, meter, createWriteStream(temporary, { flags: 'wx' }));
+      await this.ensureDir(path.dirname(target));
+      await rename(temporary, target);
+    } catch (err) {
+      await rm(temporary, { force: true });
+      throw err;
+    }
+    return meter.blob();
+  }
+
+  async open(id: string, options: { range?: ByteRange; variant?: string } = {}): Promise<Readable> {
+    // Opening first turns a missing blob into a rejected promise rather than a stream error mid-response.
+    const handle = await open(this.pathOf(id, options.variant), 'r');
+    return handle.createReadStream(options.range ? { start: options.range.start, end: options.range.end } : {});
+  }
+
+  async remove(id: string): Promise<void> {
+    const target = this.pathOf(id);
+    const dir = path.dirname(target);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const own = names.filter((name) => name === id || name.startsWith(`${id}.`));
+    await Promise.all(own.map((name) => unlink(path.join(dir, name)).catch(ignoreMissing)));
+  }
+
+  async ping(): Promise<void> {
+    const probe = path.join(this.tmpDir, `.ping-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const handle = await open(probe, 'wx');
+    await handle.close();
+    await unlink(probe);
+  }
+
+  /** Where a blob lives; the id must look like an id (it never comes from a client unchecked). */
+  pathOf(id: string, variant?: string): string {
+    if (!SAFE_KEY.test(id) || (variant !== undefined && !SAFE_VARIANT.test(variant))) {
+      throw new Error(`Refusing unsafe blob key ${JSON.stringify(id)}/${JSON.stringify(variant)}.`);
+    }
+    const tail = id.replace(/-/g, '').slice(-4);
+    return path.join(this.blobDir, tail.slice(0, 2), tail.slice(2, 4), variant ? `${id}.${variant}` : id);
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.knownDirs.add(dir);
+  }
+}
+
+/** Passes bytes through while counting, hashing and keeping the head; fails past the size limit. */
+class BlobMeter extends Transform {
+  private size = 0;
+  private readonly hash = createHash('sha256');
+  private readonly headChunks: Buffer[] = [];
+  private headLength = 0;
+
+  constructor(private readonly maxBytes: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null, data?: Buffer) => void): void {
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) return callback(new BlobTooLargeError(this.maxBytes));
+    this.hash.update(chunk);
+    if (this.headLength < HEAD_BYTES) {
+      this.headChunks.push(chunk);
+      this.headLength += chunk.length;
+    }
+    callback(null, chunk);
+  }
+
+  blob(): StoredBlob {
+    return { size: this.size, sha256: this.hash.digest('hex'), head: Buffer.concat(this.headChunks).subarray(0, HEAD_BYTES) };
+  }
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
+}

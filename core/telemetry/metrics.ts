@@ -1,0 +1,71 @@
+// Prometheus metrics: one registry per process, names and units as in the architecture plan.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  httpRequests: Counter<'method' | 'route' | 'status'>;
+  httpDuration: Histogram<'method' | 'route' | 'status'>;
+  uploads: Counter<'kind'>;
+  uploadBytes: Counter;
+  jobsProcessed: Counter<'kind' | 'outcome'>;
+  jobDuration: Histogram<'kind'>;
+  jobWait: Histogram;
+  queueJobs: Gauge<'state'>;
+}
+
+export function createMetrics(options: { queueCounts?: () => Promise<Record<string, number>> } = {}): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const queueCounts = options.queueCounts;
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests answered, by method, route template and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'Time from request to response, by method, route template and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    uploads: new Counter({ name: 'uploads_total', help: 'Files accepted, by kind.', labelNames: ['kind'], registers: [registry] }),
+    uploadBytes: new Counter({ name: 'upload_bytes_total', help: 'Bytes of accepted files.', registers: [registry] }),
+    jobsProcessed: new Counter({
+      name: 'jobs_processed_total',
+      help: 'Jobs finished, by kind and outcome (processed, failed, retried, skipped).',
+      labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+    jobDuration: new Histogram({
+      name: 'job_duration_seconds',
+      help: 'Time a processor ran, by kind.',
+      labelNames: ['kind'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    jobWait: new Histogram({
+      name: 'job_wait_seconds',
+      help: 'Time from enqueue to the start of processing.',
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+      registers: [registry],
+    }),
+    queueJobs: new Gauge({
+      name: 'queue_jobs',
+      help: 'Jobs in the queue by state, read from Redis at scrape time.',
+      labelNames: ['state'],
+      registers: [registry],
+      async collect() {
+        if (!queueCounts) return;
+        try {
+          for (const [state, count] of Object.entries(await queueCounts())) this.set({ state }, count);
+        } catch {
+          // Redis is down: the gauge keeps its last values and /readyz says why.
+        }
+      },
+    }),
+  };
+}

@@ -1,0 +1,141 @@
+// The real service in-process: the Koa app on an ephemeral port with real PostgreSQL, Redis and disk,
+// and optionally a real worker consuming the same queue.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { createApp } from '../../api/app.js';
+import type { Config } from '../../core/config.js';
+import { openDatabase, type Database } from '../../core/db/index.js';
+import type { File, FileStatus } from '../../core/fileRecord.js';
+import { FileQueue } from '../../core/queue/index.js';
+import { LocalDiskStore } from '../../core/storage/index.js';
+import { createLogger, type Logger } from '../../core/telemetry/logger.js';
+import { createMetrics, type Metrics } from '../../core/telemetry/metrics.js';
+import { VERSION } from '../../core/runtime.js';
+import { PROCESSORS, type ProcessorRegistry } from '../../worker/processors/index.js';
+import { createWorker, type Worker } from '../../worker/worker.js';
+import { TEST_ENV } from './env.js';
+
+export interface ServiceOptions {
+  config?: Partial<Pick<Config, 'publicUrl' | 'trustProxy' | 'maxUploadBytes'>>;
+  /** Start a worker in this process (default true). */
+  worker?: boolean;
+  processors?: Partial<ProcessorRegistry>;
+  jobRetries?: number;
+  /** Replace the database (e.g. one that cannot connect). */
+  db?: Database;
+}
+
+export interface TestService {
+  url: string;
+  db: Database;
+  queue: FileQueue;
+  storage: LocalDiskStore;
+  metrics: Metrics;
+  workerMetrics: Metrics;
+  logger: Logger;
+  queueName: string;
+  close(): Promise<void>;
+}
+
+export const testLogger = (): Logger => createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
+
+export async function startService(options: ServiceOptions = {}): Promise<TestService> {
+  const logger = testLogger();
+  const queueName = `files-${randomBytes(4).toString('hex')}`;
+  const queueOptions = {
+    redisUrl: TEST_ENV.redisUrl,
+    prefix: TEST_ENV.queuePrefix,
+    name: queueName,
+    retries: options.jobRetries ?? 2,
+    backoffMs: 50,
+    stallIntervalMs: 1_000,
+  };
+  const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
+  const queue = new FileQueue({ ...queueOptions, role: 'producer' });
+  await queue.ready();
+  const storage = new LocalDiskStore(TEST_ENV.storageDir);
+  await storage.init();
+  const metrics = createMetrics({ queueCounts: () => queue.counts() });
+  const config = { publicUrl: null, trustProxy: false, maxUploadBytes: 10 * 1024 * 1024, ...options.config };
+  const app = createApp({ config, db, queue, storage, logger, metrics, version: VERSION });
+  const server = http.createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const workerMetrics = createMetrics();
+  let worker: Worker | undefined;
+  let workerDb: Database | undefined;
+  if (options.worker !== false) {
+    const consumer = new FileQueue({ ...queueOptions, role: 'consumer' });
+    await consumer.ready();
+    workerDb = options.db ? undefined : openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
+    worker = createWorker({
+      db: workerDb ?? db,
+      queue: consumer,
+      storage,
+      logger,
+      metrics: workerMetrics,
+      processors: { ...PROCESSORS, ...options.processors },
+      concurrency: 4,
+    });
+    worker.start();
+  }
+
+  return {
+    url,
+    db,
+    queue,
+    storage,
+    metrics,
+    workerMetrics,
+    logger,
+    queueName,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await worker?.close(5_000);
+      await queue.close(1_000);
+      await workerDb?.close();
+      await db.close();
+    },
+  };
+}
+
+export interface UploadPart {
+  name?: string;
+  content: Buffer | string;
+  type?: string;
+  field?: string;
+}
+
+/** POSTs a multipart form with the given file parts (and text fields). */
+export async function upload(url: string, parts: UploadPart | UploadPart[], init: { fields?: Record<string, string>; headers?: Record<string, string>; path?: string } = {}): Promise<Response> {
+  const form = new FormData();
+  for (const [key, value] of Object.entries(init.fields ?? {})) form.append(key, value);
+  for (const part of Array.isArray(parts) ? parts : [parts]) {
+    const blob = new Blob([typeof part.content === 'string' ? Buffer.from(part.content) : part.content], { type: part.type ?? 'application/octet-stream' });
+    form.append(part.field ?? 'file', blob, part.name ?? 'upload.bin');
+  }
+  return fetch(`${url}${init.path ?? '/upload/'}`, { method: 'POST', body: form, headers: init.headers ?? {} });
+}
+
+/** Uploads one file and returns its record, failing the test unless the answer is 201. */
+export async function uploadFile(url: string, part: UploadPart): Promise<File> {
+  const response = await upload(url, part);
+  if (response.status !== 201) throw new Error(`upload answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as File;
+}
+
+/** Polls the file until its status is one of `statuses`. */
+export async function waitForStatus(url: string, id: string, statuses: FileStatus[] = ['processed', 'failed'], timeoutMs = 10_000): Promise<File> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await fetch(`${url}/files/${id}/`);
+    const file = (await response.json()) as File;
+    if (statuses.includes(file.status)) return file;
+    if (Date.now() > deadline) throw new Error(`file ${id} is still ${file.status} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+

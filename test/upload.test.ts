@@ -1,0 +1,219 @@
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import type { File } from '../core/fileRecord.js';
+import { sql } from './support/db.js';
+import { TEST_ENV } from './support/env.js';
+import { startService, upload, uploadFile, waitForStatus, type TestService } from './support/service.js';
+
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/** Every blob and temporary file under the store, to prove a failed upload left nothing behind. */
+async function storedFiles(): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (dir: string) => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else found.push(full);
+    }
+  };
+  await walk(TEST_ENV.storageDir);
+  return found.sort();
+}
+
+/** Sends raw bytes over a socket and returns the raw response (for bodies fetch cannot produce). */
+function rawRequest(url: string, request: string | Buffer, endAfterWrite = true): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), '127.0.0.1', () => {
+      socket.write(request);
+      if (endAfterWrite) socket.end();
+    });
+    let response = '';
+    socket.on('data', (chunk) => (response += chunk.toString('latin1')));
+    socket.on('end', () => resolve(response));
+    socket.on('error', reject);
+  });
+}
+
+const statusOf = (raw: string) => Number(raw.split(' ')[1]);
+const bodyOf = (raw: string) => JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { code: string };
+
+describe('POST /upload/', () => {
+  let service: TestService;
+  before(async () => {
+    service = await startService({ config: { maxUploadBytes: 64 * 1024 } });
+  });
+  after(() => service.close());
+
+  it('answers 201 with the File and a Location, and the worker processes it', async () => {
+    const content = 'hello, file processor\n';
+    const response = await upload(service.url, { name: 'hello.txt', content, type: 'application/x-lie' });
+    expect(response.status).to.equal(201);
+    const file = (await response.json()) as File;
+    expect(response.headers.get('location')).to.equal(`${service.url}/files/${file.id}/`);
+    expect(file).to.include({
+      name: 'hello.txt',
+      size: Buffer.byteLength(content),
+      kind: 'text',
+      content_type: 'text/plain; charset=utf-8',
+      sha256: sha256(content),
+      status: 'queued',
+      processed: false,
+      processed_at: null,
+      attempts: 0,
+      result: null,
+      error: null,
+      thumbnail: null,
+      file: `${service.url}/files/${file.id}/content`,
+    });
+    expect(file.id).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/);
+    expect(file.uploaded_at).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+
+    const done = await waitForStatus(service.url, file.id);
+    expect(done).to.include({ status: 'processed', processed: true, attempts: 1 });
+    expect(done.result).to.deep.equal({ sha256_verified: true, bytes_read: Buffer.byteLength(content) });
+    expect(Date.parse(done.processed_at!)).to.be.at.least(Date.parse(file.uploaded_at));
+  });
+
+  it('answers the same with and without the trailing slash', async () => {
+    const response = await upload(service.url, { name: 'a.txt', content: 'a' }, { path: '/upload' });
+    expect(response.status).to.equal(201);
+  });
+
+  it('decides the kind from the bytes, not from the name or the declared type', async () => {
+    const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
+    const cases: Array<[string, Buffer | string, string, string]> = [
+      ['photo.txt', png, 'image', 'image/png'],
+      ['notes.png', 'just words', 'text', 'text/plain; charset=utf-8'],
+      ['utf16.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('text in UTF-16', 'utf16le')]), 'text', 'text/plain; charset=utf-16le'],
+      ['data.csv', 'a,b\n1,2\n', 'text', 'text/csv; charset=utf-8'],
+      ['doc.pdf', '%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'pdf', 'application/pdf'],
+      ['blob.bin', Buffer.from([0, 1, 2, 3, 0, 0, 0xff, 0x10]), 'other', 'application/octet-stream'],
+    ];
+    for (const [name, content, kind, contentType] of cases) {
+      const file = await uploadFile(service.url, { name, content, type: 'text/html' });
+      expect([file.name, file.kind, file.content_type]).to.deep.equal([name, kind, contentType]);
+    }
+  });
+
+  it('reduces the client filename to a safe base name', async () => {
+    const cases: Array<[string, string]> = [
+      ['../../etc/passwd', 'passwd'],
+      ['C:\\Users\\me\\report.pdf', 'report.pdf'],
+      ['evil\u202Etxt.exe', 'eviltxt.exe'],
+      ['..', 'file'],
+      ['naïve résumé.txt', 'naïve résumé.txt'],
+      [`${'é'.repeat(300)}.txt`, `${'é'.repeat(125)}.txt`],
+    ];
+    for (const [sent, stored] of cases) {
+      const file = await uploadFile(service.url, { name: sent, content: 'x' });
+      expect(file.name, sent).to.equal(stored);
+      expect(Buffer.byteLength(file.name)).to.be.at.most(255);
+    }
+  });
+
+  it('echoes a sane X-Request-Id and replaces an insane one', async () => {
+    const echoed = await fetch(`${service.url}/files/`, { headers: { 'X-Request-Id': 'client-id-123' } });
+    expect(echoed.headers.get('x-request-id')).to.equal('client-id-123');
+    const replaced = await fetch(`${service.url}/files/`, { headers: { 'X-Request-Id': 'bad id with spaces' } });
+    expect(replaced.headers.get('x-request-id')).to.match(/^[0-9a-f-]{36}$/);
+  });
+
+  describe('errors', () => {
+    const expectProblem = async (response: Response, status: number, code: string) => {
+      expect(response.status).to.equal(status);
+      expect(response.headers.get('content-type')).to.match(/^application\/problem\+json/);
+      const problem = (await response.json()) as Record<string, unknown>;
+      expect(problem).to.include({ status, code, request_id: response.headers.get('x-request-id') });
+      expect(problem.title).to.be.a('string');
+      expect(problem.detail).to.be.a('string').and.not.match(/at .*\.js:\d+/);
+      return problem;
+    };
+
+    let before: string[];
+    let rowsBefore: number;
+    beforeEach(async () => {
+      before = await storedFiles();
+      rowsBefore = Number((await sql<{ count: string }>('SELECT count(*) FROM files'))[0]!.count);
+    });
+    afterEach(async () => {
+      // A failed upload leaves nothing behind: no bytes, no row.
+      expect(await storedFiles()).to.deep.equal(before);
+      expect(Number((await sql<{ count: string }>('SELECT count(*) FROM files'))[0]!.count)).to.equal(rowsBefore);
+    });
+
+    it('answers 400 file_missing when no part is named "file"', async () => {
+      await expectProblem(await upload(service.url, { field: 'document', content: 'x' }), 400, 'file_missing');
+      await expectProblem(await upload(service.url, [], { fields: { comment: 'no file here' } }), 400, 'file_missing');
+    });
+
+    it('answers 400 file_missing when "file" is a text field rather than a file', async () => {
+      const problem = await expectProblem(await upload(service.url, [], { fields: { file: 'not a file' } }), 400, 'file_missing');
+      expect(problem.detail).to.match(/text field/);
+    });
+
+    it('answers 400 file_empty for a zero-byte file', async () => {
+      const problem = await expectProblem(await upload(service.url, { content: '' }), 400, 'file_empty');
+      expect(problem.detail).to.equal('The submitted file is empty.');
+    });
+
+    it('answers 400 too_many_files for two file parts', async () => {
+      await expectProblem(await upload(service.url, [{ content: 'one' }, { content: 'two' }]), 400, 'too_many_files');
+      await expectProblem(await upload(service.url, [{ content: 'one' }, { field: 'other', content: 'two' }]), 400, 'too_many_files');
+    });
+
+    it('ignores other text fields', async () => {
+      const response = await upload(service.url, { content: 'kept' }, { fields: { description: 'ignored' } });
+      expect(response.status).to.equal(201);
+      rowsBefore += 1;
+      before = await storedFiles();
+    });
+
+    it('answers 413 file_too_large past MAX_UPLOAD_BYTES and keeps nothing', async () => {
+      const problem = await expectProblem(await upload(service.url, { content: Buffer.alloc(64 * 1024 + 1, 1) }), 413, 'file_too_large');
+      expect(problem.detail).to.contain(String(64 * 1024));
+    });
+
+    it('accepts a file of exactly MAX_UPLOAD_BYTES', async () => {
+      const response = await upload(service.url, { content: Buffer.alloc(64 * 1024, 1) });
+      expect(response.status).to.equal(201);
+      rowsBefore += 1;
+      before = await storedFiles();
+    });
+
+    it('answers 415 unsupported_media_type for a body that is not multipart', async () => {
+      const response = await fetch(`${service.url}/upload/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"file": "x"}' });
+      await expectProblem(response, 415, 'unsupported_media_type');
+      await expectProblem(await fetch(`${service.url}/upload/`, { method: 'POST' }), 415, 'unsupported_media_type');
+    });
+
+    it('answers 400 invalid_multipart for a body without a boundary', async () => {
+      const response = await fetch(`${service.url}/upload/`, { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: 'garbage' });
+      await expectProblem(response, 400, 'invalid_multipart');
+    });
+
+    it('answers 400 invalid_multipart for a body cut short, and removes the partial bytes', async () => {
+      const body = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\nContent-Type: text/plain\r\n\r\nthe start of a file that never ends';
+      const raw = await rawRequest(
+        service.url,
+        `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      expect(statusOf(raw)).to.equal(400);
+      expect(bodyOf(raw).code).to.equal('invalid_multipart');
+    });
+
+    it('answers 400 invalid_multipart for malformed part headers', async () => {
+      const body = '--XyZ\r\nthis is not a header\r\n\r\ndata\r\n--XyZ--\r\n';
+      const raw = await rawRequest(
+        service.url,
+        `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      expect(statusOf(raw)).to.be.oneOf([400]);
+      expect(bodyOf(raw).code).to.be.oneOf(['invalid_multipart', 'file_missing']);
+    });
+  });
+});
