@@ -11,7 +11,9 @@ export async function sendContent(ctx: Koa.Context, row: FileRow, storage: BlobS
   ctx.set('ETag', etag);
   ctx.set('Accept-Ranges', 'bytes');
   ctx.set('Cache-Control', 'private, no-cache');
-  ctx.set('Content-Disposition', contentDisposition(row.name, { type: 'attachment' }));
+  // An ASCII fallback for old clients; the exact UTF-8 name travels in filename* (RFC 6266).
+  const fallback = row.name.replace(/[^\x20-\x7e]/g, '_');
+  ctx.set('Content-Disposition', contentDisposition(row.name, { type: 'attachment', fallback }));
   ctx.set('Content-Security-Policy', 'sandbox');
   ctx.set('X-Content-Type-Options', 'nosniff');
 

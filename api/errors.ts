@@ -1,6 +1,7 @@
 // Errors are thrown anywhere as AppError and rendered in one place as RFC 9457 problem+json.
 import type Koa from 'koa';
 import { Type, type Static } from '@sinclair/typebox';
+import { isDatabaseUnavailable } from '../core/db/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 
 export interface FieldError {
@@ -109,6 +110,9 @@ function asAppError(thrown: unknown): AppError {
   const expose = (thrown as { expose?: unknown } | null)?.expose === true;
   // Koa's own client errors (http-errors with expose) keep their status where we have a code for it.
   if (expose && status === 404) return new AppError('not_found', 'There is nothing at this address.');
+  if (isDatabaseUnavailable(thrown)) {
+    return new AppError('service_unavailable', 'The database is unavailable; retry shortly.', { headers: { 'Retry-After': '5' }, cause: thrown });
+  }
   if (expose && status === 415) return new AppError('unsupported_media_type', 'The request body has a media type this endpoint does not take.');
   return new AppError('internal_error', 'Something went wrong on our side; the request id identifies it in our logs.', { cause: thrown });
 }

@@ -5,7 +5,7 @@ import type Koa from 'koa';
 import multer from '@koa/multer';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { isDatabaseUnavailable, type Database } from '../core/db/index.js';
+import type { Database } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
 import { newFileId } from '../core/ids.js';
 import { sniffKind } from '../core/kinds.js';
@@ -52,6 +52,9 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
     try {
       await receiveFile(ctx, async () => undefined);
     } catch (err) {
+      // multer may give up before the storage engine has removed a partial file: wait for it, so
+      // that "nothing is left behind" holds by the time the client reads the error.
+      await Promise.allSettled(pendingWrites.get(ctx.req) ?? []);
       throw asUploadError(err, deps.maxUploadBytes);
     }
     const received = (ctx.files as unknown as ReceivedFile[] | undefined)?.[0];
@@ -74,12 +77,6 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
       await deps.storage.remove(received.id).catch((removeErr: unknown) => {
         deps.logger.error({ err: removeErr, file_id: received.id }, 'could not remove the bytes of a failed upload');
       });
-      if (isDatabaseUnavailable(err)) {
-        throw new AppError('service_unavailable', 'The database is unavailable; retry the upload shortly.', {
-          headers: { 'Retry-After': '5' },
-          cause: err,
-        });
-      }
       throw err;
     }
     await enqueueOrLeaveQueued(deps.queue, deps.logger, row);
@@ -105,10 +102,13 @@ export async function enqueueOrLeaveQueued(queue: FileQueue, logger: Logger, row
   }
 }
 
+/** Writes the storage engine started for a request, so a failed request can wait for their cleanup. */
+const pendingWrites = new WeakMap<IncomingMessage, Promise<unknown>[]>();
+
 /** A multer storage engine over the blob store: one new id per accepted file part. */
 function blobStoreEngine(storage: BlobStore, maxBytes: number): multer.StorageEngine {
   return {
-    _handleFile(_req: IncomingMessage, file: multer.File, callback: (error?: unknown, info?: multer.File) => void) {
+    _handleFile(req: IncomingMessage, file: multer.File, callback: (error?: unknown, info?: multer.File) => void) {
       const stream = (file as unknown as { stream: Readable }).stream;
       if (file.fieldname !== FILE_FIELD) {
         stream.resume();
@@ -116,7 +116,9 @@ function blobStoreEngine(storage: BlobStore, maxBytes: number): multer.StorageEn
         return;
       }
       const id = newFileId();
-      storage.put(id, stream, { maxBytes }).then(
+      const write = storage.put(id, stream, { maxBytes });
+      pendingWrites.set(req, [...(pendingWrites.get(req) ?? []), write]);
+      write.then(
         async (blob) => {
           if (blob.size === 0) {
             await storage.remove(id);

@@ -2,7 +2,7 @@
 // blob store (or stop with one sentence saying which and what to do), and shut down cleanly on SIGTERM.
 import type { Server } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { withTimeout } from './async.js';
+import { TimeoutError, withTimeout } from './async.js';
 import { addressOf, ConfigError, loadConfig, type Config, type Role } from './config.js';
 import { openDatabase, type Database } from './db/index.js';
 import { FileQueue } from './queue/index.js';
@@ -53,8 +53,8 @@ export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runt
 
   const storage = new LocalDiskStore(config.storageDir);
   try {
-    await storage.init();
-    await storage.ping();
+    // A hung mount (or a path such as /proc, where Node's recursive mkdir never returns) must not hang start-up.
+    await withTimeout(storage.init().then(() => storage.ping()), CONNECT_TIMEOUT_MS, 'Preparing STORAGE_DIR');
   } catch (err) {
     throw new StartupError(`STORAGE_DIR ${config.storageDir} is not writable (${reason(err)}): create it with write access, or set STORAGE_DIR.`);
   }
@@ -79,6 +79,7 @@ async function checkDatabase(db: Database, url: string): Promise<void> {
 }
 
 function reason(err: unknown): string {
+  if (err instanceof TimeoutError) return `no answer within ${CONNECT_TIMEOUT_MS / 1000} s`;
   const error = err as { code?: string; original?: { code?: string }; parent?: { code?: string }; message?: string };
   return error.original?.code ?? error.parent?.code ?? error.code ?? error.message ?? String(err);
 }

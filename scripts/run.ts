@@ -4,9 +4,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const entry = (relative: string) => fileURLToPath(new URL(relative, import.meta.url));
+// Both processes read ADMIN_PORT; on one machine the worker's comes from WORKER_ADMIN_PORT.
+const workerEnv = { ...process.env, ADMIN_PORT: process.env.WORKER_ADMIN_PORT ?? '9091' };
 const children: ChildProcess[] = [
   spawn(process.execPath, [entry('../api/main.js')], { stdio: 'inherit' }),
-  spawn(process.execPath, [entry('../worker/main.js')], { stdio: 'inherit' }),
+  spawn(process.execPath, [entry('../worker/main.js')], { stdio: 'inherit', env: workerEnv }),
 ];
 
 let exitCode = 0;

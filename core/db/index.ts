@@ -109,8 +109,9 @@ export function ensureDatabaseExists(url: string): Promise<boolean> {
       await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
       return true;
     } catch (err) {
-      // Another process created it between our check and our CREATE.
-      if ((err as { code?: string }).code === '42P04') return false;
+      // Another process created it between our check and our CREATE (duplicate_database, or the
+      // unique index on pg_database when both CREATEs ran at once).
+      if (['42P04', '23505'].includes((err as { code?: string }).code ?? '')) return false;
       throw err;
     }
   });

@@ -50,6 +50,7 @@ export const queueKey = (prefix: string, name: string, key: string): string => `
 
 type Callback<T> = (err: Error | null, value: T) => void;
 interface CommandClient {
+  connected: boolean;
   ping(callback: Callback<string>): void;
 }
 
@@ -74,6 +75,8 @@ export class FileQueue {
     });
     // Connection errors surface through ping() and the failing call; the queue reconnects by itself.
     this.queue.on('error', () => undefined);
+    // A failed first connection is reported by ready() to whoever waits on it, not as an unhandled rejection.
+    this.queue.ready().catch(() => undefined);
   }
 
   ready(): Promise<unknown> {
@@ -82,6 +85,8 @@ export class FileQueue {
 
   /** Adds a job for the file; false when it already had one (waiting, running or due for a retry). */
   async enqueue(fileId: string, kind: FileKind): Promise<boolean> {
+    // While Redis is away, fail at once instead of making every upload wait for the timeout.
+    if (!this.client()?.connected) throw new Error('The queue is not connected to Redis.');
     const job = this.queue
       .createJob({ file_id: fileId, kind, enqueued_at: Date.now() })
       .setId(fileId)
@@ -117,9 +122,13 @@ export class FileQueue {
   }
 
   ping(): Promise<void> {
-    const client = (this.queue as unknown as { client: CommandClient | null }).client;
+    const client = this.client();
     if (!client) return Promise.reject(new Error('The queue is not connected to Redis.'));
     return new Promise((resolve, reject) => client.ping((err) => (err ? reject(err) : resolve())));
+  }
+
+  private client(): CommandClient | null {
+    return (this.queue as unknown as { client: CommandClient | null }).client;
   }
 
   /** Stops taking jobs and waits up to `timeoutMs` for running ones. */

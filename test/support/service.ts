@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../../core/telemetry/logger.js';
 import { createMetrics, type Metrics } from '../../core/telemetry/metrics.js';
 import { VERSION } from '../../core/runtime.js';
 import { PROCESSORS, type ProcessorRegistry } from '../../worker/processors/index.js';
-import { createWorker, type Worker } from '../../worker/worker.js';
+import { createWorker } from '../../worker/worker.js';
 import { TEST_ENV } from './env.js';
 
 export interface ServiceOptions {
@@ -24,6 +24,8 @@ export interface ServiceOptions {
   jobRetries?: number;
   /** Replace the database (e.g. one that cannot connect). */
   db?: Database;
+  /** Point the API's queue elsewhere (e.g. at a Redis that does not answer). */
+  redisUrl?: string;
 }
 
 export interface TestService {
@@ -43,17 +45,9 @@ export const testLogger = (): Logger => createLogger({ level: process.env.TEST_L
 export async function startService(options: ServiceOptions = {}): Promise<TestService> {
   const logger = testLogger();
   const queueName = `files-${randomBytes(4).toString('hex')}`;
-  const queueOptions = {
-    redisUrl: TEST_ENV.redisUrl,
-    prefix: TEST_ENV.queuePrefix,
-    name: queueName,
-    retries: options.jobRetries ?? 2,
-    backoffMs: 50,
-    stallIntervalMs: 1_000,
-  };
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
-  const queue = new FileQueue({ ...queueOptions, role: 'producer' });
-  await queue.ready();
+  const queue = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'producer', ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
+  if (!options.redisUrl) await queue.ready();
   const storage = new LocalDiskStore(TEST_ENV.storageDir);
   await storage.init();
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
@@ -63,24 +57,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  const workerMetrics = createMetrics();
-  let worker: Worker | undefined;
-  let workerDb: Database | undefined;
-  if (options.worker !== false) {
-    const consumer = new FileQueue({ ...queueOptions, role: 'consumer' });
-    await consumer.ready();
-    workerDb = options.db ? undefined : openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
-    worker = createWorker({
-      db: workerDb ?? db,
-      queue: consumer,
-      storage,
-      logger,
-      metrics: workerMetrics,
-      processors: { ...PROCESSORS, ...options.processors },
-      concurrency: 4,
-    });
-    worker.start();
-  }
+  const worker = options.worker === false ? undefined : await startWorker(queueName, options);
 
   return {
     url,
@@ -88,16 +65,55 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
     queue,
     storage,
     metrics,
-    workerMetrics,
+    workerMetrics: worker?.metrics ?? createMetrics(),
     logger,
     queueName,
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
-      await worker?.close(5_000);
-      await queue.close(1_000);
-      await workerDb?.close();
+      await worker?.close();
+      await queue.close(1_000).catch(() => undefined);
       await db.close();
+    },
+  };
+}
+
+export interface TestWorker {
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+const queueOptionsFor = (name: string, retries = 2) => ({
+  redisUrl: TEST_ENV.redisUrl,
+  prefix: TEST_ENV.queuePrefix,
+  name,
+  retries,
+  backoffMs: 50,
+  stallIntervalMs: 1_000,
+});
+
+/** A real worker (own database pool and Redis connections) consuming the named queue. */
+export async function startWorker(queueName: string, options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db'> = {}): Promise<TestWorker> {
+  const consumer = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'consumer' });
+  await consumer.ready();
+  const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
+  const storage = new LocalDiskStore(TEST_ENV.storageDir);
+  const metrics = createMetrics();
+  const worker = createWorker({
+    db,
+    queue: consumer,
+    storage,
+    logger: testLogger(),
+    metrics,
+    processors: { ...PROCESSORS, ...options.processors },
+    concurrency: 4,
+  });
+  worker.start();
+  return {
+    metrics,
+    async close() {
+      await worker.close(5_000);
+      if (!options.db) await db.close();
     },
   };
 }

@@ -1,0 +1,58 @@
+import { expect } from 'chai';
+import { ERRORS } from '../api/errors.js';
+import { ROUTES } from '../api/routes.js';
+import { startService, type TestService } from './support/service.js';
+
+type Document = {
+  openapi: string;
+  paths: Record<string, Record<string, { operationId: string; responses: Record<string, { description: string }> }>>;
+  components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+};
+
+describe('GET /openapi.json and /docs', () => {
+  let service: TestService;
+  let document: Document;
+  before(async () => {
+    service = await startService({ worker: false });
+    document = (await (await fetch(`${service.url}/openapi.json`)).json()) as Document;
+  });
+  after(() => service.close());
+
+  it('is an OpenAPI 3.1 document with every route of the router', () => {
+    expect(document.openapi).to.equal('3.1.0');
+    for (const route of ROUTES) {
+      expect(document.paths[route.path]?.[route.method]?.operationId, `${route.method} ${route.path}`).to.equal(route.operationId);
+    }
+    expect(Object.keys(document.paths)).to.include.members(['/upload/', '/files/', '/files/{id}/', '/files/{id}/content', '/files/{id}/reprocess']);
+  });
+
+  it('documents the File with every field of the contract', () => {
+    expect(Object.keys(document.components.schemas.File!.properties!)).to.have.members([
+      'id', 'file', 'name', 'size', 'content_type', 'kind', 'sha256', 'uploaded_at', 'status', 'processed', 'processed_at', 'attempts', 'result', 'error', 'thumbnail',
+    ]);
+  });
+
+  it('lists the error codes each operation can answer', () => {
+    const upload = document.paths['/upload/']!.post!.responses;
+    expect(upload['400']!.description).to.contain('file_missing').and.contain('file_empty').and.contain('too_many_files').and.contain('invalid_multipart');
+    expect(upload['413']!.description).to.contain('file_too_large');
+    expect(upload['415']!.description).to.contain('unsupported_media_type');
+    const documented = JSON.stringify(document.paths);
+    for (const code of Object.keys(ERRORS).filter((c) => c !== 'method_not_allowed')) expect(documented, code).to.contain(code);
+  });
+
+  it('serves an interactive page and its assets from our own origin', async () => {
+    const page = await fetch(`${service.url}/docs`);
+    expect(page.status).to.equal(200);
+    expect(page.headers.get('content-type')).to.equal('text/html; charset=utf-8');
+    const html = await page.text();
+    expect(html).to.not.match(/https?:\/\//);
+    for (const asset of [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!)) {
+      const response = await fetch(`${service.url}${asset}`);
+      expect(response.status, asset).to.equal(200);
+      expect((await response.arrayBuffer()).byteLength, asset).to.be.greaterThan(10);
+    }
+    expect(await (await fetch(`${service.url}/docs/assets/init.js`)).text()).to.contain("url: '/openapi.json'");
+    expect((await fetch(`${service.url}/docs/assets/..%2Fpackage.json`)).status).to.equal(404);
+  });
+});

@@ -1,0 +1,52 @@
+// Real processes of the service, started from the build, for end-to-end tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { childEnv } from './env.js';
+
+export const entry = (relative: string) => fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
+
+export interface Started {
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves with the exit code (or the signal name). */
+  exited: Promise<number | string>;
+}
+
+export function startProcess(script: string, env: Record<string, string> = {}, options: { detached?: boolean } = {}): Started {
+  const child = spawn(process.execPath, [entry(script)], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return { child, output: () => output, exited };
+}
+
+/** Runs a script to completion. */
+export async function runProcess(script: string, env: Record<string, string> = {}): Promise<{ code: number | string; output: string }> {
+  const started = startProcess(script, env);
+  const code = await started.exited;
+  return { code, output: started.output() };
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Polls a URL until it answers `status`. */
+export async function waitForHttp(url: string, status = 200, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await fetch(url)).status === status) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer ${status} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -1,0 +1,147 @@
+import { expect } from 'chai';
+import { writeFile } from 'node:fs/promises';
+import { openDatabase, type Database } from '../core/db/index.js';
+import { newFileId } from '../core/ids.js';
+import type { Metrics } from '../core/telemetry/metrics.js';
+import { genericProcessor } from '../worker/processors/generic.js';
+import type { Processor } from '../worker/processors/index.js';
+import { TEST_ENV } from './support/env.js';
+import { startService, startWorker, uploadFile, waitForStatus, type TestService } from './support/service.js';
+
+const jobsWithOutcome = async (metrics: Metrics, outcome: string) => {
+  const metric = await metrics.jobsProcessed.get();
+  return metric.values.filter((v) => v.labels.outcome === outcome).reduce((sum, v) => sum + v.value, 0);
+};
+
+describe('the worker', () => {
+  describe('with files it cannot trust', () => {
+    let service: TestService;
+    before(async () => {
+      service = await startService({ worker: false });
+    });
+    after(() => service.close());
+
+    it('fails a file whose stored bytes no longer match its sha256, without retrying', async () => {
+      const file = await uploadFile(service.url, { content: 'original bytes' });
+      await writeFile(service.storage.pathOf(file.id), 'tampered bytes');
+      const worker = await startWorker(service.queueName);
+      try {
+        const done = await waitForStatus(service.url, file.id);
+        expect(done).to.include({ status: 'failed', processed: false, attempts: 1, result: null });
+        expect(done.error!.code).to.equal('checksum_mismatch');
+        expect(done.error!.message).to.match(/do not match/);
+      } finally {
+        await worker.close();
+      }
+    });
+
+    it('fails a file whose bytes are missing with blob_missing', async () => {
+      const file = await uploadFile(service.url, { content: 'vanishing bytes' });
+      await service.storage.remove(file.id);
+      const worker = await startWorker(service.queueName);
+      try {
+        const done = await waitForStatus(service.url, file.id);
+        expect(done.status).to.equal('failed');
+        expect(done.error!.code).to.equal('blob_missing');
+      } finally {
+        await worker.close();
+      }
+    });
+
+    it('skips quietly the job of a file deleted before it ran', async () => {
+      const file = await uploadFile(service.url, { content: 'deleted while queued' });
+      // Delete the row only, leaving the job in the queue, as if DELETE raced the enqueue.
+      await service.db.files.remove(file.id);
+      const worker = await startWorker(service.queueName);
+      try {
+        const deadline = Date.now() + 5_000;
+        while ((await jobsWithOutcome(worker.metrics, 'skipped')) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect(await jobsWithOutcome(worker.metrics, 'skipped')).to.equal(1);
+        expect((await service.queue.counts()).waiting).to.equal(0);
+      } finally {
+        await worker.close();
+      }
+    });
+  });
+
+  describe('with transient errors', () => {
+    it('retries with backoff and records the result once', async () => {
+      let calls = 0;
+      const flaky: Processor = {
+        resultSchema: genericProcessor.resultSchema,
+        async process(input) {
+          calls++;
+          if (calls === 1) throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
+          return genericProcessor.process(input);
+        },
+      };
+      const service = await startService({ processors: { text: flaky } });
+      try {
+        const file = await uploadFile(service.url, { content: 'flaky' });
+        const done = await waitForStatus(service.url, file.id);
+        expect(done).to.include({ status: 'processed', attempts: 2 });
+        expect(await jobsWithOutcome(service.workerMetrics, 'retried')).to.equal(1);
+        expect(await jobsWithOutcome(service.workerMetrics, 'processed')).to.equal(1);
+      } finally {
+        await service.close();
+      }
+    });
+
+    it('fails the file with processing_failed once retries run out', async () => {
+      const broken: Processor = {
+        resultSchema: genericProcessor.resultSchema,
+        async process() {
+          throw new Error('storage timed out');
+        },
+      };
+      const service = await startService({ processors: { text: broken }, jobRetries: 2 });
+      try {
+        const file = await uploadFile(service.url, { content: 'doomed' });
+        const done = await waitForStatus(service.url, file.id);
+        expect(done).to.include({ status: 'failed', attempts: 3 });
+        expect(done.error!.code).to.equal('processing_failed');
+        expect(done.error!.message).to.not.contain('storage timed out');
+      } finally {
+        await service.close();
+      }
+    });
+  });
+
+  describe('state transitions', () => {
+    let db: Database;
+    before(() => {
+      db = openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 2 });
+    });
+    after(() => db.close());
+
+    const newRow = () => db.files.insert({ id: newFileId(), name: 'x', size: 1, content_type: 'text/plain', kind: 'text', sha256: 'a'.repeat(64) });
+
+    it('lets only the current attempt record an outcome', async () => {
+      const row = await newRow();
+      const first = await db.files.startProcessing(row.id);
+      const second = await db.files.startProcessing(row.id);
+      expect([first!.attempts, second!.attempts]).to.deep.equal([1, 2]);
+      expect(await db.files.finishProcessing(row.id, 1, { stale: true })).to.equal(false);
+      expect(await db.files.failProcessing(row.id, 1, { code: 'x', message: 'stale' })).to.equal(false);
+      expect(await db.files.finishProcessing(row.id, 2, { fresh: true })).to.equal(true);
+      const stored = await db.files.findById(row.id);
+      expect(stored).to.include({ status: 'processed', attempts: 2 });
+      expect(stored!.result).to.deep.equal({ fresh: true });
+    });
+
+    it('never moves a finished file back to processing', async () => {
+      const row = await newRow();
+      await db.files.startProcessing(row.id);
+      await db.files.failProcessing(row.id, 1, { code: 'corrupt_file', message: 'bad' });
+      expect(await db.files.startProcessing(row.id)).to.equal(null);
+      expect((await db.files.findById(row.id))!.status).to.equal('failed');
+    });
+
+    it('returns sizes as numbers, not the strings PostgreSQL bigint arrives as', async () => {
+      const row = await newRow();
+      expect(row.size).to.equal(1);
+      expect((await db.files.findById(row.id))!.size).to.equal(1);
+      expect((await db.files.list({ limit: 1 }))[0]!.size).to.be.a('number');
+    });
+  });
+});
