@@ -6,16 +6,19 @@ import { fileURLToPath } from 'node:url';
 const entry = (relative: string) => fileURLToPath(new URL(relative, import.meta.url));
 // Both processes read ADMIN_PORT; on one machine the worker's comes from WORKER_ADMIN_PORT.
 const workerEnv = { ...process.env, ADMIN_PORT: process.env.WORKER_ADMIN_PORT ?? '9091' };
+// The children get their own process group, so a terminal's Ctrl-C reaches them once, through us,
+// as SIGTERM (a second signal would make them exit without finishing their work).
 const children: ChildProcess[] = [
-  spawn(process.execPath, [entry('../api/main.js')], { stdio: 'inherit' }),
-  spawn(process.execPath, [entry('../worker/main.js')], { stdio: 'inherit', env: workerEnv }),
+  spawn(process.execPath, [entry('../api/main.js')], { stdio: 'inherit', detached: true }),
+  spawn(process.execPath, [entry('../worker/main.js')], { stdio: 'inherit', detached: true, env: workerEnv }),
 ];
 
+const running = () => children.filter((child) => child.exitCode === null && child.signalCode === null);
 let exitCode = 0;
 let stopping = false;
-const stopAll = (signal: NodeJS.Signals) => {
+const stopAll = () => {
   stopping = true;
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  for (const child of running()) child.kill('SIGTERM');
 };
 
 for (const child of children) {
@@ -23,16 +26,17 @@ for (const child of children) {
     if (!stopping) {
       exitCode = code || 1;
       process.stderr.write(`${child.spawnargs.at(-1)} exited (${signal ?? code}); stopping the rest.\n`);
-      stopAll('SIGTERM');
+      stopAll();
     } else if (code) {
       exitCode = code;
     }
-    if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) process.exit(exitCode);
+    if (running().length === 0) process.exit(exitCode);
   });
 }
 
-// Ctrl-C reaches the whole process group; the children handle it themselves, we only wait for them.
-process.on('SIGINT', () => {
-  stopping = true;
+process.on('SIGINT', stopAll);
+process.on('SIGTERM', stopAll);
+// Never leave orphans behind, whatever ends this process.
+process.on('exit', () => {
+  for (const child of running()) child.kill('SIGKILL');
 });
-process.on('SIGTERM', () => stopAll('SIGTERM'));

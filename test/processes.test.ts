@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { dropDatabase, ensureDatabaseExists } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
 import { TEST_ENV } from './support/env.js';
-import { freePort, runProcess, startProcess, waitForHttp, type Started } from './support/processes.js';
+import { freePort, killStartedProcesses, runProcess, startProcess, waitForHttp, type Started } from './support/processes.js';
 import { uploadFile, waitForStatus } from './support/service.js';
 
 const databaseNamed = (name: string) => {
@@ -14,6 +14,7 @@ const databaseNamed = (name: string) => {
 
 describe('the real processes', function () {
   this.timeout(60_000);
+  after(killStartedProcesses);
 
   describe('npm run migrate', () => {
     const url = databaseNamed(`fp_test_migrate_${randomBytes(3).toString('hex')}`);
@@ -143,6 +144,7 @@ describe('the real processes', function () {
         PORT: String(port),
         ADMIN_PORT: String(adminPort),
         WORKER_ADMIN_PORT: String(workerAdminPort),
+        LOG_LEVEL: 'info',
         QUEUE_NAME: `run-${randomBytes(3).toString('hex')}`,
       };
       const run = startProcess('dist/scripts/run.js', env, { detached: true });
@@ -157,6 +159,14 @@ describe('the real processes', function () {
         process.kill(-run.child.pid!, 'SIGINT');
       }
       expect(await run.exited).to.equal(0);
+      expect(run.output()).to.contain('"msg":"stopped"');
+    });
+
+    it('stops the other process when one exits on its own, and says so', async () => {
+      const env = { PORT: 'not-a-port', WORKER_ADMIN_PORT: String(await freePort()), QUEUE_NAME: `run-${randomBytes(3).toString('hex')}` };
+      const run = startProcess('dist/scripts/run.js', env);
+      expect(await run.exited).to.equal(1);
+      expect(run.output()).to.contain('PORT must be a whole number').and.match(/(api|worker)\/main\.js exited \(1\); stopping the rest/);
     });
   });
 });

@@ -13,8 +13,16 @@ export interface Started {
   exited: Promise<number | string>;
 }
 
+const started = new Set<ChildProcess>();
+
+/** Kills every process a test started and left running (a failed or timed-out test). */
+export function killStartedProcesses(): void {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
 export function startProcess(script: string, env: Record<string, string> = {}, options: { detached?: boolean } = {}): Started {
   const child = spawn(process.execPath, [entry(script)], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
+  started.add(child);
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
