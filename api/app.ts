@@ -54,8 +54,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(observeRequests(logger, metrics));
   app.use(problemResponses(logger));
-  app.use(stripTrailingSlash);
-  app.use(unmatchedAsProblems);
+  app.use(routingEdges);
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;
@@ -89,14 +88,12 @@ function observeRequests(logger: Logger, metrics: Metrics): Koa.Middleware {
   };
 }
 
-/** `/files/` and `/files` are the same resource, as with DRF's routers. */
-const stripTrailingSlash: Koa.Middleware = async (ctx, next) => {
+/**
+ * `/files/` and `/files` are the same resource, as with DRF's routers; and the router's bare
+ * 404/405/501 become problems.
+ */
+const routingEdges: Koa.Middleware = async (ctx, next) => {
   if (ctx.path.length > 1 && ctx.path.endsWith('/')) ctx.path = ctx.path.replace(/\/+$/, '') || '/';
-  await next();
-};
-
-/** Turns the router's bare 404/405/501 into problems. */
-const unmatchedAsProblems: Koa.Middleware = async (ctx, next) => {
   await next();
   if (ctx.body !== undefined && ctx.body !== null) return;
   if (ctx.status === 405 || ctx.status === 501) {

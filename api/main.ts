@@ -1,7 +1,7 @@
 // The API process: the HTTP API on PORT and the admin server on ADMIN_PORT.
 import http from 'node:http';
 import { createAdminServer } from '../core/admin.js';
-import { closeServer, listen, runMain, startRuntime, stopOnSignals } from '../core/runtime.js';
+import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSignals } from '../core/runtime.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { createApp } from './app.js';
 
@@ -15,11 +15,7 @@ runMain(async () => {
   const admin = createAdminServer({
     registry: metrics.registry,
     isShuttingDown: () => shuttingDown,
-    checks: [
-      { name: 'postgres', check: () => db.ping() },
-      { name: 'redis', check: () => queue.ping() },
-      { name: 'storage', check: () => storage.ping() },
-    ],
+    checks: [...dependencyChecks({ db, queue }), { name: 'storage', check: () => storage.ping() }],
   });
   await listen(server, config.port, config.host, 'PORT');
   await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');

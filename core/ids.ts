@@ -1,7 +1,16 @@
-import { v7 } from 'uuid';
+import { randomUUID } from 'node:crypto';
 
-/** Time-ordered (UUIDv7) ids keep the primary key index append-only. */
-export const newFileId = (): string => v7();
+/**
+ * A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Time-ordered ids keep the
+ * primary key index append-only. Built on randomUUID, whose batched entropy is several times
+ * cheaper per id than filling a fresh buffer.
+ */
+export function newFileId(): string {
+  const random = randomUUID();
+  const time = Date.now().toString(16).padStart(12, '0');
+  // randomUUID is `xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx`; keep its variant and random tail, set version 7.
+  return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15, 18)}-${random.slice(19)}`;
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

@@ -36,10 +36,16 @@ const TEXT_SUBTYPES: Record<string, string> = {
   css: 'text/css',
 };
 
-/** Text first: `file-type` reads UTF-16 text as MPEG audio, and most text has no magic number at all. */
+// Formats whose first kilobytes may be plain ASCII: they must reach file-type even when they look like text.
+const TEXT_LIKE_MAGIC = ['%PDF-', '%!PS', '{\\rtf'].map((magic) => Buffer.from(magic, 'latin1'));
+
+/**
+ * Text first: `file-type` reads UTF-16 text as MPEG audio, and most text has no magic number at all
+ * (asking file-type about it only costs time on the upload path).
+ */
 export async function sniffKind(head: Buffer, filename: string): Promise<Sniffed> {
   const encoding = textEncoding(head);
-  if (encoding?.startsWith('utf-16')) return asText(encoding, filename);
+  if (encoding && !TEXT_LIKE_MAGIC.some((magic) => head.subarray(0, magic.length).equals(magic))) return asText(encoding, filename);
   const detected = await fileTypeFromBuffer(head);
   if (detected) return { kind: kindOfMime(detected.mime), content_type: detected.mime };
   if (encoding) return asText(encoding, filename);

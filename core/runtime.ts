@@ -2,6 +2,7 @@
 // blob store (or stop with one sentence saying which and what to do), and shut down cleanly on SIGTERM.
 import type { Server } from 'node:http';
 import { readFileSync } from 'node:fs';
+import type { ReadinessCheck } from './admin.js';
 import { TimeoutError, withTimeout } from './async.js';
 import { addressOf, ConfigError, loadConfig, type Config, type Role } from './config.js';
 import { openDatabase, type Database } from './db/index.js';
@@ -17,6 +18,12 @@ export interface Runtime {
   storage: LocalDiskStore;
   version: string;
 }
+
+/** What /readyz checks in every process; the API adds its blob store. */
+export const dependencyChecks = ({ db, queue }: Pick<Runtime, 'db' | 'queue'>): ReadinessCheck[] => [
+  { name: 'postgres', check: () => db.ping() },
+  { name: 'redis', check: () => queue.ping() },
+];
 
 /** A start-up failure: its message is the one sentence the operator reads. */
 export class StartupError extends Error {

@@ -205,13 +205,13 @@ describe('the File resource', () => {
       const file = await uploadFile(service.url, { content: 'to delete' });
       await waitForStatus(service.url, file.id);
       const path = service.storage.pathOf(file.id);
-      await writeFile(service.storage.pathOf(file.id, 'thumb'), 'a derived file');
+      await writeFile(service.storage.pathOf(file.id, 'thumbnail'), 'a derived file');
       expect(existsSync(path)).to.equal(true);
 
       const response = await fetch(`${service.url}/files/${file.id}/`, { method: 'DELETE' });
       expect(response.status).to.equal(204);
       expect(existsSync(path)).to.equal(false);
-      expect(existsSync(service.storage.pathOf(file.id, 'thumb'))).to.equal(false);
+      expect(existsSync(service.storage.pathOf(file.id, 'thumbnail'))).to.equal(false);
       await expectProblem(await fetch(`${service.url}/files/${file.id}/`), 404, 'not_found');
       await expectProblem(await fetch(`${service.url}/files/${file.id}/`, { method: 'DELETE' }), 404, 'not_found');
       await expectProblem(await fetch(`${service.url}/files/not-an-id/`, { method: 'DELETE' }), 404, 'not_found');

@@ -43,8 +43,15 @@ function rawRequest(url: string, request: string | Buffer): Promise<string> {
   });
 }
 
-const statusOf = (raw: string) => Number(raw.split(' ')[1]);
-const bodyOf = (raw: string) => JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { code: string };
+/** POSTs a hand-made multipart body (boundary `XyZ`) and returns the status and the problem's code. */
+async function postMultipart(url: string, body: string): Promise<{ status: number; code: string }> {
+  const raw = await rawRequest(
+    url,
+    `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  const { code } = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { code: string };
+  return { status: Number(raw.split(' ')[1]), code };
+}
 
 describe('POST /upload/', () => {
   let service: TestService;
@@ -191,12 +198,7 @@ describe('POST /upload/', () => {
 
     it('answers 400 invalid_multipart for a body cut short, and removes the partial bytes', async () => {
       const body = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\nContent-Type: text/plain\r\n\r\nthe start of a file that never ends';
-      const raw = await rawRequest(
-        service.url,
-        `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-      );
-      expect(statusOf(raw)).to.equal(400);
-      expect(bodyOf(raw).code).to.equal('invalid_multipart');
+      expect(await postMultipart(service.url, body)).to.deep.equal({ status: 400, code: 'invalid_multipart' });
     });
 
     it('removes the partial bytes when the client disconnects mid-upload', async () => {
@@ -216,12 +218,7 @@ describe('POST /upload/', () => {
 
     it('answers 400 invalid_multipart for malformed part headers', async () => {
       const body = '--XyZ\r\nthis is not a header\r\n\r\ndata\r\n--XyZ--\r\n';
-      const raw = await rawRequest(
-        service.url,
-        `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-      );
-      expect(statusOf(raw)).to.equal(400);
-      expect(bodyOf(raw).code).to.equal('invalid_multipart');
+      expect(await postMultipart(service.url, body)).to.deep.equal({ status: 400, code: 'invalid_multipart' });
     });
   });
 });

@@ -1,6 +1,6 @@
 // The worker process: takes jobs from the queue, with its admin server on ADMIN_PORT.
 import { createAdminServer } from '../core/admin.js';
-import { closeServer, listen, runMain, startRuntime, stopOnSignals } from '../core/runtime.js';
+import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSignals } from '../core/runtime.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { PROCESSORS } from './processors/index.js';
 import { createWorker } from './worker.js';
@@ -14,10 +14,7 @@ runMain(async () => {
   const admin = createAdminServer({
     registry: metrics.registry,
     isShuttingDown: () => shuttingDown,
-    checks: [
-      { name: 'postgres', check: () => db.ping() },
-      { name: 'redis', check: () => queue.ping() },
-    ],
+    checks: [...dependencyChecks({ db, queue })],
   });
   await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
   worker.start();

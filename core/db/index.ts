@@ -2,7 +2,7 @@
 import pg from 'pg';
 import { DataTypes, Sequelize, ConnectionError, type Model, type ModelStatic } from 'sequelize';
 import { FileRepository, type Sql } from './files.js';
-import { migrateDownAll, migrateUp, pendingMigrations } from './migrations.js';
+import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations/index.js';
 
 export { FileRepository } from './files.js';
 export type { Cursor, ListFilter, ListQuery } from './files.js';
@@ -71,9 +71,14 @@ export function openDatabase(options: DatabaseOptions): Database {
     ping: async () => {
       await sql('SELECT 1');
     },
-    migrate: () => migrateUp(sequelize),
-    isMigrated: async () => (await pendingMigrations(sequelize)).length === 0,
-    reset: () => migrateDownAll(sequelize),
+    migrate: async () => (await import('./migrator.js')).migrateUp(sequelize),
+    isMigrated: async () => {
+      const exists = await sql<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [MIGRATIONS_TABLE]);
+      if (!exists[0]?.present) return false;
+      const applied = new Set((await sql<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE}`)).map((row) => row.name));
+      return MIGRATIONS.every((migration) => applied.has(migration.name));
+    },
+    reset: async () => (await import('./migrator.js')).migrateDownAll(sequelize),
     close: () => sequelize.close(),
   };
 }

@@ -18,6 +18,10 @@ export interface ByteRange {
   end: number;
 }
 
+/** Derived files a blob may have beside the original (removed with it). */
+export const BLOB_VARIANTS = ['thumbnail'] as const;
+export type BlobVariant = (typeof BLOB_VARIANTS)[number];
+
 /** Bytes enough for magic-number and text detection. */
 export const HEAD_BYTES = 4100;
 
@@ -26,9 +30,9 @@ export interface BlobStore {
    * Streams `source` into a temporary file, then moves it into place under `id` (and `variant`).
    * Throws BlobTooLargeError past `maxBytes`; a failed write leaves nothing behind.
    */
-  put(id: string, source: Readable, options: { maxBytes: number; variant?: string }): Promise<StoredBlob>;
+  put(id: string, source: Readable, options: { maxBytes: number; variant?: BlobVariant }): Promise<StoredBlob>;
   /** The bytes, or a range of them. Rejects with code ENOENT when there is no such blob. */
-  open(id: string, options?: { range?: ByteRange; variant?: string }): Promise<Readable>;
+  open(id: string, options?: { range?: ByteRange; variant?: BlobVariant }): Promise<Readable>;
   /** Removes the blob and every variant of it; a missing blob is not an error. */
   remove(id: string): Promise<void>;
   /** Answers when the store can be written; throws otherwise (readiness). */

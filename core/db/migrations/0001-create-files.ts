@@ -1,4 +1,4 @@
-import type { Migration } from '../migrations.js';
+import type { Migration } from './index.js';
 
 // Keyset pagination walks (uploaded_at, id) newest first; the filtered variants keep filtered walks
 // from scanning past rows that do not match. Timestamps are stored at millisecond precision so a

@@ -1,0 +1,17 @@
+// Every schema migration, oldest first; a new one is appended here. Plain SQL: each describes the
+// schema as it was at that version, never the current model.
+import type { MigrationParams } from 'umzug';
+import { createFiles } from './0001-create-files.js';
+
+export type RunSql = (sql: string) => Promise<unknown>;
+
+export interface Migration {
+  name: string;
+  up(params: MigrationParams<RunSql>): Promise<void>;
+  down(params: MigrationParams<RunSql>): Promise<void>;
+}
+
+export const MIGRATIONS: Migration[] = [createFiles];
+
+/** Where umzug records applied migrations. */
+export const MIGRATIONS_TABLE = 'schema_migrations';
