@@ -56,7 +56,7 @@ async function postMultipart(url: string, body: string): Promise<{ status: numbe
 describe('POST /upload/', () => {
   let service: TestService;
   before(async () => {
-    service = await startService({ config: { maxUploadBytes: 64 * 1024 } });
+    service = await startService({ env: { MAX_UPLOAD_BYTES: String(64 * 1024) } });
   });
   after(() => service.close());
 

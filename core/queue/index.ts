@@ -52,6 +52,8 @@ type Callback<T> = (err: Error | null, value: T) => void;
 interface CommandClient {
   connected: boolean;
   ping(callback: Callback<string>): void;
+  hmget(key: string, fields: string[], callback: Callback<Array<string | null>>): void;
+  set(key: string, value: string, mode: 'NX', unit: 'PX', ttl: number, callback: Callback<string | null>): void;
 }
 
 export class FileQueue {
@@ -121,10 +123,31 @@ export class FileQueue {
     return { waiting: health.waiting, active: health.active, delayed: health.delayed };
   }
 
-  ping(): Promise<void> {
+  /** For each file id, whether its job still exists (waiting, running or due for a retry). */
+  async jobsExist(fileIds: string[]): Promise<boolean[]> {
+    if (fileIds.length === 0) return [];
+    const jobs = await this.command<Array<string | null>>((client, done) => client.hmget(this.key('jobs'), fileIds, done));
+    return jobs.map((job) => job !== null);
+  }
+
+  /** Takes a lock that expires by itself after `ttlMs`; false when another process holds it. */
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const answer = await this.command<string | null>((client, done) => client.set(this.key(name), owner, 'NX', 'PX', ttlMs, done));
+    return answer === 'OK';
+  }
+
+  private key(suffix: string): string {
+    return queueKey(this.options.prefix, this.options.name, suffix);
+  }
+
+  private command<T>(run: (client: CommandClient, done: Callback<T>) => void): Promise<T> {
     const client = this.client();
-    if (!client) return Promise.reject(new Error('The queue is not connected to Redis.'));
-    return new Promise((resolve, reject) => client.ping((err) => (err ? reject(err) : resolve())));
+    if (!client?.connected) return Promise.reject(new Error('The queue is not connected to Redis.'));
+    return new Promise((resolve, reject) => run(client, (err, value) => (err ? reject(err) : resolve(value))));
+  }
+
+  async ping(): Promise<void> {
+    await this.command<string>((client, done) => client.ping(done));
   }
 
   private client(): CommandClient | null {
