@@ -21,6 +21,7 @@ export class TokenSet {
     fixed: string[],
     private readonly file: string | null,
     private readonly logger: Logger,
+    private readonly reloadIntervalMs = RELOAD_INTERVAL_MS,
   ) {
     this.fixed = fixed.map(digest);
   }
@@ -38,7 +39,7 @@ export class TokenSet {
         (tokens) => (this.fromFile = tokens),
         (err: unknown) => this.logger.error({ err }, 'could not re-read API_TOKENS_FILE; keeping the tokens read before'),
       );
-    }, RELOAD_INTERVAL_MS);
+    }, this.reloadIntervalMs);
     this.timer.unref();
   }
 

@@ -31,6 +31,14 @@ export interface ServiceOptions {
   maxAttempts?: number;
   /** Point the API's queue elsewhere (e.g. at a Redis that does not answer). */
   redisUrl?: string;
+  /** The rate limiter's Redis (default: the test Redis, when a rate is set). */
+  rateLimitRedis?: Redis;
+  /** Blob directory (default: the run's). */
+  storageDir?: string;
+  /** Receives the API's log lines. */
+  logDestination?: { write(line: string): void };
+  /** How often API_TOKENS_FILE is re-read. */
+  tokenReloadMs?: number;
 }
 
 export interface TestService {
@@ -45,23 +53,25 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-export const testLogger = (): Logger => createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
+/** Silent unless TEST_LOG_LEVEL says otherwise; or writing to `destination` (to inspect what is logged). */
+export const testLogger = (destination?: { write(line: string): void }): Logger =>
+  createLogger({ level: destination ? 'debug' : (process.env.TEST_LOG_LEVEL ?? 'silent'), name: 'test', ...(destination ? { destination } : {}) });
 
 export async function startService(options: ServiceOptions = {}): Promise<TestService> {
-  const logger = testLogger();
+  const logger = testLogger(options.logDestination);
   const queueName = `files-${randomBytes(4).toString('hex')}`;
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const queue = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'producer', ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
   if (!options.redisUrl) await queue.ready();
-  const storage = new LocalDiskStore(TEST_ENV.storageDir);
+  const storage = new LocalDiskStore(options.storageDir ?? TEST_ENV.storageDir);
   await storage.init();
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
   const config = loadConfig('api', { MAX_UPLOAD_BYTES: '10MiB', QUEUE_PREFIX: TEST_ENV.queuePrefix, ...options.env });
-  const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger);
+  const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger, options.tokenReloadMs);
   await tokens.start();
   const backlog = new BacklogMonitor(queue, 100);
   backlog.start();
-  const redis = config.rateLimitPerSecond > 0 ? new Redis(TEST_ENV.redisUrl) : null;
+  const redis = config.rateLimitPerSecond > 0 ? (options.rateLimitRedis ?? new Redis(TEST_ENV.redisUrl)) : null;
   const app = createApp({ config, db, queue, storage, logger, metrics, version: VERSION, tokens, backlog, redis });
   const server = createApiServer(app, config);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -83,7 +93,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
       await new Promise((resolve) => server.close(resolve));
       backlog.stop();
       tokens.stop();
-      redis?.disconnect();
+      if (!options.rateLimitRedis) redis?.disconnect();
       await worker?.close();
       await queue.close(1_000).catch(() => undefined);
       await db.close();
