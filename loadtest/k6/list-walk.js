@@ -1,0 +1,73 @@
+// @ts-check
+// List pagination walks: `GET /files/?limit=100`, then follow `next` up to PAGES pages, with each filter in
+// turn. Keyset pagination should make a deep page cost what the first one does.
+//   k6 run -e BASE_URL=... -e WALKS_PER_SECOND=5 -e PAGES=20 -e SEED_FILES=2000 loadtest/k6/list-walk.js
+import { check } from 'k6';
+import { Trend } from 'k6/metrics';
+import { BASE_URL, env, envNumber, errorThresholds, get, jsonField, latencyThresholds, summarize, SUMMARY_TREND_STATS, upload } from './lib.js';
+import { textPayload } from './payloads.js';
+
+const SCRIPT = 'list-walk';
+const LIMIT = envNumber('LIMIT', 100);
+const PAGES = envNumber('PAGES', 10);
+/** Query strings tried in turn, `all` meaning no filter. */
+const FILTERS = env('FILTERS', 'all,status=processed,kind=text,processed=false').split(',');
+const walkDuration = new Trend('list_walk_duration', true);
+const walkPages = new Trend('list_walk_pages');
+
+/** @type {import('k6/options').Options} */
+export const options = {
+  scenarios: {
+    list_walks: {
+      executor: 'constant-arrival-rate',
+      rate: envNumber('WALKS_PER_SECOND', 5),
+      timeUnit: '1s',
+      duration: env('DURATION', '1m'),
+      preAllocatedVUs: envNumber('PRE_VUS', 10),
+      maxVUs: envNumber('MAX_VUS', 100),
+    },
+  },
+  thresholds: {
+    ...errorThresholds(),
+    'http_req_duration{scenario:list_walks}': latencyThresholds(100, 250),
+    // A deep page must not cost more than the first: both get the same limits.
+    'http_req_duration{scenario:list_walks,page:first}': latencyThresholds(100, 250),
+    'http_req_duration{scenario:list_walks,page:next}': latencyThresholds(100, 250),
+  },
+  summaryTrendStats: SUMMARY_TREND_STATS,
+  setupTimeout: '10m',
+};
+
+/** Uploads SEED_FILES small files first when the table would give walks too few pages. */
+export function setup() {
+  const seed = envNumber('SEED_FILES', 0);
+  for (let i = 0; i < seed; i++) upload(SCRIPT, textPayload(512, `${SCRIPT}-seed-${i}`), { phase: 'seed' });
+}
+
+export default function () {
+  const filter = FILTERS[__ITER % FILTERS.length] ?? 'all';
+  const query = filter === 'all' ? '' : `&${filter}`;
+  const started = Date.now();
+  /** @type {string | null} */
+  let url = `${BASE_URL}/files/?limit=${LIMIT}${query}`;
+  let pages = 0;
+  while (url !== null && pages < PAGES) {
+    const response = get(SCRIPT, url, { name: 'GET /files/', filter, page: pages === 0 ? 'first' : 'next' });
+    const results = jsonField(response, 'results');
+    const next = jsonField(response, 'next');
+    check(response, {
+      'list answered 200': (r) => r.status === 200,
+      'list page holds at most limit files': () => Array.isArray(results) && results.length <= LIMIT,
+      'list next is a URL or null': () => next === null || typeof next === 'string',
+    });
+    pages += 1;
+    url = response.status === 200 && typeof next === 'string' ? next : null;
+  }
+  walkDuration.add(Date.now() - started, { filter });
+  walkPages.add(pages, { filter });
+}
+
+/** @param {import('./summary.js').SummaryData} data */
+export function handleSummary(data) {
+  return summarize(SCRIPT, data);
+}
