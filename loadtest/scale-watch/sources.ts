@@ -3,6 +3,7 @@
 import { ApiException, AppsV1Api, AutoscalingV2Api, CustomObjectsApi, type KubeConfig, type V1Deployment, type V2MetricSpec, type V2MetricStatus } from '@kubernetes/client-node';
 import type { Redis } from 'ioredis';
 import { queueKey } from '../../core/queue/index.js';
+import type { WatchOptions } from './options.js';
 
 export interface DeploymentSample {
   /** The Deployments read (a selector may match more than one; their replicas add up). */
@@ -36,15 +37,8 @@ export interface QueueDepth {
   delayed: number;
 }
 
-export interface ClusterTargets {
-  namespace: string;
-  apiSelector: string;
-  workerSelector: string;
-  apiDeployment: string | undefined;
-  workerDeployment: string | undefined;
-  scaledObject: string | undefined;
-  hpa: string | undefined;
-}
+/** What to read in the cluster: the watch's options, with the namespace settled. */
+export type ClusterTargets = Pick<WatchOptions, 'apiSelector' | 'workerSelector' | 'apiDeployment' | 'workerDeployment' | 'scaledObject' | 'hpa'> & { namespace: string };
 
 /** The parts of a keda.sh/v1alpha1 ScaledObject that scale-watch reads. */
 interface ScaledObjectResource {
