@@ -31,3 +31,7 @@ test: node_modules ## type-check, then run every test with coverage (fails under
 
 clean: ## remove build output and local data
 	rm -rf dist coverage data
+
+.PHONY: scale-watch
+scale-watch: build ## sample replicas, KEDA and queue depth during a k6 run (ARGS="--namespace fp --release fp")
+	node dist/loadtest/scale-watch/cli.js $(ARGS)
