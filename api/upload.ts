@@ -81,7 +81,7 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
     }
     await enqueueOrLeaveQueued(deps.queue, deps.logger, row);
     deps.metrics.uploads.inc({ kind: row.kind });
-    deps.metrics.uploadBytes.inc(row.size);
+    deps.metrics.uploadBytes.inc({ kind: row.kind }, row.size);
 
     const base = deps.baseUrl(ctx);
     ctx.status = 201;

@@ -23,6 +23,7 @@ export interface Config {
   jobBackoffMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
+  livenessMaxEventLoopDelayMs: number;
 }
 
 export class ConfigError extends Error {
@@ -121,6 +122,7 @@ export const SETTINGS: Setting[] = [
   { env: 'JOB_BACKOFF_MS', key: 'jobBackoffMs', fallback: '1000', parse: integer(1, 3_600_000), description: 'First retry delay; it doubles on each retry.' },
   { env: 'SHUTDOWN_TIMEOUT_MS', key: 'shutdownTimeoutMs', fallback: '25000', parse: integer(0, 3_600_000), description: 'How long SIGTERM waits for in-flight requests and jobs.' },
   { env: 'LOG_LEVEL', key: 'logLevel', fallback: 'info', parse: oneOf(LOG_LEVELS), description: `Log level: ${LOG_LEVELS.join(', ')}.` },
+  { env: 'LIVENESS_MAX_EVENT_LOOP_DELAY_MS', key: 'livenessMaxEventLoopDelayMs', fallback: '5000', parse: integer(0, 3_600_000), description: '`/healthz` answers 503 while the longest event-loop stall of the last 10 s exceeds this; 0 turns the check off.' },
 ];
 
 /** Reads and validates every setting; throws ConfigError with a sentence naming the variable. */

@@ -6,11 +6,13 @@ export interface Metrics {
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   uploads: Counter<'kind'>;
-  uploadBytes: Counter;
+  uploadBytes: Counter<'kind'>;
   jobsProcessed: Counter<'kind' | 'outcome'>;
   jobDuration: Histogram<'kind'>;
   jobWait: Histogram;
+  jobAttempts: Histogram<'kind'>;
   queueJobs: Gauge<'state'>;
+  reconcilerRequeued: Counter<'reason'>;
 }
 
 export function createMetrics(options: { queueCounts?: () => Promise<Record<string, number>> } = {}): Metrics {
@@ -33,10 +35,10 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
       registers: [registry],
     }),
     uploads: new Counter({ name: 'uploads_total', help: 'Files accepted, by kind.', labelNames: ['kind'], registers: [registry] }),
-    uploadBytes: new Counter({ name: 'upload_bytes_total', help: 'Bytes of accepted files.', registers: [registry] }),
+    uploadBytes: new Counter({ name: 'upload_bytes_total', help: 'Bytes of accepted files, by kind.', labelNames: ['kind'], registers: [registry] }),
     jobsProcessed: new Counter({
       name: 'jobs_processed_total',
-      help: 'Jobs finished, by kind and outcome (processed, failed, retried, skipped).',
+      help: 'Jobs finished, by kind and outcome (processed, failed, retried, skipped, superseded).',
       labelNames: ['kind', 'outcome'],
       registers: [registry],
     }),
@@ -53,6 +55,13 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
       buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
       registers: [registry],
     }),
+    jobAttempts: new Histogram({
+      name: 'job_attempts',
+      help: 'Attempt number of each processing start, by kind: above 1 is a retry or a re-delivery after a worker died.',
+      labelNames: ['kind'],
+      buckets: [1, 2, 3, 5, 10],
+      registers: [registry],
+    }),
     queueJobs: new Gauge({
       name: 'queue_jobs',
       help: 'Jobs in the queue by state, read from Redis at scrape time.',
@@ -66,6 +75,12 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
           // Redis is down: the gauge keeps its last values and /readyz says why.
         }
       },
+    }),
+    reconcilerRequeued: new Counter({
+      name: 'reconciler_requeued_total',
+      help: 'Files the reconciler put back in the queue, by reason (e.g. a queued row without a job, a stuck processing row).',
+      labelNames: ['reason'],
+      registers: [registry],
     }),
   };
 }

@@ -1,5 +1,6 @@
 // The real service in-process: the Koa app on an ephemeral port with real PostgreSQL, Redis and disk,
 // and optionally a real worker consuming the same queue.
+import type { Tracer } from '@opentelemetry/api';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +27,10 @@ export interface ServiceOptions {
   db?: Database;
   /** Point the API's queue elsewhere (e.g. at a Redis that does not answer). */
   redisUrl?: string;
+  /** Tracer for the server, producer and consumer spans (default: the global no-op one). */
+  tracer?: Tracer;
+  /** Logger of the API and the worker (default: silent). */
+  logger?: Logger;
 }
 
 export interface TestService {
@@ -43,16 +48,16 @@ export interface TestService {
 export const testLogger = (): Logger => createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
 
 export async function startService(options: ServiceOptions = {}): Promise<TestService> {
-  const logger = testLogger();
+  const logger = options.logger ?? testLogger();
   const queueName = `files-${randomBytes(4).toString('hex')}`;
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
-  const queue = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'producer', ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
+  const queue = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'producer', tracer: options.tracer, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
   if (!options.redisUrl) await queue.ready();
   const storage = new LocalDiskStore(TEST_ENV.storageDir);
   await storage.init();
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
   const config = { publicUrl: null, trustProxy: false, maxUploadBytes: 10 * 1024 * 1024, ...options.config };
-  const app = createApp({ config, db, queue, storage, logger, metrics, version: VERSION });
+  const app = createApp({ config, db, queue, storage, logger, metrics, version: VERSION, tracer: options.tracer });
   const server = http.createServer(app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -93,17 +98,17 @@ const queueOptionsFor = (name: string, retries = 2) => ({
 });
 
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
-export async function startWorker(queueName: string, options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db'> = {}): Promise<TestWorker> {
-  const consumer = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'consumer' });
+export async function startWorker(queueName: string, options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'tracer' | 'logger'> = {}): Promise<TestWorker> {
+  const consumer = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'consumer', tracer: options.tracer });
   await consumer.ready();
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const storage = new LocalDiskStore(TEST_ENV.storageDir);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ queueCounts: () => consumer.counts() });
   const worker = createWorker({
     db,
     queue: consumer,
     storage,
-    logger: testLogger(),
+    logger: options.logger ?? testLogger(),
     metrics,
     processors: { ...PROCESSORS, ...options.processors },
     concurrency: 4,
