@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { eventually } from './support/eventually.js';
 import { jsonSpans, startOtlpReceiver, type OtlpReceiver } from './support/otlp.js';
 import { freePort, killStartedProcesses, runProcess, startProcess, waitForHttp, type Started } from './support/processes.js';
 import { startPrometheus, type PromSample, type RunningPrometheus } from './support/prometheus.js';
@@ -17,16 +18,6 @@ const logLines = (started: Started) =>
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
-
-async function eventually<T>(read: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} did not arrive within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('observability of the real API and worker processes', function () {
   this.timeout(90_000);
@@ -140,14 +131,10 @@ describe('observability of the real API and worker processes', function () {
 
     it('loads and evaluates every alert rule, and none fires on a healthy service', async () => {
       type Rules = { groups: Array<{ name: string; rules: Array<{ name: string; health: string; lastError?: string }> }> };
-      const evaluated = async (deadline = Date.now() + 15_000): Promise<Rules['groups']> => {
-        for (;;) {
-          const { groups } = await prometheus.get<Rules>('/api/v1/rules');
-          if (groups.flatMap((group) => group.rules).every((rule) => rule.health !== 'unknown') || Date.now() > deadline) return groups;
-          await new Promise((resolve) => setTimeout(resolve, 250));
-        }
-      };
-      const groups = await evaluated();
+      const groups = await eventually(async () => {
+        const { groups } = await prometheus.get<Rules>('/api/v1/rules');
+        return groups.flatMap((group) => group.rules).every((rule) => rule.health !== 'unknown') ? groups : undefined;
+      }, 'a first evaluation of every rule');
       expect(groups.map((group) => group.name).sort()).to.deep.equal(['file-processor.api', 'file-processor.jobs', 'file-processor.queue']);
       for (const rule of groups.flatMap((group) => group.rules)) expect(rule, rule.name).to.include({ health: 'ok' });
       const { alerts } = await prometheus.get<{ alerts: unknown[] }>('/api/v1/alerts');

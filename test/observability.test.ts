@@ -14,6 +14,7 @@ import { startTracing, tracingSettings } from '../core/telemetry/tracing.js';
 import { genericProcessor } from '../worker/processors/generic.js';
 import type { Processor } from '../worker/processors/index.js';
 import { TEST_ENV } from './support/env.js';
+import { eventually } from './support/eventually.js';
 import { png } from './support/fixtures.js';
 import { captureLogs, type CapturedLogs } from './support/logs.js';
 import { seriesValue } from './support/metrics.js';
@@ -39,14 +40,7 @@ function flakyOnce(): Processor {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
+const until = (condition: () => Promise<boolean>, what: string, timeoutMs?: number) => eventually(async () => ((await condition()) ? true : undefined), what, timeoutMs);
 
 describe('observability', () => {
   describe('metrics', () => {

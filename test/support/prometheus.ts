@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { eventually } from './eventually.js';
 import { freePort, waitForHttp } from './processes.js';
 
 export interface PromSample {
@@ -72,15 +73,16 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
     url,
     get,
     query,
-    async waitFor(expr, accept, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const samples = await query(expr);
-        if (accept(samples)) return samples;
-        if (Date.now() > deadline) throw new Error(`${expr} answered ${JSON.stringify(samples)} after ${timeoutMs} ms`);
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    },
+    waitFor: (expr, accept, timeoutMs = 30_000) =>
+      eventually(
+        async () => {
+          const samples = await query(expr);
+          return accept(samples) ? samples : undefined;
+        },
+        `an accepted answer to ${expr}`,
+        timeoutMs,
+        250,
+      ),
     output: () => output,
     stop,
   };

@@ -5,6 +5,7 @@ import { context, propagation, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { eventually } from './eventually.js';
 
 export interface RecordedSpans {
   /** A tracer of this provider, to hand to the service through its deps. */
@@ -24,15 +25,8 @@ export function recordSpans(): RecordedSpans {
   return {
     tracer: provider.getTracer('test'),
     finished: () => exporter.getFinishedSpans(),
-    async waitFor(predicate, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const span = exporter.getFinishedSpans().find(predicate);
-        if (span) return span;
-        if (Date.now() > deadline) throw new Error(`no matching span within ${timeoutMs} ms; finished: ${exporter.getFinishedSpans().map((s) => s.name).join(', ')}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
+    waitFor: (predicate, timeoutMs = 10_000) =>
+      eventually(() => exporter.getFinishedSpans().find(predicate), 'a matching span', timeoutMs, 20),
     async stop() {
       await provider.shutdown();
       context.disable();
