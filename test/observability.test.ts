@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from '../core/admin.js';
 import { ConfigError } from '../core/config.js';
+import { openDatabase } from '../core/db/index.js';
 import { queueKey } from '../core/queue/index.js';
 import { watchEventLoop, type EventLoopWatch } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
@@ -216,6 +217,20 @@ describe('observability', () => {
       expect(span.name).to.equal('GET');
       expect(span.attributes).to.not.have.property('http.route');
       expect(span.status.code).to.equal(SpanStatusCode.UNSET);
+    });
+
+    it("marks a 5xx answer as the server's own failure, with the exception that caused it", async () => {
+      const unreachable = openDatabase({ url: 'postgres://postgres@127.0.0.1:9/nothing', poolMax: 1 });
+      const broken = await startService({ worker: false, tracer: spans.tracer, db: unreachable });
+      try {
+        expect((await fetch(`${broken.url}/files/`)).status).to.equal(503);
+        const span = await spans.waitFor((s) => s.name === 'GET /files/' && s.attributes['http.response.status_code'] === 503);
+        expect(span.status.code).to.equal(SpanStatusCode.ERROR);
+        expect(span.attributes['error.type']).to.equal('503');
+        expect(span.events.map((event) => event.name)).to.include('exception');
+      } finally {
+        await broken.close();
+      }
     });
 
     it('writes the request id, trace id and span id on the request line, and the trace id on the job line', async () => {
