@@ -292,11 +292,13 @@ describe('observability', () => {
     it('stays off when told so, whatever else is set', () => {
       expect(tracingSettings({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).exporter).to.equal('none');
       expect(tracingSettings({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).exporter).to.equal('none');
+      expect(tracingSettings({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'zipkin' }).exporter).to.equal('none');
     });
 
     it('stops with one sentence on an exporter or protocol it does not have', () => {
       expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'zipkin' })).to.throw(ConfigError, /^OTEL_TRACES_EXPORTER must be one of otlp, console, none, got "zipkin"\.$/);
       expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).to.throw(ConfigError, /^OTEL_EXPORTER_OTLP_PROTOCOL must be one of http\/protobuf, http\/json \(gRPC is not bundled\), got "grpc"\.$/);
+      expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' })).to.throw(ConfigError, /^OTEL_EXPORTER_OTLP_TRACES_PROTOCOL must be one of/);
     });
   });
 

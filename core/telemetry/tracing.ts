@@ -29,25 +29,27 @@ const PROTOCOLS: OtlpProtocol[] = ['http/protobuf', 'http/json'];
  */
 export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSettings {
   const value = (name: string) => env[name]?.trim() || undefined;
-  const protocol = (value('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? value('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf') as OtlpProtocol;
+  const protocolVariable = value('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocol = (value(protocolVariable) ?? 'http/protobuf') as OtlpProtocol;
   const requested = value('OTEL_TRACES_EXPORTER')?.toLowerCase();
   const endpoint = value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ?? value('OTEL_EXPORTER_OTLP_ENDPOINT');
   const exporter = (requested ?? (endpoint ? 'otlp' : 'none')) as TracesExporter;
 
+  if (value('OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return { exporter: 'none', protocol };
   if (!EXPORTERS.includes(exporter)) {
     throw new ConfigError(`OTEL_TRACES_EXPORTER must be one of ${EXPORTERS.join(', ')}, got "${requested}".`);
   }
   if (exporter === 'otlp' && !PROTOCOLS.includes(protocol)) {
-    throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL must be one of ${PROTOCOLS.join(', ')} (gRPC is not bundled), got "${protocol}".`);
+    throw new ConfigError(`${protocolVariable} must be one of ${PROTOCOLS.join(', ')} (gRPC is not bundled), got "${protocol}".`);
   }
-  if (value('OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return { exporter: 'none', protocol };
   return { exporter, protocol };
 }
 
 /**
  * Starts the SDK when the environment asks for it: a provider with batched export, the
  * AsyncLocalStorage context manager and the W3C propagators, all registered globally so that
- * `@opentelemetry/api` (used everywhere else) records real spans.
+ * `@opentelemetry/api` (used everywhere else) records real spans. `env` decides whether; once on,
+ * the SDK's parts (exporter, sampler, batching, resource) read their OTEL_* settings from process.env.
  */
 export async function startTracing(service: { name: string; version: string }, env: NodeJS.ProcessEnv = process.env): Promise<Tracing> {
   const settings = tracingSettings(env);
