@@ -126,8 +126,8 @@ describe('observability', () => {
     it('defines the reconciler counter, by reason, for the reconciler to move', async () => {
       const metrics = createMetrics();
       expect(await metrics.registry.metrics()).to.contain('# TYPE reconciler_requeued_total counter');
-      metrics.reconcilerRequeued.inc({ reason: 'queued_without_job' });
-      expect(await seriesValue(metrics.registry, 'reconciler_requeued_total', { reason: 'queued_without_job' })).to.equal(1);
+      metrics.reconcilerRequeued.inc({ reason: 'queued' });
+      expect(await seriesValue(metrics.registry, 'reconciler_requeued_total', { reason: 'queued' })).to.equal(1);
     });
 
     it("exports the process's default metrics", async () => {

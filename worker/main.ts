@@ -5,6 +5,7 @@ import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { startTracing } from '../core/telemetry/tracing.js';
 import { PROCESSORS } from './processors/index.js';
+import { Reconciler } from './reconciler.js';
 import { createWorker } from './worker.js';
 
 runMain(async () => {
@@ -12,7 +13,17 @@ runMain(async () => {
   const tracing = await startTracing({ name: 'file-processor-worker', version: VERSION });
   const { config, logger, db, queue, storage, version } = await startRuntime('worker');
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
-  const worker = createWorker({ db, queue, storage, logger, metrics, processors: PROCESSORS, concurrency: config.workerConcurrency });
+  const worker = createWorker({
+    db,
+    queue,
+    storage,
+    logger,
+    metrics,
+    processors: PROCESSORS,
+    concurrency: config.workerConcurrency,
+    maxAttempts: config.maxAttempts,
+  });
+  const reconciler = new Reconciler({ db, queue, storage, logger, metrics, config });
 
   let shuttingDown = false;
   const admin = createAdminServer({
@@ -23,10 +34,12 @@ runMain(async () => {
   });
   await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
   worker.start();
+  reconciler.start();
   logger.info({ admin_port: config.adminPort, concurrency: config.workerConcurrency, version }, 'worker started');
 
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     shuttingDown = true;
+    await reconciler.stop();
     await worker.close(config.shutdownTimeoutMs);
     await db.close();
     await closeServer(admin, 1_000);

@@ -16,6 +16,8 @@ export interface WorkerDeps {
   metrics: Metrics;
   processors: ProcessorRegistry;
   concurrency: number;
+  /** Processing starts after which a file is failed rather than tried again. */
+  maxAttempts: number;
 }
 
 export interface Worker {
@@ -31,11 +33,17 @@ export function createWorker(deps: WorkerDeps): Worker {
 
   async function handle(job: FileJob): Promise<void> {
     const fileId = job.data.file_id;
-    const row = await db.files.startProcessing(fileId);
+    const row = await db.files.startProcessing(fileId, deps.maxAttempts);
     if (!row) {
       // Deleted, or already finished by an earlier delivery: nothing to do.
       metrics.jobsProcessed.inc({ kind: job.data.kind, outcome: 'skipped' });
       logger.info({ file_id: fileId, kind: job.data.kind, outcome: 'skipped' }, 'job');
+      return;
+    }
+    if (row.status === 'failed') {
+      // Its earlier attempts died with their workers (or kept failing): stop re-delivering it.
+      metrics.jobsProcessed.inc({ kind: row.kind, outcome: 'failed' });
+      logger.warn({ file_id: row.id, kind: row.kind, outcome: 'failed', attempts: row.attempts, error_code: row.error?.code }, 'job');
       return;
     }
     if (row.attempts === 1) metrics.jobWait.observe(Math.max(0, Date.now() - job.data.enqueued_at) / 1000);

@@ -8,7 +8,7 @@
 // never reach a path.
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -17,7 +17,11 @@ import { BLOB_VARIANTS, BlobTooLargeError, HEAD_BYTES, type BlobStore, type Blob
 const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
 const SAFE_VARIANT = /^[a-z0-9]{1,16}$/;
 
+const SHARDS = 256;
+const shardName = (shard: number) => shard.toString(16).padStart(2, '0');
+
 export class LocalDiskStore implements BlobStore {
+  readonly shardCount = SHARDS;
   readonly blobDir: string;
   readonly tmpDir: string;
 
@@ -29,7 +33,7 @@ export class LocalDiskStore implements BlobStore {
   /** Creates the directories (all 256 shards); call once at start. */
   async init(): Promise<void> {
     await mkdir(this.tmpDir, { recursive: true });
-    const shards = Array.from({ length: 256 }, (_, n) => path.join(this.blobDir, n.toString(16).padStart(2, '0')));
+    const shards = Array.from({ length: SHARDS }, (_, n) => path.join(this.blobDir, shardName(n)));
     await Promise.all(shards.map((shard) => mkdir(shard, { recursive: true })));
   }
 
@@ -63,6 +67,31 @@ export class LocalDiskStore implements BlobStore {
     const handle = await open(probe, 'wx');
     await handle.close();
     await unlink(probe);
+  }
+
+  async removeTemporaryBefore(before: Date): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(this.tmpDir)) {
+      const file = path.join(this.tmpDir, name);
+      const written = await stat(file).then((info) => info.mtime, () => null);
+      if (written && written < before) {
+        await rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async idsInShard(shard: number): Promise<string[]> {
+    const names = await readdir(path.join(this.blobDir, shardName(shard))).catch(() => []);
+    return [...new Set(names.map((name) => name.split('.')[0]!).filter((id) => SAFE_KEY.test(id)))];
+  }
+
+  async writtenAt(id: string): Promise<Date | null> {
+    const paths = [this.pathOf(id), ...BLOB_VARIANTS.map((variant) => this.pathOf(id, variant))];
+    const times = await Promise.all(paths.map((blob) => stat(blob).then((info) => info.mtime.getTime(), () => 0)));
+    const latest = Math.max(...times);
+    return latest ? new Date(latest) : null;
   }
 
   /** Where a blob lives; the id must look like an id (it never comes from a client unchecked). */

@@ -40,7 +40,8 @@ export function createLogger(options: LoggerOptions): Logger {
       },
     },
   };
-  return options.destination ? pino(settings, options.destination) : pino(settings);
+  // Synchronous writes: the last lines before an exit are not lost.
+  return pino(settings, options.destination ?? pino.destination({ dest: 1, sync: true }));
 }
 
 /** trace_id and span_id of the active span, so a log line leads to its trace (nothing while tracing is off). */

@@ -13,6 +13,8 @@ export interface Metrics {
   jobAttempts: Histogram<'kind'>;
   queueJobs: Gauge<'state'>;
   reconcilerRequeued: Counter<'reason'>;
+  reconcilerRemoved: Counter<'what'>;
+  reconcilerFailed: Counter<'reason'>;
 }
 
 export function createMetrics(options: { queueCounts?: () => Promise<Record<string, number>> } = {}): Metrics {
@@ -59,7 +61,25 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
       name: 'job_attempts',
       help: 'Attempt number of each processing start, by kind: above 1 is a retry or a re-delivery after a worker died.',
       labelNames: ['kind'],
-      buckets: [1, 2, 3, 5, 10],
+      buckets: [1, 2, 3, 4, 5, 10],
+      registers: [registry],
+    }),
+    reconcilerRequeued: new Counter({
+      name: 'reconciler_requeued_total',
+      help: 'Files the reconciler put back in the queue: queued without a job, or processing with their job gone.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    reconcilerRemoved: new Counter({
+      name: 'reconciler_removed_total',
+      help: 'Leftovers the reconciler removed: temporary files, blobs without a row, expired idempotency keys.',
+      labelNames: ['what'],
+      registers: [registry],
+    }),
+    reconcilerFailed: new Counter({
+      name: 'reconciler_failed_total',
+      help: 'Files the reconciler marked failed (their bytes are missing).',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     queueJobs: new Gauge({
@@ -75,12 +95,6 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
           // Redis is down: the gauge keeps its last values and /readyz says why.
         }
       },
-    }),
-    reconcilerRequeued: new Counter({
-      name: 'reconciler_requeued_total',
-      help: 'Files the reconciler put back in the queue, by reason (e.g. a queued row without a job, a stuck processing row).',
-      labelNames: ['reason'],
-      registers: [registry],
     }),
   };
 }
