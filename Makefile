@@ -6,7 +6,7 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-.PHONY: help install build typecheck migrate run test alerts clean
+.PHONY: help install build typecheck migrate run test alerts bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: node_modules ## type-check, then run every test with coverage (fails under
 alerts: ## check the alerting rules and run their unit tests (needs promtool: apt-get install prometheus)
 	promtool check rules observability/alerts.yaml
 	promtool test rules observability/alerts.test.yaml
+
+bench: build ## benchmark the production build against a bare-Node baseline (writes loadtest/results/); BENCH_QUICK=1 for a short run
+	node dist/loadtest/bench/run.js
 
 clean: ## remove build output and local data
 	rm -rf dist coverage data
