@@ -1,5 +1,6 @@
 // The Koa application, composed from its dependencies so a test can build one with its own database,
 // queue prefix and blob directory.
+import type { Tracer } from '@opentelemetry/api';
 import Koa from 'koa';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../core/config.js';
@@ -8,6 +9,7 @@ import type { FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
+import { defaultTracer } from '../core/telemetry/spans.js';
 import compose from 'koa-compose';
 import type { Redis } from 'ioredis';
 import { BacklogMonitor, limitRate, refuseWhenOverloaded } from './admission.js';
@@ -17,6 +19,7 @@ import { docsAsset, docsPage } from './docs.js';
 import { AppError, problemResponses } from './errors.js';
 import { fileHandlers } from './files.js';
 import { buildRouter, openApiDocument, ROUTES } from './routes.js';
+import { traceRequests } from './tracing.js';
 import { uploadHandler } from './upload.js';
 
 export type AppConfig = Pick<
@@ -36,6 +39,8 @@ export interface AppDeps {
   backlog: BacklogMonitor;
   /** For the rate limit; null when it is off. */
   redis: Redis | null;
+  /** Tracer of the server spans (default: the global one, a no-op until the SDK starts). */
+  tracer?: Tracer;
 }
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -83,6 +88,7 @@ export function createApp(deps: AppDeps): Koa {
   });
   router.get('docsAsset', '/docs/assets/:asset', docsAsset);
 
+  app.use(traceRequests(deps.tracer ?? defaultTracer()));
   app.use(observeRequests(logger, metrics));
   app.use(problemResponses(logger));
   if (config.corsOrigins.length) app.use(cors(config.corsOrigins));
@@ -111,6 +117,7 @@ function observeRequests(logger: Logger, metrics: Metrics): Koa.Middleware {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const name = (ctx as { _matchedRouteName?: string })._matchedRouteName;
       const labels = { method: ctx.method, route: (name && ROUTE_LABELS[name]) || 'unmatched', status: String(ctx.status) };
+      ctx.state.route = labels.route;
       metrics.httpRequests.inc(labels);
       metrics.httpDuration.observe(labels, seconds);
       logger.info(

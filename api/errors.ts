@@ -1,4 +1,5 @@
 // Errors are thrown anywhere as AppError and rendered in one place as RFC 9457 problem+json.
+import { trace } from '@opentelemetry/api';
 import type Koa from 'koa';
 import { Type, type Static } from '@sinclair/typebox';
 import { isDatabaseUnavailable } from '../core/db/index.js';
@@ -77,6 +78,7 @@ export function problemResponses(logger: Logger): Koa.Middleware {
       const err = asAppError(thrown);
       if (err.status >= 500) {
         logger.error({ err: thrown, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path }, 'request failed');
+        trace.getActiveSpan()?.recordException(thrown instanceof Error ? thrown : String(thrown));
       }
       // Headers set for the success path (content type, disposition, length) must not leak into the problem.
       for (const name of Object.keys(ctx.response.headers)) {

@@ -1,14 +1,18 @@
 // The API process: the HTTP API on PORT and the admin server on ADMIN_PORT.
 import { Redis } from 'ioredis';
 import { createAdminServer } from '../core/admin.js';
-import { closeServer, dependencyChecks, listen, runMain, startRuntime, StartupError, stopOnSignals } from '../core/runtime.js';
+import { closeServer, dependencyChecks, listen, runMain, startRuntime, StartupError, stopOnSignals, VERSION } from '../core/runtime.js';
+import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
+import { startTracing } from '../core/telemetry/tracing.js';
 import { BacklogMonitor } from './admission.js';
 import { createApp } from './app.js';
 import { TokenSet } from './auth.js';
 import { createApiServer } from './server.js';
 
 runMain(async () => {
+  // First, so that every span of this process is recorded (a no-op unless OTEL_* variables ask for it).
+  const tracing = await startTracing({ name: 'file-processor-api', version: VERSION });
   const { config, logger, db, queue, storage, version } = await startRuntime('api');
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
 
@@ -30,6 +34,7 @@ runMain(async () => {
   const admin = createAdminServer({
     registry: metrics.registry,
     isShuttingDown: () => shuttingDown,
+    eventLoop: watchEventLoop({ maxDelayMs: config.livenessMaxEventLoopDelayMs }),
     checks: [...dependencyChecks({ db, queue }), { name: 'storage', check: () => storage.ping() }],
   });
   await listen(server, config.port, config.host, 'PORT');
@@ -46,5 +51,6 @@ runMain(async () => {
     await queue.close(1_000);
     await db.close();
     await closeServer(admin, 1_000);
+    await tracing.shutdown();
   });
 });

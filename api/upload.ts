@@ -120,7 +120,7 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
       const row = await record(received, idempotency);
       await enqueueOrLeaveQueued(deps.queue, logger, row);
       deps.metrics.uploads.inc({ kind: row.kind });
-      deps.metrics.uploadBytes.inc(row.size);
+      deps.metrics.uploadBytes.inc({ kind: row.kind }, row.size);
       answer(ctx, row);
     } catch (err) {
       if (claim?.state === 'claimed') {

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import type { Registry } from 'prom-client';
 import { TimeoutError, withTimeout } from './async.js';
+import type { EventLoopWatch } from './telemetry/eventLoop.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -14,6 +15,8 @@ export interface AdminOptions {
   /** True once shutdown began: readiness fails so the load balancer stops sending traffic. */
   isShuttingDown: () => boolean;
   checkTimeoutMs?: number;
+  /** Makes /healthz fail while the event loop keeps stalling; without it /healthz only proves the loop turns. */
+  eventLoop?: EventLoopWatch;
 }
 
 export function createAdminServer(options: AdminOptions): http.Server {
@@ -31,7 +34,11 @@ export function createAdminServer(options: AdminOptions): http.Server {
       return json(405, { status: 'method_not_allowed' });
     }
     if (path === '/healthz') {
-      // Answering at all proves the event loop turns; a wedged process times out the probe.
+      // Answering at all proves the loop turns (a loop blocked right now times the probe out);
+      // a loop that keeps stalling answers late, and says so.
+      if (options.eventLoop && !options.eventLoop.healthy()) {
+        return json(503, { status: 'event_loop_blocked', event_loop_delay_ms: Math.round(options.eventLoop.worstDelayMs()) });
+      }
       return json(200, { status: 'ok' });
     }
     if (path === '/readyz') {

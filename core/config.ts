@@ -39,6 +39,7 @@ export interface Config {
   reconcileIntervalMs: number;
   requeueAfterMs: number;
   orphanAfterMs: number;
+  livenessMaxEventLoopDelayMs: number;
 }
 
 export class ConfigError extends Error {
@@ -183,6 +184,7 @@ export const SETTINGS: Setting[] = [
   { env: 'REQUEUE_AFTER_MS', key: 'requeueAfterMs', fallback: '60000', parse: integer(100, 86_400_000), description: 'Age after which the reconciler re-enqueues a queued file, or a processing file whose job is gone.' },
   { env: 'ORPHAN_AFTER_MS', key: 'orphanAfterMs', fallback: '3600000', parse: integer(1_000, 604_800_000), description: 'Age after which the reconciler removes temporary files and blobs that have no row.' },
   { env: 'LOG_LEVEL', key: 'logLevel', fallback: 'info', parse: oneOf(LOG_LEVELS), description: `Log level: ${LOG_LEVELS.join(', ')}.` },
+  { env: 'LIVENESS_MAX_EVENT_LOOP_DELAY_MS', key: 'livenessMaxEventLoopDelayMs', fallback: '5000', parse: integer(0, 3_600_000), description: '`/healthz` answers 503 while the longest event-loop stall of the last 10 s exceeds this; 0 turns the check off.' },
 ];
 
 /** Reads and validates every setting; throws ConfigError with a sentence naming the variable. */

@@ -88,7 +88,7 @@ describe('the admin server', () => {
       expect(api).to.match(/http_requests_total\{method="POST",route="\/upload\/",status="201"\} 1/);
       expect(api).to.match(/http_requests_total\{method="GET",route="\/files\/\{id\}\/",status="200"\} \d+/);
       expect(api).to.match(/uploads_total\{kind="text"\} 1/);
-      expect(api).to.match(/upload_bytes_total 7/);
+      expect(api).to.match(/upload_bytes_total\{kind="text"\} 7/);
       const worker = await service.workerMetrics.registry.metrics();
       expect(worker).to.match(/jobs_processed_total\{kind="text",outcome="processed"\} 1/);
       expect(worker).to.match(/job_duration_seconds_count\{kind="text"\} 1/);

@@ -1,12 +1,16 @@
 // The worker process: takes jobs from the queue, with its admin server on ADMIN_PORT.
 import { createAdminServer } from '../core/admin.js';
-import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSignals } from '../core/runtime.js';
+import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSignals, VERSION } from '../core/runtime.js';
+import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
+import { startTracing } from '../core/telemetry/tracing.js';
 import { PROCESSORS } from './processors/index.js';
 import { Reconciler } from './reconciler.js';
 import { createWorker } from './worker.js';
 
 runMain(async () => {
+  // First, so that every span of this process is recorded (a no-op unless OTEL_* variables ask for it).
+  const tracing = await startTracing({ name: 'file-processor-worker', version: VERSION });
   const { config, logger, db, queue, storage, version } = await startRuntime('worker');
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
   const worker = createWorker({
@@ -25,6 +29,7 @@ runMain(async () => {
   const admin = createAdminServer({
     registry: metrics.registry,
     isShuttingDown: () => shuttingDown,
+    eventLoop: watchEventLoop({ maxDelayMs: config.livenessMaxEventLoopDelayMs }),
     checks: [...dependencyChecks({ db, queue })],
   });
   await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
@@ -38,5 +43,6 @@ runMain(async () => {
     await worker.close(config.shutdownTimeoutMs);
     await db.close();
     await closeServer(admin, 1_000);
+    await tracing.shutdown();
   });
 });

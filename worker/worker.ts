@@ -1,5 +1,6 @@
 // Takes jobs and moves each file queued → processing → processed (or failed), through conditional
 // updates: a duplicate or stale delivery can never overwrite a newer outcome.
+import { trace } from '@opentelemetry/api';
 import type { Database } from '../core/db/index.js';
 import type { FileJob, FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
@@ -36,7 +37,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     if (!row) {
       // Deleted, or already finished by an earlier delivery: nothing to do.
       metrics.jobsProcessed.inc({ kind: job.data.kind, outcome: 'skipped' });
-      logger.info({ file_id: fileId, outcome: 'skipped' }, 'job');
+      logger.info({ file_id: fileId, kind: job.data.kind, outcome: 'skipped' }, 'job');
       return;
     }
     if (row.status === 'failed') {
@@ -46,12 +47,14 @@ export function createWorker(deps: WorkerDeps): Worker {
       return;
     }
     if (row.attempts === 1) metrics.jobWait.observe(Math.max(0, Date.now() - job.data.enqueued_at) / 1000);
+    metrics.jobAttempts.observe({ kind: row.kind }, row.attempts);
 
     const started = process.hrtime.bigint();
     const finish = (outcome: Outcome, extra: Record<string, unknown> = {}) => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.jobDuration.observe({ kind: row.kind }, seconds);
       metrics.jobsProcessed.inc({ kind: row.kind, outcome });
+      trace.getActiveSpan()?.setAttributes({ 'file_processor.file.kind': row.kind, 'file_processor.job.outcome': outcome, 'file_processor.job.attempt': row.attempts });
       logger.info({ file_id: row.id, kind: row.kind, outcome, attempts: row.attempts, duration_ms: Math.round(seconds * 1e4) / 10, ...extra }, 'job');
     };
 

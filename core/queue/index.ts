@@ -11,11 +11,13 @@
 //   bq:files:id           string counter bee-queue keeps for generated ids (unused: ids are file ids)
 //   bq:files:earlierDelayed  pub/sub channel announcing delayed jobs due sooner than planned
 // Succeeded and failed jobs are removed at once (removeOnSuccess/removeOnFailure): the row keeps the outcome.
+import type { Tracer } from '@opentelemetry/api';
 import BeeQueue from 'bee-queue';
 // bee-queue's Lua script loader: it loads the scripts once per connection, and Redis forgets them on restart.
 import beeQueueScripts from 'bee-queue/lib/lua/index.js';
 import { withTimeout } from '../async.js';
 import type { FileKind } from '../fileRecord.js';
+import { defaultTracer, traceProcess, traceSend, type TraceCarrier } from '../telemetry/spans.js';
 
 /** What a job carries; the row holds everything else. */
 export interface FileJobData {
@@ -23,6 +25,8 @@ export interface FileJobData {
   kind: FileKind;
   /** Epoch milliseconds when the file was enqueued (for queue-wait metrics). */
   enqueued_at: number;
+  /** W3C trace context of the enqueue (present only while tracing is on), so the job's span joins its trace. */
+  trace?: TraceCarrier;
 }
 
 export interface FileJob {
@@ -44,6 +48,8 @@ export interface QueueOptions {
   backoffMs: number;
   /** How often a consumer looks for jobs whose worker died (bee-queue's stall interval). */
   stallIntervalMs?: number;
+  /** Tracer of the producer and consumer spans (default: the global one, a no-op until the SDK starts). */
+  tracer?: Tracer;
 }
 
 const ENQUEUE_TIMEOUT_MS = 2_000;
@@ -62,9 +68,11 @@ interface CommandClient {
 export class FileQueue {
   private readonly queue: BeeQueue<FileJobData>;
   private stallTimer: NodeJS.Timeout | undefined;
+  private readonly tracer: Tracer;
 
   constructor(private readonly options: QueueOptions) {
     const consumer = options.role === 'consumer';
+    this.tracer = options.tracer ?? defaultTracer();
     this.queue = new BeeQueue<FileJobData>(options.name, {
       prefix: options.prefix,
       // A producer must fail fast while Redis is away (the upload still succeeds), not queue commands.
@@ -112,12 +120,16 @@ export class FileQueue {
   }
 
   /** Adds a job for the file; false when it already had one (waiting, running or due for a retry). */
-  async enqueue(fileId: string, kind: FileKind): Promise<boolean> {
+  enqueue(fileId: string, kind: FileKind): Promise<boolean> {
+    return traceSend(this.tracer, this.options.name, fileId, (trace) => this.addJob(fileId, kind, trace));
+  }
+
+  private async addJob(fileId: string, kind: FileKind, trace: TraceCarrier | undefined): Promise<boolean> {
     // While Redis is away, fail at once instead of making every upload wait for the timeout.
     if (!this.client()?.connected) throw new Error('The queue is not connected to Redis.');
     const save = () =>
       this.queue
-        .createJob({ file_id: fileId, kind, enqueued_at: Date.now() })
+        .createJob({ file_id: fileId, kind, enqueued_at: Date.now(), ...(trace && { trace }) })
         .setId(fileId)
         .retries(this.options.retries)
         .backoff('exponential', this.options.backoffMs)
@@ -135,7 +147,9 @@ export class FileQueue {
   /** Starts taking jobs. A handler that throws is retried with exponential backoff while retries last. */
   consume(concurrency: number, handler: (job: FileJob) => Promise<void>): void {
     this.queue.process(concurrency, async (job) => {
-      await handler({ data: job.data, retriesLeft: Number(job.options.retries ?? 0) });
+      await traceProcess(this.tracer, this.options.name, String(job.id), job.data.trace, () =>
+        handler({ data: job.data, retriesLeft: Number(job.options.retries ?? 0) }),
+      );
     });
     // A job whose worker died comes back only when someone runs the stall check.
     const interval = this.options.stallIntervalMs ?? 5_000;

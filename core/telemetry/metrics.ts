@@ -6,10 +6,11 @@ export interface Metrics {
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   uploads: Counter<'kind'>;
-  uploadBytes: Counter;
+  uploadBytes: Counter<'kind'>;
   jobsProcessed: Counter<'kind' | 'outcome'>;
   jobDuration: Histogram<'kind'>;
   jobWait: Histogram;
+  jobAttempts: Histogram<'kind'>;
   queueJobs: Gauge<'state'>;
   reconcilerRequeued: Counter<'reason'>;
   reconcilerRemoved: Counter<'what'>;
@@ -36,10 +37,10 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
       registers: [registry],
     }),
     uploads: new Counter({ name: 'uploads_total', help: 'Files accepted, by kind.', labelNames: ['kind'], registers: [registry] }),
-    uploadBytes: new Counter({ name: 'upload_bytes_total', help: 'Bytes of accepted files.', registers: [registry] }),
+    uploadBytes: new Counter({ name: 'upload_bytes_total', help: 'Bytes of accepted files, by kind.', labelNames: ['kind'], registers: [registry] }),
     jobsProcessed: new Counter({
       name: 'jobs_processed_total',
-      help: 'Jobs finished, by kind and outcome (processed, failed, retried, skipped).',
+      help: 'Jobs finished, by kind and outcome (processed, failed, retried, skipped, superseded).',
       labelNames: ['kind', 'outcome'],
       registers: [registry],
     }),
@@ -54,6 +55,13 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
       name: 'job_wait_seconds',
       help: 'Time from enqueue to the start of processing.',
       buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+      registers: [registry],
+    }),
+    jobAttempts: new Histogram({
+      name: 'job_attempts',
+      help: 'Attempt number of each processing start, by kind: above 1 is a retry or a re-delivery after a worker died.',
+      labelNames: ['kind'],
+      buckets: [1, 2, 3, 4, 5, 10],
       registers: [registry],
     }),
     reconcilerRequeued: new Counter({

@@ -1,25 +1,10 @@
 import { expect } from 'chai';
 import type { File } from '../../core/fileRecord.js';
-import { killStartedProcesses } from '../support/processes.js';
-import { startPostgres, startRedis, type PrivateServer } from '../support/servers.js';
-import { startStack, statusCounts, waitUntilSettled, type Stack } from '../support/stack.js';
+import { statusCounts, usePrivateStack, waitUntilSettled } from '../support/stack.js';
 
 describe('fault: 1,000 concurrent uploads while workers are killed and restarted', function () {
   this.timeout(300_000);
-  let postgres: PrivateServer;
-  let redis: PrivateServer;
-  let stack: Stack;
-  before(async () => {
-    [postgres, redis] = await Promise.all([startPostgres(), startRedis()]);
-    stack = await startStack({ databaseUrl: postgres.url, redisUrl: redis.url, env: { WORKER_CONCURRENCY: '8', DATABASE_POOL_MAX: '20' } });
-    await stack.startWorker();
-    await stack.startWorker();
-  });
-  after(async () => {
-    killStartedProcesses();
-    await stack?.stop();
-    await Promise.all([postgres?.destroy(), redis?.destroy()]);
-  });
+  const servers = usePrivateStack({ WORKER_CONCURRENCY: '8', DATABASE_POOL_MAX: '20' }, 2);
 
   it('processes exactly the files it answered 201 for', async () => {
     const total = 1_000;
@@ -29,18 +14,18 @@ describe('fault: 1,000 concurrent uploads while workers are killed and restarted
       const form = new FormData();
       form.append('file', new Blob([`concurrent upload ${n}\n`.repeat(20)]), `c-${n}.txt`);
       // fetch's default dispatcher opens as many connections as there are requests: all 1,000 at once.
-      const response = await fetch(`${stack.url}/upload/`, { method: 'POST', body: form });
+      const response = await fetch(`${servers.stack.url}/upload/`, { method: 'POST', body: form });
       answered++;
       return { status: response.status, file: response.status === 201 ? ((await response.json()) as File) : null };
     });
     const chaos = (async () => {
       for (let round = 0; round < 3; round++) {
         await new Promise((resolve) => setTimeout(resolve, 700));
-        const victim = stack.workers.find((worker) => worker.child.exitCode === null && worker.child.signalCode === null)!;
+        const victim = servers.stack.workers.find((worker) => worker.child.exitCode === null && worker.child.signalCode === null)!;
         answeredAtKills.push(answered);
         victim.child.kill('SIGKILL');
         await victim.exited;
-        await stack.startWorker();
+        await servers.stack.startWorker();
       }
     })();
     const results = await Promise.all(uploads);
@@ -51,8 +36,8 @@ describe('fault: 1,000 concurrent uploads while workers are killed and restarted
     const refused = results.filter((result) => !result.file).map((result) => result.status);
     expect(refused, 'uploads not answered 201').to.deep.equal([]);
     expect(new Set(accepted).size).to.equal(total);
-    expect(await waitUntilSettled(stack, accepted, 120_000)).to.deep.equal([]);
-    expect(await statusCounts(stack)).to.deep.equal({ processed: total });
-    expect(await stack.leftovers()).to.deep.equal({ orphanBlobs: 0, temporaryFiles: 0 });
+    expect(await waitUntilSettled(servers.stack, accepted, 120_000)).to.deep.equal([]);
+    expect(await statusCounts(servers.stack)).to.deep.equal({ processed: total });
+    expect(await servers.stack.leftovers()).to.deep.equal({ orphanBlobs: 0, temporaryFiles: 0 });
   });
 });

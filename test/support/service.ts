@@ -1,5 +1,6 @@
 // The real service in-process: the Koa app on an ephemeral port with real PostgreSQL, Redis and disk,
 // and optionally a real worker consuming the same queue.
+import type { Tracer } from '@opentelemetry/api';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createApp } from '../../api/app.js';
@@ -31,6 +32,10 @@ export interface ServiceOptions {
   maxAttempts?: number;
   /** Point the API's queue elsewhere (e.g. at a Redis that does not answer). */
   redisUrl?: string;
+  /** Tracer for the server, producer and consumer spans (default: the global no-op one). */
+  tracer?: Tracer;
+  /** Logger of the API and the worker (default: silent). */
+  logger?: Logger;
   /** The rate limiter's Redis (default: the test Redis, when a rate is set). */
   rateLimitRedis?: Redis;
   /** Blob directory (default: the run's). */
@@ -58,10 +63,10 @@ export const testLogger = (destination?: { write(line: string): void }): Logger 
   createLogger({ level: destination ? 'debug' : (process.env.TEST_LOG_LEVEL ?? 'silent'), name: 'test', ...(destination ? { destination } : {}) });
 
 export async function startService(options: ServiceOptions = {}): Promise<TestService> {
-  const logger = testLogger(options.logDestination);
+  const logger = options.logger ?? testLogger(options.logDestination);
   const queueName = `files-${randomBytes(4).toString('hex')}`;
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
-  const queue = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'producer', ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
+  const queue = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'producer', tracer: options.tracer, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
   if (!options.redisUrl) await queue.ready();
   const storage = new LocalDiskStore(options.storageDir ?? TEST_ENV.storageDir);
   await storage.init();
@@ -72,7 +77,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   const backlog = new BacklogMonitor(queue, 100);
   backlog.start();
   const redis = config.rateLimitPerSecond > 0 ? (options.rateLimitRedis ?? new Redis(TEST_ENV.redisUrl)) : null;
-  const app = createApp({ config, db, queue, storage, logger, metrics, version: VERSION, tokens, backlog, redis });
+  const app = createApp({ config, db, queue, storage, logger, metrics, version: VERSION, tokens, backlog, redis, tracer: options.tracer });
   const server = createApiServer(app, config);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -116,17 +121,17 @@ const queueOptionsFor = (name: string, retries = 2) => ({
 });
 
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
-export async function startWorker(queueName: string, options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts'> = {}): Promise<TestWorker> {
-  const consumer = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'consumer' });
+export async function startWorker(queueName: string, options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'tracer' | 'logger'> = {}): Promise<TestWorker> {
+  const consumer = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'consumer', tracer: options.tracer });
   await consumer.ready();
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const storage = new LocalDiskStore(TEST_ENV.storageDir);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ queueCounts: () => consumer.counts() });
   const worker = createWorker({
     db,
     queue: consumer,
     storage,
-    logger: testLogger(),
+    logger: options.logger ?? testLogger(),
     metrics,
     processors: { ...PROCESSORS, ...options.processors },
     concurrency: 4,

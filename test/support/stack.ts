@@ -5,7 +5,8 @@ import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { freePort, runProcess, startProcess, waitForHttp, type Started } from './processes.js';
+import { freePort, killStartedProcesses, runProcess, startProcess, waitForHttp, type Started } from './processes.js';
+import { startPostgres, startRedis, type PrivateServer } from './servers.js';
 
 export interface Stack {
   url: string;
@@ -123,4 +124,25 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | null | fal
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * Mocha hooks for a fault suite: private PostgreSQL and Redis, the API on them and `workers` workers;
+ * everything is killed and removed after the suite. Returns the servers and the stack, set once `before` ran.
+ */
+export function usePrivateStack(env: Record<string, string> = {}, workers = 0): { postgres: PrivateServer; redis: PrivateServer; stack: Stack } {
+  const context = {} as { postgres: PrivateServer; redis: PrivateServer; stack: Stack };
+  before(async function () {
+    this.timeout(60_000);
+    [context.postgres, context.redis] = await Promise.all([startPostgres(), startRedis()]);
+    context.stack = await startStack({ databaseUrl: context.postgres.url, redisUrl: context.redis.url, env });
+    for (let n = 0; n < workers; n++) await context.stack.startWorker();
+  });
+  after(async function () {
+    this.timeout(60_000);
+    killStartedProcesses();
+    await context.stack?.stop();
+    await Promise.all([context.postgres?.destroy(), context.redis?.destroy()]);
+  });
+  return context;
 }

@@ -1,0 +1,34 @@
+// External programs a test needs (Debian's `prometheus` package: prometheus, promtool). Missing on a
+// developer machine, the test is skipped with a message saying how to get them; missing in CI
+// (CI=true), it fails, so a green CI always ran it.
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+export const INSTALL_HINT = 'apt-get install -y prometheus';
+
+/** The program's path on PATH, or null. */
+export function findProgram(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return null;
+}
+
+/** The program's path; skips the calling test (or suite) when it is missing, unless in CI. */
+export function requireProgram(context: Mocha.Context, name: string): string {
+  const found = findProgram(name);
+  if (found) return found;
+  if (process.env.CI === 'true') throw new Error(`${name} is not installed, and CI must run this test: ${INSTALL_HINT} (see .ci/run).`);
+  process.stderr.write(`      skipped: ${name} is not installed (${INSTALL_HINT})\n`);
+  context.skip();
+}
+
+export const run = promisify(execFile);
