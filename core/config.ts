@@ -23,6 +23,8 @@ export interface Config {
   jobBackoffMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
+  jobTimeoutMs: number;
+  imageMaxPixels: number;
 }
 
 export class ConfigError extends Error {
@@ -120,6 +122,8 @@ export const SETTINGS: Setting[] = [
   { env: 'JOB_RETRIES', key: 'jobRetries', fallback: '3', parse: integer(0, 100), description: 'Retries of a job after a transient error (database, storage).' },
   { env: 'JOB_BACKOFF_MS', key: 'jobBackoffMs', fallback: '1000', parse: integer(1, 3_600_000), description: 'First retry delay; it doubles on each retry.' },
   { env: 'SHUTDOWN_TIMEOUT_MS', key: 'shutdownTimeoutMs', fallback: '25000', parse: integer(0, 3_600_000), description: 'How long SIGTERM waits for in-flight requests and jobs.' },
+  { env: 'JOB_TIMEOUT_MS', key: 'jobTimeoutMs', fallback: '60000', parse: integer(1_000, 3_600_000), description: 'Longest one job may run; parsing that outlasts it is stopped and the file fails with `timeout`, without retries.' },
+  { env: 'IMAGE_MAX_PIXELS', key: 'imageMaxPixels', fallback: '50000000', parse: integer(1, 1_000_000_000), description: 'Largest image decoded (width × height); a larger one fails with `image_too_large` before a pixel is decoded.' },
   { env: 'LOG_LEVEL', key: 'logLevel', fallback: 'info', parse: oneOf(LOG_LEVELS), description: `Log level: ${LOG_LEVELS.join(', ')}.` },
 ];
 

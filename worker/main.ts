@@ -8,7 +8,17 @@ import { createWorker } from './worker.js';
 runMain(async () => {
   const { config, logger, db, queue, storage, version } = await startRuntime('worker');
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
-  const worker = createWorker({ db, queue, storage, logger, metrics, processors: PROCESSORS, concurrency: config.workerConcurrency });
+  const worker = createWorker({
+    db,
+    queue,
+    storage,
+    logger,
+    metrics,
+    processors: PROCESSORS,
+    concurrency: config.workerConcurrency,
+    limits: { maxImagePixels: config.imageMaxPixels },
+    jobTimeoutMs: config.jobTimeoutMs,
+  });
 
   let shuttingDown = false;
   const admin = createAdminServer({

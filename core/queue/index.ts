@@ -40,6 +40,8 @@ export interface QueueOptions {
   role: 'producer' | 'consumer';
   retries: number;
   backoffMs: number;
+  /** Longest a job may run before the queue gives up on it (bee-queue's job timeout). */
+  jobTimeoutMs?: number;
   /** How often a consumer looks for jobs whose worker died (bee-queue's stall interval). */
   stallIntervalMs?: number;
 }
@@ -92,6 +94,7 @@ export class FileQueue {
       .setId(fileId)
       .retries(this.options.retries)
       .backoff('exponential', this.options.backoffMs);
+    if (this.options.jobTimeoutMs) job.timeout(this.options.jobTimeoutMs);
     const saved = await withTimeout(job.save(), ENQUEUE_TIMEOUT_MS, 'Enqueueing a job');
     // bee-queue's addJob script answers nil for an id that exists, which surfaces as a job without id.
     return Boolean(saved.id);
