@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../../core/telemetry/logger.js';
 import { createMetrics, type Metrics } from '../../core/telemetry/metrics.js';
 import { VERSION } from '../../core/runtime.js';
 import { PROCESSORS, type ProcessorRegistry } from '../../worker/processors/index.js';
+import type { ParsingThreads } from '../../worker/threads.js';
 import { createWorker } from '../../worker/worker.js';
 import { TEST_ENV } from './env.js';
 
@@ -22,6 +23,12 @@ export interface ServiceOptions {
   worker?: boolean;
   processors?: Partial<ProcessorRegistry>;
   jobRetries?: number;
+  /** JOB_TIMEOUT_MS of the worker and of the jobs the API enqueues (default 30 s). */
+  jobTimeoutMs?: number;
+  /** IMAGE_MAX_PIXELS (default 50 megapixels). */
+  maxImagePixels?: number;
+  /** The worker's parsing threads (default: one per concurrent job). */
+  threads?: ParsingThreads;
   /** Replace the database (e.g. one that cannot connect). */
   db?: Database;
   /** Point the API's queue elsewhere (e.g. at a Redis that does not answer). */
@@ -46,7 +53,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   const logger = testLogger();
   const queueName = `files-${randomBytes(4).toString('hex')}`;
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
-  const queue = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'producer', ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
+  const queue = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'producer', ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
   if (!options.redisUrl) await queue.ready();
   const storage = new LocalDiskStore(TEST_ENV.storageDir);
   await storage.init();
@@ -83,18 +90,24 @@ export interface TestWorker {
   close(): Promise<void>;
 }
 
-const queueOptionsFor = (name: string, retries = 2) => ({
+const DEFAULT_JOB_TIMEOUT_MS = 30_000;
+
+const queueOptionsFor = (name: string, options: Pick<ServiceOptions, 'jobRetries' | 'jobTimeoutMs'>) => ({
   redisUrl: TEST_ENV.redisUrl,
   prefix: TEST_ENV.queuePrefix,
   name,
-  retries,
+  retries: options.jobRetries ?? 2,
   backoffMs: 50,
   stallIntervalMs: 1_000,
+  jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
 });
 
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
-export async function startWorker(queueName: string, options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db'> = {}): Promise<TestWorker> {
-  const consumer = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'consumer' });
+export async function startWorker(
+  queueName: string,
+  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'jobTimeoutMs' | 'maxImagePixels' | 'threads'> = {},
+): Promise<TestWorker> {
+  const consumer = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'consumer' });
   await consumer.ready();
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const storage = new LocalDiskStore(TEST_ENV.storageDir);
@@ -107,6 +120,9 @@ export async function startWorker(queueName: string, options: Pick<ServiceOption
     metrics,
     processors: { ...PROCESSORS, ...options.processors },
     concurrency: 4,
+    limits: { maxImagePixels: options.maxImagePixels ?? 50_000_000 },
+    jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
+    ...(options.threads ? { threads: options.threads } : {}),
   });
   worker.start();
   return {

@@ -2,6 +2,7 @@
 // schema as it was at that version, never the current model.
 import type { MigrationParams } from 'umzug';
 import { createFiles } from './0001-create-files.js';
+import { addThumbnail } from './0002-add-thumbnail.js';
 
 export type RunSql = (sql: string) => Promise<unknown>;
 
@@ -11,7 +12,7 @@ export interface Migration {
   down(params: MigrationParams<RunSql>): Promise<void>;
 }
 
-export const MIGRATIONS: Migration[] = [createFiles];
+export const MIGRATIONS: Migration[] = [createFiles, addThumbnail];
 
 /** Where umzug records applied migrations. */
 export const MIGRATIONS_TABLE = 'schema_migrations';
