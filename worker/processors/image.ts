@@ -29,14 +29,9 @@ export async function analyzeImage({ path, limits }: AnalysisInput): Promise<Ana
       `The image declares ${width}×${height} pixels, more than the limit of ${limits.maxImagePixels}; it was not decoded.`,
     );
   }
-  const warnings: string[] = [];
-  // Strict first; a damaged image that still decodes leniently is processed with a warning.
-  const preview = await thumbnail(path, limits.maxImagePixels, 'warning').catch(async (strictError: unknown) => {
-    const lenient = await thumbnail(path, limits.maxImagePixels, 'none').catch(() => {
-      throw asImageError(strictError, path);
-    });
-    warnings.push(`The image is damaged (${reasonOf(strictError, path)}); what could be decoded is shown.`);
-    return lenient;
+  // Strict: a warning from the decoder (a truncated or damaged image) fails the file rather than showing half of it.
+  const preview = await thumbnail(path, limits.maxImagePixels).catch((err: unknown) => {
+    throw asImageError(err, path);
   });
   return {
     fields: {
@@ -49,13 +44,13 @@ export async function analyzeImage({ path, limits }: AnalysisInput): Promise<Ana
       color_space: metadata.space ?? null,
       thumbnail: { width: preview.info.width, height: preview.info.height, bytes: preview.data.length },
     },
-    warnings,
+    warnings: [],
     thumbnail: preview.data,
   };
 }
 
-function thumbnail(path: string, maxPixels: number, failOn: 'warning' | 'none') {
-  return sharp(path, { limitInputPixels: maxPixels, failOn })
+function thumbnail(path: string, maxPixels: number) {
+  return sharp(path, { limitInputPixels: maxPixels, failOn: 'warning' })
     .autoOrient()
     .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
     .webp({ quality: 80 })
