@@ -1,7 +1,9 @@
-// Kind `archive`: what an archive holds, read from its directory or headers only; nothing is ever
-// extracted or decompressed. A zip's central directory (yauzl, lazily, entry by entry) and a tar's
-// headers give every field; gzip tells its original name and declared size; other formats only their name.
+// Kind `archive`: what an archive holds, read from its directory or headers; nothing is ever extracted.
+// A zip's central directory (yauzl, lazily, entry by entry) and a tar's headers give every field; a gzip
+// stream is inflated into nothing to measure and check it (up to a cap); other formats give their name.
+import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
 import { LISTED_NAMES, ArchiveResultSchema, type ArchiveResult } from '../../core/results/archive.js';
 import type { CommonResult } from '../../core/results/index.js';
@@ -148,25 +150,50 @@ function tarChecksumMatches(header: Buffer): boolean {
   return sum === tarNumber(header.subarray(148, 156));
 }
 
-/** The header's original name and the trailer's declared size (modulo 4 GiB); the stream itself is not inflated. */
+/** Inflating a gzip stream to check it stops after this much output, so a bomb costs seconds, not minutes. */
+export const GZIP_CHECK_BYTES = 1024 ** 3;
+
+/**
+ * The original name from the header, and the size: inflated and counted (output discarded, never
+ * stored) up to GZIP_CHECK_BYTES, which also finds a truncated or damaged stream; past that, the size
+ * the trailer declares (modulo 4 GiB).
+ */
 async function readGzip(path: string, size: number): Promise<ArchiveFields> {
   const GZIP_MIN = 18;
   if (size < GZIP_MIN) throw new ProcessingError('corrupt_file', 'The gzip file is truncated.');
   const file = await open(path, 'r');
+  const header = Buffer.alloc(Math.min(size, 1024));
+  const trailer = Buffer.alloc(4);
   try {
-    const header = Buffer.alloc(Math.min(size, 1024));
     await readExactly(file, header, 0);
-    const trailer = Buffer.alloc(4);
     await readExactly(file, trailer, size - 4);
-    const flags = header[3]!;
-    let at = 10;
-    if (flags & 0x04) at += 2 + header.readUInt16LE(at);
-    const names = flags & 0x08 ? [cString(header.subarray(at))] : [];
-    const uncompressed = trailer.readUInt32LE(0);
-    return { ...unlisted('gzip'), names, compressed_bytes: size, uncompressed_bytes: uncompressed, ratio: ratioOf(uncompressed, size) };
   } finally {
     await file.close();
   }
+  const flags = header[3]!;
+  let at = 10;
+  if (flags & 0x04) at += 2 + header.readUInt16LE(at);
+  const names = flags & 0x08 ? [cString(header.subarray(at))] : [];
+  const inflated = await inflatedSize(path);
+  const uncompressed = inflated ?? trailer.readUInt32LE(0);
+  return { ...unlisted('gzip'), names, compressed_bytes: size, uncompressed_bytes: uncompressed, ratio: ratioOf(uncompressed, size) };
+}
+
+/** Bytes the gzip stream inflates to, or null past GZIP_CHECK_BYTES. */
+async function inflatedSize(path: string): Promise<number | null> {
+  let total = 0;
+  const gunzip = createGunzip();
+  try {
+    for await (const chunk of createReadStream(path).pipe(gunzip) as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > GZIP_CHECK_BYTES) return null;
+    }
+  } catch (err) {
+    throw asCorrupt(err, 'gzip');
+  } finally {
+    gunzip.destroy();
+  }
+  return total;
 }
 
 function asCorrupt(err: unknown, format: string): Error {
