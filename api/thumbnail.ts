@@ -10,7 +10,10 @@ export async function sendThumbnail(ctx: Koa.Context, row: FileRow, storage: Blo
   ctx.set('Content-Security-Policy', 'sandbox');
   ctx.type = 'image/webp';
   // HEAD answers with the headers only: opening the blob would leak a file handle nobody reads.
-  if (ctx.method === 'HEAD') return;
+  if (ctx.method === 'HEAD') {
+    ctx.status = 200;
+    return;
+  }
   try {
     ctx.body = await storage.open(row.id, { variant: 'thumbnail' });
   } catch (err) {

@@ -1,6 +1,8 @@
 // Kind `pdf`, with pdf.js (Mozilla, Apache-2.0), pure JavaScript: page count, the document information,
 // whether it is encrypted, and the first kilobyte of text. pdf.js reads the file by ranges, so a large
 // PDF is never loaded whole; it is imported in the parsing thread only.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { CommonResult } from '../../core/results/index.js';
 import { PdfResultSchema, type PdfResult } from '../../core/results/pdf.js';
 import { analyzingProcessor } from './common.js';
@@ -20,9 +22,18 @@ interface DocumentInfo {
   EncryptFilterName?: string | null;
 }
 
-export async function analyzePdf({ path }: AnalysisInput): Promise<Analyzed<PdfFields>> {
+// Character maps (CJK text) and the standard fonts' metrics ship with pdf.js; in Node they are read from disk.
+const PDFJS_DIR = fileURLToPath(new URL('.', import.meta.resolve('pdfjs-dist/package.json')));
+const PDFJS_DATA = {
+  cMapUrl: path.join(PDFJS_DIR, 'cmaps/'),
+  cMapPacked: true,
+  standardFontDataUrl: path.join(PDFJS_DIR, 'standard_fonts/'),
+  wasmUrl: path.join(PDFJS_DIR, 'wasm/'),
+};
+
+export async function analyzePdf({ path: file }: AnalysisInput): Promise<Analyzed<PdfFields>> {
   const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
-  const loading = pdfjs.getDocument({ url: path, disableStream: true, disableAutoFetch: true, isEvalSupported: false, verbosity: 0 });
+  const loading = pdfjs.getDocument({ url: file, ...PDFJS_DATA, disableStream: true, disableAutoFetch: true, isEvalSupported: false, verbosity: 0 });
   try {
     const document = await loading.promise;
     const info = ((await document.getMetadata()).info ?? {}) as DocumentInfo;
