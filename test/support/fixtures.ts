@@ -71,6 +71,17 @@ export function bmp(width = 2, height = 2): Buffer {
   return Buffer.concat([header, pixels]);
 }
 
+/** A field of a binary record: its width in bytes and its value. */
+type Field = [2 | 4, number];
+
+/** Fields laid end to end, little-endian, as zip headers are. */
+function littleEndian(fields: Field[]): Buffer {
+  const record = Buffer.alloc(fields.reduce((size, [width]) => size + width, 0));
+  let at = 0;
+  for (const [width, value] of fields) at = width === 2 ? record.writeUInt16LE(value, at) : record.writeUInt32LE(value >>> 0, at);
+  return record;
+}
+
 export interface ZipEntry {
   name: string;
   content?: Buffer | string;
@@ -91,38 +102,17 @@ export function zip(entries: ZipEntry[]): Buffer {
     const data = entry.deflate ? deflateRawSync(content, { level: 9 }) : content;
     const crc = crc32(content);
     const flags = 0x800 | (entry.encrypted ? 1 : 0);
-    const method = entry.deflate ? 8 : 0;
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(flags, 6);
-    local.writeUInt16LE(method, 8);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(content.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(flags, 8);
-    central.writeUInt16LE(method, 10);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(content.length, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE(offset, 42);
+    // flags, method, time, date, crc-32, compressed size, size, name length, extra length
+    const common: Field[] = [[2, flags], [2, entry.deflate ? 8 : 0], [2, 0], [2, 0], [4, crc], [4, data.length], [4, content.length], [2, name.length], [2, 0]];
+    const local = littleEndian([[4, 0x04034b50], [2, 20], ...common]);
+    // ... then comment length, disk, internal and external attributes, offset of the local header
+    const central = littleEndian([[4, 0x02014b50], [2, 20], [2, 20], ...common, [2, 0], [2, 0], [2, 0], [4, 0], [4, offset]]);
     locals.push(local, name, data);
     centrals.push(central, name);
     offset += local.length + name.length + data.length;
   }
   const directory = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(directory.length, 12);
-  end.writeUInt32LE(offset, 16);
+  const end = littleEndian([[4, 0x06054b50], [2, 0], [2, 0], [2, entries.length], [2, entries.length], [4, directory.length], [4, offset], [2, 0]]);
   return Buffer.concat([...locals, directory, end]);
 }
 

@@ -7,7 +7,7 @@ import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
 import { LISTED_NAMES, ArchiveResultSchema, type ArchiveResult } from '../../core/results/archive.js';
 import type { CommonResult } from '../../core/results/index.js';
-import { analyzingProcessor } from './common.js';
+import { analyzingProcessor, readBytes } from './common.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 
 type ArchiveFields = Omit<ArchiveResult, keyof CommonResult>;
@@ -161,15 +161,8 @@ export const GZIP_CHECK_BYTES = 1024 ** 3;
 async function readGzip(path: string, size: number): Promise<ArchiveFields> {
   const GZIP_MIN = 18;
   if (size < GZIP_MIN) throw new ProcessingError('corrupt_file', 'The gzip file is truncated.');
-  const file = await open(path, 'r');
-  const header = Buffer.alloc(Math.min(size, 1024));
-  const trailer = Buffer.alloc(4);
-  try {
-    await readExactly(file, header, 0);
-    await readExactly(file, trailer, size - 4);
-  } finally {
-    await file.close();
-  }
+  const header = await readBytes(path, 1024);
+  const trailer = await readBytes(path, 4, size - 4);
   const flags = header[3]!;
   let at = 10;
   if (flags & 0x04) at += 2 + header.readUInt16LE(at);

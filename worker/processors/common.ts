@@ -1,6 +1,7 @@
 // Every kind's common ground: re-read the stored bytes and check them against the recorded sha256 and
 // size, then (for kinds with more to say) run the kind's analysis in a parsing thread.
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { CommonResult } from '../../core/results/index.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type Processor, type ProcessorInput } from './types.js';
@@ -31,6 +32,18 @@ export async function verifyStoredBytes({ file, storage }: ProcessorInput): Prom
     );
   }
   return { sha256_verified: true, bytes_read: bytesRead, warnings: [] };
+}
+
+/** Up to `length` bytes of the file from `position` (fewer near its end). */
+export async function readBytes(path: string, length: number, position = 0): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await file.read(buffer, 0, length, position);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await file.close();
+  }
 }
 
 /**

@@ -1,9 +1,9 @@
 // What audio and video share: music-metadata reads the container's headers (never decodes a sample)
 // for container, duration, codecs, bitrate, sample rate and channels.
-import { open } from 'node:fs/promises';
 import { parseFile, type IAudioMetadata } from 'music-metadata';
 import type { AudioResult } from '../../core/results/media.js';
 import type { CommonResult } from '../../core/results/index.js';
+import { readBytes } from './common.js';
 import { ProcessingError } from './types.js';
 
 export type MediaFields = Omit<AudioResult, keyof CommonResult>;
@@ -42,14 +42,8 @@ export async function readMediaHeaders(path: string, contentType: string, size: 
 
 /** A RIFF file (WAV, AVI) declares its length up front: a shorter file was cut short. */
 async function riffWarnings(path: string, size: number): Promise<string[]> {
-  const header = Buffer.alloc(8);
-  const file = await open(path, 'r');
-  try {
-    await file.read(header, 0, 8, 0);
-  } finally {
-    await file.close();
-  }
-  if (header.toString('latin1', 0, 4) !== 'RIFF') return [];
+  const header = await readBytes(path, 8);
+  if (header.length < 8 || header.toString('latin1', 0, 4) !== 'RIFF') return [];
   const declared = header.readUInt32LE(4) + 8;
   return declared > size ? [`The RIFF header declares ${declared} bytes but the file has ${size}; it is truncated.`] : [];
 }

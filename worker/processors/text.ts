@@ -1,10 +1,9 @@
 // Kind `text`: decodes the bytes as a stream (a 100 MB file never sits in memory whole) and counts
 // lines, words, characters and line endings; CSV and JSON get a summary of their own on the same pass.
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import type { CommonResult } from '../../core/results/index.js';
 import { TextResultSchema, type LineEndings, type TextEncoding, type TextResult } from '../../core/results/text.js';
-import { analyzingProcessor } from './common.js';
+import { analyzingProcessor, readBytes } from './common.js';
 import { CsvScanner } from './csvScanner.js';
 import { JsonScanner } from './jsonScanner.js';
 import type { Analyzed, AnalysisInput } from './types.js';
@@ -34,13 +33,7 @@ const LEGACY_WARNING = 'The text is not valid UTF-8 or UTF-16; it was read as wi
 
 /** The BOM decides; without one, the charset the upload sniffed from the head (none means legacy 8-bit). */
 async function encodingOf(path: string, contentType: string): Promise<{ encoding: TextEncoding; bom: boolean }> {
-  const head = Buffer.alloc(3);
-  const file = await open(path, 'r');
-  try {
-    await file.read(head, 0, 3, 0);
-  } finally {
-    await file.close();
-  }
+  const head = await readBytes(path, 3);
   if (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) return { encoding: 'utf-8', bom: true };
   if (head[0] === 0xff && head[1] === 0xfe) return { encoding: 'utf-16le', bom: true };
   if (head[0] === 0xfe && head[1] === 0xff) return { encoding: 'utf-16be', bom: true };
