@@ -91,6 +91,12 @@ describe('streaming JSON validation', () => {
     expect(scanJson(['{\n  "a": 1,\n  }']).error).to.equal('Line 3, column 3: "}" where a key (a string) should come.');
   });
 
+  it('checks a million nested arrays without recursion or a slot per level', () => {
+    const deep = '['.repeat(1_000_000) + ']'.repeat(1_000_000);
+    expect(scanJson([deep])).to.deep.include({ valid: true, top_level: 'array', items: 1 });
+    expect(scanJson([deep.slice(0, -1)])).to.deep.include({ valid: false, error: 'Line 1, column 1999999: the text ends inside a value.' });
+  });
+
   it('gives the same answer however the text is split into chunks', () => {
     for (const text of [...VALID, ...INVALID]) expect(scanJson(inPieces(text)), text).to.deep.equal(scanJson([text]));
   });

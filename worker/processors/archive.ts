@@ -14,6 +14,8 @@ type ArchiveFields = Omit<ArchiveResult, keyof CommonResult>;
 
 /** Above this ratio of declared sizes, an archive is reported as bomb-like. */
 export const BOMB_RATIO = 100;
+/** Longer names are cut in the result: a zip may carry names of 64 KiB. */
+const LISTED_NAME_CHARS = 1024;
 /** From this many entries on, an archive is reported as one that would flood a disk when extracted. */
 export const MANY_ENTRIES = 10_000;
 
@@ -76,7 +78,7 @@ async function readZip(path: string): Promise<ArchiveFields> {
       fields.uncompressed_bytes! += entry.uncompressedSize;
       if (entry.isEncrypted()) fields.encrypted_entries!++;
       if (fields.names.length < LISTED_NAMES) {
-        fields.names.push(yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false));
+        fields.names.push(yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false).slice(0, LISTED_NAME_CHARS));
       }
       zip.readEntry();
     });

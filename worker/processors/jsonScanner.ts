@@ -3,7 +3,10 @@
 // without ever being held in memory or parsed into objects.
 import type { JsonSummary } from '../../core/results/text.js';
 
-type Container = '{' | '[';
+// Open containers, one byte each: a document of ten million '[' must not cost ten million array slots.
+const OBJECT = 1;
+const ARRAY = 2;
+type Container = typeof OBJECT | typeof ARRAY;
 type State =
   | 'value' // a value must come (start, after ':' or after ',' in an array)
   | 'value_or_close' // just after '['
@@ -22,6 +25,7 @@ type State =
 type NumberPart = 'minus' | 'zero' | 'int' | 'dot' | 'frac' | 'e' | 'e_sign' | 'exp';
 const ENDS_NUMBER = new Set<NumberPart>(['zero', 'int', 'frac', 'exp']);
 
+const STRING_SPECIAL = /["\\\u0000-\u001f]/g;
 const isDigit = (c: string) => c >= '0' && c <= '9';
 const isWhitespace = (c: string) => c === ' ' || c === '\n' || c === '\r' || c === '\t';
 const LITERALS: Record<string, string> = { t: 'true', f: 'false', n: 'null' };
@@ -29,7 +33,8 @@ const LITERAL_TYPES: Record<string, JsonSummary['top_level']> = { t: 'boolean', 
 
 export class JsonScanner {
   private state: State = 'value';
-  private readonly stack: Container[] = [];
+  private stack = new Uint8Array(64);
+  private depth = 0;
   private stringIsKey = false;
   private hexLeft = 0;
   private numberPart: NumberPart = 'int';
@@ -43,6 +48,14 @@ export class JsonScanner {
 
   feed(text: string): void {
     for (let i = 0; i < text.length && this.state !== 'failed'; i++) {
+      if (this.state === 'string') {
+        // Most of a document is string content: jump to the next quote, backslash or control character.
+        STRING_SPECIAL.lastIndex = i;
+        const next = STRING_SPECIAL.test(text) ? STRING_SPECIAL.lastIndex - 1 : text.length;
+        this.column += next - i;
+        i = next;
+        if (i === text.length) break;
+      }
       const c = text[i]!;
       if (c === '\n') {
         this.line++;
@@ -56,7 +69,7 @@ export class JsonScanner {
 
   end(): JsonSummary {
     if (this.state === 'number' && ENDS_NUMBER.has(this.numberPart)) this.state = 'after_value';
-    if (this.state !== 'failed' && !(this.state === 'after_value' && this.stack.length === 0)) {
+    if (this.state !== 'failed' && !(this.state === 'after_value' && this.depth === 0)) {
       this.fail(this.topLevel === null ? 'there is no JSON value' : 'the text ends inside a value');
     }
     const valid = this.error === null;
@@ -103,15 +116,15 @@ export class JsonScanner {
   }
 
   private structural(c: string): void {
-    const top = this.stack.at(-1);
+    const top = this.depth > 0 ? this.stack[this.depth - 1] : undefined;
     switch (this.state) {
       case 'value_or_close':
-        if (c === ']') return this.close('[');
+        if (c === ']') return this.close(ARRAY);
         return this.startValue(c);
       case 'value':
         return this.startValue(c);
       case 'key_or_close':
-        if (c === '}') return this.close('{');
+        if (c === '}') return this.close(OBJECT);
         return this.startKey(c);
       case 'key':
         return this.startKey(c);
@@ -122,27 +135,27 @@ export class JsonScanner {
       case 'after_value':
         if (top === undefined) return this.fail(`"${c}" after the end of the value`);
         if (c === ',') {
-          this.state = top === '{' ? 'key' : 'value';
+          this.state = top === OBJECT ? 'key' : 'value';
           return;
         }
-        if (c === '}' || c === ']') return this.close(c === '}' ? '{' : '[');
-        return this.fail(`"${c}" where "," or "${top === '{' ? '}' : ']'}" should come`);
+        if (c === '}' || c === ']') return this.close(c === '}' ? OBJECT : ARRAY);
+        return this.fail(`"${c}" where "," or "${top === OBJECT ? '}' : ']'}" should come`);
     }
   }
 
   private startKey(c: string): void {
     if (c !== '"') return this.fail(`"${c}" where a key (a string) should come`);
-    if (this.stack.length === 1) this.members++;
+    if (this.depth === 1) this.members++;
     this.stringIsKey = true;
     this.state = 'string';
   }
 
   private startValue(c: string): void {
-    const depth = this.stack.length;
-    if (depth === 1 && this.stack[0] === '[') this.members++;
+    const depth = this.depth;
+    if (depth === 1 && this.stack[0] === ARRAY) this.members++;
     if (c === '{' || c === '[') {
       if (depth === 0) this.topLevel = c === '{' ? 'object' : 'array';
-      this.stack.push(c);
+      this.push(c === '{' ? OBJECT : ARRAY);
       this.state = c === '{' ? 'key_or_close' : 'value_or_close';
     } else if (c === '"') {
       if (depth === 0) this.topLevel = 'string';
@@ -203,8 +216,17 @@ export class JsonScanner {
     this.state = 'after_value';
   }
 
+  private push(container: Container): void {
+    if (this.depth === this.stack.length) {
+      const grown = new Uint8Array(this.stack.length * 2);
+      grown.set(this.stack);
+      this.stack = grown;
+    }
+    this.stack[this.depth++] = container;
+  }
+
   private close(container: Container): void {
-    if (this.stack.pop() !== container) return this.fail('a bracket that closes nothing open');
+    if (this.depth === 0 || this.stack[--this.depth] !== container) return this.fail('a bracket that closes nothing open');
     this.state = 'after_value';
   }
 
