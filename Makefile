@@ -6,7 +6,7 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-.PHONY: help install build typecheck migrate run test clean
+.PHONY: help install build typecheck migrate run test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ run: migrate ## start the API (:8080, admin :9090) and one worker (admin :9091);
 test: node_modules ## type-check, then run every test with coverage (fails under 85% of lines)
 	npm run --silent typecheck
 	npm test
+
+bench: build ## benchmark the production build against a bare-Node baseline (writes loadtest/results/); BENCH_QUICK=1 for a short run
+	node dist/loadtest/bench/run.js
 
 clean: ## remove build output and local data
 	rm -rf dist coverage data

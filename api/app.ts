@@ -8,20 +8,34 @@ import type { FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
+import compose from 'koa-compose';
+import type { Redis } from 'ioredis';
+import { BacklogMonitor, limitRate, refuseWhenOverloaded } from './admission.js';
+import { authenticate, type TokenSet } from './auth.js';
+import { cors } from './cors.js';
 import { docsAsset, docsPage } from './docs.js';
 import { AppError, problemResponses } from './errors.js';
 import { fileHandlers } from './files.js';
 import { buildRouter, openApiDocument, ROUTES } from './routes.js';
 import { uploadHandler } from './upload.js';
 
+export type AppConfig = Pick<
+  Config,
+  'publicUrl' | 'trustProxy' | 'maxUploadBytes' | 'corsOrigins' | 'maxBacklog' | 'rateLimitPerSecond' | 'rateLimitBurst' | 'queuePrefix' | 'httpRequestTimeoutMs'
+>;
+
 export interface AppDeps {
-  config: Pick<Config, 'publicUrl' | 'trustProxy' | 'maxUploadBytes'>;
+  config: AppConfig;
   db: Database;
   queue: FileQueue;
   storage: BlobStore;
   logger: Logger;
   metrics: Metrics;
   version: string;
+  tokens: TokenSet;
+  backlog: BacklogMonitor;
+  /** For the rate limit; null when it is off. */
+  redis: Redis | null;
 }
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -42,8 +56,25 @@ export function createApp(deps: AppDeps): Koa {
   const baseUrl = (ctx: Koa.Context) => config.publicUrl ?? `${ctx.protocol}://${ctx.host}`;
   const files = fileHandlers({ db, queue, storage, logger, baseUrl });
   const document = openApiDocument(deps.version);
+  const upload = uploadHandler({
+    db,
+    queue,
+    storage,
+    logger,
+    metrics,
+    maxUploadBytes: config.maxUploadBytes,
+    // No request outlives the request timeout, so a key claimed longer ago than that was abandoned.
+    idempotencyAbandonAfterMs: config.httpRequestTimeoutMs + 60_000,
+    baseUrl,
+  });
+  const admission = [
+    ...(config.rateLimitPerSecond > 0 && deps.redis
+      ? [limitRate({ redis: deps.redis, keyPrefix: config.queuePrefix, perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst, logger })]
+      : []),
+    refuseWhenOverloaded(deps.backlog, config.maxBacklog),
+  ];
   const router = buildRouter({
-    uploadFile: uploadHandler({ db, queue, storage, logger, metrics, maxUploadBytes: config.maxUploadBytes, baseUrl }),
+    uploadFile: compose([...admission, upload]),
     ...files,
     getOpenApi: async (ctx) => {
       ctx.body = document;
@@ -54,7 +85,9 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(observeRequests(logger, metrics));
   app.use(problemResponses(logger));
+  if (config.corsOrigins.length) app.use(cors(config.corsOrigins));
   app.use(routingEdges);
+  app.use(authenticate(deps.tokens));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -30,14 +30,20 @@ export const ERRORS = {
   too_many_files: { status: 400, title: 'Too many files' },
   invalid_multipart: { status: 400, title: 'Invalid multipart body' },
   invalid_query: { status: 400, title: 'Invalid query parameters' },
+  invalid_idempotency_key: { status: 400, title: 'Invalid idempotency key' },
+  unauthorized: { status: 401, title: 'Unauthorized' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   file_processing: { status: 409, title: 'File is being processed' },
+  idempotency_key_in_use: { status: 409, title: 'Idempotency key in use' },
   file_too_large: { status: 413, title: 'File too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   range_not_satisfiable: { status: 416, title: 'Range not satisfiable' },
+  idempotency_key_reused: { status: 422, title: 'Idempotency key reused' },
+  rate_limited: { status: 429, title: 'Too many requests' },
   internal_error: { status: 500, title: 'Internal error' },
   service_unavailable: { status: 503, title: 'Service unavailable' },
+  overloaded: { status: 503, title: 'Overloaded' },
   insufficient_storage: { status: 507, title: 'Insufficient storage' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
@@ -74,7 +80,7 @@ export function problemResponses(logger: Logger): Koa.Middleware {
       }
       // Headers set for the success path (content type, disposition, length) must not leak into the problem.
       for (const name of Object.keys(ctx.response.headers)) {
-        if (!KEPT_HEADERS.has(name)) ctx.remove(name);
+        if (!KEPT_HEADERS.has(name) && !name.startsWith('access-control-')) ctx.remove(name);
       }
       for (const [name, value] of Object.entries(err.extra.headers ?? {})) ctx.set(name, value);
       ctx.status = err.status;

@@ -1,17 +1,32 @@
 // The API process: the HTTP API on PORT and the admin server on ADMIN_PORT.
-import http from 'node:http';
+import { Redis } from 'ioredis';
 import { createAdminServer } from '../core/admin.js';
-import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSignals } from '../core/runtime.js';
+import { closeServer, dependencyChecks, listen, runMain, startRuntime, StartupError, stopOnSignals } from '../core/runtime.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
+import { BacklogMonitor } from './admission.js';
 import { createApp } from './app.js';
+import { TokenSet } from './auth.js';
+import { createApiServer } from './server.js';
 
 runMain(async () => {
   const { config, logger, db, queue, storage, version } = await startRuntime('api');
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
-  const app = createApp({ config, db, queue, storage, logger, metrics, version });
 
+  const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger);
+  try {
+    await tokens.start();
+  } catch (err) {
+    throw new StartupError(`API_TOKENS_FILE ${config.apiTokensFile} cannot be used (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): mount the token file there, or unset API_TOKENS_FILE.`);
+  }
+  const backlog = new BacklogMonitor(queue);
+  backlog.start();
+  // Rate limits are shared by all API pods through Redis; commands fail fast (and the limit fails open) while it is away.
+  const redis = config.rateLimitPerSecond > 0 ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }) : null;
+  redis?.on('error', () => undefined);
+
+  const app = createApp({ config, db, queue, storage, logger, metrics, version, tokens, backlog, redis });
   let shuttingDown = false;
-  const server = http.createServer(app.callback());
+  const server = createApiServer(app, config);
   const admin = createAdminServer({
     registry: metrics.registry,
     isShuttingDown: () => shuttingDown,
@@ -19,11 +34,15 @@ runMain(async () => {
   });
   await listen(server, config.port, config.host, 'PORT');
   await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
-  logger.info({ port: config.port, admin_port: config.adminPort, version }, 'api listening');
+  logger.info({ port: config.port, admin_port: config.adminPort, version, authentication: tokens.enabled }, 'api listening');
 
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
+    // Readiness fails first, so no new traffic is routed here; in-flight requests (uploads included) finish.
     shuttingDown = true;
     await closeServer(server, config.shutdownTimeoutMs);
+    backlog.stop();
+    tokens.stop();
+    redis?.disconnect();
     await queue.close(1_000);
     await db.close();
     await closeServer(admin, 1_000);

@@ -64,6 +64,17 @@ export const ROUTES = [
       'Streams the file to storage while hashing it, detects its kind from the bytes, records it and queues it for processing. ' +
       'Answers 201 with the File; poll `GET /files/{id}/` (or the list) until `status` is `processed` or `failed`.',
     tags: ['files'],
+    parameters: [
+      {
+        name: 'Idempotency-Key',
+        in: 'header',
+        required: false,
+        description:
+          'Makes retries safe: a retry with the same key and the same bytes answers the first File (201, `Idempotent-Replayed: true`) ' +
+          'for 24 hours; the same key with other bytes answers 422; while the first request runs, 409.',
+        schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
+      },
+    ],
     requestBody: {
       required: true,
       content: {
@@ -82,7 +93,21 @@ export const ROUTES = [
         ...json(ref('File'), 'The file was stored and queued.'),
         headers: { Location: { description: 'URL of the new File.', schema: { type: 'string', format: 'uri' } } },
       },
-      ...problems('file_missing', 'file_empty', 'too_many_files', 'invalid_multipart', 'file_too_large', 'unsupported_media_type', 'service_unavailable', 'insufficient_storage'),
+      ...problems(
+        'file_missing',
+        'file_empty',
+        'too_many_files',
+        'invalid_multipart',
+        'invalid_idempotency_key',
+        'idempotency_key_in_use',
+        'idempotency_key_reused',
+        'file_too_large',
+        'unsupported_media_type',
+        'rate_limited',
+        'service_unavailable',
+        'overloaded',
+        'insufficient_storage',
+      ),
     },
   },
   {
@@ -207,7 +232,8 @@ export function buildRouter(handlers: Handlers): Router {
 export function openApiDocument(version: string): JsonObject {
   const paths: Record<string, Record<string, JsonObject>> = {};
   for (const { method, path, public: isPublic, ...operation } of ROUTES as readonly RouteDoc[]) {
-    paths[path] = { ...paths[path], [method]: { ...operation, ...(isPublic ? { security: [] } : {}) } };
+    const guarded = isPublic ? { security: [] } : { responses: { ...operation.responses, ...problems('unauthorized') } };
+    paths[path] = { ...paths[path], [method]: { ...operation, ...guarded } };
   }
   return {
     openapi: '3.1.0',
@@ -220,6 +246,7 @@ export function openApiDocument(version: string): JsonObject {
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
     tags: [
       { name: 'files', description: 'The File resource.' },
       { name: 'meta', description: 'The contract itself.' },
@@ -238,6 +265,13 @@ export function openApiDocument(version: string): JsonObject {
           },
         },
         Problem: stripId(ProblemSchema),
+      },
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'Required only when the service is configured with API_TOKENS or API_TOKENS_FILE.',
+        },
       },
     },
   };

@@ -5,7 +5,7 @@ import type Koa from 'koa';
 import multer from '@koa/multer';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Database } from '../core/db/index.js';
+import type { Database, IdempotencyScope } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
 import { newFileId } from '../core/ids.js';
 import { sniffKind } from '../core/kinds.js';
@@ -24,6 +24,8 @@ export interface UploadDeps {
   logger: Logger;
   metrics: Metrics;
   maxUploadBytes: number;
+  /** A claimed idempotency key whose request has not completed after this long was abandoned. */
+  idempotencyAbandonAfterMs: number;
   baseUrl: (ctx: Koa.Context) => string;
 }
 
@@ -36,8 +38,9 @@ interface ReceivedFile extends StoredBlob {
 export const FILE_FIELD = 'file';
 
 export function uploadHandler(deps: UploadDeps): Koa.Middleware {
+  const { db, storage, logger } = deps;
   const receiveFile = multer({
-    storage: blobStoreEngine(deps.storage, deps.maxUploadBytes),
+    storage: blobStoreEngine(storage, deps.maxUploadBytes),
     // Browsers send UTF-8 filenames; busboy would read them as Latin-1 by default.
     defParamCharset: 'utf8',
     // Keep the name as sent ("..", "a/b"): safeFilename reduces it, so busboy must not drop it first.
@@ -45,10 +48,7 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
     limits: { files: 1, fileSize: deps.maxUploadBytes, fields: 50, fieldSize: 64 * 1024, fieldNameSize: 200, parts: 60, headerPairs: 50 },
   } as multer.Options).any();
 
-  return async (ctx) => {
-    if (!ctx.is('multipart/form-data')) {
-      throw new AppError('unsupported_media_type', 'Send the file as multipart/form-data, in a part named "file".');
-    }
+  async function receive(ctx: Koa.Context): Promise<ReceivedFile> {
     try {
       await receiveFile(ctx, async () => undefined);
     } catch (err) {
@@ -58,36 +58,87 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
       throw asUploadError(err, deps.maxUploadBytes);
     }
     const received = (ctx.files as unknown as ReceivedFile[] | undefined)?.[0];
-    if (!received) {
-      const sentAsField = Object.hasOwn((ctx.request as { body?: object }).body ?? {}, FILE_FIELD);
-      throw new AppError(
-        'file_missing',
-        sentAsField
-          ? 'The part named "file" is a text field; send it as a file (with a filename).'
-          : 'The request has no part named "file"; send the file in a multipart part named "file".',
-      );
-    }
+    if (received) return received;
+    const sentAsField = Object.hasOwn((ctx.request as { body?: object }).body ?? {}, FILE_FIELD);
+    throw new AppError(
+      'file_missing',
+      sentAsField
+        ? 'The part named "file" is a text field; send it as a file (with a filename).'
+        : 'The request has no part named "file"; send the file in a multipart part named "file".',
+    );
+  }
 
+  const discard = (id: string) =>
+    storage.remove(id).catch((err: unknown) => logger.error({ err, file_id: id }, 'could not remove the bytes of a failed upload'));
+
+  /** Inserts the row (and completes the idempotency key in the same statement); the bytes go if it fails. */
+  async function record(received: ReceivedFile, idempotency: IdempotencyScope | undefined): Promise<FileRow> {
     const name = safeFilename(received.originalname);
     const sniffed = await sniffKind(received.head, name);
-    let row: FileRow;
     try {
-      row = await deps.db.files.insert({ id: received.id, name, size: received.size, sha256: received.sha256, ...sniffed });
+      return await db.files.insert({ id: received.id, name, size: received.size, sha256: received.sha256, ...sniffed }, idempotency);
     } catch (err) {
-      await deps.storage.remove(received.id).catch((removeErr: unknown) => {
-        deps.logger.error({ err: removeErr, file_id: received.id }, 'could not remove the bytes of a failed upload');
-      });
+      await discard(received.id);
       throw err;
     }
-    await enqueueOrLeaveQueued(deps.queue, deps.logger, row);
-    deps.metrics.uploads.inc({ kind: row.kind });
-    deps.metrics.uploadBytes.inc(row.size);
+  }
 
+  const answer = (ctx: Koa.Context, row: FileRow) => {
     const base = deps.baseUrl(ctx);
     ctx.status = 201;
     ctx.set('Location', fileUrl(row.id, base));
     ctx.body = serializeFile(row, base);
   };
+
+  return async (ctx) => {
+    if (!ctx.is('multipart/form-data')) {
+      throw new AppError('unsupported_media_type', 'Send the file as multipart/form-data, in a part named "file".');
+    }
+    const idempotency = idempotencyScopeOf(ctx);
+    const claim = idempotency ? await db.idempotencyKeys.claim(idempotency, deps.idempotencyAbandonAfterMs) : undefined;
+    if (claim?.state === 'in_progress') {
+      throw new AppError('idempotency_key_in_use', 'A request with this Idempotency-Key is still running; retry once it has finished.', {
+        headers: { 'Retry-After': '1' },
+      });
+    }
+    try {
+      const received = await receive(ctx);
+      if (claim?.state === 'done') {
+        // A replay must send the same bytes; only then does it get the first request's file.
+        if (received.sha256 !== claim.sha256) {
+          await discard(received.id);
+          throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used for a different file; use a new key for a new upload.');
+        }
+        const original = await db.files.findById(claim.fileId);
+        if (original) {
+          await discard(received.id);
+          ctx.set('Idempotent-Replayed', 'true');
+          return answer(ctx, original);
+        }
+        // The first file was deleted since: this request creates it anew under the same key.
+      }
+      const row = await record(received, idempotency);
+      await enqueueOrLeaveQueued(deps.queue, logger, row);
+      deps.metrics.uploads.inc({ kind: row.kind });
+      deps.metrics.uploadBytes.inc(row.size);
+      answer(ctx, row);
+    } catch (err) {
+      if (claim?.state === 'claimed') {
+        await db.idempotencyKeys.release(idempotency!).catch((releaseErr: unknown) => logger.error({ err: releaseErr }, 'could not release an idempotency key'));
+      }
+      throw err;
+    }
+  };
+}
+
+/** The Idempotency-Key of the request, scoped to its client; undefined without one. */
+function idempotencyScopeOf(ctx: Koa.Context): IdempotencyScope | undefined {
+  const key = ctx.get('Idempotency-Key');
+  if (!key) return undefined;
+  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
+    throw new AppError('invalid_idempotency_key', 'An Idempotency-Key is 1 to 255 visible ASCII characters (a UUID is a good choice).');
+  }
+  return { scope: String(ctx.state.client ?? 'anonymous'), key };
 }
 
 /**

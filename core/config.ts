@@ -23,6 +23,22 @@ export interface Config {
   jobBackoffMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
+  apiTokens: string[];
+  apiTokensFile: string | null;
+  corsOrigins: string[];
+  maxBacklog: number;
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  httpHeadersTimeoutMs: number;
+  httpRequestTimeoutMs: number;
+  httpIdleTimeoutMs: number;
+  httpKeepAliveTimeoutMs: number;
+  httpMaxHeaderBytes: number;
+  maxAttempts: number;
+  queueStallIntervalMs: number;
+  reconcileIntervalMs: number;
+  requeueAfterMs: number;
+  orphanAfterMs: number;
   jobTimeoutMs: number;
   imageMaxPixels: number;
 }
@@ -99,6 +115,36 @@ const text: Parse<string> = (raw, envName) => {
   return raw;
 };
 
+const MIN_TOKEN_LENGTH = 16;
+
+/** Bearer tokens, comma- or newline-separated; never echoed in an error. */
+export const tokens: Parse<string[]> = (raw, envName) => {
+  const list = raw.split(/[\s,]+/).filter(Boolean);
+  if (list.some((token) => token.length < MIN_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(token))) {
+    throw new ConfigError(`${envName} must list tokens of at least ${MIN_TOKEN_LENGTH} visible ASCII characters, separated by commas or new lines.`);
+  }
+  return list;
+};
+
+const optionalPath: Parse<string | null> = (raw) => (raw.trim() === '' ? null : path.resolve(raw));
+
+const origins: Parse<string[]> = (raw, envName) => {
+  const list = raw.split(/[\s,]+/).filter(Boolean);
+  for (const origin of list) {
+    if (origin === '*') continue;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || parsed.origin !== origin) {
+      throw new ConfigError(`${envName} must list origins such as https://app.example.com (scheme, host and port only) or *, got "${origin}".`);
+    }
+  }
+  return list;
+};
+
 const oneOf = (choices: string[]): Parse<string> => (raw, envName) => {
   if (!choices.includes(raw)) throw new ConfigError(`${envName} must be one of ${choices.join(', ')}, got "${raw}".`);
   return raw;
@@ -122,6 +168,22 @@ export const SETTINGS: Setting[] = [
   { env: 'JOB_RETRIES', key: 'jobRetries', fallback: '3', parse: integer(0, 100), description: 'Retries of a job after a transient error (database, storage).' },
   { env: 'JOB_BACKOFF_MS', key: 'jobBackoffMs', fallback: '1000', parse: integer(1, 3_600_000), description: 'First retry delay; it doubles on each retry.' },
   { env: 'SHUTDOWN_TIMEOUT_MS', key: 'shutdownTimeoutMs', fallback: '25000', parse: integer(0, 3_600_000), description: 'How long SIGTERM waits for in-flight requests and jobs.' },
+  { env: 'API_TOKENS', key: 'apiTokens', fallback: '', parse: tokens, description: 'Bearer tokens that may call the API (comma-separated); empty, with no `API_TOKENS_FILE`, means no authentication.' },
+  { env: 'API_TOKENS_FILE', key: 'apiTokensFile', fallback: '', parse: optionalPath, description: 'File with one token per line (a mounted Secret); re-read every 10 s, so rotation needs no restart.' },
+  { env: 'CORS_ORIGINS', key: 'corsOrigins', fallback: '', parse: origins, description: 'Origins allowed to call the API from a browser (comma-separated, or `*`); empty means CORS is off.' },
+  { env: 'MAX_BACKLOG', key: 'maxBacklog', fallback: '50000', parse: integer(0, 100_000_000), description: 'Waiting jobs above which uploads answer `503 overloaded`; 0 turns the check off.' },
+  { env: 'RATE_LIMIT_PER_SECOND', key: 'rateLimitPerSecond', fallback: '0', parse: integer(0, 1_000_000), description: 'Uploads per second per client (token, or address without tokens) before `429 rate_limited`; 0 turns it off.' },
+  { env: 'RATE_LIMIT_BURST', key: 'rateLimitBurst', fallback: '0', parse: integer(0, 1_000_000), description: 'Uploads a client may send at once above its rate; 0 means twice the rate.' },
+  { env: 'HTTP_HEADERS_TIMEOUT_MS', key: 'httpHeadersTimeoutMs', fallback: '10000', parse: integer(1_000, 600_000), description: 'Time a client has to send its request headers (cuts off slowloris clients).' },
+  { env: 'HTTP_REQUEST_TIMEOUT_MS', key: 'httpRequestTimeoutMs', fallback: '900000', parse: integer(1_000, 86_400_000), description: 'Time a client has to send a whole request, body included.' },
+  { env: 'HTTP_IDLE_TIMEOUT_MS', key: 'httpIdleTimeoutMs', fallback: '60000', parse: integer(1_000, 3_600_000), description: 'A connection that sends or receives nothing for this long is closed.' },
+  { env: 'HTTP_KEEP_ALIVE_TIMEOUT_MS', key: 'httpKeepAliveTimeoutMs', fallback: '5000', parse: integer(0, 600_000), description: 'How long an idle keep-alive connection stays open (keep it below the load balancer\'s).' },
+  { env: 'HTTP_MAX_HEADER_BYTES', key: 'httpMaxHeaderBytes', fallback: '16384', parse: integer(1_024, 1_048_576), description: 'Largest request header block; bigger answers 431.' },
+  { env: 'MAX_ATTEMPTS', key: 'maxAttempts', fallback: '5', parse: integer(1, 100), description: 'Processing starts after which a file that keeps failing or crashing workers becomes `failed` (`too_many_attempts`).' },
+  { env: 'QUEUE_STALL_INTERVAL_MS', key: 'queueStallIntervalMs', fallback: '5000', parse: integer(100, 600_000), description: 'How often workers look for jobs whose worker died (bee-queue stall check).' },
+  { env: 'RECONCILE_INTERVAL_MS', key: 'reconcileIntervalMs', fallback: '30000', parse: integer(100, 3_600_000), description: 'How often the worker\'s reconciler runs.' },
+  { env: 'REQUEUE_AFTER_MS', key: 'requeueAfterMs', fallback: '60000', parse: integer(100, 86_400_000), description: 'Age after which the reconciler re-enqueues a queued file, or a processing file whose job is gone.' },
+  { env: 'ORPHAN_AFTER_MS', key: 'orphanAfterMs', fallback: '3600000', parse: integer(1_000, 604_800_000), description: 'Age after which the reconciler removes temporary files and blobs that have no row.' },
   { env: 'JOB_TIMEOUT_MS', key: 'jobTimeoutMs', fallback: '60000', parse: integer(1_000, 3_600_000), description: 'Longest one job may run; parsing that outlasts it is stopped and the file fails with `timeout`, without retries.' },
   { env: 'IMAGE_MAX_PIXELS', key: 'imageMaxPixels', fallback: '50000000', parse: integer(1, 1_000_000_000), description: 'Largest image decoded (width × height); a larger one fails with `image_too_large` before a pixel is decoded.' },
   { env: 'LOG_LEVEL', key: 'logLevel', fallback: 'info', parse: oneOf(LOG_LEVELS), description: `Log level: ${LOG_LEVELS.join(', ')}.` },
@@ -135,7 +197,9 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
     const raw = env[setting.env] ?? fallback;
     config[setting.key] = setting.parse(raw, setting.env);
   }
-  return config as Config;
+  const loaded = config as Config;
+  if (loaded.rateLimitBurst === 0) loaded.rateLimitBurst = loaded.rateLimitPerSecond * 2;
+  return loaded;
 }
 
 /** host:port of a connection URL, for error messages that must not leak credentials. */

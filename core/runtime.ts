@@ -49,6 +49,7 @@ export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runt
     role: role === 'worker' ? 'consumer' : 'producer',
     retries: config.jobRetries,
     backoffMs: config.jobBackoffMs,
+    stallIntervalMs: config.queueStallIntervalMs,
     jobTimeoutMs: config.jobTimeoutMs,
   });
   try {

@@ -33,6 +33,17 @@ describe('parsing threads', function () {
     expect(threads.size).to.equal(1);
   });
 
+  it('starts every thread and loads the preloaded parsers when warmed', async () => {
+    const warmed = new ParsingThreads({ size: 2, preload: [IMAGE_MODULE, ANALYZERS_MODULE, 'file:///no/such/module.js'] });
+    try {
+      await warmed.warm();
+      expect(warmed.size).to.equal(2);
+      expect(await warmed.run(ANALYZERS_MODULE, echoAfter, [1, 'warm'], soon(10_000))).to.equal('warm');
+    } finally {
+      await warmed.close();
+    }
+  });
+
   it('queues work beyond its size and runs it as threads free up', async () => {
     const started = Date.now();
     const answers = await Promise.all([1, 2, 3].map((n) => threads.run(ANALYZERS_MODULE, echoAfter, [200, n], soon(10_000))));

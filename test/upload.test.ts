@@ -1,62 +1,26 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
 import net from 'node:net';
-import path from 'node:path';
 import type { File } from '../core/fileRecord.js';
 import { sql } from './support/db.js';
 import { png } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
-import { TEST_ENV } from './support/env.js';
+import { storedFiles } from './support/leftovers.js';
+import { multipartRequest, rawRequest } from './support/raw.js';
 import { startService, upload, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-/** Every blob and temporary file under the store, to prove a failed upload left nothing behind. */
-async function storedFiles(): Promise<string[]> {
-  const found: string[] = [];
-  const walk = async (dir: string) => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) await walk(full);
-      else found.push(full);
-    }
-  };
-  await walk(TEST_ENV.storageDir);
-  return found.sort();
-}
-
-/**
- * Sends raw bytes over a socket and returns the raw response (for bodies fetch cannot produce).
- * The socket stays open for the answer: Node's server drops the response of a client that half-closes.
- */
-function rawRequest(url: string, request: string | Buffer): Promise<string> {
-  const { port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), '127.0.0.1', () => {
-      socket.write(request);
-    });
-    let response = '';
-    socket.on('data', (chunk) => (response += chunk.toString('latin1')));
-    socket.on('end', () => resolve(response));
-    socket.on('error', reject);
-  });
-}
-
 /** POSTs a hand-made multipart body (boundary `XyZ`) and returns the status and the problem's code. */
 async function postMultipart(url: string, body: string): Promise<{ status: number; code: string }> {
-  const raw = await rawRequest(
-    url,
-    `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-  );
-  const { code } = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { code: string };
-  return { status: Number(raw.split(' ')[1]), code };
+  const response = await rawRequest(url, multipartRequest(body));
+  return { status: response.status, code: (JSON.parse(response.body) as { code: string }).code };
 }
 
 describe('POST /upload/', () => {
   let service: TestService;
   before(async () => {
-    service = await startService({ config: { maxUploadBytes: 64 * 1024 } });
+    service = await startService({ env: { MAX_UPLOAD_BYTES: String(64 * 1024) } });
   });
   after(() => service.close());
 

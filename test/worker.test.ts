@@ -118,8 +118,8 @@ describe('the worker', () => {
 
     it('lets only the current attempt record an outcome', async () => {
       const row = await newRow();
-      const first = await db.files.startProcessing(row.id);
-      const second = await db.files.startProcessing(row.id);
+      const first = await db.files.startProcessing(row.id, 5);
+      const second = await db.files.startProcessing(row.id, 5);
       expect([first!.attempts, second!.attempts]).to.deep.equal([1, 2]);
       expect(await db.files.finishProcessing(row.id, 1, { stale: true })).to.equal(false);
       expect(await db.files.failProcessing(row.id, 1, { code: 'x', message: 'stale' })).to.equal(false);
@@ -131,9 +131,9 @@ describe('the worker', () => {
 
     it('never moves a finished file back to processing', async () => {
       const row = await newRow();
-      await db.files.startProcessing(row.id);
+      await db.files.startProcessing(row.id, 5);
       await db.files.failProcessing(row.id, 1, { code: 'corrupt_file', message: 'bad' });
-      expect(await db.files.startProcessing(row.id)).to.equal(null);
+      expect(await db.files.startProcessing(row.id, 5)).to.equal(null);
       expect((await db.files.findById(row.id))!.status).to.equal('failed');
     });
 

@@ -9,13 +9,20 @@ export interface ParsingThreadsOptions {
   size: number;
   /** Heap limit of one thread: a parser that needs more fails its file instead of the process. */
   maxHeapMb?: number;
+  /** Modules every thread imports as it starts (the parsers), so no file waits for them. */
+  preload?: string[];
+}
+
+/** What a thread is given at start. */
+export interface ThreadData {
+  preload: string[];
 }
 
 /** A function exported by a module, run in a thread with arguments and result copied across. */
 export type Analysis<A extends unknown[], R> = (...args: A) => Promise<R>;
 
-/** What a thread sends back: a value, or an error described well enough to rebuild it. */
-export type ThreadReply = { ok: true; value: unknown } | { ok: false; error: { permanent: boolean; code: string | null; message: string } };
+/** What a thread sends back: a value, or an error described well enough to rebuild it; `ready` once it has preloaded. */
+export type ThreadReply = { ok: true; value: unknown } | { ok: false; error: { permanent: boolean; code: string | null; message: string } } | { ready: true };
 
 /** What a thread is asked to do: call `name` from `module` with `args`. */
 export interface ThreadRequest {
@@ -43,6 +50,7 @@ export class ParsingThreads {
   private readonly idle: Worker[] = [];
   private readonly running = new Map<Worker, Running>();
   private readonly waiting: Task[] = [];
+  private readonly ready = new Map<Worker, Promise<void>>();
   private closed = false;
 
   constructor(private readonly options: ParsingThreadsOptions) {}
@@ -62,6 +70,12 @@ export class ParsingThreads {
   /** Threads alive now (busy or idle). */
   get size(): number {
     return this.threads.size;
+  }
+
+  /** Starts every thread now and resolves once each has imported its preloaded modules. */
+  async warm(): Promise<void> {
+    while (this.threads.size < this.options.size) this.idle.push(this.spawn());
+    await Promise.all(this.ready.values());
   }
 
   /** Stops every thread; tasks still waiting or running are rejected. */
@@ -93,7 +107,10 @@ export class ParsingThreads {
 
   private spawn(): Worker {
     const maxOldGenerationSizeMb = this.options.maxHeapMb ?? DEFAULT_MAX_HEAP_MB;
-    const thread = new Worker(THREAD_ENTRY, { resourceLimits: { maxOldGenerationSizeMb }, stdout: true, stderr: true });
+    const workerData: ThreadData = { preload: this.options.preload ?? [] };
+    const thread = new Worker(THREAD_ENTRY, { workerData, resourceLimits: { maxOldGenerationSizeMb }, stdout: true, stderr: true });
+    // Ready at its first message; a thread that dies first is no longer waited for.
+    this.ready.set(thread, new Promise((resolve) => (thread.once('message', () => resolve()), thread.once('exit', () => resolve()))));
     // Parsers' console chatter is not ours to log; drain it so the pipes never fill.
     thread.stdout.resume();
     thread.stderr.resume();
@@ -102,7 +119,7 @@ export class ParsingThreads {
     this.threads.add(thread);
     thread.on('message', (reply: ThreadReply) => {
       const running = this.running.get(thread);
-      if (!running) return;
+      if (!running || 'ready' in reply) return;
       this.settle(thread, () => (reply.ok ? running.task.resolve(reply.value) : running.task.reject(rebuildError(reply.error))));
       this.idle.push(thread);
       this.dispatch();
@@ -120,6 +137,7 @@ export class ParsingThreads {
       const running = this.running.get(thread);
       if (running) this.settle(thread, () => running.task.reject(new ProcessingError('parser_crashed', 'The parser stopped on this file.')));
       this.threads.delete(thread);
+      this.ready.delete(thread);
       const idleAt = this.idle.indexOf(thread);
       if (idleAt >= 0) this.idle.splice(idleAt, 1);
       this.dispatch();

@@ -17,6 +17,8 @@ export interface WorkerDeps {
   metrics: Metrics;
   processors: ProcessorRegistry;
   concurrency: number;
+  /** Processing starts after which a file is failed rather than tried again. */
+  maxAttempts: number;
   limits: ProcessingLimits;
   /** Longest one job may run (JOB_TIMEOUT_MS). */
   jobTimeoutMs: number;
@@ -25,6 +27,8 @@ export interface WorkerDeps {
 }
 
 export interface Worker {
+  /** Starts the parsing threads and loads the parsers in them, so that the first files do not wait. */
+  warm(): Promise<void>;
   start(): void;
   /** Stops taking jobs and waits up to `timeoutMs` for the running ones. */
   close(timeoutMs: number): Promise<void>;
@@ -34,17 +38,24 @@ type Outcome = 'processed' | 'failed' | 'retried' | 'skipped' | 'superseded';
 
 export function createWorker(deps: WorkerDeps): Worker {
   const { db, queue, storage, logger, metrics, processors } = deps;
-  const threads = deps.threads ?? new ParsingThreads({ size: deps.concurrency });
+  const parsers = [...new Set(Object.values(processors).flatMap((processor) => (processor.module ? [processor.module] : [])))];
+  const threads = deps.threads ?? new ParsingThreads({ size: deps.concurrency, preload: parsers });
   // Parsing gets what is left of the job's time, less a reserve to record the outcome before the queue gives up.
   const parsingBudgetMs = deps.jobTimeoutMs - Math.min(5_000, deps.jobTimeoutMs / 10);
 
   async function handle(job: FileJob): Promise<void> {
     const fileId = job.data.file_id;
-    const row = await db.files.startProcessing(fileId);
+    const row = await db.files.startProcessing(fileId, deps.maxAttempts);
     if (!row) {
       // Deleted, or already finished by an earlier delivery: nothing to do.
       metrics.jobsProcessed.inc({ kind: job.data.kind, outcome: 'skipped' });
       logger.info({ file_id: fileId, outcome: 'skipped' }, 'job');
+      return;
+    }
+    if (row.status === 'failed') {
+      // Its earlier attempts died with their workers (or kept failing): stop re-delivering it.
+      metrics.jobsProcessed.inc({ kind: row.kind, outcome: 'failed' });
+      logger.warn({ file_id: row.id, kind: row.kind, outcome: 'failed', attempts: row.attempts, error_code: row.error?.code }, 'job');
       return;
     }
     if (row.attempts === 1) metrics.jobWait.observe(Math.max(0, Date.now() - job.data.enqueued_at) / 1000);
@@ -80,6 +91,7 @@ export function createWorker(deps: WorkerDeps): Worker {
   }
 
   return {
+    warm: () => threads.warm(),
     start: () => queue.consume(deps.concurrency, handle),
     close: async (timeoutMs) => {
       await queue.close(timeoutMs);

@@ -2,6 +2,7 @@
 // State changes are conditional updates, so a stale or duplicate job can never move a row backwards.
 import type { ModelStatic, Model } from 'sequelize';
 import type { FileError, FileKind, FileResult, FileRow, FileStatus, NewFile } from '../fileRecord.js';
+import type { IdempotencyScope } from './idempotency.js';
 
 /** Runs one parameterized statement and returns its rows. */
 export type Sql = <T = Record<string, unknown>>(text: string, values?: unknown[]) => Promise<T[]>;
@@ -23,11 +24,24 @@ export interface ListQuery extends ListFilter {
   after?: Cursor;
 }
 
+/** A row the reconciler looks at, and its place in the (updated_at, id) order. */
+export interface StaleRow {
+  id: string;
+  kind: FileKind;
+  updated_at: Date;
+}
+export type StalePosition = Pick<StaleRow, 'id' | 'updated_at'>;
+
 interface StoredRow extends Omit<FileRow, 'size'> {
   size: string | number; // bigint arrives as a string
 }
 
 const toRow = ({ size, ...rest }: StoredRow): FileRow => ({ ...rest, size: Number(size) });
+
+const tooManyAttempts = (maxAttempts: number): FileError => ({
+  code: 'too_many_attempts',
+  message: `Processing started ${maxAttempts} times without finishing (a worker failed or crashed each time); reprocess the file to try again.`,
+});
 
 const COLUMNS = 'id, name, size, content_type, kind, sha256, status, attempts, result, error, uploaded_at, processed_at, has_thumbnail';
 
@@ -37,12 +51,21 @@ export class FileRepository {
     private readonly model: ModelStatic<Model>,
   ) {}
 
-  /** The upload hot path: one round trip. */
-  async insert(file: NewFile): Promise<FileRow> {
-    const rows = await this.sql<StoredRow>(
-      `INSERT INTO files (id, name, size, content_type, kind, sha256) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-      [file.id, file.name, file.size, file.content_type, file.kind, file.sha256],
-    );
+  /**
+   * The upload hot path: one round trip. With an idempotency key, the same statement records the
+   * file against the key, so a key is never left pointing nowhere.
+   */
+  async insert(file: NewFile, idempotency?: IdempotencyScope): Promise<FileRow> {
+    const values = [file.id, file.name, file.size, file.content_type, file.kind, file.sha256];
+    const insert = `INSERT INTO files (id, name, size, content_type, kind, sha256) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`;
+    const rows = idempotency
+      ? await this.sql<StoredRow>(
+          `WITH inserted AS (${insert}),
+                remembered AS (UPDATE idempotency_keys SET file_id = $1, sha256 = $6, completed_at = now() WHERE scope = $7 AND key = $8)
+           SELECT * FROM inserted`,
+          [...values, idempotency.scope, idempotency.key],
+        )
+      : await this.sql<StoredRow>(insert, values);
     return toRow(rows[0]!);
   }
 
@@ -74,20 +97,56 @@ export class FileRepository {
   }
 
   /**
-   * queued (or processing, when a job is re-delivered) → processing, counting the attempt.
-   * Null when the row is gone or already finished: the job then has nothing to do.
+   * queued (or processing, when a job is re-delivered) → processing, counting the attempt; or, once
+   * `maxAttempts` starts were used up (a file that keeps failing or killing workers), → failed with
+   * `too_many_attempts`. Null when the row is gone or already finished: the job has nothing to do.
    */
-  async startProcessing(id: string): Promise<FileRow | null> {
+  async startProcessing(id: string, maxAttempts: number): Promise<FileRow | null> {
     const rows = await this.sql<StoredRow>(
-      `UPDATE files SET status = 'processing', attempts = attempts + 1, updated_at = now()
+      `UPDATE files SET
+         status = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'processing' END,
+         attempts = CASE WHEN attempts >= $2 THEN attempts ELSE attempts + 1 END,
+         error = CASE WHEN attempts >= $2 THEN $3::jsonb ELSE error END,
+         updated_at = now()
        WHERE id = $1 AND status IN ('queued', 'processing') RETURNING ${COLUMNS}`,
-      [id],
+      [id, maxAttempts, JSON.stringify(tooManyAttempts(maxAttempts))],
     );
     return rows[0] ? toRow(rows[0]) : null;
   }
 
+  /** Queued rows untouched since `before`, oldest first, from just after `after` in that order. */
+  async staleQueued(before: Date, limit: number, after?: StalePosition): Promise<StaleRow[]> {
+    const position = after ? 'AND (updated_at, id) > ($3, $4)' : '';
+    return this.sql(
+      `SELECT id, kind, updated_at FROM files WHERE status = 'queued' AND updated_at < $1 ${position}
+       ORDER BY updated_at, id LIMIT $2`,
+      after ? [before, limit, after.updated_at, after.id] : [before, limit],
+    );
+  }
+
+  /** Processing rows untouched since `before`: their job may be gone. */
+  async staleProcessing(before: Date, limit: number): Promise<StaleRow[]> {
+    return this.sql("SELECT id, kind, updated_at FROM files WHERE status = 'processing' AND updated_at < $1 ORDER BY updated_at LIMIT $2", [before, limit]);
+  }
+
+  /** Which of these ids have a row. */
+  async existing(ids: string[]): Promise<Set<string>> {
+    const rows = await this.sql<{ id: string }>('SELECT id FROM files WHERE id = ANY($1::uuid[])', [ids]);
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /** queued → failed, for a file whose bytes are gone before it was ever processed. */
+  async failQueued(id: string, error: FileError): Promise<boolean> {
+    const rows = await this.sql(
+      "UPDATE files SET status = 'failed', error = $2, updated_at = now() WHERE id = $1 AND status = 'queued' RETURNING id",
+      [id, JSON.stringify(error)],
+    );
+    return rows.length === 1;
+  }
+
   /** processing → processed, only for the attempt that is still current; `thumbnail` says one was stored. */
   async finishProcessing(id: string, attempt: number, result: FileResult, thumbnail = false): Promise<boolean> {
+
     const rows = await this.sql(
       `UPDATE files SET status = 'processed', result = $3, error = NULL, has_thumbnail = $4, processed_at = now(), updated_at = now()
        WHERE id = $1 AND status = 'processing' AND attempts = $2 RETURNING id`,

@@ -2,10 +2,12 @@
 import pg from 'pg';
 import { DataTypes, Sequelize, ConnectionError, type Model, type ModelStatic } from 'sequelize';
 import { FileRepository, type Sql } from './files.js';
+import { IdempotencyKeys } from './idempotency.js';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations/index.js';
 
 export { FileRepository } from './files.js';
 export type { Cursor, ListFilter, ListQuery } from './files.js';
+export { IdempotencyKeys, type Claim, type IdempotencyScope } from './idempotency.js';
 
 export interface DatabaseOptions {
   url: string;
@@ -14,6 +16,7 @@ export interface DatabaseOptions {
 
 export interface Database {
   files: FileRepository;
+  idempotencyKeys: IdempotencyKeys;
   /** Answers when PostgreSQL does; throws otherwise. */
   ping(): Promise<void>;
   migrate(): Promise<string[]>;
@@ -69,6 +72,7 @@ export function openDatabase(options: DatabaseOptions): Database {
 
   return {
     files: new FileRepository(sql, defineFileModel(sequelize)),
+    idempotencyKeys: new IdempotencyKeys(sql),
     ping: async () => {
       await sql('SELECT 1');
     },

@@ -12,6 +12,8 @@
 //   bq:files:earlierDelayed  pub/sub channel announcing delayed jobs due sooner than planned
 // Succeeded and failed jobs are removed at once (removeOnSuccess/removeOnFailure): the row keeps the outcome.
 import BeeQueue from 'bee-queue';
+// bee-queue's Lua script loader: it loads the scripts once per connection, and Redis forgets them on restart.
+import beeQueueScripts from 'bee-queue/lib/lua/index.js';
 import { withTimeout } from '../async.js';
 import type { FileKind } from '../fileRecord.js';
 
@@ -53,7 +55,10 @@ export const queueKey = (prefix: string, name: string, key: string): string => `
 type Callback<T> = (err: Error | null, value: T) => void;
 interface CommandClient {
   connected: boolean;
+  on(event: 'ready', listener: () => void): void;
   ping(callback: Callback<string>): void;
+  hmget(key: string, fields: string[], callback: Callback<Array<string | null>>): void;
+  set(key: string, value: string, mode: 'NX', unit: 'PX', ttl: number, callback: Callback<string | null>): void;
 }
 
 export class FileQueue {
@@ -78,7 +83,30 @@ export class FileQueue {
     // Connection errors surface through ping() and the failing call; the queue reconnects by itself.
     this.queue.on('error', () => undefined);
     // A failed first connection is reported by ready() to whoever waits on it, not as an unhandled rejection.
-    this.queue.ready().catch(() => undefined);
+    this.queue.ready().then(
+      () => this.client()?.on('ready', () => void this.reloadScripts().catch(() => undefined)),
+      () => undefined,
+    );
+  }
+
+  /**
+   * bee-queue calls its scripts by SHA and loads them only when it first connects; a Redis that restarted
+   * without persistence answers NOSCRIPT to every call after. Load them again on each reconnection.
+   */
+  private async reloadScripts(): Promise<void> {
+    const client = this.client();
+    if (client) await beeQueueScripts.buildCache(client);
+  }
+
+  /** Runs a script-backed call, loading the scripts once more if Redis forgot them. */
+  private async withScripts<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+      await this.reloadScripts();
+      return call();
+    }
   }
 
   ready(): Promise<unknown> {
@@ -89,20 +117,23 @@ export class FileQueue {
   async enqueue(fileId: string, kind: FileKind): Promise<boolean> {
     // While Redis is away, fail at once instead of making every upload wait for the timeout.
     if (!this.client()?.connected) throw new Error('The queue is not connected to Redis.');
-    const job = this.queue
-      .createJob({ file_id: fileId, kind, enqueued_at: Date.now() })
-      .setId(fileId)
-      .retries(this.options.retries)
-      .backoff('exponential', this.options.backoffMs);
-    if (this.options.jobTimeoutMs) job.timeout(this.options.jobTimeoutMs);
-    const saved = await withTimeout(job.save(), ENQUEUE_TIMEOUT_MS, 'Enqueueing a job');
+    const save = () => {
+      const job = this.queue
+        .createJob({ file_id: fileId, kind, enqueued_at: Date.now() })
+        .setId(fileId)
+        .retries(this.options.retries)
+        .backoff('exponential', this.options.backoffMs);
+      if (this.options.jobTimeoutMs) job.timeout(this.options.jobTimeoutMs);
+      return job.save();
+    };
+    const saved = await withTimeout(this.withScripts(save), ENQUEUE_TIMEOUT_MS, 'Enqueueing a job');
     // bee-queue's addJob script answers nil for an id that exists, which surfaces as a job without id.
     return Boolean(saved.id);
   }
 
   /** Drops the file's job if it is still waiting; a running job finds its row gone and stops. */
   async remove(fileId: string): Promise<void> {
-    await this.queue.removeJob(fileId);
+    await this.withScripts(() => this.queue.removeJob(fileId));
   }
 
   /** Starts taking jobs. A handler that throws is retried with exponential backoff while retries last. */
@@ -113,7 +144,7 @@ export class FileQueue {
     // A job whose worker died comes back only when someone runs the stall check.
     const interval = this.options.stallIntervalMs ?? 5_000;
     this.stallTimer = setInterval(() => {
-      this.queue.checkStalledJobs().catch(() => undefined);
+      this.withScripts(() => this.queue.checkStalledJobs()).catch(() => undefined);
     }, interval);
     this.stallTimer.unref();
   }
@@ -124,10 +155,31 @@ export class FileQueue {
     return { waiting: health.waiting, active: health.active, delayed: health.delayed };
   }
 
-  ping(): Promise<void> {
+  /** For each file id, whether its job still exists (waiting, running or due for a retry). */
+  async jobsExist(fileIds: string[]): Promise<boolean[]> {
+    if (fileIds.length === 0) return [];
+    const jobs = await this.command<Array<string | null>>((client, done) => client.hmget(this.key('jobs'), fileIds, done));
+    return jobs.map((job) => job !== null);
+  }
+
+  /** Takes a lock that expires by itself after `ttlMs`; false when another process holds it. */
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const answer = await this.command<string | null>((client, done) => client.set(this.key(name), owner, 'NX', 'PX', ttlMs, done));
+    return answer === 'OK';
+  }
+
+  private key(suffix: string): string {
+    return queueKey(this.options.prefix, this.options.name, suffix);
+  }
+
+  private command<T>(run: (client: CommandClient, done: Callback<T>) => void): Promise<T> {
     const client = this.client();
-    if (!client) return Promise.reject(new Error('The queue is not connected to Redis.'));
-    return new Promise((resolve, reject) => client.ping((err) => (err ? reject(err) : resolve())));
+    if (!client?.connected) return Promise.reject(new Error('The queue is not connected to Redis.'));
+    return new Promise((resolve, reject) => run(client, (err, value) => (err ? reject(err) : resolve(value))));
+  }
+
+  async ping(): Promise<void> {
+    await this.command<string>((client, done) => client.ping(done));
   }
 
   private client(): CommandClient | null {

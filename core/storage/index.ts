@@ -42,6 +42,16 @@ export interface BlobStore {
   remove(id: string): Promise<void>;
   /** Answers when the store can be written; throws otherwise (readiness). */
   ping(): Promise<void>;
+
+  // For the reconciler's sweep of leftovers:
+  /** Removes temporary files of uploads that never finished, last written before `before`; returns how many. */
+  removeTemporaryBefore(before: Date): Promise<number>;
+  /** How many shards the blobs are spread over (the sweep visits one per run). */
+  readonly shardCount: number;
+  /** The ids that have a blob (original or derived) in one shard. */
+  idsInShard(shard: number): Promise<string[]>;
+  /** When any blob of the id was last written; null when it has none. */
+  writtenAt(id: string): Promise<Date | null>;
 }
 
 export class BlobTooLargeError extends Error {

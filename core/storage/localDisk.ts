@@ -8,16 +8,19 @@
 // never reach a path.
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { BLOB_VARIANTS, BlobTooLargeError, HEAD_BYTES, type BlobStore, type BlobVariant, type ByteRange, type StoredBlob } from './index.js';
 
 const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
 const SAFE_VARIANT = /^[a-z0-9]{1,16}$/;
 
+const SHARDS = 256;
+const shardName = (shard: number) => shard.toString(16).padStart(2, '0');
+
 export class LocalDiskStore implements BlobStore {
+  readonly shardCount = SHARDS;
   readonly blobDir: string;
   readonly tmpDir: string;
 
@@ -29,7 +32,7 @@ export class LocalDiskStore implements BlobStore {
   /** Creates the directories (all 256 shards); call once at start. */
   async init(): Promise<void> {
     await mkdir(this.tmpDir, { recursive: true });
-    const shards = Array.from({ length: 256 }, (_, n) => path.join(this.blobDir, n.toString(16).padStart(2, '0')));
+    const shards = Array.from({ length: SHARDS }, (_, n) => path.join(this.blobDir, shardName(n)));
     await Promise.all(shards.map((shard) => mkdir(shard, { recursive: true })));
   }
 
@@ -38,7 +41,7 @@ export class LocalDiskStore implements BlobStore {
     const temporary = path.join(this.tmpDir, `${id}${options.variant ? `.${options.variant}` : ''}.part`);
     const meter = new BlobMeter(options.maxBytes);
     try {
-      await pipeline(source, meter, createWriteStream(temporary, { flags: 'wx' }));
+      await pipeInto(source, meter, createWriteStream(temporary, { flags: 'wx' }));
       await rename(temporary, target);
     } catch (err) {
       await rm(temporary, { force: true });
@@ -67,6 +70,31 @@ export class LocalDiskStore implements BlobStore {
     const handle = await open(probe, 'wx');
     await handle.close();
     await unlink(probe);
+  }
+
+  async removeTemporaryBefore(before: Date): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(this.tmpDir)) {
+      const file = path.join(this.tmpDir, name);
+      const written = await stat(file).then((info) => info.mtime, () => null);
+      if (written && written < before) {
+        await rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async idsInShard(shard: number): Promise<string[]> {
+    const names = await readdir(path.join(this.blobDir, shardName(shard))).catch(() => []);
+    return [...new Set(names.map((name) => name.split('.')[0]!).filter((id) => SAFE_KEY.test(id)))];
+  }
+
+  async writtenAt(id: string): Promise<Date | null> {
+    const paths = [this.pathOf(id), ...BLOB_VARIANTS.map((variant) => this.pathOf(id, variant))];
+    const times = await Promise.all(paths.map((blob) => stat(blob).then((info) => info.mtime.getTime(), () => 0)));
+    const latest = Math.max(...times);
+    return latest ? new Date(latest) : null;
   }
 
   /** Where a blob lives; the id must look like an id (it never comes from a client unchecked). */
@@ -103,6 +131,38 @@ class BlobMeter extends Transform {
   blob(): StoredBlob {
     return { size: this.size, sha256: this.hash.digest('hex'), head: Buffer.concat(this.headChunks).subarray(0, HEAD_BYTES) };
   }
+}
+
+/**
+ * source → meter → sink, settled when the sink has closed its file or anything failed (then every stream
+ * is destroyed). stream.pipeline does the same, but builds an AbortController and a DOMException per call:
+ * measurable on the path of every upload.
+ */
+function pipeInto(source: Readable, meter: Transform, sink: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      source.unpipe(meter);
+      meter.destroy();
+      sink.destroy();
+      reject(err);
+    };
+    source.once('error', fail);
+    source.once('close', () => {
+      if (!source.readableEnded) fail(new Error('The upload stream closed before its end.'));
+    });
+    meter.once('error', fail);
+    sink.once('error', fail);
+    sink.once('close', () => {
+      if (settled) return;
+      if (!sink.writableFinished) return fail(new Error('The blob file closed before all bytes were written.'));
+      settled = true;
+      resolve();
+    });
+    source.pipe(meter).pipe(sink);
+  });
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {

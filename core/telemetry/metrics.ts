@@ -11,6 +11,9 @@ export interface Metrics {
   jobDuration: Histogram<'kind'>;
   jobWait: Histogram;
   queueJobs: Gauge<'state'>;
+  reconcilerRequeued: Counter<'reason'>;
+  reconcilerRemoved: Counter<'what'>;
+  reconcilerFailed: Counter<'reason'>;
 }
 
 export function createMetrics(options: { queueCounts?: () => Promise<Record<string, number>> } = {}): Metrics {
@@ -51,6 +54,24 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
       name: 'job_wait_seconds',
       help: 'Time from enqueue to the start of processing.',
       buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+      registers: [registry],
+    }),
+    reconcilerRequeued: new Counter({
+      name: 'reconciler_requeued_total',
+      help: 'Files the reconciler put back in the queue: queued without a job, or processing with their job gone.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    reconcilerRemoved: new Counter({
+      name: 'reconciler_removed_total',
+      help: 'Leftovers the reconciler removed: temporary files, blobs without a row, expired idempotency keys.',
+      labelNames: ['what'],
+      registers: [registry],
+    }),
+    reconcilerFailed: new Counter({
+      name: 'reconciler_failed_total',
+      help: 'Files the reconciler marked failed (their bytes are missing).',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     queueJobs: new Gauge({

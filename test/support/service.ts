@@ -1,10 +1,13 @@
 // The real service in-process: the Koa app on an ephemeral port with real PostgreSQL, Redis and disk,
 // and optionally a real worker consuming the same queue.
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createApp } from '../../api/app.js';
-import type { Config } from '../../core/config.js';
+import { Redis } from 'ioredis';
+import { BacklogMonitor } from '../../api/admission.js';
+import { TokenSet } from '../../api/auth.js';
+import { createApiServer } from '../../api/server.js';
+import { loadConfig } from '../../core/config.js';
 import { openDatabase, type Database } from '../../core/db/index.js';
 import type { File, FileStatus } from '../../core/fileRecord.js';
 import { FileQueue } from '../../core/queue/index.js';
@@ -18,7 +21,8 @@ import { createWorker } from '../../worker/worker.js';
 import { TEST_ENV } from './env.js';
 
 export interface ServiceOptions {
-  config?: Partial<Pick<Config, 'publicUrl' | 'trustProxy' | 'maxUploadBytes'>>;
+  /** Settings as the environment would give them (e.g. `{ API_TOKENS: '...' }`), over the defaults. */
+  env?: Record<string, string>;
   /** Start a worker in this process (default true). */
   worker?: boolean;
   processors?: Partial<ProcessorRegistry>;
@@ -31,8 +35,17 @@ export interface ServiceOptions {
   threads?: ParsingThreads;
   /** Replace the database (e.g. one that cannot connect). */
   db?: Database;
+  maxAttempts?: number;
   /** Point the API's queue elsewhere (e.g. at a Redis that does not answer). */
   redisUrl?: string;
+  /** The rate limiter's Redis (default: the test Redis, when a rate is set). */
+  rateLimitRedis?: Redis;
+  /** Blob directory (default: the run's). */
+  storageDir?: string;
+  /** Receives the API's log lines. */
+  logDestination?: { write(line: string): void };
+  /** How often API_TOKENS_FILE is re-read. */
+  tokenReloadMs?: number;
 }
 
 export interface TestService {
@@ -47,20 +60,27 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-export const testLogger = (): Logger => createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
+/** Silent unless TEST_LOG_LEVEL says otherwise; or writing to `destination` (to inspect what is logged). */
+export const testLogger = (destination?: { write(line: string): void }): Logger =>
+  createLogger({ level: destination ? 'debug' : (process.env.TEST_LOG_LEVEL ?? 'silent'), name: 'test', ...(destination ? { destination } : {}) });
 
 export async function startService(options: ServiceOptions = {}): Promise<TestService> {
-  const logger = testLogger();
+  const logger = testLogger(options.logDestination);
   const queueName = `files-${randomBytes(4).toString('hex')}`;
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const queue = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'producer', ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
   if (!options.redisUrl) await queue.ready();
-  const storage = new LocalDiskStore(TEST_ENV.storageDir);
+  const storage = new LocalDiskStore(options.storageDir ?? TEST_ENV.storageDir);
   await storage.init();
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
-  const config = { publicUrl: null, trustProxy: false, maxUploadBytes: 10 * 1024 * 1024, ...options.config };
-  const app = createApp({ config, db, queue, storage, logger, metrics, version: VERSION });
-  const server = http.createServer(app.callback());
+  const config = loadConfig('api', { MAX_UPLOAD_BYTES: '10MiB', QUEUE_PREFIX: TEST_ENV.queuePrefix, ...options.env });
+  const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger, options.tokenReloadMs);
+  await tokens.start();
+  const backlog = new BacklogMonitor(queue, 100);
+  backlog.start();
+  const redis = config.rateLimitPerSecond > 0 ? (options.rateLimitRedis ?? new Redis(TEST_ENV.redisUrl)) : null;
+  const app = createApp({ config, db, queue, storage, logger, metrics, version: VERSION, tokens, backlog, redis });
+  const server = createApiServer(app, config);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -78,6 +98,9 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      backlog.stop();
+      tokens.stop();
+      if (!options.rateLimitRedis) redis?.disconnect();
       await worker?.close();
       await queue.close(1_000).catch(() => undefined);
       await db.close();
@@ -105,7 +128,7 @@ const queueOptionsFor = (name: string, options: Pick<ServiceOptions, 'jobRetries
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
 export async function startWorker(
   queueName: string,
-  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'jobTimeoutMs' | 'maxImagePixels' | 'threads'> = {},
+  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'jobTimeoutMs' | 'maxImagePixels' | 'threads'> = {},
 ): Promise<TestWorker> {
   const consumer = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'consumer' });
   await consumer.ready();
@@ -120,6 +143,7 @@ export async function startWorker(
     metrics,
     processors: { ...PROCESSORS, ...options.processors },
     concurrency: 4,
+    maxAttempts: options.maxAttempts ?? 5,
     limits: { maxImagePixels: options.maxImagePixels ?? 50_000_000 },
     jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
     ...(options.threads ? { threads: options.threads } : {}),

@@ -57,6 +57,7 @@ export function analyzingProcessor<F extends object>(
 ): Processor {
   return {
     resultSchema,
+    module,
     async process(input) {
       const { file, storage, limits } = input;
       const common = await verifyStoredBytes(input);

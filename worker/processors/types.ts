@@ -28,6 +28,8 @@ export interface ProcessorOutput {
 export interface Processor {
   /** JSON schema of the result (from core/results), shown per kind in the OpenAPI document. */
   resultSchema: TObject;
+  /** The module whose analysis runs in a parsing thread: every thread imports it as it starts. */
+  module?: string;
   process(input: ProcessorInput): Promise<ProcessorOutput>;
 }
 

@@ -1,0 +1,379 @@
+// `make bench`: measures the production build against a bare-Node baseline in the same run, on this
+// machine, and writes loadtest/results/<date>.json, .md and .svg. Figures are ratios to the baseline
+// measured minutes apart, since absolute numbers drift with whatever else the machine does.
+// Nothing is deleted until every timed run is over: on this machine, creating files right after
+// deleting many is several times slower.
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { dropDatabase } from '../../core/db/index.js';
+import { renderChart, type Bar } from './chart.js';
+import { multipartBody, pngImage, textFile } from './fixtures.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const quick = process.env.BENCH_QUICK === '1';
+const SECONDS = quick ? 3 : 10;
+const ROUNDS = quick ? 1 : 3;
+const dbServer = process.env.BENCH_DATABASE_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const work = path.join(root, 'loadtest', 'results', '.work', stamp);
+const BOUNDARY = 'benchBoundary7MA4YWxkTrZu0gW';
+
+interface Target {
+  name: 'service' | 'baseline';
+  url: string;
+  databaseUrl: string;
+  storageDir: string;
+  pid: () => number;
+}
+
+interface LoadStats {
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  mb_per_s: number;
+  errors: number;
+}
+
+type UploadComparison = Awaited<ReturnType<typeof compareUploads>>;
+type BigUpload = Awaited<ReturnType<typeof bigUpload>>;
+type ListLatency = Awaited<ReturnType<typeof listLatency>>;
+type EndToEnd = Omit<Awaited<ReturnType<typeof endToEnd>>, 'databaseUrl'>;
+const withoutUrl = ({ databaseUrl: _url, ...rest }: Awaited<ReturnType<typeof endToEnd>>): EndToEnd => rest;
+
+interface BenchResults {
+  date: string;
+  machine: { cpus: number; cpu: string | undefined; memory_gib: number; node: string; load_generator: string };
+  settings: { seconds_per_round: number; rounds: number; quick: boolean };
+  upload_1kib: UploadComparison;
+  upload_1mib: UploadComparison;
+  upload_1gib: { service: BigUpload; baseline: BigUpload; mb_per_s_ratio: number };
+  list: { small: ListLatency; large: ListLatency; p99_ratio: number; deep_p99_ratio: number };
+  e2e_text: EndToEnd;
+  e2e_image: EndToEnd;
+}
+
+const log = (message: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${message}\n`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+const children: ChildProcess[] = [];
+/** Every database the run made, dropped at the end. */
+const databases: string[] = [];
+
+/** Starts a script of the build; its output goes to a log file, as a production service's would. */
+function startScript(script: string, env: Record<string, string>, name: string): ChildProcess {
+  const logFd = openSync(path.join(work, `${name}.log`), 'a');
+  const child = spawn(process.execPath, [path.join(root, 'dist', script)], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', logFd, logFd] });
+  children.push(child);
+  return child;
+}
+
+async function runScript(script: string, env: Record<string, string>): Promise<void> {
+  const child = spawn(process.execPath, [path.join(root, 'dist', script)], { env: { PATH: process.env.PATH, ...env }, stdio: 'inherit' });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`${script} exited with ${String(code)}`);
+}
+
+async function waitForPort(url: string): Promise<void> {
+  for (let tries = 0; tries < 200; tries++) {
+    const up = await new Promise((resolve) => {
+      http.get(url, (res) => resolve(res.resume() && true)).on('error', () => resolve(false));
+    });
+    if (up) return;
+    await sleep(100);
+  }
+  throw new Error(`${url} did not answer`);
+}
+
+async function sql<T = Record<string, unknown>>(databaseUrl: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query(text, values)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+async function countFiles(databaseUrl: string, where = 'true'): Promise<number> {
+  const [row] = await sql<{ count: string }>(databaseUrl, `SELECT count(*) FROM files WHERE ${where}`);
+  return Number(row?.count ?? 0);
+}
+
+function baseEnv(name: string) {
+  return {
+    DATABASE_URL: `${dbServer}/bench_${name}_${process.pid}`,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: `bench-${process.pid}`,
+    QUEUE_NAME: name,
+    STORAGE_DIR: path.join(work, name),
+    MAX_UPLOAD_BYTES: '2GiB',
+    MAX_BACKLOG: '0',
+    LOG_LEVEL: 'info',
+    HOST: '127.0.0.1',
+  };
+}
+
+let nextPort = 18080;
+
+/** Migrates a database of its own for `name` and starts the production API on it. */
+async function startApi(name: string, extra: Record<string, string> = {}): Promise<Target & { env: Record<string, string> }> {
+  const [port, adminPort] = [nextPort++, nextPort++];
+  const env = { ...baseEnv(name), PORT: String(port), ADMIN_PORT: String(adminPort), ...extra };
+  databases.push(env.DATABASE_URL);
+  await runScript('core/db/migrate.js', env);
+  const api = startScript('api/main.js', env, `api-${name}`);
+  await waitForPort(`http://127.0.0.1:${adminPort}/readyz`);
+  return { name: 'service', url: `http://127.0.0.1:${port}`, databaseUrl: env.DATABASE_URL, storageDir: env.STORAGE_DIR, pid: () => api.pid!, env };
+}
+
+async function startBaseline(): Promise<Target> {
+  const port = nextPort++;
+  const env = { ...baseEnv('baseline'), PORT: String(port) };
+  databases.push(env.DATABASE_URL);
+  await runScript('core/db/migrate.js', env);
+  const bare = startScript('loadtest/bench/baseline.js', env, 'baseline');
+  await waitForPort(`http://127.0.0.1:${port}/`);
+  return { name: 'baseline', url: `http://127.0.0.1:${port}`, databaseUrl: env.DATABASE_URL, storageDir: env.STORAGE_DIR, pid: () => bare.pid! };
+}
+
+async function load(url: string, options: { method?: 'GET' | 'POST'; body?: Buffer; connections: number; seconds: number }): Promise<LoadStats> {
+  const result = await autocannon({
+    url,
+    method: options.method ?? 'GET',
+    connections: options.connections,
+    duration: options.seconds,
+    ...(options.body ? { body: options.body, headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` } } : {}),
+  });
+  return {
+    rps: round(result.requests.average, 1),
+    p50_ms: result.latency.p50,
+    p99_ms: result.latency.p99,
+    mb_per_s: round((result.requests.average * (options.body?.length ?? 0)) / 1e6, 1),
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+/** Alternates service and baseline rounds, so drift hits both; reports the median round of each. */
+async function compareUploads(service: Target, baseline: Target, body: Buffer, connections: number) {
+  const rounds: Record<'service' | 'baseline', LoadStats[]> = { service: [], baseline: [] };
+  for (const target of [service, baseline]) await load(`${target.url}/upload/`, { method: 'POST', body, connections, seconds: 2 });
+  for (let n = 0; n < ROUNDS; n++) {
+    for (const target of n % 2 ? [baseline, service] : [service, baseline]) {
+      rounds[target.name].push(await load(`${target.url}/upload/`, { method: 'POST', body, connections, seconds: SECONDS }));
+    }
+  }
+  const pick = (all: LoadStats[]) => all.find((stats) => stats.rps === median(all.map((s) => s.rps)))!;
+  const result = { service: pick(rounds.service), baseline: pick(rounds.baseline), rounds };
+  return { ...result, rps_ratio: round(result.service.rps / result.baseline.rps) };
+}
+
+function rssKiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match?.[1] ?? 0);
+}
+
+/** One upload of `bytes` streamed from memory-light chunks; MB/s and the server's RSS growth. */
+async function bigUpload(target: Target, bytes: number) {
+  const chunk = Buffer.alloc(1024 * 1024, 0x5a);
+  const head = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const tail = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
+  const rssBefore = rssKiB(target.pid());
+  let rssPeak = rssBefore;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssKiB(target.pid()))), 50);
+  const started = process.hrtime.bigint();
+  const status = await new Promise<number>((resolve, reject) => {
+    const request = http.request(`${target.url}/upload/`, {
+      method: 'POST',
+      headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': head.length + bytes + tail.length },
+    });
+    request.on('response', (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    request.on('error', reject);
+    const chunks = Math.ceil(bytes / chunk.length);
+    Readable.from((function* () {
+      yield head;
+      for (let n = 0; n < chunks; n++) yield chunk;
+      yield tail;
+    })()).pipe(request);
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  clearInterval(sampler);
+  return { status, seconds: round(seconds), mb_per_s: round(bytes / 1e6 / seconds, 1), rss_growth_mib: round((rssPeak - rssBefore) / 1024, 1) };
+}
+
+/** Adds rows until the table holds `total`, spread over a year, as uploads would have made them. */
+async function seedRows(databaseUrl: string, total: number): Promise<void> {
+  const missing = total - (await countFiles(databaseUrl));
+  if (missing <= 0) return;
+  await sql(
+    databaseUrl,
+    `INSERT INTO files (id, name, size, content_type, kind, sha256, status, attempts, result, uploaded_at, processed_at)
+     SELECT gen_random_uuid(), 'seed-' || n || '.txt', 1024, 'text/plain; charset=utf-8', 'text', repeat('a', 64), 'processed', 1,
+            '{"sha256_verified": true, "bytes_read": 1024}'::jsonb,
+            now() - interval '365 days' + (n || ' seconds')::interval * (31536000.0 / $1), now()
+     FROM generate_series(1, $1) AS n`,
+    [missing],
+  );
+  await sql(databaseUrl, 'ANALYZE files');
+}
+
+async function listLatency(target: Target, rows: number) {
+  await seedRows(target.databaseUrl, rows);
+  const first = await load(`${target.url}/files/?limit=100`, { connections: 16, seconds: SECONDS });
+  // A page deep in the table: keyset pagination must cost the same as the first.
+  const [oldest] = await sql<{ uploaded_at: Date; id: string }>(target.databaseUrl, 'SELECT uploaded_at, id FROM files ORDER BY uploaded_at, id OFFSET 200 LIMIT 1');
+  const cursor = Buffer.from(`${oldest!.uploaded_at.toISOString()}_${oldest!.id}`).toString('base64url');
+  const deep = await load(`${target.url}/files/?limit=100&cursor=${cursor}`, { connections: 16, seconds: SECONDS });
+  const filtered = await load(`${target.url}/files/?limit=100&kind=text&processed=true`, { connections: 16, seconds: SECONDS });
+  return { rows, first_page: first, deep_page: deep, filtered };
+}
+
+/** Files per second from the first upload to the last one processed, with `workers` worker processes. */
+async function endToEnd(kind: string, files: Buffer[], workers: number) {
+  const service = await startApi(`e2e_${kind}`, { WORKER_CONCURRENCY: '8' });
+  const pool: ChildProcess[] = [];
+  for (let n = 0; n < workers; n++) {
+    const adminPort = nextPort++;
+    pool.push(startScript('worker/main.js', { ...service.env, ADMIN_PORT: String(adminPort) }, `worker-${kind}-${n}`));
+    await waitForPort(`http://127.0.0.1:${adminPort}/readyz`);
+  }
+  const started = Date.now();
+  let next = 0;
+  const send = async () => {
+    while (next < files.length) {
+      const body = files[next++]!;
+      await new Promise<void>((resolve, reject) => {
+        const request = http.request(`${service.url}/upload/`, {
+          method: 'POST',
+          headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': body.length },
+        });
+        request.on('response', (response) => response.resume().on('end', () => resolve()));
+        request.on('error', reject);
+        request.end(body);
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, send));
+  const uploadSeconds = (Date.now() - started) / 1000;
+  let settled = 0;
+  while (settled < files.length && Date.now() - started < 600_000) {
+    await sleep(100);
+    settled = await countFiles(service.databaseUrl, "status IN ('processed', 'failed')");
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const failed = await countFiles(service.databaseUrl, "status = 'failed'");
+  return { kind, files: files.length, workers, worker_concurrency: 8, upload_seconds: round(uploadSeconds), seconds: round(seconds), files_per_s: round(settled / seconds, 1), failed, databaseUrl: service.databaseUrl };
+}
+
+async function main(): Promise<void> {
+  mkdirSync(work, { recursive: true });
+  let results: BenchResults;
+  try {
+    const service = await startApi('uploads');
+    const baseline = await startBaseline();
+    log('1 KiB uploads, 16 connections');
+    const upload1kib = await compareUploads(service, baseline, multipartBody(BOUNDARY, 'small.txt', textFile(1024, 1)), 16);
+    log('1 MiB uploads, 8 connections');
+    const upload1mib = await compareUploads(service, baseline, multipartBody(BOUNDARY, 'medium.bin', Buffer.alloc(1024 * 1024, 0x5a)), 8);
+    const gib = quick ? 256 * 1024 * 1024 : 1024 ** 3;
+    log(`one ${gib / 2 ** 20} MiB upload`);
+    const big = { service: await bigUpload(service, gib), baseline: await bigUpload(baseline, gib) };
+    const lister = await startApi('list');
+    log('list latency at 10^4 rows');
+    const small = await listLatency(lister, 10_000);
+    log('list latency at 10^6 rows');
+    const large = await listLatency(lister, quick ? 100_000 : 1_000_000);
+    log('end to end: text');
+    const textCount = quick ? 500 : 4000;
+    const texts = Array.from({ length: textCount }, (_, n) => multipartBody(BOUNDARY, `t${n}.txt`, textFile(1024 + (n % 8) * 512, n)));
+    const e2eText = await endToEnd('text', texts, 1);
+    log('end to end: images');
+    const images = Array.from({ length: quick ? 100 : 600 }, (_, n) => multipartBody(BOUNDARY, `i${n}.png`, pngImage(640, 480, n)));
+    const e2eImage = await endToEnd('image', images, 1);
+    results = {
+      date: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memory_gib: round(os.totalmem() / 2 ** 30, 1), node: process.version, load_generator: 'autocannon, on the same machine' },
+      settings: { seconds_per_round: SECONDS, rounds: ROUNDS, quick },
+      upload_1kib: upload1kib,
+      upload_1mib: upload1mib,
+      upload_1gib: { ...big, mb_per_s_ratio: round(big.service.mb_per_s / big.baseline.mb_per_s) },
+      list: {
+        small,
+        large,
+        p99_ratio: round(large.first_page.p99_ms / Math.max(1, small.first_page.p99_ms)),
+        deep_p99_ratio: round(large.deep_page.p99_ms / Math.max(1, small.deep_page.p99_ms)),
+      },
+      e2e_text: withoutUrl(e2eText),
+      e2e_image: withoutUrl(e2eImage),
+    };
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await sleep(1_000);
+    // Only now, with every timed run over, may the uploads go.
+    rmSync(work, { recursive: true, force: true });
+    for (const databaseUrl of databases) await dropDatabase(databaseUrl).catch(() => undefined);
+  }
+  writeResults(results);
+}
+
+function writeResults(results: BenchResults): void {
+  const dir = path.join(root, 'loadtest', 'results');
+  const name = stamp.slice(0, 19);
+  writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  const { markdown, bars } = summarize(results);
+  writeFileSync(path.join(dir, `${name}.md`), markdown);
+  writeFileSync(path.join(dir, `${name}.svg`), renderChart(`file-processor benchmark ${name}`, bars));
+  process.stdout.write(`\n${markdown}\nwrote loadtest/results/${name}.{json,md,svg}\n`);
+}
+
+/** The table of targets and figures, and the bars of the chart (measured against target, as ratios). */
+function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
+  const rows: Array<[string, string, string, string, boolean]> = [
+    ['1 KiB uploads, RPS vs baseline', `${r.upload_1kib.service.rps} / ${r.upload_1kib.baseline.rps}`, `${r.upload_1kib.rps_ratio}`, '≥ 0.7', r.upload_1kib.rps_ratio >= 0.7],
+    ['1 KiB uploads, p99', `${r.upload_1kib.service.p99_ms} ms (baseline ${r.upload_1kib.baseline.p99_ms} ms)`, '', '< 25 ms', r.upload_1kib.service.p99_ms < 25],
+    ['1 MiB uploads, RPS vs baseline', `${r.upload_1mib.service.rps} / ${r.upload_1mib.baseline.rps} (${r.upload_1mib.service.mb_per_s} MB/s)`, `${r.upload_1mib.rps_ratio}`, '', true],
+    ['1 GiB upload, MB/s vs baseline', `${r.upload_1gib.service.mb_per_s} / ${r.upload_1gib.baseline.mb_per_s}`, `${r.upload_1gib.mb_per_s_ratio}`, '≥ 0.6', r.upload_1gib.mb_per_s_ratio >= 0.6],
+    ['1 GiB upload, server RSS growth', `${r.upload_1gib.service.rss_growth_mib} MiB (baseline ${r.upload_1gib.baseline.rss_growth_mib} MiB)`, '', '< 64 MiB', r.upload_1gib.service.rss_growth_mib < 64],
+    ['list p99, 10^6 vs 10^4 rows', `${r.list.large.first_page.p99_ms} / ${r.list.small.first_page.p99_ms} ms`, `${r.list.p99_ratio}`, '≤ 1.2', r.list.p99_ratio <= 1.2],
+    ['list p99 deep page, 10^6 vs 10^4', `${r.list.large.deep_page.p99_ms} / ${r.list.small.deep_page.p99_ms} ms`, `${r.list.deep_p99_ratio}`, '≤ 1.2', r.list.deep_p99_ratio <= 1.2],
+    ['text, upload to processed', `${r.e2e_text.files_per_s} files/s (${r.e2e_text.files} files, ${r.e2e_text.workers} worker)`, '', '≥ 400/s', r.e2e_text.files_per_s >= 400],
+    ['images 640x480, upload to processed', `${r.e2e_image.files_per_s} files/s (${r.e2e_image.files} files, ${r.e2e_image.workers} worker)`, '', '', true],
+  ];
+  const markdown = [
+    `# Benchmark ${r.date}`,
+    '',
+    `${r.machine.cpus} × ${r.machine.cpu}, ${r.machine.memory_gib} GiB, Node ${r.machine.node}; load from ${r.machine.load_generator}; ${r.settings.rounds} alternating rounds of ${r.settings.seconds_per_round} s per upload scenario (median shown).`,
+    '',
+    '| scenario | measured | ratio | target | met |',
+    '|---|---|---|---|---|',
+    ...rows.map(([scenario, measured, ratio, target, met]) => `| ${scenario} | ${measured} | ${ratio} | ${target} | ${target ? (met ? 'yes' : '**no**') : ''} |`),
+    '',
+  ].join('\n');
+  const bars = [
+    { label: '1 KiB RPS / baseline', value: r.upload_1kib.rps_ratio, target: 0.7, higherIsBetter: true },
+    { label: '1 GiB MB/s / baseline', value: r.upload_1gib.mb_per_s_ratio, target: 0.6, higherIsBetter: true },
+    { label: '1 KiB p99 / 25 ms', value: round(r.upload_1kib.service.p99_ms / 25), target: 1, higherIsBetter: false },
+    { label: 'RSS growth / 64 MiB', value: round(r.upload_1gib.service.rss_growth_mib / 64), target: 1, higherIsBetter: false },
+    { label: 'list p99 10^6 / 10^4', value: r.list.p99_ratio, target: 1.2, higherIsBetter: false },
+    { label: 'text files/s / 400', value: round(r.e2e_text.files_per_s / 400), target: 1, higherIsBetter: true },
+  ];
+  return { markdown, bars };
+}
+
+main().catch((err: unknown) => {
+  for (const child of children) child.kill('SIGKILL');
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,181 @@
+import { expect } from 'chai';
+import { existsSync } from 'node:fs';
+import { utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { openDatabase, type Database } from '../core/db/index.js';
+import { newFileId } from '../core/ids.js';
+import { FileQueue } from '../core/queue/index.js';
+import { LocalDiskStore } from '../core/storage/index.js';
+import { createMetrics } from '../core/telemetry/metrics.js';
+import { Reconciler, type ReconcilerConfig } from '../worker/reconciler.js';
+import { sql, truncateFiles } from './support/db.js';
+import { TEST_ENV } from './support/env.js';
+import { startService, startWorker, testLogger, uploadFile, waitForStatus, type TestService } from './support/service.js';
+
+const HOUR = 3_600_000;
+
+describe('the reconciler', () => {
+  let service: TestService;
+  let db: Database;
+  let storage: LocalDiskStore;
+  let reconciler: Reconciler;
+  const metrics = createMetrics();
+  const config: ReconcilerConfig = { reconcileIntervalMs: 60_000, requeueAfterMs: 200, orphanAfterMs: HOUR };
+
+  before(async () => {
+    await truncateFiles();
+    service = await startService();
+    db = openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 2 });
+    storage = new LocalDiskStore(TEST_ENV.storageDir);
+    reconciler = new Reconciler({ db, queue: service.queue, storage, logger: testLogger(), metrics, config });
+  });
+  after(async () => {
+    await service.close();
+    await db.close();
+  });
+
+  const ageRow = (id: string) => sql("UPDATE files SET updated_at = now() - interval '1 minute' WHERE id = $1", [id]);
+
+  it('re-enqueues a queued file whose job was lost, and the worker processes it', async () => {
+    const redisDown = await startService({ worker: false, redisUrl: 'redis://127.0.0.1:9' });
+    let id: string;
+    try {
+      id = (await uploadFile(redisDown.url, { content: 'uploaded while Redis was away' })).id;
+    } finally {
+      await redisDown.close();
+    }
+    await ageRow(id);
+    const report = await reconciler.runOnce();
+    expect(report.requeuedQueued).to.equal(1);
+    expect((await waitForStatus(service.url, id)).status).to.equal('processed');
+    expect((await metrics.reconcilerRequeued.get()).values).to.deep.include({ labels: { reason: 'queued' }, value: 1 });
+  });
+
+  it('leaves alone a queued file whose job is waiting', async () => {
+    const idle = await startService({ worker: false });
+    try {
+      const file = await uploadFile(idle.url, { content: 'waiting its turn' });
+      await ageRow(file.id);
+      const idleReconciler = new Reconciler({ db, queue: idle.queue, storage, logger: testLogger(), metrics: createMetrics(), config });
+      expect((await idleReconciler.runOnce()).requeuedQueued).to.equal(0);
+      expect((await idle.queue.counts()).waiting).to.equal(1);
+    } finally {
+      await idle.close();
+    }
+  });
+
+  it('re-enqueues a processing file whose job is gone (its worker died, Redis lost the job)', async () => {
+    const file = await uploadFile(service.url, { content: 'orphaned mid-processing' });
+    await waitForStatus(service.url, file.id);
+    await sql("UPDATE files SET status = 'processing', attempts = 1, updated_at = now() - interval '1 minute' WHERE id = $1", [file.id]);
+    const report = await reconciler.runOnce();
+    expect(report.requeuedLost).to.equal(1);
+    const done = await waitForStatus(service.url, file.id);
+    expect(done).to.include({ status: 'processed', attempts: 2 });
+  });
+
+  it('fails a queued file whose bytes are gone with blob_missing', async () => {
+    const idle = await startService({ worker: false, redisUrl: 'redis://127.0.0.1:9' });
+    try {
+      const file = await uploadFile(idle.url, { content: 'bytes about to vanish' });
+      await storage.remove(file.id);
+      await ageRow(file.id);
+      expect((await reconciler.runOnce()).failedBlobMissing).to.equal(1);
+      const row = await db.files.findById(file.id);
+      expect(row).to.include({ status: 'failed' });
+      expect(row!.error!.code).to.equal('blob_missing');
+    } finally {
+      await idle.close();
+    }
+  });
+
+  it('removes temporary files and blobs without a row once they are old, and nothing younger', async () => {
+    const staleTemp = path.join(storage.tmpDir, `${newFileId()}.part`);
+    const freshTemp = path.join(storage.tmpDir, `${newFileId()}.part`);
+    const oldOrphan = newFileId();
+    const youngOrphan = newFileId();
+    const kept = await uploadFile(service.url, { content: 'has a row' });
+    const old = new Date(Date.now() - 2 * HOUR);
+    await writeFile(staleTemp, 'dead upload');
+    await writeFile(freshTemp, 'live upload');
+    await utimes(staleTemp, old, old);
+    for (const id of [oldOrphan, youngOrphan]) {
+      await writeFile(storage.pathOf(id), 'no row');
+      await writeFile(storage.pathOf(id, 'thumbnail'), 'no row either');
+    }
+    await utimes(storage.pathOf(oldOrphan), old, old);
+    await utimes(storage.pathOf(oldOrphan, 'thumbnail'), old, old);
+    await utimes(storage.pathOf(kept.id), old, old);
+
+    let removed = 0;
+    for (let shard = 0; shard < storage.shardCount; shard++) removed += (await reconciler.runOnce()).removedOrphans;
+    expect(removed).to.equal(1);
+    expect(existsSync(staleTemp)).to.equal(false);
+    expect(existsSync(freshTemp)).to.equal(true);
+    expect(existsSync(storage.pathOf(oldOrphan))).to.equal(false);
+    expect(existsSync(storage.pathOf(oldOrphan, 'thumbnail'))).to.equal(false);
+    expect(existsSync(storage.pathOf(youngOrphan))).to.equal(true);
+    expect(existsSync(storage.pathOf(kept.id))).to.equal(true);
+  });
+
+  it('forgets idempotency keys older than 24 hours', async () => {
+    await sql("INSERT INTO idempotency_keys (scope, key, created_at) VALUES ('ip:x', 'ancient', now() - interval '25 hours'), ('ip:x', 'recent', now())");
+    expect((await reconciler.runOnce()).removedKeys).to.equal(1);
+    expect((await sql("SELECT key FROM idempotency_keys WHERE scope = 'ip:x'")).map((row) => row.key)).to.deep.equal(['recent']);
+  });
+
+  it('runs in one worker at a time', async () => {
+    const runs: string[] = [];
+    const competitors = [1, 2, 3].map((n) => {
+      const competitor = new Reconciler({ db, queue: service.queue, storage, logger: testLogger(), metrics: createMetrics(), config: { ...config, reconcileIntervalMs: 400 } });
+      const original = competitor.runOnce.bind(competitor);
+      competitor.runOnce = async () => {
+        runs.push(`r${n}`);
+        return original();
+      };
+      return competitor;
+    });
+    competitors.forEach((competitor) => competitor.start());
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await Promise.all(competitors.map((competitor) => competitor.stop()));
+    // Three reconcilers ticked twice each (six chances); the lock lets one run per interval.
+    expect(runs.length).to.be.within(1, 3);
+  });
+});
+
+describe('the attempts cap', () => {
+  it('fails a file with too_many_attempts instead of delivering it forever', async () => {
+    const service = await startService({ worker: false, maxAttempts: 2 });
+    try {
+      const file = await uploadFile(service.url, { content: 'crashes every worker' });
+      // Two workers died while processing it: two attempts used up, the job still in the queue.
+      await sql("UPDATE files SET status = 'processing', attempts = 2 WHERE id = $1", [file.id]);
+      const worker = await startWorker(service.queueName, { maxAttempts: 2 });
+      try {
+        const done = await waitForStatus(service.url, file.id);
+        expect(done).to.include({ status: 'failed', attempts: 2 });
+        expect(done.error!.code).to.equal('too_many_attempts');
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await service.close();
+    }
+  });
+});
+
+describe('FileQueue', () => {
+  it('tells which files still have a job', async () => {
+    const queue = new FileQueue({ redisUrl: TEST_ENV.redisUrl, prefix: TEST_ENV.queuePrefix, name: 'jobs-exist', role: 'producer', retries: 0, backoffMs: 10 });
+    await queue.ready();
+    try {
+      const [a, b] = [newFileId(), newFileId()];
+      expect(await queue.enqueue(a, 'text')).to.equal(true);
+      expect(await queue.enqueue(a, 'text'), 'a second enqueue is a no-op').to.equal(false);
+      expect(await queue.jobsExist([a, b])).to.deep.equal([true, false]);
+      expect(await queue.jobsExist([])).to.deep.equal([]);
+    } finally {
+      await queue.close(100);
+    }
+  });
+});

@@ -1,0 +1,58 @@
+// Raw HTTP over a socket, for requests fetch refuses to send (broken bodies, slow clients, huge headers).
+import net from 'node:net';
+
+export interface RawResponse {
+  status: number;
+  headers: string;
+  body: string;
+}
+
+/** Connects to the service's port; the caller writes and reads. */
+export async function connect(url: string): Promise<net.Socket> {
+  const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+  await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  return socket;
+}
+
+/** Resolves with what the server sent once it closed the connection (or after `timeoutMs`, with what came so far). */
+export function readUntilClosed(socket: net.Socket, timeoutMs = 30_000): Promise<{ data: string; closedAfterMs: number }> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let data = '';
+    const done = () => {
+      clearTimeout(timer);
+      resolve({ data, closedAfterMs: Date.now() - started });
+    };
+    const timer = setTimeout(() => {
+      socket.destroy();
+      done();
+    }, timeoutMs);
+    socket.on('data', (chunk) => (data += chunk.toString('latin1')));
+    socket.once('close', done);
+    socket.on('error', () => undefined);
+  });
+}
+
+export function parseResponse(raw: string): RawResponse {
+  const split = raw.indexOf('\r\n\r\n');
+  return { status: Number(raw.split(' ')[1]), headers: raw.slice(0, split), body: raw.slice(split + 4) };
+}
+
+/** Sends one complete request (kept open until the server answers and closes) and parses the answer. */
+export async function rawRequest(url: string, request: string | Buffer): Promise<RawResponse> {
+  const socket = await connect(url);
+  const closed = readUntilClosed(socket);
+  socket.write(request);
+  return parseResponse((await closed).data);
+}
+
+/** A POST /upload/ with a hand-made multipart body (boundary `XyZ`). */
+export function multipartRequest(body: string | Buffer, extraHeaders = ''): Buffer {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'latin1') : body;
+  const head = `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n${extraHeaders}\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), bytes]);
+}
+
+/** The multipart part of a file named `filename` (raw bytes of the header, as a client would send them). */
+export const filePart = (filename: string, content: string, field = 'file') =>
+  `--XyZ\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n${content}\r\n`;
