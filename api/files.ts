@@ -10,6 +10,7 @@ import { sendContent } from './content.js';
 import { AppError } from './errors.js';
 import { nextPageUrl, parseListQuery } from './listing.js';
 import { serializeFile } from './serializer.js';
+import { sendThumbnail } from './thumbnail.js';
 import { enqueueOrLeaveQueued } from './upload.js';
 
 export interface FileHandlerDeps {
@@ -54,6 +55,10 @@ export function fileHandlers(deps: FileHandlerDeps) {
     await sendContent(ctx, await findFile(ctx, db), storage);
   };
 
+  const getThumbnail: Koa.Middleware = async (ctx) => {
+    await sendThumbnail(ctx, await findFile(ctx, db), storage);
+  };
+
   const deleteFile: Koa.Middleware = async (ctx) => {
     const id = String(ctx.params.id ?? '');
     const row = isFileId(id) ? await db.files.remove(id) : null;
@@ -78,5 +83,5 @@ export function fileHandlers(deps: FileHandlerDeps) {
     ctx.body = serializeFile(outcome.row, baseUrl(ctx));
   };
 
-  return { listFiles, getFile, getContent, deleteFile, reprocessFile };
+  return { listFiles, getFile, getContent, getThumbnail, deleteFile, reprocessFile };
 }

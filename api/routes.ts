@@ -3,6 +3,7 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { FileSchema, FILE_KINDS, FILE_STATUSES } from '../core/fileRecord.js';
+import { RESULT_SCHEMAS } from '../core/results/index.js';
 import { ERRORS, ProblemSchema, type ErrorCode } from './errors.js';
 import { DEFAULT_LIMIT, MAX_LIMIT } from './listing.js';
 
@@ -159,6 +160,21 @@ export const ROUTES = [
     },
   },
   {
+    operationId: 'getThumbnail',
+    method: 'get',
+    path: '/files/{id}/thumbnail',
+    summary: 'Download the thumbnail',
+    description:
+      'A WebP preview, upright and at most 256 px on its longer side, for files whose `thumbnail` is set (processed images). ' +
+      '404 where there is none.',
+    tags: ['files'],
+    parameters: [idParameter],
+    responses: {
+      '200': { description: 'The preview.', content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } } },
+      ...problems('not_found'),
+    },
+  },
+  {
     operationId: 'deleteFile',
     method: 'delete',
     path: '/files/{id}/',
@@ -238,7 +254,8 @@ export function openApiDocument(version: string): JsonObject {
     paths,
     components: {
       schemas: {
-        File: stripId(FileSchema),
+        File: withResultPerKind(stripId(FileSchema)),
+        ...Object.fromEntries(Object.values(RESULT_SCHEMAS).map((schema) => [schema.title, stripId(schema)])),
         FileList: {
           type: 'object',
           required: ['results', 'next'],
@@ -258,6 +275,16 @@ export function openApiDocument(version: string): JsonObject {
       },
     },
   };
+}
+
+/** The File's `result` as one of the kinds' result schemas (components named by their titles), or null. */
+function withResultPerKind(file: JsonObject): JsonObject {
+  const byKind = Object.entries(RESULT_SCHEMAS).map(([kind, schema]) => `\`${kind}\`: ${schema.title}`);
+  const result = {
+    description: `What processing found; null until the file is processed. Its shape depends on \`kind\` (${byKind.join(', ')}).`,
+    anyOf: [...Object.values(RESULT_SCHEMAS).map((schema) => ref(schema.title)), { type: 'null' }],
+  };
+  return { ...file, properties: { ...(file.properties as JsonObject), result } };
 }
 
 /** TypeBox schemas carry `$id`, which OpenAPI components name by key instead. */

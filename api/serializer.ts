@@ -18,7 +18,7 @@ export function serializeFile(row: FileRow, base: string): File {
     attempts: row.attempts,
     result: row.result,
     error: row.error,
-    thumbnail: null,
+    thumbnail: row.has_thumbnail ? `${self}/thumbnail` : null,
   };
 }
 

@@ -40,6 +40,8 @@ export interface Config {
   requeueAfterMs: number;
   orphanAfterMs: number;
   livenessMaxEventLoopDelayMs: number;
+  jobTimeoutMs: number;
+  imageMaxPixels: number;
 }
 
 export class ConfigError extends Error {
@@ -183,6 +185,8 @@ export const SETTINGS: Setting[] = [
   { env: 'RECONCILE_INTERVAL_MS', key: 'reconcileIntervalMs', fallback: '30000', parse: integer(100, 3_600_000), description: 'How often the worker\'s reconciler runs.' },
   { env: 'REQUEUE_AFTER_MS', key: 'requeueAfterMs', fallback: '60000', parse: integer(100, 86_400_000), description: 'Age after which the reconciler re-enqueues a queued file, or a processing file whose job is gone.' },
   { env: 'ORPHAN_AFTER_MS', key: 'orphanAfterMs', fallback: '3600000', parse: integer(1_000, 604_800_000), description: 'Age after which the reconciler removes temporary files and blobs that have no row.' },
+  { env: 'JOB_TIMEOUT_MS', key: 'jobTimeoutMs', fallback: '60000', parse: integer(1_000, 3_600_000), description: 'Longest one job may run; parsing that outlasts it is stopped and the file fails with `timeout`, without retries.' },
+  { env: 'IMAGE_MAX_PIXELS', key: 'imageMaxPixels', fallback: '50000000', parse: integer(1, 1_000_000_000), description: 'Largest image decoded (width × height); a larger one fails with `image_too_large` before a pixel is decoded.' },
   { env: 'LOG_LEVEL', key: 'logLevel', fallback: 'info', parse: oneOf(LOG_LEVELS), description: `Log level: ${LOG_LEVELS.join(', ')}.` },
   { env: 'LIVENESS_MAX_EVENT_LOOP_DELAY_MS', key: 'livenessMaxEventLoopDelayMs', fallback: '5000', parse: integer(0, 3_600_000), description: '`/healthz` answers 503 while the longest event-loop stall of the last 10 s exceeds this; 0 turns the check off.' },
 ];

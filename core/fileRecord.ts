@@ -18,7 +18,11 @@ const Timestamp = (description: string) => Type.String({ format: 'date-time', de
 
 export const FileErrorSchema = Type.Object(
   {
-    code: Type.String({ description: 'Stable, machine-readable reason, e.g. `checksum_mismatch`.' }),
+    code: Type.String({
+      description:
+        'Stable, machine-readable reason: `corrupt_file`, `unsupported_format`, `image_too_large`, `timeout`, `parser_crashed`, ' +
+        '`out_of_memory`, `checksum_mismatch`, `blob_missing` (permanent) or `processing_failed` (transient errors outlasted the retries).',
+    }),
     message: Type.String({ description: 'What went wrong, for a person.' }),
   },
   { additionalProperties: false },
@@ -58,6 +62,8 @@ export type File = Static<typeof FileSchema>;
 export type FileRow = Omit<File, 'file' | 'processed' | 'thumbnail' | 'uploaded_at' | 'processed_at'> & {
   uploaded_at: Date;
   processed_at: Date | null;
+  /** A thumbnail variant was stored with the last result. */
+  has_thumbnail: boolean;
 };
 
 /** What the API knows about a file before its row exists. */

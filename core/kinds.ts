@@ -8,17 +8,41 @@ export interface Sniffed {
   content_type: string;
 }
 
+// Archives and compressed streams as file-type names them. Zip-based documents (docx, odt, epub) are
+// documents, not archives: they stay `other`; zip-based packages (jar, apk, xpi) are archives.
 const ARCHIVES = new Set([
   'application/zip',
+  'application/java-archive',
+  'application/vnd.android.package-archive',
+  'application/x-xpinstall',
   'application/x-tar',
   'application/gzip',
   'application/x-bzip2',
   'application/x-xz',
   'application/zstd',
+  'application/x-lzip',
+  'application/x-lz4',
+  'application/x-compress',
   'application/x-7z-compressed',
+  'application/x-rar-compressed',
   'application/vnd.rar',
-  'application/java-archive',
+  'application/vnd.ms-cab-compressed',
+  'application/x-cpio',
+  'application/x-unix-archive',
+  'application/x-deb',
+  'application/x-rpm',
+  'application/x-arj',
+  'application/x-lzh-compressed',
+  'application/x-ace-compressed',
 ]);
+
+/** Media containers that file-type names under `application/`. */
+const MEDIA: Record<string, FileKind> = {
+  'application/ogg': 'audio',
+  'application/vnd.ms-asf': 'video',
+  'application/mxf': 'video',
+  'application/vnd.rn-realmedia': 'video',
+};
 
 const TEXT_SUBTYPES: Record<string, string> = {
   csv: 'text/csv',
@@ -58,7 +82,7 @@ export function kindOfMime(mime: string): FileKind {
   if (mime.startsWith('video/')) return 'video';
   if (mime === 'application/pdf') return 'pdf';
   if (ARCHIVES.has(mime)) return 'archive';
-  return 'other';
+  return MEDIA[mime] ?? 'other';
 }
 
 function asText(encoding: string, filename: string): Sniffed {

@@ -50,6 +50,7 @@ export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runt
     retries: config.jobRetries,
     backoffMs: config.jobBackoffMs,
     stallIntervalMs: config.queueStallIntervalMs,
+    jobTimeoutMs: config.jobTimeoutMs,
   });
   try {
     await withTimeout(queue.ready(), CONNECT_TIMEOUT_MS, 'Connecting to Redis');

@@ -17,6 +17,8 @@ describe('configuration', () => {
       maxUploadBytes: 100 * 1024 * 1024,
       publicUrl: null,
       trustProxy: false,
+      jobTimeoutMs: 60_000,
+      imageMaxPixels: 50_000_000,
     });
     expect(api.storageDir).to.equal(path.resolve('data'));
     expect(loadConfig('worker', {}).adminPort).to.equal(9091);
@@ -51,6 +53,8 @@ describe('configuration', () => {
       [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\.$/],
       [{ STORAGE_DIR: ' ' }, /^STORAGE_DIR must not be empty\.$/],
       [{ WORKER_CONCURRENCY: '0' }, /^WORKER_CONCURRENCY must be a whole number from 1 to 256/],
+      [{ JOB_TIMEOUT_MS: '10' }, /^JOB_TIMEOUT_MS must be a whole number from 1000 to 3600000, got "10"\.$/],
+      [{ IMAGE_MAX_PIXELS: '50MP' }, /^IMAGE_MAX_PIXELS must be a whole number from 1 to 1000000000/],
     ];
     for (const [env, message] of cases) {
       expect(() => loadConfig('api', env), JSON.stringify(env)).to.throw(ConfigError, message);

@@ -12,7 +12,7 @@ import { queueKey } from '../core/queue/index.js';
 import { watchEventLoop, type EventLoopWatch } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { startTracing, tracingSettings } from '../core/telemetry/tracing.js';
-import { genericProcessor } from '../worker/processors/generic.js';
+import { otherProcessor } from '../worker/processors/other.js';
 import type { Processor } from '../worker/processors/index.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually } from './support/eventually.js';
@@ -29,13 +29,13 @@ const OTHER_BYTES = Buffer.from([0x00, 0x01, 0x02, 0x03, 0xfe, 0xff, 0x10, 0x80]
 function flakyOnce(): Processor {
   const failed = new Set<string>();
   return {
-    resultSchema: genericProcessor.resultSchema,
+    resultSchema: otherProcessor.resultSchema,
     async process(input) {
       if (!failed.has(input.file.id)) {
         failed.add(input.file.id);
         throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
       }
-      return genericProcessor.process(input);
+      return otherProcessor.process(input);
     },
   };
 }

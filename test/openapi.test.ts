@@ -32,6 +32,20 @@ describe('GET /openapi.json and /docs', () => {
     ]);
   });
 
+  it('documents the result of each kind from its processor schema, with the common fields in each', () => {
+    const result = document.components.schemas.File!.properties!.result as { anyOf: Array<{ $ref?: string; type?: string }>; description: string };
+    const kinds = ['Image', 'Text', 'Pdf', 'Archive', 'Audio', 'Video', 'Other'].map((kind) => `${kind}Result`);
+    expect(result.anyOf.map((schema) => schema.$ref ?? schema.type)).to.deep.equal([...kinds.map((name) => `#/components/schemas/${name}`), 'null']);
+    expect(result.description).to.contain('`image`: ImageResult');
+    for (const name of kinds) {
+      const schema = document.components.schemas[name] as { required: string[]; properties: Record<string, unknown> };
+      expect(schema.required, name).to.include.members(['sha256_verified', 'bytes_read', 'warnings']);
+    }
+    expect(Object.keys(document.components.schemas.ImageResult!.properties!)).to.include.members(['format', 'width', 'height', 'orientation', 'alpha', 'pages', 'thumbnail']);
+    expect(Object.keys(document.components.schemas.ArchiveResult!.properties!)).to.include.members(['entries', 'compressed_bytes', 'uncompressed_bytes', 'ratio', 'names', 'encrypted_entries']);
+    expect(document.paths['/files/{id}/thumbnail']!.get!.responses['404']!.description).to.contain('not_found');
+  });
+
   it('lists the error codes each operation can answer', () => {
     const upload = document.paths['/upload/']!.post!.responses;
     expect(upload['400']!.description).to.contain('file_missing').and.contain('file_empty').and.contain('too_many_files').and.contain('invalid_multipart');

@@ -50,7 +50,7 @@ describe('POST /upload/', () => {
 
     const done = await waitForStatus(service.url, file.id);
     expect(done).to.include({ status: 'processed', processed: true, attempts: 1 });
-    expect(done.result).to.deep.equal({ sha256_verified: true, bytes_read: Buffer.byteLength(content) });
+    expect(done.result).to.include({ sha256_verified: true, bytes_read: Buffer.byteLength(content) });
     expect(Date.parse(done.processed_at!)).to.be.at.least(Date.parse(file.uploaded_at));
   });
 

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { openDatabase, type Database } from '../core/db/index.js';
 import { newFileId } from '../core/ids.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
-import { genericProcessor } from '../worker/processors/generic.js';
+import { otherProcessor } from '../worker/processors/other.js';
 import type { Processor } from '../worker/processors/index.js';
 import { TEST_ENV } from './support/env.js';
 import { startService, startWorker, uploadFile, waitForStatus, type TestService } from './support/service.js';
@@ -68,11 +68,11 @@ describe('the worker', () => {
     it('retries with backoff and records the result once', async () => {
       let calls = 0;
       const flaky: Processor = {
-        resultSchema: genericProcessor.resultSchema,
+        resultSchema: otherProcessor.resultSchema,
         async process(input) {
           calls++;
           if (calls === 1) throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
-          return genericProcessor.process(input);
+          return otherProcessor.process(input);
         },
       };
       const service = await startService({ processors: { text: flaky } });
@@ -89,7 +89,7 @@ describe('the worker', () => {
 
     it('fails the file with processing_failed once retries run out', async () => {
       const broken: Processor = {
-        resultSchema: genericProcessor.resultSchema,
+        resultSchema: otherProcessor.resultSchema,
         async process() {
           throw new Error('storage timed out');
         },

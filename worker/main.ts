@@ -21,6 +21,8 @@ runMain(async () => {
     metrics,
     processors: PROCESSORS,
     concurrency: config.workerConcurrency,
+    limits: { maxImagePixels: config.imageMaxPixels },
+    jobTimeoutMs: config.jobTimeoutMs,
     maxAttempts: config.maxAttempts,
   });
   const reconciler = new Reconciler({ db, queue, storage, logger, metrics, config });
@@ -32,6 +34,7 @@ runMain(async () => {
     eventLoop: watchEventLoop({ maxDelayMs: config.livenessMaxEventLoopDelayMs }),
     checks: [...dependencyChecks({ db, queue })],
   });
+  await worker.warm();
   await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
   worker.start();
   reconciler.start();

@@ -6,7 +6,9 @@ import type { FileJob, FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
-import { ProcessingError, type ProcessorRegistry } from './processors/index.js';
+import { ProcessingError, type ProcessingLimits, type ProcessorRegistry } from './processors/index.js';
+import type { RunInThread } from './processors/types.js';
+import { ParsingThreads } from './threads.js';
 
 export interface WorkerDeps {
   db: Database;
@@ -18,9 +20,16 @@ export interface WorkerDeps {
   concurrency: number;
   /** Processing starts after which a file is failed rather than tried again. */
   maxAttempts: number;
+  limits: ProcessingLimits;
+  /** Longest one job may run (JOB_TIMEOUT_MS). */
+  jobTimeoutMs: number;
+  /** Where parsing runs; by default one thread per concurrent job. */
+  threads?: ParsingThreads;
 }
 
 export interface Worker {
+  /** Starts the parsing threads and loads the parsers in them, so that the first files do not wait. */
+  warm(): Promise<void>;
   start(): void;
   /** Stops taking jobs and waits up to `timeoutMs` for the running ones. */
   close(timeoutMs: number): Promise<void>;
@@ -30,6 +39,10 @@ type Outcome = 'processed' | 'failed' | 'retried' | 'skipped' | 'superseded';
 
 export function createWorker(deps: WorkerDeps): Worker {
   const { db, queue, storage, logger, metrics, processors } = deps;
+  const parsers = [...new Set(Object.values(processors).flatMap((processor) => (processor.module ? [processor.module] : [])))];
+  const threads = deps.threads ?? new ParsingThreads({ size: deps.concurrency, preload: parsers });
+  // Parsing gets what is left of the job's time, less a reserve to record the outcome before the queue gives up.
+  const parsingBudgetMs = deps.jobTimeoutMs - Math.min(5_000, deps.jobTimeoutMs / 10);
 
   async function handle(job: FileJob): Promise<void> {
     const fileId = job.data.file_id;
@@ -58,9 +71,11 @@ export function createWorker(deps: WorkerDeps): Worker {
       logger.info({ file_id: row.id, kind: row.kind, outcome, attempts: row.attempts, duration_ms: Math.round(seconds * 1e4) / 10, ...extra }, 'job');
     };
 
-    let result;
+    const deadline = Date.now() + parsingBudgetMs;
+    const inThread: RunInThread = (module, analysis, ...args) => threads.run(module, analysis, args, deadline);
+    let output;
     try {
-      result = await processors[row.kind].process({ file: row, storage });
+      output = await processors[row.kind].process({ file: row, storage, limits: deps.limits, inThread });
     } catch (err) {
       if (err instanceof ProcessingError) {
         const recorded = await db.files.failProcessing(row.id, row.attempts, { code: err.code, message: err.message });
@@ -74,12 +89,16 @@ export function createWorker(deps: WorkerDeps): Worker {
       const recorded = await db.files.failProcessing(row.id, row.attempts, { code: 'processing_failed', message });
       return finish(recorded ? 'failed' : 'superseded', { err, error_code: 'processing_failed' });
     }
-    const recorded = await db.files.finishProcessing(row.id, row.attempts, result);
+    const recorded = await db.files.finishProcessing(row.id, row.attempts, output.result, output.thumbnail);
     finish(recorded ? 'processed' : 'superseded');
   }
 
   return {
+    warm: () => threads.warm(),
     start: () => queue.consume(deps.concurrency, handle),
-    close: (timeoutMs) => queue.close(timeoutMs),
+    close: async (timeoutMs) => {
+      await queue.close(timeoutMs);
+      await threads.close();
+    },
   };
 }

@@ -43,7 +43,7 @@ const tooManyAttempts = (maxAttempts: number): FileError => ({
   message: `Processing started ${maxAttempts} times without finishing (a worker failed or crashed each time); reprocess the file to try again.`,
 });
 
-const COLUMNS = 'id, name, size, content_type, kind, sha256, status, attempts, result, error, uploaded_at, processed_at';
+const COLUMNS = 'id, name, size, content_type, kind, sha256, status, attempts, result, error, uploaded_at, processed_at, has_thumbnail';
 
 export class FileRepository {
   constructor(
@@ -144,12 +144,13 @@ export class FileRepository {
     return rows.length === 1;
   }
 
-  /** processing → processed, only for the attempt that is still current. */
-  async finishProcessing(id: string, attempt: number, result: FileResult): Promise<boolean> {
+  /** processing → processed, only for the attempt that is still current; `thumbnail` says one was stored. */
+  async finishProcessing(id: string, attempt: number, result: FileResult, thumbnail = false): Promise<boolean> {
+
     const rows = await this.sql(
-      `UPDATE files SET status = 'processed', result = $3, error = NULL, processed_at = now(), updated_at = now()
+      `UPDATE files SET status = 'processed', result = $3, error = NULL, has_thumbnail = $4, processed_at = now(), updated_at = now()
        WHERE id = $1 AND status = 'processing' AND attempts = $2 RETURNING id`,
-      [id, attempt, JSON.stringify(result)],
+      [id, attempt, JSON.stringify(result), thumbnail],
     );
     return rows.length === 1;
   }
@@ -157,7 +158,7 @@ export class FileRepository {
   /** processing → failed, only for the attempt that is still current. */
   async failProcessing(id: string, attempt: number, error: FileError): Promise<boolean> {
     const rows = await this.sql(
-      `UPDATE files SET status = 'failed', error = $3, result = NULL, updated_at = now()
+      `UPDATE files SET status = 'failed', error = $3, result = NULL, has_thumbnail = false, updated_at = now()
        WHERE id = $1 AND status = 'processing' AND attempts = $2 RETURNING id`,
       [id, attempt, JSON.stringify(error)],
     );
@@ -170,7 +171,7 @@ export class FileRepository {
    */
   async requeue(id: string): Promise<{ row: FileRow } | { busy: true } | null> {
     const rows = await this.sql<StoredRow>(
-      `UPDATE files SET status = 'queued', attempts = 0, result = NULL, error = NULL, updated_at = now()
+      `UPDATE files SET status = 'queued', attempts = 0, result = NULL, error = NULL, has_thumbnail = false, updated_at = now()
        WHERE id = $1 AND status <> 'processing' RETURNING ${COLUMNS}`,
       [id],
     );

@@ -44,6 +44,7 @@ function defineFileModel(sequelize: Sequelize): ModelStatic<Model> {
       uploaded_at: { type: DataTypes.DATE(3), allowNull: false },
       processed_at: { type: DataTypes.DATE(3) },
       updated_at: { type: DataTypes.DATE(3), allowNull: false },
+      has_thumbnail: { type: DataTypes.BOOLEAN, allowNull: false },
     },
     { tableName: 'files', timestamps: false },
   );

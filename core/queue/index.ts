@@ -46,6 +46,8 @@ export interface QueueOptions {
   role: 'producer' | 'consumer';
   retries: number;
   backoffMs: number;
+  /** Longest a job may run before the queue gives up on it (bee-queue's job timeout). */
+  jobTimeoutMs?: number;
   /** How often a consumer looks for jobs whose worker died (bee-queue's stall interval). */
   stallIntervalMs?: number;
   /** Tracer of the producer and consumer spans (default: the global one, a no-op until the SDK starts). */
@@ -127,13 +129,15 @@ export class FileQueue {
   private async addJob(fileId: string, kind: FileKind, trace: TraceCarrier | undefined): Promise<boolean> {
     // While Redis is away, fail at once instead of making every upload wait for the timeout.
     if (!this.client()?.connected) throw new Error('The queue is not connected to Redis.');
-    const save = () =>
-      this.queue
+    const save = () => {
+      const job = this.queue
         .createJob({ file_id: fileId, kind, enqueued_at: Date.now(), ...(trace && { trace }) })
         .setId(fileId)
         .retries(this.options.retries)
-        .backoff('exponential', this.options.backoffMs)
-        .save();
+        .backoff('exponential', this.options.backoffMs);
+      if (this.options.jobTimeoutMs) job.timeout(this.options.jobTimeoutMs);
+      return job.save();
+    };
     const saved = await withTimeout(this.withScripts(save), ENQUEUE_TIMEOUT_MS, 'Enqueueing a job');
     // bee-queue's addJob script answers nil for an id that exists, which surfaces as a job without id.
     return Boolean(saved.id);

@@ -33,6 +33,11 @@ export interface BlobStore {
   put(id: string, source: Readable, options: { maxBytes: number; variant?: BlobVariant }): Promise<StoredBlob>;
   /** The bytes, or a range of them. Rejects with code ENOENT when there is no such blob. */
   open(id: string, options?: { range?: ByteRange; variant?: BlobVariant }): Promise<Readable>;
+  /**
+   * A path on the local file system to read the blob from, for parsers that need random access (a zip's
+   * central directory, PDF cross-references). An object-store backend would stage the blob here.
+   */
+  localPath(id: string): Promise<string>;
   /** Removes the blob and every variant of it; a missing blob is not an error. */
   remove(id: string): Promise<void>;
   /** Answers when the store can be written; throws otherwise (readiness). */

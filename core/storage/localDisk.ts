@@ -56,6 +56,10 @@ export class LocalDiskStore implements BlobStore {
     return handle.createReadStream(options.range ? { start: options.range.start, end: options.range.end } : {});
   }
 
+  async localPath(id: string): Promise<string> {
+    return this.pathOf(id);
+  }
+
   async remove(id: string): Promise<void> {
     const paths = [this.pathOf(id), ...BLOB_VARIANTS.map((variant) => this.pathOf(id, variant))];
     await Promise.all(paths.map((blob) => unlink(blob).catch(ignoreMissing)));

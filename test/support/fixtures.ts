@@ -2,7 +2,7 @@
 import { createWriteStream, mkdtempSync, openAsBlob } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { deflateSync } from 'node:zlib';
+import { deflateRawSync, deflateSync } from 'node:zlib';
 
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
   let c = n;
@@ -58,3 +58,215 @@ export async function uploadFromDisk(url: string, file: string, headers: Record<
   form.append('file', await openAsBlob(file), file.split('/').pop());
   return fetch(`${url}/upload/`, { method: 'POST', body: form, headers });
 }
+
+/** A PNG whose header declares `width`×`height` pixels but whose data holds almost none (a decompression bomb's shape). */
+export function pngDeclaring(width: number, height: number): Buffer {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8;
+  header[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.alloc(64 * 1024))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** A 24-bit BMP (a format the image decoder does not read). */
+export function bmp(width = 2, height = 2): Buffer {
+  const rowBytes = Math.ceil((width * 3) / 4) * 4;
+  const pixels = Buffer.alloc(rowBytes * height, 0x80);
+  const header = Buffer.alloc(54);
+  header.write('BM', 0, 'latin1');
+  header.writeUInt32LE(54 + pixels.length, 2);
+  header.writeUInt32LE(54, 10);
+  header.writeUInt32LE(40, 14);
+  header.writeInt32LE(width, 18);
+  header.writeInt32LE(height, 22);
+  header.writeUInt16LE(1, 26);
+  header.writeUInt16LE(24, 28);
+  header.writeUInt32LE(pixels.length, 34);
+  return Buffer.concat([header, pixels]);
+}
+
+/** A field of a binary record: its width in bytes and its value. */
+type Field = [2 | 4, number];
+
+/** Fields laid end to end, little-endian, as zip headers are. */
+function littleEndian(fields: Field[]): Buffer {
+  const record = Buffer.alloc(fields.reduce((size, [width]) => size + width, 0));
+  let at = 0;
+  for (const [width, value] of fields) at = width === 2 ? record.writeUInt16LE(value, at) : record.writeUInt32LE(value >>> 0, at);
+  return record;
+}
+
+export interface ZipEntry {
+  name: string;
+  content?: Buffer | string;
+  /** Deflate the content (default: store it). */
+  deflate?: boolean;
+  /** Mark the entry as encrypted (general purpose flag bit 0); its bytes stay as given. */
+  encrypted?: boolean;
+}
+
+/** A zip archive with a central directory, as `zip` writes one. */
+export function zip(entries: ZipEntry[]): Buffer {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const entry of entries) {
+    const name = Buffer.from(entry.name, 'utf8');
+    const content = Buffer.from(entry.content ?? '');
+    const data = entry.deflate ? deflateRawSync(content, { level: 9 }) : content;
+    const crc = crc32(content);
+    const flags = 0x800 | (entry.encrypted ? 1 : 0);
+    // flags, method, time, date, crc-32, compressed size, size, name length, extra length
+    const common: Field[] = [[2, flags], [2, entry.deflate ? 8 : 0], [2, 0], [2, 0], [4, crc], [4, data.length], [4, content.length], [2, name.length], [2, 0]];
+    const local = littleEndian([[4, 0x04034b50], [2, 20], ...common]);
+    // ... then comment length, disk, internal and external attributes, offset of the local header
+    const central = littleEndian([[4, 0x02014b50], [2, 20], [2, 20], ...common, [2, 0], [2, 0], [2, 0], [4, 0], [4, offset]]);
+    locals.push(local, name, data);
+    centrals.push(central, name);
+    offset += local.length + name.length + data.length;
+  }
+  const directory = Buffer.concat(centrals);
+  const end = littleEndian([[4, 0x06054b50], [2, 0], [2, 0], [2, entries.length], [2, entries.length], [4, directory.length], [4, offset], [2, 0]]);
+  return Buffer.concat([...locals, directory, end]);
+}
+
+/** A ustar archive of the given files. */
+export function tar(entries: Array<{ name: string; content: Buffer | string }>): Buffer {
+  const blocks: Buffer[] = [];
+  for (const entry of entries) {
+    const content = Buffer.from(entry.content);
+    const header = Buffer.alloc(512);
+    header.write(entry.name, 0, 100, 'utf8');
+    header.write('0000644\0', 100, 'latin1');
+    header.write('0000000\0', 108, 'latin1');
+    header.write('0000000\0', 116, 'latin1');
+    header.write(`${content.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+    header.write('00000000000\0', 136, 'latin1');
+    header.write('0', 156, 'latin1');
+    header.write('ustar\0' + '00', 257, 'latin1');
+    header.fill(0x20, 148, 156);
+    const sum = header.reduce((total, byte) => total + byte, 0);
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    blocks.push(header, content, Buffer.alloc((512 - (content.length % 512)) % 512));
+  }
+  return Buffer.concat([...blocks, Buffer.alloc(1024)]);
+}
+
+/** A PDF with one page per string of text and an information dictionary; `encrypt` adds a password handler. */
+export function pdf(pages: string[], info: { title?: string; author?: string; producer?: string } = {}, options: { encrypt?: boolean } = {}): Buffer {
+  const objects: string[] = [];
+  const add = (body: string) => objects.push(body);
+  const escape = (text: string) => text.replace(/[\\()]/g, (c) => `\\${c}`);
+  const pageIds = pages.map((_, i) => 4 + i * 2);
+  add('<< /Type /Catalog /Pages 2 0 R >>');
+  add(`<< /Type /Pages /Kids [${pageIds.map((id) => `${id} 0 R`).join(' ')}] /Count ${pages.length} >>`);
+  add('<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>');
+  for (const [i, text] of pages.entries()) {
+    // Lines of at most 80 characters, as a writer wraps them: text past the page's edge is not text.
+    const lines = text.match(/.{1,80}/gs) ?? [];
+    const stream = `BT /F1 12 Tf 14 TL 72 720 Td ${lines.map((line) => `(${escape(line)}) Tj T*`).join(' ')} ET`;
+    add(`<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents ${pageIds[i]! + 1} 0 R >>`);
+    add(`<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`);
+  }
+  const infoEntries = Object.entries({ Title: info.title, Author: info.author, Producer: info.producer })
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => `/${key} (${escape(value!)})`);
+  add(`<< ${infoEntries.join(' ')} >>`);
+  const infoId = objects.length;
+  // An RC4 handler whose owner and user keys match no password: opening needs one.
+  if (options.encrypt) add(`<< /Filter /Standard /V 1 /R 2 /O <${'ab'.repeat(32)}> /U <${'cd'.repeat(32)}> /P -4 >>`);
+  const encryptId = options.encrypt ? objects.length : null;
+
+  let body = '%PDF-1.4\n%\xe2\xe3\xcf\xd3\n';
+  const offsets: number[] = [];
+  objects.forEach((object, i) => {
+    offsets.push(Buffer.byteLength(body, 'latin1'));
+    body += `${i + 1} 0 obj\n${object}\nendobj\n`;
+  });
+  const xrefAt = Buffer.byteLength(body, 'latin1');
+  body += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+  for (const offset of offsets) body += `${String(offset).padStart(10, '0')} 00000 n \n`;
+  const id = '<0123456789abcdef0123456789abcdef>';
+  body += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R /Info ${infoId} 0 R${encryptId ? ` /Encrypt ${encryptId} 0 R /ID [${id} ${id}]` : ''} >>\nstartxref\n${xrefAt}\n%%EOF\n`;
+  return Buffer.from(body, 'latin1');
+}
+
+/** A 16-bit PCM WAV of a 440 Hz tone. */
+export function wav(seconds = 1, sampleRate = 8000, channels = 1): Buffer {
+  const samples = Math.round(seconds * sampleRate);
+  const data = Buffer.alloc(samples * channels * 2);
+  for (let i = 0; i < samples; i++) {
+    const value = Math.round(Math.sin((2 * Math.PI * 440 * i) / sampleRate) * 8000);
+    for (let c = 0; c < channels; c++) data.writeInt16LE(value, (i * channels + c) * 2);
+  }
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0, 'latin1');
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8, 'latin1');
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(channels, 22);
+  header.writeUInt32LE(sampleRate, 24);
+  header.writeUInt32LE(sampleRate * channels * 2, 28);
+  header.writeUInt16LE(channels * 2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36, 'latin1');
+  header.writeUInt32LE(data.length, 40);
+  return Buffer.concat([header, data]);
+}
+
+/** MPEG-1 Layer III frames (128 kbit/s, 44.1 kHz, joint stereo) of silence: 38.28 frames per second. */
+export function mp3(frames = 100): Buffer {
+  const frame = Buffer.alloc(417);
+  frame.writeUInt32BE(0xfffb9064, 0);
+  return Buffer.concat(Array.from({ length: frames }, () => frame));
+}
+
+function box(type: string, ...content: Buffer[]): Buffer {
+  const body = Buffer.concat(content);
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(8 + body.length, 0);
+  header.write(type, 4, 'latin1');
+  return Buffer.concat([header, body]);
+}
+
+const u32 = (...values: number[]) => {
+  const buffer = Buffer.alloc(values.length * 4);
+  values.forEach((value, i) => buffer.writeUInt32BE(value >>> 0, i * 4));
+  return buffer;
+};
+
+/** An MP4 with one H.264 video track of `width`×`height` lasting `seconds` (headers only, no frames). */
+export function mp4(width = 320, height = 240, seconds = 2): Buffer {
+  const timescale = 1000;
+  const duration = seconds * timescale;
+  const matrix = u32(0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000);
+  const mvhd = box('mvhd', u32(0, 0, 0, timescale, duration, 0x10000), Buffer.from([1, 0, 0, 0]), Buffer.alloc(8), matrix, Buffer.alloc(24), u32(2));
+  const tkhd = box('tkhd', u32(0x7, 0, 0, 1, 0, duration), Buffer.alloc(8), Buffer.alloc(8), matrix, u32(width * 0x10000, height * 0x10000));
+  const mdhd = box('mdhd', u32(0, 0, 0, timescale, duration), Buffer.from([0x55, 0xc4, 0, 0]));
+  const hdlr = box('hdlr', u32(0, 0), Buffer.from('vide', 'latin1'), Buffer.alloc(12), Buffer.from('VideoHandler\0', 'latin1'));
+  const sampleEntry = Buffer.alloc(78);
+  sampleEntry.writeUInt16BE(1, 6);
+  sampleEntry.writeUInt16BE(width, 24);
+  sampleEntry.writeUInt16BE(height, 26);
+  sampleEntry.writeUInt32BE(0x00480000, 28);
+  sampleEntry.writeUInt32BE(0x00480000, 32);
+  sampleEntry.writeUInt16BE(1, 40);
+  sampleEntry.writeUInt16BE(0x18, 74);
+  sampleEntry.writeInt16BE(-1, 76);
+  const avcC = box('avcC', Buffer.from([1, 0x42, 0xc0, 0x1e, 0xff, 0xe0, 0x00]));
+  const stsd = box('stsd', u32(0, 1), box('avc1', sampleEntry, avcC));
+  const stbl = box('stbl', stsd, box('stts', u32(0, 0)), box('stsc', u32(0, 0)), box('stsz', u32(0, 0, 0)), box('stco', u32(0, 0)));
+  const minf = box('minf', box('vmhd', u32(1, 0, 0)), box('dinf', box('dref', u32(0, 1), box('url ', u32(1)))), stbl);
+  const trak = box('trak', tkhd, box('mdia', mdhd, hdlr, minf));
+  return Buffer.concat([box('ftyp', Buffer.from('isom', 'latin1'), u32(0x200), Buffer.from('isomiso2avc1mp41', 'latin1')), box('moov', mvhd, trak), box('mdat')]);
+}
+
+/** The first `fraction` of `bytes`, as a transfer cut short would leave it. */
+export const truncated = (bytes: Buffer, fraction = 0.5): Buffer => bytes.subarray(0, Math.max(1, Math.floor(bytes.length * fraction)));

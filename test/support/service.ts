@@ -17,6 +17,7 @@ import { createLogger, type Logger } from '../../core/telemetry/logger.js';
 import { createMetrics, type Metrics } from '../../core/telemetry/metrics.js';
 import { VERSION } from '../../core/runtime.js';
 import { PROCESSORS, type ProcessorRegistry } from '../../worker/processors/index.js';
+import type { ParsingThreads } from '../../worker/threads.js';
 import { createWorker } from '../../worker/worker.js';
 import { TEST_ENV } from './env.js';
 
@@ -27,6 +28,12 @@ export interface ServiceOptions {
   worker?: boolean;
   processors?: Partial<ProcessorRegistry>;
   jobRetries?: number;
+  /** JOB_TIMEOUT_MS of the worker and of the jobs the API enqueues (default 30 s). */
+  jobTimeoutMs?: number;
+  /** IMAGE_MAX_PIXELS (default 50 megapixels). */
+  maxImagePixels?: number;
+  /** The worker's parsing threads (default: one per concurrent job). */
+  threads?: ParsingThreads;
   /** Replace the database (e.g. one that cannot connect). */
   db?: Database;
   maxAttempts?: number;
@@ -66,7 +73,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   const logger = options.logger ?? testLogger(options.logDestination);
   const queueName = `files-${randomBytes(4).toString('hex')}`;
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
-  const queue = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'producer', tracer: options.tracer, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
+  const queue = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'producer', tracer: options.tracer, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
   if (!options.redisUrl) await queue.ready();
   const storage = new LocalDiskStore(options.storageDir ?? TEST_ENV.storageDir);
   await storage.init();
@@ -111,18 +118,24 @@ export interface TestWorker {
   close(): Promise<void>;
 }
 
-const queueOptionsFor = (name: string, retries = 2) => ({
+const DEFAULT_JOB_TIMEOUT_MS = 30_000;
+
+const queueOptionsFor = (name: string, options: Pick<ServiceOptions, 'jobRetries' | 'jobTimeoutMs'>) => ({
   redisUrl: TEST_ENV.redisUrl,
   prefix: TEST_ENV.queuePrefix,
   name,
-  retries,
+  retries: options.jobRetries ?? 2,
   backoffMs: 50,
   stallIntervalMs: 1_000,
+  jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
 });
 
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
-export async function startWorker(queueName: string, options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'tracer' | 'logger'> = {}): Promise<TestWorker> {
-  const consumer = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'consumer', tracer: options.tracer });
+export async function startWorker(
+  queueName: string,
+  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'jobTimeoutMs' | 'maxImagePixels' | 'threads' | 'tracer' | 'logger'> = {},
+): Promise<TestWorker> {
+  const consumer = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'consumer', tracer: options.tracer });
   await consumer.ready();
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const storage = new LocalDiskStore(TEST_ENV.storageDir);
@@ -136,6 +149,9 @@ export async function startWorker(queueName: string, options: Pick<ServiceOption
     processors: { ...PROCESSORS, ...options.processors },
     concurrency: 4,
     maxAttempts: options.maxAttempts ?? 5,
+    limits: { maxImagePixels: options.maxImagePixels ?? 50_000_000 },
+    jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
+    ...(options.threads ? { threads: options.threads } : {}),
   });
   worker.start();
   return {

@@ -1,20 +1,59 @@
-import type { TSchema } from '@sinclair/typebox';
+import type { TObject } from '@sinclair/typebox';
 import type { FileResult, FileRow } from '../../core/fileRecord.js';
 import type { BlobStore } from '../../core/storage/index.js';
+
+/** Limits that keep hostile files from costing more than a normal one. */
+export interface ProcessingLimits {
+  /** Largest image (width × height × pages) decoded; beyond it the file fails with `image_too_large`. */
+  maxImagePixels: number;
+}
+
+/** Runs `analysis`, an export of `module`, in a parsing thread within the job's time budget. */
+export type RunInThread = <A extends unknown[], R>(module: string, analysis: (...args: A) => Promise<R>, ...args: A) => Promise<R>;
 
 export interface ProcessorInput {
   file: FileRow;
   storage: BlobStore;
+  limits: ProcessingLimits;
+  inThread: RunInThread;
+}
+
+export interface ProcessorOutput {
+  result: FileResult;
+  /** A thumbnail variant was stored beside the bytes. */
+  thumbnail: boolean;
 }
 
 /** Turns a stored file into its `result`; throws ProcessingError for input that will never process. */
 export interface Processor {
-  /** JSON schema of the result, shown per kind in the OpenAPI document. */
-  resultSchema: TSchema;
-  process(input: ProcessorInput): Promise<FileResult>;
+  /** JSON schema of the result (from core/results), shown per kind in the OpenAPI document. */
+  resultSchema: TObject;
+  /** The module whose analysis runs in a parsing thread: every thread imports it as it starts. */
+  module?: string;
+  process(input: ProcessorInput): Promise<ProcessorOutput>;
 }
 
-/** A permanent failure (corrupt or unreadable input): the file becomes `failed` without retries. */
+/** What a thread-side analysis gets: the bytes' local path and what the record says about them. */
+export interface AnalysisInput {
+  path: string;
+  contentType: string;
+  size: number;
+  limits: ProcessingLimits;
+}
+
+/** What a thread-side analysis finds: the kind's own result fields, warnings, and maybe a thumbnail. */
+export interface Analyzed<F> {
+  fields: F;
+  warnings: string[];
+  /** A WebP preview to store as the `thumbnail` variant. */
+  thumbnail?: Uint8Array;
+}
+
+/**
+ * A permanent failure (corrupt or unreadable input): the file becomes `failed` without retries.
+ * Codes: `corrupt_file`, `unsupported_format`, `image_too_large`, `timeout`, `parser_crashed`,
+ * `out_of_memory`, `checksum_mismatch`, `blob_missing`.
+ */
 export class ProcessingError extends Error {
   override name = 'ProcessingError';
   constructor(

@@ -3,6 +3,7 @@
 import type { MigrationParams } from 'umzug';
 import { createFiles } from './0001-create-files.js';
 import { createIdempotencyKeys } from './0002-idempotency-keys.js';
+import { addThumbnail } from './0003-add-thumbnail.js';
 
 export type RunSql = (sql: string) => Promise<unknown>;
 
@@ -12,7 +13,7 @@ export interface Migration {
   down(params: MigrationParams<RunSql>): Promise<void>;
 }
 
-export const MIGRATIONS: Migration[] = [createFiles, createIdempotencyKeys];
+export const MIGRATIONS: Migration[] = [createFiles, createIdempotencyKeys, addThumbnail];
 
 /** Where umzug records applied migrations. */
 export const MIGRATIONS_TABLE = 'schema_migrations';

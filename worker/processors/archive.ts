@@ -1,0 +1,199 @@
+// Kind `archive`: what an archive holds, read from its directory or headers; nothing is ever extracted.
+// A zip's central directory (yauzl, lazily, entry by entry) and a tar's headers give every field; a gzip
+// stream is inflated into nothing to measure and check it (up to a cap); other formats give their name.
+import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import yauzl from 'yauzl';
+import { LISTED_NAMES, ArchiveResultSchema, type ArchiveResult } from '../../core/results/archive.js';
+import type { CommonResult } from '../../core/results/index.js';
+import { analyzingProcessor, readBytes } from './common.js';
+import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
+
+type ArchiveFields = Omit<ArchiveResult, keyof CommonResult>;
+
+/** Above this ratio of declared sizes, an archive is reported as bomb-like. */
+export const BOMB_RATIO = 100;
+/** Longer names are cut in the result: a zip may carry names of 64 KiB. */
+const LISTED_NAME_CHARS = 1024;
+/** From this many entries on, an archive is reported as one that would flood a disk when extracted. */
+export const MANY_ENTRIES = 10_000;
+
+const FORMATS: Record<string, string> = {
+  'application/zip': 'zip',
+  'application/java-archive': 'zip',
+  'application/vnd.android.package-archive': 'zip',
+  'application/x-xpinstall': 'zip',
+  'application/x-tar': 'tar',
+  'application/gzip': 'gzip',
+  'application/x-bzip2': 'bzip2',
+  'application/x-xz': 'xz',
+  'application/zstd': 'zstd',
+  'application/x-7z-compressed': '7z',
+  'application/x-rar-compressed': 'rar',
+  'application/vnd.rar': 'rar',
+};
+
+export async function analyzeArchive({ path, contentType, size }: AnalysisInput): Promise<Analyzed<ArchiveFields>> {
+  const format = FORMATS[contentType] ?? contentType.replace(/^application\/(x-)?/, '');
+  const fields = format === 'zip' ? await readZip(path) : format === 'tar' ? await readTar(path, size) : format === 'gzip' ? await readGzip(path, size) : unlisted(format);
+  return { fields, warnings: warningsFor(fields) };
+}
+
+function warningsFor(fields: ArchiveFields): string[] {
+  const warnings: string[] = [];
+  if (fields.ratio !== null && fields.ratio > BOMB_RATIO) {
+    warnings.push(
+      `The archive declares ${fields.uncompressed_bytes} bytes uncompressed from ${fields.compressed_bytes} compressed ` +
+        `(${Math.round(fields.ratio)}:1), like a decompression bomb; it was not extracted.`,
+    );
+  }
+  if (fields.entries !== null && fields.entries >= MANY_ENTRIES) warnings.push(`The archive has ${fields.entries} entries; extracting it would create as many files.`);
+  if (fields.encrypted_entries) warnings.push(`${fields.encrypted_entries} entries are encrypted and need a password.`);
+  return warnings;
+}
+
+const unlisted = (format: string): ArchiveFields => ({
+  format,
+  entries: null,
+  compressed_bytes: null,
+  uncompressed_bytes: null,
+  ratio: null,
+  names: [],
+  encrypted_entries: null,
+});
+
+const ratioOf = (uncompressed: number, compressed: number): number | null => (compressed > 0 ? Math.round((uncompressed / compressed) * 100) / 100 : null);
+
+async function readZip(path: string): Promise<ArchiveFields> {
+  // Names are decoded here rather than by yauzl, which rejects unsafe ones ("../x"): listing them is harmless.
+  const zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: true, decodeStrings: false, validateEntrySizes: false }).catch((err: unknown) => {
+    throw asCorrupt(err, 'zip');
+  });
+  const fields: ArchiveFields = { ...unlisted('zip'), entries: 0, compressed_bytes: 0, uncompressed_bytes: 0, encrypted_entries: 0 };
+  await new Promise<void>((resolve, reject) => {
+    zip.on('entry', (entry: yauzl.Entry) => {
+      fields.entries!++;
+      fields.compressed_bytes! += entry.compressedSize;
+      fields.uncompressed_bytes! += entry.uncompressedSize;
+      if (entry.isEncrypted()) fields.encrypted_entries!++;
+      if (fields.names.length < LISTED_NAMES) {
+        fields.names.push(yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false).slice(0, LISTED_NAME_CHARS));
+      }
+      zip.readEntry();
+    });
+    zip.once('end', resolve);
+    zip.once('error', (err: unknown) => reject(asCorrupt(err, 'zip')));
+    zip.readEntry();
+  });
+  fields.ratio = ratioOf(fields.uncompressed_bytes!, fields.compressed_bytes!);
+  return fields;
+}
+
+const TAR_BLOCK = 512;
+
+/** Walks the 512-byte headers, jumping over each entry's data. */
+async function readTar(path: string, size: number): Promise<ArchiveFields> {
+  const fields: ArchiveFields = { ...unlisted('tar'), entries: 0, uncompressed_bytes: 0 };
+  const file = await open(path, 'r');
+  try {
+    const header = Buffer.alloc(TAR_BLOCK);
+    let longName: string | null = null;
+    for (let offset = 0; offset + TAR_BLOCK <= size; ) {
+      await readExactly(file, header, offset);
+      if (header.every((byte) => byte === 0)) break;
+      if (!tarChecksumMatches(header)) throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
+      const entrySize = tarNumber(header.subarray(124, 136));
+      const type = String.fromCharCode(header[156]!);
+      const dataStart = offset + TAR_BLOCK;
+      offset = dataStart + Math.ceil(entrySize / TAR_BLOCK) * TAR_BLOCK;
+      if (offset > size) throw new ProcessingError('corrupt_file', 'The tar archive is truncated: an entry runs past the end of the file.');
+      if (type === 'L') {
+        // A GNU long name: the next header's name is in this entry's data.
+        const data = Buffer.alloc(Math.min(entrySize, 4096));
+        await readExactly(file, data, dataStart);
+        longName = cString(data);
+        continue;
+      }
+      if (type === 'x' || type === 'g') continue;
+      fields.entries!++;
+      if (type === '0' || type === '\0' || type === '7') fields.uncompressed_bytes! += entrySize;
+      const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
+      const name = longName ?? (prefix ? `${prefix}/` : '') + cString(header.subarray(0, 100));
+      longName = null;
+      if (fields.names.length < LISTED_NAMES) fields.names.push(name);
+    }
+  } finally {
+    await file.close();
+  }
+  return fields;
+}
+
+async function readExactly(file: FileHandle, buffer: Buffer, position: number): Promise<void> {
+  const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+  if (bytesRead < buffer.length) throw new ProcessingError('corrupt_file', 'The archive is truncated.');
+}
+
+const cString = (bytes: Buffer): string => {
+  const end = bytes.indexOf(0);
+  return bytes.subarray(0, end < 0 ? bytes.length : end).toString('utf8');
+};
+
+/** Octal, or base-256 when the high bit of the first byte is set (GNU, for sizes of 8 GiB and more). */
+function tarNumber(field: Buffer): number {
+  if (field[0]! & 0x80) return field.subarray(1).reduce((value, byte) => value * 256 + byte, field[0]! & 0x7f);
+  const digits = cString(field).trim();
+  return digits === '' ? 0 : parseInt(digits, 8);
+}
+
+function tarChecksumMatches(header: Buffer): boolean {
+  let sum = 0;
+  for (let i = 0; i < TAR_BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!;
+  return sum === tarNumber(header.subarray(148, 156));
+}
+
+/** Inflating a gzip stream to check it stops after this much output, so a bomb costs seconds, not minutes. */
+export const GZIP_CHECK_BYTES = 1024 ** 3;
+
+/**
+ * The original name from the header, and the size: inflated and counted (output discarded, never
+ * stored) up to GZIP_CHECK_BYTES, which also finds a truncated or damaged stream; past that, the size
+ * the trailer declares (modulo 4 GiB).
+ */
+async function readGzip(path: string, size: number): Promise<ArchiveFields> {
+  const GZIP_MIN = 18;
+  if (size < GZIP_MIN) throw new ProcessingError('corrupt_file', 'The gzip file is truncated.');
+  const header = await readBytes(path, 1024);
+  const trailer = await readBytes(path, 4, size - 4);
+  const flags = header[3]!;
+  let at = 10;
+  if (flags & 0x04) at += 2 + header.readUInt16LE(at);
+  const names = flags & 0x08 ? [cString(header.subarray(at))] : [];
+  const inflated = await inflatedSize(path);
+  const uncompressed = inflated ?? trailer.readUInt32LE(0);
+  return { ...unlisted('gzip'), names, compressed_bytes: size, uncompressed_bytes: uncompressed, ratio: ratioOf(uncompressed, size) };
+}
+
+/** Bytes the gzip stream inflates to, or null past GZIP_CHECK_BYTES. */
+async function inflatedSize(path: string): Promise<number | null> {
+  let total = 0;
+  const gunzip = createGunzip();
+  try {
+    for await (const chunk of createReadStream(path).pipe(gunzip) as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > GZIP_CHECK_BYTES) return null;
+    }
+  } catch (err) {
+    throw asCorrupt(err, 'gzip');
+  } finally {
+    gunzip.destroy();
+  }
+  return total;
+}
+
+function asCorrupt(err: unknown, format: string): Error {
+  if ((err as NodeJS.ErrnoException)?.syscall) return err as Error;
+  return new ProcessingError('corrupt_file', `The file is not a readable ${format} archive (${String((err as Error)?.message ?? err)}).`);
+}
+
+export const archiveProcessor = analyzingProcessor(ArchiveResultSchema, import.meta.url, analyzeArchive);

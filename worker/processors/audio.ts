@@ -1,0 +1,13 @@
+// Kind `audio`: the container's headers, through music-metadata (see media.ts).
+import type { CommonResult } from '../../core/results/index.js';
+import { AudioResultSchema, type AudioResult } from '../../core/results/media.js';
+import { analyzingProcessor } from './common.js';
+import { readMediaHeaders, durationWarnings } from './media.js';
+import type { Analyzed, AnalysisInput } from './types.js';
+
+export async function analyzeAudio({ path, contentType, size }: AnalysisInput): Promise<Analyzed<Omit<AudioResult, keyof CommonResult>>> {
+  const { fields, warnings } = await readMediaHeaders(path, contentType, size);
+  return { fields, warnings: [...warnings, ...durationWarnings(fields)] };
+}
+
+export const audioProcessor = analyzingProcessor(AudioResultSchema, import.meta.url, analyzeAudio);

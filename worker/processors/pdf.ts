@@ -1,0 +1,87 @@
+// Kind `pdf`, with pdf.js (Mozilla, Apache-2.0), pure JavaScript: page count, the document information,
+// whether it is encrypted, and the first kilobyte of text. pdf.js reads the file by ranges, so a large
+// PDF is never loaded whole; it is imported in the parsing thread only.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CommonResult } from '../../core/results/index.js';
+import { PdfResultSchema, type PdfResult } from '../../core/results/pdf.js';
+import { analyzingProcessor } from './common.js';
+import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
+
+type PdfFields = Omit<PdfResult, keyof CommonResult>;
+
+export const PDF_TEXT_BYTES = 1024;
+/** Pages read for text at most: a PDF of blank pages must not make us walk all of them. */
+const PDF_TEXT_PAGES = 20;
+
+interface DocumentInfo {
+  PDFFormatVersion?: string;
+  Title?: unknown;
+  Author?: unknown;
+  Producer?: unknown;
+  EncryptFilterName?: string | null;
+}
+
+// Character maps (CJK text) and the standard fonts' metrics ship with pdf.js; in Node they are read from disk.
+const PDFJS_DIR = fileURLToPath(new URL('.', import.meta.resolve('pdfjs-dist/package.json')));
+const PDFJS_DATA = {
+  cMapUrl: path.join(PDFJS_DIR, 'cmaps/'),
+  cMapPacked: true,
+  standardFontDataUrl: path.join(PDFJS_DIR, 'standard_fonts/'),
+  wasmUrl: path.join(PDFJS_DIR, 'wasm/'),
+};
+
+export async function analyzePdf({ path: file }: AnalysisInput): Promise<Analyzed<PdfFields>> {
+  const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
+  const loading = pdfjs.getDocument({ url: file, ...PDFJS_DATA, disableStream: true, disableAutoFetch: true, isEvalSupported: false, verbosity: 0 });
+  try {
+    const document = await loading.promise;
+    const info = ((await document.getMetadata()).info ?? {}) as DocumentInfo;
+    let text = '';
+    for (let number = 1; number <= Math.min(document.numPages, PDF_TEXT_PAGES) && Buffer.byteLength(text) < PDF_TEXT_BYTES; number++) {
+      const content = await (await document.getPage(number)).getTextContent();
+      const pageText = content.items.map((item) => ('str' in item ? item.str : '')).join(' ');
+      text = `${text} ${pageText}`.replace(/\s+/g, ' ').trim();
+    }
+    return {
+      fields: {
+        pdf_version: info.PDFFormatVersion ?? null,
+        pages: document.numPages,
+        title: textOrNull(info.Title),
+        author: textOrNull(info.Author),
+        producer: textOrNull(info.Producer),
+        encrypted: Boolean(info.EncryptFilterName),
+        text: truncateUtf8(text, PDF_TEXT_BYTES),
+      },
+      warnings: [],
+    };
+  } catch (err) {
+    if ((err as Error)?.name === 'PasswordException') {
+      return {
+        fields: { pdf_version: null, pages: null, title: null, author: null, producer: null, encrypted: true, text: null },
+        warnings: ['The PDF needs a password to open: its pages, information and text cannot be read.'],
+      };
+    }
+    if ((err as NodeJS.ErrnoException)?.syscall) throw err;
+    throw new ProcessingError('corrupt_file', `The file is not a readable PDF (${String((err as Error)?.message ?? err).split('\n')[0]}).`);
+  } finally {
+    await loading.destroy();
+  }
+}
+
+const textOrNull = (value: unknown): string | null => (typeof value === 'string' && value.trim() !== '' ? value.trim() : null);
+
+/** At most `maxBytes` of UTF-8, never cutting a character in two. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let bytes = 0;
+  let end = 0;
+  for (const character of text) {
+    bytes += Buffer.byteLength(character);
+    if (bytes > maxBytes) break;
+    end += character.length;
+  }
+  return text.slice(0, end);
+}
+
+export const pdfProcessor = analyzingProcessor(PdfResultSchema, import.meta.url, analyzePdf);
