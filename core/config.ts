@@ -23,6 +23,9 @@ export interface Config {
   jobBackoffMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
+  podDeletionCost: boolean;
+  podName: string | null;
+  podNamespace: string | null;
 }
 
 export class ConfigError extends Error {
@@ -92,6 +95,14 @@ const name: Parse<string> = (raw, envName) => {
   return raw;
 };
 
+const optionalDnsName: Parse<string | null> = (raw, envName) => {
+  if (raw === '') return null;
+  if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(raw)) {
+    throw new ConfigError(`${envName} must be a Kubernetes name (lowercase letters, digits, "-" and "."), got "${raw}".`);
+  }
+  return raw;
+};
+
 const text: Parse<string> = (raw, envName) => {
   if (raw.trim() === '') throw new ConfigError(`${envName} must not be empty.`);
   return raw;
@@ -120,6 +131,9 @@ export const SETTINGS: Setting[] = [
   { env: 'JOB_RETRIES', key: 'jobRetries', fallback: '3', parse: integer(0, 100), description: 'Retries of a job after a transient error (database, storage).' },
   { env: 'JOB_BACKOFF_MS', key: 'jobBackoffMs', fallback: '1000', parse: integer(1, 3_600_000), description: 'First retry delay; it doubles on each retry.' },
   { env: 'SHUTDOWN_TIMEOUT_MS', key: 'shutdownTimeoutMs', fallback: '25000', parse: integer(0, 3_600_000), description: 'How long SIGTERM waits for in-flight requests and jobs.' },
+  { env: 'POD_DELETION_COST', key: 'podDeletionCost', fallback: 'false', parse: boolean, description: 'The worker marks its pod with `controller.kubernetes.io/pod-deletion-cost` when it goes busy or idle, so a scale-in removes idle pods first (needs `POD_NAME`, `POD_NAMESPACE` and RBAC to patch pods; the chart sets them).' },
+  { env: 'POD_NAME', key: 'podName', fallback: '', parse: optionalDnsName, description: 'This pod\'s name, from the downward API (for `POD_DELETION_COST`).' },
+  { env: 'POD_NAMESPACE', key: 'podNamespace', fallback: '', parse: optionalDnsName, description: 'This pod\'s namespace, from the downward API (for `POD_DELETION_COST`).' },
   { env: 'LOG_LEVEL', key: 'logLevel', fallback: 'info', parse: oneOf(LOG_LEVELS), description: `Log level: ${LOG_LEVELS.join(', ')}.` },
 ];
 

@@ -51,6 +51,7 @@ describe('configuration', () => {
       [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\.$/],
       [{ STORAGE_DIR: ' ' }, /^STORAGE_DIR must not be empty\.$/],
       [{ WORKER_CONCURRENCY: '0' }, /^WORKER_CONCURRENCY must be a whole number from 1 to 256/],
+      [{ POD_NAME: 'Worker_1' }, /^POD_NAME must be a Kubernetes name \(lowercase letters, digits, "-" and "\."\), got "Worker_1"\.$/],
     ];
     for (const [env, message] of cases) {
       expect(() => loadConfig('api', env), JSON.stringify(env)).to.throw(ConfigError, message);

@@ -2,13 +2,15 @@
 import { createAdminServer } from '../core/admin.js';
 import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSignals } from '../core/runtime.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
+import { podDeletionCostFromConfig } from './podDeletionCost.js';
 import { PROCESSORS } from './processors/index.js';
 import { createWorker } from './worker.js';
 
 runMain(async () => {
   const { config, logger, db, queue, storage, version } = await startRuntime('worker');
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
-  const worker = createWorker({ db, queue, storage, logger, metrics, processors: PROCESSORS, concurrency: config.workerConcurrency });
+  const deletionCost = podDeletionCostFromConfig(config, logger);
+  const worker = createWorker({ db, queue, storage, logger, metrics, processors: PROCESSORS, concurrency: config.workerConcurrency, onBusyChange: deletionCost?.setBusy });
 
   let shuttingDown = false;
   const admin = createAdminServer({
@@ -23,6 +25,7 @@ runMain(async () => {
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     shuttingDown = true;
     await worker.close(config.shutdownTimeoutMs);
+    await deletionCost?.close();
     await db.close();
     await closeServer(admin, 1_000);
   });

@@ -15,6 +15,8 @@ export interface WorkerDeps {
   metrics: Metrics;
   processors: ProcessorRegistry;
   concurrency: number;
+  /** Told when the worker goes from no running job to some and back (e.g. to set its pod's deletion cost). */
+  onBusyChange?: (busy: boolean) => void;
 }
 
 export interface Worker {
@@ -67,8 +69,18 @@ export function createWorker(deps: WorkerDeps): Worker {
     finish(recorded ? 'processed' : 'superseded');
   }
 
+  let running = 0;
+  async function handleCountingRunning(job: FileJob): Promise<void> {
+    if (running++ === 0) deps.onBusyChange?.(true);
+    try {
+      await handle(job);
+    } finally {
+      if (--running === 0) deps.onBusyChange?.(false);
+    }
+  }
+
   return {
-    start: () => queue.consume(deps.concurrency, handle),
+    start: () => queue.consume(deps.concurrency, deps.onBusyChange ? handleCountingRunning : handle),
     close: (timeoutMs) => queue.close(timeoutMs),
   };
 }

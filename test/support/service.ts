@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../../core/telemetry/logger.js';
 import { createMetrics, type Metrics } from '../../core/telemetry/metrics.js';
 import { VERSION } from '../../core/runtime.js';
 import { PROCESSORS, type ProcessorRegistry } from '../../worker/processors/index.js';
-import { createWorker } from '../../worker/worker.js';
+import { createWorker, type WorkerDeps } from '../../worker/worker.js';
 import { TEST_ENV } from './env.js';
 
 export interface ServiceOptions {
@@ -93,7 +93,7 @@ const queueOptionsFor = (name: string, retries = 2) => ({
 });
 
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
-export async function startWorker(queueName: string, options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db'> = {}): Promise<TestWorker> {
+export async function startWorker(queueName: string, options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db'> & Pick<WorkerDeps, 'onBusyChange'> = {}): Promise<TestWorker> {
   const consumer = new FileQueue({ ...queueOptionsFor(queueName, options.jobRetries), role: 'consumer' });
   await consumer.ready();
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
@@ -107,6 +107,7 @@ export async function startWorker(queueName: string, options: Pick<ServiceOption
     metrics,
     processors: { ...PROCESSORS, ...options.processors },
     concurrency: 4,
+    onBusyChange: options.onBusyChange,
   });
   worker.start();
   return {
