@@ -6,7 +6,7 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-.PHONY: help install build typecheck migrate run test clean
+.PHONY: help install build typecheck migrate run test clean up image-test manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,15 @@ run: migrate ## start the API (:8080, admin :9090) and one worker (admin :9091);
 test: node_modules ## type-check, then run every test with coverage (fails under 85% of lines)
 	npm run --silent typecheck
 	npm test
+
+up: ## run PostgreSQL, Redis, the migration, the API (:8080) and a worker with Docker Compose
+	docker compose -f docker/compose.yaml up --build
+
+image-test: node_modules ## build both images with podman and run them read-only against local PostgreSQL and Redis
+	npm run --silent image-test
+
+manifests: node_modules ## render the chart with default values into k8s/ (a test fails when k8s/ drifts)
+	node scripts/render-manifests.mjs
 
 clean: ## remove build output and local data
 	rm -rf dist coverage data
