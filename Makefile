@@ -35,8 +35,8 @@ up: ## run PostgreSQL, Redis, the migration, the API (:8080) and a worker with D
 image-test: node_modules ## build both images with podman and run them read-only against local PostgreSQL and Redis
 	npm run --silent image-test
 
-manifests: node_modules ## render the chart with default values into k8s/ (a test fails when k8s/ drifts)
-	node scripts/render-manifests.mjs
+manifests: build ## render the chart with default values into k8s/ (a test fails when k8s/ drifts)
+	node dist/scripts/manifests.js
 
 clean: ## remove build output and local data
 	rm -rf dist coverage data
