@@ -88,10 +88,11 @@ describe('the Helm chart (charts/file-processor)', function () {
 
   describe('settings', () => {
     it('takes every setting of core/config.ts from values: in the ConfigMap, or set by the chart itself', () => {
-      const api = envOf(only(defaults, 'Deployment', '-api'));
-      const worker = envOf(render({ 'worker.podDeletionCost.enabled': true }).find((o) => o.metadata.name.endsWith('-worker') && o.kind === 'Deployment')!);
-      const setByChart = new Set([...Object.keys(api), ...Object.keys(worker)]);
-      const throughConfig = SETTINGS.filter((setting) => !setByChart.has(setting.env));
+      const everything = render({ 'worker.podDeletionCost.enabled': true, 'apiTokens.tokens': ['0123456789abcdef0123'] });
+      const setByChart = new Set(ofKind(everything, 'Deployment').flatMap((deployment) => Object.keys(envOf(deployment))));
+      // Tokens never go in the ConfigMap: apiTokens puts them in a Secret mounted as the file API_TOKENS_FILE names.
+      const throughOtherValues = new Set(['API_TOKENS']);
+      const throughConfig = SETTINGS.filter((setting) => !setByChart.has(setting.env) && !throughOtherValues.has(setting.env));
       const config = Object.fromEntries(throughConfig.map((setting) => [`config.${setting.env}`, typeof setting.fallback === 'string' ? setting.fallback : setting.fallback('api')]));
       const configMap = only(render(config), 'ConfigMap');
       for (const setting of throughConfig) expect(configMap.data, setting.env).to.have.property(setting.env);
