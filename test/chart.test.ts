@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -358,6 +358,13 @@ describe('the Helm chart (charts/file-processor)', function () {
       const dashboard = JSON.parse(only(objects, 'ConfigMap', '-dashboard').data!['file-processor.json']!) as { title: string };
       expect(dashboard.title).to.equal('file-processor');
     });
+
+    for (const [source, copy] of [['observability/alerts.yaml', 'files/alerts.yaml'], ['observability/dashboard.json', 'files/dashboard.json']] as const) {
+      it(`carries ${source} unchanged as ${copy} (copy it over when it changes)`, function () {
+        if (!existsSync(path.join(REPOSITORY, source))) this.skip();
+        expect(readFileSync(path.join(CHART, copy), 'utf8'), `cp ${source} charts/file-processor/${copy}`).to.equal(readFileSync(path.join(REPOSITORY, source), 'utf8'));
+      });
+    }
 
     it('leaves the monitoring objects out by default, for clusters without prometheus-operator', () => {
       expect(defaults.filter((object) => object.apiVersion.startsWith('monitoring.coreos.com'))).to.deep.equal([]);
