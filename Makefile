@@ -6,7 +6,7 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-.PHONY: help install build typecheck migrate run test alerts bench clean
+.PHONY: help install build typecheck migrate run test alerts bench clean up image-test manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,15 @@ alerts: ## check the alerting rules and run their unit tests (needs promtool: ap
 
 bench: build ## benchmark the production build against a bare-Node baseline (writes loadtest/results/); BENCH_QUICK=1 for a short run
 	node dist/loadtest/bench/run.js
+
+up: ## run PostgreSQL, Redis, the migration, the API (:8080) and a worker with Docker Compose
+	docker compose -f docker/compose.yaml up --build
+
+image-test: node_modules ## build both images with podman and run them read-only against local PostgreSQL and Redis
+	npm run --silent image-test
+
+manifests: build ## render the chart with default values into k8s/ (a test fails when k8s/ drifts)
+	node dist/scripts/manifests.js
 
 clean: ## remove build output and local data
 	rm -rf dist coverage data

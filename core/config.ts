@@ -42,6 +42,9 @@ export interface Config {
   livenessMaxEventLoopDelayMs: number;
   jobTimeoutMs: number;
   imageMaxPixels: number;
+  podDeletionCost: boolean;
+  podName: string | null;
+  podNamespace: string | null;
 }
 
 export class ConfigError extends Error {
@@ -107,6 +110,14 @@ const optionalUrl: Parse<string | null> = (raw, name) =>
 const name: Parse<string> = (raw, envName) => {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(raw)) {
     throw new ConfigError(`${envName} must be 1 to 64 letters, digits, ".", "_" or "-", got "${raw}".`);
+  }
+  return raw;
+};
+
+const optionalDnsName: Parse<string | null> = (raw, envName) => {
+  if (raw === '') return null;
+  if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(raw)) {
+    throw new ConfigError(`${envName} must be a Kubernetes name (lowercase letters, digits, "-" and "."), got "${raw}".`);
   }
   return raw;
 };
@@ -187,6 +198,9 @@ export const SETTINGS: Setting[] = [
   { env: 'ORPHAN_AFTER_MS', key: 'orphanAfterMs', fallback: '3600000', parse: integer(1_000, 604_800_000), description: 'Age after which the reconciler removes temporary files and blobs that have no row.' },
   { env: 'JOB_TIMEOUT_MS', key: 'jobTimeoutMs', fallback: '60000', parse: integer(1_000, 3_600_000), description: 'Longest one job may run; parsing that outlasts it is stopped and the file fails with `timeout`, without retries.' },
   { env: 'IMAGE_MAX_PIXELS', key: 'imageMaxPixels', fallback: '50000000', parse: integer(1, 1_000_000_000), description: 'Largest image decoded (width × height); a larger one fails with `image_too_large` before a pixel is decoded.' },
+  { env: 'POD_DELETION_COST', key: 'podDeletionCost', fallback: 'false', parse: boolean, description: 'The worker marks its pod with `controller.kubernetes.io/pod-deletion-cost` when it goes busy or idle, so a scale-in removes idle pods first (needs `POD_NAME`, `POD_NAMESPACE` and RBAC to patch pods; the chart sets them).' },
+  { env: 'POD_NAME', key: 'podName', fallback: '', parse: optionalDnsName, description: 'This pod\'s name, from the downward API (for `POD_DELETION_COST`).' },
+  { env: 'POD_NAMESPACE', key: 'podNamespace', fallback: '', parse: optionalDnsName, description: 'This pod\'s namespace, from the downward API (for `POD_DELETION_COST`).' },
   { env: 'LOG_LEVEL', key: 'logLevel', fallback: 'info', parse: oneOf(LOG_LEVELS), description: `Log level: ${LOG_LEVELS.join(', ')}.` },
   { env: 'LIVENESS_MAX_EVENT_LOOP_DELAY_MS', key: 'livenessMaxEventLoopDelayMs', fallback: '5000', parse: integer(0, 3_600_000), description: '`/healthz` answers 503 while the longest event-loop stall of the last 10 s exceeds this; 0 turns the check off.' },
 ];

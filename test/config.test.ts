@@ -55,6 +55,7 @@ describe('configuration', () => {
       [{ WORKER_CONCURRENCY: '0' }, /^WORKER_CONCURRENCY must be a whole number from 1 to 256/],
       [{ JOB_TIMEOUT_MS: '10' }, /^JOB_TIMEOUT_MS must be a whole number from 1000 to 3600000, got "10"\.$/],
       [{ IMAGE_MAX_PIXELS: '50MP' }, /^IMAGE_MAX_PIXELS must be a whole number from 1 to 1000000000/],
+      [{ POD_NAME: 'Worker_1' }, /^POD_NAME must be a Kubernetes name \(lowercase letters, digits, "-" and "\."\), got "Worker_1"\.$/],
     ];
     for (const [env, message] of cases) {
       expect(() => loadConfig('api', env), JSON.stringify(env)).to.throw(ConfigError, message);

@@ -4,6 +4,7 @@ import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSig
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { startTracing } from '../core/telemetry/tracing.js';
+import { podDeletionCostFromConfig } from './podDeletionCost.js';
 import { PROCESSORS } from './processors/index.js';
 import { Reconciler } from './reconciler.js';
 import { createWorker } from './worker.js';
@@ -13,6 +14,7 @@ runMain(async () => {
   const tracing = await startTracing({ name: 'file-processor-worker', version: VERSION });
   const { config, logger, db, queue, storage, version } = await startRuntime('worker');
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
+  const deletionCost = podDeletionCostFromConfig(config, logger);
   const worker = createWorker({
     db,
     queue,
@@ -24,6 +26,7 @@ runMain(async () => {
     limits: { maxImagePixels: config.imageMaxPixels },
     jobTimeoutMs: config.jobTimeoutMs,
     maxAttempts: config.maxAttempts,
+    onBusyChange: deletionCost?.setBusy,
   });
   const reconciler = new Reconciler({ db, queue, storage, logger, metrics, config });
 
@@ -44,6 +47,7 @@ runMain(async () => {
     shuttingDown = true;
     await reconciler.stop();
     await worker.close(config.shutdownTimeoutMs);
+    await deletionCost?.close();
     await db.close();
     await closeServer(admin, 1_000);
     await tracing.shutdown();

@@ -25,6 +25,8 @@ export interface WorkerDeps {
   jobTimeoutMs: number;
   /** Where parsing runs; by default one thread per concurrent job. */
   threads?: ParsingThreads;
+  /** Told when the worker goes from no running job to some and back (e.g. to set its pod's deletion cost). */
+  onBusyChange?: (busy: boolean) => void;
 }
 
 export interface Worker {
@@ -93,9 +95,19 @@ export function createWorker(deps: WorkerDeps): Worker {
     finish(recorded ? 'processed' : 'superseded');
   }
 
+  let running = 0;
+  async function handleCountingRunning(job: FileJob): Promise<void> {
+    if (running++ === 0) deps.onBusyChange?.(true);
+    try {
+      await handle(job);
+    } finally {
+      if (--running === 0) deps.onBusyChange?.(false);
+    }
+  }
+
   return {
     warm: () => threads.warm(),
-    start: () => queue.consume(deps.concurrency, handle),
+    start: () => queue.consume(deps.concurrency, deps.onBusyChange ? handleCountingRunning : handle),
     close: async (timeoutMs) => {
       await queue.close(timeoutMs);
       await threads.close();

@@ -1,8 +1,9 @@
 // Real processes of the service, started from the build, for end-to-end tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { childEnv } from './env.js';
+
+export { freePort, waitForHttp } from './net.js';
 
 export const entry = (relative: string) => fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
 
@@ -35,26 +36,4 @@ export async function runProcess(script: string, env: Record<string, string> = {
   const started = startProcess(script, env);
   const code = await started.exited;
   return { code, output: started.output() };
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Polls a URL until it answers `status`. */
-export async function waitForHttp(url: string, status = 200, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if ((await fetch(url)).status === status) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer ${status} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }

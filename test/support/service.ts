@@ -18,7 +18,7 @@ import { createMetrics, type Metrics } from '../../core/telemetry/metrics.js';
 import { VERSION } from '../../core/runtime.js';
 import { PROCESSORS, type ProcessorRegistry } from '../../worker/processors/index.js';
 import type { ParsingThreads } from '../../worker/threads.js';
-import { createWorker } from '../../worker/worker.js';
+import { createWorker, type WorkerDeps } from '../../worker/worker.js';
 import { TEST_ENV } from './env.js';
 
 export interface ServiceOptions {
@@ -133,7 +133,7 @@ const queueOptionsFor = (name: string, options: Pick<ServiceOptions, 'jobRetries
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
 export async function startWorker(
   queueName: string,
-  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'jobTimeoutMs' | 'maxImagePixels' | 'threads' | 'tracer' | 'logger'> = {},
+  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'jobTimeoutMs' | 'maxImagePixels' | 'threads' | 'tracer' | 'logger'> & Pick<WorkerDeps, 'onBusyChange'> = {},
 ): Promise<TestWorker> {
   const consumer = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'consumer', tracer: options.tracer });
   await consumer.ready();
@@ -152,6 +152,7 @@ export async function startWorker(
     limits: { maxImagePixels: options.maxImagePixels ?? 50_000_000 },
     jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
     ...(options.threads ? { threads: options.threads } : {}),
+    onBusyChange: options.onBusyChange,
   });
   worker.start();
   return {

@@ -1,0 +1,246 @@
+{{- define "file-processor.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "file-processor.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of every object; pass (dict "root" $ "component" "api"). */}}
+{{- define "file-processor.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{ include "file-processor.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: file-processor
+{{- end }}
+
+{{- define "file-processor.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "file-processor.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end }}
+
+{{- define "file-processor.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "file-processor.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository:tag, or repository@digest; pass (dict "root" $ "image" .Values.image.api). */}}
+{{- define "file-processor.image" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "file-processor.secretName" -}}
+{{- include "file-processor.fullname" . }}
+{{- end }}
+
+{{- define "file-processor.databaseSecretName" -}}
+{{- default (include "file-processor.secretName" .) .Values.database.existingSecret }}
+{{- end }}
+
+{{- define "file-processor.redisSecretName" -}}
+{{- default (include "file-processor.secretName" .) .Values.redis.existingSecret }}
+{{- end }}
+
+{{- define "file-processor.apiTokensSecretName" -}}
+{{- default (include "file-processor.secretName" .) .Values.apiTokens.existingSecret }}
+{{- end }}
+
+{{- define "file-processor.hasApiTokens" -}}
+{{- if or .Values.apiTokens.existingSecret .Values.apiTokens.tokens }}true{{ end }}
+{{- end }}
+
+{{/* Whether the chart makes the Secret (anything not taken from an existing Secret). */}}
+{{- define "file-processor.createsSecret" -}}
+{{- if or (not .Values.database.existingSecret) (not .Values.redis.existingSecret) (and .Values.apiTokens.tokens (not .Values.apiTokens.existingSecret)) }}true{{ end }}
+{{- end }}
+
+{{/* user:password of redis.url, parsed once for the Secret and KEDA. */}}
+{{- define "file-processor.redisPassword" -}}
+{{- if not .Values.redis.existingSecret }}
+{{- $userinfo := (urlParse .Values.redis.url).userinfo }}
+{{- if contains ":" $userinfo }}{{ (splitn ":" 2 $userinfo)._1 }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the TriggerAuthentication finds the Redis password: "name/key", or empty when Redis has none. */}}
+{{- define "file-processor.redisPasswordRef" -}}
+{{- if .Values.redis.existingSecret }}
+{{- with .Values.redis.existingSecretPasswordKey }}{{ $.Values.redis.existingSecret }}/{{ . }}{{ end }}
+{{- else if include "file-processor.redisPassword" . }}
+{{- include "file-processor.secretName" . }}/redis-password
+{{- end }}
+{{- end }}
+
+{{- define "file-processor.redisAddress" -}}
+{{- if .Values.redis.address }}
+{{- .Values.redis.address }}
+{{- else if .Values.redis.existingSecret }}
+{{- fail "redis.address (host:port) is needed for KEDA when the Redis URL comes from redis.existingSecret" }}
+{{- else }}
+{{- $host := (urlParse .Values.redis.url).host }}
+{{- if contains ":" $host }}{{ $host }}{{ else }}{{ $host }}:6379{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* A setting from `config` as text: numbers as written (YAML turns big ones into floats), booleans as true/false. */}}
+{{- define "file-processor.setting" -}}
+{{- if kindIs "float64" . }}{{ . | int64 }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+
+{{/* SHUTDOWN_TIMEOUT_MS in whole seconds, rounded up. */}}
+{{- define "file-processor.shutdownSeconds" -}}
+{{- $ms := include "file-processor.setting" (.Values.config.SHUTDOWN_TIMEOUT_MS | default "25000") | int64 }}
+{{- div (add $ms 999) 1000 }}
+{{- end }}
+
+{{/* MAX_UPLOAD_BYTES in bytes, with the units core/config.ts accepts (all binary). */}}
+{{- define "file-processor.maxUploadBytes" -}}
+{{- $raw := include "file-processor.setting" (.Values.config.MAX_UPLOAD_BYTES | default "100MiB") | trim | lower }}
+{{- $number := regexFind "^[0-9]+" $raw }}
+{{- $unit := trimPrefix $number $raw | trim }}
+{{- $units := dict "" 1 "b" 1 "k" 1024 "kb" 1024 "kib" 1024 "m" 1048576 "mb" 1048576 "mib" 1048576 "g" 1073741824 "gb" 1073741824 "gib" 1073741824 }}
+{{- if or (not $number) (not (hasKey $units $unit)) }}
+{{- fail (printf "config.MAX_UPLOAD_BYTES must be a size such as 104857600 or 100MiB, got %q" $raw) }}
+{{- end }}
+{{- mul ($number | int64) (get $units $unit) }}
+{{- end }}
+
+{{/* Pod-level settings shared by the API, the workers, the migration and the test. */}}
+{{- define "file-processor.podDefaults" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* DATABASE_URL and REDIS_URL from their Secrets. */}}
+{{- define "file-processor.connectionEnv" -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "file-processor.databaseSecretName" . }}
+      key: {{ .Values.database.existingSecretKey }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "file-processor.redisSecretName" . }}
+      key: {{ .Values.redis.existingSecretKey }}
+{{- end }}
+
+{{- define "file-processor.apiTokensMountPath" -}}/var/run/secrets/file-processor{{- end }}
+
+{{/* API_TOKENS_FILE pointing at the mounted token Secret, when tokens are configured. */}}
+{{- define "file-processor.apiTokensEnv" -}}
+{{- if include "file-processor.hasApiTokens" . }}
+- name: API_TOKENS_FILE
+  value: {{ include "file-processor.apiTokensMountPath" . }}/{{ .Values.apiTokens.existingSecretKey }}
+{{- end }}
+{{- end }}
+
+{{- define "file-processor.apiTokensVolumeMount" -}}
+{{- if include "file-processor.hasApiTokens" . }}
+- name: api-tokens
+  mountPath: {{ include "file-processor.apiTokensMountPath" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "file-processor.apiTokensVolume" -}}
+{{- if include "file-processor.hasApiTokens" . }}
+- name: api-tokens
+  secret:
+    secretName: {{ include "file-processor.apiTokensSecretName" . }}
+    items:
+      - key: {{ .Values.apiTokens.existingSecretKey }}
+        path: {{ .Values.apiTokens.existingSecretKey }}
+{{- end }}
+{{- end }}
+
+{{/* Topology spread constraints for a component; pass (dict "root" $ "component" "api" "spread" .Values.api.topologySpread). */}}
+{{- define "file-processor.topologySpread" -}}
+{{- range .spread }}
+- maxSkew: {{ .maxSkew | default 1 }}
+  topologyKey: {{ .topologyKey }}
+  whenUnsatisfiable: {{ .whenUnsatisfiable | default "ScheduleAnyway" }}
+  labelSelector:
+    matchLabels:
+      {{- include "file-processor.selectorLabels" $ | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{/* The ConfigMap and Secret a pod reads: a change rolls the pods. */}}
+{{- define "file-processor.checksums" -}}
+checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end }}
+
+{{/* What both Deployments' containers share: settings, URLs, the chart-owned variables, security, blob volume. */}}
+{{- define "file-processor.containerDefaults" -}}
+imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+envFrom:
+  - configMapRef:
+      name: {{ include "file-processor.fullname" .root }}
+env:
+  {{- include "file-processor.connectionEnv" .root | nindent 2 }}
+  - name: HOST
+    value: 0.0.0.0
+  - name: STORAGE_DIR
+    value: /data
+  - name: ADMIN_PORT
+    value: {{ .adminPort | quote }}
+  {{- with .env }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- with .root.Values.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+securityContext:
+  {{- toYaml .root.Values.securityContext | nindent 2 }}
+livenessProbe:
+  httpGet: { path: /healthz, port: admin }
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 3
+readinessProbe:
+  httpGet: { path: /readyz, port: admin }
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 2
+{{- end }}
+
+{{- define "file-processor.blobVolume" -}}
+- name: blobs
+  persistentVolumeClaim:
+    claimName: {{ .Values.persistence.existingClaim | default (printf "%s-blobs" (include "file-processor.fullname" .)) }}
+- name: tmp
+  emptyDir: {}
+{{- end }}
+
+{{- define "file-processor.blobVolumeMounts" -}}
+- name: blobs
+  mountPath: /data
+- name: tmp
+  mountPath: /tmp
+{{- end }}
