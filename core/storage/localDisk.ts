@@ -146,8 +146,11 @@ function pipeInto(source: Readable, meter: Transform, sink: Writable): Promise<v
       settled = true;
       source.unpipe(meter);
       meter.destroy();
+      // A file stream destroyed while still opening creates its file after all: settle only once it has
+      // closed, so the caller's removal of the temporary file comes after it exists.
+      if (sink.closed) return reject(err);
+      sink.once('close', () => reject(err));
       sink.destroy();
-      reject(err);
     };
     source.once('error', fail);
     source.once('close', () => {
