@@ -1,11 +1,17 @@
 import { expect } from 'chai';
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { FileRow } from '../core/fileRecord.js';
+import { LocalDiskStore } from '../core/storage/localDisk.js';
 import { CsvScanner } from '../worker/processors/csvScanner.js';
 import { JsonScanner } from '../worker/processors/jsonScanner.js';
 import { truncateUtf8 } from '../worker/processors/pdf.js';
-import { analyzeText } from '../worker/processors/text.js';
+import { analyzeText, textProcessor, TEXT_INLINE_MAX_BYTES } from '../worker/processors/text.js';
+import type { RunInThread } from '../worker/processors/types.js';
+import { rejection } from './support/eventually.js';
 
 /** `text` cut into pieces of 1, 2, 3, ... characters: state must carry across any boundary. */
 function inPieces(text: string): string[] {
@@ -165,6 +171,63 @@ describe('text counting', () => {
     const { fields, warnings } = await analyze('legacy', Buffer.from('na\xefve\n', 'latin1'), 'text/plain');
     expect(fields).to.include({ encoding: 'windows-1252', characters: 6 });
     expect(warnings).to.have.length(1);
+  });
+
+  it('finds the same from bytes in memory as from the file, whatever the encoding or format', async () => {
+    const cases: Array<[string, Buffer, string]> = [
+      ['utf8', Buffer.from('héllo wörld\r\nsecond line 😀\n'), 'text/plain; charset=utf-8'],
+      ['bom', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('a b\nc')]), 'text/plain; charset=utf-8'],
+      ['utf16', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('one two\n', 'utf16le')]), 'text/plain; charset=utf-16le'],
+      ['late-bad-byte', Buffer.concat([Buffer.alloc(5000, 'a'), Buffer.from('\xe9t\xe9', 'latin1')]), 'text/plain; charset=utf-8'],
+      ['cut-character', Buffer.from('caf\xc3', 'latin1'), 'text/plain; charset=utf-8'],
+      ['csv', Buffer.from('name,age\n"Ada, L.",36\nAlan,41\n'), 'text/csv; charset=utf-8'],
+      ['json', Buffer.from('{"a": [1, 2], "b": {"c": null}}'), 'application/json; charset=utf-8'],
+      ['bad-json', Buffer.from('{"a": [1, 2}'), 'application/json; charset=utf-8'],
+    ];
+    for (const [name, content, contentType] of cases) {
+      const fromFile = await analyze(name, content, contentType);
+      const inMemory = await analyzeText({ path: '/nonexistent', contentType, size: content.length, limits: { maxImagePixels: 1 }, bytes: content });
+      expect(inMemory, name).to.deep.equal(fromFile);
+    }
+  });
+});
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+describe('text processor', () => {
+  const storage = new LocalDiskStore(path.join(os.tmpdir(), `fp-inline-${process.pid}`));
+  before(() => storage.init());
+  after(() => rm(storage.root, { recursive: true, force: true }));
+
+  /** Processes `content` as a stored text file, counting the analyses sent to a parsing thread. */
+  async function processText(id: string, content: Buffer) {
+    await storage.put(id, Readable.from([content]), { maxBytes: content.length });
+    let threadRuns = 0;
+    const inThread: RunInThread = (_module, analysis, ...args) => (threadRuns++, analysis(...args));
+    const file = { id, size: content.length, sha256: sha256(content), content_type: 'text/plain; charset=utf-8' } as FileRow;
+    const output = await textProcessor.process({ file, storage, limits: { maxImagePixels: 1 }, inThread });
+    return { output, threadRuns };
+  }
+
+  it('analyses small texts on the event loop and larger ones in a parsing thread, with the same fields', async () => {
+    const line = 'the quick brown fox\n';
+    const small = Buffer.from(line.repeat(Math.floor(TEXT_INLINE_MAX_BYTES / line.length)));
+    const large = Buffer.concat([small, Buffer.from(line)]);
+    const inline = await processText('00000000-0000-7000-8000-00000000a001', small);
+    const threaded = await processText('00000000-0000-7000-8000-00000000a002', large);
+    expect(inline.threadRuns).to.equal(0);
+    expect(threaded.threadRuns).to.equal(1);
+    expect(inline.output.result).to.include({ sha256_verified: true, bytes_read: small.length, lines: small.length / line.length, encoding: 'utf-8' });
+    expect(threaded.output.result).to.include({ sha256_verified: true, bytes_read: large.length, lines: large.length / line.length, encoding: 'utf-8' });
+  });
+
+  it('checks the bytes of an inline text against the record before analysing them', async () => {
+    const content = Buffer.from('short text\n');
+    await storage.put('00000000-0000-7000-8000-00000000a003', Readable.from([content]), { maxBytes: content.length });
+    const file = { id: '00000000-0000-7000-8000-00000000a003', size: content.length, sha256: sha256(Buffer.from('other')), content_type: 'text/plain' } as FileRow;
+    const inThread: RunInThread = () => Promise.reject(new Error('not expected'));
+    const err = await rejection(textProcessor.process({ file, storage, limits: { maxImagePixels: 1 }, inThread }));
+    expect(err).to.include({ code: 'checksum_mismatch' });
   });
 });
 

@@ -7,18 +7,12 @@ import { analyzeImage } from '../worker/processors/image.js';
 import { ProcessingError, type Processor } from '../worker/processors/index.js';
 import { ParsingThreads } from '../worker/threads.js';
 import { ANALYZERS_MODULE, echoAfter, exhaustMemory, failTransiently, spinForever, throwUncaught } from './support/analyzers.js';
+import { rejection } from './support/eventually.js';
 import { pngDeclaring, zip } from './support/fixtures.js';
 import { startService, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const IMAGE_MODULE = new URL('../worker/processors/image.js', import.meta.url).href;
 const soon = (ms: number) => Date.now() + ms;
-
-async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {
-  return promise.then(
-    () => expect.fail('expected a rejection'),
-    (err: Error) => err,
-  );
-}
 
 describe('parsing threads', function () {
   this.timeout(30_000);

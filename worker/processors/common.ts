@@ -9,7 +9,12 @@ import { ProcessingError, type Analyzed, type AnalysisInput, type Processor, typ
 /** A WebP of at most 256 × 256 px stays far below this; anything bigger is a bug, not a preview. */
 const THUMBNAIL_MAX_BYTES = 1024 * 1024;
 
-export async function verifyStoredBytes({ file, storage }: ProcessorInput): Promise<CommonResult> {
+export async function verifyStoredBytes(input: ProcessorInput): Promise<CommonResult> {
+  return (await readVerified(input, false)).common;
+}
+
+/** Re-reads the stored bytes, checks them, and hands them back too when `keep` (for a small file). */
+async function readVerified({ file, storage }: ProcessorInput, keep: boolean): Promise<{ common: CommonResult; bytes?: Buffer }> {
   let stream;
   try {
     stream = await storage.open(file.id);
@@ -20,10 +25,12 @@ export async function verifyStoredBytes({ file, storage }: ProcessorInput): Prom
     throw err;
   }
   const hash = createHash('sha256');
+  const kept: Buffer[] = [];
   let bytesRead = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     hash.update(chunk);
     bytesRead += chunk.length;
+    if (keep) kept.push(chunk);
   }
   if (bytesRead !== file.size || hash.digest('hex') !== file.sha256) {
     throw new ProcessingError(
@@ -31,7 +38,8 @@ export async function verifyStoredBytes({ file, storage }: ProcessorInput): Prom
       `The stored bytes (${bytesRead}) do not match what was uploaded (${file.size} bytes, sha256 ${file.sha256.slice(0, 12)}…).`,
     );
   }
-  return { sha256_verified: true, bytes_read: bytesRead, warnings: [] };
+  const common = { sha256_verified: true, bytes_read: bytesRead, warnings: [] };
+  return keep ? { common, bytes: Buffer.concat(kept) } : { common };
 }
 
 /** Up to `length` bytes of the file from `position` (fewer near its end). */
@@ -46,23 +54,35 @@ export async function readBytes(path: string, length: number, position = 0): Pro
   }
 }
 
+export interface AnalyzingOptions {
+  /**
+   * Files up to this size are read once and analysed on the event loop, skipping the thread's
+   * round trip and the second read, which cost more than the analysis itself for small files.
+   * Only for analyses in plain JavaScript whose time grows linearly with the size: at this size
+   * they hold the event loop for about a millisecond (see ARCHITECTURE.md, Processing).
+   */
+  inlineMaxBytes?: number;
+}
+
 /**
  * A processor that verifies the bytes, then runs `analysis` (exported by `module`, the caller's
- * `import.meta.url`) in a parsing thread and stores the thumbnail it may return.
+ * `import.meta.url`) in a parsing thread, or inline for small files, and stores the thumbnail it may return.
  */
 export function analyzingProcessor<F extends object>(
   resultSchema: Processor['resultSchema'],
   module: string,
   analysis: (input: AnalysisInput) => Promise<Analyzed<F>>,
+  options: AnalyzingOptions = {},
 ): Processor {
   return {
     resultSchema,
     module,
     async process(input) {
       const { file, storage, limits } = input;
-      const common = await verifyStoredBytes(input);
+      const { common, bytes } = await readVerified(input, file.size <= (options.inlineMaxBytes ?? -1));
       const path = await storage.localPath(file.id);
-      const analyzed = await input.inThread(module, analysis, { path, contentType: file.content_type, size: file.size, limits });
+      const analysisInput: AnalysisInput = { path, contentType: file.content_type, size: file.size, limits };
+      const analyzed = bytes ? await analysis({ ...analysisInput, bytes }) : await input.inThread(module, analysis, analysisInput);
       if (analyzed.thumbnail) {
         await storage.put(file.id, Readable.from([Buffer.from(analyzed.thumbnail)]), { maxBytes: THUMBNAIL_MAX_BYTES, variant: 'thumbnail' });
       }

@@ -39,6 +39,8 @@ export interface AnalysisInput {
   contentType: string;
   size: number;
   limits: ProcessingLimits;
+  /** The whole file, when the processor already read it (small files analysed inline). */
+  bytes?: Buffer;
 }
 
 /** What a thread-side analysis finds: the kind's own result fields, warnings, and maybe a thumbnail. */
