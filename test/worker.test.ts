@@ -129,6 +129,35 @@ describe('the worker', () => {
       expect(stored!.result).to.deep.equal({ fresh: true });
     });
 
+    it('answers each of many concurrent starts and finishes for its own row, batched or not', async () => {
+      const rows = await Promise.all(Array.from({ length: 20 }, newRow));
+      const gone = newFileId();
+      const done = rows[0]!;
+      await db.files.startProcessing(done.id, 5);
+      await db.files.finishProcessing(done.id, 1, { early: true });
+      const exhausted = rows[1]!;
+      for (let n = 0; n < 2; n++) await db.files.startProcessing(exhausted.id, 2);
+
+      const ids = [...rows.map((row) => row.id), gone];
+      const started = await Promise.all(ids.map((id) => db.files.startProcessing(id, 2)));
+      expect(started.at(-1)).to.equal(null);
+      expect(started[0]).to.equal(null);
+      expect(started[1]).to.include({ id: exhausted.id, status: 'failed', attempts: 2 });
+      expect(started[1]!.error!.code).to.equal('too_many_attempts');
+      started.slice(2, -1).forEach((row, n) => expect(row).to.include({ id: rows[n + 2]!.id, status: 'processing', attempts: 1 }));
+
+      // A second delivery of the same file in the same moment counts its own attempt.
+      const [again, twice] = await Promise.all([db.files.startProcessing(rows[2]!.id, 5), db.files.startProcessing(rows[2]!.id, 5)]);
+      expect([again!.attempts, twice!.attempts].sort()).to.deep.equal([2, 3]);
+
+      const finished = await Promise.all(rows.slice(3).map((row, n) => db.files.finishProcessing(row.id, n % 2 ? 1 : 9, { n })));
+      finished.forEach((recorded, n) => expect(recorded, `row ${n + 3}`).to.equal(n % 2 === 1));
+      const stored = await db.files.findById(rows[4]!.id);
+      expect(stored).to.include({ status: 'processed' });
+      expect(stored!.result).to.deep.equal({ n: 1 });
+      expect(await db.files.findById(rows[3]!.id)).to.include({ status: 'processing' });
+    });
+
     it('never moves a finished file back to processing', async () => {
       const row = await newRow();
       await db.files.startProcessing(row.id, 5);
