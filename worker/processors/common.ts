@@ -30,7 +30,8 @@ async function readVerified({ file, storage }: ProcessorInput, keep: boolean): P
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     hash.update(chunk);
     bytesRead += chunk.length;
-    if (keep) kept.push(chunk);
+    // Never more than the record says: a file grown on disk fails the check below anyway.
+    if (keep && bytesRead <= file.size) kept.push(chunk);
   }
   if (bytesRead !== file.size || hash.digest('hex') !== file.sha256) {
     throw new ProcessingError(
