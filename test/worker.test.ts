@@ -150,12 +150,21 @@ describe('the worker', () => {
       const [again, twice] = await Promise.all([db.files.startProcessing(rows[2]!.id, 5), db.files.startProcessing(rows[2]!.id, 5)]);
       expect([again!.attempts, twice!.attempts].sort()).to.deep.equal([2, 3]);
 
-      const finished = await Promise.all(rows.slice(3).map((row, n) => db.files.finishProcessing(row.id, n % 2 ? 1 : 9, { n })));
+      // Results travel as an array of JSON texts: quotes, backslashes, braces and commas must survive it.
+      const awkward = (n: number) => ({ n, text: `"quoted", {braced}, back\\slash\n${'é😀'.repeat(n)}`, list: ['a,b', '{c}'] });
+      const finished = await Promise.all(rows.slice(3).map((row, n) => db.files.finishProcessing(row.id, n % 2 ? 1 : 9, awkward(n))));
       finished.forEach((recorded, n) => expect(recorded, `row ${n + 3}`).to.equal(n % 2 === 1));
       const stored = await db.files.findById(rows[4]!.id);
       expect(stored).to.include({ status: 'processed' });
-      expect(stored!.result).to.deep.equal({ n: 1 });
+      expect(stored!.result).to.deep.equal(awkward(1));
       expect(await db.files.findById(rows[3]!.id)).to.include({ status: 'processing' });
+    });
+
+    it('records a result whose strings hold NUL characters, which jsonb refuses, with U+FFFD instead', async () => {
+      const row = await newRow();
+      await db.files.startProcessing(row.id, 5);
+      expect(await db.files.finishProcessing(row.id, 1, { title: 'a\u0000b', names: ['\u0000'] })).to.equal(true);
+      expect((await db.files.findById(row.id))!.result).to.deep.equal({ title: 'a\ufffdb', names: ['\ufffd'] });
     });
 
     it('never moves a finished file back to processing', async () => {

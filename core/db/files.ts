@@ -45,6 +45,12 @@ const tooManyAttempts = (maxAttempts: number): FileError => ({
 });
 
 const COLUMNS = 'id, name, size, content_type, kind, sha256, status, attempts, result, error, uploaded_at, processed_at, has_thumbnail';
+/**
+ * JSON for a jsonb column. PostgreSQL's jsonb refuses the NUL character, which a parsed file can put in any
+ * string (a PDF title in UTF-16, a CSV header): it becomes U+FFFD, the replacement character.
+ */
+const toJsonb = (value: unknown): string => JSON.stringify(value, (_key, field: unknown) => (typeof field === 'string' ? field.replaceAll('\0', '\ufffd') : field));
+
 const qualified = (table: string) => COLUMNS.split(', ').map((column) => `${table}.${column}`).join(', ');
 
 /**
@@ -173,7 +179,7 @@ export class FileRepository {
         `UPDATE files AS f SET status = 'processed', result = d.result, error = NULL, has_thumbnail = d.thumbnail, processed_at = now(), updated_at = now()
          FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[]) AS d(id, attempt, result, thumbnail)
          WHERE f.id = d.id AND f.status = 'processing' AND f.attempts = d.attempt RETURNING f.id`,
-        [finishes.map((done) => done.id), finishes.map((done) => done.attempt), finishes.map((done) => JSON.stringify(done.result)), finishes.map((done) => done.thumbnail)],
+        [finishes.map((done) => done.id), finishes.map((done) => done.attempt), finishes.map((done) => toJsonb(done.result)), finishes.map((done) => done.thumbnail)],
       );
       const finished = new Set(rows.map((row) => row.id));
       return finishes.map((done) => finished.has(done.id));
