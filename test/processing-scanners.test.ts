@@ -199,12 +199,12 @@ describe('text processor', () => {
   before(() => storage.init());
   after(() => rm(storage.root, { recursive: true, force: true }));
 
-  /** Processes `content` as a stored text file, counting the analyses sent to a parsing thread. */
-  async function processText(id: string, content: Buffer) {
+  /** Processes `content` as a stored text file recorded with `recordedSha256`, counting the analyses sent to a parsing thread. */
+  async function processText(id: string, content: Buffer, recordedSha256 = sha256(content)) {
     await storage.put(id, Readable.from([content]), { maxBytes: content.length });
     let threadRuns = 0;
     const inThread: RunInThread = (_module, analysis, ...args) => (threadRuns++, analysis(...args));
-    const file = { id, size: content.length, sha256: sha256(content), content_type: 'text/plain; charset=utf-8' } as FileRow;
+    const file = { id, size: content.length, sha256: recordedSha256, content_type: 'text/plain; charset=utf-8' } as FileRow;
     const output = await textProcessor.process({ file, storage, limits: { maxImagePixels: 1 }, inThread });
     return { output, threadRuns };
   }
@@ -222,11 +222,7 @@ describe('text processor', () => {
   });
 
   it('checks the bytes of an inline text against the record before analysing them', async () => {
-    const content = Buffer.from('short text\n');
-    await storage.put('00000000-0000-7000-8000-00000000a003', Readable.from([content]), { maxBytes: content.length });
-    const file = { id: '00000000-0000-7000-8000-00000000a003', size: content.length, sha256: sha256(Buffer.from('other')), content_type: 'text/plain' } as FileRow;
-    const inThread: RunInThread = () => Promise.reject(new Error('not expected'));
-    const err = await rejection(textProcessor.process({ file, storage, limits: { maxImagePixels: 1 }, inThread }));
+    const err = await rejection(processText('00000000-0000-7000-8000-00000000a003', Buffer.from('short text\n'), sha256(Buffer.from('other'))));
     expect(err).to.include({ code: 'checksum_mismatch' });
   });
 });

@@ -51,7 +51,8 @@ const COLUMNS = 'id, name, size, content_type, kind, sha256, status, attempts, r
  */
 const toJsonb = (value: unknown): string => JSON.stringify(value, (_key, field: unknown) => (typeof field === 'string' ? field.replaceAll('\0', '\ufffd') : field));
 
-const qualified = (table: string) => COLUMNS.split(', ').map((column) => `${table}.${column}`).join(', ');
+/** COLUMNS of `files AS f`, for statements that join it with another row source. */
+const F_COLUMNS = COLUMNS.split(', ').map((column) => `f.${column}`).join(', ');
 
 /**
  * The worker's two updates per job go in batches (see core/batcher.ts). Measured with one API and one
@@ -129,7 +130,7 @@ export class FileRepository {
            error = CASE WHEN f.attempts >= s.max_attempts THEN s.too_many ELSE f.error END,
            updated_at = now()
          FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS s(id, max_attempts, too_many)
-         WHERE f.id = s.id AND f.status IN ('queued', 'processing') RETURNING ${qualified('f')}`,
+         WHERE f.id = s.id AND f.status IN ('queued', 'processing') RETURNING ${F_COLUMNS}`,
         [starts.map((start) => start.id), starts.map((start) => start.maxAttempts), starts.map((start) => JSON.stringify(tooManyAttempts(start.maxAttempts)))],
       );
       const byId = new Map(rows.map((row) => [row.id, toRow(row)]));

@@ -175,7 +175,7 @@ async function load(url: string, options: LoadOptions): Promise<LoadStats> {
       ...(options.rate && { overallRate: options.rate }),
       ...(options.body ? { body: options.body, headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` } } : {}),
     });
-  const result = await withCpu({ server: options.serverPid ?? 0 }, run, (done) => done.requests.total);
+  const result = await withCpu(options.serverPid ? { server: options.serverPid } : {}, run, (done) => done.requests.total);
   return {
     rps: round(result.requests.average, 1),
     p50_ms: result.latency.p50,
@@ -307,9 +307,8 @@ async function seedRows(databaseUrl: string, total: number): Promise<void> {
   await sql(databaseUrl, 'ANALYZE files');
 }
 
-/** First, deep and filtered pages of a table seeded to `rows`. */
+/** First, deep and filtered pages of a table already seeded to `rows`. */
 async function listLatency(target: Target, rows: number) {
-  await seedRows(target.databaseUrl, rows);
   const first = await load(`${target.url}/files/?limit=100`, { connections: 16, seconds: SECONDS, serverPid: target.pid() });
   // A page deep in the table: keyset pagination must cost the same as the first.
   const [oldest] = await sql<{ uploaded_at: Date; id: string }>(target.databaseUrl, 'SELECT uploaded_at, id FROM files ORDER BY uploaded_at, id OFFSET 200 LIMIT 1');
@@ -319,9 +318,11 @@ async function listLatency(target: Target, rows: number) {
   return { rows, first_page: first, deep_page: deep, filtered };
 }
 
+const E2E_CONCURRENCY = 8;
+
 /** Files per second from the first upload to the last one processed, with `workers` worker processes. */
 async function endToEnd(kind: string, files: Buffer[], workers: number) {
-  const service = await startApi(`e2e_${kind}`, { WORKER_CONCURRENCY: '8' });
+  const service = await startApi(`e2e_${kind}`, { WORKER_CONCURRENCY: String(E2E_CONCURRENCY) });
   const pool: ChildProcess[] = [];
   for (let n = 0; n < workers; n++) {
     const adminPort = nextPort++;
@@ -370,7 +371,7 @@ async function endToEnd(kind: string, files: Buffer[], workers: number) {
     files: timed.length,
     warm_up_files: warmUp.length,
     workers,
-    worker_concurrency: 8,
+    worker_concurrency: E2E_CONCURRENCY,
     upload_seconds: round(uploadSeconds),
     seconds: round(seconds),
     files_per_s: round(settled / seconds, 1),
