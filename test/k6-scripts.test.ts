@@ -3,21 +3,19 @@
 // thresholds, their payloads are what the service will sniff them as, and an iteration does the right
 // requests for the answers it gets.
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { crc32, inflateSync } from 'node:zlib';
 import { sniffKind } from '../core/kinds.js';
 import { entry } from './support/processes.js';
 import { installK6Shim, resetK6Shim, type ShimResponse } from './support/k6-shim.js';
+import { run } from './support/tools.js';
 
 const K6_DIR = entry('loadtest/k6');
 const SCRIPTS = ['upload-small', 'upload-mix', 'list-walk', 'upload-to-processed', 'soak'];
 const BASE_URL = 'http://files.test:8080';
 const TOKEN = 'a-token-of-at-least-16-characters';
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const run = promisify(execFile);
 
 interface Payload {
   bytes: ArrayBuffer | string;

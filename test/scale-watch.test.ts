@@ -1,11 +1,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http, { type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -14,8 +10,10 @@ import { escapeXml, niceScale, renderChart } from '../loadtest/scale-watch/chart
 import { main } from '../loadtest/scale-watch/cli.js';
 import { parseWatchOptions, UsageError, type WatchOptions } from '../loadtest/scale-watch/options.js';
 import { activeSpans, csvField, watch, type ResolvedWatchOptions, type Sample } from '../loadtest/scale-watch/watch.js';
-import { childEnv, TEST_ENV } from './support/env.js';
-import { entry } from './support/processes.js';
+import { TEST_ENV } from './support/env.js';
+import { eventually } from './support/eventually.js';
+import { kubeconfigFor, startFakeKubernetes, type FakeKubernetes } from './support/fakeKubernetes.js';
+import { killStartedProcesses, startProcess } from './support/processes.js';
 
 const NAMESPACE = 'fp-load';
 const RELEASE = 'fp';
@@ -47,52 +45,40 @@ const SCALE_UP: ClusterState[] = [
 ];
 
 /**
- * A stand-in for the Kubernetes API server: the few read endpoints scale-watch calls, answering from
- * `state`, and a record of every request. `fail` makes a path prefix answer an error status.
+ * The Kubernetes API server's few read endpoints scale-watch calls, answering from `state`, on the
+ * shared fake (which records every request). `failures` makes a path prefix answer an error status.
  */
 class FakeKubeApi {
   state: ClusterState = SCALE_UP[0]!;
-  readonly requests: string[] = [];
   readonly failures = new Map<string, number>();
   scaledObjectTarget = WORKER;
-  private server: Server | undefined;
-  url = '';
+  private server: FakeKubernetes | undefined;
 
   async start(): Promise<void> {
-    this.server = http.createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://fake');
-      this.requests.push(`${req.method} ${url.pathname}${url.search}`);
-      const [status, body] = this.answer(url);
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    });
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.server = await startFakeKubernetes((request) => this.answer(new URL(request.path, 'http://fake')));
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    await this.server?.close();
+  }
+
+  /** Every request so far, as `METHOD /path?query`. */
+  get requests(): string[] {
+    return this.server!.requests.map((request) => `${request.method} ${request.path}`);
+  }
+
+  forgetRequests(): void {
+    this.server!.requests.length = 0;
   }
 
   kubeConfig(): KubeConfig {
     const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromString(this.kubeConfigYaml());
+    kubeConfig.loadFromString(this.kubeConfigJson());
     return kubeConfig;
   }
 
-  kubeConfigYaml(): string {
-    return [
-      'apiVersion: v1',
-      'kind: Config',
-      // The client refuses plain HTTP unless TLS verification is off: there is no TLS to verify.
-      `clusters: [{ name: fake, cluster: { server: "${this.url}", insecure-skip-tls-verify: true } }]`,
-      'users: [{ name: tester, user: { token: not-a-real-token } }]',
-      `contexts: [{ name: fake, context: { cluster: fake, user: tester, namespace: ${NAMESPACE} } }]`,
-      'current-context: fake',
-      '',
-    ].join('\n');
+  kubeConfigJson(): string {
+    return JSON.stringify(kubeconfigFor(this.server!.url, NAMESPACE));
   }
 
   private answer(url: URL): [number, unknown] {
@@ -233,7 +219,7 @@ describe('scale-watch', function () {
   beforeEach(async () => {
     outDir = mkdtempSync(path.join(os.tmpdir(), 'fp-scale-watch-'));
     kube.state = SCALE_UP[0]!;
-    kube.requests.length = 0;
+    kube.forgetRequests();
     kube.failures.clear();
     kube.scaledObjectTarget = WORKER;
     await redis.del(waiting, active, delayed);
@@ -355,18 +341,13 @@ describe('scale-watch', function () {
   });
 
   describe('the command line', () => {
-    const cli = entry('dist/loadtest/scale-watch/cli.js');
+    afterEach(killStartedProcesses);
 
     function run(args: string[]) {
       const kubeconfig = path.join(outDir, 'kubeconfig');
-      writeFileSync(kubeconfig, kube.kubeConfigYaml());
+      writeFileSync(kubeconfig, kube.kubeConfigJson());
       const baseArgs = ['--kubeconfig', kubeconfig, '--release', RELEASE, '--redis-url', TEST_ENV.redisUrl, '--queue-prefix', QUEUE_PREFIX, '--out', path.join(outDir, 'out')];
-      const child = spawn(process.execPath, [cli, ...baseArgs, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-      let output = '';
-      child.stdout.on('data', (chunk) => (output += chunk));
-      child.stderr.on('data', (chunk) => (output += chunk));
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-      return { child, exited, output: () => output };
+      return startProcess('dist/loadtest/scale-watch/cli.js', {}, { args: [...baseArgs, ...args] });
     }
 
     it('watches for --duration in the kubeconfig context namespace, printing a line per sample', async () => {
@@ -383,7 +364,7 @@ describe('scale-watch', function () {
 
     it('stops on SIGINT without --duration and still writes the chart', async () => {
       const { child, exited, output } = run(['--interval', '0.1', '--hpa', 'missing-hpa']);
-      while (!output().includes('+')) await new Promise((resolve) => setTimeout(resolve, 20));
+      await eventually(() => output().includes('+') || undefined, 'a first sample line', 15_000, 20);
       child.kill('SIGINT');
 
       expect(await exited, output()).to.equal(0);

@@ -38,7 +38,7 @@ export function envNumber(name, fallback) {
  * @param {string} name
  * @param {boolean} fallback
  */
-export function envFlag(name, fallback) {
+function envFlag(name, fallback) {
   const raw = env(name, '').toLowerCase();
   if (raw === '') return fallback;
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
@@ -96,6 +96,8 @@ export const MAX_RETRIES = envNumber('MAX_RETRIES', 3);
 export const RETRY_MAX_WAIT = envNumber('RETRY_MAX_WAIT', 10);
 /** Prefix of every X-Request-Id, so a run's requests can be found in the service's logs. */
 export const RUN_ID = env('RUN_ID', 'k6');
+/** The share of failed requests, checks, uploads (and processings) a run may have and still pass. */
+export const MAX_ERROR_RATE = envNumber('MAX_ERROR_RATE', 0.01);
 
 const retries = new Counter('retries');
 const uploadsOk = new Rate('uploads_ok');
@@ -106,13 +108,13 @@ let requestCount = 0;
  * A request id the service accepts (`[A-Za-z0-9._:-]{1,128}`) and echoes in its logs and errors.
  * @param {string} script
  */
-export function requestId(script) {
+function requestId(script) {
   requestCount += 1;
   return `${RUN_ID}.${script}.${__VU}.${__ITER}.${requestCount}`.slice(0, 128);
 }
 
 /** A random UUID (version 4), from k6's own random source. */
-export function uuid() {
+function uuid() {
   const bytes = new Uint8Array(randomBytes(16));
   bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x40;
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
@@ -160,7 +162,7 @@ export function retryDelay(response, attempt, repeatable, now = Date.now()) {
  * @param {number} now epoch milliseconds
  * @returns {number | null}
  */
-export function parseRetryAfter(value, now) {
+function parseRetryAfter(value, now) {
   if (value === undefined || value.trim() === '') return null;
   if (/^\s*\d+\s*$/.test(value)) return Number(value);
   const date = Date.parse(value);
@@ -192,6 +194,30 @@ function withRetries(send, repeatable) {
  */
 export function get(script, url, tags) {
   return withRetries(() => http.get(url, { headers: headers(script), tags }), true);
+}
+
+/**
+ * Walks a list of files from its first page, following `next` while the answer is 200, for at most
+ * `maxPages` pages (an error answer carries no `next`).
+ * @param {string} script
+ * @param {string} url the first page
+ * @param {number} maxPages
+ * @param {(page: number) => Tags} tagsFor the tags of page `page` (0 is the first)
+ * @param {(response: Response) => void} onPage checks and records each page
+ * @returns {number} the pages read
+ */
+export function walkList(script, url, maxPages, tagsFor, onPage) {
+  /** @type {string | null} */
+  let next = url;
+  let pages = 0;
+  while (next !== null && pages < maxPages) {
+    const response = get(script, next, tagsFor(pages));
+    onPage(response);
+    pages += 1;
+    const link = jsonField(response, 'next');
+    next = response.status === 200 && typeof link === 'string' ? link : null;
+  }
+  return pages;
 }
 
 /**
@@ -254,16 +280,15 @@ export function latencyThresholds(p95, p99) {
  * @returns {{ [metric: string]: Threshold[] }}
  */
 export function errorThresholds() {
-  const maxErrorRate = envNumber('MAX_ERROR_RATE', 0.01);
   return {
-    http_req_failed: [`rate<${maxErrorRate}`],
-    checks: [`rate>${1 - maxErrorRate}`],
+    http_req_failed: [`rate<${MAX_ERROR_RATE}`],
+    checks: [`rate>${1 - MAX_ERROR_RATE}`],
   };
 }
 
 /** The upload success rate threshold, for scripts that upload. */
 export function uploadThresholds() {
-  return { uploads_ok: [`rate>${1 - envNumber('MAX_ERROR_RATE', 0.01)}`] };
+  return { uploads_ok: [`rate>${1 - MAX_ERROR_RATE}`] };
 }
 
 /** Trend statistics in the summary: p(99) is not among k6's defaults. */

@@ -2,11 +2,12 @@
 // Files generated in code (k6's open() reads files from disk only): text, PNG, PDF, zip and a large
 // MP4-headed binary, each valid enough that the service sniffs it as the kind it claims to be.
 import { randomBytes } from 'k6/crypto';
+import { envWeights } from './lib.js';
 
 /** @typedef {import('./lib.js').Payload} Payload */
 
 export const KIB = 1024;
-export const MIB = 1024 * KIB;
+const MIB = 1024 * KIB;
 
 const WORDS = 'the queue worker file upload stream hash bytes row status processed kind text image archive pod replica latency'.split(' ');
 
@@ -51,7 +52,7 @@ const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
  * @param {number} [start]
  * @param {number} [end]
  */
-export function crc32(bytes, start = 0, end = bytes.length) {
+function crc32(bytes, start = 0, end = bytes.length) {
   let crc = 0xffffffff;
   for (let i = start; i < end; i++) crc = (CRC_TABLE[(crc ^ (bytes[i] ?? 0)) & 0xff] ?? 0) ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
@@ -260,7 +261,7 @@ export function largePayload(size, label) {
  * @param {number} min
  * @param {number} max
  */
-export function between(min, max) {
+function between(min, max) {
   return Math.floor(min + Math.random() * (max - min + 1));
 }
 
@@ -298,6 +299,14 @@ export function payloadMix(weights) {
     }
     return makers.text(label);
   };
+}
+
+/**
+ * The mix the MIX variable names (`name:weight,...`), by default the realistic one above.
+ * @returns {(label: string) => Payload}
+ */
+export function mixFromEnv() {
+  return payloadMix(envWeights('MIX', 'text:70,image:20,document:8,large:2'));
 }
 
 /**

@@ -6,15 +6,15 @@
 import exec from 'k6/execution';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
-import { BASE_URL, durationMs, env, envNumber, envWeights, errorThresholds, get, jsonField, latencyThresholds, summarize, SUMMARY_TREND_STATS, upload, uploadThresholds } from './lib.js';
-import { payloadMix } from './payloads.js';
+import { BASE_URL, durationMs, env, envNumber, errorThresholds, latencyThresholds, MAX_ERROR_RATE, summarize, SUMMARY_TREND_STATS, upload, uploadThresholds, walkList } from './lib.js';
+import { mixFromEnv } from './payloads.js';
 
 const SCRIPT = 'soak';
 const DURATION = env('DURATION', '1h');
 const RUN_MS = durationMs(DURATION);
 /** The first and the last WINDOW share of the run are compared (default: 10% each). */
 const WINDOW = envNumber('WINDOW', 0.1);
-const nextPayload = payloadMix(envWeights('MIX', 'text:70,image:20,document:8,large:2'));
+const nextPayload = mixFromEnv();
 
 /** Late duration over the same VU's early median, per request type: 1 means no drift. */
 const latencyDrift = new Trend('latency_drift');
@@ -45,7 +45,7 @@ export const options = {
     ...errorThresholds(),
     ...uploadThresholds(),
     // A service that is clearly broken should not be soaked for an hour.
-    http_req_failed: [{ threshold: `rate<${envNumber('MAX_ERROR_RATE', 0.01)}` }, { threshold: 'rate<0.2', abortOnFail: true, delayAbortEval: '1m' }],
+    http_req_failed: [{ threshold: `rate<${MAX_ERROR_RATE}` }, { threshold: 'rate<0.2', abortOnFail: true, delayAbortEval: '1m' }],
     'http_req_duration{scenario:uploads,kind:text}': latencyThresholds(100, 250),
     'http_req_duration{scenario:list_walks}': latencyThresholds(100, 250),
     latency_drift: [`med<${envNumber('DRIFT_MAX', 1.5)}`],
@@ -81,15 +81,10 @@ export function uploads() {
 }
 
 export function listWalks() {
-  /** @type {string | null} */
-  let url = `${BASE_URL}/files/?limit=100`;
-  for (let page = 0; url !== null && page < 3; page++) {
-    const response = get(SCRIPT, url, { name: 'GET /files/' });
+  walkList(SCRIPT, `${BASE_URL}/files/?limit=100`, 3, () => ({ name: 'GET /files/' }), (response) => {
     check(response, { 'list answered 200': (r) => r.status === 200 });
     if (response.status === 200) trackDrift('list', response.timings.duration);
-    const next = jsonField(response, 'next');
-    url = typeof next === 'string' ? next : null;
-  }
+  });
 }
 
 /** @param {import('./summary.js').SummaryData} data */

@@ -44,7 +44,7 @@ export function niceScale(max: number, ticks = 5): { max: number; step: number }
 const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
 
 /** A time axis in steps a clock reads well (10 s, 1 min, 5 min, ...), about `ticks` of them. */
-export function timeScale(maxSeconds: number, ticks = 6): { max: number; step: number } {
+function timeScale(maxSeconds: number, ticks = 6): { max: number; step: number } {
   const step = TIME_STEPS.find((candidate) => candidate * ticks >= maxSeconds) ?? 3600 * Math.ceil(maxSeconds / ticks / 3600);
   return { max: Math.max(step, Math.ceil(maxSeconds / step) * step), step };
 }

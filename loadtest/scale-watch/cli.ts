@@ -44,7 +44,7 @@ export async function main(argv: string[], output: NodeJS.WritableStream = proce
 }
 
 /** One line per sample, short enough to follow beside k6's own output. */
-export function progressLine(sample: Sample): string {
+function progressLine(sample: Sample): string {
   const replicas = (d: Sample['api']) => (d ? `${d.ready}/${d.replicas}` : '?');
   const hpa = sample.hpa ? ` (hpa ${sample.hpa.current ?? '?'}->${sample.hpa.desired ?? '?'})` : '';
   const active = sample.scaledObject ? ` keda ${sample.scaledObject.active === 'True' ? 'active' : 'idle'}` : '';

@@ -2,7 +2,7 @@
 // queue's lists straight from Redis (the numbers KEDA itself scales on).
 import { ApiException, AppsV1Api, AutoscalingV2Api, CustomObjectsApi, type KubeConfig, type V1Deployment, type V2MetricSpec, type V2MetricStatus } from '@kubernetes/client-node';
 import type { Redis } from 'ioredis';
-import { queueKey } from '../../core/queue/index.js';
+import { queueKey, type QueueCounts } from '../../core/queue/index.js';
 import type { WatchOptions } from './options.js';
 
 export interface DeploymentSample {
@@ -31,14 +31,8 @@ export interface HpaSample {
   metrics: string[];
 }
 
-export interface QueueDepth {
-  waiting: number;
-  active: number;
-  delayed: number;
-}
-
 /** What to read in the cluster: the watch's options, with the namespace settled. */
-export type ClusterTargets = Pick<WatchOptions, 'apiSelector' | 'workerSelector' | 'apiDeployment' | 'workerDeployment' | 'scaledObject' | 'hpa'> & { namespace: string };
+export type ClusterTargets = Pick<WatchOptions, 'apiSelector' | 'workerSelector' | 'apiDeployment' | 'workerDeployment' | 'scaledObject'> & { namespace: string };
 
 /** The parts of a keda.sh/v1alpha1 ScaledObject that scale-watch reads. */
 interface ScaledObjectResource {
@@ -114,8 +108,8 @@ export class ClusterSource {
 
   async hpa(name: string): Promise<HpaSample> {
     const hpa = await this.autoscaling.readNamespacedHorizontalPodAutoscaler({ name, namespace: this.targets.namespace });
-    const targets = new Map((hpa.spec?.metrics ?? []).map((spec) => [metricName(spec), metricTarget(spec)]));
-    const currents = (hpa.status?.currentMetrics ?? []).map((status) => [metricName(status), metricCurrent(status)] as const);
+    const targets = new Map((hpa.spec?.metrics ?? []).map((spec) => [metricName(spec), metricValue(spec, 'target')]));
+    const currents = (hpa.status?.currentMetrics ?? []).map((status) => [metricName(status), metricValue(status, 'current')] as const);
     return {
       name,
       current: hpa.status?.currentReplicas ?? null,
@@ -144,8 +138,10 @@ function metricName(metric: Metric): string {
   }
 }
 
+type Quantity = { averageValue?: string; value?: string; averageUtilization?: number };
+
 /** A target or a current value, whichever form (average value, value, utilization) it takes. */
-function quantity(value: { averageValue?: string; value?: string; averageUtilization?: number } | undefined): string {
+function quantity(value: Quantity | undefined): string {
   if (!value) return '?';
   if (value.averageValue !== undefined) return String(value.averageValue);
   if (value.value !== undefined) return String(value.value);
@@ -153,18 +149,14 @@ function quantity(value: { averageValue?: string; value?: string; averageUtiliza
   return '?';
 }
 
-function metricTarget(spec: V2MetricSpec): string {
-  const source = spec.external ?? spec.resource ?? spec.containerResource ?? spec.pods ?? spec.object;
-  return quantity(source?.target);
-}
-
-function metricCurrent(status: V2MetricStatus): string {
-  const source = status.external ?? status.resource ?? status.containerResource ?? status.pods ?? status.object;
-  return quantity(source?.current);
+/** A spec's `target` or a status's `current`, from the source its metric type fills in. */
+function metricValue(metric: Metric, field: 'target' | 'current'): string {
+  const source: Partial<Record<typeof field, Quantity>> | undefined = metric.external ?? metric.resource ?? metric.containerResource ?? metric.pods ?? metric.object;
+  return quantity(source?.[field]);
 }
 
 /** Queue depth in one round trip: the lists KEDA reads, and the retries waiting in the delayed set. */
-export async function queueDepth(redis: Redis, prefix: string, name: string): Promise<QueueDepth> {
+export async function queueDepth(redis: Redis, prefix: string, name: string): Promise<QueueCounts> {
   const results = await redis
     .pipeline()
     .llen(queueKey(prefix, name, 'waiting'))

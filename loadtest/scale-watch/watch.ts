@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { withTimeout } from '../../core/async.js';
 import { renderChart } from './chart.js';
 import type { WatchOptions } from './options.js';
-import { ClusterSource, describeError, queueDepth, type DeploymentSample, type HpaSample, type QueueDepth, type ScaledObjectSample } from './sources.js';
+import type { QueueCounts } from '../../core/queue/index.js';
+import { ClusterSource, describeError, queueDepth, type DeploymentSample, type HpaSample, type ScaledObjectSample } from './sources.js';
 
 export interface Sample {
   time: Date;
@@ -18,7 +19,7 @@ export interface Sample {
   worker: DeploymentSample | null;
   scaledObject: ScaledObjectSample | null;
   hpa: HpaSample | null;
-  queue: QueueDepth | null;
+  queue: QueueCounts | null;
   errors: string[];
 }
 
@@ -42,7 +43,7 @@ export interface WatchResult {
 
 export type ResolvedWatchOptions = WatchOptions & { namespace: string };
 
-export const CSV_COLUMNS = [
+const CSV_COLUMNS = [
   'time',
   'elapsed_s',
   'api_replicas',
@@ -113,7 +114,7 @@ export function csvField(value: string | number | null | undefined): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-export function csvRow(sample: Sample): string {
+function csvRow(sample: Sample): string {
   const condition = (status: string | undefined) => (status === undefined || status === 'Unknown' ? '' : status.toLowerCase());
   const row: Record<(typeof CSV_COLUMNS)[number], string | number | null | undefined> = {
     time: sample.time.toISOString(),
@@ -139,7 +140,7 @@ export function csvRow(sample: Sample): string {
 }
 
 /** Replicas above, queue depth below, and the spans when KEDA reported the worker scaler active shaded. */
-export function chartOf(samples: Sample[], options: Pick<ResolvedWatchOptions, 'namespace' | 'release' | 'queuePrefix' | 'queueName'>): string {
+function chartOf(samples: Sample[], options: Pick<ResolvedWatchOptions, 'namespace' | 'release' | 'queuePrefix' | 'queueName'>): string {
   const first = samples[0]?.time.toISOString() ?? 'no samples';
   const values = (pick: (sample: Sample) => number | null | undefined) => samples.map((sample) => pick(sample) ?? null);
   return renderChart({
@@ -174,14 +175,14 @@ export function chartOf(samples: Sample[], options: Pick<ResolvedWatchOptions, '
 export function activeSpans(samples: Sample[]): Array<[number, number]> {
   const spans: Array<[number, number]> = [];
   let start: number | null = null;
-  samples.forEach((sample, i) => {
+  for (const sample of samples) {
     const active = sample.scaledObject?.active === 'True';
     if (active && start === null) start = sample.elapsed;
     if (!active && start !== null) {
       spans.push([start, sample.elapsed]);
       start = null;
     }
-    if (active && start !== null && i === samples.length - 1) spans.push([start, sample.elapsed]);
-  });
+  }
+  if (start !== null) spans.push([start, samples.at(-1)!.elapsed]);
   return spans;
 }

@@ -46,9 +46,7 @@ const SOURCES: Record<string, string> = {
       }
       return ok;
     }
-    export function sleep(seconds) { globalThis.k6Shim.sleeps.push(seconds); }
-    export function group(name, fn) { return fn(); }
-    export default { check, sleep, group };`,
+    export function sleep(seconds) { globalThis.k6Shim.sleeps.push(seconds); }`,
   'k6/http': `
     export function file(data, filename, contentType) { return { data, filename, content_type: contentType }; }
     function request(method, url, body, params) {
@@ -67,7 +65,6 @@ const SOURCES: Record<string, string> = {
       add(value, tags) { globalThis.k6Shim.metrics[this.name].push({ value, tags }); }
     }
     export class Counter extends Metric {}
-    export class Gauge extends Metric {}
     export class Rate extends Metric {}
     export class Trend extends Metric {}`,
   'k6/crypto': `
