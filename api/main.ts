@@ -1,19 +1,17 @@
 // The API process: the HTTP API on PORT and the admin server on ADMIN_PORT.
 import { Redis } from 'ioredis';
 import { createAdminServer } from '../core/admin.js';
-import { closeServer, dependencyChecks, listen, runMain, startRuntime, StartupError, stopOnSignals, VERSION } from '../core/runtime.js';
+import { closeServer, dependencyChecks, listen, runMain, startRuntime, StartupError, stopOnSignals } from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
-import { startTracing } from '../core/telemetry/tracing.js';
 import { BacklogMonitor } from './admission.js';
 import { createApp } from './app.js';
 import { TokenSet } from './auth.js';
 import { createApiServer } from './server.js';
 
 runMain(async () => {
-  // First, so that every span of this process is recorded (a no-op unless OTEL_* variables ask for it).
-  const tracing = await startTracing({ name: 'file-processor-api', version: VERSION });
-  const { config, logger, db, queue, storage, version } = await startRuntime('api');
+  // Starts tracing first, so that every span of this process is recorded.
+  const { config, logger, db, queue, storage, version, tracing } = await startRuntime('api');
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
 
   const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger);

@@ -157,7 +157,7 @@ const origins: Parse<string[]> = (raw, envName) => {
   return list;
 };
 
-const oneOf = (choices: string[]): Parse<string> => (raw, envName) => {
+export const oneOf = (choices: string[]): Parse<string> => (raw, envName) => {
   if (!choices.includes(raw)) throw new ConfigError(`${envName} must be one of ${choices.join(', ')}, got "${raw}".`);
   return raw;
 };

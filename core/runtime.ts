@@ -1,4 +1,4 @@
-// What both processes do at start and stop: read the config, connect to PostgreSQL, Redis and the
+// What both processes do at start and stop: start tracing, read the config, connect to PostgreSQL, Redis and the
 // blob store (or stop with one sentence saying which and what to do), and shut down cleanly on SIGTERM.
 import type { Server } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { openDatabase, type Database } from './db/index.js';
 import { FileQueue } from './queue/index.js';
 import { LocalDiskStore } from './storage/index.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
+import { startTracing, type Tracing } from './telemetry/tracing.js';
 
 export interface Runtime {
   config: Config;
@@ -17,6 +18,8 @@ export interface Runtime {
   queue: FileQueue;
   storage: LocalDiskStore;
   version: string;
+  /** Shut it down last, after everything that may still end a span. */
+  tracing: Tracing;
 }
 
 /** What /readyz checks in every process; the API adds its blob store. */
@@ -37,8 +40,11 @@ export const VERSION: string = (
 ).version;
 
 export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runtime> {
+  const name = `file-processor-${role}`;
+  // First, so that every span of this process is recorded (a no-op unless OTEL_* variables ask for it).
+  const tracing = await startTracing({ name, version: VERSION });
   const config = loadConfig(role);
-  const logger = createLogger({ level: config.logLevel, name: `file-processor-${role}` });
+  const logger = createLogger({ level: config.logLevel, name });
   const db = openDatabase({ url: config.databaseUrl, poolMax: config.databasePoolMax });
   await checkDatabase(db, config.databaseUrl);
 
@@ -67,7 +73,7 @@ export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runt
   } catch (err) {
     throw new StartupError(`STORAGE_DIR ${config.storageDir} is not writable (${reason(err)}): create it with write access, or set STORAGE_DIR.`);
   }
-  return { config, logger, db, queue, storage, version: VERSION };
+  return { config, logger, db, queue, storage, version: VERSION, tracing };
 }
 
 async function checkDatabase(db: Database, url: string): Promise<void> {

@@ -1,50 +1,33 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { REPOSITORY } from '../scripts/helm.js';
+import { dashboardQueries } from './support/dashboard.js';
 import { eventually } from './support/eventually.js';
+import { parseLogLines } from './support/logs.js';
 import { jsonSpans, startOtlpReceiver, type OtlpReceiver } from './support/otlp.js';
-import { freePort, killStartedProcesses, runProcess, startProcess, waitForHttp, type Started } from './support/processes.js';
+import { killStartedProcesses, runProcess, startApiAndWorker, type ApiAndWorker } from './support/processes.js';
 import { startPrometheus, type PromSample, type RunningPrometheus } from './support/prometheus.js';
 import { uploadFile, waitForStatus } from './support/service.js';
 import { requireProgram } from './support/tools.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ALERTS = `${ROOT}observability/alerts.yaml`;
-
-const logLines = (started: Started) =>
-  started
-    .output()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+const ALERTS = path.join(REPOSITORY, 'observability/alerts.yaml');
 
 describe('observability of the real API and worker processes', function () {
   this.timeout(90_000);
   const queueName = `obs-${randomBytes(3).toString('hex')}`;
   let otlp: OtlpReceiver;
-  let api: Started;
-  let worker: Started;
-  let url: string;
-  let apiAdmin: string;
-  let workerAdmin: string;
+  let processes: ApiAndWorker;
   let fileId: string;
 
   before(async () => {
     otlp = await startOtlpReceiver();
-    const [port, adminPort, workerAdminPort] = [await freePort(), await freePort(), await freePort()];
-    url = `http://127.0.0.1:${port}`;
-    apiAdmin = `127.0.0.1:${adminPort}`;
-    workerAdmin = `127.0.0.1:${workerAdminPort}`;
     const common = { QUEUE_NAME: queueName, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000', OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint, OTEL_BSP_SCHEDULE_DELAY: '100' };
     // The API exports OTLP/JSON, the worker the default OTLP/protobuf: both encodings are exercised.
-    api = startProcess('dist/api/main.js', { ...common, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', PORT: String(port), ADMIN_PORT: String(adminPort) });
-    worker = startProcess('dist/worker/main.js', { ...common, ADMIN_PORT: String(workerAdminPort) });
-    await waitForHttp(`http://${apiAdmin}/readyz`);
-    await waitForHttp(`http://${workerAdmin}/readyz`);
-    const file = await uploadFile(url, { name: 'observed.txt', content: 'seen by every signal' });
+    processes = await startApiAndWorker(common, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' });
+    const file = await uploadFile(processes.url, { name: 'observed.txt', content: 'seen by every signal' });
     fileId = file.id;
-    expect((await waitForStatus(url, fileId, ['processed', 'failed'], 10_000)).status).to.equal('processed');
+    expect((await waitForStatus(processes.url, fileId, ['processed', 'failed'], 10_000)).status).to.equal('processed');
   });
   after(async () => {
     killStartedProcesses();
@@ -69,10 +52,10 @@ describe('observability of the real API and worker processes', function () {
 
   it("logs the upload's trace id on the API's request line and on the worker's job line", async () => {
     const producer = jsonSpans(otlp.exports).find((span) => span.name === `send ${queueName}`)!;
-    const requestLine = logLines(api).find((line) => line.msg === 'request' && line.route === '/upload/');
+    const requestLine = parseLogLines(processes.api.output()).find((line) => line.msg === 'request' && line.route === '/upload/');
     expect(requestLine).to.include({ method: 'POST', status: 201, trace_id: producer.traceId });
     expect(requestLine!.request_id).to.be.a('string').and.not.empty;
-    const jobLine = logLines(worker).find((line) => line.msg === 'job' && line.file_id === fileId);
+    const jobLine = parseLogLines(processes.worker.output()).find((line) => line.msg === 'job' && line.file_id === fileId);
     expect(jobLine).to.include({ kind: 'text', outcome: 'processed', attempts: 1, trace_id: producer.traceId });
   });
 
@@ -89,7 +72,7 @@ describe('observability of the real API and worker processes', function () {
 
     before(async function () {
       const binary = requireProgram(this, 'prometheus');
-      prometheus = await startPrometheus({ binary, targets: { [API_JOB]: apiAdmin, [WORKER_JOB]: workerAdmin }, ruleFiles: [ALERTS] });
+      prometheus = await startPrometheus({ binary, targets: { [API_JOB]: new URL(processes.apiAdmin).host, [WORKER_JOB]: new URL(processes.workerAdmin).host }, ruleFiles: [ALERTS] });
     });
     after(() => prometheus?.stop());
 
@@ -142,23 +125,19 @@ describe('observability of the real API and worker processes', function () {
     });
 
     it('answers every query of the dashboard', async () => {
-      const dashboard = JSON.parse(readFileSync(`${ROOT}observability/dashboard.json`, 'utf8')) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
-      for (const panel of dashboard.panels) {
-        for (const target of panel.targets ?? []) {
-          const expr = target.expr.replaceAll('$namespace', '.*').replaceAll('$job', '.*').replaceAll('$__rate_interval', '1m');
-          // Throws when Prometheus rejects the query.
-          await prometheus.query(expr);
-        }
+      for (const query of dashboardQueries()) {
+        const expr = query.replaceAll('$namespace', '.*').replaceAll('$job', '.*').replaceAll('$__rate_interval', '1m');
+        // Throws when Prometheus rejects the query.
+        await prometheus.query(expr);
       }
     });
   });
 
   describe('on SIGTERM', () => {
     it('both exit 0', async () => {
-      api.child.kill('SIGTERM');
-      worker.child.kill('SIGTERM');
-      expect(await api.exited).to.equal(0);
-      expect(await worker.exited).to.equal(0);
+      const exited = await processes.terminate();
+      expect(exited.api).to.equal(0);
+      expect(exited.worker).to.equal(0);
     });
   });
 });

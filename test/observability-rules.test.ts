@@ -1,12 +1,13 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import { parse } from 'yaml';
 import { createMetrics } from '../core/telemetry/metrics.js';
+import { REPOSITORY } from '../scripts/helm.js';
+import { dashboard, dashboardQueries } from './support/dashboard.js';
 import { requireProgram, run } from './support/tools.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const read = (relative: string) => readFileSync(new URL(relative, new URL(`file://${ROOT}`)), 'utf8');
+const read = (relative: string) => readFileSync(path.join(REPOSITORY, relative), 'utf8');
 
 interface AlertRule {
   alert: string;
@@ -15,17 +16,8 @@ interface AlertRule {
   labels: Record<string, string>;
   annotations: Record<string, string>;
 }
-interface Panel {
-  id: number;
-  type: string;
-  title: string;
-  datasource?: { uid: string };
-  targets?: Array<{ expr: string; datasource: { uid: string } }>;
-}
 
 const alertRules = (): AlertRule[] => (parse(read('observability/alerts.yaml')) as { groups: Array<{ rules: AlertRule[] }> }).groups.flatMap((group) => group.rules);
-const dashboard = () => JSON.parse(read('observability/dashboard.json')) as { uid: string; title: string; panels: Panel[]; templating: { list: Array<{ name: string }> } };
-const dashboardQueries = () => dashboard().panels.flatMap((panel) => panel.targets ?? []).map((target) => target.expr);
 
 /** Series names a PromQL expression reads: identifiers with an underscore that are neither functions nor labels. */
 function seriesIn(expr: string): string[] {
@@ -44,13 +36,13 @@ async function exportedSeries(): Promise<Set<string>> {
 describe('alerts and dashboard (observability/)', () => {
   it('passes promtool check rules', async function () {
     const promtool = requireProgram(this, 'promtool');
-    const { stdout } = await run(promtool, ['check', 'rules', 'observability/alerts.yaml'], { cwd: ROOT });
+    const { stdout } = await run(promtool, ['check', 'rules', 'observability/alerts.yaml'], { cwd: REPOSITORY });
     expect(stdout).to.match(/SUCCESS: \d+ rules found/);
   });
 
   it("passes promtool test rules: each alert fires on its trouble and stays quiet on healthy traffic", async function () {
     const promtool = requireProgram(this, 'promtool');
-    const { stdout } = await run(promtool, ['test', 'rules', 'observability/alerts.test.yaml'], { cwd: ROOT });
+    const { stdout } = await run(promtool, ['test', 'rules', 'observability/alerts.test.yaml'], { cwd: REPOSITORY });
     expect(stdout).to.contain('SUCCESS');
   });
 

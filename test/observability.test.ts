@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createAdminServer } from '../core/admin.js';
 import { ConfigError } from '../core/config.js';
 import { openDatabase } from '../core/db/index.js';
@@ -12,36 +13,16 @@ import { queueKey } from '../core/queue/index.js';
 import { watchEventLoop, type EventLoopWatch } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { startTracing, tracingSettings } from '../core/telemetry/tracing.js';
-import { otherProcessor } from '../worker/processors/other.js';
-import type { Processor } from '../worker/processors/index.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { png } from './support/fixtures.js';
 import { captureLogs, type CapturedLogs } from './support/logs.js';
 import { seriesValue } from './support/metrics.js';
-import { startService, startWorker, uploadFile, waitForStatus, type TestService } from './support/service.js';
+import { flakyOnce, startService, startWorker, upload, uploadFile, waitForStatus, type TestService } from './support/service.js';
 import { recordSpans, type RecordedSpans } from './support/tracing.js';
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
 const OTHER_BYTES = Buffer.from([0x00, 0x01, 0x02, 0x03, 0xfe, 0xff, 0x10, 0x80]);
-
-/** A processor that fails once with a transient error, then works: one retry per file. */
-function flakyOnce(): Processor {
-  const failed = new Set<string>();
-  return {
-    resultSchema: otherProcessor.resultSchema,
-    async process(input) {
-      if (!failed.has(input.file.id)) {
-        failed.add(input.file.id);
-        throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
-      }
-      return otherProcessor.process(input);
-    },
-  };
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const until = (condition: () => Promise<boolean>, what: string, timeoutMs?: number) => eventually(async () => ((await condition()) ? true : undefined), what, timeoutMs);
 
 describe('observability', () => {
   describe('metrics', () => {
@@ -86,7 +67,7 @@ describe('observability', () => {
       worker = await startWorker(service.queueName, { processors: { other: flakyOnce() } });
       for (const name of ['text', 'image', 'other', 'tampered']) await waitForStatus(service.url, files[name]!.id);
       const registry = worker.metrics.registry;
-      await until(async () => (await seriesValue(registry, 'jobs_processed_total', { outcome: 'skipped' })) === 1, 'the skipped job');
+      await eventually(async () => (await seriesValue(registry, 'jobs_processed_total', { outcome: 'skipped' })) === 1, 'the skipped job');
 
       const jobs = (kind: string, outcome: string) => seriesValue(registry, 'jobs_processed_total', { kind, outcome });
       expect(await jobs('text', 'processed')).to.equal(1);
@@ -234,7 +215,7 @@ describe('observability', () => {
     });
 
     it('writes the request id, trace id and span id on the request line, and the trace id on the job line', async () => {
-      const response = await fetch(`${service.url}/upload/`, { method: 'POST', body: formWith('logged.txt', 'log me'), headers: { 'X-Request-Id': 'req-observability-1' } });
+      const response = await upload(service.url, { name: 'logged.txt', content: 'log me' }, { headers: { 'X-Request-Id': 'req-observability-1' } });
       const file = (await response.json()) as { id: string };
       await waitForStatus(service.url, file.id);
       await spans.waitFor((span) => span.name === `process ${service.queueName}` && span.attributes['messaging.message.id'] === file.id);
@@ -349,7 +330,7 @@ describe('observability', () => {
 
     it('answers 503 after the event loop stalled past the threshold, and 200 again once it keeps up', async function () {
       this.timeout(20_000);
-      await until(async () => (await fetch(url)).status === 200, 'a healthy answer');
+      await eventually(async () => (await fetch(url)).status === 200, 'a healthy answer');
       const blockedUntil = Date.now() + 600;
       while (Date.now() < blockedUntil) {
         // Busy-wait: nothing else runs on this thread meanwhile, as in a wedged process.
@@ -360,7 +341,7 @@ describe('observability', () => {
       const body = (await stalled.json()) as { status: string; event_loop_delay_ms: number };
       expect(body.status).to.equal('event_loop_blocked');
       expect(body.event_loop_delay_ms).to.be.at.least(250);
-      await until(async () => (await fetch(url)).status === 200, 'recovery', 10_000);
+      await eventually(async () => (await fetch(url)).status === 200, 'recovery', 10_000);
     });
 
     it('never fails with a threshold of 0', () => {
@@ -377,9 +358,3 @@ describe('observability', () => {
     });
   });
 });
-
-function formWith(name: string, content: string): FormData {
-  const form = new FormData();
-  form.append('file', new Blob([content]), name);
-  return form;
-}

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { dropDatabase, ensureDatabaseExists } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
 import { TEST_ENV } from './support/env.js';
-import { freePort, killStartedProcesses, runProcess, startProcess, waitForHttp, type Started } from './support/processes.js';
+import { freePort, killStartedProcesses, runProcess, startApiAndWorker, startProcess, waitForHttp, type ApiAndWorker } from './support/processes.js';
 import { uploadFile, waitForStatus } from './support/service.js';
 
 const databaseNamed = (name: string) => {
@@ -87,53 +87,40 @@ describe('the real processes', function () {
   });
 
   describe('the API and a worker', () => {
-    let api: Started;
-    let worker: Started;
-    let url: string;
-    let apiAdmin: string;
-    let workerAdmin: string;
-    const queue = { QUEUE_NAME: `e2e-${randomBytes(3).toString('hex')}` };
+    let processes: ApiAndWorker;
 
     before(async () => {
-      const [port, adminPort, workerAdminPort] = [await freePort(), await freePort(), await freePort()];
-      url = `http://127.0.0.1:${port}`;
-      apiAdmin = `http://127.0.0.1:${adminPort}`;
-      workerAdmin = `http://127.0.0.1:${workerAdminPort}`;
-      api = startProcess('dist/api/main.js', { ...queue, LOG_LEVEL: 'info', PORT: String(port), ADMIN_PORT: String(adminPort), SHUTDOWN_TIMEOUT_MS: '5000' });
-      worker = startProcess('dist/worker/main.js', { ...queue, LOG_LEVEL: 'info', ADMIN_PORT: String(workerAdminPort), SHUTDOWN_TIMEOUT_MS: '5000' });
-      await waitForHttp(`${apiAdmin}/readyz`);
-      await waitForHttp(`${workerAdmin}/readyz`);
+      processes = await startApiAndWorker({ QUEUE_NAME: `e2e-${randomBytes(3).toString('hex')}`, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000' });
     });
     after(() => {
-      api.child.kill('SIGKILL');
-      worker.child.kill('SIGKILL');
+      processes.api.child.kill('SIGKILL');
+      processes.worker.child.kill('SIGKILL');
     });
 
     it('uploads, processes and lists a file', async () => {
-      const file = await uploadFile(url, { name: 'README.md', content: '# hello\n' });
-      const done = await waitForStatus(url, file.id, ['processed', 'failed'], 5_000);
+      const file = await uploadFile(processes.url, { name: 'README.md', content: '# hello\n' });
+      const done = await waitForStatus(processes.url, file.id, ['processed', 'failed'], 5_000);
       expect(done.processed).to.equal(true);
-      const list = (await (await fetch(`${url}/files/`)).json()) as { results: File[] };
+      const list = (await (await fetch(`${processes.url}/files/`)).json()) as { results: File[] };
       expect(list.results.find((f) => f.id === file.id)?.processed).to.equal(true);
     });
 
     it('serves metrics on both admin ports', async () => {
-      expect(await (await fetch(`${apiAdmin}/metrics`)).text()).to.contain('uploads_total{kind="text"} 1');
-      expect(await (await fetch(`${workerAdmin}/metrics`)).text()).to.contain('jobs_processed_total{kind="text",outcome="processed"} 1');
+      expect(await (await fetch(`${processes.apiAdmin}/metrics`)).text()).to.contain('uploads_total{kind="text"} 1');
+      expect(await (await fetch(`${processes.workerAdmin}/metrics`)).text()).to.contain('jobs_processed_total{kind="text",outcome="processed"} 1');
     });
 
     it('logs one JSON line per request and per job', () => {
-      const requestLine = api.output().split('\n').find((line) => line.includes('"route":"/upload/"'));
+      const requestLine = processes.api.output().split('\n').find((line) => line.includes('"route":"/upload/"'));
       expect(JSON.parse(requestLine!)).to.include({ method: 'POST', status: 201, msg: 'request' });
-      const jobLine = worker.output().split('\n').find((line) => line.includes('"outcome":"processed"'));
+      const jobLine = processes.worker.output().split('\n').find((line) => line.includes('"outcome":"processed"'));
       expect(JSON.parse(jobLine!)).to.include({ kind: 'text', attempts: 1, msg: 'job' });
     });
 
     it('both exit 0 on SIGTERM', async () => {
-      api.child.kill('SIGTERM');
-      worker.child.kill('SIGTERM');
-      expect(await api.exited).to.equal(0);
-      expect(await worker.exited).to.equal(0);
+      const exited = await processes.terminate();
+      expect(exited.api).to.equal(0);
+      expect(exited.worker).to.equal(0);
     });
   });
 

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { File } from '../core/fileRecord.js';
 import { snapshot } from './support/leftovers.js';
+import { captureLogs } from './support/logs.js';
 import { expectProblem } from './support/problems.js';
 import { connect, filePart, multipartRequest, parseResponse, rawRequest, readUntilClosed } from './support/raw.js';
 import { startService, upload, type TestService } from './support/service.js';
@@ -15,14 +16,14 @@ const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 describe('security', () => {
   describe('bearer tokens', () => {
     let service: TestService;
-    const logged: string[] = [];
+    const logs = captureLogs('debug');
     let tokenFile: string;
     before(async () => {
       tokenFile = path.join(await mkdtemp(path.join(os.tmpdir(), 'fp-tokens-')), 'tokens');
       await writeFile(tokenFile, `${TOKEN_B}\n`);
       service = await startService({
         env: { API_TOKENS: TOKEN_A, API_TOKENS_FILE: tokenFile },
-        logDestination: { write: (line) => void logged.push(line) },
+        logger: logs.logger,
         tokenReloadMs: 100,
       });
     });
@@ -69,8 +70,8 @@ describe('security', () => {
     });
 
     it('never writes a token to the log', () => {
-      expect(logged.length).to.be.greaterThan(5);
-      const all = logged.join('\n');
+      expect(logs.lines().length).to.be.greaterThan(5);
+      const all = logs.text();
       expect(all).to.not.contain(TOKEN_A.slice(8));
       expect(all).to.not.contain(TOKEN_B.slice(8));
     });

@@ -6,12 +6,10 @@ import type { Metrics } from '../core/telemetry/metrics.js';
 import { otherProcessor } from '../worker/processors/other.js';
 import type { Processor } from '../worker/processors/index.js';
 import { TEST_ENV } from './support/env.js';
-import { startService, startWorker, uploadFile, waitForStatus, type TestService } from './support/service.js';
+import { seriesValue } from './support/metrics.js';
+import { flakyOnce, startService, startWorker, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
-const jobsWithOutcome = async (metrics: Metrics, outcome: string) => {
-  const metric = await metrics.jobsProcessed.get();
-  return metric.values.filter((v) => v.labels.outcome === outcome).reduce((sum, v) => sum + v.value, 0);
-};
+const jobsWithOutcome = (metrics: Metrics, outcome: string) => seriesValue(metrics.registry, 'jobs_processed_total', { outcome });
 
 describe('the worker', () => {
   describe('with files it cannot trust', () => {
@@ -66,16 +64,7 @@ describe('the worker', () => {
 
   describe('with transient errors', () => {
     it('retries with backoff and records the result once', async () => {
-      let calls = 0;
-      const flaky: Processor = {
-        resultSchema: otherProcessor.resultSchema,
-        async process(input) {
-          calls++;
-          if (calls === 1) throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
-          return otherProcessor.process(input);
-        },
-      };
-      const service = await startService({ processors: { text: flaky } });
+      const service = await startService({ processors: { text: flakyOnce() } });
       try {
         const file = await uploadFile(service.url, { content: 'flaky' });
         const done = await waitForStatus(service.url, file.id);

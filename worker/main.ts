@@ -1,18 +1,16 @@
 // The worker process: takes jobs from the queue, with its admin server on ADMIN_PORT.
 import { createAdminServer } from '../core/admin.js';
-import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSignals, VERSION } from '../core/runtime.js';
+import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSignals } from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
-import { startTracing } from '../core/telemetry/tracing.js';
 import { podDeletionCostFromConfig } from './podDeletionCost.js';
 import { PROCESSORS } from './processors/index.js';
 import { Reconciler } from './reconciler.js';
 import { createWorker } from './worker.js';
 
 runMain(async () => {
-  // First, so that every span of this process is recorded (a no-op unless OTEL_* variables ask for it).
-  const tracing = await startTracing({ name: 'file-processor-worker', version: VERSION });
-  const { config, logger, db, queue, storage, version } = await startRuntime('worker');
+  // Starts tracing first, so that every span of this process is recorded.
+  const { config, logger, db, queue, storage, version, tracing } = await startRuntime('worker');
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
   const deletionCost = podDeletionCostFromConfig(config, logger);
   const worker = createWorker({

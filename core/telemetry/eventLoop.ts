@@ -21,6 +21,8 @@ export interface EventLoopWatchOptions {
 }
 
 export function watchEventLoop(options: EventLoopWatchOptions): EventLoopWatch {
+  // Turned off: no heartbeat at all, and never unhealthy.
+  if (options.maxDelayMs === 0) return { worstDelayMs: () => 0, healthy: () => true, stop: () => undefined };
   const intervalMs = options.intervalMs ?? 250;
   const delays = new Array<number>(Math.max(1, Math.ceil((options.windowMs ?? 10_000) / intervalMs))).fill(0);
   let next = 0;
@@ -37,7 +39,7 @@ export function watchEventLoop(options: EventLoopWatchOptions): EventLoopWatch {
   const worstDelayMs = () => Math.max(performance.now() - lastTick - intervalMs, ...delays);
   return {
     worstDelayMs,
-    healthy: () => options.maxDelayMs === 0 || worstDelayMs() <= options.maxDelayMs,
+    healthy: () => worstDelayMs() <= options.maxDelayMs,
     stop: () => clearInterval(timer),
   };
 }

@@ -20,7 +20,7 @@ const REDACTED = '[redacted]';
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]*):[^\s/@]*@/gi;
 
 /** The text with every `scheme://user:password@` reduced to `scheme://user:[redacted]@`. */
-export function withoutUrlPasswords(text: string): string {
+function withoutUrlPasswords(text: string): string {
   return text.includes('@') ? text.replace(URL_PASSWORD, `$1:${REDACTED}@`) : text;
 }
 

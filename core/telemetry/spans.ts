@@ -4,7 +4,7 @@
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 
-export const TRACER_NAME = 'file-processor';
+const TRACER_NAME = 'file-processor';
 
 /** The global tracer: the no-op one until the SDK registers a provider (see tracing.ts). */
 export const defaultTracer = (): Tracer => trace.getTracer(TRACER_NAME);
@@ -13,12 +13,12 @@ export const defaultTracer = (): Tracer => trace.getTracer(TRACER_NAME);
 export type TraceCarrier = Record<string, string>;
 
 // Messaging conventions are still incubating, so their names are copied here rather than imported.
-export const ATTR_MESSAGING_SYSTEM = 'messaging.system';
-export const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
-export const ATTR_MESSAGING_OPERATION_TYPE = 'messaging.operation.type';
-export const ATTR_MESSAGING_OPERATION_NAME = 'messaging.operation.name';
-export const ATTR_MESSAGING_MESSAGE_ID = 'messaging.message.id';
-export const MESSAGING_SYSTEM = 'bee-queue';
+const ATTR_MESSAGING_SYSTEM = 'messaging.system';
+const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
+const ATTR_MESSAGING_OPERATION_TYPE = 'messaging.operation.type';
+const ATTR_MESSAGING_OPERATION_NAME = 'messaging.operation.name';
+const ATTR_MESSAGING_MESSAGE_ID = 'messaging.message.id';
+const MESSAGING_SYSTEM = 'bee-queue';
 
 const messagingAttributes = (queue: string, operation: 'send' | 'process', messageId: string): Attributes => ({
   [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM,
@@ -64,7 +64,7 @@ async function endAfter<T>(span: Span, work: () => Promise<T>): Promise<T> {
 }
 
 /** Marks the span failed with the error's type and message (and its stack as an exception event). */
-export function recordError(span: Span, err: unknown): void {
+function recordError(span: Span, err: unknown): void {
   const error = err instanceof Error ? err : new Error(String(err));
   span.recordException(error);
   span.setAttribute(ATTR_ERROR_TYPE, (error as NodeJS.ErrnoException).code ?? error.name);

@@ -1,7 +1,7 @@
 // The OpenTelemetry SDK, switched on by the standard OTEL_* variables. Without them nothing but the
 // no-op API is ever loaded: this module imports the SDK only once it knows it will export spans.
 import { withTimeout } from '../async.js';
-import { ConfigError } from '../config.js';
+import { ConfigError, oneOf } from '../config.js';
 
 export interface Tracing {
   /** True when spans are recorded and exported. */
@@ -36,9 +36,7 @@ export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSe
   const exporter = (requested ?? (endpoint ? 'otlp' : 'none')) as TracesExporter;
 
   if (value('OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return { exporter: 'none', protocol };
-  if (!EXPORTERS.includes(exporter)) {
-    throw new ConfigError(`OTEL_TRACES_EXPORTER must be one of ${EXPORTERS.join(', ')}, got "${requested}".`);
-  }
+  oneOf(EXPORTERS)(exporter, 'OTEL_TRACES_EXPORTER');
   if (exporter === 'otlp' && !PROTOCOLS.includes(protocol)) {
     throw new ConfigError(`${protocolVariable} must be one of ${PROTOCOLS.join(', ')} (gRPC is not bundled), got "${protocol}".`);
   }

@@ -10,16 +10,20 @@ export interface CapturedLogs {
   text(): string;
 }
 
+/** The JSON log lines of `text` (a process's output, say), parsed; other lines are left out. */
+export function parseLogLines(text: string): LogLine[] {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogLine);
+}
+
 export function captureLogs(level = 'info'): CapturedLogs {
   let text = '';
   const logger = createLogger({ level, name: 'test', destination: { write: (line: string) => void (text += line) } });
   return {
     logger,
     text: () => text,
-    lines: () =>
-      text
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as LogLine),
+    lines: () => parseLogLines(text),
   };
 }

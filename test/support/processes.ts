@@ -2,8 +2,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { childEnv } from './env.js';
+import { freePort, waitForHttp } from './net.js';
 
-export { freePort, waitForHttp } from './net.js';
+export { freePort, waitForHttp };
 
 export const entry = (relative: string) => fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
 
@@ -21,8 +22,9 @@ export function killStartedProcesses(): void {
   for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
-export function startProcess(script: string, env: Record<string, string> = {}, options: { detached?: boolean } = {}): Started {
-  const child = spawn(process.execPath, [entry(script)], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
+export function startProcess(script: string, env: Record<string, string> = {}, options: { detached?: boolean; args?: string[] } = {}): Started {
+  const { detached = false, args = [] } = options;
+  const child = spawn(process.execPath, [entry(script), ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached });
   started.add(child);
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
@@ -36,4 +38,39 @@ export async function runProcess(script: string, env: Record<string, string> = {
   const started = startProcess(script, env);
   const code = await started.exited;
   return { code, output: started.output() };
+}
+
+export interface ApiAndWorker {
+  api: Started;
+  worker: Started;
+  /** The API's base URL. */
+  url: string;
+  /** The admin servers' base URLs. */
+  apiAdmin: string;
+  workerAdmin: string;
+  /** Sends both SIGTERM; resolves with their exit codes. */
+  terminate(): Promise<{ api: number | string; worker: number | string }>;
+}
+
+/** The API and one worker, each on free ports with `env` (and the API with `apiEnv` too), once both are ready. */
+export async function startApiAndWorker(env: Record<string, string>, apiEnv: Record<string, string> = {}): Promise<ApiAndWorker> {
+  const [port, adminPort, workerAdminPort] = [await freePort(), await freePort(), await freePort()];
+  const apiAdmin = `http://127.0.0.1:${adminPort}`;
+  const workerAdmin = `http://127.0.0.1:${workerAdminPort}`;
+  const api = startProcess('dist/api/main.js', { ...env, ...apiEnv, PORT: String(port), ADMIN_PORT: String(adminPort) });
+  const worker = startProcess('dist/worker/main.js', { ...env, ADMIN_PORT: String(workerAdminPort) });
+  await waitForHttp(`${apiAdmin}/readyz`);
+  await waitForHttp(`${workerAdmin}/readyz`);
+  return {
+    api,
+    worker,
+    url: `http://127.0.0.1:${port}`,
+    apiAdmin,
+    workerAdmin,
+    async terminate() {
+      api.child.kill('SIGTERM');
+      worker.child.kill('SIGTERM');
+      return { api: await api.exited, worker: await worker.exited };
+    },
+  };
 }

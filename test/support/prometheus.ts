@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { eventually } from './eventually.js';
-import { freePort, waitForHttp } from './processes.js';
+import { freePort, waitForHttp } from './net.js';
 
 export interface PromSample {
   metric: Record<string, string>;
@@ -13,13 +13,11 @@ export interface PromSample {
 }
 
 export interface RunningPrometheus {
-  url: string;
   /** An instant query through the HTTP API; throws on a query Prometheus rejects. */
   query(expr: string): Promise<PromSample[]>;
   /** Polls `expr` until `accept` holds for its result, or fails naming the expression. */
   waitFor(expr: string, accept: (samples: PromSample[]) => boolean, timeoutMs?: number): Promise<PromSample[]>;
   get<T>(apiPath: string): Promise<T>;
-  output(): string;
   stop(): Promise<void>;
 }
 
@@ -70,7 +68,6 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
   };
   const query = async (expr: string) => (await get<{ result: PromSample[] }>(`/api/v1/query?query=${encodeURIComponent(expr)}`)).result;
   return {
-    url,
     get,
     query,
     waitFor: (expr, accept, timeoutMs = 30_000) =>
@@ -83,7 +80,6 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
         timeoutMs,
         250,
       ),
-    output: () => output,
     stop,
   };
 }

@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { freePort } from './processes.js';
+import { eventually } from './eventually.js';
+import { freePort } from './net.js';
 
 export interface PrivateServer {
   url: string;
@@ -15,14 +16,6 @@ export interface PrivateServer {
   /** Stops it abruptly (SIGKILL for Redis, immediate shutdown for PostgreSQL): no grace, as in a crash. */
   stop(): Promise<void>;
   destroy(): Promise<void>;
-}
-
-async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** A redis-server that keeps nothing on disk: a restart loses every key, as the shared one would. */
@@ -46,7 +39,7 @@ export async function startRedis(): Promise<PrivateServer> {
     port,
     async start() {
       server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-      await waitUntil(answers, `redis-server on ${port}`);
+      await eventually(() => answers().catch(() => false), `redis-server on ${port}`, 20_000);
     },
     async stop() {
       if (!server || server.exitCode !== null) return;
@@ -91,7 +84,7 @@ export async function startPostgres(): Promise<PrivateServer> {
     async start() {
       const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`;
       asPostgres('pg_ctl', ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-w', 'start']);
-      await waitUntil(answers, `PostgreSQL on ${port}`);
+      await eventually(() => answers().catch(() => false), `PostgreSQL on ${port}`, 20_000);
     },
     async stop() {
       try {

@@ -16,7 +16,8 @@ import { LocalDiskStore } from '../../core/storage/index.js';
 import { createLogger, type Logger } from '../../core/telemetry/logger.js';
 import { createMetrics, type Metrics } from '../../core/telemetry/metrics.js';
 import { VERSION } from '../../core/runtime.js';
-import { PROCESSORS, type ProcessorRegistry } from '../../worker/processors/index.js';
+import { PROCESSORS, type Processor, type ProcessorRegistry } from '../../worker/processors/index.js';
+import { otherProcessor } from '../../worker/processors/other.js';
 import type { ParsingThreads } from '../../worker/threads.js';
 import { createWorker, type WorkerDeps } from '../../worker/worker.js';
 import { TEST_ENV } from './env.js';
@@ -47,8 +48,6 @@ export interface ServiceOptions {
   rateLimitRedis?: Redis;
   /** Blob directory (default: the run's). */
   storageDir?: string;
-  /** Receives the API's log lines. */
-  logDestination?: { write(line: string): void };
   /** How often API_TOKENS_FILE is re-read. */
   tokenReloadMs?: number;
 }
@@ -65,12 +64,11 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-/** Silent unless TEST_LOG_LEVEL says otherwise; or writing to `destination` (to inspect what is logged). */
-export const testLogger = (destination?: { write(line: string): void }): Logger =>
-  createLogger({ level: destination ? 'debug' : (process.env.TEST_LOG_LEVEL ?? 'silent'), name: 'test', ...(destination ? { destination } : {}) });
+/** Silent unless TEST_LOG_LEVEL says otherwise (captureLogs in logs.ts keeps what is logged). */
+export const testLogger = (): Logger => createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
 
 export async function startService(options: ServiceOptions = {}): Promise<TestService> {
-  const logger = options.logger ?? testLogger(options.logDestination);
+  const logger = options.logger ?? testLogger();
   const queueName = `files-${randomBytes(4).toString('hex')}`;
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const queue = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'producer', tracer: options.tracer, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
@@ -160,6 +158,21 @@ export async function startWorker(
     async close() {
       await worker.close(5_000);
       if (!options.db) await db.close();
+    },
+  };
+}
+
+/** A processor that fails once per file with a transient error (ECONNRESET), then works: one retry per file. */
+export function flakyOnce(): Processor {
+  const failed = new Set<string>();
+  return {
+    resultSchema: otherProcessor.resultSchema,
+    async process(input) {
+      if (!failed.has(input.file.id)) {
+        failed.add(input.file.id);
+        throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
+      }
+      return otherProcessor.process(input);
     },
   };
 }

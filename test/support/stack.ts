@@ -5,6 +5,7 @@ import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { eventually, type NotYet } from './eventually.js';
 import { freePort, killStartedProcesses, runProcess, startProcess, waitForHttp, type Started } from './processes.js';
 import { startPostgres, startRedis, type PrivateServer } from './servers.js';
 
@@ -116,14 +117,8 @@ export async function waitUntilSettled(stack: Stack, ids: string[], timeoutMs = 
 }
 
 /** Waits for a condition on the database, polling often (fault tests race against processes). */
-export async function waitFor<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+export function waitFor<T>(probe: () => Promise<T | NotYet>, what: string, timeoutMs = 30_000): Promise<T> {
+  return eventually(() => probe().catch(() => undefined), what, timeoutMs, 10);
 }
 
 /**

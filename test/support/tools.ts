@@ -6,10 +6,10 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-export const INSTALL_HINT = 'apt-get install -y prometheus';
+const INSTALL_HINT = 'apt-get install -y prometheus';
 
 /** The program's path on PATH, or null. */
-export function findProgram(name: string): string | null {
+function findProgram(name: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     const candidate = path.join(dir, name);
     try {
