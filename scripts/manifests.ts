@@ -3,9 +3,7 @@
 // Usage: node dist/scripts/manifests.js [output file]
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { REPOSITORY, renderChart } from './helm.js';
-
-export const MANIFESTS = path.join(REPOSITORY, 'k8s/file-processor.yaml');
+import { MANIFESTS, renderChart } from './helm.js';
 
 const HEADER = `# Rendered from charts/file-processor with its default values by \`make manifests\`; do not edit.
 # Change the chart (or overlay this with kustomize) instead. The migration Job carries Helm hook annotations,

@@ -8,12 +8,19 @@ import { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig, SETTINGS } from '../core/config.js';
 import { FileQueue, queueKey } from '../core/queue/index.js';
-import { CHART, helm, layerBinary, REPOSITORY, renderChart } from '../scripts/helm.js';
+import { CHART, helm, layerBinary, MANIFESTS, renderChart, REPOSITORY, setJsonFlags, VERSION } from '../scripts/helm.js';
 import { TEST_ENV } from './support/env.js';
 import { only, ofKind, parseObjects, podSpecOf, validateObject, type KubeObject } from './support/kubernetes.js';
 import { entry } from './support/processes.js';
 
-const render = (values: Record<string, unknown> = {}, flags: string[] = []) => parseObjects(renderChart(values, flags));
+// Several tests render the same values: helm renders each (values, flags) once. No test changes the objects it gets.
+const rendered = new Map<string, KubeObject[]>();
+const render = (values: Record<string, unknown> = {}, flags: string[] = []): KubeObject[] => {
+  const key = JSON.stringify([values, flags]);
+  let objects = rendered.get(key);
+  if (!objects) rendered.set(key, (objects = parseObjects(renderChart(values, flags))));
+  return objects;
+};
 const renderError = (values: Record<string, unknown>): string => {
   try {
     renderChart(values);
@@ -62,8 +69,7 @@ describe('the Helm chart (charts/file-processor)', function () {
   describe('every value set', () => {
     for (const [name, set] of Object.entries(VALUE_SETS)) {
       it(`passes helm lint --strict and renders schema-valid objects: ${name}`, () => {
-        const sets = Object.entries(set.values ?? {}).flatMap(([key, value]) => ['--set-json', `${key}=${JSON.stringify(value)}`]);
-        expect(helm(['lint', '--strict', CHART, ...sets, ...flagsOf(set)])).to.contain('0 chart(s) failed');
+        expect(helm(['lint', '--strict', CHART, ...setJsonFlags(set.values), ...flagsOf(set)])).to.contain('0 chart(s) failed');
         const objects = render(set.values, flagsOf(set));
         expect(objects.length).to.be.above(10);
         for (const object of objects) validateObject(object);
@@ -80,9 +86,8 @@ describe('the Helm chart (charts/file-processor)', function () {
 
     it('carries the version of package.json as its appVersion, the default image tag', () => {
       const chart = parseYaml(readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string };
-      const { version } = JSON.parse(readFileSync(path.join(REPOSITORY, 'package.json'), 'utf8')) as { version: string };
-      expect(chart.appVersion).to.equal(version);
-      expect(containerOf(only(defaults, 'Deployment', '-api')).image).to.equal(`ghcr.io/file-processor/file-processor-api:${version}`);
+      expect(chart.appVersion).to.equal(VERSION);
+      expect(containerOf(only(defaults, 'Deployment', '-api')).image).to.equal(`ghcr.io/file-processor/file-processor-api:${VERSION}`);
     });
   });
 
@@ -172,11 +177,12 @@ describe('the Helm chart (charts/file-processor)', function () {
 
     it('probe /healthz (liveness) and /readyz (readiness) on the admin port each process listens on', () => {
       for (const [suffix, adminPort] of [['-api', 9090], ['-worker', 9091]] as const) {
-        const container = containerOf(only(defaults, 'Deployment', suffix));
+        const deployment = only(defaults, 'Deployment', suffix);
+        const container = containerOf(deployment);
         expect(container.livenessProbe.httpGet).to.deep.equal({ path: '/healthz', port: 'admin' });
         expect(container.readinessProbe.httpGet).to.deep.equal({ path: '/readyz', port: 'admin' });
         expect(container.ports).to.deep.include({ name: 'admin', containerPort: adminPort });
-        expect(envOf(only(defaults, 'Deployment', suffix)).ADMIN_PORT!.value).to.equal(String(adminPort));
+        expect(envOf(deployment).ADMIN_PORT!.value).to.equal(String(adminPort));
       }
     });
 
@@ -193,9 +199,10 @@ describe('the Helm chart (charts/file-processor)', function () {
     });
 
     it('spread over nodes and zones, selecting their own pods', () => {
-      const constraints = podSpecOf(only(defaults, 'Deployment', '-api')).topologySpreadConstraints;
+      const api = only(defaults, 'Deployment', '-api');
+      const constraints = podSpecOf(api).topologySpreadConstraints;
       expect(constraints.map((c: { topologyKey: string }) => c.topologyKey)).to.deep.equal(['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
-      expect(constraints[0].labelSelector.matchLabels).to.deep.equal(only(defaults, 'Deployment', '-api').spec.selector.matchLabels);
+      expect(constraints[0].labelSelector.matchLabels).to.deep.equal(api.spec.selector.matchLabels);
     });
 
     it('have disruption budgets that never block a node drain', () => {
@@ -389,7 +396,7 @@ describe('the plain manifests (k8s/)', function () {
     try {
       const rendered = path.join(directory, 'file-processor.yaml');
       execFileSync(process.execPath, [entry('dist/scripts/manifests.js'), rendered]);
-      expect(readFileSync(path.join(REPOSITORY, 'k8s/file-processor.yaml'), 'utf8'), 'k8s/ has drifted from the chart: run `make manifests`').to.equal(readFileSync(rendered, 'utf8'));
+      expect(readFileSync(MANIFESTS, 'utf8'), 'k8s/ has drifted from the chart: run `make manifests`').to.equal(readFileSync(rendered, 'utf8'));
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }

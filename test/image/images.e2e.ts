@@ -5,15 +5,13 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import { existsSync } from 'node:fs';
 import { dropDatabase } from '../../core/db/index.js';
+import { REPOSITORY, VERSION } from '../../scripts/helm.js';
 import { freePort, waitForHttp } from '../support/net.js';
+import { deleteKeys } from '../support/redisKeys.js';
 
-const repository = fileURLToPath(new URL('../../../', import.meta.url));
-const env = { ...process.env, CONTAINERS_CONF: `${repository}test/image/containers.conf` };
-const version = (JSON.parse(readFileSync(`${repository}package.json`, 'utf8')) as { version: string }).version;
+const env = { ...process.env, CONTAINERS_CONF: `${REPOSITORY}test/image/containers.conf` };
 
 const BASE_IMAGE = 'localhost/file-processor-base:node20';
 const IMAGES = { api: 'localhost/file-processor-api:image-test', worker: 'localhost/file-processor-worker:image-test' };
@@ -35,7 +33,7 @@ interface Ran {
 
 function command(program: string, args: string[], timeoutMs = 60_000): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { env, cwd: repository, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(program, args, { env, cwd: REPOSITORY, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
@@ -67,7 +65,7 @@ async function build(dockerfile: string, tag: string): Promise<void> {
     [
       'build',
       ...['--file', dockerfile, '--tag', tag, '--network', 'host'],
-      ...['--build-arg', `BASE_IMAGE=${BASE_IMAGE}`, '--build-arg', `VERSION=${version}`, '--build-arg', `REVISION=${revision}`],
+      ...['--build-arg', `BASE_IMAGE=${BASE_IMAGE}`, '--build-arg', `VERSION=${VERSION}`, '--build-arg', `REVISION=${revision}`],
       // This machine reaches the npm registry through a TLS proxy whose CA is in its own bundle.
       ...(existsSync(caBundle) ? ['--volume', '/etc/ssl/certs:/etc/ssl/certs:ro', '--build-arg', `NODE_EXTRA_CA_CERTS=${caBundle}`] : []),
       '.',
@@ -102,9 +100,7 @@ describe('the container images', function () {
     await command('podman', ['rm', '--force', '--time', '0', CONTAINERS.api, CONTAINERS.worker]);
     await command('podman', ['volume', 'rm', '--force', VOLUME]);
     await dropDatabase(DATABASE_URL);
-    const redis = new Redis(REDIS_URL);
-    for await (const keys of redis.scanStream({ match: `${QUEUE_PREFIX}:*`, count: 1000 }) as AsyncIterable<string[]>) if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await deleteKeys(REDIS_URL, `${QUEUE_PREFIX}:*`);
   });
 
   it('run as a numeric non-root user, with tini as the entrypoint and OCI labels', async () => {
@@ -113,7 +109,7 @@ describe('the container images', function () {
       expect(config.User, image).to.equal(`${UID}:${UID}`);
       expect(config.Entrypoint, image).to.deep.equal(['/usr/bin/tini', '--']);
       expect(config.Cmd, image).to.deep.equal(['node', `dist/${role}/main.js`]);
-      expect(config.Labels, image).to.include({ 'org.opencontainers.image.title': `file-processor-${role}`, 'org.opencontainers.image.version': version, 'org.opencontainers.image.licenses': 'MIT' });
+      expect(config.Labels, image).to.include({ 'org.opencontainers.image.title': `file-processor-${role}`, 'org.opencontainers.image.version': VERSION, 'org.opencontainers.image.licenses': 'MIT' });
       expect(config.Labels['org.opencontainers.image.revision'], image).to.match(/^[0-9a-f]{40}$/);
     }
   });

@@ -190,6 +190,43 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 
+{{/* A Deployment's pod-template labels and annotations; pass (dict "root" $ "component" "api"). */}}
+{{- define "file-processor.podMetadata" -}}
+{{- $values := get .root.Values .component -}}
+labels:
+  {{- include "file-processor.labels" . | nindent 2 }}
+  {{- with $values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+annotations:
+  {{- include "file-processor.checksums" .root | nindent 2 }}
+  {{- with $values.podAnnotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/* Where a component's pods may run: spread, node selector, tolerations, affinity; empty when none is set.
+Pass (dict "root" $ "component" "api"). */}}
+{{- define "file-processor.scheduling" -}}
+{{- $values := get .root.Values .component }}
+{{- with $values.topologySpread }}
+topologySpreadConstraints:
+  {{- include "file-processor.topologySpread" (dict "root" $.root "component" $.component "spread" .) | trim | nindent 2 }}
+{{- end }}
+{{- with $values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
 {{/* The ConfigMap and Secret a pod reads: a change rolls the pods. */}}
 {{- define "file-processor.checksums" -}}
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
