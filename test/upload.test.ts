@@ -71,6 +71,8 @@ describe('POST /upload/', () => {
     for (const [name, content, kind, contentType] of cases) {
       const file = await uploadFile(service.url, { name, content, type: 'text/html' });
       expect([file.name, file.kind, file.content_type]).to.deep.equal([name, kind, contentType]);
+      // Done before the next tests count stored files: the image's thumbnail comes a moment later.
+      await waitForStatus(service.url, file.id);
     }
   });
 
