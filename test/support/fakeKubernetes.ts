@@ -14,6 +14,8 @@ export interface RecordedRequest {
   contentType: string | undefined;
   authorization: string | undefined;
   body: unknown;
+  /** When it arrived, on the performance.now() clock. */
+  receivedAt: number;
 }
 
 export interface FakeKubernetes {
@@ -46,7 +48,7 @@ export async function startFakeKubernetes(answer: Answer = patchedPod): Promise<
     let raw = '';
     req.on('data', (chunk) => (raw += chunk));
     req.on('end', () => {
-      const request = { method: req.method!, path: req.url!, contentType: req.headers['content-type'], authorization: req.headers.authorization, body: raw ? JSON.parse(raw) : undefined };
+      const request = { receivedAt: performance.now(), method: req.method!, path: req.url!, contentType: req.headers['content-type'], authorization: req.headers.authorization, body: raw ? JSON.parse(raw) : undefined };
       requests.push(request);
       const fail = failures.count > 0;
       if (fail) failures.count--;
