@@ -6,7 +6,7 @@ import { dashboardQueries } from './support/dashboard.js';
 import { eventually } from './support/eventually.js';
 import { parseLogLines } from './support/logs.js';
 import { jsonSpans, startOtlpReceiver, type OtlpReceiver } from './support/otlp.js';
-import { killStartedProcesses, runProcess, startApiAndWorker, type ApiAndWorker } from './support/processes.js';
+import { killStartedProcesses, READY_TIMEOUT_MS, runProcess, startApiAndWorker, type ApiAndWorker } from './support/processes.js';
 import { startPrometheus, type PromSample, type RunningPrometheus } from './support/prometheus.js';
 import { uploadFile, waitForStatus } from './support/service.js';
 import { requireProgram } from './support/tools.js';
@@ -14,7 +14,8 @@ import { requireProgram } from './support/tools.js';
 const ALERTS = path.join(REPOSITORY, 'observability/alerts.yaml');
 
 describe('observability of the real API and worker processes', function () {
-  this.timeout(90_000);
+  // Room for an API and a worker to start on a busy machine (see READY_TIMEOUT_MS).
+  this.timeout(90_000 + 2 * READY_TIMEOUT_MS);
   const queueName = `obs-${randomBytes(3).toString('hex')}`;
   let otlp: OtlpReceiver;
   let processes: ApiAndWorker;

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { dropDatabase, ensureDatabaseExists } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
 import { TEST_ENV } from './support/env.js';
-import { freePort, killStartedProcesses, runProcess, startApiAndWorker, startProcess, waitForHttp, type ApiAndWorker } from './support/processes.js';
+import { freePort, killStartedProcesses, runProcess, READY_TIMEOUT_MS, startApiAndWorker, startProcess, waitUntilReady, type ApiAndWorker } from './support/processes.js';
 import { uploadFile, waitForStatus } from './support/service.js';
 
 const databaseNamed = (name: string) => {
@@ -13,7 +13,8 @@ const databaseNamed = (name: string) => {
 };
 
 describe('the real processes', function () {
-  this.timeout(60_000);
+  // Room for an API and a worker to start on a busy machine (see READY_TIMEOUT_MS).
+  this.timeout(60_000 + 2 * READY_TIMEOUT_MS);
   after(killStartedProcesses);
 
   describe('npm run migrate', () => {
@@ -75,7 +76,7 @@ describe('the real processes', function () {
       const port = await freePort();
       const first = startProcess('dist/api/main.js', { PORT: String(port), ADMIN_PORT: String(await freePort()) });
       try {
-        await waitForHttp(`http://127.0.0.1:${port}/files/`);
+        await waitUntilReady(first, `http://127.0.0.1:${port}/files/`);
         const { code, output } = await runProcess('dist/api/main.js', { PORT: String(port), ADMIN_PORT: String(await freePort()) });
         expect(code).to.equal(1);
         expect(output).to.equal(`Cannot listen on 127.0.0.1:${port} (EADDRINUSE): free the port, or set PORT.\n`);
@@ -136,8 +137,8 @@ describe('the real processes', function () {
       };
       const run = startProcess('dist/scripts/run.js', env, { detached: true });
       try {
-        await waitForHttp(`http://127.0.0.1:${adminPort}/readyz`);
-        await waitForHttp(`http://127.0.0.1:${workerAdminPort}/readyz`);
+        await waitUntilReady(run, `http://127.0.0.1:${adminPort}/readyz`);
+        await waitUntilReady(run, `http://127.0.0.1:${workerAdminPort}/readyz`);
         const file = await uploadFile(`http://127.0.0.1:${port}`, { content: 'via make run' });
         const done = await waitForStatus(`http://127.0.0.1:${port}`, file.id, ['processed'], 5_000);
         expect(done.processed).to.equal(true);

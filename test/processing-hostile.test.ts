@@ -3,7 +3,7 @@ import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
 import { mp4, pdf, png, pngDeclaring, tar, truncated, wav, zip } from './support/fixtures.js';
-import { freePort, killStartedProcesses, startProcess, waitForHttp, type Started } from './support/processes.js';
+import { freePort, killStartedProcesses, startProcess, waitUntilReady, type Started } from './support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
 type Outcome = { failed: string } | { warning: RegExp } | 'processed';
@@ -52,7 +52,7 @@ describe('hostile files through a real worker process', function () {
       WORKER_CONCURRENCY: '2',
       JOB_TIMEOUT_MS: '30000',
     });
-    await waitForHttp(`http://127.0.0.1:${adminPort}/readyz`, 200, 30_000);
+    await waitUntilReady(worker, `http://127.0.0.1:${adminPort}/readyz`);
 
     const files = await hostileFiles();
     const uploads = await Promise.all(files.map(([, part]) => uploadFile(service.url, part)));

@@ -9,10 +9,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Polls a URL until it answers `status`. */
-export async function waitForHttp(url: string, status = 200, timeoutMs = 15_000): Promise<void> {
+/** Polls a URL until it answers `status`; `gone` (when it returns a reason) ends the wait early. */
+export async function waitForHttp(url: string, status = 200, timeoutMs = 15_000, gone: () => string | undefined = () => undefined): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const reason = gone();
+    if (reason) throw new Error(`${url} will not answer ${status}: ${reason}`);
     try {
       if ((await fetch(url)).status === status) return;
     } catch {

@@ -33,6 +33,20 @@ export function startProcess(script: string, env: Record<string, string> = {}, o
   return { child, output: () => output, exited };
 }
 
+/**
+ * How long a started process may take to answer ready. Generous on purpose: a worker warms its parsing
+ * threads first (about 3 s on an idle 2-core machine), and a test may start one while others saturate the CPU.
+ * A process that exits is reported at once, with its output.
+ */
+export const READY_TIMEOUT_MS = 60_000;
+
+/** Polls `url` until it answers 200; fails at once, with the process's output, if `started` exits first. */
+export async function waitUntilReady(started: Started, url: string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  const { child } = started;
+  const gone = () => (child.exitCode === null && child.signalCode === null ? undefined : `the process exited (${child.exitCode ?? child.signalCode})`);
+  await waitForHttp(url, 200, timeoutMs, gone).catch((err: Error) => Promise.reject(new Error(`${err.message}; its output:\n${started.output().slice(-4_000)}`)));
+}
+
 /** Runs a script to completion. */
 export async function runProcess(script: string, env: Record<string, string> = {}): Promise<{ code: number | string; output: string }> {
   const started = startProcess(script, env);
@@ -59,8 +73,8 @@ export async function startApiAndWorker(env: Record<string, string>, apiEnv: Rec
   const workerAdmin = `http://127.0.0.1:${workerAdminPort}`;
   const api = startProcess('dist/api/main.js', { ...env, ...apiEnv, PORT: String(port), ADMIN_PORT: String(adminPort) });
   const worker = startProcess('dist/worker/main.js', { ...env, ADMIN_PORT: String(workerAdminPort) });
-  await waitForHttp(`${apiAdmin}/readyz`);
-  await waitForHttp(`${workerAdmin}/readyz`);
+  await waitUntilReady(api, `${apiAdmin}/readyz`);
+  await waitUntilReady(worker, `${workerAdmin}/readyz`);
   return {
     api,
     worker,

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { eventually, type NotYet } from './eventually.js';
-import { freePort, killStartedProcesses, runProcess, startProcess, waitForHttp, type Started } from './processes.js';
+import { freePort, killStartedProcesses, READY_TIMEOUT_MS, runProcess, startProcess, waitUntilReady, type Started } from './processes.js';
 import { startPostgres, startRedis, type PrivateServer } from './servers.js';
 
 export interface Stack {
@@ -62,14 +62,14 @@ export async function startStack(options: { databaseUrl: string; redisUrl: strin
     workers: [],
     async startApi() {
       stack.api = startProcess('dist/api/main.js', { ...env, PORT: String(port), ADMIN_PORT: String(adminPort) });
-      await waitForHttp(`${adminUrl}/readyz`);
+      await waitUntilReady(stack.api, `${adminUrl}/readyz`);
       return stack.api;
     },
     async startWorker() {
       const workerAdmin = await freePort();
       const worker = startProcess('dist/worker/main.js', { ...env, ADMIN_PORT: String(workerAdmin) });
       stack.workers.push(worker);
-      await waitForHttp(`http://127.0.0.1:${workerAdmin}/readyz`);
+      await waitUntilReady(worker, `http://127.0.0.1:${workerAdmin}/readyz`);
       return worker;
     },
     async sql<T>(text: string, values: unknown[] = []) {
@@ -128,7 +128,7 @@ export function waitFor<T>(probe: () => Promise<T | NotYet>, what: string, timeo
 export function usePrivateStack(env: Record<string, string> = {}, workers = 0): { postgres: PrivateServer; redis: PrivateServer; stack: Stack } {
   const context = {} as { postgres: PrivateServer; redis: PrivateServer; stack: Stack };
   before(async function () {
-    this.timeout(60_000);
+    this.timeout(60_000 + (workers + 1) * READY_TIMEOUT_MS);
     [context.postgres, context.redis] = await Promise.all([startPostgres(), startRedis()]);
     context.stack = await startStack({ databaseUrl: context.postgres.url, redisUrl: context.redis.url, env });
     for (let n = 0; n < workers; n++) await context.stack.startWorker();
