@@ -9,7 +9,10 @@ const MAX_ATTEMPTS = 3;
 
 describe('fault: a poison file that kills the worker every time', function () {
   this.timeout(180_000);
-  const servers = usePrivateStack({ MAX_ATTEMPTS: String(MAX_ATTEMPTS), MAX_UPLOAD_BYTES: '1GiB', WORKER_CONCURRENCY: '2' });
+  // One job at a time: a crash charges an attempt to every file in flight, and a file re-delivered with the
+  // poison after each crash can be caught at every kill (here the kill comes the instant the poison starts, so
+  // a busy machine made that happen). ARCHITECTURE.md (failure modes) says so; this test is about the poison.
+  const servers = usePrivateStack({ MAX_ATTEMPTS: String(MAX_ATTEMPTS), MAX_UPLOAD_BYTES: '1GiB', WORKER_CONCURRENCY: '1' });
 
   it(`ends failed with too_many_attempts after ${MAX_ATTEMPTS} attempts, and other files are unaffected`, async () => {
     const big = await bigBinaryFile(300);
@@ -34,8 +37,8 @@ describe('fault: a poison file that kills the worker every time', function () {
     const [row] = await servers.stack.sql<{ status: string; attempts: number; error: { code: string } }>('SELECT status, attempts, error FROM files WHERE id = $1', [poison.id]);
     expect(row).to.deep.include({ status: 'failed', attempts: MAX_ATTEMPTS });
     expect(row!.error.code).to.equal('too_many_attempts');
-    const innocent = await servers.stack.sql<{ status: string }>('SELECT DISTINCT status FROM files WHERE id = ANY($1::uuid[])', [others.map((file) => file.id)]);
-    expect(innocent).to.deep.equal([{ status: 'processed' }]);
+    const harmed = await servers.stack.sql("SELECT name, status, attempts, error FROM files WHERE id = ANY($1::uuid[]) AND status <> 'processed'", [others.map((file) => file.id)]);
+    expect(harmed, 'innocent files not processed').to.deep.equal([]);
     expect(await servers.stack.leftovers()).to.deep.equal({ orphanBlobs: 0, temporaryFiles: 0 });
   });
 });
