@@ -1,13 +1,21 @@
 import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
 import { openDatabase, type Database } from '../core/db/index.js';
+import type { FileRow } from '../core/fileRecord.js';
 import { newFileId } from '../core/ids.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import { otherProcessor } from '../worker/processors/other.js';
 import type { Processor } from '../worker/processors/index.js';
+import { sql } from './support/db.js';
 import { TEST_ENV } from './support/env.js';
 import { seriesValue } from './support/metrics.js';
 import { flakyOnce, startService, startWorker, uploadFile, waitForStatus, type TestService } from './support/service.js';
+
+/** The row a start answered, failing the test when it answered `redelivered` or nothing. */
+function startedRow(outcome: FileRow | 'redelivered' | null): FileRow {
+  if (outcome === null || outcome === 'redelivered') throw new Error(`expected a started row, got ${outcome}`);
+  return outcome;
+}
 
 const jobsWithOutcome = (metrics: Metrics, outcome: string) => seriesValue(metrics.registry, 'jobs_processed_total', { outcome });
 
@@ -41,6 +49,35 @@ describe('the worker', () => {
         const done = await waitForStatus(service.url, file.id);
         expect(done.status).to.equal('failed');
         expect(done.error!.code).to.equal('blob_missing');
+      } finally {
+        await worker.close();
+      }
+    });
+
+    it('runs a re-delivered job (its last attempt died with its worker) alone, so a crash charges only it', async () => {
+      const files = await Promise.all(['crashed', 'b', 'c', 'd'].map((name) => uploadFile(service.url, { name: `${name}.txt`, content: `file ${name}` })));
+      // As a worker that died mid-job leaves it: processing, one attempt counted, its job delivered again.
+      await sql("UPDATE files SET status = 'processing', attempts = 1 WHERE id = $1", [files[0]!.id]);
+      const spans: Array<{ id: string; start: number; end: number }> = [];
+      const timed = {
+        ...otherProcessor,
+        process: async (input: Parameters<typeof otherProcessor.process>[0]) => {
+          const start = performance.now();
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          spans.push({ id: input.file.id, start, end: performance.now() });
+          return otherProcessor.process(input);
+        },
+      };
+      const worker = await startWorker(service.queueName, { processors: { text: timed } });
+      try {
+        const done = await Promise.all(files.map((file) => waitForStatus(service.url, file.id)));
+        expect(done.map((file) => [file.status, file.attempts])).to.deep.equal([['processed', 2], ['processed', 1], ['processed', 1], ['processed', 1]]);
+        const crashed = spans.find((span) => span.id === files[0]!.id)!;
+        const beside = spans.filter((span) => span !== crashed && span.start < crashed.end && crashed.start < span.end);
+        expect(beside, 'jobs that ran beside the re-delivered one').to.deep.equal([]);
+        // The others ran beside each other (concurrency 4): being alone is for re-deliveries only.
+        const others = spans.filter((span) => span !== crashed);
+        expect(others.some((span) => others.some((other) => other !== span && other.start < span.end && span.start < other.end))).to.equal(true);
       } finally {
         await worker.close();
       }
@@ -108,8 +145,10 @@ describe('the worker', () => {
     it('lets only the current attempt record an outcome', async () => {
       const row = await newRow();
       const first = await db.files.startProcessing(row.id, 5);
-      const second = await db.files.startProcessing(row.id, 5);
-      expect([first!.attempts, second!.attempts]).to.deep.equal([1, 2]);
+      // A second delivery finds it processing: nothing changes until it asks to start it again.
+      expect(await db.files.startProcessing(row.id, 5)).to.equal('redelivered');
+      const second = await db.files.startProcessing(row.id, 5, { again: true });
+      expect([startedRow(first).attempts, startedRow(second).attempts]).to.deep.equal([1, 2]);
       expect(await db.files.finishProcessing(row.id, 1, { stale: true })).to.equal(false);
       expect(await db.files.failProcessing(row.id, 1, { code: 'x', message: 'stale' })).to.equal(false);
       expect(await db.files.finishProcessing(row.id, 2, { fresh: true })).to.equal(true);
@@ -125,19 +164,21 @@ describe('the worker', () => {
       await db.files.startProcessing(done.id, 5);
       await db.files.finishProcessing(done.id, 1, { early: true });
       const exhausted = rows[1]!;
-      for (let n = 0; n < 2; n++) await db.files.startProcessing(exhausted.id, 2);
+      for (let n = 0; n < 2; n++) await db.files.startProcessing(exhausted.id, 2, { again: true });
 
       const ids = [...rows.map((row) => row.id), gone];
       const started = await Promise.all(ids.map((id) => db.files.startProcessing(id, 2)));
       expect(started.at(-1)).to.equal(null);
       expect(started[0]).to.equal(null);
       expect(started[1]).to.include({ id: exhausted.id, status: 'failed', attempts: 2 });
-      expect(started[1]!.error!.code).to.equal('too_many_attempts');
+      expect(startedRow(started[1]!).error!.code).to.equal('too_many_attempts');
       started.slice(2, -1).forEach((row, n) => expect(row).to.include({ id: rows[n + 2]!.id, status: 'processing', attempts: 1 }));
 
-      // A second delivery of the same file in the same moment counts its own attempt.
-      const [again, twice] = await Promise.all([db.files.startProcessing(rows[2]!.id, 5), db.files.startProcessing(rows[2]!.id, 5)]);
-      expect([again!.attempts, twice!.attempts].sort()).to.deep.equal([2, 3]);
+      // Two deliveries of the same file in the same moment: each is told of the other, or counts its own attempt.
+      const redelivered = await Promise.all([db.files.startProcessing(rows[2]!.id, 5), db.files.startProcessing(rows[2]!.id, 5)]);
+      expect(redelivered).to.deep.equal(['redelivered', 'redelivered']);
+      const [again, twice] = await Promise.all([db.files.startProcessing(rows[2]!.id, 5, { again: true }), db.files.startProcessing(rows[2]!.id, 5, { again: true })]);
+      expect([startedRow(again).attempts, startedRow(twice).attempts].sort()).to.deep.equal([2, 3]);
 
       // Results travel as an array of JSON texts: quotes, backslashes, braces and commas must survive it.
       const awkward = (n: number) => ({ n, text: `"quoted", {braced}, back\\slash\n${'é😀'.repeat(n)}`, list: ['a,b', '{c}'] });

@@ -8,6 +8,7 @@ import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import { ProcessingError, type ProcessingLimits, type ProcessorRegistry } from './processors/index.js';
 import type { RunInThread } from './processors/types.js';
+import { Exclusion } from './exclusion.js';
 import { ParsingThreads } from './threads.js';
 
 export interface WorkerDeps {
@@ -46,9 +47,21 @@ export function createWorker(deps: WorkerDeps): Worker {
   // Parsing gets what is left of the job's time, less a reserve to record the outcome before the queue gives up.
   const parsingBudgetMs = deps.jobTimeoutMs - Math.min(5_000, deps.jobTimeoutMs / 10);
 
+  // A re-delivered job runs alone: if it is what kills this worker, the crash charges nobody else an attempt.
+  // Waiting for that (either way) takes at most a quarter of the job's time, which runs from when it was taken.
+  const exclusion = new Exclusion(deps.jobTimeoutMs / 4);
+
   async function handle(job: FileJob): Promise<void> {
+    const takenAt = Date.now();
+    const outcome = await exclusion.run('beside', () => attempt(job, takenAt, false));
+    if (outcome === 'redelivered') await exclusion.run('alone', () => attempt(job, takenAt, true));
+  }
+
+  /** One delivery of a job: `again` counts a new attempt for a file already processing (a re-delivery). */
+  async function attempt(job: FileJob, takenAt: number, again: boolean): Promise<'redelivered' | void> {
     const fileId = job.data.file_id;
-    const row = await db.files.startProcessing(fileId, deps.maxAttempts);
+    const row = await db.files.startProcessing(fileId, deps.maxAttempts, { again });
+    if (row === 'redelivered') return row;
     if (!row) {
       // Deleted, or already finished by an earlier delivery: nothing to do.
       metrics.jobsProcessed.inc({ kind: job.data.kind, outcome: 'skipped' });
@@ -73,7 +86,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       logger.info({ file_id: row.id, kind: row.kind, outcome, attempts: row.attempts, duration_ms: Math.round(seconds * 1e4) / 10, ...extra }, 'job');
     };
 
-    const deadline = Date.now() + parsingBudgetMs;
+    const deadline = takenAt + parsingBudgetMs;
     const inThread: RunInThread = (module, analysis, ...args) => threads.run(module, analysis, args, deadline);
     let output;
     try {

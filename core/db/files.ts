@@ -113,27 +113,40 @@ export class FileRepository {
   }
 
   /**
-   * queued (or processing, when a job is re-delivered) → processing, counting the attempt; or, once
-   * `maxAttempts` starts were used up (a file that keeps failing or killing workers), → failed with
-   * `too_many_attempts`. Null when the row is gone or already finished: the job has nothing to do.
+   * queued → processing, counting the attempt; or, once `maxAttempts` starts were used up (a file that keeps
+   * failing or killing workers), → failed with `too_many_attempts`. A row already `processing` is a re-delivery
+   * (its last attempt died with its worker, or is being retried): it answers `redelivered` and changes nothing,
+   * unless `again` says to count a new attempt for it. Null when the row is gone or already finished.
    */
-  startProcessing(id: string, maxAttempts: number): Promise<FileRow | null> {
-    return this.starts.call({ id, maxAttempts });
+  startProcessing(id: string, maxAttempts: number, options: { again?: boolean } = {}): Promise<FileRow | 'redelivered' | null> {
+    return this.starts.call({ id, maxAttempts, again: options.again ?? false });
   }
 
-  private readonly starts = new Batcher<{ id: string; maxAttempts: number }, FileRow | null>(
+  private readonly starts = new Batcher<{ id: string; maxAttempts: number; again: boolean }, FileRow | 'redelivered' | null>(
     async (starts) => {
-      const rows = await this.sql<StoredRow>(
-        `UPDATE files AS f SET
-           status = CASE WHEN f.attempts >= s.max_attempts THEN 'failed' ELSE 'processing' END,
-           attempts = CASE WHEN f.attempts >= s.max_attempts THEN f.attempts ELSE f.attempts + 1 END,
-           error = CASE WHEN f.attempts >= s.max_attempts THEN s.too_many ELSE f.error END,
-           updated_at = now()
-         FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS s(id, max_attempts, too_many)
-         WHERE f.id = s.id AND f.status IN ('queued', 'processing') RETURNING ${F_COLUMNS}`,
-        [starts.map((start) => start.id), starts.map((start) => start.maxAttempts), starts.map((start) => JSON.stringify(tooManyAttempts(start.maxAttempts)))],
+      const rows = await this.sql<StoredRow & { redelivered: boolean }>(
+        `WITH s AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[]) AS s(id, max_attempts, too_many, again)),
+         started AS (
+           UPDATE files AS f SET
+             status = CASE WHEN f.attempts >= s.max_attempts THEN 'failed' ELSE 'processing' END,
+             attempts = CASE WHEN f.attempts >= s.max_attempts THEN f.attempts ELSE f.attempts + 1 END,
+             error = CASE WHEN f.attempts >= s.max_attempts THEN s.too_many ELSE f.error END,
+             updated_at = now()
+           FROM s
+           WHERE f.id = s.id AND (f.status = 'queued' OR (f.status = 'processing' AND (s.again OR f.attempts >= s.max_attempts)))
+           RETURNING ${F_COLUMNS})
+         SELECT ${COLUMNS}, false AS redelivered FROM started
+         UNION ALL
+         SELECT ${F_COLUMNS}, true FROM files AS f JOIN s ON f.id = s.id
+         WHERE f.status = 'processing' AND NOT s.again AND f.attempts < s.max_attempts`,
+        [
+          starts.map((start) => start.id),
+          starts.map((start) => start.maxAttempts),
+          starts.map((start) => JSON.stringify(tooManyAttempts(start.maxAttempts))),
+          starts.map((start) => start.again),
+        ],
       );
-      const byId = new Map(rows.map((row) => [row.id, toRow(row)]));
+      const byId = new Map(rows.map(({ redelivered, ...row }) => [row.id, redelivered ? ('redelivered' as const) : toRow(row)]));
       return starts.map((start) => byId.get(start.id) ?? null);
     },
     { max: BATCH_MAX, key: (start) => start.id },
