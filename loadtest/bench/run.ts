@@ -13,6 +13,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { dropDatabase } from '../../core/db/index.js';
+import { deleteKeys } from '../../test/support/redisKeys.js';
 import { renderChart, type Bar } from './chart.js';
 import { multipartBody, pngImage, textFile } from './fixtures.js';
 
@@ -432,6 +433,8 @@ async function main(): Promise<void> {
     // Only now, with every timed run over, may the uploads go.
     rmSync(work, { recursive: true, force: true });
     for (const databaseUrl of databases) await dropDatabase(databaseUrl).catch(() => undefined);
+    // Its queues too: jobs still waiting when the workers stopped would stay in the shared Redis.
+    await deleteKeys(redisUrl, `bench-${process.pid}:*`).catch(() => undefined);
   }
   writeResults(results);
 }
