@@ -15,6 +15,13 @@ function gatedJob(exclusion: Exclusion, company: Company, name: string, log: str
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
+/** Lets a gated job end, and gives the ones it held back their turn. */
+async function finish(job: { end(): void; done: Promise<void> }): Promise<void> {
+  job.end();
+  await job.done;
+  await turn();
+}
+
 describe('running re-deliveries alone (Exclusion)', () => {
   it('runs jobs beside each other at once', async () => {
     const exclusion = new Exclusion(60_000);
@@ -36,17 +43,12 @@ describe('running re-deliveries alone (Exclusion)', () => {
     const later = gatedJob(exclusion, 'beside', 'later', log);
     await turn();
     expect(log).to.deep.equal(['first']);
-    first.end();
-    await first.done;
-    await turn();
+    await finish(first);
     expect(log).to.deep.equal(['first', 'alone']);
     expect(exclusion.counts).to.deep.equal({ beside: 0, alone: 1, waiting: 1 });
-    alone.end();
-    await alone.done;
-    await turn();
+    await finish(alone);
     expect(log).to.deep.equal(['first', 'alone', 'later']);
-    later.end();
-    await later.done;
+    await finish(later);
   });
 
   it('runs two alone jobs one after the other', async () => {
@@ -56,12 +58,9 @@ describe('running re-deliveries alone (Exclusion)', () => {
     const two = gatedJob(exclusion, 'alone', 'two', log);
     await turn();
     expect(log).to.deep.equal(['one']);
-    one.end();
-    await one.done;
-    await turn();
+    await finish(one);
     expect(log).to.deep.equal(['one', 'two']);
-    two.end();
-    await two.done;
+    await finish(two);
   });
 
   it('lets a job that waited too long run anyway, beside the others, and frees its turn for the ones behind it', async () => {

@@ -124,21 +124,15 @@ export class FileRepository {
 
   private readonly starts = new Batcher<{ id: string; maxAttempts: number; again: boolean }, FileRow | 'redelivered' | null>(
     async (starts) => {
-      const rows = await this.sql<StoredRow & { redelivered: boolean }>(
-        `WITH s AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[]) AS s(id, max_attempts, too_many, again)),
-         started AS (
-           UPDATE files AS f SET
-             status = CASE WHEN f.attempts >= s.max_attempts THEN 'failed' ELSE 'processing' END,
-             attempts = CASE WHEN f.attempts >= s.max_attempts THEN f.attempts ELSE f.attempts + 1 END,
-             error = CASE WHEN f.attempts >= s.max_attempts THEN s.too_many ELSE f.error END,
-             updated_at = now()
-           FROM s
-           WHERE f.id = s.id AND (f.status = 'queued' OR (f.status = 'processing' AND (s.again OR f.attempts >= s.max_attempts)))
-           RETURNING ${F_COLUMNS})
-         SELECT ${COLUMNS}, false AS redelivered FROM started
-         UNION ALL
-         SELECT ${F_COLUMNS}, true FROM files AS f JOIN s ON f.id = s.id
-         WHERE f.status = 'processing' AND NOT s.again AND f.attempts < s.max_attempts`,
+      const rows = await this.sql<StoredRow>(
+        `UPDATE files AS f SET
+           status = CASE WHEN f.attempts >= s.max_attempts THEN 'failed' ELSE 'processing' END,
+           attempts = CASE WHEN f.attempts >= s.max_attempts THEN f.attempts ELSE f.attempts + 1 END,
+           error = CASE WHEN f.attempts >= s.max_attempts THEN s.too_many ELSE f.error END,
+           updated_at = now()
+         FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[]) AS s(id, max_attempts, too_many, again)
+         WHERE f.id = s.id AND (f.status = 'queued' OR (f.status = 'processing' AND (s.again OR f.attempts >= s.max_attempts)))
+         RETURNING ${F_COLUMNS}`,
         [
           starts.map((start) => start.id),
           starts.map((start) => start.maxAttempts),
@@ -146,7 +140,13 @@ export class FileRepository {
           starts.map((start) => start.again),
         ],
       );
-      const byId = new Map(rows.map(({ redelivered, ...row }) => [row.id, redelivered ? ('redelivered' as const) : toRow(row)]));
+      const byId = new Map<string, FileRow | 'redelivered'>(rows.map((row) => [row.id, toRow(row)]));
+      // Left alone: gone, finished, or (the rare case that costs a second statement) a re-delivery.
+      const missed = starts.filter((start) => !start.again && !byId.has(start.id)).map((start) => start.id);
+      if (missed.length > 0) {
+        const redelivered = await this.sql<{ id: string }>("SELECT id FROM files WHERE id = ANY($1::uuid[]) AND status = 'processing'", [missed]);
+        for (const { id } of redelivered) byId.set(id, 'redelivered');
+      }
       return starts.map((start) => byId.get(start.id) ?? null);
     },
     { max: BATCH_MAX, key: (start) => start.id },
