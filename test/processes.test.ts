@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { dropDatabase, ensureDatabaseExists } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
 import { TEST_ENV } from './support/env.js';
-import { freePort, killStartedProcesses, runProcess, READY_TIMEOUT_MS, startApiAndWorker, startProcess, waitUntilReady, type ApiAndWorker } from './support/processes.js';
+import { eventually } from './support/eventually.js';
+import { childrenOf, freePort, killStartedProcesses, runProcess, READY_TIMEOUT_MS, startApiAndWorker, startProcess, waitUntilReady, type ApiAndWorker } from './support/processes.js';
 import { uploadFile, waitForStatus } from './support/service.js';
 
 const databaseNamed = (name: string) => {
@@ -148,6 +149,28 @@ describe('the real processes', function () {
       }
       expect(await run.exited).to.equal(0);
       expect(run.output()).to.contain('"msg":"stopped"');
+    });
+
+    it('starts a worker that died again after a back-off, and the API never notices', async () => {
+      const [port, adminPort, workerAdminPort] = [await freePort(), await freePort(), await freePort()];
+      const env = { PORT: String(port), ADMIN_PORT: String(adminPort), WORKER_ADMIN_PORT: String(workerAdminPort), QUEUE_NAME: `run-${randomBytes(3).toString('hex')}` };
+      const run = startProcess('dist/scripts/run.js', env, { detached: true });
+      try {
+        await waitUntilReady(run, `http://127.0.0.1:${adminPort}/readyz`);
+        await waitUntilReady(run, `http://127.0.0.1:${workerAdminPort}/readyz`);
+        const [apiPid, workerPid] = childrenOf(run.child.pid!);
+        process.kill(workerPid!, 'SIGKILL');
+        await eventually(() => run.output().includes('worker/main.js exited (SIGKILL); starting it again in 1 s.'), 'the restart notice');
+        await waitUntilReady(run, `http://127.0.0.1:${workerAdminPort}/readyz`);
+        const [apiPidAfter, workerPidAfter] = childrenOf(run.child.pid!);
+        expect(apiPidAfter).to.equal(apiPid);
+        expect(workerPidAfter).to.not.equal(workerPid);
+        const file = await uploadFile(`http://127.0.0.1:${port}`, { content: 'after the restart' });
+        expect((await waitForStatus(`http://127.0.0.1:${port}`, file.id, ['processed'], 10_000)).processed).to.equal(true);
+      } finally {
+        process.kill(-run.child.pid!, 'SIGINT');
+      }
+      expect(await run.exited).to.equal(0);
     });
 
     it('stops the other process when one exits on its own, and says so', async () => {
