@@ -135,7 +135,7 @@ async function main(): Promise<void> {
       return { kind: sniffed.kind, seconds, outcome: outcomes.map((row) => `${row.count} ${row.status}`).join(', ') };
     };
     for (const sample of await samples()) {
-      // Untimed: every parsing thread imports its parser once.
+      // Untimed: every parser process imports its parser once.
       await processBatch(sample, concurrency);
       const { kind, seconds, outcome } = await processBatch(sample, filesPerSample);
       console.log(`| ${sample.label} (${kind}) | ${(sample.bytes.length / 1024).toFixed(0)} KiB | ${(filesPerSample / seconds).toFixed(1)} | ${outcome} |`);

@@ -1,99 +1,170 @@
 import { expect } from 'chai';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { OtherResultSchema } from '../core/results/index.js';
 import { analyzeImage } from '../worker/processors/image.js';
 import { ProcessingError, type Processor } from '../worker/processors/index.js';
-import { ParsingThreads } from '../worker/threads.js';
-import { ANALYZERS_MODULE, echoAfter, exhaustMemory, failTransiently, spinForever, throwUncaught } from './support/analyzers.js';
-import { rejection } from './support/eventually.js';
-import { pngDeclaring, zip } from './support/fixtures.js';
+import { ParserProcesses } from '../worker/parsers.js';
+import {
+  abortProcess,
+  ANALYZERS_MODULE,
+  echoAfter,
+  exhaustMemory,
+  exhaustNativeMemory,
+  failTransiently,
+  holdNativeMemory,
+  oomScoreAdjustment,
+  spinForever,
+  throwUncaught,
+} from './support/analyzers.js';
+import { eventually, rejection } from './support/eventually.js';
+import { mp4, pngDeclaring, zip } from './support/fixtures.js';
+import { startProcess } from './support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const IMAGE_MODULE = new URL('../worker/processors/image.js', import.meta.url).href;
-const soon = (ms: number) => Date.now() + ms;
 
-describe('parsing threads', function () {
+const MIB = 1024 * 1024;
+const limits = (ms: number, cpuMs = ms) => ({ deadline: Date.now() + ms, cpuMs });
+const gone = (pid: number) => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.startsWith('Z');
+
+describe('parser processes', function () {
   this.timeout(30_000);
-  let threads: ParsingThreads;
+  let parsers: ParserProcesses;
   beforeEach(() => {
-    threads = new ParsingThreads({ size: 2 });
+    parsers = new ParserProcesses({ size: 2, maxRssBytes: 256 * MIB });
   });
-  afterEach(() => threads.close());
+  afterEach(() => parsers.close());
 
-  it('runs an exported function in a thread and answers with its value', async () => {
-    expect(await threads.run(ANALYZERS_MODULE, echoAfter, [5, { found: [1, 'two'] }], soon(10_000))).to.deep.equal({ found: [1, 'two'] });
-    expect(threads.size).to.equal(1);
+  it('runs an exported function in a child process and answers with its value', async () => {
+    expect(await parsers.run(ANALYZERS_MODULE, echoAfter, [5, { found: [1, 'two'], bytes: new Uint8Array([1, 2]) }], limits(10_000))).to.deep.equal({
+      found: [1, 'two'],
+      bytes: new Uint8Array([1, 2]),
+    });
+    expect(parsers.size).to.equal(1);
+    expect(parsers.pids()[0]).to.not.equal(process.pid);
   });
 
-  it('starts every thread and loads the preloaded parsers when warmed', async () => {
-    const warmed = new ParsingThreads({ size: 2, preload: [IMAGE_MODULE, ANALYZERS_MODULE, 'file:///no/such/module.js'] });
+  it('starts every child and loads the preloaded parsers when warmed', async () => {
+    const warmed = new ParserProcesses({ size: 2, maxRssBytes: 256 * MIB, preload: [IMAGE_MODULE, ANALYZERS_MODULE, 'file:///no/such/module.js'] });
     try {
       await warmed.warm();
       expect(warmed.size).to.equal(2);
-      expect(await warmed.run(ANALYZERS_MODULE, echoAfter, [1, 'warm'], soon(10_000))).to.equal('warm');
+      expect(await warmed.run(ANALYZERS_MODULE, echoAfter, [1, 'warm'], limits(10_000))).to.equal('warm');
     } finally {
       await warmed.close();
     }
   });
 
-  it('queues work beyond its size and runs it as threads free up', async () => {
+  it('queues work beyond its size and runs it as children free up', async () => {
     const started = Date.now();
-    const answers = await Promise.all([1, 2, 3].map((n) => threads.run(ANALYZERS_MODULE, echoAfter, [200, n], soon(10_000))));
+    const answers = await Promise.all([1, 2, 3].map((n) => parsers.run(ANALYZERS_MODULE, echoAfter, [200, n], limits(10_000))));
     expect(answers).to.deep.equal([1, 2, 3]);
     expect(Date.now() - started).to.be.at.least(400);
-    expect(threads.size).to.equal(2);
+    expect(parsers.size).to.equal(2);
   });
 
-  it('terminates a parser that outlasts its deadline, fails it with timeout, and carries on with a fresh thread', async () => {
-    const err = await rejection(threads.run(ANALYZERS_MODULE, spinForever, [], soon(300)));
+  it('offers its children to the kernel OOM killer first', async () => {
+    const { pid, score } = await parsers.run(ANALYZERS_MODULE, oomScoreAdjustment, [], limits(10_000));
+    expect(pid).to.not.equal(process.pid);
+    expect(score).to.equal('1000');
+  });
+
+  it('kills a parser that outlasts its deadline, fails it with timeout, and carries on with a fresh child', async () => {
+    const err = await rejection(parsers.run(ANALYZERS_MODULE, spinForever, [], limits(300, 60_000)));
     expect(err).to.be.instanceOf(ProcessingError);
-    expect(err.code).to.equal('timeout');
-    expect(await threads.run(ANALYZERS_MODULE, echoAfter, [1, 'still here'], soon(10_000))).to.equal('still here');
+    expect(err).to.include({ code: 'timeout' });
+    expect(err.message).to.contain('time limit');
+    expect(await parsers.run(ANALYZERS_MODULE, echoAfter, [1, 'still here'], limits(10_000))).to.equal('still here');
   });
 
-  it('fails with parser_crashed when an uncaught exception kills the thread', async () => {
-    const err = await rejection(threads.run(ANALYZERS_MODULE, throwUncaught, [], soon(10_000)));
-    expect(err).to.include({ code: 'parser_crashed' });
-    expect(await threads.run(ANALYZERS_MODULE, echoAfter, [1, 'recovered'], soon(10_000))).to.equal('recovered');
+  it('kills a parser that uses up its CPU time before its deadline', async () => {
+    const started = Date.now();
+    const err = await rejection(parsers.run(ANALYZERS_MODULE, spinForever, [], limits(20_000, 300)));
+    expect(err).to.include({ code: 'timeout' });
+    expect(err.message).to.contain('300 ms of CPU time');
+    expect(Date.now() - started).to.be.below(10_000);
   });
 
-  it('fails with out_of_memory when a parser outgrows the heap of its thread', async () => {
-    const small = new ParsingThreads({ size: 1, maxHeapMb: 32 });
+  it('fails with parser_crashed when an uncaught exception or an abort kills the child', async () => {
+    expect(await rejection(parsers.run(ANALYZERS_MODULE, throwUncaught, [], limits(10_000)))).to.include({ code: 'parser_crashed' });
+    const aborted = await rejection(parsers.run(ANALYZERS_MODULE, abortProcess, [], limits(10_000)));
+    expect(aborted).to.include({ code: 'parser_crashed' });
+    expect(aborted.message).to.contain('SIGABRT');
+    expect(await parsers.run(ANALYZERS_MODULE, echoAfter, [1, 'recovered'], limits(10_000))).to.equal('recovered');
+  });
+
+  it('fails with out_of_memory when a parser outgrows the heap V8 was given from the ceiling', async () => {
+    const small = new ParserProcesses({ size: 1, maxRssBytes: 192 * MIB });
     try {
-      const err = await rejection(small.run(ANALYZERS_MODULE, exhaustMemory, [], soon(20_000)));
-      expect(err).to.include({ code: 'out_of_memory' });
-      expect(err.message).to.contain('32 MiB');
+      expect(await rejection(small.run(ANALYZERS_MODULE, exhaustMemory, [], limits(20_000)))).to.include({ code: 'out_of_memory' });
     } finally {
       await small.close();
     }
   });
 
-  it('keeps a ProcessingError permanent across the thread boundary, and any other error retryable', async () => {
+  it('kills a parser whose memory outside the heap passes the RSS ceiling, and fails it with out_of_memory', async () => {
+    const small = new ParserProcesses({ size: 1, maxRssBytes: 200 * MIB });
+    try {
+      const err = await rejection(small.run(ANALYZERS_MODULE, exhaustNativeMemory, [], limits(20_000)));
+      expect(err).to.include({ code: 'out_of_memory' });
+      expect(err.message).to.contain('more than 200 MiB');
+      // Below the ceiling, the same kind of memory is fine.
+      expect(await small.run(ANALYZERS_MODULE, holdNativeMemory, [32, 10], limits(20_000))).to.equal(32);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('fails with out_of_memory when the kernel kills a child mid-parse, and replaces it', async () => {
+    await parsers.warm();
+    const running = parsers.run(ANALYZERS_MODULE, echoAfter, [5_000, 'never'], limits(10_000));
+    await sleep(200);
+    const victim = parsers.pids()[0]!;
+    // What the OOM killer does: SIGKILL, from outside.
+    for (const pid of parsers.pids()) process.kill(pid, 'SIGKILL');
+    expect(await rejection(running)).to.include({ code: 'out_of_memory' });
+    await eventually(() => parsers.size === 2 && !parsers.pids().includes(victim), 'the pool is full again');
+  });
+
+  it('keeps a ProcessingError permanent across the process boundary, and any other error retryable', async () => {
     const file = path.join(os.tmpdir(), `fp-bomb-${process.pid}.png`);
     await writeFile(file, pngDeclaring(100_000, 100_000));
-    const permanent = await rejection(threads.run(IMAGE_MODULE, analyzeImage, [{ path: file, contentType: 'image/png', size: 1, limits: { maxImagePixels: 1e6 } }], soon(10_000)));
+    const permanent = await rejection(parsers.run(IMAGE_MODULE, analyzeImage, [{ path: file, contentType: 'image/png', size: 1, limits: { maxImagePixels: 1e6 } }], limits(10_000)));
     expect(permanent).to.be.instanceOf(ProcessingError);
     expect(permanent.code).to.equal('image_too_large');
-    const transient = await rejection(threads.run(ANALYZERS_MODULE, failTransiently, [], soon(10_000)));
+    const transient = await rejection(parsers.run(ANALYZERS_MODULE, failTransiently, [], limits(10_000)));
     expect(transient).to.not.be.instanceOf(ProcessingError);
     expect(transient).to.include({ code: 'ECONNRESET', message: 'connection reset' });
-    const missing = await rejection(threads.run(ANALYZERS_MODULE, Object.defineProperty(async () => 1, 'name', { value: 'noSuchExport' }), [], soon(10_000)));
+    const missing = await rejection(parsers.run(ANALYZERS_MODULE, Object.defineProperty(async () => 1, 'name', { value: 'noSuchExport' }), [], limits(10_000)));
     expect(missing.message).to.contain('exports no function noSuchExport');
   });
 
-  it('rejects work once closed', async () => {
-    await threads.close();
-    expect((await rejection(threads.run(ANALYZERS_MODULE, echoAfter, [1, 1], soon(1_000)))).message).to.contain('closed');
+  it('rejects work once closed, and leaves no child behind', async () => {
+    await parsers.warm();
+    const pids = parsers.pids();
+    await parsers.close();
+    expect(pids.filter((pid) => !gone(pid))).to.deep.equal([]);
+    expect((await rejection(parsers.run(ANALYZERS_MODULE, echoAfter, [1, 1], limits(1_000)))).message).to.contain('closed');
+  });
+
+  it('dies with its parent, even while a parser spins', async () => {
+    const parent = startProcess('dist/test/support/spinningParent.js');
+    const pid = Number(await eventually(() => /^child (\d+)$/m.exec(parent.output())?.[1], 'the spinning child'));
+    parent.child.kill('SIGKILL');
+    await parent.exited;
+    await eventually(() => gone(pid), 'the orphaned child is gone', 5_000);
   });
 });
 
-/** A processor whose parser misbehaves in a real parsing thread. */
+/** A processor whose parser misbehaves in a real parser process. */
 const misbehaving = (analysis: () => Promise<never>): Processor => ({
   resultSchema: OtherResultSchema,
   async process(input) {
-    await input.inThread(ANALYZERS_MODULE, analysis);
+    await input.inParser(ANALYZERS_MODULE, analysis);
     return { result: {}, thumbnail: false };
   },
 });
@@ -104,8 +175,13 @@ describe('the worker with misbehaving parsers', function () {
   before(async () => {
     service = await startService({
       jobTimeoutMs: 4_000,
-      processors: { other: misbehaving(spinForever), archive: misbehaving(throwUncaught), audio: misbehaving(exhaustMemory) },
-      threads: new ParsingThreads({ size: 4, maxHeapMb: 48 }),
+      processors: {
+        other: misbehaving(spinForever),
+        archive: misbehaving(throwUncaught),
+        audio: misbehaving(exhaustMemory),
+        video: misbehaving(exhaustNativeMemory),
+      },
+      parsers: new ParserProcesses({ size: 4, maxRssBytes: 200 * MIB }),
     });
   });
   after(() => service.close());
@@ -126,18 +202,20 @@ describe('the worker with misbehaving parsers', function () {
     expect(done.error!.code).to.equal('timeout');
   });
 
-  it('fails files whose parser crashes or runs out of memory, alone', async () => {
-    const [crashing, hungry, normal] = await Promise.all([
+  it('fails files whose parser crashes or runs out of memory at the first attempt, alone', async () => {
+    const [crashing, hungry, bloated, normal] = await Promise.all([
       uploadFile(service.url, { name: 'crash.zip', content: zip([{ name: 'a', content: 'b' }]) }),
       uploadFile(service.url, { name: 'hungry.wav', content: Buffer.concat([Buffer.from('RIFF\x24\x00\x00\x00WAVEfmt ', 'latin1'), Buffer.alloc(64)]) }),
+      uploadFile(service.url, { name: 'bloated.mp4', content: mp4() }),
       uploadFile(service.url, { name: 'normal.csv', content: 'a,b\n1,2\n' }),
     ]);
-    expect([crashing.kind, hungry.kind]).to.deep.equal(['archive', 'audio']);
-    const outcomes = await Promise.all([crashing, hungry, normal].map((file) => waitForStatus(service.url, file.id, ['processed', 'failed'], 20_000)));
-    expect(outcomes.map((file) => [file.status, file.error?.code ?? null])).to.deep.equal([
-      ['failed', 'parser_crashed'],
-      ['failed', 'out_of_memory'],
-      ['processed', null],
+    expect([crashing.kind, hungry.kind, bloated.kind]).to.deep.equal(['archive', 'audio', 'video']);
+    const outcomes = await Promise.all([crashing, hungry, bloated, normal].map((file) => waitForStatus(service.url, file.id, ['processed', 'failed'], 20_000)));
+    expect(outcomes.map((file) => [file.status, file.error?.code ?? null, file.attempts])).to.deep.equal([
+      ['failed', 'parser_crashed', 1],
+      ['failed', 'out_of_memory', 1],
+      ['failed', 'out_of_memory', 1],
+      ['processed', null, 1],
     ]);
   });
 });

@@ -10,7 +10,7 @@ import { CsvScanner } from '../worker/processors/csvScanner.js';
 import { JsonScanner } from '../worker/processors/jsonScanner.js';
 import { truncateUtf8 } from '../worker/processors/pdf.js';
 import { analyzeText, textProcessor, TEXT_INLINE_MAX_BYTES } from '../worker/processors/text.js';
-import type { RunInThread } from '../worker/processors/types.js';
+import type { RunInParser } from '../worker/processors/types.js';
 import { rejection } from './support/eventually.js';
 
 /** `text` cut into pieces of 1, 2, 3, ... characters: state must carry across any boundary. */
@@ -199,26 +199,26 @@ describe('text processor', () => {
   before(() => storage.init());
   after(() => rm(storage.root, { recursive: true, force: true }));
 
-  /** Processes `content` as a stored text file recorded with `recordedSha256`, counting the analyses sent to a parsing thread. */
+  /** Processes `content` as a stored text file recorded with `recordedSha256`, counting the analyses sent to a parser process. */
   async function processText(id: string, content: Buffer, recordedSha256 = sha256(content)) {
     await storage.put(id, Readable.from([content]), { maxBytes: content.length });
-    let threadRuns = 0;
-    const inThread: RunInThread = (_module, analysis, ...args) => (threadRuns++, analysis(...args));
+    let parserRuns = 0;
+    const inParser: RunInParser = (_module, analysis, ...args) => (parserRuns++, analysis(...args));
     const file = { id, size: content.length, sha256: recordedSha256, content_type: 'text/plain; charset=utf-8' } as FileRow;
-    const output = await textProcessor.process({ file, storage, limits: { maxImagePixels: 1 }, inThread });
-    return { output, threadRuns };
+    const output = await textProcessor.process({ file, storage, limits: { maxImagePixels: 1 }, inParser });
+    return { output, parserRuns };
   }
 
-  it('analyses small texts on the event loop and larger ones in a parsing thread, with the same fields', async () => {
+  it('analyses small texts on the event loop and larger ones in a parser process, with the same fields', async () => {
     const line = 'the quick brown fox\n';
     const small = Buffer.from(line.repeat(Math.floor(TEXT_INLINE_MAX_BYTES / line.length)));
     const large = Buffer.concat([small, Buffer.from(line)]);
     const inline = await processText('00000000-0000-7000-8000-00000000a001', small);
-    const threaded = await processText('00000000-0000-7000-8000-00000000a002', large);
-    expect(inline.threadRuns).to.equal(0);
-    expect(threaded.threadRuns).to.equal(1);
+    const isolated = await processText('00000000-0000-7000-8000-00000000a002', large);
+    expect(inline.parserRuns).to.equal(0);
+    expect(isolated.parserRuns).to.equal(1);
     expect(inline.output.result).to.include({ sha256_verified: true, bytes_read: small.length, lines: small.length / line.length, encoding: 'utf-8' });
-    expect(threaded.output.result).to.include({ sha256_verified: true, bytes_read: large.length, lines: large.length / line.length, encoding: 'utf-8' });
+    expect(isolated.output.result).to.include({ sha256_verified: true, bytes_read: large.length, lines: large.length / line.length, encoding: 'utf-8' });
   });
 
   it('checks the bytes of an inline text against the record before analysing them', async () => {

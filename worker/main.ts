@@ -22,6 +22,7 @@ runMain(async () => {
     processors: PROCESSORS,
     concurrency: config.workerConcurrency,
     limits: { maxImagePixels: config.imageMaxPixels },
+    parserMaxRssBytes: config.parserMaxRssBytes,
     jobTimeoutMs: config.jobTimeoutMs,
     maxAttempts: config.maxAttempts,
     onBusyChange: deletionCost?.setBusy,

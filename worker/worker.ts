@@ -7,9 +7,9 @@ import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import { ProcessingError, type ProcessingLimits, type ProcessorRegistry } from './processors/index.js';
-import type { RunInThread } from './processors/types.js';
+import type { RunInParser } from './processors/types.js';
 import { Exclusion } from './exclusion.js';
-import { ParsingThreads } from './threads.js';
+import { ParserProcesses } from './parsers.js';
 
 export interface WorkerDeps {
   db: Database;
@@ -24,14 +24,16 @@ export interface WorkerDeps {
   limits: ProcessingLimits;
   /** Longest one job may run (JOB_TIMEOUT_MS). */
   jobTimeoutMs: number;
-  /** Where parsing runs; by default one thread per concurrent job. */
-  threads?: ParsingThreads;
+  /** RSS ceiling of one parser process (PARSER_MAX_RSS_BYTES). */
+  parserMaxRssBytes: number;
+  /** Where parsing runs; by default one child process per concurrent job. */
+  parsers?: ParserProcesses;
   /** Told when the worker goes from no running job to some and back (e.g. to set its pod's deletion cost). */
   onBusyChange?: (busy: boolean) => void;
 }
 
 export interface Worker {
-  /** Starts the parsing threads and loads the parsers in them, so that the first files do not wait. */
+  /** Starts the parser processes and loads the parsers in them, so that the first files do not wait. */
   warm(): Promise<void>;
   start(): void;
   /** Stops taking jobs and waits up to `timeoutMs` for the running ones. */
@@ -42,8 +44,8 @@ type Outcome = 'processed' | 'failed' | 'retried' | 'skipped' | 'superseded';
 
 export function createWorker(deps: WorkerDeps): Worker {
   const { db, queue, storage, logger, metrics, processors } = deps;
-  const parsers = [...new Set(Object.values(processors).flatMap((processor) => (processor.module ? [processor.module] : [])))];
-  const threads = deps.threads ?? new ParsingThreads({ size: deps.concurrency, preload: parsers });
+  const preload = [...new Set(Object.values(processors).flatMap((processor) => (processor.module ? [processor.module] : [])))];
+  const parsers = deps.parsers ?? new ParserProcesses({ size: deps.concurrency, maxRssBytes: deps.parserMaxRssBytes, preload });
   // Parsing gets what is left of the job's time, less a reserve to record the outcome before the queue gives up.
   const parsingBudgetMs = deps.jobTimeoutMs - Math.min(5_000, deps.jobTimeoutMs / 10);
 
@@ -86,11 +88,12 @@ export function createWorker(deps: WorkerDeps): Worker {
       logger.info({ file_id: row.id, kind: row.kind, outcome, attempts: row.attempts, duration_ms: Math.round(seconds * 1e4) / 10, ...extra }, 'job');
     };
 
-    const deadline = takenAt + parsingBudgetMs;
-    const inThread: RunInThread = (module, analysis, ...args) => threads.run(module, analysis, args, deadline);
+    // The CPU time a parse may use is its share of the job's time too; the deadline bounds the waiting.
+    const limits = { deadline: takenAt + parsingBudgetMs, cpuMs: parsingBudgetMs };
+    const inParser: RunInParser = (module, analysis, ...args) => parsers.run(module, analysis, args, limits);
     let output;
     try {
-      output = await processors[row.kind].process({ file: row, storage, limits: deps.limits, inThread });
+      output = await processors[row.kind].process({ file: row, storage, limits: deps.limits, inParser });
     } catch (err) {
       if (err instanceof ProcessingError) {
         const recorded = await db.files.failProcessing(row.id, row.attempts, { code: err.code, message: err.message });
@@ -105,6 +108,8 @@ export function createWorker(deps: WorkerDeps): Worker {
       return finish(recorded ? 'failed' : 'superseded', { err, error_code: 'processing_failed' });
     }
     const recorded = await db.files.finishProcessing(row.id, row.attempts, output.result, output.thumbnail);
+    // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written.
+    if (!recorded && output.thumbnail && !(await db.files.existing([row.id])).has(row.id)) await storage.remove(row.id);
     finish(recorded ? 'processed' : 'superseded');
   }
 
@@ -119,11 +124,11 @@ export function createWorker(deps: WorkerDeps): Worker {
   }
 
   return {
-    warm: () => threads.warm(),
+    warm: () => parsers.warm(),
     start: () => queue.consume(deps.concurrency, deps.onBusyChange ? handleCountingRunning : handle),
     close: async (timeoutMs) => {
       await queue.close(timeoutMs);
-      await threads.close();
+      await parsers.close();
     },
   };
 }

@@ -1,4 +1,4 @@
-// Misbehaving parsers, run in the worker's real parsing threads to show what a hostile file can do to one.
+// Misbehaving parsers, run in the worker's real parser processes to show what a hostile file can do to one.
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const ANALYZERS_MODULE = import.meta.url;
@@ -33,4 +33,31 @@ export async function echoAfter(ms: number, value: unknown): Promise<unknown> {
 /** Fails the way a storage error would: a plain error with an errno code. */
 export async function failTransiently(): Promise<never> {
   throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
+}
+
+/** Grows memory outside the V8 heap (touched Buffers), where no heap limit sees it. */
+export async function exhaustNativeMemory(): Promise<never> {
+  const hoard: Buffer[] = [];
+  for (;;) {
+    hoard.push(Buffer.alloc(16 * 1024 * 1024, 1));
+    await sleep(1);
+  }
+}
+
+/** Holds `mib` MiB outside the heap for `ms`, then answers how much it held. */
+export async function holdNativeMemory(mib: number, ms: number): Promise<number> {
+  const held = Array.from({ length: mib }, () => Buffer.alloc(1024 * 1024, 1));
+  await sleep(ms);
+  return held.length;
+}
+
+/** Dies at once, as a native parser that crashes would. */
+export async function abortProcess(): Promise<never> {
+  process.abort();
+}
+
+/** What the kernel's OOM killer thinks of this process, and its pid. */
+export async function oomScoreAdjustment(): Promise<{ pid: number; score: string }> {
+  const { readFile } = await import('node:fs/promises');
+  return { pid: process.pid, score: (await readFile('/proc/self/oom_score_adj', 'utf8')).trim() };
 }

@@ -18,7 +18,7 @@ import { createMetrics, type Metrics } from '../../core/telemetry/metrics.js';
 import { VERSION } from '../../core/runtime.js';
 import { PROCESSORS, type Processor, type ProcessorRegistry } from '../../worker/processors/index.js';
 import { otherProcessor } from '../../worker/processors/other.js';
-import type { ParsingThreads } from '../../worker/threads.js';
+import type { ParserProcesses } from '../../worker/parsers.js';
 import { createWorker, type WorkerDeps } from '../../worker/worker.js';
 import { TEST_ENV } from './env.js';
 
@@ -33,8 +33,8 @@ export interface ServiceOptions {
   jobTimeoutMs?: number;
   /** IMAGE_MAX_PIXELS (default 50 megapixels). */
   maxImagePixels?: number;
-  /** The worker's parsing threads (default: one per concurrent job). */
-  threads?: ParsingThreads;
+  /** The worker's parser processes (default: one per concurrent job). */
+  parsers?: ParserProcesses;
   /** Replace the database (e.g. one that cannot connect). */
   db?: Database;
   maxAttempts?: number;
@@ -131,7 +131,7 @@ const queueOptionsFor = (name: string, options: Pick<ServiceOptions, 'jobRetries
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
 export async function startWorker(
   queueName: string,
-  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'jobTimeoutMs' | 'maxImagePixels' | 'threads' | 'tracer' | 'logger'> & Pick<WorkerDeps, 'onBusyChange'> = {},
+  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'jobTimeoutMs' | 'maxImagePixels' | 'parsers' | 'tracer' | 'logger'> & Pick<WorkerDeps, 'onBusyChange'> = {},
 ): Promise<TestWorker> {
   const consumer = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'consumer', tracer: options.tracer });
   await consumer.ready();
@@ -149,7 +149,8 @@ export async function startWorker(
     maxAttempts: options.maxAttempts ?? 5,
     limits: { maxImagePixels: options.maxImagePixels ?? 50_000_000 },
     jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
-    ...(options.threads ? { threads: options.threads } : {}),
+    parserMaxRssBytes: 256 * 1024 * 1024,
+    ...(options.parsers ? { parsers: options.parsers } : {}),
     onBusyChange: options.onBusyChange,
   });
   worker.start();

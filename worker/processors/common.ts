@@ -1,5 +1,5 @@
 // Every kind's common ground: re-read the stored bytes and check them against the recorded sha256 and
-// size, then (for kinds with more to say) run the kind's analysis in a parsing thread.
+// size, then (for kinds with more to say) run the kind's analysis in a parser process.
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -57,8 +57,8 @@ export async function readBytes(path: string, length: number, position = 0): Pro
 
 export interface AnalyzingOptions {
   /**
-   * Files up to this size are read once and analysed on the event loop, skipping the thread's
-   * round trip and the second read, which cost more than the analysis itself for small files.
+   * Files up to this size are read once and analysed on the event loop, skipping the round trip to a parser
+   * process and the second read, which cost more than the analysis itself for small files.
    * Only for analyses in plain JavaScript whose time grows linearly with the size: at this size
    * they hold the event loop for about a millisecond (see ARCHITECTURE.md, Processing).
    */
@@ -67,7 +67,7 @@ export interface AnalyzingOptions {
 
 /**
  * A processor that verifies the bytes, then runs `analysis` (exported by `module`, the caller's
- * `import.meta.url`) in a parsing thread, or inline for small files, and stores the thumbnail it may return.
+ * `import.meta.url`) in a parser process, or inline for small files, and stores the thumbnail it may return.
  */
 export function analyzingProcessor<F extends object>(
   resultSchema: Processor['resultSchema'],
@@ -83,7 +83,7 @@ export function analyzingProcessor<F extends object>(
       const { common, bytes } = await readVerified(input, file.size <= (options.inlineMaxBytes ?? -1));
       const path = await storage.localPath(file.id);
       const analysisInput: AnalysisInput = { path, contentType: file.content_type, size: file.size, limits };
-      const analyzed = bytes ? await analysis({ ...analysisInput, bytes }) : await input.inThread(module, analysis, analysisInput);
+      const analyzed = bytes ? await analysis({ ...analysisInput, bytes }) : await input.inParser(module, analysis, analysisInput);
       if (analyzed.thumbnail) {
         await storage.put(file.id, Readable.from([Buffer.from(analyzed.thumbnail)]), { maxBytes: THUMBNAIL_MAX_BYTES, variant: 'thumbnail' });
       }

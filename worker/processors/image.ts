@@ -1,6 +1,5 @@
 // Kind `image`, with sharp (libvips): what the header says, then a 256-px WebP thumbnail. The declared
 // size is checked before a pixel is decoded, so a decompression bomb fails cheaply with image_too_large.
-// sharp is imported statically: the main thread must load libvips before threads that use it come and go.
 import sharp from 'sharp';
 import type { CommonResult } from '../../core/results/index.js';
 import { ImageResultSchema, type ImageResult } from '../../core/results/image.js';

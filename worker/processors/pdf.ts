@@ -1,6 +1,6 @@
 // Kind `pdf`, with pdf.js (Mozilla, Apache-2.0), pure JavaScript: page count, the document information,
 // whether it is encrypted, and the first kilobyte of text. pdf.js reads the file by ranges, so a large
-// PDF is never loaded whole; it is imported in the parsing thread only.
+// PDF is never loaded whole; it is imported in the parser processes only.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommonResult } from '../../core/results/index.js';

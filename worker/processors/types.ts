@@ -8,14 +8,14 @@ export interface ProcessingLimits {
   maxImagePixels: number;
 }
 
-/** Runs `analysis`, an export of `module`, in a parsing thread within the job's time budget. */
-export type RunInThread = <A extends unknown[], R>(module: string, analysis: (...args: A) => Promise<R>, ...args: A) => Promise<R>;
+/** Runs `analysis`, an export of `module`, in a parser process within the job's time and memory budget. */
+export type RunInParser = <A extends unknown[], R>(module: string, analysis: (...args: A) => Promise<R>, ...args: A) => Promise<R>;
 
 export interface ProcessorInput {
   file: FileRow;
   storage: BlobStore;
   limits: ProcessingLimits;
-  inThread: RunInThread;
+  inParser: RunInParser;
 }
 
 export interface ProcessorOutput {
@@ -28,12 +28,12 @@ export interface ProcessorOutput {
 export interface Processor {
   /** JSON schema of the result (from core/results), shown per kind in the OpenAPI document. */
   resultSchema: TObject;
-  /** The module whose analysis runs in a parsing thread: every thread imports it as it starts. */
+  /** The module whose analysis runs in a parser process: every one imports it as it starts. */
   module?: string;
   process(input: ProcessorInput): Promise<ProcessorOutput>;
 }
 
-/** What a thread-side analysis gets: the bytes' local path and what the record says about them. */
+/** What an analysis gets: the bytes' local path and what the record says about them. */
 export interface AnalysisInput {
   path: string;
   contentType: string;
@@ -43,7 +43,7 @@ export interface AnalysisInput {
   bytes?: Buffer;
 }
 
-/** What a thread-side analysis finds: the kind's own result fields, warnings, and maybe a thumbnail. */
+/** What an analysis finds: the kind's own result fields, warnings, and maybe a thumbnail. */
 export interface Analyzed<F> {
   fields: F;
   warnings: string[];

@@ -1,0 +1,273 @@
+// Untrusted bytes are parsed in child processes, where a crash or a runaway allocation can only hurt the
+// file being parsed. A thread's heap limit is best effort (a large allocation aborts the whole process, and
+// ArrayBuffers are not counted); a process's memory is the kernel's to measure and to take back. Each child
+// is watched while it parses: past its RSS ceiling, its CPU time or its deadline it is killed, its file fails
+// at once (`out_of_memory`, `timeout`, `parser_crashed`), and a fresh child, warm again, takes its place.
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { ProcessingError } from './processors/types.js';
+
+export interface ParserProcessesOptions {
+  /** Children at most: one per job the worker runs at once. */
+  size: number;
+  /** RSS above which a child is killed and its file fails with `out_of_memory` (PARSER_MAX_RSS_BYTES). */
+  maxRssBytes: number;
+  /** Modules every child imports as it starts (the parsers), so no file waits for them. */
+  preload?: string[];
+  /** How often a busy child's memory and CPU time are read. */
+  watchIntervalMs?: number;
+}
+
+/** What a child is given at start, in its environment. */
+export const PRELOAD_ENV = 'FILE_PROCESSOR_PARSER_PRELOAD';
+
+/** A function exported by a module, run in a child with arguments and result copied across. */
+export type Analysis<A extends unknown[], R> = (...args: A) => Promise<R>;
+
+/** What a child sends back: a value, or an error described well enough to rebuild it; `ready` once it has preloaded. */
+export type ParserReply = { ok: true; value: unknown } | { ok: false; error: { permanent: boolean; code: string | null; message: string } } | { ready: true };
+
+/** What a child is asked to do: call `name` from `module` with `args`. */
+export interface ParserRequest {
+  module: string;
+  name: string;
+  args: unknown[];
+}
+
+/** When a parse must stop: a wall-clock deadline (epoch ms) and a CPU-time budget. */
+export interface ParseLimits {
+  deadline: number;
+  cpuMs: number;
+}
+
+interface Task extends ParserRequest, ParseLimits {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+interface Child {
+  process: ChildProcess;
+  ready: Promise<void>;
+  /** It said it was ready: it can start, so replacing it when it dies cannot loop. */
+  started: boolean;
+  task?: Task;
+  /** CPU time the child had used when its task started. */
+  cpuAtStart: number;
+  timer?: NodeJS.Timeout;
+  /** Why we killed it, when we did. */
+  killedFor?: ProcessingError;
+  /** The end of its stderr: V8 says there why it aborted. */
+  stderr: string;
+}
+
+const CHILD_ENTRY = new URL('./parserProcess.js', import.meta.url);
+const STDERR_KEPT = 8 * 1024;
+const MIB = 1024 * 1024;
+/** What a child holds before it parses anything (Node, libvips, pdf.js): measured at about 85 MiB. */
+const CHILD_BASELINE_BYTES = 128 * MIB;
+const V8_HEAP_ABORT = /heap out of memory|heap limit|process out of memory|invalid array length|invalid size error/i;
+
+/**
+ * V8's own limits, sized from the ceiling: the old generation gets what the baseline leaves, so a parser
+ * that grows its JavaScript heap is stopped by V8 (inside the child) before the ceiling is reached.
+ */
+export function v8Flags(maxRssBytes: number): string[] {
+  const heapMb = Math.max(32, Math.floor((maxRssBytes - CHILD_BASELINE_BYTES) / MIB));
+  return [`--max-old-space-size=${heapMb}`, '--max-semi-space-size=16'];
+}
+
+export class ParserProcesses {
+  private readonly children = new Set<Child>();
+  private readonly idle: Child[] = [];
+  private readonly waiting: Task[] = [];
+  private watch: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: ParserProcessesOptions) {}
+
+  /**
+   * Runs `analysis` (an export of `module`, found by its name) in a child. Rejects with a ProcessingError
+   * `timeout` past the deadline or the CPU budget, `out_of_memory` past the RSS ceiling, `parser_crashed`
+   * when the child dies otherwise.
+   */
+  run<A extends unknown[], R>(module: string, analysis: Analysis<A, R>, args: A, limits: ParseLimits): Promise<R> {
+    if (this.closed) return Promise.reject(new Error('The parser processes are closed.'));
+    return new Promise<R>((resolve, reject) => {
+      this.waiting.push({ module, name: analysis.name, args, ...limits, resolve: resolve as (value: unknown) => void, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Children alive now (busy or idle). */
+  get size(): number {
+    return this.children.size;
+  }
+
+  /** Process ids of the children alive now. */
+  pids(): number[] {
+    return [...this.children].map((child) => child.process.pid!).filter(Boolean);
+  }
+
+  /** Starts every child now and resolves once each has imported its preloaded modules. */
+  async warm(): Promise<void> {
+    while (this.children.size < this.options.size) this.idle.push(this.spawn());
+    await Promise.all([...this.children].map((child) => child.ready));
+  }
+
+  /** Stops every child; tasks still waiting or running are rejected. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.watch);
+    for (const task of this.waiting.splice(0)) task.reject(new Error('The parser processes are closed.'));
+    const exits = [...this.children].map((child) => new Promise((resolve) => (child.process.exitCode !== null || child.process.signalCode !== null ? resolve(null) : child.process.once('exit', resolve))));
+    for (const child of this.children) child.process.kill('SIGKILL');
+    await Promise.all(exits);
+  }
+
+  private dispatch(): void {
+    while (this.waiting.length > 0 && !this.closed) {
+      const child = this.idle.pop() ?? (this.children.size < this.options.size ? this.spawn() : undefined);
+      if (!child) return;
+      this.start(child, this.waiting.shift()!);
+    }
+  }
+
+  private start(child: Child, task: Task): void {
+    child.task = task;
+    const budget = Math.round(task.deadline - Date.now());
+    child.timer = setTimeout(() => this.kill(child, new ProcessingError('timeout', `Parsing took longer than its time limit of ${budget} ms; it was stopped.`)), Math.max(0, budget));
+    this.watch ??= setInterval(() => this.measure(), this.options.watchIntervalMs ?? 25);
+    const request: ParserRequest = { module: task.module, name: task.name, args: task.args };
+    // A child that dies before reading it fails the task through its exit.
+    void child.ready.then(() => {
+      if (child.task !== task || !child.process.connected) return;
+      child.cpuAtStart = cpuMsOf(child.process.pid!) ?? 0;
+      child.process.send(request, (err) => err && this.kill(child));
+    });
+  }
+
+  /** Reads every busy child's RSS and CPU time; kills the ones past their limits. */
+  private measure(): void {
+    let busy = 0;
+    for (const child of this.children) {
+      const task = child.task;
+      if (!task || child.killedFor) continue;
+      busy++;
+      const pid = child.process.pid!;
+      const rss = rssBytesOf(pid);
+      if (rss !== null && rss > this.options.maxRssBytes) {
+        this.kill(child, new ProcessingError('out_of_memory', `The parser needed more than ${Math.round(this.options.maxRssBytes / MIB)} MiB of memory for this file; it was stopped.`));
+        continue;
+      }
+      const cpu = cpuMsOf(pid);
+      if (cpu !== null && cpu - child.cpuAtStart > task.cpuMs) {
+        this.kill(child, new ProcessingError('timeout', `Parsing used more than its ${task.cpuMs} ms of CPU time; it was stopped.`));
+      }
+    }
+    if (busy === 0) {
+      clearInterval(this.watch);
+      this.watch = undefined;
+    }
+  }
+
+  /** SIGKILL: a parser stuck in a loop or a native call hears nothing else. Its exit settles the task. */
+  private kill(child: Child, reason?: ProcessingError): void {
+    child.killedFor ??= reason ?? new ProcessingError('parser_crashed', 'The parser stopped on this file.');
+    child.process.kill('SIGKILL');
+  }
+
+  private spawn(): Child {
+    const subprocess = fork(CHILD_ENTRY, [], {
+      execArgv: v8Flags(this.options.maxRssBytes),
+      env: { ...process.env, [PRELOAD_ENV]: JSON.stringify(this.options.preload ?? []) },
+      serialization: 'advanced',
+      // Parsers' console chatter is not ours to log; stderr is kept (its end) to tell why a child aborted.
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    const child: Child = { process: subprocess, ready: Promise.resolve(), started: false, cpuAtStart: 0, stderr: '' };
+    // Ready at its first message; a child that dies first is no longer waited for.
+    child.ready = new Promise((resolve) => {
+      subprocess.once('message', () => {
+        child.started = true;
+        resolve();
+      });
+      subprocess.once('exit', () => resolve());
+    });
+    subprocess.stderr!.setEncoding('utf8').on('data', (text: string) => (child.stderr = (child.stderr + text).slice(-STDERR_KEPT)));
+    // Idle children must not keep the worker alive; a running task's deadline timer does.
+    subprocess.unref();
+    subprocess.channel?.unref();
+    // Sends to a child that just died fail here and in send's callback; its exit tells the rest.
+    subprocess.on('error', () => undefined);
+    this.children.add(child);
+    subprocess.on('message', (reply: ParserReply) => {
+      const task = child.task;
+      if (!task || 'ready' in reply || child.killedFor) return;
+      this.settle(child);
+      if (reply.ok) task.resolve(reply.value);
+      else task.reject(rebuildError(reply.error));
+      this.idle.push(child);
+      this.dispatch();
+    });
+    subprocess.once('exit', (code, signal) => {
+      const task = child.task;
+      this.children.delete(child);
+      const idleAt = this.idle.indexOf(child);
+      if (idleAt >= 0) this.idle.splice(idleAt, 1);
+      if (task) {
+        this.settle(child);
+        task.reject(child.killedFor ?? causeOfDeath(code, signal, child.stderr));
+      }
+      // Keep the pool warm for the next file, as it was before this one.
+      if (!this.closed && child.started && this.children.size < this.options.size) this.idle.push(this.spawn());
+      this.dispatch();
+    });
+    return child;
+  }
+
+  private settle(child: Child): void {
+    clearTimeout(child.timer);
+    child.task = undefined;
+  }
+}
+
+/**
+ * Why a child died on its own. SIGKILL that we did not send is the kernel's OOM killer (the child's
+ * oom_score_adj makes it the first choice); V8 aborts with a message on stderr when its heap is full.
+ */
+function causeOfDeath(code: number | null, signal: NodeJS.Signals | null, stderr: string): ProcessingError {
+  if (signal === 'SIGKILL' || V8_HEAP_ABORT.test(stderr)) {
+    return new ProcessingError('out_of_memory', 'The parser ran out of memory on this file; it was stopped.');
+  }
+  return new ProcessingError('parser_crashed', `The parser crashed on this file (${signal ?? `exit code ${code}`}).`);
+}
+
+/** A ProcessingError stays permanent across the process boundary; anything else is retried. */
+function rebuildError(error: { permanent: boolean; code: string | null; message: string }): Error {
+  if (error.permanent && error.code) return new ProcessingError(error.code, error.message);
+  return Object.assign(new Error(error.message), error.code ? { code: error.code } : {});
+}
+
+/** Resident memory of a process, from /proc (null where there is none, or it is gone). */
+export function rssBytesOf(pid: number): number | null {
+  try {
+    const kib = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
+    return kib === undefined ? null : Number(kib) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU time (user + system) a process has used, from /proc/<pid>/stat (null where there is none). */
+export function cpuMsOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name, in parentheses, may hold spaces: fields are counted after its closing one.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}
