@@ -4,10 +4,15 @@ import { openDatabase, type Database } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
 import { newFileId } from '../core/ids.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
+import type { BlobStore } from '../core/storage/index.js';
+import { imageProcessor } from '../worker/processors/image.js';
 import { otherProcessor } from '../worker/processors/other.js';
 import type { Processor } from '../worker/processors/index.js';
 import { sql } from './support/db.js';
 import { TEST_ENV } from './support/env.js';
+import { eventually } from './support/eventually.js';
+import { png } from './support/fixtures.js';
+import { storedFiles } from './support/leftovers.js';
 import { seriesValue } from './support/metrics.js';
 import { flakyOnce, startService, startWorker, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
@@ -96,6 +101,43 @@ describe('the worker', () => {
       } finally {
         await worker.close();
       }
+    });
+  });
+
+  describe('when its file is deleted while it is processed', () => {
+    let service: TestService;
+    let thumbnailDue: () => void;
+    let deleted: Promise<void>;
+    let markDeleted: () => void;
+    // The real image processor, held back just before it stores the thumbnail, until the test has deleted the file.
+    const heldImages: Processor = {
+      ...imageProcessor,
+      process: (input) =>
+        imageProcessor.process({
+          ...input,
+          storage: Object.assign(Object.create(input.storage) as BlobStore, {
+            put: async (...args: Parameters<BlobStore['put']>) => {
+              thumbnailDue();
+              await deleted;
+              return input.storage.put(...args);
+            },
+          }),
+        }),
+    };
+    before(async () => {
+      service = await startService({ processors: { image: heldImages } });
+    });
+    after(() => service.close());
+
+    it('removes the thumbnail it wrote after the DELETE, so no derived file outlives its File', async () => {
+      const due = new Promise<void>((resolve) => (thumbnailDue = resolve));
+      deleted = new Promise<void>((resolve) => (markDeleted = resolve));
+      const file = await uploadFile(service.url, { name: 'photo.png', content: png(640, 480) });
+      await due;
+      expect((await fetch(`${service.url}/files/${file.id}/`, { method: 'DELETE' })).status).to.equal(204);
+      markDeleted();
+      await eventually(() => jobsWithOutcome(service.workerMetrics, 'superseded'), 'the job ends');
+      expect((await storedFiles()).filter((stored) => stored.includes(file.id))).to.deep.equal([]);
     });
   });
 
