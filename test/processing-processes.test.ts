@@ -119,6 +119,16 @@ describe('parser processes', function () {
     }
   });
 
+  it('replaces a child that still holds more than half its ceiling after a parse, and keeps one that does not', async () => {
+    expect(await parsers.run(ANALYZERS_MODULE, holdNativeMemory, [16, 1], limits(10_000))).to.equal(16);
+    const [first] = parsers.pids();
+    expect(await parsers.run(ANALYZERS_MODULE, holdNativeMemory, [16, 1], limits(10_000))).to.equal(16);
+    expect(parsers.pids()).to.deep.equal([first]);
+    expect(await parsers.run(ANALYZERS_MODULE, holdNativeMemory, [160, 1], limits(10_000))).to.equal(160);
+    // Its memory is gone with it, and a fresh child stands in its place.
+    await eventually(() => parsers.size === 1 && parsers.pids()[0] !== first, 'the bloated child is replaced');
+  });
+
   it('fails with out_of_memory when the kernel kills a child mid-parse, and replaces it', async () => {
     await parsers.warm();
     const running = parsers.run(ANALYZERS_MODULE, echoAfter, [5_000, 'never'], limits(10_000));

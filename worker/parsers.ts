@@ -206,6 +206,8 @@ export class ParserProcesses {
       this.settle(child);
       if (reply.ok) task.resolve(reply.value);
       else task.reject(rebuildError(reply.error));
+      // V8 and malloc keep what a big file made them take: a child left holding half its ceiling is replaced.
+      if ((rssBytesOf(subprocess.pid!) ?? 0) > this.options.maxRssBytes / 2) return this.kill(child);
       this.idle.push(child);
       this.dispatch();
     });
