@@ -146,6 +146,26 @@ describe('streaming CSV reading', () => {
     expect(scanCsv(['a,b\n1,"open']).unterminatedQuote).to.equal(true);
     expect(scanCsv(['a,b\n1,"closed"']).unterminatedQuote).to.equal(false);
   });
+
+  it('counts the columns of a record of millions of fields without keeping them', () => {
+    const commas = ','.repeat(64 * 1024);
+    const scanner = new CsvScanner();
+    const before = process.memoryUsage().heapUsed;
+    scanner.feed('x');
+    for (let i = 0; i < 80; i++) scanner.feed(commas);
+    const summary = scanner.end();
+    const growth = process.memoryUsage().heapUsed - before;
+    expect(summary).to.deep.equal({ delimiter: ',', columns: 80 * 64 * 1024 + 1, header: false, rows: 1 });
+    // Keeping every field took 40 MB here (a slot per field); what is kept is now a few kilobytes.
+    expect(growth, `heap grew by ${growth} bytes`).to.be.below(8 * 1024 * 1024);
+  });
+
+  it('guesses the header from the first columns of a very wide file, and counts all of them', () => {
+    const columns = 5_000;
+    const header = Array.from({ length: columns }, (_, i) => `name${i}`).join(',');
+    const row = Array.from({ length: columns }, (_, i) => String(i)).join(',');
+    expect(scanCsv([`${header}\n${row}\n${row}\n`])).to.deep.include({ columns, header: true, rows: 2 });
+  });
 });
 
 describe('text counting', () => {
