@@ -136,8 +136,15 @@ export function zip(entries: ZipEntry[]): Buffer {
   return Buffer.concat([...locals, directory, end]);
 }
 
-/** A ustar archive of the given files. */
-export function tar(entries: Array<{ name: string; content: Buffer | string }>): Buffer {
+export interface TarEntry {
+  name: string;
+  content: Buffer | string;
+  /** The 12 bytes of the size field as given (e.g. a negative or base-256 size), instead of the content's length. */
+  sizeField?: Buffer | string;
+}
+
+/** A ustar archive of the given files, each header with a valid checksum. */
+export function tar(entries: TarEntry[]): Buffer {
   const blocks: Buffer[] = [];
   for (const entry of entries) {
     const content = Buffer.from(entry.content);
@@ -146,7 +153,8 @@ export function tar(entries: Array<{ name: string; content: Buffer | string }>):
     header.write('0000644\0', 100, 'latin1');
     header.write('0000000\0', 108, 'latin1');
     header.write('0000000\0', 116, 'latin1');
-    header.write(`${content.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+    const size = entry.sizeField ?? `${content.length.toString(8).padStart(11, '0')}\0`;
+    (typeof size === 'string' ? Buffer.from(size, 'latin1') : size).copy(header, 124, 0, 12);
     header.write('00000000000\0', 136, 'latin1');
     header.write('0', 156, 'latin1');
     header.write('ustar\0' + '00', 257, 'latin1');

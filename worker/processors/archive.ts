@@ -102,8 +102,9 @@ async function readTar(path: string, size: number): Promise<ArchiveFields> {
     for (let offset = 0; offset + TAR_BLOCK <= size; ) {
       await readExactly(file, header, offset);
       if (header.every((byte) => byte === 0)) break;
-      if (!tarChecksumMatches(header)) throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
-      const entrySize = tarNumber(header.subarray(124, 136));
+      if (!tarChecksumMatches(header, offset)) throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
+      // Never negative, so the walk always moves on by at least a header.
+      const entrySize = tarNumber(header.subarray(124, 136), 'size', offset);
       const type = String.fromCharCode(header[156]!);
       const dataStart = offset + TAR_BLOCK;
       offset = dataStart + Math.ceil(entrySize / TAR_BLOCK) * TAR_BLOCK;
@@ -139,17 +140,28 @@ const cString = (bytes: Buffer): string => {
   return bytes.subarray(0, end < 0 ? bytes.length : end).toString('utf8');
 };
 
-/** Octal, or base-256 when the high bit of the first byte is set (GNU, for sizes of 8 GiB and more). */
-function tarNumber(field: Buffer): number {
-  if (field[0]! & 0x80) return field.subarray(1).reduce((value, byte) => value * 256 + byte, field[0]! & 0x7f);
-  const digits = cString(field).trim();
+/**
+ * A header's number: octal digits (space- or NUL-terminated), or base-256 when the high bit of the first
+ * byte is set (GNU, for sizes of 8 GiB and more). Anything else (a sign, a letter, a value past 2^53)
+ * fails the file: parseInt would take "-1000" or "12zz" and leave the walk stuck or off its blocks.
+ */
+function tarNumber(field: Buffer, what: string, offset: number): number {
+  const damaged = (how: string) => new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged: its ${what} field ${how}.`);
+  if (field[0]! & 0x80) {
+    // A negative base-256 number (first byte 0xff) reads as far above 2^53 too.
+    const value = field.subarray(1).reduce((value, byte) => value * 256 + byte, field[0]! & 0x7f);
+    if (!Number.isSafeInteger(value)) throw damaged('is a base-256 number beyond 2^53, or negative');
+    return value;
+  }
+  const digits = field.toString('latin1').split('\0')[0]!.trim();
+  if (!/^[0-7]*$/.test(digits)) throw damaged(`"${digits}" is not an octal number`);
   return digits === '' ? 0 : parseInt(digits, 8);
 }
 
-function tarChecksumMatches(header: Buffer): boolean {
+function tarChecksumMatches(header: Buffer, offset: number): boolean {
   let sum = 0;
   for (let i = 0; i < TAR_BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!;
-  return sum === tarNumber(header.subarray(148, 156));
+  return sum === tarNumber(header.subarray(148, 156), 'checksum', offset);
 }
 
 /** Inflating a gzip stream to check it stops after this much output, so a bomb costs seconds, not minutes. */
