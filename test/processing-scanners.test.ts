@@ -172,7 +172,7 @@ describe('text counting', () => {
   const analyze = async (name: string, content: Buffer, contentType = 'text/plain; charset=utf-8') => {
     const file = path.join(os.tmpdir(), `fp-text-${process.pid}-${name}`);
     await writeFile(file, content);
-    return analyzeText({ path: file, contentType, size: content.length, limits: { maxImagePixels: 1 } });
+    return analyzeText({ path: file, contentType, size: content.length, limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 } });
   };
 
   it('sees a CRLF split between two read chunks as one line ending', async () => {
@@ -206,7 +206,7 @@ describe('text counting', () => {
     ];
     for (const [name, content, contentType] of cases) {
       const fromFile = await analyze(name, content, contentType);
-      const inMemory = await analyzeText({ path: '/nonexistent', contentType, size: content.length, limits: { maxImagePixels: 1 }, bytes: content });
+      const inMemory = await analyzeText({ path: '/nonexistent', contentType, size: content.length, limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 }, bytes: content });
       expect(inMemory, name).to.deep.equal(fromFile);
     }
   });
@@ -225,7 +225,7 @@ describe('text processor', () => {
     let threadRuns = 0;
     const inThread: RunInThread = (_module, analysis, ...args) => (threadRuns++, analysis(...args));
     const file = { id, size: content.length, sha256: recordedSha256, content_type: 'text/plain; charset=utf-8' } as FileRow;
-    const output = await textProcessor.process({ file, storage, limits: { maxImagePixels: 1 }, inThread });
+    const output = await textProcessor.process({ file, storage, limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 }, inThread });
     return { output, threadRuns };
   }
 

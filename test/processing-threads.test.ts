@@ -73,7 +73,7 @@ describe('parsing threads', function () {
   it('keeps a ProcessingError permanent across the thread boundary, and any other error retryable', async () => {
     const file = path.join(os.tmpdir(), `fp-bomb-${process.pid}.png`);
     await writeFile(file, pngDeclaring(100_000, 100_000));
-    const permanent = await rejection(threads.run(IMAGE_MODULE, analyzeImage, [{ path: file, contentType: 'image/png', size: 1, limits: { maxImagePixels: 1e6 } }], soon(10_000)));
+    const permanent = await rejection(threads.run(IMAGE_MODULE, analyzeImage, [{ path: file, contentType: 'image/png', size: 1, limits: { maxImagePixels: 1e6, pdfMaxDecodedBytes: 1 } }], soon(10_000)));
     expect(permanent).to.be.instanceOf(ProcessingError);
     expect(permanent.code).to.equal('image_too_large');
     const transient = await rejection(threads.run(ANALYZERS_MODULE, failTransiently, [], soon(10_000)));
