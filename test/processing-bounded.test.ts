@@ -1,16 +1,21 @@
 // Bounded work per file: crafted inputs that made a parser loop without moving on, or hold memory in
 // proportion to what the file declares, end quickly with a clear outcome. The analyses are called directly.
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { deflateSync } from 'node:zlib';
 import { analyzeArchive } from '../worker/processors/archive.js';
+import { analyzePdf } from '../worker/processors/pdf.js';
+import { patchPdfjsWorker, PDFJS_WORKER_FILE } from '../worker/processors/pdfDecodeBudget.js';
 import type { Analyzed, AnalysisInput, ProcessingLimits } from '../worker/processors/types.js';
-import { tar } from './support/fixtures.js';
+import { deflatedRepeats, pdf, pdfWithObjectStream, tar } from './support/fixtures.js';
 import { rejection } from './support/eventually.js';
 
-const LIMITS: ProcessingLimits = { maxImagePixels: 50_000_000 };
+const LIMITS: ProcessingLimits = { maxImagePixels: 50_000_000, pdfMaxDecodedBytes: 64 * 1024 * 1024 };
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fp-bounded-'));
 after(() => rm(dir, { recursive: true, force: true }));
@@ -62,5 +67,85 @@ describe('tar headers', () => {
       const { fields } = await analyzeTar('sizes.tar', tar([{ name: 'a.txt', content: 'hello', sizeField }]));
       expect(fields, JSON.stringify(sizeField)).to.deep.include({ entries: 1, uncompressed_bytes: 5, names: ['a.txt'] });
     }
+  });
+});
+
+describe('PDF decoding budget', () => {
+  const MIB = 1024 * 1024;
+  const spaces = Buffer.alloc(1024, 0x20);
+  const analyzeWith = (name: string, content: Buffer, pdfMaxDecodedBytes: number) =>
+    writeFile(path.join(dir, name), content).then(() =>
+      analyzePdf({ path: path.join(dir, name), contentType: 'application/pdf', size: content.length, limits: { ...LIMITS, pdfMaxDecodedBytes } }),
+    );
+
+  /** Analyses `file` in a fresh Node process (after a small PDF, so pdf.js is loaded): its result, time and peak RSS growth. */
+  async function analyzeInFreshProcess(file: string, warmUp: string): Promise<{ analyzed: Awaited<ReturnType<typeof analyzePdf>>; ms: number; rssGrowthBytes: number }> {
+    const input = (file: string) => JSON.stringify({ path: file, contentType: 'application/pdf', size: 0, limits: LIMITS });
+    const script = `
+      import { analyzePdf } from ${JSON.stringify(new URL('../worker/processors/pdf.js', import.meta.url).href)};
+      await analyzePdf(${input(warmUp)});
+      const before = process.resourceUsage().maxRSS;
+      const started = performance.now();
+      const analyzed = await analyzePdf(${input(file)});
+      const ms = performance.now() - started;
+      process.stdout.write(JSON.stringify({ analyzed, ms, rssGrowthBytes: (process.resourceUsage().maxRSS - before) * 1024 }));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+    return JSON.parse(stdout) as Awaited<ReturnType<typeof analyzeInFreshProcess>>;
+  }
+
+  it('processes a 1 MB PDF whose page inflates to 1 GiB with a warning, in a fraction of the time and memory, with its pages and title', async function () {
+    this.timeout(120_000);
+    const bomb = path.join(dir, 'bomb.pdf');
+    const small = path.join(dir, 'small.pdf');
+    await writeFile(bomb, pdf(['Intro page', { deflated: await deflatedRepeats(spaces, 1024 * MIB) }], { title: 'Bomb' }));
+    await writeFile(small, pdf(['Warm-up'], {}, { flate: true }));
+    const { analyzed, ms, rssGrowthBytes } = await analyzeInFreshProcess(bomb, small);
+    expect(analyzed.fields).to.deep.include({ pdf_version: '1.4', pages: 2, title: 'Bomb', encrypted: false, text: 'Intro page' });
+    expect(analyzed.warnings).to.deep.equal(["The PDF's text was not fully extracted: its content decodes to more than 64 MiB, the limit of this service."]);
+    // Unbounded, pdf.js took 35 s and 2.3 GB to inflate it all and find no text in it.
+    expect(ms, 'analysis time in ms').to.be.below(10_000);
+    expect(rssGrowthBytes, 'peak RSS growth in bytes').to.be.below(512 * MIB);
+  });
+
+  it('also counts what is decoded block by block (a Flate stream behind a PNG predictor), not only what is inflated whole', async () => {
+    const row = Buffer.concat([Buffer.from([0]), spaces.subarray(1)]);
+    const content = pdf(['Intro page', { deflated: await deflatedRepeats(row, 8 * MIB), decodeParms: '<< /Predictor 12 /Columns 1023 >>' }], { title: 'Rows' });
+    const over = await analyzeWith('rows.pdf', content, MIB);
+    expect(over.fields).to.deep.include({ pages: 2, title: 'Rows', text: 'Intro page' });
+    expect(over.warnings).to.deep.equal(["The PDF's text was not fully extracted: its content decodes to more than 1 MiB, the limit of this service."]);
+    expect((await analyzeWith('rows.pdf', content, 64 * MIB)).warnings).to.deep.equal([]);
+  });
+
+  it('processes a PDF whose catalog is in an object stream over the budget, saying it could not be opened', async () => {
+    const catalog = Buffer.from('1 0 << /Type /Catalog /Pages 2 0 R >>\n');
+    const normal = await analyzeWith('objects.pdf', pdfWithObjectStream(deflateSync(catalog)), MIB);
+    expect(normal).to.deep.equal({
+      fields: { pdf_version: '1.5', pages: 1, title: null, author: null, producer: null, encrypted: false, text: 'Compressed catalog' },
+      warnings: [],
+    });
+    const padded = await analyzeWith('objects-bomb.pdf', pdfWithObjectStream(await deflatedRepeats(spaces, 8 * MIB, catalog)), MIB);
+    expect(padded).to.deep.equal({
+      fields: { pdf_version: null, pages: null, title: null, author: null, producer: null, encrypted: false, text: null },
+      warnings: ['The PDF could not be opened: its structure decodes to more than 1 MiB, the limit of this service.'],
+    });
+  });
+
+  it('reads a normal PDF, plain or compressed, as before; a budget smaller than its text leaves the text out', async () => {
+    const pages = ['Hello (PDF) world', 'Second page'];
+    for (const flate of [false, true]) {
+      const { fields, warnings } = await analyzeWith('normal.pdf', pdf(pages, { title: 'Report', author: 'Ada' }, { flate }), 64 * MIB);
+      expect(fields, `flate: ${flate}`).to.deep.equal({ pdf_version: '1.4', pages: 2, title: 'Report', author: 'Ada', producer: null, encrypted: false, text: 'Hello (PDF) world Second page' });
+      expect(warnings).to.deep.equal([]);
+    }
+    const tiny = await analyzeWith('normal.pdf', pdf(pages, { title: 'Report' }, { flate: true }), 16);
+    expect(tiny.fields).to.deep.include({ pages: 2, title: 'Report', text: null });
+    expect(tiny.warnings).to.deep.equal(["The PDF's text was not fully extracted: its content decodes to more than 16 bytes, the limit of this service."]);
+  });
+
+  it("patches the installed pdf.js at both of its decoding paths, and refuses loudly a pdf.js it no longer fits", async () => {
+    const source = await readFile(PDFJS_WORKER_FILE, 'utf8');
+    expect(patchPdfjsWorker(source).split('__chargeDecodedBytes(')).to.have.length(3);
+    const upgraded = source.replace('  ensureBuffer(requested) {\n    const buffer = this.buffer;', '  ensureBuffer(requested, options) {\n    const buffer = this.buffer;');
+    expect(() => patchPdfjsWorker(upgraded)).to.throw(/pdfjs-dist changed: .*"  ensureBuffer\(requested\) \{" was found nowhere in pdf.worker.mjs/);
   });
 });
