@@ -56,16 +56,25 @@ function* boxesIn(data: Buffer, from: number, to: number): Generator<Box> {
   }
 }
 
+/** Box headers are read from windows of this size: a walk over many small boxes costs a read per window, not per box. */
+const HEADER_WINDOW_BYTES = 64 * 1024;
+
 /** The ISO base media (MP4, QuickTime) movie's duration and frame size, from its moov box. */
 async function isoMovieHeaders(path: string, size: number): Promise<MovieHeaders | null> {
   const file = await open(path, 'r');
   try {
-    const header = Buffer.alloc(16);
+    const window = Buffer.alloc(HEADER_WINDOW_BYTES);
+    let windowAt = 0;
+    let windowLength = 0;
     for (let at = 0; at + 8 <= size; ) {
-      const { bytesRead } = await file.read(header, 0, 16, at);
-      if (bytesRead < 8) return null;
+      if (at < windowAt || at + 16 > windowAt + windowLength) {
+        windowAt = at;
+        windowLength = (await file.read(window, 0, HEADER_WINDOW_BYTES, at)).bytesRead;
+      }
+      const header = window.subarray(at - windowAt, Math.min(at - windowAt + 16, windowLength));
+      if (header.length < 8) return null;
       let boxSize = header.readUInt32BE(0);
-      if (boxSize === 1 && bytesRead === 16) boxSize = Number(header.readBigUInt64BE(8));
+      if (boxSize === 1 && header.length === 16) boxSize = Number(header.readBigUInt64BE(8));
       else if (boxSize === 0) boxSize = size - at;
       if (boxSize < 8) return null;
       if (header.toString('latin1', 4, 8) === 'moov') {
