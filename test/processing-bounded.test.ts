@@ -10,9 +10,10 @@ import { promisify } from 'node:util';
 import { deflateSync } from 'node:zlib';
 import { analyzeArchive } from '../worker/processors/archive.js';
 import { analyzePdf } from '../worker/processors/pdf.js';
+import { analyzeVideo } from '../worker/processors/video.js';
 import { patchPdfjsWorker, PDFJS_WORKER_FILE } from '../worker/processors/pdfDecodeBudget.js';
 import type { Analyzed, AnalysisInput, ProcessingLimits } from '../worker/processors/types.js';
-import { deflatedRepeats, pdf, pdfWithObjectStream, tar } from './support/fixtures.js';
+import { deflatedRepeats, mp4, pdf, pdfWithObjectStream, tar } from './support/fixtures.js';
 import { rejection } from './support/eventually.js';
 
 const LIMITS: ProcessingLimits = { maxImagePixels: 50_000_000, pdfMaxDecodedBytes: 64 * 1024 * 1024 };
@@ -67,6 +68,36 @@ describe('tar headers', () => {
       const { fields } = await analyzeTar('sizes.tar', tar([{ name: 'a.txt', content: 'hello', sizeField }]));
       expect(fields, JSON.stringify(sizeField)).to.deep.include({ entries: 1, uncompressed_bytes: 5, names: ['a.txt'] });
     }
+  });
+});
+
+describe('MP4 boxes', () => {
+  const analyzeMp4 = (name: string, content: Buffer, ms?: number) => analyze(analyzeVideo, name, content, 'video/mp4', ms);
+  const clip = mp4(640, 360, 3);
+  const ftyp = clip.subarray(0, clip.readUInt32BE(0));
+  const rest = clip.subarray(ftyp.length);
+  /** A box header of `size` (1: a 64-bit size follows, given by `largeSize`). */
+  const boxHeader = (size: number, largeSize?: bigint) => {
+    const header = Buffer.alloc(largeSize === undefined ? 8 : 16);
+    header.writeUInt32BE(size);
+    header.write('free', 4, 'latin1');
+    if (largeSize !== undefined) header.writeBigUInt64BE(largeSize, 8);
+    return header;
+  };
+
+  it('reads the frame size and duration after 200,000 empty boxes in seconds, where a read per box took 30 s', async function () {
+    this.timeout(60_000);
+    const content = Buffer.concat([ftyp, Buffer.concat(Array.from({ length: 200_000 }, () => boxHeader(8))), rest]);
+    const { fields } = await analyzeMp4('many-boxes.mp4', content, 8_000);
+    expect(fields).to.deep.include({ duration_seconds: 3, width: 640, height: 360, codecs: ['avc1'] });
+  });
+
+  it('fails a box of 64-bit size 0 or smaller than its header as corrupt_file, and reads a last box of size 0 to the end', async () => {
+    for (const [name, header] of [['large-zero.mp4', boxHeader(1, 0n)], ['large-eight.mp4', boxHeader(1, 8n)], ['size-three.mp4', boxHeader(3)]] as const) {
+      expect(await rejection(analyzeMp4(name, Buffer.concat([ftyp, header, rest]))), name).to.include({ code: 'corrupt_file' });
+    }
+    const { fields } = await analyzeMp4('last-zero.mp4', Buffer.concat([clip, boxHeader(0), Buffer.alloc(100)]));
+    expect(fields).to.deep.include({ duration_seconds: 3, width: 640, height: 360 });
   });
 });
 
