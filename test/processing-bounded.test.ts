@@ -62,6 +62,12 @@ describe('tar headers', () => {
     expect(err).to.include({ code: 'corrupt_file', message: 'The tar header at byte 0 is damaged: its checksum field "-00001" is not an octal number.' });
   });
 
+  it('walks the 100,000 headers of a 50 MB tar of empty files in well under the 5 s a read per header took', async () => {
+    const content = tar(Array.from({ length: 100_000 }, (_, i) => ({ name: `f${i}`, content: '' })));
+    const { fields } = await analyze(analyzeArchive, 'many.tar', content, 'application/x-tar', 2_500);
+    expect(fields).to.deep.include({ entries: 100_000, uncompressed_bytes: 0 });
+  });
+
   it('still reads sizes padded with spaces, without a terminator, or in base 256', async () => {
     const base256 = Buffer.concat([Buffer.from([0x80]), Buffer.alloc(10), Buffer.from([5])]);
     for (const sizeField of ['00000000005 ', '          5', '5\0          ', base256]) {

@@ -2,13 +2,13 @@
 // A zip's central directory (yauzl, lazily, entry by entry) and a tar's headers give every field; a gzip
 // stream is inflated into nothing to measure and check it (up to a cap); other formats give their name.
 import { createReadStream } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
 import { LISTED_NAMES, ArchiveResultSchema, type ArchiveResult } from '../../core/results/archive.js';
 import type { CommonResult } from '../../core/results/index.js';
-import { analyzingProcessor, readBytes } from './common.js';
+import { analyzingProcessor, readBytes, WindowedFile } from './common.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 
 type ArchiveFields = Omit<ArchiveResult, keyof CommonResult>;
@@ -70,7 +70,7 @@ async function readZip(path: string, size: number): Promise<ArchiveFields> {
   const file = await open(path, 'r');
   try {
     // Names are decoded here rather than by yauzl, which rejects unsafe ones ("../x"): listing them is harmless.
-    const zip = await yauzl.fromRandomAccessReaderPromise(new WindowedReader(file), size, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: false }).catch((err: unknown) => {
+    const zip = await yauzl.fromRandomAccessReaderPromise(new WindowedReader(new WindowedFile(file)), size, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: false }).catch((err: unknown) => {
       throw asCorrupt(err, 'zip');
     });
     const fields: ArchiveFields = { ...unlisted('zip'), entries: 0, compressed_bytes: 0, uncompressed_bytes: 0, encrypted_entries: 0 };
@@ -96,46 +96,21 @@ async function readZip(path: string, size: number): Promise<ArchiveFields> {
   }
 }
 
-const ZIP_WINDOW_BYTES = 64 * 1024;
-
-/**
- * The zip file for yauzl, read in 64 KiB windows: yauzl's own reader makes two system calls per directory
- * record, which made the 65,535 entries of a 6 MB zip take 6 s. The caller closes the file.
- */
+/** The zip file for yauzl through windows: its own reader made two system calls per directory record. */
 class WindowedReader extends yauzl.RandomAccessReader {
-  private window = Buffer.alloc(0);
-  private windowAt = 0;
-
-  constructor(private readonly file: FileHandle) {
+  constructor(private readonly windowed: WindowedFile) {
     super();
   }
 
   override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null, bytesRead?: number) => void): void {
-    const from = position - this.windowAt;
-    if (from >= 0 && from + length <= this.window.length) {
-      this.window.copy(buffer, offset, from, from + length);
-      // Never synchronously: yauzl's next read comes from this callback, and the directory walk would recurse.
-      setImmediate(callback, null, length);
-      return;
-    }
-    if (length > ZIP_WINDOW_BYTES) {
-      this.file.read(buffer, offset, length, position).then(({ bytesRead }) => callback(null, bytesRead), callback);
-      return;
-    }
-    // A new buffer per window, so that a read still in flight never writes into one being copied from.
-    const window = Buffer.allocUnsafe(ZIP_WINDOW_BYTES);
-    this.file.read(window, 0, ZIP_WINDOW_BYTES, position).then(({ bytesRead }) => {
-      this.window = window.subarray(0, bytesRead);
-      this.windowAt = position;
-      const copied = this.window.copy(buffer, offset, 0, Math.min(length, bytesRead));
-      callback(null, copied);
-    }, callback);
+    this.windowed.bytesAt(position, length).then((bytes) => callback(null, bytes.copy(buffer, offset)), callback);
   }
 
   override _readStreamForRange(start: number, end: number): Readable {
-    return this.file.createReadStream({ start, end: end - 1, autoClose: false });
+    return this.windowed.file.createReadStream({ start, end: end - 1, autoClose: false });
   }
 
+  /** The caller closes the file. */
   override close(callback: (err: Error | null) => void): void {
     setImmediate(callback, null);
   }
@@ -148,10 +123,15 @@ async function readTar(path: string, size: number): Promise<ArchiveFields> {
   const fields: ArchiveFields = { ...unlisted('tar'), entries: 0, uncompressed_bytes: 0 };
   const file = await open(path, 'r');
   try {
-    const header = Buffer.alloc(TAR_BLOCK);
+    const windowed = new WindowedFile(file);
+    const bytesAt = async (position: number, length: number) => {
+      const bytes = await windowed.bytesAt(position, length);
+      if (bytes.length < length) throw new ProcessingError('corrupt_file', 'The archive is truncated.');
+      return bytes;
+    };
     let longName: string | null = null;
     for (let offset = 0; offset + TAR_BLOCK <= size; ) {
-      await readExactly(file, header, offset);
+      const header = await bytesAt(offset, TAR_BLOCK);
       if (header.every((byte) => byte === 0)) break;
       if (!tarChecksumMatches(header, offset)) throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
       // Never negative, so the walk always moves on by at least a header.
@@ -162,9 +142,7 @@ async function readTar(path: string, size: number): Promise<ArchiveFields> {
       if (offset > size) throw new ProcessingError('corrupt_file', 'The tar archive is truncated: an entry runs past the end of the file.');
       if (type === 'L') {
         // A GNU long name: the next header's name is in this entry's data.
-        const data = Buffer.alloc(Math.min(entrySize, 4096));
-        await readExactly(file, data, dataStart);
-        longName = cString(data);
+        longName = cString(await bytesAt(dataStart, Math.min(entrySize, 4096)));
         continue;
       }
       if (type === 'x' || type === 'g') continue;
@@ -179,11 +157,6 @@ async function readTar(path: string, size: number): Promise<ArchiveFields> {
     await file.close();
   }
   return fields;
-}
-
-async function readExactly(file: FileHandle, buffer: Buffer, position: number): Promise<void> {
-  const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
-  if (bytesRead < buffer.length) throw new ProcessingError('corrupt_file', 'The archive is truncated.');
 }
 
 const cString = (bytes: Buffer): string => {

@@ -4,7 +4,7 @@
 import { open } from 'node:fs/promises';
 import type { CommonResult } from '../../core/results/index.js';
 import { VideoResultSchema, type VideoResult } from '../../core/results/media.js';
-import { analyzingProcessor } from './common.js';
+import { analyzingProcessor, WindowedFile } from './common.js';
 import { readMediaHeaders, durationWarnings } from './media.js';
 import type { Analyzed, AnalysisInput } from './types.js';
 
@@ -56,22 +56,13 @@ function* boxesIn(data: Buffer, from: number, to: number): Generator<Box> {
   }
 }
 
-/** Box headers are read from windows of this size: a walk over many small boxes costs a read per window, not per box. */
-const HEADER_WINDOW_BYTES = 64 * 1024;
-
 /** The ISO base media (MP4, QuickTime) movie's duration and frame size, from its moov box. */
 async function isoMovieHeaders(path: string, size: number): Promise<MovieHeaders | null> {
   const file = await open(path, 'r');
   try {
-    const window = Buffer.alloc(HEADER_WINDOW_BYTES);
-    let windowAt = 0;
-    let windowLength = 0;
+    const windowed = new WindowedFile(file);
     for (let at = 0; at + 8 <= size; ) {
-      if (at < windowAt || at + 16 > windowAt + windowLength) {
-        windowAt = at;
-        windowLength = (await file.read(window, 0, HEADER_WINDOW_BYTES, at)).bytesRead;
-      }
-      const header = window.subarray(at - windowAt, Math.min(at - windowAt + 16, windowLength));
+      const header = await windowed.bytesAt(at, 16);
       if (header.length < 8) return null;
       let boxSize = header.readUInt32BE(0);
       if (boxSize === 1 && header.length === 16) boxSize = Number(header.readBigUInt64BE(8));
