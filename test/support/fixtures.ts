@@ -215,18 +215,25 @@ export function pdf(
   if (options.encrypt) add(`<< /Filter /Standard /V 1 /R 2 /O <${'ab'.repeat(32)}> /U <${'cd'.repeat(32)}> /P -4 >>`);
   const encryptId = options.encrypt ? objects.length : null;
 
-  let body = '%PDF-1.4\n%\xe2\xe3\xcf\xd3\n';
-  const offsets: number[] = [];
-  objects.forEach((object, i) => {
-    offsets.push(Buffer.byteLength(body, 'latin1'));
-    body += `${i + 1} 0 obj\n${object}\nendobj\n`;
-  });
+  const { body: objectsText, offsets } = pdfBody('1.4', objects, 1);
+  let body = objectsText;
   const xrefAt = Buffer.byteLength(body, 'latin1');
   body += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
   for (const offset of offsets) body += `${String(offset).padStart(10, '0')} 00000 n \n`;
   const id = '<0123456789abcdef0123456789abcdef>';
   body += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R /Info ${infoId} 0 R${encryptId ? ` /Encrypt ${encryptId} 0 R /ID [${id} ${id}]` : ''} >>\nstartxref\n${xrefAt}\n%%EOF\n`;
   return Buffer.from(body, 'latin1');
+}
+
+/** The header and `objects` numbered from `firstId`, with the byte offset of each. */
+function pdfBody(version: string, objects: string[], firstId: number): { body: string; offsets: number[] } {
+  let body = `%PDF-${version}\n%\xe2\xe3\xcf\xd3\n`;
+  const offsets: number[] = [];
+  objects.forEach((object, i) => {
+    offsets.push(Buffer.byteLength(body, 'latin1'));
+    body += `${i + firstId} 0 obj\n${object}\nendobj\n`;
+  });
+  return { body, offsets };
 }
 
 /**
@@ -243,12 +250,8 @@ export function pdfWithObjectStream(objectStream: Buffer): Buffer {
     `<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length ${objectStream.length} >>\nstream\n${objectStream.toString('latin1')}\nendstream`,
     '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
   ];
-  let body = '%PDF-1.5\n%\xe2\xe3\xcf\xd3\n';
-  const offsets: number[] = [];
-  objects.forEach((object, i) => {
-    offsets.push(Buffer.byteLength(body, 'latin1'));
-    body += `${i + 2} 0 obj\n${object}\nendobj\n`;
-  });
+  const { body: objectsText, offsets } = pdfBody('1.5', objects, 2);
+  let body = objectsText;
   // Entries of 1 + 4 + 2 bytes: type 0 (free), 2 (in object stream 5, index 0) for the catalog, 1 (at an offset) for the rest.
   const xrefAt = Buffer.byteLength(body, 'latin1');
   const entry = (type: number, field2: number, field3: number) => {
