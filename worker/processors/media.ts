@@ -11,8 +11,7 @@ export type MediaFields = Omit<AudioResult, keyof CommonResult>;
 
 export async function readMediaHeaders(path: string, contentType: string, size: number): Promise<{ fields: MediaFields; metadata: IAudioMetadata; warnings: string[] }> {
   let metadata: IAudioMetadata;
-  // A stream, not parseFile: read 64 KiB at a time instead of one system call per header read, a file of
-  // 200,000 empty MP4 boxes takes 1 s instead of 18 (only the tags appended at the end, which we leave, are lost).
+  // A stream reads 64 KiB at a time; parseFile made a system call per header (200,000 empty MP4 boxes: 18 s, now 1 s).
   const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
   try {
     metadata = await parseStream(stream, { size }, { duration: true, skipCovers: true });
