@@ -143,7 +143,8 @@ describe('PDF decoding budget', () => {
       const analyzed = await analyzePdf(${input(file)});
       const ms = performance.now() - started;
       process.stdout.write(JSON.stringify({ analyzed, ms, rssGrowthBytes: (process.resourceUsage().maxRSS - before) * 1024 }));`;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+    // With source maps on, as under coverage or when debugging a worker: the patched pdf.js must still load.
+    const { stdout } = await promisify(execFile)(process.execPath, ['--enable-source-maps', '--input-type=module', '-e', script]);
     return JSON.parse(stdout) as Awaited<ReturnType<typeof analyzeInFreshProcess>>;
   }
 

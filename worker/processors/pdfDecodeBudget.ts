@@ -80,6 +80,8 @@ export function patchPdfjsWorker(source: string): string {
     }
     patched = patched.slice(0, at + find.length) + insert + patched.slice(at + find.length);
   }
+  // Its source map comment would be resolved against the data: URL (with coverage or --enable-source-maps on) and fail.
+  patched = patched.replace(/^\/\/# sourceMappingURL=.*$/gm, '');
   return `import { chargeDecodedBytes as ${CHARGE} } from ${JSON.stringify(import.meta.url)};\n${patched}`;
 }
 
