@@ -43,6 +43,7 @@ export interface Config {
   jobTimeoutMs: number;
   imageMaxPixels: number;
   parserMaxRssBytes: number;
+  pdfMaxDecodedBytes: number;
   podDeletionCost: boolean;
   podName: string | null;
   podNamespace: string | null;
@@ -200,6 +201,7 @@ export const SETTINGS: Setting[] = [
   { env: 'JOB_TIMEOUT_MS', key: 'jobTimeoutMs', fallback: '60000', parse: integer(1_000, 3_600_000), description: 'Longest one job may run; parsing that outlasts it is stopped and the file fails with `timeout`, without retries.' },
   { env: 'IMAGE_MAX_PIXELS', key: 'imageMaxPixels', fallback: '50000000', parse: integer(1, 1_000_000_000), description: 'Largest image decoded (width × height); a larger one fails with `image_too_large` before a pixel is decoded.' },
   { env: 'PARSER_MAX_RSS_BYTES', key: 'parserMaxRssBytes', fallback: '256MiB', parse: bytes, description: 'Memory (RSS) one parser process may use; past it the process is killed and its file fails with `out_of_memory`, without retries. The worker runs one per concurrent job: size its memory limit as `WORKER_CONCURRENCY` times this plus 200 MiB.' },
+  { env: 'PDF_MAX_DECODED_BYTES', key: 'pdfMaxDecodedBytes', fallback: '64MiB', parse: bytes, description: 'Most bytes a PDF\'s streams may decode to (inflated page content, fonts); past it the PDF is `processed` with its text cut short and a warning, so a small file cannot inflate to gigabytes.' },
   { env: 'POD_DELETION_COST', key: 'podDeletionCost', fallback: 'false', parse: boolean, description: 'The worker marks its pod with `controller.kubernetes.io/pod-deletion-cost` when it goes busy or idle, so a scale-in removes idle pods first (needs `POD_NAME`, `POD_NAMESPACE` and RBAC to patch pods; the chart sets them).' },
   { env: 'POD_NAME', key: 'podName', fallback: '', parse: optionalDnsName, description: 'This pod\'s name, from the downward API (for `POD_DELETION_COST`).' },
   { env: 'POD_NAMESPACE', key: 'podNamespace', fallback: '', parse: optionalDnsName, description: 'This pod\'s namespace, from the downward API (for `POD_DELETION_COST`).' },

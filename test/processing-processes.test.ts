@@ -143,7 +143,7 @@ describe('parser processes', function () {
   it('keeps a ProcessingError permanent across the process boundary, and any other error retryable', async () => {
     const file = path.join(os.tmpdir(), `fp-bomb-${process.pid}.png`);
     await writeFile(file, pngDeclaring(100_000, 100_000));
-    const permanent = await rejection(parsers.run(IMAGE_MODULE, analyzeImage, [{ path: file, contentType: 'image/png', size: 1, limits: { maxImagePixels: 1e6 } }], limits(10_000)));
+    const permanent = await rejection(parsers.run(IMAGE_MODULE, analyzeImage, [{ path: file, contentType: 'image/png', size: 1, limits: { maxImagePixels: 1e6, pdfMaxDecodedBytes: 1 } }], limits(10_000)));
     expect(permanent).to.be.instanceOf(ProcessingError);
     expect(permanent.code).to.equal('image_too_large');
     const transient = await rejection(parsers.run(ANALYZERS_MODULE, failTransiently, [], limits(10_000)));

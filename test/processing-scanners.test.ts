@@ -146,13 +146,33 @@ describe('streaming CSV reading', () => {
     expect(scanCsv(['a,b\n1,"open']).unterminatedQuote).to.equal(true);
     expect(scanCsv(['a,b\n1,"closed"']).unterminatedQuote).to.equal(false);
   });
+
+  it('counts the columns of a record of millions of fields without keeping them', () => {
+    const commas = ','.repeat(64 * 1024);
+    const scanner = new CsvScanner();
+    const before = process.memoryUsage().heapUsed;
+    scanner.feed('x');
+    for (let i = 0; i < 80; i++) scanner.feed(commas);
+    const summary = scanner.end();
+    const growth = process.memoryUsage().heapUsed - before;
+    expect(summary).to.deep.equal({ delimiter: ',', columns: 80 * 64 * 1024 + 1, header: false, rows: 1 });
+    // Keeping every field took 40 MB here (a slot per field); what is kept is now a few kilobytes.
+    expect(growth, `heap grew by ${growth} bytes`).to.be.below(8 * 1024 * 1024);
+  });
+
+  it('guesses the header from the first columns of a very wide file, and counts all of them', () => {
+    const columns = 5_000;
+    const header = Array.from({ length: columns }, (_, i) => `name${i}`).join(',');
+    const row = Array.from({ length: columns }, (_, i) => String(i)).join(',');
+    expect(scanCsv([`${header}\n${row}\n${row}\n`])).to.deep.include({ columns, header: true, rows: 2 });
+  });
 });
 
 describe('text counting', () => {
   const analyze = async (name: string, content: Buffer, contentType = 'text/plain; charset=utf-8') => {
     const file = path.join(os.tmpdir(), `fp-text-${process.pid}-${name}`);
     await writeFile(file, content);
-    return analyzeText({ path: file, contentType, size: content.length, limits: { maxImagePixels: 1 } });
+    return analyzeText({ path: file, contentType, size: content.length, limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 } });
   };
 
   it('sees a CRLF split between two read chunks as one line ending', async () => {
@@ -186,7 +206,7 @@ describe('text counting', () => {
     ];
     for (const [name, content, contentType] of cases) {
       const fromFile = await analyze(name, content, contentType);
-      const inMemory = await analyzeText({ path: '/nonexistent', contentType, size: content.length, limits: { maxImagePixels: 1 }, bytes: content });
+      const inMemory = await analyzeText({ path: '/nonexistent', contentType, size: content.length, limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 }, bytes: content });
       expect(inMemory, name).to.deep.equal(fromFile);
     }
   });
@@ -205,7 +225,7 @@ describe('text processor', () => {
     let parserRuns = 0;
     const inParser: RunInParser = (_module, analysis, ...args) => (parserRuns++, analysis(...args));
     const file = { id, size: content.length, sha256: recordedSha256, content_type: 'text/plain; charset=utf-8' } as FileRow;
-    const output = await textProcessor.process({ file, storage, limits: { maxImagePixels: 1 }, inParser });
+    const output = await textProcessor.process({ file, storage, limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 }, inParser });
     return { output, parserRuns };
   }
 

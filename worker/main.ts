@@ -21,7 +21,7 @@ runMain(async () => {
     metrics,
     processors: PROCESSORS,
     concurrency: config.workerConcurrency,
-    limits: { maxImagePixels: config.imageMaxPixels },
+    limits: { maxImagePixels: config.imageMaxPixels, pdfMaxDecodedBytes: config.pdfMaxDecodedBytes },
     parserMaxRssBytes: config.parserMaxRssBytes,
     jobTimeoutMs: config.jobTimeoutMs,
     maxAttempts: config.maxAttempts,

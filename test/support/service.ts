@@ -33,6 +33,8 @@ export interface ServiceOptions {
   jobTimeoutMs?: number;
   /** IMAGE_MAX_PIXELS (default 50 megapixels). */
   maxImagePixels?: number;
+  /** PDF_MAX_DECODED_BYTES (default 64 MiB). */
+  pdfMaxDecodedBytes?: number;
   /** The worker's parser processes (default: one per concurrent job). */
   parsers?: ParserProcesses;
   /** Replace the database (e.g. one that cannot connect). */
@@ -131,7 +133,7 @@ const queueOptionsFor = (name: string, options: Pick<ServiceOptions, 'jobRetries
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
 export async function startWorker(
   queueName: string,
-  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'jobTimeoutMs' | 'maxImagePixels' | 'parsers' | 'tracer' | 'logger'> & Pick<WorkerDeps, 'onBusyChange'> = {},
+  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'jobTimeoutMs' | 'maxImagePixels' | 'pdfMaxDecodedBytes' | 'parsers' | 'tracer' | 'logger'> & Pick<WorkerDeps, 'onBusyChange'> = {},
 ): Promise<TestWorker> {
   const consumer = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'consumer', tracer: options.tracer });
   await consumer.ready();
@@ -147,7 +149,7 @@ export async function startWorker(
     processors: { ...PROCESSORS, ...options.processors },
     concurrency: 4,
     maxAttempts: options.maxAttempts ?? 5,
-    limits: { maxImagePixels: options.maxImagePixels ?? 50_000_000 },
+    limits: { maxImagePixels: options.maxImagePixels ?? 50_000_000, pdfMaxDecodedBytes: options.pdfMaxDecodedBytes ?? 64 * 1024 * 1024 },
     jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
     parserMaxRssBytes: 256 * 1024 * 1024,
     ...(options.parsers ? { parsers: options.parsers } : {}),

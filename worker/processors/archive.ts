@@ -2,12 +2,13 @@
 // A zip's central directory (yauzl, lazily, entry by entry) and a tar's headers give every field; a gzip
 // stream is inflated into nothing to measure and check it (up to a cap); other formats give their name.
 import { createReadStream } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
 import { LISTED_NAMES, ArchiveResultSchema, type ArchiveResult } from '../../core/results/archive.js';
 import type { CommonResult } from '../../core/results/index.js';
-import { analyzingProcessor, readBytes } from './common.js';
+import { analyzingProcessor, readBytes, WindowedFile } from './common.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 
 type ArchiveFields = Omit<ArchiveResult, keyof CommonResult>;
@@ -36,7 +37,7 @@ const FORMATS: Record<string, string> = {
 
 export async function analyzeArchive({ path, contentType, size }: AnalysisInput): Promise<Analyzed<ArchiveFields>> {
   const format = FORMATS[contentType] ?? contentType.replace(/^application\/(x-)?/, '');
-  const fields = format === 'zip' ? await readZip(path) : format === 'tar' ? await readTar(path, size) : format === 'gzip' ? await readGzip(path, size) : unlisted(format);
+  const fields = format === 'zip' ? await readZip(path, size) : format === 'tar' ? await readTar(path, size) : format === 'gzip' ? await readGzip(path, size) : unlisted(format);
   return { fields, warnings: warningsFor(fields) };
 }
 
@@ -65,29 +66,54 @@ const unlisted = (format: string): ArchiveFields => ({
 
 const ratioOf = (uncompressed: number, compressed: number): number | null => (compressed > 0 ? Math.round((uncompressed / compressed) * 100) / 100 : null);
 
-async function readZip(path: string): Promise<ArchiveFields> {
-  // Names are decoded here rather than by yauzl, which rejects unsafe ones ("../x"): listing them is harmless.
-  const zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: true, decodeStrings: false, validateEntrySizes: false }).catch((err: unknown) => {
-    throw asCorrupt(err, 'zip');
-  });
-  const fields: ArchiveFields = { ...unlisted('zip'), entries: 0, compressed_bytes: 0, uncompressed_bytes: 0, encrypted_entries: 0 };
-  await new Promise<void>((resolve, reject) => {
-    zip.on('entry', (entry: yauzl.Entry) => {
-      fields.entries!++;
-      fields.compressed_bytes! += entry.compressedSize;
-      fields.uncompressed_bytes! += entry.uncompressedSize;
-      if (entry.isEncrypted()) fields.encrypted_entries!++;
-      if (fields.names.length < LISTED_NAMES) {
-        fields.names.push(yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false).slice(0, LISTED_NAME_CHARS));
-      }
+async function readZip(path: string, size: number): Promise<ArchiveFields> {
+  const file = await open(path, 'r');
+  try {
+    // Names are decoded here rather than by yauzl, which rejects unsafe ones ("../x"): listing them is harmless.
+    const zip = await yauzl.fromRandomAccessReaderPromise(new WindowedReader(new WindowedFile(file)), size, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: false }).catch((err: unknown) => {
+      throw asCorrupt(err, 'zip');
+    });
+    const fields: ArchiveFields = { ...unlisted('zip'), entries: 0, compressed_bytes: 0, uncompressed_bytes: 0, encrypted_entries: 0 };
+    await new Promise<void>((resolve, reject) => {
+      zip.on('entry', (entry: yauzl.Entry) => {
+        fields.entries!++;
+        fields.compressed_bytes! += entry.compressedSize;
+        fields.uncompressed_bytes! += entry.uncompressedSize;
+        if (entry.isEncrypted()) fields.encrypted_entries!++;
+        if (fields.names.length < LISTED_NAMES) {
+          fields.names.push(yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false).slice(0, LISTED_NAME_CHARS));
+        }
+        zip.readEntry();
+      });
+      zip.once('end', resolve);
+      zip.once('error', (err: unknown) => reject(asCorrupt(err, 'zip')));
       zip.readEntry();
     });
-    zip.once('end', resolve);
-    zip.once('error', (err: unknown) => reject(asCorrupt(err, 'zip')));
-    zip.readEntry();
-  });
-  fields.ratio = ratioOf(fields.uncompressed_bytes!, fields.compressed_bytes!);
-  return fields;
+    fields.ratio = ratioOf(fields.uncompressed_bytes!, fields.compressed_bytes!);
+    return fields;
+  } finally {
+    await file.close();
+  }
+}
+
+/** The zip file for yauzl through windows: its own reader made two system calls per directory record. */
+class WindowedReader extends yauzl.RandomAccessReader {
+  constructor(private readonly windowed: WindowedFile) {
+    super();
+  }
+
+  override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null, bytesRead?: number) => void): void {
+    this.windowed.bytesAt(position, length).then((bytes) => callback(null, bytes.copy(buffer, offset)), callback);
+  }
+
+  override _readStreamForRange(start: number, end: number): Readable {
+    return this.windowed.file.createReadStream({ start, end: end - 1, autoClose: false });
+  }
+
+  /** The caller closes the file. */
+  override close(callback: (err: Error | null) => void): void {
+    setImmediate(callback, null);
+  }
 }
 
 const TAR_BLOCK = 512;
@@ -97,22 +123,26 @@ async function readTar(path: string, size: number): Promise<ArchiveFields> {
   const fields: ArchiveFields = { ...unlisted('tar'), entries: 0, uncompressed_bytes: 0 };
   const file = await open(path, 'r');
   try {
-    const header = Buffer.alloc(TAR_BLOCK);
+    const windowed = new WindowedFile(file);
+    const bytesAt = async (position: number, length: number) => {
+      const bytes = await windowed.bytesAt(position, length);
+      if (bytes.length < length) throw new ProcessingError('corrupt_file', 'The archive is truncated.');
+      return bytes;
+    };
     let longName: string | null = null;
     for (let offset = 0; offset + TAR_BLOCK <= size; ) {
-      await readExactly(file, header, offset);
+      const header = await bytesAt(offset, TAR_BLOCK);
       if (header.every((byte) => byte === 0)) break;
-      if (!tarChecksumMatches(header)) throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
-      const entrySize = tarNumber(header.subarray(124, 136));
+      if (!tarChecksumMatches(header, offset)) throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
+      // Never negative, so the walk always moves on by at least a header.
+      const entrySize = tarNumber(header.subarray(124, 136), 'size', offset);
       const type = String.fromCharCode(header[156]!);
       const dataStart = offset + TAR_BLOCK;
       offset = dataStart + Math.ceil(entrySize / TAR_BLOCK) * TAR_BLOCK;
       if (offset > size) throw new ProcessingError('corrupt_file', 'The tar archive is truncated: an entry runs past the end of the file.');
       if (type === 'L') {
         // A GNU long name: the next header's name is in this entry's data.
-        const data = Buffer.alloc(Math.min(entrySize, 4096));
-        await readExactly(file, data, dataStart);
-        longName = cString(data);
+        longName = cString(await bytesAt(dataStart, Math.min(entrySize, 4096)));
         continue;
       }
       if (type === 'x' || type === 'g') continue;
@@ -129,27 +159,33 @@ async function readTar(path: string, size: number): Promise<ArchiveFields> {
   return fields;
 }
 
-async function readExactly(file: FileHandle, buffer: Buffer, position: number): Promise<void> {
-  const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
-  if (bytesRead < buffer.length) throw new ProcessingError('corrupt_file', 'The archive is truncated.');
-}
-
 const cString = (bytes: Buffer): string => {
   const end = bytes.indexOf(0);
   return bytes.subarray(0, end < 0 ? bytes.length : end).toString('utf8');
 };
 
-/** Octal, or base-256 when the high bit of the first byte is set (GNU, for sizes of 8 GiB and more). */
-function tarNumber(field: Buffer): number {
-  if (field[0]! & 0x80) return field.subarray(1).reduce((value, byte) => value * 256 + byte, field[0]! & 0x7f);
-  const digits = cString(field).trim();
+/**
+ * A header's number: octal digits (space- or NUL-terminated), or base-256 when the high bit of the first
+ * byte is set (GNU, for sizes of 8 GiB and more). Anything else (a sign, a letter, a value past 2^53)
+ * fails the file: parseInt would take "-1000" or "12zz" and leave the walk stuck or off its blocks.
+ */
+function tarNumber(field: Buffer, what: string, offset: number): number {
+  const damaged = (how: string) => new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged: its ${what} field ${how}.`);
+  if (field[0]! & 0x80) {
+    // A negative base-256 number (first byte 0xff) reads as far above 2^53 too.
+    const value = field.subarray(1).reduce((value, byte) => value * 256 + byte, field[0]! & 0x7f);
+    if (!Number.isSafeInteger(value)) throw damaged('is a base-256 number beyond 2^53, or negative');
+    return value;
+  }
+  const digits = field.toString('latin1').split('\0')[0]!.trim();
+  if (!/^[0-7]*$/.test(digits)) throw damaged(`"${digits}" is not an octal number`);
   return digits === '' ? 0 : parseInt(digits, 8);
 }
 
-function tarChecksumMatches(header: Buffer): boolean {
+function tarChecksumMatches(header: Buffer, offset: number): boolean {
   let sum = 0;
   for (let i = 0; i < TAR_BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!;
-  return sum === tarNumber(header.subarray(148, 156));
+  return sum === tarNumber(header.subarray(148, 156), 'checksum', offset);
 }
 
 /** Inflating a gzip stream to check it stops after this much output, so a bomb costs seconds, not minutes. */

@@ -1,7 +1,7 @@
 // Every kind's common ground: re-read the stored bytes and check them against the recorded sha256 and
 // size, then (for kinds with more to say) run the kind's analysis in a parser process.
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { CommonResult } from '../../core/results/index.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type Processor, type ProcessorInput } from './types.js';
@@ -54,6 +54,31 @@ export async function readBytes(path: string, length: number, position = 0): Pro
     await file.close();
   }
 }
+
+/**
+ * A file read through 64 KiB windows, for walks over headers (boxes, tar blocks, zip records): a file of
+ * many small ones costs a system call per window instead of one per header.
+ */
+export class WindowedFile {
+  private window = Buffer.alloc(0);
+  private windowAt = 0;
+
+  constructor(readonly file: FileHandle) {}
+
+  /** The `length` bytes at `position`, fewer at the end of the file; a view that stays valid. */
+  async bytesAt(position: number, length: number): Promise<Buffer> {
+    const from = position - this.windowAt;
+    if (from >= 0 && from + length <= this.window.length) return this.window.subarray(from, from + length);
+    // A new buffer per window, never refilled: views handed out earlier keep their bytes.
+    const window = Buffer.allocUnsafe(Math.max(WINDOW_BYTES, length));
+    const { bytesRead } = await this.file.read(window, 0, window.length, position);
+    this.window = window.subarray(0, bytesRead);
+    this.windowAt = position;
+    return this.window.subarray(0, length);
+  }
+}
+
+const WINDOW_BYTES = 64 * 1024;
 
 export interface AnalyzingOptions {
   /**

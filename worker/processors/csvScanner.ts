@@ -1,5 +1,6 @@
 // A streaming CSV reader (RFC 4180 quoting) that counts records and keeps only the first few, to guess
-// the delimiter and whether the first record is a header. Memory stays flat whatever the file size.
+// the delimiter and whether the first record is a header. Memory stays flat whatever the file size or
+// the record width: fields past the kept ones are counted, never kept.
 import type { CsvSummary } from '../../core/results/text.js';
 
 export const CSV_DELIMITERS = [',', ';', '\t', '|'] as const;
@@ -7,6 +8,7 @@ export const CSV_DELIMITERS = [',', ';', '\t', '|'] as const;
 const SAMPLE_CHARS = 64 * 1024;
 const SAMPLE_LINES = 20;
 const KEPT_RECORDS = 50;
+const KEPT_FIELDS = 256;
 const KEPT_FIELD_CHARS = 256;
 const NUMBER = /^\s*[-+]?(\d+([.,]\d+)?|[.,]\d+)([eE][-+]?\d+)?\s*$/;
 
@@ -19,7 +21,12 @@ export class CsvScanner {
   private recordStarted = false;
   private afterCr = false;
   private field = '';
+  /** The kept fields of the record being read (none once KEPT_RECORDS are kept). */
   private fields: string[] = [];
+  /** Fields of the record being read, kept or not. */
+  private fieldCount = 0;
+  /** Fields of the first record. */
+  private columns = 0;
   private records = 0;
   private readonly kept: string[][] = [];
   /** A quoted field was still open at the end. */
@@ -39,11 +46,11 @@ export class CsvScanner {
   end(): CsvSummary {
     if (this.delimiter === null) this.decideDelimiter();
     this.unterminatedQuote = this.inQuotes && !this.quoteInQuotes;
-    if (this.recordStarted || this.fields.length > 0) this.endRecord();
+    if (this.recordStarted || this.fieldCount > 0) this.endRecord();
     const header = looksLikeHeader(this.kept);
     return {
       delimiter: this.delimiter!,
-      columns: Math.max(1, this.kept[0]?.length ?? 1),
+      columns: Math.max(1, this.columns),
       header,
       rows: this.records - (header ? 1 : 0),
     };
@@ -70,7 +77,7 @@ export class CsvScanner {
 
   private scan(text: string): void {
     const delimiter = this.delimiter!;
-    const keeping = () => this.kept.length < KEPT_RECORDS && this.field.length < KEPT_FIELD_CHARS;
+    const keeping = () => this.kept.length < KEPT_RECORDS && this.fieldCount < KEPT_FIELDS && this.field.length < KEPT_FIELD_CHARS;
     for (let i = 0; i < text.length; i++) {
       const c = text[i]!;
       if (this.inQuotes) {
@@ -106,16 +113,19 @@ export class CsvScanner {
   }
 
   private endField(): void {
-    this.fields.push(this.field);
+    if (this.kept.length < KEPT_RECORDS && this.fieldCount < KEPT_FIELDS) this.fields.push(this.field);
+    this.fieldCount++;
     this.field = '';
     this.fieldStarted = false;
   }
 
   private endRecord(): void {
     this.endField();
+    if (this.records === 0) this.columns = this.fieldCount;
     this.records++;
     if (this.kept.length < KEPT_RECORDS) this.kept.push(this.fields);
     this.fields = [];
+    this.fieldCount = 0;
     this.recordStarted = false;
   }
 }

@@ -1,6 +1,7 @@
 // What audio and video share: music-metadata reads the container's headers (never decodes a sample)
 // for container, duration, codecs, bitrate, sample rate and channels.
-import { parseFile, type IAudioMetadata } from 'music-metadata';
+import { createReadStream } from 'node:fs';
+import { parseStream, type IAudioMetadata } from 'music-metadata';
 import type { AudioResult } from '../../core/results/media.js';
 import type { CommonResult } from '../../core/results/index.js';
 import { readBytes } from './common.js';
@@ -10,8 +11,10 @@ export type MediaFields = Omit<AudioResult, keyof CommonResult>;
 
 export async function readMediaHeaders(path: string, contentType: string, size: number): Promise<{ fields: MediaFields; metadata: IAudioMetadata; warnings: string[] }> {
   let metadata: IAudioMetadata;
+  // A stream reads 64 KiB at a time; parseFile made a system call per header (200,000 empty MP4 boxes: 18 s, now 1 s).
+  const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
   try {
-    metadata = await parseFile(path, { duration: true, skipCovers: true });
+    metadata = await parseStream(stream, { size }, { duration: true, skipCovers: true });
   } catch (err) {
     if ((err as NodeJS.ErrnoException)?.syscall) throw err;
     const reason = String((err as Error)?.message ?? err).split('\n')[0] ?? '';
@@ -19,6 +22,8 @@ export async function readMediaHeaders(path: string, contentType: string, size: 
       throw new ProcessingError('unsupported_format', `The media container ${contentType} cannot be read (${reason}).`);
     }
     throw new ProcessingError('corrupt_file', `The media file is not readable (${reason}).`);
+  } finally {
+    stream.destroy();
   }
   const { format } = metadata;
   const codecs = new Set<string>();

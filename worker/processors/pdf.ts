@@ -1,11 +1,13 @@
 // Kind `pdf`, with pdf.js (Mozilla, Apache-2.0), pure JavaScript: page count, the document information,
 // whether it is encrypted, and the first kilobyte of text. pdf.js reads the file by ranges, so a large
-// PDF is never loaded whole; it is imported in the parser processes only.
+// PDF is never loaded whole; it is imported in the parser processes only. What it decodes (inflated
+// streams) is bounded by PDF_MAX_DECODED_BYTES per document (see pdfDecodeBudget.ts).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommonResult } from '../../core/results/index.js';
 import { PdfResultSchema, type PdfResult } from '../../core/results/pdf.js';
 import { analyzingProcessor } from './common.js';
+import { DecodeBudget, loadBudgetedPdfjsWorker, withDecodeBudget } from './pdfDecodeBudget.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 
 type PdfFields = Omit<PdfResult, keyof CommonResult>;
@@ -31,17 +33,29 @@ const PDFJS_DATA = {
   wasmUrl: path.join(PDFJS_DIR, 'wasm/'),
 };
 
-export async function analyzePdf({ path: file }: AnalysisInput): Promise<Analyzed<PdfFields>> {
+export async function analyzePdf({ path, limits }: AnalysisInput): Promise<Analyzed<PdfFields>> {
+  await loadBudgetedPdfjsWorker();
+  const budget = new DecodeBudget(limits.pdfMaxDecodedBytes);
+  return withDecodeBudget(budget, () => readPdf(path, budget));
+}
+
+async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<PdfFields>> {
   const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
   const loading = pdfjs.getDocument({ url: file, ...PDFJS_DATA, disableStream: true, disableAutoFetch: true, isEvalSupported: false, verbosity: 0 });
+  const overBudget = `decodes to more than ${sizeInWords(budget.limit)}, the limit of this service`;
   try {
     const document = await loading.promise;
     const info = ((await document.getMetadata()).info ?? {}) as DocumentInfo;
     let text = '';
-    for (let number = 1; number <= Math.min(document.numPages, PDF_TEXT_PAGES) && Buffer.byteLength(text) < PDF_TEXT_BYTES; number++) {
-      const content = await (await document.getPage(number)).getTextContent();
-      const pageText = content.items.map((item) => ('str' in item ? item.str : '')).join(' ');
-      text = `${text} ${pageText}`.replace(/\s+/g, ' ').trim();
+    try {
+      for (let number = 1; number <= Math.min(document.numPages, PDF_TEXT_PAGES) && Buffer.byteLength(text) < PDF_TEXT_BYTES && !budget.exceeded; number++) {
+        const content = await (await document.getPage(number)).getTextContent();
+        const pageText = content.items.map((item) => ('str' in item ? item.str : '')).join(' ');
+        text = `${text} ${pageText}`.replace(/\s+/g, ' ').trim();
+      }
+    } catch (err) {
+      // pdf.js skips or gives up on what it cannot decode; over the budget, the text read so far is kept.
+      if (!budget.exceeded) throw err;
     }
     return {
       fields: {
@@ -51,9 +65,9 @@ export async function analyzePdf({ path: file }: AnalysisInput): Promise<Analyze
         author: textOrNull(info.Author),
         producer: textOrNull(info.Producer),
         encrypted: Boolean(info.EncryptFilterName),
-        text: truncateUtf8(text, PDF_TEXT_BYTES),
+        text: budget.exceeded && text === '' ? null : truncateUtf8(text, PDF_TEXT_BYTES),
       },
-      warnings: [],
+      warnings: budget.exceeded ? [`The PDF's text was not fully extracted: its content ${overBudget}.`] : [],
     };
   } catch (err) {
     if ((err as Error)?.name === 'PasswordException') {
@@ -62,12 +76,22 @@ export async function analyzePdf({ path: file }: AnalysisInput): Promise<Analyze
         warnings: ['The PDF needs a password to open: its pages, information and text cannot be read.'],
       };
     }
+    if (budget.exceeded) {
+      // Its cross-reference or object streams alone are over the budget: nothing about it is known.
+      return {
+        fields: { pdf_version: null, pages: null, title: null, author: null, producer: null, encrypted: false, text: null },
+        warnings: [`The PDF could not be opened: its structure ${overBudget}.`],
+      };
+    }
     if ((err as NodeJS.ErrnoException)?.syscall) throw err;
     throw new ProcessingError('corrupt_file', `The file is not a readable PDF (${String((err as Error)?.message ?? err).split('\n')[0]}).`);
   } finally {
     await loading.destroy();
   }
 }
+
+/** 67108864 as "64 MiB", other sizes in bytes. */
+const sizeInWords = (bytes: number): string => (bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`);
 
 const textOrNull = (value: unknown): string | null => (typeof value === 'string' && value.trim() !== '' ? value.trim() : null);
 

@@ -6,6 +6,8 @@ import type { BlobStore } from '../../core/storage/index.js';
 export interface ProcessingLimits {
   /** Largest image (width × height × pages) decoded; beyond it the file fails with `image_too_large`. */
   maxImagePixels: number;
+  /** Bytes a PDF's streams may decode to (inflated content, fonts, object streams); past it the text is left out, with a warning. */
+  pdfMaxDecodedBytes: number;
 }
 
 /** Runs `analysis`, an export of `module`, in a parser process within the job's time and memory budget. */

@@ -4,7 +4,7 @@
 import { open } from 'node:fs/promises';
 import type { CommonResult } from '../../core/results/index.js';
 import { VideoResultSchema, type VideoResult } from '../../core/results/media.js';
-import { analyzingProcessor } from './common.js';
+import { analyzingProcessor, WindowedFile } from './common.js';
 import { readMediaHeaders, durationWarnings } from './media.js';
 import type { Analyzed, AnalysisInput } from './types.js';
 
@@ -60,12 +60,12 @@ function* boxesIn(data: Buffer, from: number, to: number): Generator<Box> {
 async function isoMovieHeaders(path: string, size: number): Promise<MovieHeaders | null> {
   const file = await open(path, 'r');
   try {
-    const header = Buffer.alloc(16);
+    const windowed = new WindowedFile(file);
     for (let at = 0; at + 8 <= size; ) {
-      const { bytesRead } = await file.read(header, 0, 16, at);
-      if (bytesRead < 8) return null;
+      const header = await windowed.bytesAt(at, 16);
+      if (header.length < 8) return null;
       let boxSize = header.readUInt32BE(0);
-      if (boxSize === 1 && bytesRead === 16) boxSize = Number(header.readBigUInt64BE(8));
+      if (boxSize === 1 && header.length === 16) boxSize = Number(header.readBigUInt64BE(8));
       else if (boxSize === 0) boxSize = size - at;
       if (boxSize < 8) return null;
       if (header.toString('latin1', 4, 8) === 'moov') {
