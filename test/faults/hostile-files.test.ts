@@ -1,0 +1,277 @@
+// Hostile files against a real worker process, one case at a time: each file must end as expected, on its first
+// attempt, within a bound far below what it cost before; the worker keeps its pid, its process tree stays under the
+// chart's memory limit, and an innocent file uploaded beside it is processed. HOSTILE_TABLE=1 prints the table.
+import { expect } from 'chai';
+import { once } from 'node:events';
+import { createGzip } from 'node:zlib';
+import sharp from 'sharp';
+import type { File } from '../../core/fileRecord.js';
+import { rssBytesOf } from '../../worker/parsers.js';
+import { eventually } from '../support/eventually.js';
+import { deflatedRepeats, pdf, pngDeclaring, tar, zip } from '../support/fixtures.js';
+import { storedFiles } from '../support/leftovers.js';
+import { freePort, killStartedProcesses, processTree, startProcess, waitUntilReady, type Started } from '../support/processes.js';
+import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from '../support/service.js';
+
+const MIB = 1024 * 1024;
+/** worker.resources.limits.memory in the chart. */
+const CHART_WORKER_MEMORY_LIMIT = 1280 * MIB;
+
+type Expected = { failed: string } | { warning: RegExp } | { processed: (file: File) => void } | 'deleted';
+
+interface HostileCase {
+  what: string;
+  /** The hostile file, or several uploaded at once. */
+  files: () => Promise<UploadPart[]>;
+  expected: Expected;
+  /** What the bug it guards against cost, and the bound now. */
+  withinSeconds: number;
+}
+
+/** One GIF frame of one pixel, with its graphic control extension. */
+const GIF_FRAME = Buffer.from('21f9040001000000' + '2c000000000100010000' + '0202440100', 'hex');
+
+function gif(frames: number): Buffer {
+  const header = Buffer.from('474946383961' + '01000100' + '800000' + '000000ffffff', 'hex');
+  return Buffer.concat([header, ...Array.from({ length: frames }, () => GIF_FRAME), Buffer.from(';')]);
+}
+
+function box(type: string, body = Buffer.alloc(0)): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(8 + body.length);
+  header.write(type, 4, 'latin1');
+  return Buffer.concat([header, body]);
+}
+
+/** A PDF whose page tree holds itself. */
+function cyclicPdf(): Buffer {
+  const objects = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>',
+  ];
+  let body = '%PDF-1.4\n';
+  const offsets = objects.map((object, i) => {
+    const at = body.length;
+    body += `${i + 1} 0 obj\n${object}\nendobj\n`;
+    return at;
+  });
+  const xref = body.length;
+  body += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n${offsets.map((at) => `${String(at).padStart(10, '0')} 00000 n \n`).join('')}`;
+  body += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(body, 'latin1');
+}
+
+async function gzipOfZeros(bytes: number): Promise<Buffer> {
+  const gzip = createGzip({ level: 9 });
+  const chunks: Buffer[] = [];
+  gzip.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const block = Buffer.alloc(16 * MIB);
+  for (let left = bytes; left > 0; left -= block.length) if (!gzip.write(block)) await once(gzip, 'drain');
+  gzip.end();
+  await once(gzip, 'end');
+  return Buffer.concat(chunks);
+}
+
+const negativeTar = () => tar([{ name: 'a.txt', content: 'hello', sizeField: '-0000001000\0' }]);
+
+const CASES: HostileCase[] = [
+  {
+    what: 'a 50 MiB CSV of commas (one record of 52 M fields)',
+    files: async () => [{ name: 'commas.csv', content: Buffer.concat([Buffer.from('x'), Buffer.alloc(50 * MIB, ',')]) }],
+    expected: { processed: (file) => expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 50 * MIB + 1, header: false, rows: 1 } }) },
+    withinSeconds: 30,
+  },
+  {
+    what: 'a CSV of 25 M fields (1 M records of 25)',
+    files: async () => [{ name: 'fields.csv', content: `${'a,'.repeat(24)}a\n`.repeat(1_000_000) }],
+    expected: { processed: (file) => expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 25, header: false, rows: 1_000_000 } }) },
+    withinSeconds: 30,
+  },
+  {
+    what: 'a 1 MB PDF whose page inflates to 1 GiB of spaces',
+    files: async () => [{ name: 'bomb.pdf', content: pdf(['Intro', { deflated: await deflatedRepeats(Buffer.alloc(1024, 0x20), 1024 * MIB) }]) }],
+    expected: { warning: /text was not fully extracted: its content decodes to more than 64 MiB/ },
+    withinSeconds: 15,
+  },
+  {
+    what: 'a tar whose entry declares a negative size',
+    files: async () => [{ name: 'negative.tar', content: negativeTar() }],
+    expected: { failed: 'corrupt_file' },
+    withinSeconds: 10,
+  },
+  {
+    what: 'four such tars at once, one per job slot',
+    files: async () => Array.from({ length: 4 }, (_, i) => ({ name: `negative-${i}.tar`, content: negativeTar() })),
+    expected: { failed: 'corrupt_file' },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a 7000×7000 PNG deleted while it is processed',
+    files: async () => [{ name: 'huge.png', content: await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#336699' } }).png().toBuffer() }],
+    expected: 'deleted',
+    withinSeconds: 20,
+  },
+  {
+    what: 'a PNG declaring 100000×100000 pixels',
+    files: async () => [{ name: 'bomb.png', content: pngDeclaring(100_000, 100_000) }],
+    expected: { failed: 'image_too_large' },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a GIF of 100,000 frames',
+    files: async () => [{ name: 'frames.gif', content: gif(100_000) }],
+    expected: { processed: (file) => expect(file.result).to.deep.include({ format: 'gif', pages: 100_000, width: 1, height: 1 }) },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a zip of 65,535 entries',
+    files: async () => [{ name: 'many.zip', content: zip(Array.from({ length: 65_535 }, (_, i) => ({ name: `f${i}` }))) }],
+    expected: { warning: /65535 entries/ },
+    withinSeconds: 15,
+  },
+  {
+    what: 'a zip of one entry at 1000:1',
+    files: async () => [{ name: 'ratio.zip', content: zip([{ name: 'zeros', content: Buffer.alloc(10 * MIB), deflate: true }]) }],
+    expected: { warning: /like a decompression bomb/ },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a gzip stream of 1 GiB of zeros',
+    files: async () => [{ name: 'zeros.gz', content: await gzipOfZeros(1024 * MIB) }],
+    expected: { warning: /like a decompression bomb/ },
+    withinSeconds: 20,
+  },
+  {
+    what: 'a JSON array nested 1,000,000 deep',
+    files: async () => [{ name: 'deep.json', content: `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}` }],
+    expected: { processed: (file) => expect(file.result).to.deep.include({ json: { valid: true, top_level: 'array', keys: null, items: 1, error: null } }) },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a PDF whose page tree holds itself',
+    files: async () => [{ name: 'cyclic.pdf', content: cyclicPdf() }],
+    expected: { failed: 'corrupt_file' },
+    withinSeconds: 10,
+  },
+  {
+    what: 'an MP4 of 500,000 empty boxes',
+    files: async () => [{ name: 'boxes.mp4', content: Buffer.concat([box('ftyp', Buffer.from('isom\0\0\x02\0isomiso2mp41', 'latin1')), ...Array.from({ length: 500_000 }, () => box('free'))]) }],
+    expected: { warning: /declares no duration/ },
+    withinSeconds: 15,
+  },
+];
+
+const outcomeOf = (file: File): string =>
+  file.status === 'failed' ? `failed / ${file.error!.code}` : `processed${(file.result!.warnings as string[]).length > 0 ? ', with a warning' : ''}`;
+
+interface Row {
+  what: string;
+  outcome: string;
+  attempts: string;
+  seconds: number;
+  peakMib: number;
+}
+
+describe('hostile files against a real worker process', function () {
+  this.timeout(120_000);
+  let service: TestService;
+  let worker: Started;
+  let workerPid: number;
+  let adminPort: number;
+  const rows: Row[] = [];
+
+  before(async () => {
+    service = await startService({ worker: false, jobTimeoutMs: 60_000, env: { MAX_UPLOAD_BYTES: '64MiB' } });
+    adminPort = await freePort();
+    worker = startProcess('dist/worker/main.js', {
+      QUEUE_NAME: service.queueName,
+      ADMIN_PORT: String(adminPort),
+      WORKER_CONCURRENCY: '4',
+      PARSER_MAX_RSS_BYTES: '256MiB',
+      JOB_TIMEOUT_MS: '60000',
+    });
+    await waitUntilReady(worker, `http://127.0.0.1:${adminPort}/readyz`);
+    workerPid = worker.child.pid!;
+  });
+
+  after(async () => {
+    if (process.env.HOSTILE_TABLE) {
+      const lines = rows.map((row) => `| ${row.what} | ${row.outcome} | ${row.attempts} | ${row.seconds.toFixed(1)} s | ${row.peakMib} MiB | no |`);
+      process.stdout.write(`\n| file | outcome | attempts | time | worker tree peak RSS | worker restarted |\n|---|---|---|---:|---:|---|\n${lines.join('\n')}\n`);
+    }
+    worker?.child.kill('SIGTERM');
+    await worker?.exited;
+    await service?.close();
+    killStartedProcesses();
+  });
+
+  const jobsEnded = async (kind: string, outcome: string): Promise<number> => {
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    return Number(new RegExp(`^jobs_processed_total\\{kind="${kind}",outcome="${outcome}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+  };
+
+  /** The largest RSS of the worker's whole process tree (worker and parsers) while `work` runs. */
+  async function peakTreeRss<T>(work: () => Promise<T>): Promise<{ value: T; peak: number }> {
+    let peak = 0;
+    const sample = () => (peak = Math.max(peak, processTree(workerPid).reduce((sum, pid) => sum + (rssBytesOf(pid) ?? 0), 0)));
+    const sampler = setInterval(sample, 20);
+    try {
+      const value = await work();
+      sample();
+      return { value, peak };
+    } finally {
+      clearInterval(sampler);
+    }
+  }
+
+  for (const hostile of CASES) {
+    it(`ends ${hostile.what} as expected, at its first attempt, with the worker up and an innocent file processed`, async () => {
+      const parts = await hostile.files();
+      const supersededBefore = await jobsEnded('image', 'superseded');
+      const started = Date.now();
+      const { value: files, peak } = await peakTreeRss(async () => {
+        const uploaded = await Promise.all(parts.map((part) => uploadFile(service.url, part)));
+        const innocent = await uploadFile(service.url, { name: 'innocent.txt', content: 'nothing to see here\n' });
+        if (hostile.expected === 'deleted') {
+          await waitForStatus(service.url, uploaded[0]!.id, ['processing'], 20_000);
+          expect((await fetch(`${service.url}/files/${uploaded[0]!.id}/`, { method: 'DELETE' })).status).to.equal(204);
+          // The job ends `superseded`: its outcome had no row left to land on.
+          await eventually(async () => (await jobsEnded('image', 'superseded')) > supersededBefore, 'the worker is done with it', hostile.withinSeconds * 1000);
+        }
+        const innocentDone = await waitForStatus(service.url, innocent.id, ['processed', 'failed'], hostile.withinSeconds * 1000);
+        expect(innocentDone.status, 'the innocent file').to.equal('processed');
+        if (hostile.expected === 'deleted') return [];
+        return Promise.all(uploaded.map((file) => waitForStatus(service.url, file.id, ['processed', 'failed'], hostile.withinSeconds * 1000)));
+      });
+      const seconds = (Date.now() - started) / 1000;
+
+      for (const file of files) {
+        const expected = hostile.expected;
+        expect(file.attempts, 'attempts').to.equal(1);
+        if (expected === 'deleted') continue;
+        if ('failed' in expected) expect([file.status, file.error?.code]).to.deep.equal(['failed', expected.failed]);
+        else expect(file.status, JSON.stringify(file.error)).to.equal('processed');
+        if ('warning' in expected) expect((file.result!.warnings as string[]).join(' ')).to.match(expected.warning);
+        if ('processed' in expected) expected.processed(file);
+      }
+      if (hostile.expected === 'deleted') expect((await storedFiles()).filter((stored) => stored.includes('.thumbnail') || stored.includes('.part'))).to.deep.equal([]);
+      expect(seconds, 'seconds').to.be.below(hostile.withinSeconds);
+      expect(peak, 'peak RSS of the worker tree').to.be.below(CHART_WORKER_MEMORY_LIMIT);
+      expect(worker.child.exitCode, 'the worker is still running').to.equal(null);
+      expect(worker.child.pid).to.equal(workerPid);
+      rows.push({
+        what: hostile.what,
+        outcome: files.length === 0 ? 'deleted, nothing left behind' : [...new Set(files.map(outcomeOf))].join(', '),
+        attempts: files.length === 0 ? '1' : [...new Set(files.map((file) => file.attempts))].join(', '),
+        seconds,
+        peakMib: Math.round(peak / MIB),
+      });
+    });
+  }
+
+  it('is healthy and ready after them all', async () => {
+    expect((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status).to.equal(200);
+    expect((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status).to.equal(200);
+  });
+});
