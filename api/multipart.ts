@@ -12,8 +12,17 @@ export const FILE_FIELD = 'file';
 /** `file`, or a path into it (`file[]`, `file[name]`), as form parsers read nested field names. */
 const FILE_FIELD_PATH = /^file(\[[^\]]+\])*(\[\])?$/;
 
-/** What a form may hold besides its one file. */
-export const MULTIPART_LIMITS = { files: 1, fields: 50, fieldSize: 64 * 1024, fieldNameSize: 200, parts: 60 } as const;
+/**
+ * What a form may hold besides its one file. At their largest (70-character boundaries, part headers of busboy's
+ * 16 KiB), 12 × (76 + 16384) + 10 × 65536 + 78 bytes: they fit in MULTIPART_ALLOWANCE_BYTES.
+ */
+export const MULTIPART_LIMITS = { files: 1, fields: 10, fieldSize: 64 * 1024, fieldNameSize: 200, parts: 12 } as const;
+/** RFC 2046's longest boundary. */
+const MAX_BOUNDARY_LENGTH = 70;
+
+/** Bytes an upload's body may hold besides the file: boundaries, part headers and text fields. */
+export const MULTIPART_ALLOWANCE_BYTES = 1024 * 1024;
+
 
 export interface ReceivedFile extends StoredBlob {
   id: string;
@@ -93,6 +102,10 @@ export async function receiveFile(req: IncomingMessage, storage: BlobStore, maxF
 }
 
 function openParser(req: IncomingMessage, maxFileBytes: number): busboy.Busboy {
+  const boundary = /;\s*boundary\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(req.headers['content-type'] ?? '');
+  if ((boundary?.[1] ?? boundary?.[2] ?? '').length > MAX_BOUNDARY_LENGTH) {
+    throw new AppError('invalid_multipart', `The multipart boundary is longer than ${MAX_BOUNDARY_LENGTH} characters.`);
+  }
   try {
     return busboy({
       headers: req.headers,

@@ -6,10 +6,20 @@ import { sql } from './support/db.js';
 import { png } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
 import { storedFiles } from './support/leftovers.js';
+import { MULTIPART_ALLOWANCE_BYTES, MULTIPART_LIMITS } from '../api/multipart.js';
 import { multipartRequest, rawRequest } from './support/raw.js';
 import { startService, upload, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/** A part whose header block is as large as busboy takes, padded by a header of no meaning. */
+function paddedPart(boundary: string, disposition: string | null, content: Buffer | string): Buffer {
+  const headers = disposition ? `Content-Disposition: ${disposition}\r\n` : '';
+  // busboy stops at 16 KiB counted: the bytes, plus one per header and one per header after the first.
+  const counted = disposition ? 3 : 1;
+  const pad = 16 * 1024 - counted - Buffer.byteLength(`${headers}X-Pad: \r\n\r\n`);
+  return Buffer.concat([Buffer.from(`--${boundary}\r\n${headers}X-Pad: ${'p'.repeat(pad)}\r\n\r\n`), Buffer.from(content), Buffer.from('\r\n')]);
+}
 
 /** POSTs a hand-made multipart body (boundary `XyZ`) and returns the status and the problem's code. */
 async function postMultipart(url: string, body: string): Promise<{ status: number; code: string }> {
@@ -149,6 +159,27 @@ describe('POST /upload/', () => {
       expect(response.status).to.equal(201);
       rowsBefore += 1;
       before = await storedFiles();
+    });
+
+    it('accepts the largest form its limits allow: a file of MAX_UPLOAD_BYTES beside every part and text field at their largest', async () => {
+      const boundary = 'b'.repeat(70);
+      const fields = Array.from({ length: MULTIPART_LIMITS.fields }, (_, i) =>
+        paddedPart(boundary, `form-data; name="${`f${i}`.padEnd(MULTIPART_LIMITS.fieldNameSize, 'x')}"`, 'v'.repeat(MULTIPART_LIMITS.fieldSize)),
+      );
+      const unnamed = Array.from({ length: MULTIPART_LIMITS.parts - MULTIPART_LIMITS.fields - 1 }, () => paddedPart(boundary, null, ''));
+      const file = paddedPart(boundary, 'form-data; name="file"; filename="largest.bin"', Buffer.alloc(64 * 1024, 1));
+      const body = Buffer.concat([...fields, ...unnamed, file, Buffer.from(`--${boundary}--\r\n`)]);
+      expect(body.length).to.be.above(MULTIPART_ALLOWANCE_BYTES * 0.8);
+      const response = await rawRequest(service.url, multipartRequest(body, '', boundary));
+      expect(response.status, response.body).to.equal(201);
+      rowsBefore += 1;
+      before = await storedFiles();
+    });
+
+    it('answers 400 invalid_multipart for a boundary longer than RFC 2046 allows', async () => {
+      const boundary = 'b'.repeat(71);
+      const response = await rawRequest(service.url, multipartRequest(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nx\r\n--${boundary}--\r\n`, '', boundary));
+      expect([response.status, (JSON.parse(response.body) as { code: string }).code]).to.deep.equal([400, 'invalid_multipart']);
     });
 
     it('answers 415 unsupported_media_type for a body that is not multipart', async () => {

@@ -46,10 +46,10 @@ export async function rawRequest(url: string, request: string | Buffer): Promise
   return parseResponse((await closed).data);
 }
 
-/** A POST /upload/ with a hand-made multipart body (boundary `XyZ`). */
-export function multipartRequest(body: string | Buffer, extraHeaders = ''): Buffer {
+/** A POST /upload/ with a hand-made multipart body (boundary `XyZ` unless told). */
+export function multipartRequest(body: string | Buffer, extraHeaders = '', boundary = 'XyZ'): Buffer {
   const bytes = typeof body === 'string' ? Buffer.from(body, 'latin1') : body;
-  const head = `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n${extraHeaders}\r\n`;
+  const head = `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n${extraHeaders}\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), bytes]);
 }
 
