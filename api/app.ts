@@ -20,7 +20,7 @@ import { AppError, problemResponses } from './errors.js';
 import { fileHandlers } from './files.js';
 import { buildRouter, openApiDocument, ROUTES } from './routes.js';
 import { traceRequests } from './tracing.js';
-import { uploadHandler } from './upload.js';
+import { refuseOversizedUploads, uploadHandler } from './upload.js';
 
 export type AppConfig = Pick<
   Config,
@@ -79,7 +79,7 @@ export function createApp(deps: AppDeps): Koa {
     refuseWhenOverloaded(deps.backlog, config.maxBacklog),
   ];
   const router = buildRouter({
-    uploadFile: compose([...admission, upload]),
+    uploadFile: compose([refuseOversizedUploads(config.maxUploadBytes), ...admission, upload]),
     ...files,
     getOpenApi: async (ctx) => {
       ctx.body = document;

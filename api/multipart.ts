@@ -23,6 +23,9 @@ const MAX_BOUNDARY_LENGTH = 70;
 /** Bytes an upload's body may hold besides the file: boundaries, part headers and text fields. */
 export const MULTIPART_ALLOWANCE_BYTES = 1024 * 1024;
 
+/** The largest body an upload may have. */
+export const maxUploadBodyBytes = (maxFileBytes: number): number => maxFileBytes + MULTIPART_ALLOWANCE_BYTES;
+
 
 export interface ReceivedFile extends StoredBlob {
   id: string;

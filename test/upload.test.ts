@@ -7,7 +7,7 @@ import { png } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
 import { storedFiles } from './support/leftovers.js';
 import { MULTIPART_ALLOWANCE_BYTES, MULTIPART_LIMITS } from '../api/multipart.js';
-import { multipartRequest, rawRequest } from './support/raw.js';
+import { connect, multipartRequest, parseResponse, rawRequest, readUntilClosed } from './support/raw.js';
 import { startService, upload, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -174,6 +174,20 @@ describe('POST /upload/', () => {
       expect(response.status, response.body).to.equal(201);
       rowsBefore += 1;
       before = await storedFiles();
+    });
+
+    it('answers 413 file_too_large at once, and closes the connection, when Content-Length is over the limit', async () => {
+      const socket = await connect(service.url);
+      const closed = readUntilClosed(socket, 5_000);
+      const overLimit = 64 * 1024 + MULTIPART_ALLOWANCE_BYTES + 1;
+      // The body is never sent: only an answer that did not wait for it arrives.
+      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${overLimit}\r\n\r\n`);
+      const { data, closedAfterMs } = await closed;
+      const response = parseResponse(data);
+      expect(response.status).to.equal(413);
+      expect(response.headers).to.match(/^connection: close$/im);
+      expect(JSON.parse(response.body)).to.include({ code: 'file_too_large' });
+      expect(closedAfterMs).to.be.below(4_000);
     });
 
     it('answers 400 invalid_multipart for a boundary longer than RFC 2046 allows', async () => {
