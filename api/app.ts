@@ -90,6 +90,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(traceRequests(deps.tracer ?? defaultTracer()));
   app.use(observeRequests(logger, metrics));
+  app.use(closeUnreadBodies);
   app.use(problemResponses(logger));
   if (config.corsOrigins.length) app.use(cors(config.corsOrigins));
   app.use(routingEdges);
@@ -127,6 +128,15 @@ function observeRequests(logger: Logger, metrics: Metrics): Koa.Middleware {
     }
   };
 }
+
+/**
+ * An answer sent before the request's body was read to its end (refused early, or cut at a limit) closes the
+ * connection: keeping it would have Node read the rest, at the client's pace, to reach the next request.
+ */
+const closeUnreadBodies: Koa.Middleware = async (ctx, next) => {
+  await next();
+  if (!ctx.req.complete) ctx.set('Connection', 'close');
+};
 
 /**
  * `/files/` and `/files` are the same resource, as with DRF's routers; and the router's bare

@@ -190,6 +190,18 @@ describe('POST /upload/', () => {
       expect(closedAfterMs).to.be.below(4_000);
     });
 
+    it('closes the connection when it answers before reading the body, rather than read the rest to reach the next request', async () => {
+      const socket = await connect(service.url);
+      const closed = readUntilClosed(socket, 5_000);
+      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${1024 * 1024}\r\n\r\n`);
+      socket.write(Buffer.alloc(64 * 1024, 0x20));
+      const { data, closedAfterMs } = await closed;
+      const response = parseResponse(data);
+      expect(response.status).to.equal(415);
+      expect(response.headers).to.match(/^connection: close$/im);
+      expect(closedAfterMs).to.be.below(4_000);
+    });
+
     it('answers 400 invalid_multipart for a boundary longer than RFC 2046 allows', async () => {
       const boundary = 'b'.repeat(71);
       const response = await rawRequest(service.url, multipartRequest(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nx\r\n--${boundary}--\r\n`, '', boundary));
