@@ -1,11 +1,12 @@
 // The one file part of a multipart/form-data upload, parsed by busboy and streamed into the blob store.
-// A failed upload has removed what it stored, and read the rest of its body, before its error is reported:
-// the client can read the answer, and finds nothing left behind.
+// A failed upload has removed what it stored, and read the rest of its body (up to the cap), before its error
+// is reported: the client can read the answer, and finds nothing left behind.
 import busboy from 'busboy';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { newFileId } from '../core/ids.js';
 import { BlobTooLargeError, isStorageFull, type BlobStore, type StoredBlob } from '../core/storage/index.js';
+import { BodyReader, BodyTooLargeError } from './body.js';
 import { AppError } from './errors.js';
 
 export const FILE_FIELD = 'file';
@@ -26,16 +27,27 @@ export const MULTIPART_ALLOWANCE_BYTES = 1024 * 1024;
 /** The largest body an upload may have. */
 export const maxUploadBodyBytes = (maxFileBytes: number): number => maxFileBytes + MULTIPART_ALLOWANCE_BYTES;
 
-
 export interface ReceivedFile extends StoredBlob {
   id: string;
   /** The filename as the client sent it; safeFilename reduces it. */
   filename: string;
 }
 
-/** Receives the file part named `file` into `storage`; throws an AppError for anything else. */
+/** The answer to a body over maxUploadBodyBytes. */
+export const bodyTooLarge = (maxFileBytes: number, extra: AppError['extra'] = {}): AppError =>
+  new AppError(
+    'file_too_large',
+    `The request body is larger than the limit of ${maxUploadBodyBytes(maxFileBytes)} bytes: ${maxFileBytes} for the file and ${MULTIPART_ALLOWANCE_BYTES} for the rest of the form.`,
+    extra,
+  );
+
+/**
+ * Receives the file part named `file` into `storage`; throws an AppError for anything else. Past
+ * maxUploadBodyBytes the body is read no further: the answer then closes the connection.
+ */
 export async function receiveFile(req: IncomingMessage, storage: BlobStore, maxFileBytes: number): Promise<ReceivedFile> {
   const parser = openParser(req, maxFileBytes);
+  const body = new BodyReader(req, parser, { maxBytes: maxUploadBodyBytes(maxFileBytes) });
   let failure: Error | undefined;
   let stored: Promise<ReceivedFile> | undefined;
   let fileSentAsField = false;
@@ -43,7 +55,7 @@ export async function receiveFile(req: IncomingMessage, storage: BlobStore, maxF
   const fail = (err: unknown) => {
     if (failure) return;
     failure = asUploadError(err, maxFileBytes);
-    req.unpipe(parser);
+    body.discard();
     // Ends the file stream being written, if any, so that its write settles (and removes its temporary file);
     // on the next tick, as busboy still uses its state after emitting the event that may have brought us here.
     process.nextTick(() => parser.destroy());
@@ -83,18 +95,15 @@ export async function receiveFile(req: IncomingMessage, storage: BlobStore, maxF
   parser.on('fieldsLimit', () => invalid('The form has too many text fields.'));
   parser.on('filesLimit', () => fail(new AppError('too_many_files', 'Send exactly one file per upload, in a part named "file".')));
   parser.on('error', fail);
-  req.on('error', fail);
-  req.on('close', () => {
-    if (!req.readableEnded) fail(new Error('The request closed before its end.'));
-  });
 
   const parsed = new Promise((resolve) => parser.once('close', resolve));
-  req.pipe(parser);
+  body.done.catch(fail);
   await parsed;
   const received = await stored?.catch(() => undefined);
   if (!failure && received) return received;
   if (received) await storage.remove(received.id);
-  await drain(req);
+  // The rest of a failed body is read (and dropped) so that the client, done sending, reads the answer.
+  await body.done.catch(() => undefined);
   if (failure) throw failure;
   throw new AppError(
     'file_missing',
@@ -130,15 +139,6 @@ function skip(stream: Readable, report: () => void): void {
   report();
 }
 
-/** Reads the rest of a failed request's body, so the client is not cut off before it reads the answer. */
-async function drain(req: IncomingMessage): Promise<void> {
-  if (req.readableEnded || req.destroyed) return;
-  await new Promise((resolve) => {
-    req.once('end', resolve).once('close', resolve).once('error', resolve);
-    req.resume();
-  });
-}
-
 /** Browsers escape LF, CR and `"` in field names and filenames (WHATWG HTML); busboy leaves them escaped. */
 function decodeFormDataName(name: string): string {
   return name.replace(/%0A|%0D|%22/gi, (escape) => FORM_DATA_ESCAPES[escape.toUpperCase()] ?? escape);
@@ -148,6 +148,7 @@ const FORM_DATA_ESCAPES: Record<string, string> = { '%0A': '\n', '%0D': '\r', '%
 function asUploadError(err: unknown, maxFileBytes: number): Error {
   if (err instanceof AppError) return err;
   if (err instanceof BlobTooLargeError) return new AppError('file_too_large', `The file is larger than the limit of ${maxFileBytes} bytes.`);
+  if (err instanceof BodyTooLargeError) return bodyTooLarge(maxFileBytes);
   if (isStorageFull(err)) return new AppError('insufficient_storage', 'The file store is full; retry later.', { cause: err });
   // busboy's parse errors (no boundary, malformed headers, unexpected end) and requests cut short.
   if (err instanceof Error && !(err as NodeJS.ErrnoException).syscall) {

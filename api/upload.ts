@@ -11,7 +11,7 @@ import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import { AppError } from './errors.js';
 import { safeFilename } from './filenames.js';
-import { MULTIPART_ALLOWANCE_BYTES, maxUploadBodyBytes, receiveFile, type ReceivedFile } from './multipart.js';
+import { bodyTooLarge, maxUploadBodyBytes, receiveFile, type ReceivedFile } from './multipart.js';
 import { fileUrl, serializeFile } from './serializer.js';
 
 export interface UploadDeps {
@@ -98,13 +98,7 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
 export function refuseOversizedUploads(maxUploadBytes: number): Koa.Middleware {
   const maxBodyBytes = maxUploadBodyBytes(maxUploadBytes);
   return async (ctx, next) => {
-    if (Number(ctx.get('Content-Length')) > maxBodyBytes) {
-      throw new AppError(
-        'file_too_large',
-        `The request body is larger than the limit of ${maxBodyBytes} bytes: ${maxUploadBytes} for the file and ${MULTIPART_ALLOWANCE_BYTES} for the rest of the form.`,
-        { headers: { Connection: 'close' } },
-      );
-    }
+    if (Number(ctx.get('Content-Length')) > maxBodyBytes) throw bodyTooLarge(maxUploadBytes, { headers: { Connection: 'close' } });
     await next();
   };
 }

@@ -7,7 +7,7 @@ import { png } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
 import { storedFiles } from './support/leftovers.js';
 import { MULTIPART_ALLOWANCE_BYTES, MULTIPART_LIMITS } from '../api/multipart.js';
-import { connect, multipartRequest, parseResponse, rawRequest, readUntilClosed } from './support/raw.js';
+import { connect, filePart, httpChunk, multipartRequest, parseResponse, rawRequest, readUntilClosed, sendUntilClosed } from './support/raw.js';
 import { startService, upload, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -188,6 +188,21 @@ describe('POST /upload/', () => {
       expect(response.headers).to.match(/^connection: close$/im);
       expect(JSON.parse(response.body)).to.include({ code: 'file_too_large' });
       expect(closedAfterMs).to.be.below(4_000);
+    });
+
+    it('answers 413 file_too_large and closes the connection once a chunked body passes the limit, reading no further', async () => {
+      const socket = await connect(service.url);
+      const closed = readUntilClosed(socket, 15_000);
+      socket.write('POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nTransfer-Encoding: chunked\r\n\r\n');
+      // A complete form, then an epilogue of up to 1 GiB after its closing boundary.
+      socket.write(httpChunk(`${filePart('kept.txt', 'a file within the limit')}--XyZ--\r\n`));
+      const sent = await sendUntilClosed(socket, httpChunk(Buffer.alloc(64 * 1024, 0x65)), 1024 ** 3);
+      const response = parseResponse((await closed).data);
+      expect(response.status).to.equal(413);
+      expect(response.headers).to.match(/^connection: close$/im);
+      expect(JSON.parse(response.body)).to.include({ code: 'file_too_large' });
+      // The limit is 1 MiB and 64 KiB; what else went out sat in socket buffers when the server stopped reading.
+      expect(sent).to.be.below(64 * 1024 ** 2);
     });
 
     it('closes the connection when it answers before reading the body, rather than read the rest to reach the next request', async () => {
