@@ -24,7 +24,7 @@ import { refuseOversizedUploads, uploadHandler } from './upload.js';
 
 export type AppConfig = Pick<
   Config,
-  'publicUrl' | 'trustProxy' | 'maxUploadBytes' | 'corsOrigins' | 'maxBacklog' | 'rateLimitPerSecond' | 'rateLimitBurst' | 'queuePrefix' | 'httpRequestTimeoutMs'
+  'publicUrl' | 'trustProxy' | 'maxUploadBytes' | 'corsOrigins' | 'maxBacklog' | 'rateLimitPerSecond' | 'rateLimitBurst' | 'queuePrefix' | 'httpRequestTimeoutMs' | 'httpMinBytesPerSecond' | 'httpMinRateWindowMs'
 >;
 
 export interface AppDeps {
@@ -68,6 +68,7 @@ export function createApp(deps: AppDeps): Koa {
     logger,
     metrics,
     maxUploadBytes: config.maxUploadBytes,
+    minBodyRate: { bytesPerSecond: config.httpMinBytesPerSecond, windowMs: config.httpMinRateWindowMs },
     // No request outlives the request timeout, so a key claimed longer ago than that was abandoned.
     idempotencyAbandonAfterMs: config.httpRequestTimeoutMs + 60_000,
     baseUrl,

@@ -1,4 +1,5 @@
-// A request body read within a cap on its size, as nginx's client_max_body_size: past the cap nothing more
+// A request body read within bounds, as nginx's client_max_body_size and client_body_timeout: a cap on its
+// size, and a floor on its rate over each window of time the client had to send. Past either, nothing more
 // is read, and the answer closes the connection rather than read on to the next request.
 import type { IncomingMessage } from 'node:http';
 import type { Writable } from 'node:stream';
@@ -10,13 +11,27 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+export class BodyTooSlowError extends Error {
+  override name = 'BodyTooSlowError';
+  constructor(readonly rate: MinRate) {
+    super(`The request body sent fewer than ${rate.bytesPerSecond} bytes a second over ${rate.windowMs} ms.`);
+  }
+}
+
+/** A body slower than `bytesPerSecond` over a window of `windowMs` is cut; 0 bytes a second never is. */
+export interface MinRate {
+  bytesPerSecond: number;
+  windowMs: number;
+}
+
 export interface BodyLimits {
   maxBytes: number;
+  minRate: MinRate;
 }
 
 /**
  * Feeds the body of `req` into `sink`, and ends `sink` with it. `done` resolves once the body was read to its
- * end, and rejects when reading stopped before: past the cap, or the client went away.
+ * end, and rejects when reading stopped before: past a limit, or the client went away.
  */
 export class BodyReader {
   readonly done: Promise<void>;
@@ -25,6 +40,13 @@ export class BodyReader {
   private settled = false;
   private resolve!: () => void;
   private reject!: (err: Error) => void;
+
+  // The rate's window counts only time the client could send: while the sink holds the body back, it stops.
+  private rateTimer: NodeJS.Timeout | undefined;
+  private windowStartedAt = Date.now();
+  private windowBytes = 0;
+  private heldMs = 0;
+  private heldSince: number | null = null;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -42,6 +64,7 @@ export class BodyReader {
     req.once('end', this.onEnd);
     req.on('error', this.stop);
     req.once('close', this.onClose);
+    if (limits.minRate.bytesPerSecond > 0) this.rateTimer = setTimeout(this.checkRate, limits.minRate.windowMs);
   }
 
   /** Feeds the sink no more: the rest of the body is read and dropped, within the same limits. */
@@ -49,20 +72,47 @@ export class BodyReader {
     if (!this.sink) return;
     this.sink.off('drain', this.onDrain);
     this.sink = null;
-    if (!this.settled) this.req.resume();
+    this.onDrain();
   }
 
   private readonly onData = (chunk: Buffer) => {
     this.received += chunk.length;
+    this.windowBytes += chunk.length;
     if (this.received > this.limits.maxBytes) return this.stop(new BodyTooLargeError(this.limits.maxBytes));
     if (this.sink && !this.sink.write(chunk)) {
       this.req.pause();
+      this.heldSince = Date.now();
       this.sink.once('drain', this.onDrain);
     }
   };
 
   private readonly onDrain = () => {
+    if (this.heldSince !== null) {
+      this.heldMs += Date.now() - this.heldSince;
+      this.heldSince = null;
+    }
     if (!this.settled) this.req.resume();
+  };
+
+  private readonly checkRate = () => {
+    const { bytesPerSecond, windowMs } = this.limits.minRate;
+    const now = Date.now();
+    const held = this.heldMs + (this.heldSince === null ? 0 : now - this.heldSince);
+    const sending = now - this.windowStartedAt - held;
+    if (sending < windowMs) {
+      this.rateTimer = setTimeout(this.checkRate, windowMs - sending);
+      return;
+    }
+    if (this.windowBytes < (bytesPerSecond * windowMs) / 1000) {
+      // Nobody could read an answer on a socket that no longer takes writes.
+      if (!this.req.socket.writable) this.req.socket.destroy();
+      return this.stop(new BodyTooSlowError(this.limits.minRate));
+    }
+    this.windowStartedAt = now;
+    this.windowBytes = 0;
+    this.heldMs = 0;
+    if (this.heldSince !== null) this.heldSince = now;
+    this.rateTimer = setTimeout(this.checkRate, windowMs);
   };
 
   private readonly onEnd = () => {
@@ -84,6 +134,7 @@ export class BodyReader {
   private settle(err?: Error): void {
     if (this.settled) return;
     this.settled = true;
+    clearTimeout(this.rateTimer);
     if (err) this.reject(err);
     else this.resolve();
   }

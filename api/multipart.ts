@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { newFileId } from '../core/ids.js';
 import { BlobTooLargeError, isStorageFull, type BlobStore, type StoredBlob } from '../core/storage/index.js';
-import { BodyReader, BodyTooLargeError } from './body.js';
+import { BodyReader, BodyTooLargeError, BodyTooSlowError, type MinRate } from './body.js';
 import { AppError } from './errors.js';
 
 export const FILE_FIELD = 'file';
@@ -41,13 +41,19 @@ export const bodyTooLarge = (maxFileBytes: number, extra: AppError['extra'] = {}
     extra,
   );
 
+export interface UploadLimits {
+  maxFileBytes: number;
+  minRate: MinRate;
+}
+
 /**
  * Receives the file part named `file` into `storage`; throws an AppError for anything else. Past
- * maxUploadBodyBytes the body is read no further: the answer then closes the connection.
+ * maxUploadBodyBytes, or below the minimum rate, the body is read no further: the answer then closes the connection.
  */
-export async function receiveFile(req: IncomingMessage, storage: BlobStore, maxFileBytes: number): Promise<ReceivedFile> {
+export async function receiveFile(req: IncomingMessage, storage: BlobStore, limits: UploadLimits): Promise<ReceivedFile> {
+  const { maxFileBytes } = limits;
   const parser = openParser(req, maxFileBytes);
-  const body = new BodyReader(req, parser, { maxBytes: maxUploadBodyBytes(maxFileBytes) });
+  const body = new BodyReader(req, parser, { maxBytes: maxUploadBodyBytes(maxFileBytes), minRate: limits.minRate });
   let failure: Error | undefined;
   let stored: Promise<ReceivedFile> | undefined;
   let fileSentAsField = false;
@@ -149,6 +155,10 @@ function asUploadError(err: unknown, maxFileBytes: number): Error {
   if (err instanceof AppError) return err;
   if (err instanceof BlobTooLargeError) return new AppError('file_too_large', `The file is larger than the limit of ${maxFileBytes} bytes.`);
   if (err instanceof BodyTooLargeError) return bodyTooLarge(maxFileBytes);
+  if (err instanceof BodyTooSlowError) {
+    const { bytesPerSecond, windowMs } = err.rate;
+    return new AppError('request_timeout', `The body arrived slower than ${bytesPerSecond} bytes a second over ${windowMs / 1000} s; send it again faster.`);
+  }
   if (isStorageFull(err)) return new AppError('insufficient_storage', 'The file store is full; retry later.', { cause: err });
   // busboy's parse errors (no boundary, malformed headers, unexpected end) and requests cut short.
   if (err instanceof Error && !(err as NodeJS.ErrnoException).syscall) {

@@ -101,6 +101,7 @@ export const ROUTES = [
         'invalid_idempotency_key',
         'idempotency_key_in_use',
         'idempotency_key_reused',
+        'request_timeout',
         'file_too_large',
         'unsupported_media_type',
         'rate_limited',

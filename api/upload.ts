@@ -9,6 +9,7 @@ import type { FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
+import type { MinRate } from './body.js';
 import { AppError } from './errors.js';
 import { safeFilename } from './filenames.js';
 import { bodyTooLarge, maxUploadBodyBytes, receiveFile, type ReceivedFile } from './multipart.js';
@@ -21,6 +22,7 @@ export interface UploadDeps {
   logger: Logger;
   metrics: Metrics;
   maxUploadBytes: number;
+  minBodyRate: MinRate;
   /** A claimed idempotency key whose request has not completed after this long was abandoned. */
   idempotencyAbandonAfterMs: number;
   baseUrl: (ctx: Koa.Context) => string;
@@ -62,7 +64,7 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
       });
     }
     try {
-      const received = await receiveFile(ctx.req, storage, deps.maxUploadBytes);
+      const received = await receiveFile(ctx.req, storage, { maxFileBytes: deps.maxUploadBytes, minRate: deps.minBodyRate });
       if (claim?.state === 'done') {
         // A replay must send the same bytes; only then does it get the first request's file.
         if (received.sha256 !== claim.sha256) {
