@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { unlink, writeFile } from 'node:fs/promises';
 import type { File } from '../core/fileRecord.js';
 import { sql, truncateFiles } from './support/db.js';
 import { png } from './support/fixtures.js';
@@ -197,6 +197,29 @@ describe('the File resource', () => {
       await service.storage.remove(lost.id);
       const problem = await expectProblem(await fetch(lost.file), 404, 'not_found');
       expect(problem.detail).to.match(/missing from storage/);
+    });
+
+    it('answers HEAD 404 not_found, as GET does, when the bytes are gone', async () => {
+      const lost = await uploadFile(service.url, { content: 'soon gone' });
+      await waitForStatus(service.url, lost.id);
+      expect((await fetch(lost.file, { method: 'HEAD' })).status).to.equal(200);
+      await service.storage.remove(lost.id);
+      for (const headers of [{}, { Range: 'bytes=0-3' }] as Array<Record<string, string>>) {
+        const head = await fetch(lost.file, { method: 'HEAD', headers });
+        expect(head.status, JSON.stringify(headers)).to.equal(404);
+        expect(head.headers.get('content-type')).to.match(/^application\/problem\+json/);
+      }
+    });
+  });
+
+  describe('GET /files/{id}/thumbnail', () => {
+    it('answers HEAD 404 not_found, as GET does, when the thumbnail is gone', async () => {
+      const image = await waitForStatus(service.url, (await uploadFile(service.url, { name: 'small.png', content: png(64, 48) })).id);
+      expect(image.thumbnail).to.be.a('string');
+      expect((await fetch(image.thumbnail!, { method: 'HEAD' })).status).to.equal(200);
+      await unlink(service.storage.pathOf(image.id, 'thumbnail'));
+      expect((await fetch(image.thumbnail!, { method: 'HEAD' })).status).to.equal(404);
+      await expectProblem(await fetch(image.thumbnail!), 404, 'not_found');
     });
   });
 
