@@ -50,7 +50,7 @@ const idParameter = {
   name: 'id',
   in: 'path',
   required: true,
-  description: 'The file id (a UUID). Unknown and malformed ids both answer 404.',
+  description: 'The file id (a UUID, in any case). Unknown and malformed ids both answer 404.',
   schema: { type: 'string' },
 };
 

@@ -114,6 +114,22 @@ describe('the File resource', () => {
       expect((await getJson<File>(`${service.url}/files/${file.id}`)).id).to.equal(file.id);
     });
 
+    it('takes an id in any case on every {id} route, as UUIDs are case-insensitive', async () => {
+      const image = await waitForStatus(service.url, (await uploadFile(service.url, { name: 'upper.png', content: png(32, 32, 9) })).id);
+      const upper = `${service.url}/files/${image.id.toUpperCase()}`;
+      expect((await getJson<File>(`${upper}/`)).id).to.equal(image.id);
+      const content = await fetch(`${upper}/content`);
+      expect([content.status, content.headers.get('etag')]).to.deep.equal([200, `"${image.sha256}"`]);
+      expect((await fetch(`${upper}/content`, { method: 'HEAD' })).status).to.equal(200);
+      expect((await fetch(`${upper}/thumbnail`)).status).to.equal(200);
+      const requeued = await fetch(`${upper}/reprocess`, { method: 'POST' });
+      expect([requeued.status, ((await requeued.json()) as File).id]).to.deep.equal([202, image.id]);
+      await waitForStatus(service.url, image.id);
+      expect((await fetch(`${upper}/`, { method: 'DELETE' })).status).to.equal(204);
+      expect(existsSync(service.storage.pathOf(image.id)), 'the bytes, named by the canonical id').to.equal(false);
+      expect(existsSync(service.storage.pathOf(image.id, 'thumbnail'))).to.equal(false);
+    });
+
     it('answers 404 not_found for unknown and malformed ids, never 500', async () => {
       for (const id of ['01890000-0000-7000-8000-000000000000', 'nope', '1 OR 1=1', '%00', 'ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ']) {
         await expectProblem(await fetch(`${service.url}/files/${id}/`), 404, 'not_found');
