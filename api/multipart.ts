@@ -34,11 +34,10 @@ export interface ReceivedFile extends StoredBlob {
 }
 
 /** The answer to a body over maxUploadBodyBytes. */
-export const bodyTooLarge = (maxFileBytes: number, extra: AppError['extra'] = {}): AppError =>
+export const bodyTooLarge = (maxFileBytes: number): AppError =>
   new AppError(
     'file_too_large',
     `The request body is larger than the limit of ${maxUploadBodyBytes(maxFileBytes)} bytes: ${maxFileBytes} for the file and ${MULTIPART_ALLOWANCE_BYTES} for the rest of the form.`,
-    extra,
   );
 
 export interface UploadLimits {

@@ -93,14 +93,11 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
   };
 }
 
-/**
- * Refuses an upload whose Content-Length is over the limit before reading a byte of its body, and closes the
- * connection rather than read that body to reach the next request.
- */
+/** Refuses an upload whose Content-Length is over the limit before reading a byte of its body (the answer closes the connection). */
 export function refuseOversizedUploads(maxUploadBytes: number): Koa.Middleware {
   const maxBodyBytes = maxUploadBodyBytes(maxUploadBytes);
   return async (ctx, next) => {
-    if (Number(ctx.get('Content-Length')) > maxBodyBytes) throw bodyTooLarge(maxUploadBytes, { headers: { Connection: 'close' } });
+    if (Number(ctx.get('Content-Length')) > maxBodyBytes) throw bodyTooLarge(maxUploadBytes);
     await next();
   };
 }
