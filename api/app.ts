@@ -20,11 +20,11 @@ import { AppError, problemResponses } from './errors.js';
 import { fileHandlers } from './files.js';
 import { buildRouter, openApiDocument, ROUTES } from './routes.js';
 import { traceRequests } from './tracing.js';
-import { uploadHandler } from './upload.js';
+import { refuseOversizedUploads, uploadHandler } from './upload.js';
 
 export type AppConfig = Pick<
   Config,
-  'publicUrl' | 'trustProxy' | 'maxUploadBytes' | 'corsOrigins' | 'maxBacklog' | 'rateLimitPerSecond' | 'rateLimitBurst' | 'queuePrefix' | 'httpRequestTimeoutMs'
+  'publicUrl' | 'trustProxy' | 'maxUploadBytes' | 'corsOrigins' | 'maxBacklog' | 'rateLimitPerSecond' | 'rateLimitBurst' | 'queuePrefix' | 'httpRequestTimeoutMs' | 'httpMinBytesPerSecond' | 'httpMinRateWindowMs'
 >;
 
 export interface AppDeps {
@@ -68,6 +68,7 @@ export function createApp(deps: AppDeps): Koa {
     logger,
     metrics,
     maxUploadBytes: config.maxUploadBytes,
+    minBodyRate: { bytesPerSecond: config.httpMinBytesPerSecond, windowMs: config.httpMinRateWindowMs },
     // No request outlives the request timeout, so a key claimed longer ago than that was abandoned.
     idempotencyAbandonAfterMs: config.httpRequestTimeoutMs + 60_000,
     baseUrl,
@@ -79,7 +80,7 @@ export function createApp(deps: AppDeps): Koa {
     refuseWhenOverloaded(deps.backlog, config.maxBacklog),
   ];
   const router = buildRouter({
-    uploadFile: compose([...admission, upload]),
+    uploadFile: compose([refuseOversizedUploads(config.maxUploadBytes), ...admission, upload]),
     ...files,
     getOpenApi: async (ctx) => {
       ctx.body = document;
@@ -90,6 +91,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(traceRequests(deps.tracer ?? defaultTracer()));
   app.use(observeRequests(logger, metrics));
+  app.use(closeUnreadBodies);
   app.use(problemResponses(logger));
   if (config.corsOrigins.length) app.use(cors(config.corsOrigins));
   app.use(routingEdges);
@@ -127,6 +129,15 @@ function observeRequests(logger: Logger, metrics: Metrics): Koa.Middleware {
     }
   };
 }
+
+/**
+ * An answer sent before the request's body was read to its end (refused early, or cut at a limit) closes the
+ * connection: keeping it would have Node read the rest, at the client's pace, to reach the next request.
+ */
+const closeUnreadBodies: Koa.Middleware = async (ctx, next) => {
+  await next();
+  if (!ctx.req.complete) ctx.set('Connection', 'close');
+};
 
 /**
  * `/files/` and `/files` are the same resource, as with DRF's routers; and the router's bare

@@ -2,6 +2,7 @@
 // or sniff; strong ETag (the sha256), conditional GET and single byte ranges.
 import type Koa from 'koa';
 import contentDisposition from 'content-disposition';
+import type { Readable } from 'node:stream';
 import type { FileRow } from '../core/fileRecord.js';
 import type { BlobStore, ByteRange } from '../core/storage/index.js';
 import { AppError } from './errors.js';
@@ -37,21 +38,19 @@ export async function sendContent(ctx: Koa.Context, row: FileRow, storage: BlobS
   } else {
     ctx.status = 200;
   }
-  const length = range ? range.end - range.start + 1 : row.size;
-  // HEAD answers with the headers only: opening the blob would leak a file handle nobody reads.
-  if (ctx.method === 'HEAD') {
-    ctx.length = length;
-    return;
-  }
+  let bytes: Readable;
   try {
-    ctx.body = await storage.open(row.id, range ? { range } : {});
+    bytes = await storage.open(row.id, range ? { range } : {});
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new AppError('not_found', "The file's bytes are missing from storage.", { cause: err });
     }
     throw err;
   }
-  ctx.length = length;
+  // HEAD answers as GET would, with the headers only: the blob is opened to know it is there, and closed unread.
+  if (ctx.method === 'HEAD') bytes.destroy();
+  else ctx.body = bytes;
+  ctx.length = range ? range.end - range.start + 1 : row.size;
 }
 
 /** RFC 9110 weak comparison against a list of entity tags, or `*`. */

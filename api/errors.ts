@@ -35,6 +35,7 @@ export const ERRORS = {
   unauthorized: { status: 401, title: 'Unauthorized' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
+  request_timeout: { status: 408, title: 'Request timeout' },
   file_processing: { status: 409, title: 'File is being processed' },
   idempotency_key_in_use: { status: 409, title: 'Idempotency key in use' },
   file_too_large: { status: 413, title: 'File too large' },

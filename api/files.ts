@@ -2,7 +2,7 @@
 import type Koa from 'koa';
 import type { Database } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
-import { isFileId } from '../core/ids.js';
+import { parseFileId } from '../core/ids.js';
 import type { FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
@@ -23,10 +23,16 @@ export interface FileHandlerDeps {
 
 const notFound = () => new AppError('not_found', 'There is no file with this id.');
 
+/** The `id` path parameter in canonical form; 404 for a malformed id, as for an unknown one. */
+function idOf(ctx: Koa.Context): string {
+  const id = parseFileId(String(ctx.params.id ?? ''));
+  if (!id) throw notFound();
+  return id;
+}
+
 /** The row named by the `id` path parameter; 404 for unknown and malformed ids alike. */
 async function findFile(ctx: Koa.Context, db: Database): Promise<FileRow> {
-  const id = String(ctx.params.id ?? '');
-  const row = isFileId(id) ? await db.files.findById(id) : null;
+  const row = await db.files.findById(idOf(ctx));
   if (!row) throw notFound();
   return row;
 }
@@ -60,8 +66,8 @@ export function fileHandlers(deps: FileHandlerDeps) {
   };
 
   const deleteFile: Koa.Middleware = async (ctx) => {
-    const id = String(ctx.params.id ?? '');
-    const row = isFileId(id) ? await db.files.remove(id) : null;
+    const id = idOf(ctx);
+    const row = await db.files.remove(id);
     if (!row) throw notFound();
     // The row is gone, so the file is gone for clients; leftovers are logged and swept later.
     await Promise.all([
@@ -72,8 +78,7 @@ export function fileHandlers(deps: FileHandlerDeps) {
   };
 
   const reprocessFile: Koa.Middleware = async (ctx) => {
-    const id = String(ctx.params.id ?? '');
-    const outcome = isFileId(id) ? await db.files.requeue(id) : null;
+    const outcome = await db.files.requeue(idOf(ctx));
     if (!outcome) throw notFound();
     if ('busy' in outcome) {
       throw new AppError('file_processing', 'The file is being processed right now; reprocess it once it has finished.');

@@ -1,7 +1,7 @@
 // GET /files/ query parameters and the opaque keyset cursor.
 import type { Cursor, ListQuery } from '../core/db/index.js';
 import { FILE_KINDS, FILE_STATUSES, type FileKind, type FileStatus } from '../core/fileRecord.js';
-import { isFileId } from '../core/ids.js';
+import { parseFileId } from '../core/ids.js';
 import { AppError, type FieldError } from './errors.js';
 
 export const DEFAULT_LIMIT = 100;
@@ -61,8 +61,9 @@ export function encodeCursor(cursor: Cursor): string {
 
 export function decodeCursor(raw: string): Cursor | null {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(raw)) return null;
-  const [time, id, ...rest] = Buffer.from(raw, 'base64url').toString('utf8').split('_');
-  if (rest.length || !time || !id || !isFileId(id)) return null;
+  const [time, rawId, ...rest] = Buffer.from(raw, 'base64url').toString('utf8').split('_');
+  const id = parseFileId(rawId ?? '');
+  if (rest.length || !time || !id) return null;
   if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(time)) return null;
   const uploadedAt = new Date(time);
   return Number.isNaN(uploadedAt.getTime()) ? null : { uploadedAt, id };

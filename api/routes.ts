@@ -50,7 +50,7 @@ const idParameter = {
   name: 'id',
   in: 'path',
   required: true,
-  description: 'The file id (a UUID). Unknown and malformed ids both answer 404.',
+  description: 'The file id (a UUID, in any case). Unknown and malformed ids both answer 404.',
   schema: { type: 'string' },
 };
 
@@ -101,6 +101,7 @@ export const ROUTES = [
         'invalid_idempotency_key',
         'idempotency_key_in_use',
         'idempotency_key_reused',
+        'request_timeout',
         'file_too_large',
         'unsupported_media_type',
         'rate_limited',

@@ -1,5 +1,6 @@
 // GET /files/{id}/thumbnail: the WebP preview a processor stored beside the bytes (images only).
 import type Koa from 'koa';
+import type { Readable } from 'node:stream';
 import type { FileRow } from '../core/fileRecord.js';
 import type { BlobStore } from '../core/storage/index.js';
 import { AppError } from './errors.js';
@@ -9,17 +10,20 @@ export async function sendThumbnail(ctx: Koa.Context, row: FileRow, storage: Blo
   ctx.set('Cache-Control', 'private, no-cache');
   ctx.set('Content-Security-Policy', 'sandbox');
   ctx.type = 'image/webp';
-  // HEAD answers with the headers only: opening the blob would leak a file handle nobody reads.
-  if (ctx.method === 'HEAD') {
-    ctx.status = 200;
-    return;
-  }
+  let bytes: Readable;
   try {
-    ctx.body = await storage.open(row.id, { variant: 'thumbnail' });
+    bytes = await storage.open(row.id, { variant: 'thumbnail' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new AppError('not_found', 'The thumbnail of this file is missing from storage; reprocess the file to make it again.', { cause: err });
     }
     throw err;
+  }
+  // HEAD answers as GET would, with the headers only: the blob is opened to know it is there, and closed unread.
+  if (ctx.method === 'HEAD') {
+    bytes.destroy();
+    ctx.status = 200;
+  } else {
+    ctx.body = bytes;
   }
 }

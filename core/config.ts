@@ -32,6 +32,8 @@ export interface Config {
   httpHeadersTimeoutMs: number;
   httpRequestTimeoutMs: number;
   httpIdleTimeoutMs: number;
+  httpMinBytesPerSecond: number;
+  httpMinRateWindowMs: number;
   httpKeepAliveTimeoutMs: number;
   httpMaxHeaderBytes: number;
   maxAttempts: number;
@@ -191,6 +193,8 @@ export const SETTINGS: Setting[] = [
   { env: 'HTTP_HEADERS_TIMEOUT_MS', key: 'httpHeadersTimeoutMs', fallback: '10000', parse: integer(1_000, 600_000), description: 'Time a client has to send its request headers (cuts off slowloris clients).' },
   { env: 'HTTP_REQUEST_TIMEOUT_MS', key: 'httpRequestTimeoutMs', fallback: '900000', parse: integer(1_000, 86_400_000), description: 'Time a client has to send a whole request, body included.' },
   { env: 'HTTP_IDLE_TIMEOUT_MS', key: 'httpIdleTimeoutMs', fallback: '60000', parse: integer(1_000, 3_600_000), description: 'A connection that sends or receives nothing for this long is closed.' },
+  { env: 'HTTP_MIN_BYTES_PER_SECOND', key: 'httpMinBytesPerSecond', fallback: '1024', parse: integer(0, 1_000_000_000), description: 'An upload body that sends fewer bytes a second than this, over a window of `HTTP_MIN_RATE_WINDOW_MS`, is cut (`408 request_timeout`); time the service holds the body back does not count. 0 turns the check off.' },
+  { env: 'HTTP_MIN_RATE_WINDOW_MS', key: 'httpMinRateWindowMs', fallback: '20000', parse: integer(1_000, 3_600_000), description: 'The window over which `HTTP_MIN_BYTES_PER_SECOND` is measured.' },
   { env: 'HTTP_KEEP_ALIVE_TIMEOUT_MS', key: 'httpKeepAliveTimeoutMs', fallback: '5000', parse: integer(0, 600_000), description: 'How long an idle keep-alive connection stays open (keep it below the load balancer\'s).' },
   { env: 'HTTP_MAX_HEADER_BYTES', key: 'httpMaxHeaderBytes', fallback: '16384', parse: integer(1_024, 1_048_576), description: 'Largest request header block; bigger answers 431.' },
   { env: 'MAX_ATTEMPTS', key: 'maxAttempts', fallback: '5', parse: integer(1, 100), description: 'Processing starts after which a file that keeps failing or crashing workers becomes `failed` (`too_many_attempts`).' },

@@ -12,7 +12,10 @@ export function newFileId(): string {
   return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15, 18)}-${random.slice(19)}`;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** True for a canonical lower-case UUID; anything else is treated as an unknown id. */
-export const isFileId = (value: string): boolean => UUID.test(value);
+/**
+ * The id in canonical lower case, as ids are stored and their blobs named: UUIDs are case-insensitive on input
+ * (RFC 9562). Null for anything that is not a UUID, which callers treat as an unknown id.
+ */
+export const parseFileId = (value: string): string | null => (UUID.test(value) ? value.toLowerCase() : null);

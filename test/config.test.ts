@@ -19,6 +19,8 @@ describe('configuration', () => {
       trustProxy: false,
       jobTimeoutMs: 60_000,
       imageMaxPixels: 50_000_000,
+      httpMinBytesPerSecond: 1024,
+      httpMinRateWindowMs: 20_000,
     });
     expect(api.storageDir).to.equal(path.resolve('data'));
     expect(loadConfig('worker', {}).adminPort).to.equal(9091);
@@ -55,6 +57,7 @@ describe('configuration', () => {
       [{ WORKER_CONCURRENCY: '0' }, /^WORKER_CONCURRENCY must be a whole number from 1 to 256/],
       [{ JOB_TIMEOUT_MS: '10' }, /^JOB_TIMEOUT_MS must be a whole number from 1000 to 3600000, got "10"\.$/],
       [{ IMAGE_MAX_PIXELS: '50MP' }, /^IMAGE_MAX_PIXELS must be a whole number from 1 to 1000000000/],
+      [{ HTTP_MIN_RATE_WINDOW_MS: '0' }, /^HTTP_MIN_RATE_WINDOW_MS must be a whole number from 1000 to 3600000, got "0"\.$/],
       [{ POD_NAME: 'Worker_1' }, /^POD_NAME must be a Kubernetes name \(lowercase letters, digits, "-" and "\."\), got "Worker_1"\.$/],
     ];
     for (const [env, message] of cases) {

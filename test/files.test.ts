@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { unlink, writeFile } from 'node:fs/promises';
 import type { File } from '../core/fileRecord.js';
 import { sql, truncateFiles } from './support/db.js';
 import { png } from './support/fixtures.js';
@@ -114,6 +114,22 @@ describe('the File resource', () => {
       expect((await getJson<File>(`${service.url}/files/${file.id}`)).id).to.equal(file.id);
     });
 
+    it('takes an id in any case on every {id} route, as UUIDs are case-insensitive', async () => {
+      const image = await waitForStatus(service.url, (await uploadFile(service.url, { name: 'upper.png', content: png(32, 32, 9) })).id);
+      const upper = `${service.url}/files/${image.id.toUpperCase()}`;
+      expect((await getJson<File>(`${upper}/`)).id).to.equal(image.id);
+      const content = await fetch(`${upper}/content`);
+      expect([content.status, content.headers.get('etag')]).to.deep.equal([200, `"${image.sha256}"`]);
+      expect((await fetch(`${upper}/content`, { method: 'HEAD' })).status).to.equal(200);
+      expect((await fetch(`${upper}/thumbnail`)).status).to.equal(200);
+      const requeued = await fetch(`${upper}/reprocess`, { method: 'POST' });
+      expect([requeued.status, ((await requeued.json()) as File).id]).to.deep.equal([202, image.id]);
+      await waitForStatus(service.url, image.id);
+      expect((await fetch(`${upper}/`, { method: 'DELETE' })).status).to.equal(204);
+      expect(existsSync(service.storage.pathOf(image.id)), 'the bytes, named by the canonical id').to.equal(false);
+      expect(existsSync(service.storage.pathOf(image.id, 'thumbnail'))).to.equal(false);
+    });
+
     it('answers 404 not_found for unknown and malformed ids, never 500', async () => {
       for (const id of ['01890000-0000-7000-8000-000000000000', 'nope', '1 OR 1=1', '%00', 'ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ']) {
         await expectProblem(await fetch(`${service.url}/files/${id}/`), 404, 'not_found');
@@ -197,6 +213,29 @@ describe('the File resource', () => {
       await service.storage.remove(lost.id);
       const problem = await expectProblem(await fetch(lost.file), 404, 'not_found');
       expect(problem.detail).to.match(/missing from storage/);
+    });
+
+    it('answers HEAD 404 not_found, as GET does, when the bytes are gone', async () => {
+      const lost = await uploadFile(service.url, { content: 'soon gone' });
+      await waitForStatus(service.url, lost.id);
+      expect((await fetch(lost.file, { method: 'HEAD' })).status).to.equal(200);
+      await service.storage.remove(lost.id);
+      for (const headers of [{}, { Range: 'bytes=0-3' }] as Array<Record<string, string>>) {
+        const head = await fetch(lost.file, { method: 'HEAD', headers });
+        expect(head.status, JSON.stringify(headers)).to.equal(404);
+        expect(head.headers.get('content-type')).to.match(/^application\/problem\+json/);
+      }
+    });
+  });
+
+  describe('GET /files/{id}/thumbnail', () => {
+    it('answers HEAD 404 not_found, as GET does, when the thumbnail is gone', async () => {
+      const image = await waitForStatus(service.url, (await uploadFile(service.url, { name: 'small.png', content: png(64, 48) })).id);
+      expect(image.thumbnail).to.be.a('string');
+      expect((await fetch(image.thumbnail!, { method: 'HEAD' })).status).to.equal(200);
+      await unlink(service.storage.pathOf(image.id, 'thumbnail'));
+      expect((await fetch(image.thumbnail!, { method: 'HEAD' })).status).to.equal(404);
+      await expectProblem(await fetch(image.thumbnail!), 404, 'not_found');
     });
   });
 

@@ -2,12 +2,15 @@ import { expect } from 'chai';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
 import type { File } from '../core/fileRecord.js';
-import { snapshot } from './support/leftovers.js';
+import { LocalDiskStore, type BlobVariant, type StoredBlob } from '../core/storage/index.js';
+import { TEST_ENV } from './support/env.js';
+import { snapshot, storedFiles } from './support/leftovers.js';
 import { captureLogs } from './support/logs.js';
 import { expectProblem } from './support/problems.js';
 import { connect, filePart, multipartRequest, parseResponse, rawRequest, readUntilClosed } from './support/raw.js';
-import { startService, upload, type TestService } from './support/service.js';
+import { startService, upload, uploadFile, type TestService } from './support/service.js';
 
 const TOKEN_A = 'token-a-0123456789abcdef';
 const TOKEN_B = 'token-b-0123456789abcdef';
@@ -208,4 +211,91 @@ describe('security', () => {
       await expectProblem(fake, 400, 'invalid_multipart');
     });
   });
+
+  describe('slow bodies', () => {
+    const WINDOW_MS = 1_000;
+    let service: TestService;
+    before(async () => {
+      service = await startService({ worker: false, env: { HTTP_MIN_BYTES_PER_SECOND: '1024', HTTP_MIN_RATE_WINDOW_MS: String(WINDOW_MS), MAX_UPLOAD_BYTES: '1MiB' } });
+    });
+    after(() => service.close());
+
+    /** Starts an upload whose file part then arrives 10 bytes every 100 ms (100 bytes a second), until the server closes. */
+    async function trickle(): Promise<Promise<{ data: string; closedAfterMs: number }>> {
+      const socket = await connect(service.url);
+      const closed = readUntilClosed(socket, 10_000);
+      const part = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="trickle.bin"\r\n\r\n';
+      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n${part}`);
+      const drip = setInterval(() => socket.writable && socket.write('x'.repeat(10)), 100);
+      return closed.finally(() => clearInterval(drip));
+    }
+
+    it('cuts a body trickled below HTTP_MIN_BYTES_PER_SECOND after about a window, with 408 request_timeout, and keeps nothing', async () => {
+      const before = await snapshot();
+      const cut = trickle();
+      // The upload holds a temporary file while it trickles.
+      const deadline = Date.now() + 2_000;
+      while (!(await storedFiles()).some((file) => file.endsWith('.part')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect((await storedFiles()).some((file) => file.endsWith('.part')), 'a temporary file while trickling').to.equal(true);
+      const { data, closedAfterMs } = await (await cut);
+      expect(closedAfterMs).to.be.within(WINDOW_MS * 0.8, WINDOW_MS * 5);
+      const response = parseResponse(data);
+      expect(response.status).to.equal(408);
+      expect(response.headers).to.match(/^connection: close$/im);
+      expect(response.headers).to.match(/^content-type: application\/problem\+json/im);
+      expect(JSON.parse(response.body)).to.include({ code: 'request_timeout' });
+      expect(await before.unchanged()).to.deep.equal({ rows: 0, files: [] });
+    });
+
+    it('cuts 50 trickling clients at once, leaving nothing of theirs, while a fast client beside them is served', async () => {
+      const before = await snapshot();
+      const cuts = await Promise.all(Array.from({ length: 50 }, () => trickle()));
+      const fast = await uploadFile(service.url, { name: 'fast.txt', content: 'served meanwhile' });
+      const closed = await Promise.all(cuts);
+      for (const { data, closedAfterMs } of closed) {
+        expect(closedAfterMs).to.be.below(WINDOW_MS * 5);
+        expect(parseResponse(data).status).to.equal(408);
+      }
+      const added = await before.unchanged();
+      expect(added.rows).to.equal(1);
+      expect(added.files.map((file) => path.basename(file))).to.deep.equal([fast.id]);
+    });
+
+    it('does not count against the client the time a slow blob store holds its body back', async () => {
+      const slow = new SlowDiskStore(TEST_ENV.storageDir);
+      // 64 KiB a second at most, while the client must send 256 KiB a second: only the store is slow.
+      const held = await startService({ worker: false, storage: slow, env: { HTTP_MIN_BYTES_PER_SECOND: String(256 * 1024), HTTP_MIN_RATE_WINDOW_MS: String(WINDOW_MS), MAX_UPLOAD_BYTES: '1MiB' } });
+      try {
+        const started = Date.now();
+        const response = await upload(held.url, { name: 'held.bin', content: Buffer.alloc(256 * 1024, 7) });
+        expect(response.status).to.equal(201);
+        expect(Date.now() - started, 'the store held the body back for several windows').to.be.above(WINDOW_MS * 3);
+      } finally {
+        await held.close();
+      }
+    });
+  });
 });
+
+/** A disk store that takes at most 16 KiB every 250 ms of an upload, as a slow or busy volume would. */
+class SlowDiskStore extends LocalDiskStore {
+  override put(id: string, source: Readable, options: { maxBytes: number; variant?: BlobVariant }): Promise<StoredBlob> {
+    const slowly = new Transform({
+      highWaterMark: 16 * 1024,
+      transform(chunk: Buffer, _encoding, callback) {
+        const slices = Array.from({ length: Math.ceil(chunk.length / (16 * 1024)) }, (_, n) => chunk.subarray(n * 16 * 1024, (n + 1) * 16 * 1024));
+        const next = () => {
+          const slice = slices.shift();
+          if (!slice) return callback();
+          setTimeout(() => {
+            this.push(slice);
+            next();
+          }, 250);
+        };
+        next();
+      },
+    });
+    source.on('error', (err) => slowly.destroy(err));
+    return super.put(id, source.pipe(slowly), options);
+  }
+}

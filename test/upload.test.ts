@@ -6,10 +6,20 @@ import { sql } from './support/db.js';
 import { png } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
 import { storedFiles } from './support/leftovers.js';
-import { multipartRequest, rawRequest } from './support/raw.js';
+import { MULTIPART_ALLOWANCE_BYTES, MULTIPART_LIMITS } from '../api/multipart.js';
+import { connect, filePart, httpChunk, multipartRequest, parseResponse, rawRequest, readUntilClosed, sendUntilClosed } from './support/raw.js';
 import { startService, upload, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/** A part whose header block is as large as busboy takes, padded by a header of no meaning. */
+function paddedPart(boundary: string, disposition: string | null, content: Buffer | string): Buffer {
+  const headers = disposition ? `Content-Disposition: ${disposition}\r\n` : '';
+  // busboy stops at 16 KiB counted: the bytes, plus one per header and one per header after the first.
+  const counted = disposition ? 3 : 1;
+  const pad = 16 * 1024 - counted - Buffer.byteLength(`${headers}X-Pad: \r\n\r\n`);
+  return Buffer.concat([Buffer.from(`--${boundary}\r\n${headers}X-Pad: ${'p'.repeat(pad)}\r\n\r\n`), Buffer.from(content), Buffer.from('\r\n')]);
+}
 
 /** POSTs a hand-made multipart body (boundary `XyZ`) and returns the status and the problem's code. */
 async function postMultipart(url: string, body: string): Promise<{ status: number; code: string }> {
@@ -149,6 +159,68 @@ describe('POST /upload/', () => {
       expect(response.status).to.equal(201);
       rowsBefore += 1;
       before = await storedFiles();
+    });
+
+    it('accepts the largest form its limits allow: a file of MAX_UPLOAD_BYTES beside every part and text field at their largest', async () => {
+      const boundary = 'b'.repeat(70);
+      const fields = Array.from({ length: MULTIPART_LIMITS.fields }, (_, i) =>
+        paddedPart(boundary, `form-data; name="${`f${i}`.padEnd(MULTIPART_LIMITS.fieldNameSize, 'x')}"`, 'v'.repeat(MULTIPART_LIMITS.fieldSize)),
+      );
+      const unnamed = Array.from({ length: MULTIPART_LIMITS.parts - MULTIPART_LIMITS.fields - 1 }, () => paddedPart(boundary, null, ''));
+      const file = paddedPart(boundary, 'form-data; name="file"; filename="largest.bin"', Buffer.alloc(64 * 1024, 1));
+      const body = Buffer.concat([...fields, ...unnamed, file, Buffer.from(`--${boundary}--\r\n`)]);
+      expect(body.length).to.be.above(MULTIPART_ALLOWANCE_BYTES * 0.8);
+      const response = await rawRequest(service.url, multipartRequest(body, '', boundary));
+      expect(response.status, response.body).to.equal(201);
+      rowsBefore += 1;
+      before = await storedFiles();
+    });
+
+    it('answers 413 file_too_large at once, and closes the connection, when Content-Length is over the limit', async () => {
+      const socket = await connect(service.url);
+      const closed = readUntilClosed(socket, 5_000);
+      const overLimit = 64 * 1024 + MULTIPART_ALLOWANCE_BYTES + 1;
+      // The body is never sent: only an answer that did not wait for it arrives.
+      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${overLimit}\r\n\r\n`);
+      const { data, closedAfterMs } = await closed;
+      const response = parseResponse(data);
+      expect(response.status).to.equal(413);
+      expect(response.headers).to.match(/^connection: close$/im);
+      expect(JSON.parse(response.body)).to.include({ code: 'file_too_large' });
+      expect(closedAfterMs).to.be.below(4_000);
+    });
+
+    it('answers 413 file_too_large and closes the connection once a chunked body passes the limit, reading no further', async () => {
+      const socket = await connect(service.url);
+      const closed = readUntilClosed(socket, 15_000);
+      socket.write('POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nTransfer-Encoding: chunked\r\n\r\n');
+      // A complete form, then an epilogue of up to 1 GiB after its closing boundary.
+      socket.write(httpChunk(`${filePart('kept.txt', 'a file within the limit')}--XyZ--\r\n`));
+      const sent = await sendUntilClosed(socket, httpChunk(Buffer.alloc(64 * 1024, 0x65)), 1024 ** 3);
+      const response = parseResponse((await closed).data);
+      expect(response.status).to.equal(413);
+      expect(response.headers).to.match(/^connection: close$/im);
+      expect(JSON.parse(response.body)).to.include({ code: 'file_too_large' });
+      // The limit is 1 MiB and 64 KiB; what else went out sat in socket buffers when the server stopped reading.
+      expect(sent).to.be.below(64 * 1024 ** 2);
+    });
+
+    it('closes the connection when it answers before reading the body, rather than read the rest to reach the next request', async () => {
+      const socket = await connect(service.url);
+      const closed = readUntilClosed(socket, 5_000);
+      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${1024 * 1024}\r\n\r\n`);
+      socket.write(Buffer.alloc(64 * 1024, 0x20));
+      const { data, closedAfterMs } = await closed;
+      const response = parseResponse(data);
+      expect(response.status).to.equal(415);
+      expect(response.headers).to.match(/^connection: close$/im);
+      expect(closedAfterMs).to.be.below(4_000);
+    });
+
+    it('answers 400 invalid_multipart for a boundary longer than RFC 2046 allows', async () => {
+      const boundary = 'b'.repeat(71);
+      const response = await rawRequest(service.url, multipartRequest(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nx\r\n--${boundary}--\r\n`, '', boundary));
+      expect([response.status, (JSON.parse(response.body) as { code: string }).code]).to.deep.equal([400, 'invalid_multipart']);
     });
 
     it('answers 415 unsupported_media_type for a body that is not multipart', async () => {

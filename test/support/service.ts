@@ -50,6 +50,8 @@ export interface ServiceOptions {
   rateLimitRedis?: Redis;
   /** Blob directory (default: the run's). */
   storageDir?: string;
+  /** The API's blob store (default: a LocalDiskStore on storageDir), e.g. one made slow. */
+  storage?: LocalDiskStore;
   /** How often API_TOKENS_FILE is re-read. */
   tokenReloadMs?: number;
 }
@@ -75,7 +77,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const queue = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'producer', tracer: options.tracer, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
   if (!options.redisUrl) await queue.ready();
-  const storage = new LocalDiskStore(options.storageDir ?? TEST_ENV.storageDir);
+  const storage = options.storage ?? new LocalDiskStore(options.storageDir ?? TEST_ENV.storageDir);
   await storage.init();
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
   const config = loadConfig('api', { MAX_UPLOAD_BYTES: '10MiB', QUEUE_PREFIX: TEST_ENV.queuePrefix, ...options.env });
