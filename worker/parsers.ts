@@ -62,6 +62,8 @@ interface Child {
 
 const CHILD_ENTRY = new URL('./parserProcess.js', import.meta.url);
 const STDERR_KEPT = 8 * 1024;
+/** How long closing waits for idle children to exit on their own before killing them. */
+const CLOSE_GRACE_MS = 2_000;
 const MIB = 1024 * 1024;
 /** What a child holds before it parses anything (Node, libvips, pdf.js): measured at about 85 MiB. */
 const CHILD_BASELINE_BYTES = 128 * MIB;
@@ -120,8 +122,16 @@ export class ParserProcesses {
     clearInterval(this.watch);
     for (const task of this.waiting.splice(0)) task.reject(new Error('The parser processes are closed.'));
     const exits = [...this.children].map((child) => new Promise((resolve) => (child.process.exitCode !== null || child.process.signalCode !== null ? resolve(null) : child.process.once('exit', resolve))));
-    for (const child of this.children) child.process.kill('SIGKILL');
+    for (const child of this.children) this.retire(child);
+    const late = setTimeout(() => this.children.forEach((child) => this.kill(child)), CLOSE_GRACE_MS);
     await Promise.all(exits);
+    clearTimeout(late);
+  }
+
+  /** An idle child is let go (it exits when its channel closes, as a normal exit); a busy one is killed. */
+  private retire(child: Child): void {
+    if (child.task || !child.process.connected) return this.kill(child);
+    child.process.disconnect();
   }
 
   private dispatch(): void {
@@ -207,7 +217,7 @@ export class ParserProcesses {
       if (reply.ok) task.resolve(reply.value);
       else task.reject(rebuildError(reply.error));
       // V8 and malloc keep what a big file made them take: a child left holding half its ceiling is replaced.
-      if ((rssBytesOf(subprocess.pid!) ?? 0) > this.options.maxRssBytes / 2) return this.kill(child);
+      if ((rssBytesOf(subprocess.pid!) ?? 0) > this.options.maxRssBytes / 2) return this.retire(child);
       this.idle.push(child);
       this.dispatch();
     });
