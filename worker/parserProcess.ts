@@ -1,6 +1,7 @@
 // The body of a parser process (see parsers.ts): offers itself to the kernel's OOM killer first, imports the
-// parsers it is given, says it is ready, then for each request imports the module it names, calls the named
-// export and sends back its value or error. It dies with its worker, even while a parser spins.
+// parsers it is given (and what they prepare), says it is ready, then for each request imports the module it
+// names, calls the named export and sends back its value or error. It dies with its worker, even while a parser
+// spins.
 import { writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { ProcessingError } from './processors/types.js';
@@ -23,8 +24,16 @@ process.on('disconnect', () => process.exit(0));
 
 const send = (reply: ParserReply) => process.send!(reply);
 const preload = JSON.parse(process.env[PRELOAD_ENV] ?? '[]') as string[];
+/** A parser module may export this: what it loads lazily (so that the worker never does) is loaded here, before any file. */
+const PREPARE_EXPORT = 'prepareParser';
+
 // A module that fails to load fails the requests that need it, not the child.
-const preloaded = Promise.allSettled(preload.map((module) => import(module))).then(() => send({ ready: true }));
+const preloaded = Promise.allSettled(
+  preload.map(async (module) => {
+    const prepare = ((await import(module)) as Record<string, unknown>)[PREPARE_EXPORT];
+    if (typeof prepare === 'function') await (prepare as () => Promise<void>)();
+  }),
+).then(() => send({ ready: true }));
 
 process.on('message', async ({ module, name, args }: ParserRequest) => {
   await preloaded;

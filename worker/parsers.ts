@@ -50,6 +50,8 @@ interface Child {
   ready: Promise<void>;
   /** It said it was ready: it can start, so replacing it when it dies cannot loop. */
   started: boolean;
+  /** Its RSS once ready, before any file. */
+  readyRss: number;
   task?: Task;
   /** CPU time the child had used when its task started. */
   cpuAtStart: number;
@@ -65,7 +67,7 @@ const STDERR_KEPT = 8 * 1024;
 /** How long closing waits for idle children to exit on their own before killing them. */
 const CLOSE_GRACE_MS = 2_000;
 const MIB = 1024 * 1024;
-/** What a child holds before it parses anything (Node, libvips, pdf.js): measured at about 85 MiB. */
+/** What a child holds before it parses anything (Node, libvips, pdf.js and its worker code): measured at about 130 MiB. */
 const CHILD_BASELINE_BYTES = 128 * MIB;
 const V8_HEAP_ABORT = /heap out of memory|heap limit|process out of memory|invalid array length|invalid size error/i;
 
@@ -194,11 +196,12 @@ export class ParserProcesses {
       // Parsers' console chatter is not ours to log; stderr is kept (its end) to tell why a child aborted.
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
-    const child: Child = { process: subprocess, ready: Promise.resolve(), started: false, cpuAtStart: 0, stderr: '' };
+    const child: Child = { process: subprocess, ready: Promise.resolve(), started: false, readyRss: 0, cpuAtStart: 0, stderr: '' };
     // Ready at its first message; a child that dies first is no longer waited for.
     child.ready = new Promise((resolve) => {
       subprocess.once('message', () => {
         child.started = true;
+        child.readyRss = rssBytesOf(subprocess.pid!) ?? 0;
         resolve();
       });
       subprocess.once('exit', () => resolve());
@@ -216,8 +219,8 @@ export class ParserProcesses {
       this.settle(child);
       if (reply.ok) task.resolve(reply.value);
       else task.reject(rebuildError(reply.error));
-      // V8 and malloc keep what a big file made them take: a child left holding half its ceiling is replaced.
-      if ((rssBytesOf(subprocess.pid!) ?? 0) > this.options.maxRssBytes / 2) return this.retire(child);
+      // V8 and malloc keep what a big file made them take: a child left holding half its headroom is replaced.
+      if ((rssBytesOf(subprocess.pid!) ?? 0) > child.readyRss + (this.options.maxRssBytes - child.readyRss) / 2) return this.retire(child);
       this.idle.push(child);
       this.dispatch();
     });

@@ -33,6 +33,12 @@ const PDFJS_DATA = {
   wasmUrl: path.join(PDFJS_DIR, 'wasm/'),
 };
 
+/** Loads pdf.js and its patched worker code in a parser process before its first PDF (see parserProcess.ts). */
+export async function prepareParser(): Promise<void> {
+  await loadBudgetedPdfjsWorker();
+  await import('pdfjs-dist/legacy/build/pdf.mjs');
+}
+
 export async function analyzePdf({ path, limits }: AnalysisInput): Promise<Analyzed<PdfFields>> {
   await loadBudgetedPdfjsWorker();
   const budget = new DecodeBudget(limits.pdfMaxDecodedBytes);

@@ -1,10 +1,11 @@
 // pdf.js inflates a PDF's streams itself, in JavaScript, and its API sets no bound on how much: a 1 MB page
-// can decode to gigabytes. Its worker code (which runs in-process in Node, as a "fake worker") is loaded here
-// with its two decoding paths patched to charge every decoded byte to the budget of the document being read.
+// can decode to gigabytes. Its worker code (which runs in-process in Node, as a "fake worker") is loaded from a
+// copy made at build time with its two decoding paths patched to charge every decoded byte to the budget of the
+// document being read.
 // A source patch because there is no other hook: pdf.js exports none of its stream classes, and its options
 // bound image sizes only.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 /** The bytes one document may decode; the patched pdf.js throws once they are spent. */
@@ -80,23 +81,33 @@ export function patchPdfjsWorker(source: string): string {
     }
     patched = patched.slice(0, at + find.length) + insert + patched.slice(at + find.length);
   }
-  // Its source map comment would be resolved against the data: URL (with coverage or --enable-source-maps on) and fail.
+  // Its source map sits beside the original, not beside the patched copy.
   patched = patched.replace(/^\/\/# sourceMappingURL=.*$/gm, '');
-  return `import { chargeDecodedBytes as ${CHARGE} } from ${JSON.stringify(import.meta.url)};\n${patched}`;
+  return `import { chargeDecodedBytes as ${CHARGE} } from './pdfDecodeBudget.js';\n${patched}`;
 }
 
 export const PDFJS_WORKER_FILE = fileURLToPath(import.meta.resolve('pdfjs-dist/legacy/build/pdf.worker.mjs'));
 
+/**
+ * The patched worker code, written beside this module by `npm run build` (scripts/pdfjs-worker.ts): imported from
+ * a file, it costs a parser process 18 MiB; from a data: URL made at run time, 43 MiB that V8 kept.
+ */
+export const BUDGETED_PDFJS_WORKER = new URL('./pdf.worker.budgeted.mjs', import.meta.url);
+
+/** Writes the patched worker code to BUDGETED_PDFJS_WORKER; throws when pdfjs-dist changed under the patches. */
+export async function writeBudgetedPdfjsWorker(): Promise<void> {
+  await writeFile(BUDGETED_PDFJS_WORKER, patchPdfjsWorker(await readFile(PDFJS_WORKER_FILE, 'utf8')));
+}
+
 let loaded: Promise<unknown> | undefined;
 
 /**
- * Imports the patched worker code once (from a data: URL: nothing is written to disk) and makes it the one
- * pdf.js uses, through `globalThis.pdfjsWorker`: call before the first getDocument of the process.
+ * Imports the patched worker code once and makes it the one pdf.js uses, through `globalThis.pdfjsWorker`:
+ * call before the first getDocument of the process.
  */
 export function loadBudgetedPdfjsWorker(): Promise<unknown> {
   loaded ??= (async () => {
-    const source = patchPdfjsWorker(await readFile(PDFJS_WORKER_FILE, 'utf8'));
-    const worker = (await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`)) as { WorkerMessageHandler: unknown };
+    const worker = (await import(BUDGETED_PDFJS_WORKER.href)) as { WorkerMessageHandler: unknown };
     (globalThis as { pdfjsWorker?: unknown }).pdfjsWorker = { WorkerMessageHandler: worker.WorkerMessageHandler };
     return worker.WorkerMessageHandler;
   })();
