@@ -1,20 +1,20 @@
 // What audio and video share: music-metadata reads the container's headers (never decodes a sample)
 // for container, duration, codecs, bitrate, sample rate and channels.
-import { createReadStream } from 'node:fs';
-import { parseStream, type IAudioMetadata } from 'music-metadata';
+import { open } from 'node:fs/promises';
+import { parseFromTokenizer, type IAudioMetadata } from 'music-metadata';
+import { AbstractTokenizer, EndOfStreamError, type IFileInfo, type IReadChunkOptions } from 'strtok3';
 import type { AudioResult } from '../../core/results/media.js';
 import type { CommonResult } from '../../core/results/index.js';
-import { readBytes } from './common.js';
+import { readBytes, WindowedFile } from './common.js';
 import { ProcessingError } from './types.js';
 
 export type MediaFields = Omit<AudioResult, keyof CommonResult>;
 
 export async function readMediaHeaders(path: string, contentType: string, size: number): Promise<{ fields: MediaFields; metadata: IAudioMetadata; warnings: string[] }> {
   let metadata: IAudioMetadata;
-  // A stream reads 64 KiB at a time; parseFile made a system call per header (200,000 empty MP4 boxes: 18 s, now 1 s).
-  const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
+  const file = await open(path, 'r');
   try {
-    metadata = await parseStream(stream, { size }, { duration: true, skipCovers: true });
+    metadata = await parseFromTokenizer(new WindowedTokenizer(new WindowedFile(file), size), { duration: true, skipCovers: true });
   } catch (err) {
     if ((err as NodeJS.ErrnoException)?.syscall) throw err;
     const reason = String((err as Error)?.message ?? err).split('\n')[0] ?? '';
@@ -23,7 +23,7 @@ export async function readMediaHeaders(path: string, contentType: string, size: 
     }
     throw new ProcessingError('corrupt_file', `The media file is not readable (${reason}).`);
   } finally {
-    stream.destroy();
+    await file.close();
   }
   const { format } = metadata;
   const codecs = new Set<string>();
@@ -43,6 +43,45 @@ export async function readMediaHeaders(path: string, contentType: string, size: 
       channels: finiteOrNull(format.numberOfChannels),
     },
   };
+}
+
+/**
+ * The file for music-metadata, read through 64 KiB windows and seeking over what it skips: parseFile made a system
+ * call per header (200,000 empty MP4 boxes: 18 s, now 1 s), and a stream reads the samples it skips (a 5 MiB WAV:
+ * 18 ms instead of 1).
+ */
+class WindowedTokenizer extends AbstractTokenizer {
+  readonly fileInfo: IFileInfo;
+
+  constructor(
+    private readonly windowed: WindowedFile,
+    size: number,
+  ) {
+    super();
+    this.fileInfo = { size };
+  }
+
+  supportsRandomAccess(): boolean {
+    return true;
+  }
+
+  setPosition(position: number): void {
+    this.position = position;
+  }
+
+  async readBuffer(target: Uint8Array, options?: IReadChunkOptions): Promise<number> {
+    const read = await this.peekBuffer(target, options);
+    this.position = (options?.position ?? this.position) + read;
+    return read;
+  }
+
+  async peekBuffer(target: Uint8Array, options?: IReadChunkOptions): Promise<number> {
+    const length = options?.length ?? target.length;
+    const bytes = await this.windowed.bytesAt(options?.position ?? this.position, length);
+    if (bytes.length < length && !options?.mayBeLess) throw new EndOfStreamError();
+    target.set(bytes);
+    return bytes.length;
+  }
 }
 
 /** A RIFF file (WAV, AVI) declares its length up front: a shorter file was cut short. */
