@@ -7,8 +7,9 @@ import path from 'node:path';
 import { OtherResultSchema } from '../core/results/index.js';
 import { analyzeImage } from '../worker/processors/image.js';
 import { ProcessingError, type Processor } from '../worker/processors/index.js';
-import { ParserProcesses } from '../worker/parsers.js';
+import { ParserProcesses, v8Flags } from '../worker/parsers.js';
 import {
+  abortLikeV8OutOfHeap,
   abortProcess,
   ANALYZERS_MODULE,
   echoAfter,
@@ -97,13 +98,23 @@ describe('parser processes', function () {
     expect(await parsers.run(ANALYZERS_MODULE, echoAfter, [1, 'recovered'], limits(10_000))).to.equal('recovered');
   });
 
-  it('fails with out_of_memory when a parser outgrows the heap V8 was given from the ceiling', async () => {
+  it('fails with out_of_memory when a parser grows its JavaScript heap past the ceiling', async () => {
     const small = new ParserProcesses({ size: 1, maxRssBytes: 192 * MIB });
     try {
       expect(await rejection(small.run(ANALYZERS_MODULE, exhaustMemory, [], limits(20_000)))).to.include({ code: 'out_of_memory' });
     } finally {
       await small.close();
     }
+  });
+
+  it('sizes V8\'s old generation from the ceiling, never into V8\'s slower low-memory mode', () => {
+    expect(v8Flags(256 * MIB)).to.deep.equal(['--max-old-space-size=1024']);
+    expect(v8Flags(4096 * MIB)).to.deep.equal(['--max-old-space-size=3968']);
+  });
+
+  it('reads a child that V8 aborted for want of heap as out_of_memory', async () => {
+    const err = await rejection(parsers.run(ANALYZERS_MODULE, abortLikeV8OutOfHeap, [], limits(10_000)));
+    expect(err).to.include({ code: 'out_of_memory' });
   });
 
   it('kills a parser whose memory outside the heap passes the RSS ceiling, and fails it with out_of_memory', async () => {

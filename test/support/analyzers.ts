@@ -56,6 +56,12 @@ export async function abortProcess(): Promise<never> {
   process.abort();
 }
 
+/** Dies as V8 does when its heap is full: the message on stderr, then an abort (a real one needs a GiB of heap). */
+export async function abortLikeV8OutOfHeap(): Promise<never> {
+  process.stderr.write('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n', () => process.abort());
+  return sleep(60_000) as Promise<never>;
+}
+
 /** What the kernel's OOM killer thinks of this process, and its pid. */
 export async function oomScoreAdjustment(): Promise<{ pid: number; score: string }> {
   const { readFile } = await import('node:fs/promises');
