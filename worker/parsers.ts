@@ -4,7 +4,7 @@
 // is watched while it parses: past its RSS ceiling, its CPU time or its deadline it is killed, its file fails
 // at once (`out_of_memory`, `timeout`, `parser_crashed`), and a fresh child, warm again, takes its place.
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpuMsOf, rssBytesOf } from '../core/procfs.js';
 import { ProcessingError } from './processors/types.js';
 
 export interface ParserProcessesOptions {
@@ -267,28 +267,4 @@ function causeOfDeath(code: number | null, signal: NodeJS.Signals | null, stderr
 function rebuildError(error: { permanent: boolean; code: string | null; message: string }): Error {
   if (error.permanent && error.code) return new ProcessingError(error.code, error.message);
   return Object.assign(new Error(error.message), error.code ? { code: error.code } : {});
-}
-
-/** Resident memory of a process, from /proc (null where there is none, or it is gone). */
-export function rssBytesOf(pid: number): number | null {
-  try {
-    const kib = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
-    return kib === undefined ? null : Number(kib) * 1024;
-  } catch {
-    return null;
-  }
-}
-
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** CPU time (user + system) a process has used, from /proc/<pid>/stat (null where there is none). */
-export function cpuMsOf(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // The command name, in parentheses, may hold spaces: fields are counted after its closing one.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return null;
-  }
 }

@@ -13,6 +13,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { dropDatabase } from '../../core/db/index.js';
+import { cpuMsOf, rssBytesOf, treeCpuMsOf } from '../../core/procfs.js';
 import { deleteKeys } from '../../test/support/redisKeys.js';
 import { renderChart, type Bar } from './chart.js';
 import { multipartBody, pngImage, textFile } from './fixtures.js';
@@ -206,17 +207,10 @@ async function compareUploads(service: Target, baseline: Target, body: Buffer, c
   return { ...result, half_load, rps_ratio: round(result.service.rps / result.baseline.rps) };
 }
 
-/** CPU seconds (user + system) a process has used, from /proc; 0 once it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return 0;
-  }
-}
-const CLOCK_TICKS = 100;
+/** CPU seconds (user + system) a process has used; 0 once it is gone. */
+const cpuSeconds = (pid: number): number => (cpuMsOf(pid) ?? 0) / 1000;
+/** The same for a process and its descendants, alive or reaped (a worker and its parser processes). */
+const treeCpuSeconds = (pid: number): number => treeCpuMsOf(pid) / 1000;
 
 /** CPU seconds of each process whose name starts with `name` (PostgreSQL has many), by pid. */
 function cpuByName(name: string): Map<number, number> {
@@ -236,12 +230,12 @@ function cpuByName(name: string): Map<number, number> {
 const SERVERS = { postgres: 'postgres', redis: 'redis-server' };
 
 /**
- * Measures the CPU `pids`, PostgreSQL and Redis use while `work` runs, in ms per unit of work it
+ * Measures the CPU `pids` (with their descendants), PostgreSQL and Redis use while `work` runs, in ms per unit of work it
  * reports. A server's share counts its processes alive at the end (a PostgreSQL backend that exits
  * meanwhile is missed; the services keep theirs open in pools).
  */
 async function withCpu<T>(pids: Record<string, number>, work: () => Promise<T>, units: (result: T) => number): Promise<T & { cpu_ms: Record<string, number> }> {
-  const processes = () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+  const processes = () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, treeCpuSeconds(pid)]));
   const servers = () => Object.entries(SERVERS).map(([name, comm]) => [name, cpuByName(comm)] as const);
   const [before, serversBefore] = [processes(), servers()];
   const result = await work();
@@ -256,10 +250,7 @@ async function withCpu<T>(pids: Record<string, number>, work: () => Promise<T>, 
   return { ...result, cpu_ms };
 }
 
-function rssKiB(pid: number): number {
-  const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match?.[1] ?? 0);
-}
+const rssKiB = (pid: number): number => (rssBytesOf(pid) ?? 0) / 1024;
 
 /** One upload of `bytes` streamed from memory-light chunks; MB/s and the server's RSS growth. */
 async function bigUpload(target: Target, bytes: number) {

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createGzip } from 'node:zlib';
 import sharp from 'sharp';
 import type { File } from '../../core/fileRecord.js';
-import { rssBytesOf } from '../../worker/parsers.js';
+import { rssBytesOf } from '../../core/procfs.js';
 import { eventually } from '../support/eventually.js';
 import { deflatedRepeats, pdf, pngDeclaring, tar, zip } from '../support/fixtures.js';
 import { storedFiles } from '../support/leftovers.js';

@@ -1,11 +1,11 @@
 // Real processes of the service, started from the build, for end-to-end tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { childEnv } from './env.js';
 import { freePort, waitForHttp } from './net.js';
 
 export { freePort, waitForHttp };
+export { childrenOf, processTree } from '../../core/procfs.js';
 
 export const entry = (relative: string) => fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
 
@@ -90,41 +90,3 @@ export async function startApiAndWorker(env: Record<string, string>, apiEnv: Rec
   };
 }
 
-interface ProcStat {
-  pid: number;
-  ppid: number;
-  startTime: number;
-}
-
-/** Every live process, from /proc. */
-function processTable(): ProcStat[] {
-  const table: ProcStat[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-      // Fields after the command name (in parentheses): state, ppid, ... starttime is the 20th of them.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] === 'Z') continue;
-      table.push({ pid: Number(name), ppid: Number(fields[1]), startTime: Number(fields[19]) });
-    } catch {
-      // Gone while we looked.
-    }
-  }
-  return table;
-}
-
-/** The live children of `pid`, oldest first. */
-export const childrenOf = (pid: number): number[] =>
-  processTable()
-    .filter((proc) => proc.ppid === pid)
-    .sort((a, b) => a.startTime - b.startTime)
-    .map((proc) => proc.pid);
-
-/** `pid` and all its live descendants. */
-export function processTree(pid: number): number[] {
-  const table = processTable();
-  const tree = [pid];
-  for (let i = 0; i < tree.length; i++) tree.push(...table.filter((proc) => proc.ppid === tree[i]).map((proc) => proc.pid));
-  return tree;
-}

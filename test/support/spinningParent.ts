@@ -1,5 +1,6 @@
 // A parent whose parser process spins forever: the test SIGKILLs this parent and the child must die too.
-import { cpuMsOf, ParserProcesses } from '../../worker/parsers.js';
+import { cpuMsOf } from '../../core/procfs.js';
+import { ParserProcesses } from '../../worker/parsers.js';
 import { ANALYZERS_MODULE, spinForever } from './analyzers.js';
 
 const parsers = new ParserProcesses({ size: 1, maxRssBytes: 256 * 1024 * 1024 });
