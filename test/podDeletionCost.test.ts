@@ -7,7 +7,7 @@ import { BUSY_COST, createPodDeletionCost, IDLE_COST, POD_DELETION_COST_ANNOTATI
 import { eventually } from './support/eventually.js';
 import { FAKE_TOKEN, kubeconfigFor, startFakeKubernetes, type FakeKubernetes } from './support/fakeKubernetes.js';
 import { captureLogs, type CapturedLogs } from './support/logs.js';
-import { freePort, READY_TIMEOUT_MS, startProcess, waitUntilReady } from './support/processes.js';
+import { READY_TIMEOUT_MS, startWorkerProcess } from './support/processes.js';
 import { startService, startWorker, testLogger, uploadFile, waitForStatus } from './support/service.js';
 
 const costPatch = (cost: number) => ({ metadata: { annotations: { [POD_DELETION_COST_ANNOTATION]: String(cost) } } });
@@ -114,17 +114,14 @@ describe('pod deletion cost (scale-in that spares busy workers)', () => {
     it('the worker process patches its pod through KUBECONFIG when POD_DELETION_COST=true, and exits 0 on SIGTERM', async function () {
       this.timeout(30_000 + READY_TIMEOUT_MS);
       const service = await startService({ worker: false });
-      const adminPort = await freePort();
-      const worker = startProcess('dist/worker/main.js', {
+      const { worker } = await startWorkerProcess({
         QUEUE_NAME: service.queueName,
-        ADMIN_PORT: String(adminPort),
         KUBECONFIG: await apiServer.writeKubeconfig(),
         POD_DELETION_COST: 'true',
         POD_NAME: 'file-processor-worker-0',
         POD_NAMESPACE: `ns-${randomBytes(2).toString('hex')}`,
       });
       try {
-        await waitUntilReady(worker, `http://127.0.0.1:${adminPort}/readyz`);
         const file = await uploadFile(service.url, { name: 'note.txt', content: 'hello' });
         expect((await waitForStatus(service.url, file.id)).status).to.equal('processed');
         const [patch] = await apiServer.waitForRequests(1);

@@ -3,7 +3,7 @@ import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
 import { mp4, pdf, png, tar, truncated, wav, zip } from './support/fixtures.js';
-import { freePort, killStartedProcesses, startProcess, waitUntilReady, type Started } from './support/processes.js';
+import { killStartedProcesses, startWorkerProcess, type Started } from './support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
 type Outcome = { failed: string } | { warning: RegExp } | 'processed';
@@ -35,20 +35,13 @@ describe('hostile files through a real worker process', function () {
   this.timeout(120_000);
   let service: TestService;
   let worker: Started;
-  let adminPort: number;
+  let admin: string;
   const outcomes = new Map<string, File>();
   let normal: File;
 
   before(async () => {
     service = await startService({ worker: false, jobTimeoutMs: 30_000 });
-    adminPort = await freePort();
-    worker = startProcess('dist/worker/main.js', {
-      QUEUE_NAME: service.queueName,
-      ADMIN_PORT: String(adminPort),
-      WORKER_CONCURRENCY: '2',
-      JOB_TIMEOUT_MS: '30000',
-    });
-    await waitUntilReady(worker, `http://127.0.0.1:${adminPort}/readyz`);
+    ({ worker, admin } = await startWorkerProcess({ QUEUE_NAME: service.queueName, WORKER_CONCURRENCY: '2', JOB_TIMEOUT_MS: '30000' }));
 
     const files = await hostileFiles();
     const uploads = await Promise.all(files.map(([, part]) => uploadFile(service.url, part)));
@@ -92,9 +85,9 @@ describe('hostile files through a real worker process', function () {
 
   it('leaves the worker process running and healthy', async () => {
     expect(worker.child.exitCode).to.equal(null);
-    expect((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status).to.equal(200);
-    expect((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status).to.equal(200);
-    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    expect((await fetch(`${admin}/healthz`)).status).to.equal(200);
+    expect((await fetch(`${admin}/readyz`)).status).to.equal(200);
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
     expect(metrics).to.match(/jobs_processed_total\{kind="image",outcome="failed"\} [1-9]/);
   });
 });

@@ -8,9 +8,9 @@ import sharp from 'sharp';
 import type { File } from '../../core/fileRecord.js';
 import { rssBytesOf } from '../../core/procfs.js';
 import { eventually } from '../support/eventually.js';
-import { deflatedRepeats, pdf, pngDeclaring, tar, zip } from '../support/fixtures.js';
+import { deflatedRepeats, pdf, pdfOf, pngDeclaring, tar, zip } from '../support/fixtures.js';
 import { storedFiles } from '../support/leftovers.js';
-import { freePort, killStartedProcesses, processTree, startProcess, waitUntilReady, type Started } from '../support/processes.js';
+import { killStartedProcesses, processTree, startWorkerProcess, type Started } from '../support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from '../support/service.js';
 
 const MIB = 1024 * 1024;
@@ -44,23 +44,8 @@ function box(type: string, body = Buffer.alloc(0)): Buffer {
 }
 
 /** A PDF whose page tree holds itself. */
-function cyclicPdf(): Buffer {
-  const objects = [
-    '<< /Type /Catalog /Pages 2 0 R >>',
-    '<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>',
-    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>',
-  ];
-  let body = '%PDF-1.4\n';
-  const offsets = objects.map((object, i) => {
-    const at = body.length;
-    body += `${i + 1} 0 obj\n${object}\nendobj\n`;
-    return at;
-  });
-  const xref = body.length;
-  body += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n${offsets.map((at) => `${String(at).padStart(10, '0')} 00000 n \n`).join('')}`;
-  body += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(body, 'latin1');
-}
+const cyclicPdf = () =>
+  pdfOf(['<< /Type /Catalog /Pages 2 0 R >>', '<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>', '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>']);
 
 async function gzipOfZeros(bytes: number): Promise<Buffer> {
   const gzip = createGzip({ level: 9 });
@@ -178,20 +163,12 @@ describe('hostile files against a real worker process', function () {
   let service: TestService;
   let worker: Started;
   let workerPid: number;
-  let adminPort: number;
+  let admin: string;
   const rows: Row[] = [];
 
   before(async () => {
     service = await startService({ worker: false, jobTimeoutMs: 60_000, env: { MAX_UPLOAD_BYTES: '64MiB' } });
-    adminPort = await freePort();
-    worker = startProcess('dist/worker/main.js', {
-      QUEUE_NAME: service.queueName,
-      ADMIN_PORT: String(adminPort),
-      WORKER_CONCURRENCY: '4',
-      PARSER_MAX_RSS_BYTES: '256MiB',
-      JOB_TIMEOUT_MS: '60000',
-    });
-    await waitUntilReady(worker, `http://127.0.0.1:${adminPort}/readyz`);
+    ({ worker, admin } = await startWorkerProcess({ QUEUE_NAME: service.queueName, WORKER_CONCURRENCY: '4', PARSER_MAX_RSS_BYTES: '256MiB', JOB_TIMEOUT_MS: '60000' }));
     workerPid = worker.child.pid!;
   });
 
@@ -207,7 +184,7 @@ describe('hostile files against a real worker process', function () {
   });
 
   const jobsEnded = async (kind: string, outcome: string): Promise<number> => {
-    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
     return Number(new RegExp(`^jobs_processed_total\\{kind="${kind}",outcome="${outcome}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
   };
 
@@ -271,7 +248,7 @@ describe('hostile files against a real worker process', function () {
   }
 
   it('is healthy and ready after them all', async () => {
-    expect((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status).to.equal(200);
-    expect((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status).to.equal(200);
+    expect((await fetch(`${admin}/healthz`)).status).to.equal(200);
+    expect((await fetch(`${admin}/readyz`)).status).to.equal(200);
   });
 });

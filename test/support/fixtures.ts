@@ -215,13 +215,18 @@ export function pdf(
   if (options.encrypt) add(`<< /Filter /Standard /V 1 /R 2 /O <${'ab'.repeat(32)}> /U <${'cd'.repeat(32)}> /P -4 >>`);
   const encryptId = options.encrypt ? objects.length : null;
 
+  const id = '<0123456789abcdef0123456789abcdef>';
+  return pdfOf(objects, `/Info ${infoId} 0 R${encryptId ? ` /Encrypt ${encryptId} 0 R /ID [${id} ${id}]` : ''}`);
+}
+
+/** A PDF 1.4 of `objects`, numbered from 1 (the catalog), with a cross-reference table and `trailer` entries beyond Size and Root. */
+export function pdfOf(objects: string[], trailer = ''): Buffer {
   const { body: objectsText, offsets } = pdfBody('1.4', objects, 1);
   let body = objectsText;
   const xrefAt = Buffer.byteLength(body, 'latin1');
   body += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
   for (const offset of offsets) body += `${String(offset).padStart(10, '0')} 00000 n \n`;
-  const id = '<0123456789abcdef0123456789abcdef>';
-  body += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R /Info ${infoId} 0 R${encryptId ? ` /Encrypt ${encryptId} 0 R /ID [${id} ${id}]` : ''} >>\nstartxref\n${xrefAt}\n%%EOF\n`;
+  body += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R${trailer ? ` ${trailer}` : ''} >>\nstartxref\n${xrefAt}\n%%EOF\n`;
   return Buffer.from(body, 'latin1');
 }
 

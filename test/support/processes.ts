@@ -55,6 +55,15 @@ export async function runProcess(script: string, env: Record<string, string> = {
   return { code, output: started.output() };
 }
 
+/** A real worker process with `env`, its admin server on a free port, once it answers ready. */
+export async function startWorkerProcess(env: Record<string, string>): Promise<{ worker: Started; admin: string }> {
+  const adminPort = await freePort();
+  const worker = startProcess('dist/worker/main.js', { ...env, ADMIN_PORT: String(adminPort) });
+  const admin = `http://127.0.0.1:${adminPort}`;
+  await waitUntilReady(worker, `${admin}/readyz`);
+  return { worker, admin };
+}
+
 export interface ApiAndWorker {
   api: Started;
   worker: Started;
@@ -69,13 +78,11 @@ export interface ApiAndWorker {
 
 /** The API and one worker, each on free ports with `env` (and the API with `apiEnv` too), once both are ready. */
 export async function startApiAndWorker(env: Record<string, string>, apiEnv: Record<string, string> = {}): Promise<ApiAndWorker> {
-  const [port, adminPort, workerAdminPort] = [await freePort(), await freePort(), await freePort()];
+  const [port, adminPort] = [await freePort(), await freePort()];
   const apiAdmin = `http://127.0.0.1:${adminPort}`;
-  const workerAdmin = `http://127.0.0.1:${workerAdminPort}`;
   const api = startProcess('dist/api/main.js', { ...env, ...apiEnv, PORT: String(port), ADMIN_PORT: String(adminPort) });
-  const worker = startProcess('dist/worker/main.js', { ...env, ADMIN_PORT: String(workerAdminPort) });
+  const { worker, admin: workerAdmin } = await startWorkerProcess(env);
   await waitUntilReady(api, `${apiAdmin}/readyz`);
-  await waitUntilReady(worker, `${workerAdmin}/readyz`);
   return {
     api,
     worker,

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { eventually, type NotYet } from './eventually.js';
-import { freePort, killStartedProcesses, READY_TIMEOUT_MS, runProcess, startProcess, waitUntilReady, type Started } from './processes.js';
+import { freePort, killStartedProcesses, READY_TIMEOUT_MS, runProcess, startProcess, startWorkerProcess, waitUntilReady, type Started } from './processes.js';
 import { startPostgres, startRedis, type PrivateServer } from './servers.js';
 
 export interface Stack {
@@ -66,10 +66,8 @@ export async function startStack(options: { databaseUrl: string; redisUrl: strin
       return stack.api;
     },
     async startWorker() {
-      const workerAdmin = await freePort();
-      const worker = startProcess('dist/worker/main.js', { ...env, ADMIN_PORT: String(workerAdmin) });
+      const { worker } = await startWorkerProcess(env);
       stack.workers.push(worker);
-      await waitUntilReady(worker, `http://127.0.0.1:${workerAdmin}/readyz`);
       return worker;
     },
     async sql<T>(text: string, values: unknown[] = []) {
