@@ -2,7 +2,18 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-node_modules: package.json package-lock.json
+# The project's own Node.js (.nvmrc), whatever the machine has: installed once into .tools/ and first on PATH for
+# every target, npm included; native addons build against its headers.
+NODE_VERSION := $(shell cat .nvmrc)
+NODE_HOME := $(CURDIR)/.tools/node-v$(NODE_VERSION)
+export PATH := $(NODE_HOME)/bin:$(PATH)
+export npm_config_nodedir := $(NODE_HOME)
+
+$(NODE_HOME)/bin/node:
+	scripts/install-node.sh $(NODE_VERSION) $(NODE_HOME)
+	@touch $@
+
+node_modules: package.json package-lock.json $(NODE_HOME)/bin/node
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
@@ -45,8 +56,8 @@ image-test: node_modules ## build both images with podman and run them read-only
 manifests: build ## render the chart with default values into k8s/ (a test fails when k8s/ drifts)
 	node dist/scripts/manifests.js
 
-clean: ## remove build output and local data
-	rm -rf dist coverage data
+clean: ## remove build output, local data and the pinned Node.js
+	rm -rf dist coverage data .tools
 
 .PHONY: scale-watch
 scale-watch: build ## sample replicas, KEDA and queue depth during a k6 run (ARGS="--namespace fp --release fp")

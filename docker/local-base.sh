@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Makes the base image the Dockerfiles take as BASE_IMAGE, without an image registry: a minimal Debian
-# bookworm (debootstrap, with tini and CA certificates) plus this machine's Node.js and npm, imported into
-# podman. Skipped when an image of that name already carries this machine's Node.js version.
-# Usage: docker/local-base.sh [image name]   (default localhost/file-processor-base:node20; needs root)
+# bookworm (debootstrap, with tini and CA certificates) plus the Node.js first on PATH (under make, the one
+# .nvmrc pins) and npm, imported into podman. Skipped when an image of that name already carries that version.
+# Usage: docker/local-base.sh [image name]   (default localhost/file-processor-base:node24; needs root)
 set -euo pipefail
 
-image=${1:-localhost/file-processor-base:node20}
+image=${1:-localhost/file-processor-base:node24}
 node_bin=$(command -v node)
 node_version=$("$node_bin" --version)
 npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")

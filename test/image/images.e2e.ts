@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dropDatabase } from '../../core/db/index.js';
 import { REPOSITORY, VERSION } from '../../scripts/helm.js';
 import { freePort, waitForHttp } from '../support/net.js';
@@ -13,7 +13,7 @@ import { deleteKeys } from '../support/redisKeys.js';
 
 const env = { ...process.env, CONTAINERS_CONF: `${REPOSITORY}test/image/containers.conf` };
 
-const BASE_IMAGE = 'localhost/file-processor-base:node20';
+const BASE_IMAGE = 'localhost/file-processor-base:node24';
 const IMAGES = { api: 'localhost/file-processor-api:image-test', worker: 'localhost/file-processor-worker:image-test' };
 const UID = '10001';
 const run = randomBytes(3).toString('hex');
@@ -111,6 +111,13 @@ describe('the container images', function () {
       expect(config.Cmd, image).to.deep.equal(['node', `dist/${role}/main.js`]);
       expect(config.Labels, image).to.include({ 'org.opencontainers.image.title': `file-processor-${role}`, 'org.opencontainers.image.version': VERSION, 'org.opencontainers.image.licenses': 'MIT' });
       expect(config.Labels['org.opencontainers.image.revision'], image).to.match(/^[0-9a-f]{40}$/);
+    }
+  });
+
+  it('run the Node.js that .nvmrc pins', async () => {
+    const pinned = `v${readFileSync(`${REPOSITORY}.nvmrc`, 'utf8').trim()}`;
+    for (const image of Object.values(IMAGES)) {
+      expect(await podman(['run', '--rm', '--network', 'none', '--entrypoint', 'node', image, '--version']), image).to.equal(pinned);
     }
   });
 
