@@ -1,7 +1,7 @@
 // GET /files/{id}/content: the original bytes, streamed, as a download that a browser will not render
 // or sniff; strong ETag (the sha256), conditional GET and single byte ranges.
 import type Koa from 'koa';
-import contentDisposition from 'content-disposition';
+import { create as contentDisposition } from 'content-disposition';
 import type { Readable } from 'node:stream';
 import type { FileRow } from '../core/fileRecord.js';
 import type { BlobStore, ByteRange } from '../core/storage/index.js';

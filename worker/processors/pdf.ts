@@ -47,7 +47,7 @@ export async function analyzePdf({ path, limits }: AnalysisInput): Promise<Analy
 
 async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<PdfFields>> {
   const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
-  const loading = pdfjs.getDocument({ url: file, ...PDFJS_DATA, disableStream: true, disableAutoFetch: true, isEvalSupported: false, verbosity: 0 });
+  const loading = pdfjs.getDocument({ url: file, ...PDFJS_DATA, disableStream: true, disableAutoFetch: true, verbosity: 0 });
   const overBudget = `decodes to more than ${sizeInWords(budget.limit)}, the limit of this service`;
   try {
     const document = await loading.promise;

@@ -57,9 +57,20 @@ const CHARGE = '__chargeDecodedBytes';
 const PATCHES: Patch[] = [
   {
     // DecodeStream grows its buffer before each block it decodes (Flate, LZW, predictors, decryption...):
-    // charge what the stream asks room for beyond what it was charged already.
-    find: ['  ensureBuffer(requested) {', '    const buffer = this.buffer;', '    if (requested <= buffer.byteLength) {', '      return buffer;', '    }', ''].join('\n'),
-    insert: `    ${CHARGE}(requested - (this.__charged ?? 0));\n    this.__charged = requested;\n`,
+    // charge the room it is about to take beyond what it was charged already.
+    find: [
+      '  ensureBuffer(requested) {',
+      '    const buffer = this.buffer;',
+      '    if (requested <= buffer.byteLength) {',
+      '      return buffer;',
+      '    }',
+      '    let size = this.minBufferLength;',
+      '    while (size < requested) {',
+      '      size *= 2;',
+      '    }',
+      '',
+    ].join('\n'),
+    insert: `    ${CHARGE}(size - (this.__charged ?? 0));\n    this.__charged = size;\n`,
   },
   {
     // Flate and Brotli streams read whole (content streams, fonts) go through a native DecompressionStream.

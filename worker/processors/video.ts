@@ -16,7 +16,8 @@ const MAX_MOOV_BYTES = 64 * 1024 * 1024;
 export async function analyzeVideo({ path, contentType, size }: AnalysisInput): Promise<Analyzed<VideoFields>> {
   const { fields, metadata, warnings } = await readMediaHeaders(path, contentType, size);
   const track = metadata.format.trackInfo.find((info) => info.video?.pixelWidth && info.video.pixelHeight)?.video;
-  const movie = track ? null : await isoMovieHeaders(path, size);
+  // The movie header fills in what the tracks leave out: the frame size, or the duration of a video without audio.
+  const movie = track && fields.duration_seconds !== null ? null : await isoMovieHeaders(path, size);
   const video: VideoFields = {
     ...fields,
     duration_seconds: fields.duration_seconds ?? movie?.duration_seconds ?? null,
