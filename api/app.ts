@@ -21,6 +21,7 @@ import { fileHandlers } from './files.js';
 import { buildRouter, openApiDocument, ROUTES } from './routes.js';
 import { traceRequests } from './tracing.js';
 import { refuseOversizedUploads, uploadHandler } from './upload.js';
+import { drainSmallBody } from './body.js';
 
 export type AppConfig = Pick<
   Config,
@@ -131,12 +132,16 @@ function observeRequests(logger: Logger, metrics: Metrics): Koa.Middleware {
 }
 
 /**
- * An answer sent before the request's body was read to its end (refused early, or cut at a limit) closes the
- * connection: keeping it would have Node read the rest, at the client's pace, to reach the next request.
+ * An answer sent before the request's body was read to its end (refused early, or cut at a limit) reads a small
+ * rest first, so that the client, still sending, gets the answer rather than a reset; a large or slow rest (or a
+ * body cut at a limit) is not read, and the answer closes the connection, since keeping it would have Node read
+ * the rest, at the client's pace, to reach the next request.
  */
 const closeUnreadBodies: Koa.Middleware = async (ctx, next) => {
   await next();
-  if (!ctx.req.complete) ctx.set('Connection', 'close');
+  if (ctx.req.complete) return;
+  const cutAtLimit = ctx.status === 408 || ctx.status === 413;
+  if (cutAtLimit || !(await drainSmallBody(ctx.req))) ctx.set('Connection', 'close');
 };
 
 /**

@@ -139,3 +139,33 @@ export class BodyReader {
     else this.resolve();
   }
 }
+
+/** How much of an unread body is read and dropped before an early answer, and for how long at most. */
+const DRAIN_MAX_BYTES = 64 * 1024;
+const DRAIN_MAX_MS = 1_000;
+
+/**
+ * Reads and drops the rest of `req`'s body when it is small and comes at once; true when it ended, false when it
+ * is larger than DRAIN_MAX_BYTES, slower than DRAIN_MAX_MS, or broke off (then it is left paused).
+ */
+export function drainSmallBody(req: IncomingMessage): Promise<boolean> {
+  if (Number(req.headers['content-length']) > DRAIN_MAX_BYTES) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let received = 0;
+    const done = (ended: boolean) => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', onEnd).off('close', onClose);
+      if (!ended) req.pause();
+      resolve(ended);
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > DRAIN_MAX_BYTES) done(false);
+    };
+    const onEnd = () => done(true);
+    const onClose = () => done(req.complete);
+    const timer = setTimeout(() => done(false), DRAIN_MAX_MS);
+    req.on('data', onData).once('end', onEnd).once('close', onClose);
+    req.resume();
+  });
+}
