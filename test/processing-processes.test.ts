@@ -130,7 +130,7 @@ describe('parser processes', function () {
     }
   });
 
-  it('replaces a child that still holds more than half its headroom (its ceiling less what it held when ready) after a parse, and keeps one that does not', async () => {
+  it('replaces a child that still holds more than a quarter of its headroom (its ceiling less what it held when ready) after a parse, and keeps one that does not', async () => {
     expect(await parsers.run(ANALYZERS_MODULE, holdNativeMemory, [16, 1], limits(10_000))).to.equal(16);
     const [first] = parsers.pids();
     expect(await parsers.run(ANALYZERS_MODULE, holdNativeMemory, [16, 1], limits(10_000))).to.equal(16);

@@ -225,8 +225,9 @@ export class ParserProcesses {
       this.settle(child);
       if (reply.ok) task.resolve(reply.value);
       else task.reject(rebuildError(reply.error));
-      // V8 and malloc keep what a big file made them take: a child left holding half its headroom is replaced.
-      if ((rssBytesOf(subprocess.pid!) ?? 0) > child.readyRss + (this.options.maxRssBytes - child.readyRss) / 2) return this.retire(child);
+      // V8 and malloc keep what a big file made them take, and the next file would have that much less room:
+      // a child left holding a quarter of its headroom is replaced.
+      if ((rssBytesOf(subprocess.pid!) ?? 0) > child.readyRss + (this.options.maxRssBytes - child.readyRss) / 4) return this.retire(child);
       this.idle.push(child);
       this.dispatch();
     });
