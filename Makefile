@@ -17,7 +17,7 @@ node_modules: package.json package-lock.json $(NODE_HOME)/bin/node
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-.PHONY: help install build typecheck migrate run test alerts bench clean up image-test manifests
+.PHONY: help install build typecheck lint format migrate run test alerts bench clean up image-test manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,13 @@ build: node_modules ## compile TypeScript into dist/
 
 typecheck: node_modules ## type-check everything (sources, tests, scripts)
 	npm run --silent typecheck
+
+lint: node_modules ## lint (typescript-eslint, type-aware) and check formatting (Prettier); fails on any warning
+	npx eslint --max-warnings 0 .
+	npx prettier --check .
+
+format: node_modules ## format the tree with Prettier
+	npx prettier --write --log-level warn .
 
 migrate: build ## create the database if missing and apply migrations
 	npm run --silent migrate
