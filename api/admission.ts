@@ -42,16 +42,26 @@ export function limitRate(options: RateLimitOptions): Koa.Middleware {
   return async (ctx, next) => {
     let verdict: [number, number];
     try {
-      verdict = (await redis.eval(TOKEN_BUCKET, 1, `${keyPrefix}:ratelimit:${String(ctx.state.client)}`, perSecond, burst)) as [number, number];
+      verdict = (await redis.eval(
+        TOKEN_BUCKET,
+        1,
+        `${keyPrefix}:ratelimit:${String(ctx.state.client)}`,
+        perSecond,
+        burst,
+      )) as [number, number];
     } catch (err) {
       logger.warn({ err }, 'rate limit unavailable; letting the request through');
       return next();
     }
     const [allowed, waitMs] = verdict;
     if (!allowed) {
-      throw new AppError('rate_limited', `This client is over its limit of ${perSecond} uploads per second; retry after the Retry-After delay.`, {
-        headers: { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) },
-      });
+      throw new AppError(
+        'rate_limited',
+        `This client is over its limit of ${perSecond} uploads per second; retry after the Retry-After delay.`,
+        {
+          headers: { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) },
+        },
+      );
     }
     await next();
   };

@@ -25,7 +25,17 @@ import { drainSmallBody } from './body.js';
 
 export type AppConfig = Pick<
   Config,
-  'publicUrl' | 'trustProxy' | 'maxUploadBytes' | 'corsOrigins' | 'maxBacklog' | 'rateLimitPerSecond' | 'rateLimitBurst' | 'queuePrefix' | 'httpRequestTimeoutMs' | 'httpMinBytesPerSecond' | 'httpMinRateWindowMs'
+  | 'publicUrl'
+  | 'trustProxy'
+  | 'maxUploadBytes'
+  | 'corsOrigins'
+  | 'maxBacklog'
+  | 'rateLimitPerSecond'
+  | 'rateLimitBurst'
+  | 'queuePrefix'
+  | 'httpRequestTimeoutMs'
+  | 'httpMinBytesPerSecond'
+  | 'httpMinRateWindowMs'
 >;
 
 export interface AppDeps {
@@ -76,7 +86,15 @@ export function createApp(deps: AppDeps): Koa {
   });
   const admission = [
     ...(config.rateLimitPerSecond > 0 && deps.redis
-      ? [limitRate({ redis: deps.redis, keyPrefix: config.queuePrefix, perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst, logger })]
+      ? [
+          limitRate({
+            redis: deps.redis,
+            keyPrefix: config.queuePrefix,
+            perSecond: config.rateLimitPerSecond,
+            burst: config.rateLimitBurst,
+            logger,
+          }),
+        ]
       : []),
     refuseWhenOverloaded(deps.backlog, config.maxBacklog),
   ];
@@ -119,12 +137,22 @@ function observeRequests(logger: Logger, metrics: Metrics): Koa.Middleware {
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const name = (ctx as { _matchedRouteName?: string })._matchedRouteName;
-      const labels = { method: ctx.method, route: (name && ROUTE_LABELS[name]) || 'unmatched', status: String(ctx.status) };
+      const labels = {
+        method: ctx.method,
+        route: (name && ROUTE_LABELS[name]) || 'unmatched',
+        status: String(ctx.status),
+      };
       ctx.state.route = labels.route;
       metrics.httpRequests.inc(labels);
       metrics.httpDuration.observe(labels, seconds);
       logger.info(
-        { request_id: requestId, method: ctx.method, route: labels.route, status: ctx.status, duration_ms: Math.round(seconds * 1e4) / 10 },
+        {
+          request_id: requestId,
+          method: ctx.method,
+          route: labels.route,
+          status: ctx.status,
+          duration_ms: Math.round(seconds * 1e4) / 10,
+        },
         'request',
       );
     }

@@ -37,7 +37,8 @@ export class TokenSet {
     this.timer = setInterval(() => {
       this.read(this.file!).then(
         (tokens) => (this.fromFile = tokens),
-        (err: unknown) => this.logger.error({ err }, 'could not re-read API_TOKENS_FILE; keeping the tokens read before'),
+        (err: unknown) =>
+          this.logger.error({ err }, 'could not re-read API_TOKENS_FILE; keeping the tokens read before'),
       );
     }, this.reloadIntervalMs);
     this.timer.unref();

@@ -2,7 +2,8 @@
 import type Koa from 'koa';
 
 const ALLOWED_HEADERS = 'Authorization, Content-Type, Idempotency-Key, X-Request-Id, Range, If-None-Match';
-const EXPOSED_HEADERS = 'Location, X-Request-Id, Idempotent-Replayed, Retry-After, ETag, Content-Range, Content-Disposition';
+const EXPOSED_HEADERS =
+  'Location, X-Request-Id, Idempotent-Replayed, Retry-After, ETag, Content-Range, Content-Disposition';
 
 export function cors(origins: string[]): Koa.Middleware {
   const anyOrigin = origins.includes('*');

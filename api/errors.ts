@@ -78,7 +78,10 @@ export function problemResponses(logger: Logger): Koa.Middleware {
     } catch (thrown) {
       const err = asAppError(thrown);
       if (err.status >= 500) {
-        logger.error({ err: thrown, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path }, 'request failed');
+        logger.error(
+          { err: thrown, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path },
+          'request failed',
+        );
         trace.getActiveSpan()?.recordException(thrown instanceof Error ? thrown : String(thrown));
       }
       // Headers set for the success path (content type, disposition, length) must not leak into the problem.
@@ -120,8 +123,14 @@ function asAppError(thrown: unknown): AppError {
   // Koa's own client errors (http-errors with expose) keep their status where we have a code for it.
   if (expose && status === 404) return new AppError('not_found', 'There is nothing at this address.');
   if (isDatabaseUnavailable(thrown)) {
-    return new AppError('service_unavailable', 'The database is unavailable; retry shortly.', { headers: { 'Retry-After': '5' }, cause: thrown });
+    return new AppError('service_unavailable', 'The database is unavailable; retry shortly.', {
+      headers: { 'Retry-After': '5' },
+      cause: thrown,
+    });
   }
-  if (expose && status === 415) return new AppError('unsupported_media_type', 'The request body has a media type this endpoint does not take.');
-  return new AppError('internal_error', 'Something went wrong on our side; the request id identifies it in our logs.', { cause: thrown });
+  if (expose && status === 415)
+    return new AppError('unsupported_media_type', 'The request body has a media type this endpoint does not take.');
+  return new AppError('internal_error', 'Something went wrong on our side; the request id identifies it in our logs.', {
+    cause: thrown,
+  });
 }

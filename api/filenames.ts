@@ -9,7 +9,10 @@ const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\
  */
 export function safeFilename(raw: string | undefined): string {
   const base = (raw ?? '').toWellFormed().normalize('NFC').split(/[/\\]/).pop() ?? '';
-  const cleaned = base.replace(INVISIBLE, '').trim().replace(/[. ]+$/, '');
+  const cleaned = base
+    .replace(INVISIBLE, '')
+    .trim()
+    .replace(/[. ]+$/, '');
   if (cleaned === '' || /^\.+$/.test(cleaned)) return 'file';
   return truncateUtf8(cleaned, MAX_NAME_BYTES);
 }

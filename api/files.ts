@@ -49,7 +49,10 @@ export function fileHandlers(deps: FileHandlerDeps) {
     const base = baseUrl(ctx);
     ctx.body = {
       results: page.map((row) => serializeFile(row, base)),
-      next: rows.length > query.limit && last ? nextPageUrl(base, query, { uploadedAt: last.uploaded_at, id: last.id }) : null,
+      next:
+        rows.length > query.limit && last
+          ? nextPageUrl(base, query, { uploadedAt: last.uploaded_at, id: last.id })
+          : null,
     };
   };
 
@@ -71,8 +74,12 @@ export function fileHandlers(deps: FileHandlerDeps) {
     if (!row) throw notFound();
     // The row is gone, so the file is gone for clients; leftovers are logged and swept later.
     await Promise.all([
-      storage.remove(id).catch((err: unknown) => logger.error({ err, file_id: id }, 'could not remove the bytes of a deleted file')),
-      queue.remove(id).catch((err: unknown) => logger.warn({ err, file_id: id }, 'could not remove the job of a deleted file')),
+      storage
+        .remove(id)
+        .catch((err: unknown) => logger.error({ err, file_id: id }, 'could not remove the bytes of a deleted file')),
+      queue
+        .remove(id)
+        .catch((err: unknown) => logger.warn({ err, file_id: id }, 'could not remove the job of a deleted file')),
     ]);
     ctx.status = 204;
   };
@@ -81,7 +88,10 @@ export function fileHandlers(deps: FileHandlerDeps) {
     const outcome = await db.files.requeue(idOf(ctx));
     if (!outcome) throw notFound();
     if ('busy' in outcome) {
-      throw new AppError('file_processing', 'The file is being processed right now; reprocess it once it has finished.');
+      throw new AppError(
+        'file_processing',
+        'The file is being processed right now; reprocess it once it has finished.',
+      );
     }
     await enqueueOrLeaveQueued(queue, logger, outcome.row);
     ctx.status = 202;

@@ -48,9 +48,14 @@ export function parseListQuery(query: Query): ListQuery {
   if (cursor !== undefined) {
     const after = decodeCursor(cursor);
     if (after) parsed.after = after;
-    else errors.push({ field: 'cursor', message: 'Not a cursor this API issued; use the `next` link of a previous page.' });
+    else
+      errors.push({
+        field: 'cursor',
+        message: 'Not a cursor this API issued; use the `next` link of a previous page.',
+      });
   }
-  if (errors.length) throw new AppError('invalid_query', 'Some query parameters are invalid; see `errors`.', { errors });
+  if (errors.length)
+    throw new AppError('invalid_query', 'Some query parameters are invalid; see `errors`.', { errors });
   return parsed;
 }
 

@@ -1,7 +1,15 @@
 // The API process: the HTTP API on PORT and the admin server on ADMIN_PORT.
 import { Redis } from 'ioredis';
 import { createAdminServer } from '../core/admin.js';
-import { closeServer, dependencyChecks, listen, runMain, startRuntime, StartupError, stopOnSignals } from '../core/runtime.js';
+import {
+  closeServer,
+  dependencyChecks,
+  listen,
+  runMain,
+  startRuntime,
+  StartupError,
+  stopOnSignals,
+} from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { BacklogMonitor } from './admission.js';
@@ -18,12 +26,17 @@ runMain(async () => {
   try {
     await tokens.start();
   } catch (err) {
-    throw new StartupError(`API_TOKENS_FILE ${config.apiTokensFile} cannot be used (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): mount the token file there, or unset API_TOKENS_FILE.`);
+    throw new StartupError(
+      `API_TOKENS_FILE ${config.apiTokensFile} cannot be used (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): mount the token file there, or unset API_TOKENS_FILE.`,
+    );
   }
   const backlog = new BacklogMonitor(queue);
   backlog.start();
   // Rate limits are shared by all API pods through Redis; commands fail fast (and the limit fails open) while it is away.
-  const redis = config.rateLimitPerSecond > 0 ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }) : null;
+  const redis =
+    config.rateLimitPerSecond > 0
+      ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+      : null;
   redis?.on('error', () => undefined);
 
   const app = createApp({ config, db, queue, storage, logger, metrics, version, tokens, backlog, redis });
@@ -37,7 +50,10 @@ runMain(async () => {
   });
   await listen(server, config.port, config.host, 'PORT');
   await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
-  logger.info({ port: config.port, admin_port: config.adminPort, version, authentication: tokens.enabled }, 'api listening');
+  logger.info(
+    { port: config.port, admin_port: config.adminPort, version, authentication: tokens.enabled },
+    'api listening',
+  );
 
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     // Readiness fails first, so no new traffic is routed here; in-flight requests (uploads included) finish.

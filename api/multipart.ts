@@ -49,7 +49,11 @@ export interface UploadLimits {
  * Receives the file part named `file` into `storage`; throws an AppError for anything else. Past
  * maxUploadBodyBytes, or below the minimum rate, the body is read no further: the answer then closes the connection.
  */
-export async function receiveFile(req: IncomingMessage, storage: BlobStore, limits: UploadLimits): Promise<ReceivedFile> {
+export async function receiveFile(
+  req: IncomingMessage,
+  storage: BlobStore,
+  limits: UploadLimits,
+): Promise<ReceivedFile> {
   const { maxFileBytes } = limits;
   const parser = openParser(req, maxFileBytes);
   const body = new BodyReader(req, parser, { maxBytes: maxUploadBodyBytes(maxFileBytes), minRate: limits.minRate });
@@ -73,10 +77,13 @@ export async function receiveFile(req: IncomingMessage, storage: BlobStore, limi
     if (rawName == null) return skip(stream, () => invalid('A part has no field name.'));
     // busboy counts a part without a filename as a file when its type is application/octet-stream: not ours.
     if (!info.filename) return stream.resume();
-    if (rawName.length > MULTIPART_LIMITS.fieldNameSize) return skip(stream, () => invalid('A field name is too long.'));
+    if (rawName.length > MULTIPART_LIMITS.fieldNameSize)
+      return skip(stream, () => invalid('A field name is too long.'));
     const field = decodeFormDataName(rawName);
     if (field !== FILE_FIELD) {
-      return skip(stream, () => fail(new AppError('file_missing', `Send the file in a part named "file", not "${field.slice(0, 100)}".`)));
+      return skip(stream, () =>
+        fail(new AppError('file_missing', `Send the file in a part named "file", not "${field.slice(0, 100)}".`)),
+      );
     }
     stream.once('limit', () => fail(new BlobTooLargeError(maxFileBytes)));
     const id = newFileId();
@@ -98,7 +105,9 @@ export async function receiveFile(req: IncomingMessage, storage: BlobStore, limi
   });
   parser.on('partsLimit', () => invalid('The form has too many parts.'));
   parser.on('fieldsLimit', () => invalid('The form has too many text fields.'));
-  parser.on('filesLimit', () => fail(new AppError('too_many_files', 'Send exactly one file per upload, in a part named "file".')));
+  parser.on('filesLimit', () =>
+    fail(new AppError('too_many_files', 'Send exactly one file per upload, in a part named "file".')),
+  );
   parser.on('error', fail);
 
   const parsed = new Promise((resolve) => parser.once('close', resolve));
@@ -127,7 +136,12 @@ function openParser(req: IncomingMessage, maxFileBytes: number): busboy.Busboy {
     return busboy({
       headers: req.headers,
       // busboy reports reaching a limit; one more than each lets through what is exactly at it.
-      limits: { ...MULTIPART_LIMITS, fieldSize: MULTIPART_LIMITS.fieldSize + 1, parts: MULTIPART_LIMITS.parts + 1, fileSize: maxFileBytes + 1 },
+      limits: {
+        ...MULTIPART_LIMITS,
+        fieldSize: MULTIPART_LIMITS.fieldSize + 1,
+        parts: MULTIPART_LIMITS.parts + 1,
+        fileSize: maxFileBytes + 1,
+      },
       // Browsers send UTF-8 filenames; busboy would read them as Latin-1 by default.
       defParamCharset: 'utf8',
       // Keep the name as sent ("..", "a/b"): safeFilename reduces it, so busboy must not drop it first.
@@ -152,16 +166,23 @@ const FORM_DATA_ESCAPES: Record<string, string> = { '%0A': '\n', '%0D': '\r', '%
 
 function asUploadError(err: unknown, maxFileBytes: number): Error {
   if (err instanceof AppError) return err;
-  if (err instanceof BlobTooLargeError) return new AppError('file_too_large', `The file is larger than the limit of ${maxFileBytes} bytes.`);
+  if (err instanceof BlobTooLargeError)
+    return new AppError('file_too_large', `The file is larger than the limit of ${maxFileBytes} bytes.`);
   if (err instanceof BodyTooLargeError) return bodyTooLarge(maxFileBytes);
   if (err instanceof BodyTooSlowError) {
     const { bytesPerSecond, windowMs } = err.rate;
-    return new AppError('request_timeout', `The body arrived slower than ${bytesPerSecond} bytes a second over ${windowMs / 1000} s; send it again faster.`);
+    return new AppError(
+      'request_timeout',
+      `The body arrived slower than ${bytesPerSecond} bytes a second over ${windowMs / 1000} s; send it again faster.`,
+    );
   }
-  if (isStorageFull(err)) return new AppError('insufficient_storage', 'The file store is full; retry later.', { cause: err });
+  if (isStorageFull(err))
+    return new AppError('insufficient_storage', 'The file store is full; retry later.', { cause: err });
   // busboy's parse errors (no boundary, malformed headers, unexpected end) and requests cut short.
   if (err instanceof Error && !(err as NodeJS.ErrnoException).syscall) {
-    return new AppError('invalid_multipart', 'The multipart body is malformed or was cut short; send it again whole.', { cause: err });
+    return new AppError('invalid_multipart', 'The multipart body is malformed or was cut short; send it again whole.', {
+      cause: err,
+    });
   }
   return err as Error;
 }

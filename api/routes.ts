@@ -26,7 +26,10 @@ export interface RouteDoc {
 }
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (schema: JsonObject, description: string) => ({ description, content: { 'application/json': { schema } } });
+const json = (schema: JsonObject, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
 
 /** Responses for the given error codes, grouped by status, each listing its codes. */
 function problems(...codes: ErrorCode[]): Record<string, JsonObject> {
@@ -82,7 +85,9 @@ export const ROUTES = [
           schema: {
             type: 'object',
             required: ['file'],
-            properties: { file: { type: 'string', format: 'binary', description: 'The file; exactly one part named `file`.' } },
+            properties: {
+              file: { type: 'string', format: 'binary', description: 'The file; exactly one part named `file`.' },
+            },
           },
           encoding: { file: { contentType: 'application/octet-stream' } },
         },
@@ -116,10 +121,15 @@ export const ROUTES = [
     method: 'get',
     path: '/files/',
     summary: 'List files, newest first',
-    description: 'Keyset pagination: follow `next` until it is null. The cost of a page does not grow with the table or the page number.',
+    description:
+      'Keyset pagination: follow `next` until it is null. The cost of a page does not grow with the table or the page number.',
     tags: ['files'],
     parameters: [
-      { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT } },
+      {
+        name: 'limit',
+        in: 'query',
+        schema: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT },
+      },
       { name: 'cursor', in: 'query', description: 'Opaque; taken from `next`.', schema: { type: 'string' } },
       { name: 'status', in: 'query', schema: { type: 'string', enum: [...FILE_STATUSES] } },
       { name: 'processed', in: 'query', schema: { type: 'boolean' } },
@@ -154,8 +164,14 @@ export const ROUTES = [
       { name: 'If-None-Match', in: 'header', required: false, schema: { type: 'string' } },
     ],
     responses: {
-      '200': { description: 'The bytes.', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
-      '206': { description: 'The requested range.', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+      '200': {
+        description: 'The bytes.',
+        content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+      },
+      '206': {
+        description: 'The requested range.',
+        content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+      },
       '304': { description: 'Not modified: the client has these bytes.' },
       ...problems('not_found', 'range_not_satisfiable'),
     },
@@ -171,7 +187,10 @@ export const ROUTES = [
     tags: ['files'],
     parameters: [idParameter],
     responses: {
-      '200': { description: 'The preview.', content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } } },
+      '200': {
+        description: 'The preview.',
+        content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } },
+      },
       ...problems('not_found'),
     },
   },
@@ -180,7 +199,8 @@ export const ROUTES = [
     method: 'delete',
     path: '/files/{id}/',
     summary: 'Delete a file',
-    description: 'Removes the record, the bytes and derived files. A job still in flight finds nothing and stops quietly.',
+    description:
+      'Removes the record, the bytes and derived files. A job still in flight finds nothing and stops quietly.',
     tags: ['files'],
     parameters: [idParameter],
     responses: { '204': { description: 'Deleted.' }, ...problems('not_found') },
@@ -190,7 +210,8 @@ export const ROUTES = [
     method: 'post',
     path: '/files/{id}/reprocess',
     summary: 'Process a file again',
-    description: 'Puts the file back in the queue (`status` becomes `queued`), e.g. after a failure or a processor upgrade.',
+    description:
+      'Puts the file back in the queue (`status` becomes `queued`), e.g. after a failure or a processor upgrade.',
     tags: ['files'],
     parameters: [idParameter],
     responses: { '202': json(ref('File'), 'Queued again.'), ...problems('not_found', 'file_processing') },
@@ -211,7 +232,12 @@ export const ROUTES = [
     summary: 'Interactive documentation',
     tags: ['meta'],
     public: true,
-    responses: { '200': { description: 'An HTML page where a person can read the contract and try it.', content: { 'text/html': {} } } },
+    responses: {
+      '200': {
+        description: 'An HTML page where a person can read the contract and try it.',
+        content: { 'text/html': {} },
+      },
+    },
   },
 ] as const satisfies readonly RouteDoc[];
 
@@ -224,7 +250,9 @@ export function buildRouter(handlers: Handlers): Router {
   for (const route of ROUTES as readonly RouteDoc[]) {
     // Requests arrive with any trailing slash already stripped (see app.ts).
     const path = route.path.replace(/\{(\w+)\}/g, ':$1').replace(/(.)\/$/, '$1');
-    router.register(path, [route.method.toUpperCase()], handlers[route.operationId as OperationId], { name: route.operationId });
+    router.register(path, [route.method.toUpperCase()], handlers[route.operationId as OperationId], {
+      name: route.operationId,
+    });
   }
   return router;
 }
@@ -233,7 +261,9 @@ export function buildRouter(handlers: Handlers): Router {
 export function openApiDocument(version: string): JsonObject {
   const paths: Record<string, Record<string, JsonObject>> = {};
   for (const { method, path, public: isPublic, ...operation } of ROUTES as readonly RouteDoc[]) {
-    const guarded = isPublic ? { security: [] } : { responses: { ...operation.responses, ...problems('unauthorized') } };
+    const guarded = isPublic
+      ? { security: [] }
+      : { responses: { ...operation.responses, ...problems('unauthorized') } };
     paths[path] = { ...paths[path], [method]: { ...operation, ...guarded } };
   }
   return {

@@ -3,7 +3,14 @@ import http from 'node:http';
 import type Koa from 'koa';
 import type { Config } from '../core/config.js';
 
-export type ServerLimits = Pick<Config, 'httpHeadersTimeoutMs' | 'httpRequestTimeoutMs' | 'httpIdleTimeoutMs' | 'httpKeepAliveTimeoutMs' | 'httpMaxHeaderBytes'>;
+export type ServerLimits = Pick<
+  Config,
+  | 'httpHeadersTimeoutMs'
+  | 'httpRequestTimeoutMs'
+  | 'httpIdleTimeoutMs'
+  | 'httpKeepAliveTimeoutMs'
+  | 'httpMaxHeaderBytes'
+>;
 
 export function createApiServer(app: Koa, limits: ServerLimits): http.Server {
   const server = http.createServer(

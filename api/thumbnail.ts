@@ -15,7 +15,11 @@ export async function sendThumbnail(ctx: Koa.Context, row: FileRow, storage: Blo
     bytes = await storage.open(row.id, { variant: 'thumbnail' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new AppError('not_found', 'The thumbnail of this file is missing from storage; reprocess the file to make it again.', { cause: err });
+      throw new AppError(
+        'not_found',
+        'The thumbnail of this file is missing from storage; reprocess the file to make it again.',
+        { cause: err },
+      );
     }
     throw err;
   }

@@ -1,6 +1,15 @@
 // A server span per request, by the OpenTelemetry HTTP conventions, continuing the caller's trace
 // (W3C `traceparent`) and active while the request runs, so the enqueue and the log lines join it.
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,

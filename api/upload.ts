@@ -31,14 +31,19 @@ export interface UploadDeps {
 export function uploadHandler(deps: UploadDeps): Koa.Middleware {
   const { db, storage, logger } = deps;
   const discard = (id: string) =>
-    storage.remove(id).catch((err: unknown) => logger.error({ err, file_id: id }, 'could not remove the bytes of a failed upload'));
+    storage
+      .remove(id)
+      .catch((err: unknown) => logger.error({ err, file_id: id }, 'could not remove the bytes of a failed upload'));
 
   /** Inserts the row (and completes the idempotency key in the same statement); the bytes go if it fails. */
   async function record(received: ReceivedFile, idempotency: IdempotencyScope | undefined): Promise<FileRow> {
     const name = safeFilename(received.filename);
     const sniffed = await sniffKind(received.head, name);
     try {
-      return await db.files.insert({ id: received.id, name, size: received.size, sha256: received.sha256, ...sniffed }, idempotency);
+      return await db.files.insert(
+        { id: received.id, name, size: received.size, sha256: received.sha256, ...sniffed },
+        idempotency,
+      );
     } catch (err) {
       await discard(received.id);
       throw err;
@@ -59,17 +64,27 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
     const idempotency = idempotencyScopeOf(ctx);
     const claim = idempotency ? await db.idempotencyKeys.claim(idempotency, deps.idempotencyAbandonAfterMs) : undefined;
     if (claim?.state === 'in_progress') {
-      throw new AppError('idempotency_key_in_use', 'A request with this Idempotency-Key is still running; retry once it has finished.', {
-        headers: { 'Retry-After': '1' },
-      });
+      throw new AppError(
+        'idempotency_key_in_use',
+        'A request with this Idempotency-Key is still running; retry once it has finished.',
+        {
+          headers: { 'Retry-After': '1' },
+        },
+      );
     }
     try {
-      const received = await receiveFile(ctx.req, storage, { maxFileBytes: deps.maxUploadBytes, minRate: deps.minBodyRate });
+      const received = await receiveFile(ctx.req, storage, {
+        maxFileBytes: deps.maxUploadBytes,
+        minRate: deps.minBodyRate,
+      });
       if (claim?.state === 'done') {
         // A replay must send the same bytes; only then does it get the first request's file.
         if (received.sha256 !== claim.sha256) {
           await discard(received.id);
-          throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used for a different file; use a new key for a new upload.');
+          throw new AppError(
+            'idempotency_key_reused',
+            'This Idempotency-Key was used for a different file; use a new key for a new upload.',
+          );
         }
         const original = await db.files.findById(claim.fileId);
         if (original) {
@@ -86,7 +101,9 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
       answer(ctx, row);
     } catch (err) {
       if (claim?.state === 'claimed') {
-        await db.idempotencyKeys.release(idempotency!).catch((releaseErr: unknown) => logger.error({ err: releaseErr }, 'could not release an idempotency key'));
+        await db.idempotencyKeys
+          .release(idempotency!)
+          .catch((releaseErr: unknown) => logger.error({ err: releaseErr }, 'could not release an idempotency key'));
       }
       throw err;
     }
@@ -107,7 +124,10 @@ function idempotencyScopeOf(ctx: Koa.Context): IdempotencyScope | undefined {
   const key = ctx.get('Idempotency-Key');
   if (!key) return undefined;
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
-    throw new AppError('invalid_idempotency_key', 'An Idempotency-Key is 1 to 255 visible ASCII characters (a UUID is a good choice).');
+    throw new AppError(
+      'invalid_idempotency_key',
+      'An Idempotency-Key is 1 to 255 visible ASCII characters (a UUID is a good choice).',
+    );
   }
   return { scope: String(ctx.state.client ?? 'anonymous'), key };
 }

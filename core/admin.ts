@@ -37,7 +37,10 @@ export function createAdminServer(options: AdminOptions): http.Server {
       // Answering at all proves the loop turns (a loop blocked right now times the probe out);
       // a loop that keeps stalling answers late, and says so.
       if (options.eventLoop && !options.eventLoop.healthy()) {
-        return json(503, { status: 'event_loop_blocked', event_loop_delay_ms: Math.round(options.eventLoop.worstDelayMs()) });
+        return json(503, {
+          status: 'event_loop_blocked',
+          event_loop_delay_ms: Math.round(options.eventLoop.worstDelayMs()),
+        });
       }
       return json(200, { status: 'ok' });
     }

@@ -69,19 +69,32 @@ export interface Setting {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-const integer = (min: number, max: number): Parse<number> => (raw, name) => {
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}".`);
-  }
-  return value;
-};
+const integer =
+  (min: number, max: number): Parse<number> =>
+  (raw, name) => {
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}".`);
+    }
+    return value;
+  };
 
 const port: Parse<number> = integer(1, 65535);
 
 const bytes: Parse<number> = (raw, name) => {
   const match = /^(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(raw.trim());
-  const units: Record<string, number> = { b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+  const units: Record<string, number> = {
+    b: 1,
+    k: 1024,
+    kb: 1024,
+    kib: 1024,
+    m: 1024 ** 2,
+    mb: 1024 ** 2,
+    mib: 1024 ** 2,
+    g: 1024 ** 3,
+    gb: 1024 ** 3,
+    gib: 1024 ** 3,
+  };
   const value = match ? Number(match[1]) * (units[(match[2] ?? 'b').toLowerCase()] ?? 1) : NaN;
   if (!Number.isSafeInteger(value) || value < 1) {
     throw new ConfigError(`${name} must be a positive size in bytes such as 104857600 or 100MiB, got "${raw}".`);
@@ -95,18 +108,22 @@ const boolean: Parse<boolean> = (raw, name) => {
   throw new ConfigError(`${name} must be true or false, got "${raw}".`);
 };
 
-const url = (protocols: string[], example: string): Parse<string> => (raw, name) => {
-  let parsed: URL;
-  try {
-    parsed = new URL(raw);
-  } catch {
-    throw new ConfigError(`${name} must be a URL such as ${example}, got "${raw}".`);
-  }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}, such as ${example}; got "${raw}".`);
-  }
-  return raw;
-};
+const url =
+  (protocols: string[], example: string): Parse<string> =>
+  (raw, name) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(raw);
+    } catch {
+      throw new ConfigError(`${name} must be a URL such as ${example}, got "${raw}".`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(
+        `${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}, such as ${example}; got "${raw}".`,
+      );
+    }
+    return raw;
+  };
 
 const optionalUrl: Parse<string | null> = (raw, name) =>
   raw === '' ? null : url(['http:', 'https:'], 'https://files.example.com')(raw, name).replace(/\/+$/, '');
@@ -121,7 +138,9 @@ const name: Parse<string> = (raw, envName) => {
 const optionalDnsName: Parse<string | null> = (raw, envName) => {
   if (raw === '') return null;
   if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(raw)) {
-    throw new ConfigError(`${envName} must be a Kubernetes name (lowercase letters, digits, "-" and "."), got "${raw}".`);
+    throw new ConfigError(
+      `${envName} must be a Kubernetes name (lowercase letters, digits, "-" and "."), got "${raw}".`,
+    );
   }
   return raw;
 };
@@ -137,7 +156,9 @@ const MIN_TOKEN_LENGTH = 16;
 export const tokens: Parse<string[]> = (raw, envName) => {
   const list = raw.split(/[\s,]+/).filter(Boolean);
   if (list.some((token) => token.length < MIN_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(token))) {
-    throw new ConfigError(`${envName} must list tokens of at least ${MIN_TOKEN_LENGTH} visible ASCII characters, separated by commas or new lines.`);
+    throw new ConfigError(
+      `${envName} must list tokens of at least ${MIN_TOKEN_LENGTH} visible ASCII characters, separated by commas or new lines.`,
+    );
   }
   return list;
 };
@@ -155,62 +176,322 @@ const origins: Parse<string[]> = (raw, envName) => {
       parsed = undefined;
     }
     if (!parsed || parsed.origin !== origin) {
-      throw new ConfigError(`${envName} must list origins such as https://app.example.com (scheme, host and port only) or *, got "${origin}".`);
+      throw new ConfigError(
+        `${envName} must list origins such as https://app.example.com (scheme, host and port only) or *, got "${origin}".`,
+      );
     }
   }
   return list;
 };
 
-export const oneOf = (choices: string[]): Parse<string> => (raw, envName) => {
-  if (!choices.includes(raw)) throw new ConfigError(`${envName} must be one of ${choices.join(', ')}, got "${raw}".`);
-  return raw;
-};
+export const oneOf =
+  (choices: string[]): Parse<string> =>
+  (raw, envName) => {
+    if (!choices.includes(raw)) throw new ConfigError(`${envName} must be one of ${choices.join(', ')}, got "${raw}".`);
+    return raw;
+  };
 
 /** The settings table: README.md documents exactly these (a test keeps them in step). */
 export const SETTINGS: Setting[] = [
-  { env: 'HOST', key: 'host', fallback: '0.0.0.0', parse: text, description: 'Interface the API and admin servers listen on.' },
+  {
+    env: 'HOST',
+    key: 'host',
+    fallback: '0.0.0.0',
+    parse: text,
+    description: 'Interface the API and admin servers listen on.',
+  },
   { env: 'PORT', key: 'port', fallback: '8080', parse: port, description: 'API port.' },
-  { env: 'ADMIN_PORT', key: 'adminPort', fallback: (role) => (role === 'worker' ? '9091' : '9090'), parse: port, description: 'Admin port (`/healthz`, `/readyz`, `/metrics`): 9090 for the API, 9091 for the worker.' },
-  { env: 'PUBLIC_URL', key: 'publicUrl', fallback: '', parse: optionalUrl, description: 'Base of the absolute URLs in responses (`file`, `next`); empty means the request\'s own origin.' },
-  { env: 'TRUST_PROXY', key: 'trustProxy', fallback: 'false', parse: boolean, description: 'Honour `X-Forwarded-Proto`/`-Host`/`-For` from the ingress.' },
-  { env: 'DATABASE_URL', key: 'databaseUrl', fallback: 'postgres://postgres@127.0.0.1:5432/file_processor', parse: url(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/file_processor'), description: 'PostgreSQL connection URL; `npm run migrate` creates the database when it is missing.' },
-  { env: 'DATABASE_POOL_MAX', key: 'databasePoolMax', fallback: '10', parse: integer(1, 500), description: 'Connections per process.' },
-  { env: 'REDIS_URL', key: 'redisUrl', fallback: 'redis://127.0.0.1:6379', parse: url(['redis:', 'rediss:'], 'redis://host:6379/0'), description: 'Redis connection URL for the queue.' },
-  { env: 'QUEUE_PREFIX', key: 'queuePrefix', fallback: 'bq', parse: name, description: 'Prefix of the queue\'s Redis keys (`<prefix>:<name>:waiting`, ...).' },
+  {
+    env: 'ADMIN_PORT',
+    key: 'adminPort',
+    fallback: (role) => (role === 'worker' ? '9091' : '9090'),
+    parse: port,
+    description: 'Admin port (`/healthz`, `/readyz`, `/metrics`): 9090 for the API, 9091 for the worker.',
+  },
+  {
+    env: 'PUBLIC_URL',
+    key: 'publicUrl',
+    fallback: '',
+    parse: optionalUrl,
+    description: "Base of the absolute URLs in responses (`file`, `next`); empty means the request's own origin.",
+  },
+  {
+    env: 'TRUST_PROXY',
+    key: 'trustProxy',
+    fallback: 'false',
+    parse: boolean,
+    description: 'Honour `X-Forwarded-Proto`/`-Host`/`-For` from the ingress.',
+  },
+  {
+    env: 'DATABASE_URL',
+    key: 'databaseUrl',
+    fallback: 'postgres://postgres@127.0.0.1:5432/file_processor',
+    parse: url(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/file_processor'),
+    description: 'PostgreSQL connection URL; `npm run migrate` creates the database when it is missing.',
+  },
+  {
+    env: 'DATABASE_POOL_MAX',
+    key: 'databasePoolMax',
+    fallback: '10',
+    parse: integer(1, 500),
+    description: 'Connections per process.',
+  },
+  {
+    env: 'REDIS_URL',
+    key: 'redisUrl',
+    fallback: 'redis://127.0.0.1:6379',
+    parse: url(['redis:', 'rediss:'], 'redis://host:6379/0'),
+    description: 'Redis connection URL for the queue.',
+  },
+  {
+    env: 'QUEUE_PREFIX',
+    key: 'queuePrefix',
+    fallback: 'bq',
+    parse: name,
+    description: "Prefix of the queue's Redis keys (`<prefix>:<name>:waiting`, ...).",
+  },
   { env: 'QUEUE_NAME', key: 'queueName', fallback: 'files', parse: name, description: 'Queue name.' },
-  { env: 'STORAGE_DIR', key: 'storageDir', fallback: './data', parse: (raw, envName) => path.resolve(text(raw, envName)), description: 'Directory of the blob store, shared by the API and the workers.' },
-  { env: 'MAX_UPLOAD_BYTES', key: 'maxUploadBytes', fallback: '100MiB', parse: bytes, description: 'Largest accepted file (bytes, or with a unit: `KiB`, `MiB`, `GiB`).' },
-  { env: 'WORKER_CONCURRENCY', key: 'workerConcurrency', fallback: '4', parse: integer(1, 256), description: 'Jobs one worker process runs at once.' },
-  { env: 'JOB_RETRIES', key: 'jobRetries', fallback: '3', parse: integer(0, 100), description: 'Retries of a job after a transient error (database, storage).' },
-  { env: 'JOB_BACKOFF_MS', key: 'jobBackoffMs', fallback: '1000', parse: integer(1, 3_600_000), description: 'First retry delay; it doubles on each retry.' },
-  { env: 'SHUTDOWN_TIMEOUT_MS', key: 'shutdownTimeoutMs', fallback: '25000', parse: integer(0, 3_600_000), description: 'How long SIGTERM waits for in-flight requests and jobs.' },
-  { env: 'API_TOKENS', key: 'apiTokens', fallback: '', parse: tokens, description: 'Bearer tokens that may call the API (comma-separated); empty, with no `API_TOKENS_FILE`, means no authentication.' },
-  { env: 'API_TOKENS_FILE', key: 'apiTokensFile', fallback: '', parse: optionalPath, description: 'File with one token per line (a mounted Secret); re-read every 10 s, so rotation needs no restart.' },
-  { env: 'CORS_ORIGINS', key: 'corsOrigins', fallback: '', parse: origins, description: 'Origins allowed to call the API from a browser (comma-separated, or `*`); empty means CORS is off.' },
-  { env: 'MAX_BACKLOG', key: 'maxBacklog', fallback: '50000', parse: integer(0, 100_000_000), description: 'Waiting jobs above which uploads answer `503 overloaded`; 0 turns the check off.' },
-  { env: 'RATE_LIMIT_PER_SECOND', key: 'rateLimitPerSecond', fallback: '0', parse: integer(0, 1_000_000), description: 'Uploads per second per client (token, or address without tokens) before `429 rate_limited`; 0 turns it off.' },
-  { env: 'RATE_LIMIT_BURST', key: 'rateLimitBurst', fallback: '0', parse: integer(0, 1_000_000), description: 'Uploads a client may send at once above its rate; 0 means twice the rate.' },
-  { env: 'HTTP_HEADERS_TIMEOUT_MS', key: 'httpHeadersTimeoutMs', fallback: '10000', parse: integer(1_000, 600_000), description: 'Time a client has to send its request headers (cuts off slowloris clients).' },
-  { env: 'HTTP_REQUEST_TIMEOUT_MS', key: 'httpRequestTimeoutMs', fallback: '900000', parse: integer(1_000, 86_400_000), description: 'Time a client has to send a whole request, body included.' },
-  { env: 'HTTP_IDLE_TIMEOUT_MS', key: 'httpIdleTimeoutMs', fallback: '60000', parse: integer(1_000, 3_600_000), description: 'A connection that sends or receives nothing for this long is closed.' },
-  { env: 'HTTP_MIN_BYTES_PER_SECOND', key: 'httpMinBytesPerSecond', fallback: '1024', parse: integer(0, 1_000_000_000), description: 'An upload body that sends fewer bytes a second than this, over a window of `HTTP_MIN_RATE_WINDOW_MS`, is cut (`408 request_timeout`); time the service holds the body back does not count. 0 turns the check off.' },
-  { env: 'HTTP_MIN_RATE_WINDOW_MS', key: 'httpMinRateWindowMs', fallback: '20000', parse: integer(1_000, 3_600_000), description: 'The window over which `HTTP_MIN_BYTES_PER_SECOND` is measured.' },
-  { env: 'HTTP_KEEP_ALIVE_TIMEOUT_MS', key: 'httpKeepAliveTimeoutMs', fallback: '5000', parse: integer(0, 600_000), description: 'How long an idle keep-alive connection stays open (keep it below the load balancer\'s).' },
-  { env: 'HTTP_MAX_HEADER_BYTES', key: 'httpMaxHeaderBytes', fallback: '16384', parse: integer(1_024, 1_048_576), description: 'Largest request header block; bigger answers 431.' },
-  { env: 'MAX_ATTEMPTS', key: 'maxAttempts', fallback: '5', parse: integer(1, 100), description: 'Processing starts after which a file that keeps failing or crashing workers becomes `failed` (`too_many_attempts`).' },
-  { env: 'QUEUE_STALL_INTERVAL_MS', key: 'queueStallIntervalMs', fallback: '5000', parse: integer(100, 600_000), description: 'How often workers look for jobs whose worker died (bee-queue stall check).' },
-  { env: 'RECONCILE_INTERVAL_MS', key: 'reconcileIntervalMs', fallback: '30000', parse: integer(100, 3_600_000), description: 'How often the worker\'s reconciler runs.' },
-  { env: 'REQUEUE_AFTER_MS', key: 'requeueAfterMs', fallback: '60000', parse: integer(100, 86_400_000), description: 'Age after which the reconciler re-enqueues a queued file, or a processing file whose job is gone.' },
-  { env: 'ORPHAN_AFTER_MS', key: 'orphanAfterMs', fallback: '3600000', parse: integer(1_000, 604_800_000), description: 'Age after which the reconciler removes temporary files and blobs that have no row.' },
-  { env: 'JOB_TIMEOUT_MS', key: 'jobTimeoutMs', fallback: '60000', parse: integer(1_000, 3_600_000), description: 'Longest one job may run; parsing that outlasts it (or uses as much CPU time) is stopped and the file fails with `timeout`, without retries.' },
-  { env: 'IMAGE_MAX_PIXELS', key: 'imageMaxPixels', fallback: '50000000', parse: integer(1, 1_000_000_000), description: 'Largest image decoded (width × height); a larger one fails with `image_too_large` before a pixel is decoded.' },
-  { env: 'PARSER_MAX_RSS_BYTES', key: 'parserMaxRssBytes', fallback: '256MiB', parse: bytes, description: 'Memory (RSS) one parser process may use; past it the process is killed and its file fails with `out_of_memory`, without retries. The worker runs one per concurrent job: size its memory limit as `WORKER_CONCURRENCY` times this plus 200 MiB.' },
-  { env: 'PDF_MAX_DECODED_BYTES', key: 'pdfMaxDecodedBytes', fallback: '64MiB', parse: bytes, description: 'Most bytes a PDF\'s streams may decode to (inflated page content, fonts); past it the PDF is `processed` with its text cut short and a warning, so a small file cannot inflate to gigabytes.' },
-  { env: 'POD_DELETION_COST', key: 'podDeletionCost', fallback: 'false', parse: boolean, description: 'The worker marks its pod with `controller.kubernetes.io/pod-deletion-cost` when it goes busy or idle, so a scale-in removes idle pods first (needs `POD_NAME`, `POD_NAMESPACE` and RBAC to patch pods; the chart sets them).' },
-  { env: 'POD_NAME', key: 'podName', fallback: '', parse: optionalDnsName, description: 'This pod\'s name, from the downward API (for `POD_DELETION_COST`).' },
-  { env: 'POD_NAMESPACE', key: 'podNamespace', fallback: '', parse: optionalDnsName, description: 'This pod\'s namespace, from the downward API (for `POD_DELETION_COST`).' },
-  { env: 'LOG_LEVEL', key: 'logLevel', fallback: 'info', parse: oneOf(LOG_LEVELS), description: `Log level: ${LOG_LEVELS.join(', ')}.` },
-  { env: 'LIVENESS_MAX_EVENT_LOOP_DELAY_MS', key: 'livenessMaxEventLoopDelayMs', fallback: '5000', parse: integer(0, 3_600_000), description: '`/healthz` answers 503 while the longest event-loop stall of the last 10 s exceeds this; 0 turns the check off.' },
+  {
+    env: 'STORAGE_DIR',
+    key: 'storageDir',
+    fallback: './data',
+    parse: (raw, envName) => path.resolve(text(raw, envName)),
+    description: 'Directory of the blob store, shared by the API and the workers.',
+  },
+  {
+    env: 'MAX_UPLOAD_BYTES',
+    key: 'maxUploadBytes',
+    fallback: '100MiB',
+    parse: bytes,
+    description: 'Largest accepted file (bytes, or with a unit: `KiB`, `MiB`, `GiB`).',
+  },
+  {
+    env: 'WORKER_CONCURRENCY',
+    key: 'workerConcurrency',
+    fallback: '4',
+    parse: integer(1, 256),
+    description: 'Jobs one worker process runs at once.',
+  },
+  {
+    env: 'JOB_RETRIES',
+    key: 'jobRetries',
+    fallback: '3',
+    parse: integer(0, 100),
+    description: 'Retries of a job after a transient error (database, storage).',
+  },
+  {
+    env: 'JOB_BACKOFF_MS',
+    key: 'jobBackoffMs',
+    fallback: '1000',
+    parse: integer(1, 3_600_000),
+    description: 'First retry delay; it doubles on each retry.',
+  },
+  {
+    env: 'SHUTDOWN_TIMEOUT_MS',
+    key: 'shutdownTimeoutMs',
+    fallback: '25000',
+    parse: integer(0, 3_600_000),
+    description: 'How long SIGTERM waits for in-flight requests and jobs.',
+  },
+  {
+    env: 'API_TOKENS',
+    key: 'apiTokens',
+    fallback: '',
+    parse: tokens,
+    description:
+      'Bearer tokens that may call the API (comma-separated); empty, with no `API_TOKENS_FILE`, means no authentication.',
+  },
+  {
+    env: 'API_TOKENS_FILE',
+    key: 'apiTokensFile',
+    fallback: '',
+    parse: optionalPath,
+    description: 'File with one token per line (a mounted Secret); re-read every 10 s, so rotation needs no restart.',
+  },
+  {
+    env: 'CORS_ORIGINS',
+    key: 'corsOrigins',
+    fallback: '',
+    parse: origins,
+    description: 'Origins allowed to call the API from a browser (comma-separated, or `*`); empty means CORS is off.',
+  },
+  {
+    env: 'MAX_BACKLOG',
+    key: 'maxBacklog',
+    fallback: '50000',
+    parse: integer(0, 100_000_000),
+    description: 'Waiting jobs above which uploads answer `503 overloaded`; 0 turns the check off.',
+  },
+  {
+    env: 'RATE_LIMIT_PER_SECOND',
+    key: 'rateLimitPerSecond',
+    fallback: '0',
+    parse: integer(0, 1_000_000),
+    description:
+      'Uploads per second per client (token, or address without tokens) before `429 rate_limited`; 0 turns it off.',
+  },
+  {
+    env: 'RATE_LIMIT_BURST',
+    key: 'rateLimitBurst',
+    fallback: '0',
+    parse: integer(0, 1_000_000),
+    description: 'Uploads a client may send at once above its rate; 0 means twice the rate.',
+  },
+  {
+    env: 'HTTP_HEADERS_TIMEOUT_MS',
+    key: 'httpHeadersTimeoutMs',
+    fallback: '10000',
+    parse: integer(1_000, 600_000),
+    description: 'Time a client has to send its request headers (cuts off slowloris clients).',
+  },
+  {
+    env: 'HTTP_REQUEST_TIMEOUT_MS',
+    key: 'httpRequestTimeoutMs',
+    fallback: '900000',
+    parse: integer(1_000, 86_400_000),
+    description: 'Time a client has to send a whole request, body included.',
+  },
+  {
+    env: 'HTTP_IDLE_TIMEOUT_MS',
+    key: 'httpIdleTimeoutMs',
+    fallback: '60000',
+    parse: integer(1_000, 3_600_000),
+    description: 'A connection that sends or receives nothing for this long is closed.',
+  },
+  {
+    env: 'HTTP_MIN_BYTES_PER_SECOND',
+    key: 'httpMinBytesPerSecond',
+    fallback: '1024',
+    parse: integer(0, 1_000_000_000),
+    description:
+      'An upload body that sends fewer bytes a second than this, over a window of `HTTP_MIN_RATE_WINDOW_MS`, is cut (`408 request_timeout`); time the service holds the body back does not count. 0 turns the check off.',
+  },
+  {
+    env: 'HTTP_MIN_RATE_WINDOW_MS',
+    key: 'httpMinRateWindowMs',
+    fallback: '20000',
+    parse: integer(1_000, 3_600_000),
+    description: 'The window over which `HTTP_MIN_BYTES_PER_SECOND` is measured.',
+  },
+  {
+    env: 'HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    key: 'httpKeepAliveTimeoutMs',
+    fallback: '5000',
+    parse: integer(0, 600_000),
+    description: "How long an idle keep-alive connection stays open (keep it below the load balancer's).",
+  },
+  {
+    env: 'HTTP_MAX_HEADER_BYTES',
+    key: 'httpMaxHeaderBytes',
+    fallback: '16384',
+    parse: integer(1_024, 1_048_576),
+    description: 'Largest request header block; bigger answers 431.',
+  },
+  {
+    env: 'MAX_ATTEMPTS',
+    key: 'maxAttempts',
+    fallback: '5',
+    parse: integer(1, 100),
+    description:
+      'Processing starts after which a file that keeps failing or crashing workers becomes `failed` (`too_many_attempts`).',
+  },
+  {
+    env: 'QUEUE_STALL_INTERVAL_MS',
+    key: 'queueStallIntervalMs',
+    fallback: '5000',
+    parse: integer(100, 600_000),
+    description: 'How often workers look for jobs whose worker died (bee-queue stall check).',
+  },
+  {
+    env: 'RECONCILE_INTERVAL_MS',
+    key: 'reconcileIntervalMs',
+    fallback: '30000',
+    parse: integer(100, 3_600_000),
+    description: "How often the worker's reconciler runs.",
+  },
+  {
+    env: 'REQUEUE_AFTER_MS',
+    key: 'requeueAfterMs',
+    fallback: '60000',
+    parse: integer(100, 86_400_000),
+    description: 'Age after which the reconciler re-enqueues a queued file, or a processing file whose job is gone.',
+  },
+  {
+    env: 'ORPHAN_AFTER_MS',
+    key: 'orphanAfterMs',
+    fallback: '3600000',
+    parse: integer(1_000, 604_800_000),
+    description: 'Age after which the reconciler removes temporary files and blobs that have no row.',
+  },
+  {
+    env: 'JOB_TIMEOUT_MS',
+    key: 'jobTimeoutMs',
+    fallback: '60000',
+    parse: integer(1_000, 3_600_000),
+    description:
+      'Longest one job may run; parsing that outlasts it (or uses as much CPU time) is stopped and the file fails with `timeout`, without retries.',
+  },
+  {
+    env: 'IMAGE_MAX_PIXELS',
+    key: 'imageMaxPixels',
+    fallback: '50000000',
+    parse: integer(1, 1_000_000_000),
+    description:
+      'Largest image decoded (width × height); a larger one fails with `image_too_large` before a pixel is decoded.',
+  },
+  {
+    env: 'PARSER_MAX_RSS_BYTES',
+    key: 'parserMaxRssBytes',
+    fallback: '256MiB',
+    parse: bytes,
+    description:
+      'Memory (RSS) one parser process may use; past it the process is killed and its file fails with `out_of_memory`, without retries. The worker runs one per concurrent job: size its memory limit as `WORKER_CONCURRENCY` times this plus 200 MiB.',
+  },
+  {
+    env: 'PDF_MAX_DECODED_BYTES',
+    key: 'pdfMaxDecodedBytes',
+    fallback: '64MiB',
+    parse: bytes,
+    description:
+      "Most bytes a PDF's streams may decode to (inflated page content, fonts); past it the PDF is `processed` with its text cut short and a warning, so a small file cannot inflate to gigabytes.",
+  },
+  {
+    env: 'POD_DELETION_COST',
+    key: 'podDeletionCost',
+    fallback: 'false',
+    parse: boolean,
+    description:
+      'The worker marks its pod with `controller.kubernetes.io/pod-deletion-cost` when it goes busy or idle, so a scale-in removes idle pods first (needs `POD_NAME`, `POD_NAMESPACE` and RBAC to patch pods; the chart sets them).',
+  },
+  {
+    env: 'POD_NAME',
+    key: 'podName',
+    fallback: '',
+    parse: optionalDnsName,
+    description: "This pod's name, from the downward API (for `POD_DELETION_COST`).",
+  },
+  {
+    env: 'POD_NAMESPACE',
+    key: 'podNamespace',
+    fallback: '',
+    parse: optionalDnsName,
+    description: "This pod's namespace, from the downward API (for `POD_DELETION_COST`).",
+  },
+  {
+    env: 'LOG_LEVEL',
+    key: 'logLevel',
+    fallback: 'info',
+    parse: oneOf(LOG_LEVELS),
+    description: `Log level: ${LOG_LEVELS.join(', ')}.`,
+  },
+  {
+    env: 'LIVENESS_MAX_EVENT_LOOP_DELAY_MS',
+    key: 'livenessMaxEventLoopDelayMs',
+    fallback: '5000',
+    parse: integer(0, 3_600_000),
+    description:
+      '`/healthz` answers 503 while the longest event-loop stall of the last 10 s exceeds this; 0 turns the check off.',
+  },
 ];
 
 /** Reads and validates every setting; throws ConfigError with a sentence naming the variable. */

@@ -14,7 +14,8 @@ export const StringEnum = <T extends readonly string[]>(values: T, options: { de
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
-const Timestamp = (description: string) => Type.String({ format: 'date-time', description, examples: ['2026-11-26T18:07:14.123Z'] });
+const Timestamp = (description: string) =>
+  Type.String({ format: 'date-time', description, examples: ['2026-11-26T18:07:14.123Z'] });
 
 export const FileErrorSchema = Type.Object(
   {
@@ -42,7 +43,10 @@ export const FileSchema = Type.Object(
     size: Type.Integer({ minimum: 1, description: 'Bytes stored.' }),
     content_type: Type.String({ description: 'MIME type detected from the bytes, never taken from the client.' }),
     kind: StringEnum(FILE_KINDS, { description: 'File kind, decided at upload from the bytes.' }),
-    sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'Hex SHA-256 of the bytes, computed while streaming.' }),
+    sha256: Type.String({
+      pattern: '^[0-9a-f]{64}$',
+      description: 'Hex SHA-256 of the bytes, computed while streaming.',
+    }),
     uploaded_at: Timestamp('When the upload was committed.'),
     status: StringEnum(FILE_STATUSES, { description: '`queued` → `processing` → `processed` or `failed`.' }),
     processed: Type.Boolean({ description: 'True exactly when `status` is `processed`.' }),

@@ -69,7 +69,8 @@ const TEXT_LIKE_MAGIC = ['%PDF-', '%!PS', '{\\rtf'].map((magic) => Buffer.from(m
  */
 export async function sniffKind(head: Buffer, filename: string): Promise<Sniffed> {
   const encoding = textEncoding(head);
-  if (encoding && !TEXT_LIKE_MAGIC.some((magic) => head.subarray(0, magic.length).equals(magic))) return asText(encoding, filename);
+  if (encoding && !TEXT_LIKE_MAGIC.some((magic) => head.subarray(0, magic.length).equals(magic)))
+    return asText(encoding, filename);
   const detected = await fileTypeFromBuffer(head);
   if (detected) return { kind: kindOfMime(detected.mime), content_type: detected.mime };
   if (encoding) return asText(encoding, filename);

@@ -45,7 +45,8 @@ function processTable(): ProcessEntry[] {
     if (!/^\d+$/.test(name)) continue;
     const fields = statFields(Number(name));
     // After the command name: state, ppid, ... starttime is the 20th field.
-    if (fields && fields[0] !== 'Z') table.push({ pid: Number(name), ppid: Number(fields[1]), startTime: Number(fields[19]) });
+    if (fields && fields[0] !== 'Z')
+      table.push({ pid: Number(name), ppid: Number(fields[1]), startTime: Number(fields[19]) });
   }
   return table;
 }
@@ -61,9 +62,11 @@ export const childrenOf = (pid: number): number[] =>
 export function processTree(pid: number): number[] {
   const table = processTable();
   const tree = [pid];
-  for (let i = 0; i < tree.length; i++) tree.push(...table.filter((entry) => entry.ppid === tree[i]).map((entry) => entry.pid));
+  for (let i = 0; i < tree.length; i++)
+    tree.push(...table.filter((entry) => entry.ppid === tree[i]).map((entry) => entry.pid));
   return tree;
 }
 
 /** CPU time of `pid` and its descendants, alive or reaped: what a worker with its parser processes has used. */
-export const treeCpuMsOf = (pid: number): number => processTree(pid).reduce((sum, member) => sum + (cpuMsOf(member, { reaped: true }) ?? 0), 0);
+export const treeCpuMsOf = (pid: number): number =>
+  processTree(pid).reduce((sum, member) => sum + (cpuMsOf(member, { reaped: true }) ?? 0), 0);

@@ -63,15 +63,23 @@ export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runt
   } catch (err) {
     await db.close();
     await queue.close(0).catch(() => undefined);
-    throw new StartupError(`Redis at ${addressOf(config.redisUrl)} does not answer (${reason(err)}): start it, or set REDIS_URL.`);
+    throw new StartupError(
+      `Redis at ${addressOf(config.redisUrl)} does not answer (${reason(err)}): start it, or set REDIS_URL.`,
+    );
   }
 
   const storage = new LocalDiskStore(config.storageDir);
   try {
     // A hung mount (or a path such as /proc, where Node's recursive mkdir never returns) must not hang start-up.
-    await withTimeout(storage.init().then(() => storage.ping()), CONNECT_TIMEOUT_MS, 'Preparing STORAGE_DIR');
+    await withTimeout(
+      storage.init().then(() => storage.ping()),
+      CONNECT_TIMEOUT_MS,
+      'Preparing STORAGE_DIR',
+    );
   } catch (err) {
-    throw new StartupError(`STORAGE_DIR ${config.storageDir} is not writable (${reason(err)}): create it with write access, or set STORAGE_DIR.`);
+    throw new StartupError(
+      `STORAGE_DIR ${config.storageDir} is not writable (${reason(err)}): create it with write access, or set STORAGE_DIR.`,
+    );
   }
   return { config, logger, db, queue, storage, version: VERSION, tracing };
 }
@@ -83,9 +91,13 @@ async function checkDatabase(db: Database, url: string): Promise<void> {
     await db.close();
     const code = (err as { original?: { code?: string } }).original?.code;
     if (code === '3D000') {
-      throw new StartupError(`The database in DATABASE_URL does not exist at ${addressOf(url)}: run \`npm run migrate\`, which creates it.`);
+      throw new StartupError(
+        `The database in DATABASE_URL does not exist at ${addressOf(url)}: run \`npm run migrate\`, which creates it.`,
+      );
     }
-    throw new StartupError(`PostgreSQL at ${addressOf(url)} does not answer (${reason(err)}): start it, or set DATABASE_URL.`);
+    throw new StartupError(
+      `PostgreSQL at ${addressOf(url)} does not answer (${reason(err)}): start it, or set DATABASE_URL.`,
+    );
   }
   if (!(await db.isMigrated())) {
     await db.close();
@@ -143,7 +155,11 @@ export function stopOnSignals(logger: Logger, graceMs: number, stop: () => Promi
 export function listen(server: Server, port: number, host: string, variable: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new StartupError(`Cannot listen on ${host}:${port} (${err.code ?? err.message}): free the port, or set ${variable}.`));
+      reject(
+        new StartupError(
+          `Cannot listen on ${host}:${port} (${err.code ?? err.message}): free the port, or set ${variable}.`,
+        ),
+      );
     });
     server.listen(port, host, () => resolve());
   });

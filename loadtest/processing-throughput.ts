@@ -50,25 +50,62 @@ interface Sample {
 }
 
 async function samples(): Promise<Sample[]> {
-  const photo = await sharp({ create: { width: 1920, height: 1080, channels: 3, background: '#4a6b8c', noise: { type: 'gaussian', mean: 128, sigma: 20 } } })
+  const photo = await sharp({
+    create: {
+      width: 1920,
+      height: 1080,
+      channels: 3,
+      background: '#4a6b8c',
+      noise: { type: 'gaussian', mean: 128, sigma: 20 },
+    },
+  })
     .jpeg({ quality: 85 })
     .toBuffer();
-  const screenshot = await sharp({ create: { width: 640, height: 480, channels: 4, background: '#ffffffcc' } }).png().toBuffer();
+  const screenshot = await sharp({ create: { width: 640, height: 480, channels: 4, background: '#ffffffcc' } })
+    .png()
+    .toBuffer();
   const csvRows = Array.from({ length: 20_000 }, (_, i) => `${i},name ${i},${(i * 1.5).toFixed(1)},"city, ${i % 50}"`);
-  const json = JSON.stringify({ items: Array.from({ length: 15_000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'], score: i / 7 })) });
+  const json = JSON.stringify({
+    items: Array.from({ length: 15_000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'], score: i / 7 })),
+  });
   return [
     { label: 'image: 1920×1080 JPEG', name: 'photo.jpg', bytes: photo },
     { label: 'image: 640×480 PNG', name: 'screen.png', bytes: screenshot },
     { label: 'text: 1 MiB plain UTF-8', name: 'prose.txt', bytes: Buffer.from(prose(1024 * 1024)) },
-    { label: 'text: CSV, 20,000 rows', name: 'table.csv', bytes: Buffer.from(`id,name,score,city\n${csvRows.join('\n')}\n`) },
+    {
+      label: 'text: CSV, 20,000 rows',
+      name: 'table.csv',
+      bytes: Buffer.from(`id,name,score,city\n${csvRows.join('\n')}\n`),
+    },
     { label: 'text: JSON, 15,000 objects', name: 'items.json', bytes: Buffer.from(json) },
-    { label: 'pdf: 10 pages', name: 'report.pdf', bytes: pdf(Array.from({ length: 10 }, (_, i) => `Page ${i + 1}. ${prose(1500)}`), { title: 'Report' }) },
-    { label: 'archive: zip, 1,000 entries', name: 'bundle.zip', bytes: zip(Array.from({ length: 1000 }, (_, i) => ({ name: `dir/file-${i}.txt`, content: prose(800), deflate: true }))) },
-    { label: 'archive: tar, 200 entries', name: 'bundle.tar', bytes: tar(Array.from({ length: 200 }, (_, i) => ({ name: `file-${i}.txt`, content: prose(2000) }))) },
+    {
+      label: 'pdf: 10 pages',
+      name: 'report.pdf',
+      bytes: pdf(
+        Array.from({ length: 10 }, (_, i) => `Page ${i + 1}. ${prose(1500)}`),
+        { title: 'Report' },
+      ),
+    },
+    {
+      label: 'archive: zip, 1,000 entries',
+      name: 'bundle.zip',
+      bytes: zip(
+        Array.from({ length: 1000 }, (_, i) => ({ name: `dir/file-${i}.txt`, content: prose(800), deflate: true })),
+      ),
+    },
+    {
+      label: 'archive: tar, 200 entries',
+      name: 'bundle.tar',
+      bytes: tar(Array.from({ length: 200 }, (_, i) => ({ name: `file-${i}.txt`, content: prose(2000) }))),
+    },
     { label: 'audio: WAV, 30 s stereo 44.1 kHz', name: 'tone.wav', bytes: wav(30, 44_100, 2) },
     { label: 'audio: MP3, 60 s', name: 'talk.mp3', bytes: mp3(2297) },
     { label: 'video: MP4 headers', name: 'clip.mp4', bytes: mp4(1280, 720, 60) },
-    { label: 'other: 1 MiB binary', name: 'blob.bin', bytes: Buffer.concat([Buffer.from([0, 0, 0, 1]), randomBytes(1024 * 1024)]) },
+    {
+      label: 'other: 1 MiB binary',
+      name: 'blob.bin',
+      bytes: Buffer.concat([Buffer.from([0, 0, 0, 1]), randomBytes(1024 * 1024)]),
+    },
   ];
 }
 
@@ -96,17 +133,40 @@ async function main(): Promise<void> {
   await counter.connect();
   const storage = new LocalDiskStore(storageDir);
   await storage.init();
-  const queue = new FileQueue({ redisUrl, prefix: queuePrefix, name: 'files', role: 'producer', retries: 0, backoffMs: 1000, jobTimeoutMs: 60_000 });
+  const queue = new FileQueue({
+    redisUrl,
+    prefix: queuePrefix,
+    name: 'files',
+    role: 'producer',
+    retries: 0,
+    backoffMs: 1000,
+    jobTimeoutMs: 60_000,
+  });
   await queue.ready();
 
   const adminPort = await freePort();
   const worker = spawn(process.execPath, [fileURLToPath(new URL('../worker/main.js', import.meta.url))], {
     stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: queuePrefix, STORAGE_DIR: storageDir, ADMIN_PORT: String(adminPort), WORKER_CONCURRENCY: String(concurrency), LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redisUrl,
+      QUEUE_PREFIX: queuePrefix,
+      STORAGE_DIR: storageDir,
+      ADMIN_PORT: String(adminPort),
+      WORKER_CONCURRENCY: String(concurrency),
+      LOG_LEVEL: 'warn',
+    },
   });
   try {
-    await waitUntil(async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok, 'the worker being ready', 30_000);
-    console.log(`One worker process, WORKER_CONCURRENCY=${concurrency}, ${filesPerSample} files per sample, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}\n`);
+    await waitUntil(
+      async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok,
+      'the worker being ready',
+      30_000,
+    );
+    console.log(
+      `One worker process, WORKER_CONCURRENCY=${concurrency}, ${filesPerSample} files per sample, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}\n`,
+    );
     console.log('| sample | size | files/s | outcome |');
     console.log('|---|---:|---:|---|');
     /** Stores `count` copies of the sample, enqueues them at once, and times until all are done. */
@@ -138,7 +198,9 @@ async function main(): Promise<void> {
       // Untimed: every parser process imports its parser once.
       await processBatch(sample, concurrency);
       const { kind, seconds, outcome } = await processBatch(sample, filesPerSample);
-      console.log(`| ${sample.label} (${kind}) | ${(sample.bytes.length / 1024).toFixed(0)} KiB | ${(filesPerSample / seconds).toFixed(1)} | ${outcome} |`);
+      console.log(
+        `| ${sample.label} (${kind}) | ${(sample.bytes.length / 1024).toFixed(0)} KiB | ${(filesPerSample / seconds).toFixed(1)} | ${outcome} |`,
+      );
     }
   } finally {
     worker.kill('SIGTERM');
@@ -148,7 +210,7 @@ async function main(): Promise<void> {
     await db.close();
     await dropDatabase(databaseUrl);
     const redis = new Redis(redisUrl);
-    for (let cursor = '0'; ; ) {
+    for (let cursor = '0'; ;) {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${queuePrefix}*`, 'COUNT', 1000);
       if (keys.length) await redis.del(...keys);
       if ((cursor = next) === '0') break;

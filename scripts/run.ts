@@ -16,7 +16,8 @@ const HEALTHY_AFTER_MS = 60_000;
 
 // The children get their own process group, so a terminal's Ctrl-C reaches them once, through us,
 // as SIGTERM (a second signal would make them exit without finishing their work).
-const start = (script: string, env: NodeJS.ProcessEnv = process.env) => spawn(process.execPath, [entry(script)], { stdio: 'inherit', detached: true, env });
+const start = (script: string, env: NodeJS.ProcessEnv = process.env) =>
+  spawn(process.execPath, [entry(script)], { stdio: 'inherit', detached: true, env });
 
 let exitCode = 0;
 let stopping = false;

@@ -8,7 +8,9 @@ const timeoutMs = Number(process.env.SMOKE_TIMEOUT_MS ?? '60000');
 
 /** The first of the API's own tokens (API_TOKENS_FILE or API_TOKENS, comma or line separated), if any. */
 function bearerToken(): string | undefined {
-  const tokens = process.env.API_TOKENS_FILE ? readFileSync(process.env.API_TOKENS_FILE, 'utf8') : (process.env.API_TOKENS ?? '');
+  const tokens = process.env.API_TOKENS_FILE
+    ? readFileSync(process.env.API_TOKENS_FILE, 'utf8')
+    : (process.env.API_TOKENS ?? '');
   return tokens.split(/[\s,]+/).find(Boolean);
 }
 
@@ -16,17 +18,28 @@ async function smoke(): Promise<string> {
   const token = bearerToken();
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   const form = new FormData();
-  form.append('file', new Blob([`file-processor smoke test ${new Date().toISOString()}\n`], { type: 'text/plain' }), 'smoke-test.txt');
+  form.append(
+    'file',
+    new Blob([`file-processor smoke test ${new Date().toISOString()}\n`], { type: 'text/plain' }),
+    'smoke-test.txt',
+  );
   const uploaded = await fetch(`${apiUrl}/upload/`, { method: 'POST', body: form, headers });
-  if (uploaded.status !== 201) throw new Error(`POST ${apiUrl}/upload/ answered ${uploaded.status}: ${await uploaded.text()}`);
+  if (uploaded.status !== 201)
+    throw new Error(`POST ${apiUrl}/upload/ answered ${uploaded.status}: ${await uploaded.text()}`);
   const { id } = (await uploaded.json()) as { id: string };
 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const file = (await (await fetch(`${apiUrl}/files/${id}/`, { headers })).json()) as { status: string; error: unknown };
+    const file = (await (await fetch(`${apiUrl}/files/${id}/`, { headers })).json()) as {
+      status: string;
+      error: unknown;
+    };
     if (file.status === 'processed') break;
     if (file.status === 'failed') throw new Error(`file ${id} failed: ${JSON.stringify(file.error)}`);
-    if (Date.now() > deadline) throw new Error(`file ${id} is still ${file.status} after ${timeoutMs} ms: is a worker running on the same queue?`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `file ${id} is still ${file.status} after ${timeoutMs} ms: is a worker running on the same queue?`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   // A smoke test leaves nothing behind in a real installation.

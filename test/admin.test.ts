@@ -23,7 +23,10 @@ describe('the admin server', () => {
       checkTimeoutMs: 200,
       checks: [
         { name: 'postgres', check: async () => undefined },
-        { name: 'redis', check: async () => (redisUp ? undefined : Promise.reject(new Error('ECONNREFUSED 10.0.0.5:6379'))) },
+        {
+          name: 'redis',
+          check: async () => (redisUp ? undefined : Promise.reject(new Error('ECONNREFUSED 10.0.0.5:6379'))),
+        },
         { name: 'slow', check: () => new Promise((resolve) => setTimeout(resolve, redisUp ? 0 : 1_000)) },
       ],
     });
@@ -44,7 +47,10 @@ describe('the admin server', () => {
   it('answers /readyz 200 when every dependency answers', async () => {
     const response = await fetch(`${url}/readyz/`);
     expect(response.status).to.equal(200);
-    expect(await response.json()).to.deep.equal({ status: 'ready', checks: { postgres: 'ok', redis: 'ok', slow: 'ok' } });
+    expect(await response.json()).to.deep.equal({
+      status: 'ready',
+      checks: { postgres: 'ok', redis: 'ok', slow: 'ok' },
+    });
   });
 
   it('answers /readyz 503 naming the dependency that fails or hangs, without its address', async () => {
@@ -52,7 +58,10 @@ describe('the admin server', () => {
     const response = await fetch(`${url}/readyz`);
     expect(response.status).to.equal(503);
     const body = await response.text();
-    expect(JSON.parse(body)).to.deep.equal({ status: 'not_ready', checks: { postgres: 'ok', redis: 'unreachable', slow: 'timeout' } });
+    expect(JSON.parse(body)).to.deep.equal({
+      status: 'not_ready',
+      checks: { postgres: 'ok', redis: 'unreachable', slow: 'timeout' },
+    });
     expect(body).to.not.contain('10.0.0.5');
   });
 

@@ -27,7 +27,14 @@ describe('admission control', () => {
   });
 
   it('answers 429 rate_limited per client once it is over its rate, sparing other clients', async () => {
-    const service = await startService({ worker: false, env: { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '2', API_TOKENS: 'greedy-client-0123456789,polite-client-0123456789' } });
+    const service = await startService({
+      worker: false,
+      env: {
+        RATE_LIMIT_PER_SECOND: '1',
+        RATE_LIMIT_BURST: '2',
+        API_TOKENS: 'greedy-client-0123456789,polite-client-0123456789',
+      },
+    });
     const greedy = { headers: { Authorization: 'Bearer greedy-client-0123456789' } };
     const polite = { headers: { Authorization: 'Bearer polite-client-0123456789' } };
     try {
@@ -45,9 +52,17 @@ describe('admission control', () => {
   });
 
   it('lets uploads through while the rate limiter cannot reach Redis', async () => {
-    const unreachable = new Redis('redis://127.0.0.1:9', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const unreachable = new Redis('redis://127.0.0.1:9', {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+    });
     unreachable.on('error', () => undefined);
-    const service = await startService({ worker: false, env: { RATE_LIMIT_PER_SECOND: '1' }, rateLimitRedis: unreachable });
+    const service = await startService({
+      worker: false,
+      env: { RATE_LIMIT_PER_SECOND: '1' },
+      rateLimitRedis: unreachable,
+    });
     try {
       for (let i = 0; i < 4; i++) expect((await upload(service.url, { content: `open ${i}` })).status).to.equal(201);
     } finally {
@@ -82,7 +97,11 @@ describe('admission control', () => {
       try {
         const before = await snapshot(dir);
         const rows = await snapshot();
-        await expectProblem(await upload(service.url, { content: Buffer.alloc(1024 * 1024, 1) }), 507, 'insufficient_storage');
+        await expectProblem(
+          await upload(service.url, { content: Buffer.alloc(1024 * 1024, 1) }),
+          507,
+          'insufficient_storage',
+        );
         expect((await before.unchanged()).files).to.deep.equal([]);
         expect((await rows.unchanged()).rows).to.equal(0);
         expect((await upload(service.url, { content: 'small still fits' })).status).to.equal(201);

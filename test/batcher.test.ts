@@ -41,7 +41,12 @@ describe('natural batching', () => {
 
   it('fails only the call that breaks its batch: the others are tried alone and succeed', async () => {
     const { batcher, batches } = doubler({ fail: 3 });
-    const calls = [1, 2, 3, 4].map((n) => batcher.call(n).then((value) => value, (err: Error) => err.message));
+    const calls = [1, 2, 3, 4].map((n) =>
+      batcher.call(n).then(
+        (value) => value,
+        (err: Error) => err.message,
+      ),
+    );
     expect(await Promise.all(calls)).to.deep.equal([2, 4, 'cannot take 3', 8]);
     expect(batches.slice(0, 2)).to.deep.equal([[1], [2, 3, 4]]);
     expect(batches.slice(2).sort()).to.deep.equal([[2], [3], [4]]);

@@ -8,7 +8,16 @@ import { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig, SETTINGS } from '../core/config.js';
 import { FileQueue, queueKey } from '../core/queue/index.js';
-import { CHART, helm, layerBinary, MANIFESTS, renderChart, REPOSITORY, setJsonFlags, VERSION } from '../scripts/helm.js';
+import {
+  CHART,
+  helm,
+  layerBinary,
+  MANIFESTS,
+  renderChart,
+  REPOSITORY,
+  setJsonFlags,
+  VERSION,
+} from '../scripts/helm.js';
 import { TEST_ENV } from './support/env.js';
 import { only, ofKind, parseObjects, podSpecOf, validateObject, type KubeObject } from './support/kubernetes.js';
 import { entry } from './support/processes.js';
@@ -42,21 +51,47 @@ const EXISTING_SECRETS = {
 const VALUE_SETS: Record<string, { values?: Record<string, unknown>; valuesFile?: string }> = {
   'the defaults': {},
   'KEDA off, HPA fallback': { values: { 'worker.autoscaling.keda.enabled': false } },
-  'no autoscaling at all': { values: { 'worker.autoscaling.keda.enabled': false, 'worker.autoscaling.hpa.enabled': false, 'api.autoscaling.enabled': false } },
+  'no autoscaling at all': {
+    values: {
+      'worker.autoscaling.keda.enabled': false,
+      'worker.autoscaling.hpa.enabled': false,
+      'api.autoscaling.enabled': false,
+    },
+  },
   'an Ingress with TLS': { values: { 'ingress.enabled': true, 'ingress.tls.enabled': true } },
   'a Gateway API HTTPRoute': { values: { 'httpRoute.enabled': true } },
-  'monitoring on': { values: { 'metrics.serviceMonitor.enabled': true, 'metrics.prometheusRule.enabled': true, 'metrics.dashboard.enabled': true } },
+  'monitoring on': {
+    values: {
+      'metrics.serviceMonitor.enabled': true,
+      'metrics.prometheusRule.enabled': true,
+      'metrics.dashboard.enabled': true,
+    },
+  },
   'existing Secrets and claim': { values: { ...EXISTING_SECRETS, 'persistence.existingClaim': 'shared-blobs' } },
-  'tokens and a Redis password in values': { values: { 'apiTokens.tokens': ['0123456789abcdef0123'], 'redis.url': 'rediss://:s3cret@redis.example:6380/2' } },
-  'pod deletion cost and egress rules': { values: { 'worker.podDeletionCost.enabled': true, 'networkPolicy.egress.enabled': true, 'networkPolicy.apiFrom': [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } }] } },
+  'tokens and a Redis password in values': {
+    values: { 'apiTokens.tokens': ['0123456789abcdef0123'], 'redis.url': 'rediss://:s3cret@redis.example:6380/2' },
+  },
+  'pod deletion cost and egress rules': {
+    values: {
+      'worker.podDeletionCost.enabled': true,
+      'networkPolicy.egress.enabled': true,
+      'networkPolicy.apiFrom': [
+        { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } },
+      ],
+    },
+  },
   'k8s/dev/values.yaml (kind, minikube)': { valuesFile: 'k8s/dev/values.yaml' },
 };
 
-const flagsOf = ({ valuesFile }: { valuesFile?: string }) => (valuesFile ? ['--values', path.join(REPOSITORY, valuesFile)] : []);
+const flagsOf = ({ valuesFile }: { valuesFile?: string }) =>
+  valuesFile ? ['--values', path.join(REPOSITORY, valuesFile)] : [];
 const containerOf = (object: KubeObject) => podSpecOf(object).containers[0];
-const envOf = (object: KubeObject): Record<string, { value?: string; valueFrom?: Record<string, Record<string, string>> }> =>
+const envOf = (
+  object: KubeObject,
+): Record<string, { value?: string; valueFrom?: Record<string, Record<string, string>> }> =>
   Object.fromEntries((containerOf(object).env ?? []).map((variable: { name: string }) => [variable.name, variable]));
-const podTemplates = (objects: KubeObject[]) => objects.filter((object) => ['Deployment', 'Job', 'Pod'].includes(object.kind));
+const podTemplates = (objects: KubeObject[]) =>
+  objects.filter((object) => ['Deployment', 'Job', 'Pod'].includes(object.kind));
 
 describe('the Helm chart (charts/file-processor)', function () {
   this.timeout(60_000);
@@ -69,7 +104,9 @@ describe('the Helm chart (charts/file-processor)', function () {
   describe('every value set', () => {
     for (const [name, set] of Object.entries(VALUE_SETS)) {
       it(`passes helm lint --strict and renders schema-valid objects: ${name}`, () => {
-        expect(helm(['lint', '--strict', CHART, ...setJsonFlags(set.values), ...flagsOf(set)])).to.contain('0 chart(s) failed');
+        expect(helm(['lint', '--strict', CHART, ...setJsonFlags(set.values), ...flagsOf(set)])).to.contain(
+          '0 chart(s) failed',
+        );
         const objects = render(set.values, flagsOf(set));
         expect(objects.length).to.be.above(10);
         for (const object of objects) validateObject(object);
@@ -81,40 +118,75 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(renderError({ 'config.MAX_UPLOAD_BYTES': 'lots' })).to.match(/config\.MAX_UPLOAD_BYTES/);
       expect(renderError({ 'redis.url': 'http://redis:6379' })).to.match(/redis\.url/);
       expect(renderError({ 'worker.autoscaling.keda.minReplicaCount': -1 })).to.match(/minReplicaCount/);
-      expect(renderError({ 'ingress.enabled': true, 'httpRoute.enabled': true })).to.contain('Enable either ingress or httpRoute, not both.');
+      expect(renderError({ 'ingress.enabled': true, 'httpRoute.enabled': true })).to.contain(
+        'Enable either ingress or httpRoute, not both.',
+      );
     });
 
     it('carries the version of package.json as its appVersion, the default image tag', () => {
       const chart = parseYaml(readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string };
       expect(chart.appVersion).to.equal(VERSION);
-      expect(containerOf(only(defaults, 'Deployment', '-api')).image).to.equal(`ghcr.io/file-processor/file-processor-api:${VERSION}`);
+      expect(containerOf(only(defaults, 'Deployment', '-api')).image).to.equal(
+        `ghcr.io/file-processor/file-processor-api:${VERSION}`,
+      );
     });
   });
 
   describe('settings', () => {
     it('takes every setting of core/config.ts from values: in the ConfigMap, or set by the chart itself', () => {
-      const everything = render({ 'worker.podDeletionCost.enabled': true, 'apiTokens.tokens': ['0123456789abcdef0123'] });
-      const setByChart = new Set(ofKind(everything, 'Deployment').flatMap((deployment) => Object.keys(envOf(deployment))));
+      const everything = render({
+        'worker.podDeletionCost.enabled': true,
+        'apiTokens.tokens': ['0123456789abcdef0123'],
+      });
+      const setByChart = new Set(
+        ofKind(everything, 'Deployment').flatMap((deployment) => Object.keys(envOf(deployment))),
+      );
       // Tokens never go in the ConfigMap: apiTokens puts them in a Secret mounted as the file API_TOKENS_FILE names.
       const throughOtherValues = new Set(['API_TOKENS']);
-      const throughConfig = SETTINGS.filter((setting) => !setByChart.has(setting.env) && !throughOtherValues.has(setting.env));
-      const config = Object.fromEntries(throughConfig.map((setting) => [`config.${setting.env}`, typeof setting.fallback === 'string' ? setting.fallback : setting.fallback('api')]));
+      const throughConfig = SETTINGS.filter(
+        (setting) => !setByChart.has(setting.env) && !throughOtherValues.has(setting.env),
+      );
+      const config = Object.fromEntries(
+        throughConfig.map((setting) => [
+          `config.${setting.env}`,
+          typeof setting.fallback === 'string' ? setting.fallback : setting.fallback('api'),
+        ]),
+      );
       const configMap = only(render(config), 'ConfigMap');
       for (const setting of throughConfig) expect(configMap.data, setting.env).to.have.property(setting.env);
-      expect([...setByChart]).to.include.members(['DATABASE_URL', 'REDIS_URL', 'HOST', 'PORT', 'ADMIN_PORT', 'STORAGE_DIR', 'POD_NAME', 'POD_NAMESPACE']);
+      expect([...setByChart]).to.include.members([
+        'DATABASE_URL',
+        'REDIS_URL',
+        'HOST',
+        'PORT',
+        'ADMIN_PORT',
+        'STORAGE_DIR',
+        'POD_NAME',
+        'POD_NAMESPACE',
+      ]);
     });
 
     it('passes settings it does not know yet through to both processes', () => {
-      const configMap = only(render({ 'config.MAX_BACKLOG': '5000', 'extraEnv': [{ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel:4318' }] }), 'ConfigMap');
+      const configMap = only(
+        render({
+          'config.MAX_BACKLOG': '5000',
+          extraEnv: [{ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel:4318' }],
+        }),
+        'ConfigMap',
+      );
       expect(configMap.data).to.include({ MAX_BACKLOG: '5000' });
-      for (const deployment of ofKind(render({ extraEnv: [{ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel:4318' }] }), 'Deployment')) {
+      for (const deployment of ofKind(
+        render({ extraEnv: [{ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel:4318' }] }),
+        'Deployment',
+      )) {
         expect(envOf(deployment).OTEL_EXPORTER_OTLP_ENDPOINT?.value).to.equal('http://otel:4318');
         expect(containerOf(deployment).envFrom).to.deep.equal([{ configMapRef: { name: configMap.metadata.name } }]);
       }
     });
 
     it('rolls the pods when the ConfigMap or the Secret changes', () => {
-      const checksums = (objects: KubeObject[]) => ofKind(objects, 'Deployment').map((d) => d.spec.template.metadata.annotations);
+      const checksums = (objects: KubeObject[]) =>
+        ofKind(objects, 'Deployment').map((d) => d.spec.template.metadata.annotations);
       const before = checksums(defaults);
       const afterConfig = checksums(render({ 'config.LOG_LEVEL': 'debug' }));
       const afterSecret = checksums(render({ 'database.url': 'postgres://app:other@db:5432/files' }));
@@ -129,10 +201,19 @@ describe('the Helm chart (charts/file-processor)', function () {
       const secret = only(objects, 'Secret', 'file-processor');
       expect(secret.stringData).to.include({ 'api-tokens': '0123456789abcdef0123\nfedcba9876543210fedc' });
       const api = only(objects, 'Deployment', '-api');
-      expect(envOf(api).DATABASE_URL!.valueFrom).to.deep.equal({ secretKeyRef: { name: secret.metadata.name, key: 'database-url' } });
+      expect(envOf(api).DATABASE_URL!.valueFrom).to.deep.equal({
+        secretKeyRef: { name: secret.metadata.name, key: 'database-url' },
+      });
       expect(envOf(api).API_TOKENS_FILE!.value).to.equal('/var/run/secrets/file-processor/api-tokens');
-      expect(containerOf(api).volumeMounts).to.deep.include({ name: 'api-tokens', mountPath: '/var/run/secrets/file-processor', readOnly: true });
-      expect(podSpecOf(api).volumes).to.deep.include({ name: 'api-tokens', secret: { secretName: secret.metadata.name, items: [{ key: 'api-tokens', path: 'api-tokens' }] } });
+      expect(containerOf(api).volumeMounts).to.deep.include({
+        name: 'api-tokens',
+        mountPath: '/var/run/secrets/file-processor',
+        readOnly: true,
+      });
+      expect(podSpecOf(api).volumes).to.deep.include({
+        name: 'api-tokens',
+        secret: { secretName: secret.metadata.name, items: [{ key: 'api-tokens', path: 'api-tokens' }] },
+      });
       expect(JSON.stringify(only(objects, 'ConfigMap'))).not.to.contain('0123456789abcdef0123');
     });
 
@@ -141,25 +222,46 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(ofKind(objects, 'Secret').map((s) => s.metadata.name)).to.deep.equal([]);
       expect(ofKind(objects, 'PersistentVolumeClaim')).to.deep.equal([]);
       for (const deployment of ofKind(objects, 'Deployment')) {
-        expect(envOf(deployment).DATABASE_URL!.valueFrom!.secretKeyRef).to.deep.equal({ name: 'prod-database', key: 'database-url' });
-        expect(envOf(deployment).REDIS_URL!.valueFrom!.secretKeyRef).to.deep.equal({ name: 'prod-redis', key: 'redis-url' });
-        expect(podSpecOf(deployment).volumes).to.deep.include({ name: 'blobs', persistentVolumeClaim: { claimName: 'shared-blobs' } });
+        expect(envOf(deployment).DATABASE_URL!.valueFrom!.secretKeyRef).to.deep.equal({
+          name: 'prod-database',
+          key: 'database-url',
+        });
+        expect(envOf(deployment).REDIS_URL!.valueFrom!.secretKeyRef).to.deep.equal({
+          name: 'prod-redis',
+          key: 'redis-url',
+        });
+        expect(podSpecOf(deployment).volumes).to.deep.include({
+          name: 'blobs',
+          persistentVolumeClaim: { claimName: 'shared-blobs' },
+        });
       }
-      expect(only(objects, 'Job').spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef).to.deep.equal({ name: 'prod-database', key: 'database-url' });
-      expect(only(objects, 'TriggerAuthentication').spec.secretTargetRef).to.deep.equal([{ parameter: 'password', name: 'prod-redis', key: 'password' }]);
+      expect(only(objects, 'Job').spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef).to.deep.equal({
+        name: 'prod-database',
+        key: 'database-url',
+      });
+      expect(only(objects, 'TriggerAuthentication').spec.secretTargetRef).to.deep.equal([
+        { parameter: 'password', name: 'prod-redis', key: 'password' },
+      ]);
     });
   });
 
   describe('pods', () => {
     it('run non-root, read-only, without capabilities or privilege escalation, under RuntimeDefault seccomp', () => {
-      const pods = podTemplates(render({ 'worker.podDeletionCost.enabled': true, 'apiTokens.tokens': ['0123456789abcdef0123'] }));
+      const pods = podTemplates(
+        render({ 'worker.podDeletionCost.enabled': true, 'apiTokens.tokens': ['0123456789abcdef0123'] }),
+      );
       expect(pods.map((p) => p.kind).sort()).to.deep.equal(['Deployment', 'Deployment', 'Job', 'Pod']);
       for (const pod of pods) {
         const spec = podSpecOf(pod);
         expect(spec.securityContext, pod.metadata.name).to.include({ runAsNonRoot: true, runAsUser: 10001 });
         expect(spec.securityContext.seccompProfile, pod.metadata.name).to.deep.equal({ type: 'RuntimeDefault' });
         for (const container of spec.containers) {
-          expect(container.securityContext, pod.metadata.name).to.deep.equal({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+          expect(container.securityContext, pod.metadata.name).to.deep.equal({
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            runAsNonRoot: true,
+            capabilities: { drop: ['ALL'] },
+          });
         }
       }
     });
@@ -169,14 +271,23 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(claim.spec.accessModes).to.deep.equal(['ReadWriteMany']);
       expect(claim.metadata.annotations).to.include({ 'helm.sh/resource-policy': 'keep' });
       for (const deployment of ofKind(defaults, 'Deployment')) {
-        expect(containerOf(deployment).volumeMounts).to.deep.equal([{ name: 'blobs', mountPath: '/data' }, { name: 'tmp', mountPath: '/tmp' }]);
-        expect(podSpecOf(deployment).volumes).to.deep.equal([{ name: 'blobs', persistentVolumeClaim: { claimName: claim.metadata.name } }, { name: 'tmp', emptyDir: {} }]);
+        expect(containerOf(deployment).volumeMounts).to.deep.equal([
+          { name: 'blobs', mountPath: '/data' },
+          { name: 'tmp', mountPath: '/tmp' },
+        ]);
+        expect(podSpecOf(deployment).volumes).to.deep.equal([
+          { name: 'blobs', persistentVolumeClaim: { claimName: claim.metadata.name } },
+          { name: 'tmp', emptyDir: {} },
+        ]);
         expect(envOf(deployment).STORAGE_DIR!.value).to.equal('/data');
       }
     });
 
     it('probe /healthz (liveness) and /readyz (readiness) on the admin port each process listens on', () => {
-      for (const [suffix, adminPort] of [['-api', 9090], ['-worker', 9091]] as const) {
+      for (const [suffix, adminPort] of [
+        ['-api', 9090],
+        ['-worker', 9091],
+      ] as const) {
         const deployment = only(defaults, 'Deployment', suffix);
         const container = containerOf(deployment);
         expect(container.livenessProbe.httpGet).to.deep.equal({ path: '/healthz', port: 'admin' });
@@ -201,12 +312,16 @@ describe('the Helm chart (charts/file-processor)', function () {
     it('spread over nodes and zones, selecting their own pods', () => {
       const api = only(defaults, 'Deployment', '-api');
       const constraints = podSpecOf(api).topologySpreadConstraints;
-      expect(constraints.map((c: { topologyKey: string }) => c.topologyKey)).to.deep.equal(['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
+      expect(constraints.map((c: { topologyKey: string }) => c.topologyKey)).to.deep.equal([
+        'kubernetes.io/hostname',
+        'topology.kubernetes.io/zone',
+      ]);
       expect(constraints[0].labelSelector.matchLabels).to.deep.equal(api.spec.selector.matchLabels);
     });
 
     it('have disruption budgets that never block a node drain', () => {
-      for (const budget of ofKind(defaults, 'PodDisruptionBudget')) expect(budget.spec).to.include({ maxUnavailable: 1 }).and.not.have.property('minAvailable');
+      for (const budget of ofKind(defaults, 'PodDisruptionBudget'))
+        expect(budget.spec).to.include({ maxUnavailable: 1 }).and.not.have.property('minAvailable');
     });
   });
 
@@ -214,7 +329,11 @@ describe('the Helm chart (charts/file-processor)', function () {
     it('scales the worker Deployment with KEDA on the waiting plus active lists, never below one pod', () => {
       const scaled = only(defaults, 'ScaledObject');
       const worker = only(defaults, 'Deployment', '-worker');
-      expect(scaled.spec.scaleTargetRef).to.deep.equal({ apiVersion: 'apps/v1', kind: 'Deployment', name: worker.metadata.name });
+      expect(scaled.spec.scaleTargetRef).to.deep.equal({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        name: worker.metadata.name,
+      });
       expect(worker.spec).not.to.have.property('replicas');
       expect(scaled.spec.minReplicaCount).to.be.at.least(1);
       const triggers = scaled.spec.triggers as Array<{ type: string; name: string; metadata: Record<string, string> }>;
@@ -223,14 +342,23 @@ describe('the Helm chart (charts/file-processor)', function () {
         ['redis', 'active', queueKey('bq', 'files', 'active')],
       ]);
       expect(triggers[0]!.metadata.address).to.equal('file-processor-redis:6379');
-      expect(scaled.spec.advanced.scalingModifiers).to.include({ formula: 'waiting + active', metricType: 'AverageValue', target: '4' });
-      expect(ofKind(defaults, 'HorizontalPodAutoscaler').map((h) => h.spec.scaleTargetRef.name)).to.deep.equal([only(defaults, 'Deployment', '-api').metadata.name]);
+      expect(scaled.spec.advanced.scalingModifiers).to.include({
+        formula: 'waiting + active',
+        metricType: 'AverageValue',
+        target: '4',
+      });
+      expect(ofKind(defaults, 'HorizontalPodAutoscaler').map((h) => h.spec.scaleTargetRef.name)).to.deep.equal([
+        only(defaults, 'Deployment', '-api').metadata.name,
+      ]);
     });
 
     it('reads the lists where bee-queue really keeps the jobs: waiting while queued, active while running', async () => {
       const prefix = `${TEST_ENV.queuePrefix}-keda`;
       const name = `chart-${randomBytes(3).toString('hex')}`;
-      const [waitingList, activeList] = (only(render({ 'config.QUEUE_PREFIX': prefix, 'config.QUEUE_NAME': name }), 'ScaledObject').spec.triggers as Array<{ metadata: { listName: string } }>).map((t) => t.metadata.listName);
+      const [waitingList, activeList] = (
+        only(render({ 'config.QUEUE_PREFIX': prefix, 'config.QUEUE_NAME': name }), 'ScaledObject').spec
+          .triggers as Array<{ metadata: { listName: string } }>
+      ).map((t) => t.metadata.listName);
       const options = { redisUrl: TEST_ENV.redisUrl, prefix, name, retries: 0, backoffMs: 10 };
       const producer = new FileQueue({ ...options, role: 'producer' });
       const consumer = new FileQueue({ ...options, role: 'consumer' });
@@ -261,9 +389,14 @@ describe('the Helm chart (charts/file-processor)', function () {
     it('authenticates KEDA to Redis with the password of the URL, kept in the Secret, and follows its database and TLS', () => {
       const objects = render({ 'redis.url': 'rediss://:s3cret@redis.example:6380/2' });
       const secret = only(objects, 'Secret', 'file-processor');
-      expect(secret.stringData).to.include({ 'redis-url': 'rediss://:s3cret@redis.example:6380/2', 'redis-password': 's3cret' });
+      expect(secret.stringData).to.include({
+        'redis-url': 'rediss://:s3cret@redis.example:6380/2',
+        'redis-password': 's3cret',
+      });
       const auth = only(objects, 'TriggerAuthentication');
-      expect(auth.spec.secretTargetRef).to.deep.equal([{ parameter: 'password', name: secret.metadata.name, key: 'redis-password' }]);
+      expect(auth.spec.secretTargetRef).to.deep.equal([
+        { parameter: 'password', name: secret.metadata.name, key: 'redis-password' },
+      ]);
       for (const trigger of only(objects, 'ScaledObject').spec.triggers) {
         expect(trigger.authenticationRef).to.deep.equal({ name: auth.metadata.name });
         expect(trigger.metadata).to.include({ address: 'redis.example:6380', databaseIndex: '2', enableTLS: 'true' });
@@ -272,7 +405,9 @@ describe('the Helm chart (charts/file-processor)', function () {
     });
 
     it('needs redis.address when the Redis URL is in an existing Secret, which the chart cannot read', () => {
-      expect(renderError({ 'redis.existingSecret': 'prod-redis' })).to.contain('redis.address (host:port) is needed for KEDA');
+      expect(renderError({ 'redis.existingSecret': 'prod-redis' })).to.contain(
+        'redis.address (host:port) is needed for KEDA',
+      );
     });
 
     it('falls back to an HPA on CPU for the workers when KEDA is off', () => {
@@ -280,8 +415,15 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(ofKind(objects, 'ScaledObject')).to.deep.equal([]);
       const hpa = only(objects, 'HorizontalPodAutoscaler', '-worker');
       expect(hpa.spec.scaleTargetRef.name).to.equal(only(objects, 'Deployment', '-worker').metadata.name);
-      expect(hpa.spec.metrics[0].resource).to.deep.equal({ name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } });
-      const fixed = render({ 'worker.autoscaling.keda.enabled': false, 'worker.autoscaling.hpa.enabled': false, 'worker.replicas': 3 });
+      expect(hpa.spec.metrics[0].resource).to.deep.equal({
+        name: 'cpu',
+        target: { type: 'Utilization', averageUtilization: 70 },
+      });
+      const fixed = render({
+        'worker.autoscaling.keda.enabled': false,
+        'worker.autoscaling.hpa.enabled': false,
+        'worker.replicas': 3,
+      });
       expect(only(fixed, 'Deployment', '-worker').spec.replicas).to.equal(3);
     });
 
@@ -291,7 +433,9 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(only(objects, 'Role').rules).to.deep.equal([{ apiGroups: [''], resources: ['pods'], verbs: ['patch'] }]);
       const worker = only(objects, 'Deployment', '-worker');
       const binding = only(objects, 'RoleBinding');
-      expect(binding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: podSpecOf(worker).serviceAccountName, namespace: 'default' }]);
+      expect(binding.subjects).to.deep.equal([
+        { kind: 'ServiceAccount', name: podSpecOf(worker).serviceAccountName, namespace: 'default' },
+      ]);
       expect(podSpecOf(worker).automountServiceAccountToken).to.equal(true);
       expect(envOf(worker)).to.deep.include({
         POD_DELETION_COST: { name: 'POD_DELETION_COST', value: 'true' },
@@ -305,12 +449,23 @@ describe('the Helm chart (charts/file-processor)', function () {
   describe('the migration', () => {
     it('runs as a hook before install and upgrade, reading DATABASE_URL from a hook Secret made just before it', () => {
       const job = only(defaults, 'Job');
-      expect(job.metadata.annotations).to.include({ 'helm.sh/hook': 'pre-install,pre-upgrade', 'helm.sh/hook-weight': '0' });
+      expect(job.metadata.annotations).to.include({
+        'helm.sh/hook': 'pre-install,pre-upgrade',
+        'helm.sh/hook-weight': '0',
+      });
       expect(containerOf(job).command).to.deep.equal(['node', 'dist/core/db/migrate.js']);
       const hookSecret = only(defaults, 'Secret', '-migration');
-      expect(hookSecret.metadata.annotations).to.include({ 'helm.sh/hook': 'pre-install,pre-upgrade', 'helm.sh/hook-weight': '-10' });
-      expect(hookSecret.stringData).to.deep.equal({ 'database-url': only(defaults, 'Secret', 'file-processor').stringData!['database-url'] });
-      expect(envOf(job).DATABASE_URL!.valueFrom!.secretKeyRef).to.deep.equal({ name: hookSecret.metadata.name, key: 'database-url' });
+      expect(hookSecret.metadata.annotations).to.include({
+        'helm.sh/hook': 'pre-install,pre-upgrade',
+        'helm.sh/hook-weight': '-10',
+      });
+      expect(hookSecret.stringData).to.deep.equal({
+        'database-url': only(defaults, 'Secret', 'file-processor').stringData!['database-url'],
+      });
+      expect(envOf(job).DATABASE_URL!.valueFrom!.secretKeyRef).to.deep.equal({
+        name: hookSecret.metadata.name,
+        key: 'database-url',
+      });
       // Nothing else of the release exists yet before install: no ConfigMap, no ServiceAccount, no claim.
       const spec = podSpecOf(job);
       expect(spec).not.to.have.property('serviceAccountName');
@@ -324,14 +479,31 @@ describe('the Helm chart (charts/file-processor)', function () {
       for (const maxUpload of ['100MiB', '512KiB', '5GiB', '1048576']) {
         const ingress = only(render({ 'ingress.enabled': true, 'config.MAX_UPLOAD_BYTES': maxUpload }), 'Ingress');
         const bodySize = Number(ingress.metadata.annotations!['nginx.ingress.kubernetes.io/proxy-body-size']);
-        expect(bodySize, maxUpload).to.equal(loadConfig('api', { MAX_UPLOAD_BYTES: maxUpload }).maxUploadBytes + 1024 * 1024);
-        expect(ingress.metadata.annotations).to.include({ 'nginx.ingress.kubernetes.io/proxy-request-buffering': 'off' });
+        expect(bodySize, maxUpload).to.equal(
+          loadConfig('api', { MAX_UPLOAD_BYTES: maxUpload }).maxUploadBytes + 1024 * 1024,
+        );
+        expect(ingress.metadata.annotations).to.include({
+          'nginx.ingress.kubernetes.io/proxy-request-buffering': 'off',
+        });
       }
     });
 
     it('routes the API port only, through an Ingress or an HTTPRoute, never the admin port', () => {
       const ingress = only(render({ 'ingress.enabled': true, 'ingress.host': 'files.example.org' }), 'Ingress');
-      expect(ingress.spec.rules).to.deep.equal([{ host: 'files.example.org', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'file-processor-api', port: { name: 'http' } } } }] } }]);
+      expect(ingress.spec.rules).to.deep.equal([
+        {
+          host: 'files.example.org',
+          http: {
+            paths: [
+              {
+                path: '/',
+                pathType: 'Prefix',
+                backend: { service: { name: 'file-processor-api', port: { name: 'http' } } },
+              },
+            ],
+          },
+        },
+      ]);
       const route = only(render({ 'httpRoute.enabled': true }), 'HTTPRoute');
       expect(route.spec.rules[0].backendRefs).to.deep.equal([{ name: 'file-processor-api', port: 80 }]);
       const service = only(defaults, 'Service', '-api');
@@ -340,9 +512,18 @@ describe('the Helm chart (charts/file-processor)', function () {
 
     it('admits only the API and admin ports to its pods, and egress to DNS, the data stores and the API server when asked', () => {
       const [api, worker] = ['-api', '-worker'].map((suffix) => only(defaults, 'NetworkPolicy', suffix));
-      expect(api!.spec.ingress.map((rule: { ports: Array<{ port: string }> }) => rule.ports[0]!.port)).to.deep.equal(['http', 'admin']);
-      expect(worker!.spec.ingress.map((rule: { ports: Array<{ port: string }> }) => rule.ports[0]!.port)).to.deep.equal(['admin']);
-      const strict = only(render({ 'networkPolicy.egress.enabled': true, 'worker.podDeletionCost.enabled': true }), 'NetworkPolicy', '-worker');
+      expect(api!.spec.ingress.map((rule: { ports: Array<{ port: string }> }) => rule.ports[0]!.port)).to.deep.equal([
+        'http',
+        'admin',
+      ]);
+      expect(worker!.spec.ingress.map((rule: { ports: Array<{ port: string }> }) => rule.ports[0]!.port)).to.deep.equal(
+        ['admin'],
+      );
+      const strict = only(
+        render({ 'networkPolicy.egress.enabled': true, 'worker.podDeletionCost.enabled': true }),
+        'NetworkPolicy',
+        '-worker',
+      );
       expect(strict.spec.policyTypes).to.deep.equal(['Ingress', 'Egress']);
       expect(strict.spec.egress[1].ports.map((p: { port: number }) => p.port)).to.deep.equal([5432, 6379, 443, 6443]);
     });
@@ -350,26 +531,56 @@ describe('the Helm chart (charts/file-processor)', function () {
 
   describe('monitoring', () => {
     it('scrapes both admin ports, alerts from files/alerts.yaml and ships the dashboard', () => {
-      const objects = render({ 'metrics.serviceMonitor.enabled': true, 'metrics.prometheusRule.enabled': true, 'metrics.dashboard.enabled': true });
+      const objects = render({
+        'metrics.serviceMonitor.enabled': true,
+        'metrics.prometheusRule.enabled': true,
+        'metrics.dashboard.enabled': true,
+      });
       const monitor = only(objects, 'ServiceMonitor');
-      const scraped = ofKind(objects, 'Service').filter((service) => Object.entries(monitor.spec.selector.matchLabels).every(([key, value]) => service.metadata.labels?.[key] === value));
-      expect(scraped.map((service) => service.metadata.name).sort()).to.deep.equal(['file-processor-api', 'file-processor-worker']);
-      for (const service of scraped) expect(service.spec.ports.map((p: { name: string }) => p.name)).to.include('admin');
+      const scraped = ofKind(objects, 'Service').filter((service) =>
+        Object.entries(monitor.spec.selector.matchLabels).every(
+          ([key, value]) => service.metadata.labels?.[key] === value,
+        ),
+      );
+      expect(scraped.map((service) => service.metadata.name).sort()).to.deep.equal([
+        'file-processor-api',
+        'file-processor-worker',
+      ]);
+      for (const service of scraped)
+        expect(service.spec.ports.map((p: { name: string }) => p.name)).to.include('admin');
       const alerts = parseYaml(readFileSync(path.join(CHART, 'files/alerts.yaml'), 'utf8')) as { groups: unknown[] };
       expect(only(objects, 'PrometheusRule').spec.groups).to.deep.equal(alerts.groups);
       // Whichever rules file the chart carries (the placeholder, or observability/alerts.yaml), it alerts on these.
-      const rules = (alerts.groups as Array<{ rules: Array<{ alert: string; expr: string }> }>).flatMap((group) => group.rules);
-      expect(rules.some((rule) => rule.expr.includes('http_requests_total{status=~"5.."}')), '5xx ratio').to.equal(true);
-      expect(rules.some((rule) => rule.expr.includes('queue_jobs{state="waiting"}')), 'backlog').to.equal(true);
-      expect(rules.some((rule) => /NoWorker/.test(rule.alert)), 'no worker').to.equal(true);
-      const dashboard = JSON.parse(only(objects, 'ConfigMap', '-dashboard').data!['file-processor.json']!) as { title: string };
+      const rules = (alerts.groups as Array<{ rules: Array<{ alert: string; expr: string }> }>).flatMap(
+        (group) => group.rules,
+      );
+      expect(
+        rules.some((rule) => rule.expr.includes('http_requests_total{status=~"5.."}')),
+        '5xx ratio',
+      ).to.equal(true);
+      expect(
+        rules.some((rule) => rule.expr.includes('queue_jobs{state="waiting"}')),
+        'backlog',
+      ).to.equal(true);
+      expect(
+        rules.some((rule) => /NoWorker/.test(rule.alert)),
+        'no worker',
+      ).to.equal(true);
+      const dashboard = JSON.parse(only(objects, 'ConfigMap', '-dashboard').data!['file-processor.json']!) as {
+        title: string;
+      };
       expect(dashboard.title).to.equal('file-processor');
     });
 
-    for (const [source, copy] of [['observability/alerts.yaml', 'files/alerts.yaml'], ['observability/dashboard.json', 'files/dashboard.json']] as const) {
+    for (const [source, copy] of [
+      ['observability/alerts.yaml', 'files/alerts.yaml'],
+      ['observability/dashboard.json', 'files/dashboard.json'],
+    ] as const) {
       it(`carries ${source} unchanged as ${copy} (copy it over when it changes)`, function () {
         if (!existsSync(path.join(REPOSITORY, source))) this.skip();
-        expect(readFileSync(path.join(CHART, copy), 'utf8'), `cp ${source} charts/file-processor/${copy}`).to.equal(readFileSync(path.join(REPOSITORY, source), 'utf8'));
+        expect(readFileSync(path.join(CHART, copy), 'utf8'), `cp ${source} charts/file-processor/${copy}`).to.equal(
+          readFileSync(path.join(REPOSITORY, source), 'utf8'),
+        );
       });
     }
 
@@ -379,7 +590,9 @@ describe('the Helm chart (charts/file-processor)', function () {
   });
 
   it('helm test runs the smoke test from the API image against the API Service, with a token when there are tokens', () => {
-    const [pod] = parseObjects(renderChart({ 'apiTokens.tokens': ['0123456789abcdef0123'] }, ['--show-only', 'templates/tests/smoke-test.yaml']));
+    const [pod] = parseObjects(
+      renderChart({ 'apiTokens.tokens': ['0123456789abcdef0123'] }, ['--show-only', 'templates/tests/smoke-test.yaml']),
+    );
     expect(pod!.metadata.annotations).to.include({ 'helm.sh/hook': 'test' });
     expect(containerOf(pod!).command).to.deep.equal(['node', 'dist/scripts/smoke.js']);
     expect(envOf(pod!).API_URL!.value).to.equal('http://file-processor-api:80');
@@ -396,7 +609,9 @@ describe('the plain manifests (k8s/)', function () {
     try {
       const rendered = path.join(directory, 'file-processor.yaml');
       execFileSync(process.execPath, [entry('dist/scripts/manifests.js'), rendered]);
-      expect(readFileSync(MANIFESTS, 'utf8'), 'k8s/ has drifted from the chart: run `make manifests`').to.equal(readFileSync(rendered, 'utf8'));
+      expect(readFileSync(MANIFESTS, 'utf8'), 'k8s/ has drifted from the chart: run `make manifests`').to.equal(
+        readFileSync(rendered, 'utf8'),
+      );
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }
@@ -404,7 +619,9 @@ describe('the plain manifests (k8s/)', function () {
 
   for (const directory of ['k8s', 'k8s/dev']) {
     it(`kubectl kustomize ${directory} builds objects that validate against their schemas`, () => {
-      const built = execFileSync(layerBinary('kubectl'), ['kustomize', path.join(REPOSITORY, directory)], { encoding: 'utf8' });
+      const built = execFileSync(layerBinary('kubectl'), ['kustomize', path.join(REPOSITORY, directory)], {
+        encoding: 'utf8',
+      });
       const objects = parseObjects(built);
       expect(objects.length).to.be.above(directory === 'k8s' ? 10 : 3);
       for (const object of objects) validateObject(object);
@@ -421,14 +638,17 @@ describe('docker/compose.yaml (make up)', () => {
     stop_grace_period?: string;
     build?: { dockerfile: string };
   }
-  const compose = parseYaml(readFileSync(path.join(REPOSITORY, 'docker/compose.yaml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
+  const compose = parseYaml(readFileSync(path.join(REPOSITORY, 'docker/compose.yaml'), 'utf8'), { merge: true }) as {
+    services: Record<string, ComposeService>;
+  };
   const { migrate, api, worker } = compose.services;
 
   it('migrates once, then starts the API and a worker from the two images', () => {
     expect(migrate!.command).to.deep.equal(['node', 'dist/core/db/migrate.js']);
     expect(migrate!.build!.dockerfile).to.equal('docker/Dockerfile.api');
     expect(worker!.build!.dockerfile).to.equal('docker/Dockerfile.worker');
-    for (const service of [api!, worker!]) expect(service.depends_on).to.deep.include({ migrate: { condition: 'service_completed_successfully' } });
+    for (const service of [api!, worker!])
+      expect(service.depends_on).to.deep.include({ migrate: { condition: 'service_completed_successfully' } });
   });
 
   it('runs them read-only, sharing the blob volume, with time to finish their work on stop', () => {
@@ -437,6 +657,7 @@ describe('docker/compose.yaml (make up)', () => {
       expect(service.read_only).to.equal(true);
       expect(service.volumes).to.deep.equal(['blobs:/data']);
     }
-    for (const service of [api!, worker!]) expect(parseInt(service.stop_grace_period!, 10)).to.be.above(shutdownSeconds + 1);
+    for (const service of [api!, worker!])
+      expect(parseInt(service.stop_grace_period!, 10)).to.be.above(shutdownSeconds + 1);
   });
 });

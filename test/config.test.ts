@@ -36,7 +36,15 @@ describe('configuration', () => {
       LOG_LEVEL: 'debug',
       STORAGE_DIR: '/srv/blobs',
     });
-    expect(config).to.include({ port: 3000, maxUploadBytes: 2 * 1024 * 1024, trustProxy: true, publicUrl: 'https://files.example.com', workerConcurrency: 8, logLevel: 'debug', storageDir: '/srv/blobs' });
+    expect(config).to.include({
+      port: 3000,
+      maxUploadBytes: 2 * 1024 * 1024,
+      trustProxy: true,
+      publicUrl: 'https://files.example.com',
+      workerConcurrency: 8,
+      logLevel: 'debug',
+      storageDir: '/srv/blobs',
+    });
   });
 
   it('stops with one sentence naming the variable and the expected form', () => {
@@ -47,18 +55,30 @@ describe('configuration', () => {
       [{ DATABASE_URL: 'mysql://x/y' }, /^DATABASE_URL must start with postgres:\/\/ or postgresql:\/\//],
       [{ DATABASE_URL: 'not a url' }, /^DATABASE_URL must be a URL such as postgres:\/\//],
       [{ REDIS_URL: 'http://x' }, /^REDIS_URL must start with redis:\/\//],
-      [{ MAX_UPLOAD_BYTES: 'lots' }, /^MAX_UPLOAD_BYTES must be a positive size in bytes such as 104857600 or 100MiB, got "lots"\.$/],
+      [
+        { MAX_UPLOAD_BYTES: 'lots' },
+        /^MAX_UPLOAD_BYTES must be a positive size in bytes such as 104857600 or 100MiB, got "lots"\.$/,
+      ],
       [{ MAX_UPLOAD_BYTES: '0' }, /^MAX_UPLOAD_BYTES must be/],
       [{ TRUST_PROXY: 'maybe' }, /^TRUST_PROXY must be true or false, got "maybe"\.$/],
       [{ PUBLIC_URL: 'ftp://x' }, /^PUBLIC_URL must start with http:\/\/ or https:\/\//],
       [{ QUEUE_PREFIX: 'bad prefix!' }, /^QUEUE_PREFIX must be 1 to 64 letters/],
-      [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\.$/],
+      [
+        { LOG_LEVEL: 'loud' },
+        /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\.$/,
+      ],
       [{ STORAGE_DIR: ' ' }, /^STORAGE_DIR must not be empty\.$/],
       [{ WORKER_CONCURRENCY: '0' }, /^WORKER_CONCURRENCY must be a whole number from 1 to 256/],
       [{ JOB_TIMEOUT_MS: '10' }, /^JOB_TIMEOUT_MS must be a whole number from 1000 to 3600000, got "10"\.$/],
       [{ IMAGE_MAX_PIXELS: '50MP' }, /^IMAGE_MAX_PIXELS must be a whole number from 1 to 1000000000/],
-      [{ HTTP_MIN_RATE_WINDOW_MS: '0' }, /^HTTP_MIN_RATE_WINDOW_MS must be a whole number from 1000 to 3600000, got "0"\.$/],
-      [{ POD_NAME: 'Worker_1' }, /^POD_NAME must be a Kubernetes name \(lowercase letters, digits, "-" and "\."\), got "Worker_1"\.$/],
+      [
+        { HTTP_MIN_RATE_WINDOW_MS: '0' },
+        /^HTTP_MIN_RATE_WINDOW_MS must be a whole number from 1000 to 3600000, got "0"\.$/,
+      ],
+      [
+        { POD_NAME: 'Worker_1' },
+        /^POD_NAME must be a Kubernetes name \(lowercase letters, digits, "-" and "\."\), got "Worker_1"\.$/,
+      ],
     ];
     for (const [env, message] of cases) {
       expect(() => loadConfig('api', env), JSON.stringify(env)).to.throw(ConfigError, message);

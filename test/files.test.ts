@@ -78,8 +78,12 @@ describe('the File resource', () => {
     it('filters by status, processed and kind', async () => {
       await sql("UPDATE files SET status = 'failed' WHERE id = $1", [uploaded[0]!.id]);
       try {
-        expect((await getJson<Page>(`${service.url}/files/?status=failed`)).results.map((f) => f.id)).to.deep.equal([uploaded[0]!.id]);
-        expect((await getJson<Page>(`${service.url}/files/?processed=false`)).results.map((f) => f.id)).to.deep.equal([uploaded[0]!.id]);
+        expect((await getJson<Page>(`${service.url}/files/?status=failed`)).results.map((f) => f.id)).to.deep.equal([
+          uploaded[0]!.id,
+        ]);
+        expect((await getJson<Page>(`${service.url}/files/?processed=false`)).results.map((f) => f.id)).to.deep.equal([
+          uploaded[0]!.id,
+        ]);
         expect((await getJson<Page>(`${service.url}/files/?processed=true`)).results).to.have.length(6);
         expect((await getJson<Page>(`${service.url}/files/?kind=image`)).results).to.have.length(4);
         expect((await getJson<Page>(`${service.url}/files/?kind=image&status=processed`)).results).to.have.length(3);
@@ -115,7 +119,10 @@ describe('the File resource', () => {
     });
 
     it('takes an id in any case on every {id} route, as UUIDs are case-insensitive', async () => {
-      const image = await waitForStatus(service.url, (await uploadFile(service.url, { name: 'upper.png', content: png(32, 32, 9) })).id);
+      const image = await waitForStatus(
+        service.url,
+        (await uploadFile(service.url, { name: 'upper.png', content: png(32, 32, 9) })).id,
+      );
       const upper = `${service.url}/files/${image.id.toUpperCase()}`;
       expect((await getJson<File>(`${upper}/`)).id).to.equal(image.id);
       const content = await fetch(`${upper}/content`);
@@ -131,7 +138,13 @@ describe('the File resource', () => {
     });
 
     it('answers 404 not_found for unknown and malformed ids, never 500', async () => {
-      for (const id of ['01890000-0000-7000-8000-000000000000', 'nope', '1 OR 1=1', '%00', 'ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ']) {
+      for (const id of [
+        '01890000-0000-7000-8000-000000000000',
+        'nope',
+        '1 OR 1=1',
+        '%00',
+        'ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ',
+      ]) {
         await expectProblem(await fetch(`${service.url}/files/${id}/`), 404, 'not_found');
       }
     });
@@ -141,7 +154,10 @@ describe('the File resource', () => {
     const content = 'The quick brown fox jumps over the lazy dog.\n';
     let file: File;
     before(async () => {
-      file = await uploadFile(service.url, { name: 'résumé "final".html', content: `<script>alert(1)</script>${content}` });
+      file = await uploadFile(service.url, {
+        name: 'résumé "final".html',
+        content: `<script>alert(1)</script>${content}`,
+      });
     });
 
     it('streams the bytes as an attachment that browsers neither sniff nor render', async () => {
@@ -184,7 +200,12 @@ describe('the File resource', () => {
     });
 
     it('sends the whole file for ranges it does not serve, and when If-Range does not match', async () => {
-      const variants: Array<Record<string, string>> = [{ Range: 'bytes=0-1,4-5' }, { Range: 'items=0-1' }, { Range: 'bytes=5-2' }, { Range: 'bytes=0-1', 'If-Range': '"stale"' }];
+      const variants: Array<Record<string, string>> = [
+        { Range: 'bytes=0-1,4-5' },
+        { Range: 'items=0-1' },
+        { Range: 'bytes=5-2' },
+        { Range: 'bytes=0-1', 'If-Range': '"stale"' },
+      ];
       for (const headers of variants) {
         const response = await fetch(file.file, { headers });
         expect(response.status, JSON.stringify(headers)).to.equal(200);
@@ -207,7 +228,11 @@ describe('the File resource', () => {
     });
 
     it('answers 404 when the id is unknown or the bytes are gone', async () => {
-      await expectProblem(await fetch(`${service.url}/files/01890000-0000-7000-8000-000000000000/content`), 404, 'not_found');
+      await expectProblem(
+        await fetch(`${service.url}/files/01890000-0000-7000-8000-000000000000/content`),
+        404,
+        'not_found',
+      );
       const lost = await uploadFile(service.url, { content: 'soon gone' });
       await waitForStatus(service.url, lost.id);
       await service.storage.remove(lost.id);
@@ -230,7 +255,10 @@ describe('the File resource', () => {
 
   describe('GET /files/{id}/thumbnail', () => {
     it('answers HEAD 404 not_found, as GET does, when the thumbnail is gone', async () => {
-      const image = await waitForStatus(service.url, (await uploadFile(service.url, { name: 'small.png', content: png(64, 48) })).id);
+      const image = await waitForStatus(
+        service.url,
+        (await uploadFile(service.url, { name: 'small.png', content: png(64, 48) })).id,
+      );
       expect(image.thumbnail).to.be.a('string');
       expect((await fetch(image.thumbnail!, { method: 'HEAD' })).status).to.equal(200);
       await unlink(service.storage.pathOf(image.id, 'thumbnail'));
@@ -286,8 +314,16 @@ describe('the File resource', () => {
       const file = await uploadFile(service.url, { content: 'busy' });
       await waitForStatus(service.url, file.id);
       await sql("UPDATE files SET status = 'processing' WHERE id = $1", [file.id]);
-      await expectProblem(await fetch(`${service.url}/files/${file.id}/reprocess`, { method: 'POST' }), 409, 'file_processing');
-      await expectProblem(await fetch(`${service.url}/files/01890000-0000-7000-8000-000000000000/reprocess`, { method: 'POST' }), 404, 'not_found');
+      await expectProblem(
+        await fetch(`${service.url}/files/${file.id}/reprocess`, { method: 'POST' }),
+        409,
+        'file_processing',
+      );
+      await expectProblem(
+        await fetch(`${service.url}/files/01890000-0000-7000-8000-000000000000/reprocess`, { method: 'POST' }),
+        404,
+        'not_found',
+      );
       await expectProblem(await fetch(`${service.url}/files/x/reprocess`, { method: 'POST' }), 404, 'not_found');
     });
   });

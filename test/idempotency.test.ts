@@ -40,7 +40,11 @@ describe('Idempotency-Key on POST /upload/', () => {
     const key = freshKey();
     expect((await upload(service.url, { content: 'first bytes' }, keyed(key, one))).status).to.equal(201);
     const before = await snapshot();
-    await expectProblem(await upload(service.url, { content: 'other bytes' }, keyed(key, one)), 422, 'idempotency_key_reused');
+    await expectProblem(
+      await upload(service.url, { content: 'other bytes' }, keyed(key, one)),
+      422,
+      'idempotency_key_reused',
+    );
     expect(await before.unchanged()).to.deep.equal({ rows: 0, files: [] });
   });
 
@@ -48,7 +52,8 @@ describe('Idempotency-Key on POST /upload/', () => {
     const key = freshKey();
     const socket = await connect(service.url);
     const closed = readUntilClosed(socket);
-    const body = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="slow.txt"\r\n\r\nslow bytes\r\n--XyZ--\r\n';
+    const body =
+      '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="slow.txt"\r\n\r\nslow bytes\r\n--XyZ--\r\n';
     socket.write(
       `POST /upload/ HTTP/1.1\r\nHost: x\r\nAuthorization: ${one.Authorization}\r\nIdempotency-Key: ${key}\r\n` +
         `Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 40)}`,
@@ -99,7 +104,11 @@ describe('Idempotency-Key on POST /upload/', () => {
     const key = freshKey();
     const scope = `token:${createHash('sha256').update('client-one-0123456789').digest('hex').slice(0, 32)}`;
     await sql('INSERT INTO idempotency_keys (scope, key) VALUES ($1, $2)', [scope, key]);
-    await expectProblem(await upload(service.url, { content: 'after the crash' }, keyed(key, one)), 409, 'idempotency_key_in_use');
+    await expectProblem(
+      await upload(service.url, { content: 'after the crash' }, keyed(key, one)),
+      409,
+      'idempotency_key_in_use',
+    );
     // No request outlives HTTP_REQUEST_TIMEOUT_MS (15 minutes by default): an older claim was abandoned.
     await sql("UPDATE idempotency_keys SET created_at = now() - interval '20 minutes' WHERE key = $1", [key]);
     const response = await upload(service.url, { content: 'after the crash' }, keyed(key, one));

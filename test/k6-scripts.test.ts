@@ -33,7 +33,10 @@ interface Options {
   thresholds: Record<string, Array<string | { threshold: string }>>;
   summaryTrendStats: string[];
 }
-type ScriptModule = Record<string, unknown> & { options: Options; handleSummary: (data: unknown) => Record<string, string> };
+type ScriptModule = Record<string, unknown> & {
+  options: Options;
+  handleSummary: (data: unknown) => Record<string, string>;
+};
 interface PayloadsModule {
   textPayload(size: number, label: string): Payload;
   pngPayload(approxSize: number, label: string): Payload;
@@ -43,7 +46,12 @@ interface PayloadsModule {
   payloadMix(weights: Array<{ name: string; weight: number }>): (label: string) => Payload;
 }
 interface LibModule {
-  retryDelay(response: { status: number; headers: Record<string, string> }, attempt: number, repeatable: boolean, now?: number): number | null;
+  retryDelay(
+    response: { status: number; headers: Record<string, string> },
+    attempt: number,
+    repeatable: boolean,
+    now?: number,
+  ): number | null;
   headers(script: string, extra?: Record<string, string>): Record<string, string>;
   envStages(name: string, fallback: string): Array<{ duration: string; target: number }>;
   envWeights(name: string, fallback: string): Array<{ name: string; weight: number }>;
@@ -54,7 +62,8 @@ interface SummaryModule {
 }
 
 const importK6 = async <T>(file: string): Promise<T> => (await import(path.join(K6_DIR, file))) as T;
-const bytesOf = (payload: Payload) => (typeof payload.bytes === 'string' ? Buffer.from(payload.bytes, 'latin1') : Buffer.from(payload.bytes));
+const bytesOf = (payload: Payload) =>
+  typeof payload.bytes === 'string' ? Buffer.from(payload.bytes, 'latin1') : Buffer.from(payload.bytes);
 
 /** End-of-test data shaped as k6 hands it to handleSummary. */
 const SUMMARY_DATA = {
@@ -65,7 +74,12 @@ const SUMMARY_DATA = {
     groups: [{ name: 'inner', checks: [{ name: 'list answered 200', passes: 5, fails: 0 }], groups: [] }],
   },
   metrics: {
-    http_req_failed: { type: 'rate', contains: 'default', values: { rate: 0.01, passes: 10, fails: 990 }, thresholds: { 'rate<0.01': { ok: false } } },
+    http_req_failed: {
+      type: 'rate',
+      contains: 'default',
+      values: { rate: 0.01, passes: 10, fails: 990 },
+      thresholds: { 'rate<0.01': { ok: false } },
+    },
     'http_req_duration{scenario:small_uploads}': {
       type: 'trend',
       contains: 'time',
@@ -85,7 +99,15 @@ describe('the k6 scripts', function () {
   const scripts: Record<string, ScriptModule> = {};
 
   before(async () => {
-    shim = installK6Shim({ BASE_URL: `${BASE_URL}/`, API_TOKEN: TOKEN, IDEMPOTENCY: 'true', RETRY_MAX_WAIT: '5', PAGES: '3', LIMIT: '2', DURATION: '10m' });
+    shim = installK6Shim({
+      BASE_URL: `${BASE_URL}/`,
+      API_TOKEN: TOKEN,
+      IDEMPOTENCY: 'true',
+      RETRY_MAX_WAIT: '5',
+      PAGES: '3',
+      LIMIT: '2',
+      DURATION: '10m',
+    });
     lib = await importK6<LibModule>('lib.js');
     payloads = await importK6<PayloadsModule>('payloads.js');
     for (const script of SCRIPTS) scripts[script] = await importK6<ScriptModule>(`${script}.js`);
@@ -94,7 +116,9 @@ describe('the k6 scripts', function () {
 
   it('is every script in loadtest/k6, and each starts with // @ts-check', () => {
     const files = readdirSync(K6_DIR).filter((file) => file.endsWith('.js'));
-    expect(files.sort()).to.deep.equal([...SCRIPTS.map((script) => `${script}.js`), 'lib.js', 'payloads.js', 'summary.js'].sort());
+    expect(files.sort()).to.deep.equal(
+      [...SCRIPTS.map((script) => `${script}.js`), 'lib.js', 'payloads.js', 'summary.js'].sort(),
+    );
     for (const file of files) expect(readFileSync(path.join(K6_DIR, file), 'utf8'), file).to.match(/^\/\/ @ts-check\n/);
   });
 
@@ -102,7 +126,9 @@ describe('the k6 scripts', function () {
     const tsc = entry('node_modules/typescript/bin/tsc');
 
     it('passes against @types/k6 for every script', async () => {
-      const result = await run(process.execPath, [tsc, '-p', path.join(K6_DIR, 'tsconfig.json')]).catch((err: { stdout: string }) => err);
+      const result = await run(process.execPath, [tsc, '-p', path.join(K6_DIR, 'tsconfig.json')]).catch(
+        (err: { stdout: string }) => err,
+      );
       expect(result.stdout, 'tsc -p loadtest/k6 output').to.equal('');
     });
 
@@ -110,7 +136,10 @@ describe('the k6 scripts', function () {
       const dir = entry('dist/k6-typecheck-probe');
       mkdirSync(dir, { recursive: true });
       try {
-        writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ extends: path.join(K6_DIR, 'tsconfig.json'), include: ['*.js'] }));
+        writeFileSync(
+          path.join(dir, 'tsconfig.json'),
+          JSON.stringify({ extends: path.join(K6_DIR, 'tsconfig.json'), include: ['*.js'] }),
+        );
         writeFileSync(path.join(dir, 'broken.js'), "// @ts-check\nimport http from 'k6/http';\nhttp.get(42);\n");
         const result = await run(process.execPath, [tsc, '-p', path.join(dir, 'tsconfig.json')]).then(
           () => ({ stdout: '' }),
@@ -131,9 +160,14 @@ describe('the k6 scripts', function () {
         expect(scenarios).to.not.be.empty;
         for (const [name, scenario] of scenarios) {
           expect(scripts[script]![scenario.exec ?? 'default'], `${name} runs an exported function`).to.be.a('function');
-          const latency = Object.keys(options.thresholds).filter((key) => key.startsWith(`http_req_duration{scenario:${name}`));
+          const latency = Object.keys(options.thresholds).filter((key) =>
+            key.startsWith(`http_req_duration{scenario:${name}`),
+          );
           expect(latency, `${name} has latency thresholds`).to.not.be.empty;
-          for (const key of latency) expect(options.thresholds[key]!.join(' ')).to.match(/p\(95\)<\d+/).and.match(/p\(99\)<\d+/);
+          for (const key of latency)
+            expect(options.thresholds[key]!.join(' '))
+              .to.match(/p\(95\)<\d+/)
+              .and.match(/p\(99\)<\d+/);
         }
         expect(options.thresholds).to.include.keys('http_req_failed', 'checks');
         expect(options.summaryTrendStats).to.include('p(99)');
@@ -173,7 +207,9 @@ describe('the k6 scripts', function () {
     it('carry the bearer token and a request id the service accepts', () => {
       const headers = lib.headers('upload-small', { 'Idempotency-Key': 'k' });
       expect(headers.Authorization).to.equal(`Bearer ${TOKEN}`);
-      expect(headers['X-Request-Id']).to.match(SANE_REQUEST_ID).and.match(/^k6\.upload-small\.1\.0\.\d+$/);
+      expect(headers['X-Request-Id'])
+        .to.match(SANE_REQUEST_ID)
+        .and.match(/^k6\.upload-small\.1\.0\.\d+$/);
       expect(headers['Idempotency-Key']).to.equal('k');
     });
 
@@ -190,7 +226,10 @@ describe('the k6 scripts', function () {
       const keys = shim.requests.map((r) => r.params?.headers?.['Idempotency-Key']);
       expect(keys[0]).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       expect(new Set(keys).size, 'one key for every attempt').to.equal(1);
-      expect(new Set(shim.requests.map((r) => r.params?.headers?.['X-Request-Id'])).size, 'a request id per attempt').to.equal(3);
+      expect(
+        new Set(shim.requests.map((r) => r.params?.headers?.['X-Request-Id'])).size,
+        'a request id per attempt',
+      ).to.equal(3);
       expect(shim.requests[0]!.params?.tags).to.deep.equal({ name: 'POST /upload/', kind: 'text' });
       const file = (shim.requests[0]!.body as { file: { data: string; filename: string } }).file;
       expect(file.data).to.have.length(1024);
@@ -206,7 +245,9 @@ describe('the k6 scripts', function () {
       expect(lib.retryDelay({ status: 429, headers: { 'Retry-After': '1' } }, 3, true)).to.equal(null);
       expect(lib.retryDelay({ status: 400, headers: {} }, 0, true)).to.equal(null);
       const now = Date.parse('2026-11-27T10:00:00Z');
-      expect(lib.retryDelay({ status: 503, headers: { 'Retry-After': 'Fri, 27 Nov 2026 10:00:03 GMT' } }, 0, false, now)).to.equal(3);
+      expect(
+        lib.retryDelay({ status: 503, headers: { 'Retry-After': 'Fri, 27 Nov 2026 10:00:03 GMT' } }, 0, false, now),
+      ).to.equal(3);
       expect(lib.retryDelay({ status: 503, headers: {} }, 1, false)).to.equal(1);
     });
 
@@ -220,11 +261,18 @@ describe('the k6 scripts', function () {
     });
 
     it('list-walk follows next up to PAGES pages with the filter, tagging first and deeper pages apart', () => {
-      const page = (n: number) => ({ status: 200, json: { results: [{ id: `a${n}` }, { id: `b${n}` }], next: `${BASE_URL}/files/?limit=2&cursor=c${n}` } });
+      const page = (n: number) => ({
+        status: 200,
+        json: { results: [{ id: `a${n}` }, { id: `b${n}` }], next: `${BASE_URL}/files/?limit=2&cursor=c${n}` },
+      });
       shim.responses.push(page(1), page(2), page(3), page(4));
       (scripts['list-walk']!.default as () => void)();
 
-      expect(shim.requests.map((r) => r.url)).to.deep.equal([`${BASE_URL}/files/?limit=2`, `${BASE_URL}/files/?limit=2&cursor=c1`, `${BASE_URL}/files/?limit=2&cursor=c2`]);
+      expect(shim.requests.map((r) => r.url)).to.deep.equal([
+        `${BASE_URL}/files/?limit=2`,
+        `${BASE_URL}/files/?limit=2&cursor=c1`,
+        `${BASE_URL}/files/?limit=2&cursor=c2`,
+      ]);
       expect(shim.requests.map((r) => r.params?.tags?.page)).to.deep.equal(['first', 'next', 'next']);
       expect(shim.checks.every((c) => c.passed)).to.equal(true);
       expect(shim.metrics.list_walk_pages!.map((sample) => sample.value)).to.deep.equal([3]);
@@ -243,11 +291,23 @@ describe('the k6 scripts', function () {
       shim.responses.push(
         { status: 201, json: { id: 'f-2', status: 'queued' } },
         { status: 200, json: { id: 'f-2', status: 'processing' } },
-        { status: 200, json: { id: 'f-2', status: 'processed', uploaded_at: '2026-11-27T10:00:00.000Z', processed_at: '2026-11-27T10:00:00.250Z' } },
+        {
+          status: 200,
+          json: {
+            id: 'f-2',
+            status: 'processed',
+            uploaded_at: '2026-11-27T10:00:00.000Z',
+            processed_at: '2026-11-27T10:00:00.250Z',
+          },
+        },
       );
       (scripts['upload-to-processed']!.default as () => void)();
 
-      expect(shim.requests.map((r) => `${r.method} ${r.url}`)).to.deep.equal([`POST ${BASE_URL}/upload/`, `GET ${BASE_URL}/files/f-2/`, `GET ${BASE_URL}/files/f-2/`]);
+      expect(shim.requests.map((r) => `${r.method} ${r.url}`)).to.deep.equal([
+        `POST ${BASE_URL}/upload/`,
+        `GET ${BASE_URL}/files/f-2/`,
+        `GET ${BASE_URL}/files/f-2/`,
+      ]);
       expect(shim.requests[1]!.params?.tags).to.deep.equal({ name: 'GET /files/:id/' });
       expect(shim.sleeps).to.deep.equal([0.1]);
       expect(shim.metrics.upload_to_processed).to.have.length(1);
@@ -257,7 +317,10 @@ describe('the k6 scripts', function () {
     });
 
     it('upload-to-processed counts a failed file as a processing failure', () => {
-      shim.responses.push({ status: 201, json: { id: 'f-3' } }, { status: 200, json: { id: 'f-3', status: 'failed', error: { code: 'checksum_mismatch' } } });
+      shim.responses.push(
+        { status: 201, json: { id: 'f-3' } },
+        { status: 200, json: { id: 'f-3', status: 'failed', error: { code: 'checksum_mismatch' } } },
+      );
       (scripts['upload-to-processed']!.default as () => void)();
 
       expect(shim.metrics.processing_failed!.map((sample) => sample.value)).to.deep.equal([true]);
@@ -266,7 +329,11 @@ describe('the k6 scripts', function () {
 
     it('soak compares late latencies with the same request type early in the run', () => {
       const soak = scripts.soak!;
-      const listPage = (durationMs: number): ShimResponse => ({ status: 200, json: { results: [], next: null }, durationMs });
+      const listPage = (durationMs: number): ShimResponse => ({
+        status: 200,
+        json: { results: [], next: null },
+        durationMs,
+      });
       for (const ms of [10, 12, 8, 10, 11]) {
         shim.responses.push(listPage(ms));
         (soak.listWalks as () => void)();
@@ -275,7 +342,9 @@ describe('the k6 scripts', function () {
       shim.responses.push(listPage(30));
       (soak.listWalks as () => void)();
 
-      expect(shim.metrics.latency_drift!.map((sample) => [sample.value, sample.tags?.request])).to.deep.equal([[3, 'list']]);
+      expect(shim.metrics.latency_drift!.map((sample) => [sample.value, sample.tags?.request])).to.deep.equal([
+        [3, 'list'],
+      ]);
     });
   });
 
@@ -305,7 +374,9 @@ describe('the k6 scripts', function () {
         const length = png.readUInt32BE(offset);
         const type = png.toString('latin1', offset + 4, offset + 8);
         const data = png.subarray(offset + 8, offset + 8 + length);
-        expect(png.readUInt32BE(offset + 8 + length), `${type} CRC`).to.equal(crc32(png.subarray(offset + 4, offset + 8 + length)));
+        expect(png.readUInt32BE(offset + 8 + length), `${type} CRC`).to.equal(
+          crc32(png.subarray(offset + 4, offset + 8 + length)),
+        );
         chunks[type] = data;
         offset += 12 + length;
       }
@@ -364,12 +435,18 @@ describe('the k6 scripts', function () {
       const { textSummary } = await importK6<SummaryModule>('summary.js');
       const text = textSummary('upload-small', SUMMARY_DATA);
 
-      expect(text).to.include('upload-small: 61.5 s, 2 threshold(s) FAILED: http_req_duration{scenario:small_uploads} p(99)<100; http_req_failed rate<0.01');
-      expect(text).to.match(/http_req_duration\{scenario:small_uploads\} +avg=4\.2ms med=3\.9ms p\(95\)=9\.5ms p\(99\)=1\.25s max=2\.00s {3}\[ok p\(95\)<50, FAILED p\(99\)<100\]/);
+      expect(text).to.include(
+        'upload-small: 61.5 s, 2 threshold(s) FAILED: http_req_duration{scenario:small_uploads} p(99)<100; http_req_failed rate<0.01',
+      );
+      expect(text).to.match(
+        /http_req_duration\{scenario:small_uploads\} +avg=4\.2ms med=3\.9ms p\(95\)=9\.5ms p\(99\)=1\.25s max=2\.00s {3}\[ok p\(95\)<50, FAILED p\(99\)<100\]/,
+      );
       expect(text).to.match(/http_req_failed +1\.00% \(10 of 1000\) {3}\[FAILED rate<0\.01\]/);
       expect(text).to.match(/retries +7 \(0\.11\/s\)/);
       expect(text).to.match(/vus +12/);
-      expect(text).to.include('FAILED upload answered 201: 990 passed, 10 failed').and.include('ok     list answered 200: 5 passed, 0 failed');
+      expect(text)
+        .to.include('FAILED upload answered 201: 990 passed, 10 failed')
+        .and.include('ok     list answered 200: 5 passed, 0 failed');
     });
   });
 });

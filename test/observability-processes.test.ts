@@ -6,7 +6,13 @@ import { dashboardQueries } from './support/dashboard.js';
 import { eventually } from './support/eventually.js';
 import { parseLogLines } from './support/logs.js';
 import { jsonSpans, startOtlpReceiver, type OtlpReceiver } from './support/otlp.js';
-import { killStartedProcesses, READY_TIMEOUT_MS, runProcess, startApiAndWorker, type ApiAndWorker } from './support/processes.js';
+import {
+  killStartedProcesses,
+  READY_TIMEOUT_MS,
+  runProcess,
+  startApiAndWorker,
+  type ApiAndWorker,
+} from './support/processes.js';
 import { startPrometheus, type PromSample, type RunningPrometheus } from './support/prometheus.js';
 import { uploadFile, waitForStatus } from './support/service.js';
 import { requireProgram } from './support/tools.js';
@@ -23,7 +29,13 @@ describe('observability of the real API and worker processes', function () {
 
   before(async () => {
     otlp = await startOtlpReceiver();
-    const common = { QUEUE_NAME: queueName, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000', OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint, OTEL_BSP_SCHEDULE_DELAY: '100' };
+    const common = {
+      QUEUE_NAME: queueName,
+      LOG_LEVEL: 'info',
+      SHUTDOWN_TIMEOUT_MS: '5000',
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    };
     // The API exports OTLP/JSON, the worker the default OTLP/protobuf: both encodings are exercised.
     processes = await startApiAndWorker(common, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' });
     const file = await uploadFile(processes.url, { name: 'observed.txt', content: 'seen by every signal' });
@@ -36,7 +48,10 @@ describe('observability of the real API and worker processes', function () {
   });
 
   it("exports both processes' spans over OTLP, the worker's in the trace of the API's upload", async () => {
-    const producer = await eventually(() => jsonSpans(otlp.exports).find((span) => span.name === `send ${queueName}`), 'the producer span');
+    const producer = await eventually(
+      () => jsonSpans(otlp.exports).find((span) => span.name === `send ${queueName}`),
+      'the producer span',
+    );
     const server = jsonSpans(otlp.exports).find((span) => span.spanId === producer.parentSpanId);
     expect(server).to.include({ service: 'file-processor-api', name: 'POST /upload/', traceId: producer.traceId });
     expect(producer.service).to.equal('file-processor-api');
@@ -44,7 +59,13 @@ describe('observability of the real API and worker processes', function () {
     // The worker's export is protobuf: its consumer span carries the same trace id, as raw bytes.
     const traceIdBytes = Buffer.from(producer.traceId, 'hex');
     const workerExport = await eventually(
-      () => otlp.exports.find((e) => e.contentType.includes('protobuf') && e.body.includes(`process ${queueName}`) && e.body.includes(traceIdBytes)),
+      () =>
+        otlp.exports.find(
+          (e) =>
+            e.contentType.includes('protobuf') &&
+            e.body.includes(`process ${queueName}`) &&
+            e.body.includes(traceIdBytes),
+        ),
       "the worker's consumer span",
     );
     expect(workerExport.path).to.equal('/v1/traces');
@@ -53,10 +74,14 @@ describe('observability of the real API and worker processes', function () {
 
   it("logs the upload's trace id on the API's request line and on the worker's job line", async () => {
     const producer = jsonSpans(otlp.exports).find((span) => span.name === `send ${queueName}`)!;
-    const requestLine = parseLogLines(processes.api.output()).find((line) => line.msg === 'request' && line.route === '/upload/');
+    const requestLine = parseLogLines(processes.api.output()).find(
+      (line) => line.msg === 'request' && line.route === '/upload/',
+    );
     expect(requestLine).to.include({ method: 'POST', status: 201, trace_id: producer.traceId });
     expect(requestLine!.request_id).to.be.a('string').and.not.empty;
-    const jobLine = parseLogLines(processes.worker.output()).find((line) => line.msg === 'job' && line.file_id === fileId);
+    const jobLine = parseLogLines(processes.worker.output()).find(
+      (line) => line.msg === 'job' && line.file_id === fileId,
+    );
     expect(jobLine).to.include({ kind: 'text', outcome: 'processed', attempts: 1, trace_id: producer.traceId });
   });
 
@@ -73,7 +98,11 @@ describe('observability of the real API and worker processes', function () {
 
     before(async function () {
       const binary = requireProgram(this, 'prometheus');
-      prometheus = await startPrometheus({ binary, targets: { [API_JOB]: new URL(processes.apiAdmin).host, [WORKER_JOB]: new URL(processes.workerAdmin).host }, ruleFiles: [ALERTS] });
+      prometheus = await startPrometheus({
+        binary,
+        targets: { [API_JOB]: new URL(processes.apiAdmin).host, [WORKER_JOB]: new URL(processes.workerAdmin).host },
+        ruleFiles: [ALERTS],
+      });
     });
     after(() => prometheus?.stop());
 
@@ -90,21 +119,30 @@ describe('observability of the real API and worker processes', function () {
       expect(valueOf(uploaded)).to.equal(1);
       const bytes = await prometheus.query(`upload_bytes_total{job="${API_JOB}",kind="text"}`);
       expect(valueOf(bytes)).to.equal('seen by every signal'.length);
-      const requests = await prometheus.query(`http_requests_total{job="${API_JOB}",method="POST",route="/upload/",status="201"}`);
+      const requests = await prometheus.query(
+        `http_requests_total{job="${API_JOB}",method="POST",route="/upload/",status="201"}`,
+      );
       expect(valueOf(requests)).to.equal(1);
       const latency = await prometheus.query(`http_request_duration_seconds_count{job="${API_JOB}",route="/upload/"}`);
       expect(valueOf(latency)).to.equal(1);
     });
 
     it("finds the worker's job series", async () => {
-      const processed = await prometheus.waitFor(`jobs_processed_total{job="${WORKER_JOB}",kind="text",outcome="processed"}`, (s) => s.length === 1);
+      const processed = await prometheus.waitFor(
+        `jobs_processed_total{job="${WORKER_JOB}",kind="text",outcome="processed"}`,
+        (s) => s.length === 1,
+      );
       expect(valueOf(processed)).to.equal(1);
-      for (const series of [`job_duration_seconds_count{job="${WORKER_JOB}",kind="text"}`, `job_wait_seconds_count{job="${WORKER_JOB}"}`, `job_attempts_count{job="${WORKER_JOB}",kind="text"}`]) {
+      for (const series of [
+        `job_duration_seconds_count{job="${WORKER_JOB}",kind="text"}`,
+        `job_wait_seconds_count{job="${WORKER_JOB}"}`,
+        `job_attempts_count{job="${WORKER_JOB}",kind="text"}`,
+      ]) {
         expect(valueOf(await prometheus.query(series)), series).to.equal(1);
       }
     });
 
-    it('finds the queue depth by state, read by both processes, and both processes\' default metrics', async () => {
+    it("finds the queue depth by state, read by both processes, and both processes' default metrics", async () => {
       const waiting = await prometheus.waitFor('queue_jobs{state="waiting"}', (s) => s.length === 2);
       expect(jobs(waiting)).to.deep.equal([API_JOB, WORKER_JOB]);
       const states = await prometheus.query('count by (state) (queue_jobs)');
@@ -114,12 +152,18 @@ describe('observability of the real API and worker processes', function () {
     });
 
     it('loads and evaluates every alert rule, and none fires on a healthy service', async () => {
-      type Rules = { groups: Array<{ name: string; rules: Array<{ name: string; health: string; lastError?: string }> }> };
+      type Rules = {
+        groups: Array<{ name: string; rules: Array<{ name: string; health: string; lastError?: string }> }>;
+      };
       const groups = await eventually(async () => {
         const { groups } = await prometheus.get<Rules>('/api/v1/rules');
         return groups.flatMap((group) => group.rules).every((rule) => rule.health !== 'unknown') ? groups : undefined;
       }, 'a first evaluation of every rule');
-      expect(groups.map((group) => group.name).sort()).to.deep.equal(['file-processor.api', 'file-processor.jobs', 'file-processor.queue']);
+      expect(groups.map((group) => group.name).sort()).to.deep.equal([
+        'file-processor.api',
+        'file-processor.jobs',
+        'file-processor.queue',
+      ]);
       for (const rule of groups.flatMap((group) => group.rules)) expect(rule, rule.name).to.include({ health: 'ok' });
       const { alerts } = await prometheus.get<{ alerts: unknown[] }>('/api/v1/alerts');
       expect(alerts).to.deep.equal([]);

@@ -17,7 +17,10 @@ interface AlertRule {
   annotations: Record<string, string>;
 }
 
-const alertRules = (): AlertRule[] => (parse(read('observability/alerts.yaml')) as { groups: Array<{ rules: AlertRule[] }> }).groups.flatMap((group) => group.rules);
+const alertRules = (): AlertRule[] =>
+  (parse(read('observability/alerts.yaml')) as { groups: Array<{ rules: AlertRule[] }> }).groups.flatMap(
+    (group) => group.rules,
+  );
 
 /** Series names a PromQL expression reads: identifiers with an underscore that are neither functions nor labels. */
 function seriesIn(expr: string): string[] {
@@ -25,12 +28,30 @@ function seriesIn(expr: string): string[] {
   const identifiers = withoutStrings.match(/[a-zA-Z_:][a-zA-Z0-9_:]*(?=\s*[^\s(a-zA-Z0-9_:]|\s*$)/g) ?? [];
   return identifiers.filter((name) => name.includes('_') && !LABELS.has(name));
 }
-const LABELS = new Set(['namespace', 'job', 'instance', 'route', 'status', 'method', 'kind', 'outcome', 'state', 'reason', 'le']);
+const LABELS = new Set([
+  'namespace',
+  'job',
+  'instance',
+  'route',
+  'status',
+  'method',
+  'kind',
+  'outcome',
+  'state',
+  'reason',
+  'le',
+]);
 
 /** Every series name the registry of a process exposes (histograms as _bucket, _sum and _count). */
 async function exportedSeries(): Promise<Set<string>> {
   const metrics = await createMetrics().registry.getMetricsAsJSON();
-  return new Set(metrics.flatMap((metric) => (String(metric.type) === 'histogram' ? ['_bucket', '_sum', '_count'].map((suffix) => metric.name + suffix) : [metric.name])));
+  return new Set(
+    metrics.flatMap((metric) =>
+      String(metric.type) === 'histogram'
+        ? ['_bucket', '_sum', '_count'].map((suffix) => metric.name + suffix)
+        : [metric.name],
+    ),
+  );
 }
 
 describe('alerts and dashboard (observability/)', () => {
@@ -40,14 +61,16 @@ describe('alerts and dashboard (observability/)', () => {
     expect(stdout).to.match(/SUCCESS: \d+ rules found/);
   });
 
-  it("passes promtool test rules: each alert fires on its trouble and stays quiet on healthy traffic", async function () {
+  it('passes promtool test rules: each alert fires on its trouble and stays quiet on healthy traffic', async function () {
     const promtool = requireProgram(this, 'promtool');
     const { stdout } = await run(promtool, ['test', 'rules', 'observability/alerts.test.yaml'], { cwd: REPOSITORY });
     expect(stdout).to.contain('SUCCESS');
   });
 
   it('has a unit test for every alert', () => {
-    const tested = new Set([...read('observability/alerts.test.yaml').matchAll(/alertname: (\w+)/g)].map((match) => match[1]));
+    const tested = new Set(
+      [...read('observability/alerts.test.yaml').matchAll(/alertname: (\w+)/g)].map((match) => match[1]),
+    );
     for (const rule of alertRules()) expect(tested, rule.alert).to.include(rule.alert);
   });
 
@@ -70,7 +93,9 @@ describe('alerts and dashboard (observability/)', () => {
       expect(rule.annotations.summary, rule.alert).to.be.a('string').and.not.empty;
       expect(rule.annotations.description, rule.alert).to.be.a('string').and.not.empty;
       const anchor = `alert-${rule.alert.toLowerCase()}`;
-      expect(rule.annotations.runbook_url, rule.alert).to.equal(`https://github.com/file-processor/file-processor/blob/main/README.md#${anchor}`);
+      expect(rule.annotations.runbook_url, rule.alert).to.equal(
+        `https://github.com/file-processor/file-processor/blob/main/README.md#${anchor}`,
+      );
       expect(readme, `README anchor ${anchor}`).to.contain(`<a id="${anchor}"></a>`);
     }
   });
@@ -86,7 +111,11 @@ describe('alerts and dashboard (observability/)', () => {
   it('is a Grafana dashboard with a data source variable, unique panel ids and a query in every panel', () => {
     const board = dashboard();
     expect(board).to.include({ uid: 'file-processor', title: 'file-processor' });
-    expect(board.templating.list.map((variable) => variable.name)).to.include.members(['datasource', 'namespace', 'job']);
+    expect(board.templating.list.map((variable) => variable.name)).to.include.members([
+      'datasource',
+      'namespace',
+      'job',
+    ]);
     const ids = board.panels.map((panel) => panel.id);
     expect(new Set(ids).size).to.equal(ids.length);
     for (const panel of board.panels.filter((p) => p.type !== 'row')) {

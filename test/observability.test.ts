@@ -18,7 +18,15 @@ import { eventually } from './support/eventually.js';
 import { png } from './support/fixtures.js';
 import { captureLogs, type CapturedLogs } from './support/logs.js';
 import { seriesValue } from './support/metrics.js';
-import { flakyOnce, startService, startWorker, upload, uploadFile, waitForStatus, type TestService } from './support/service.js';
+import {
+  flakyOnce,
+  startService,
+  startWorker,
+  upload,
+  uploadFile,
+  waitForStatus,
+  type TestService,
+} from './support/service.js';
 import { recordSpans, type RecordedSpans } from './support/tracing.js';
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
@@ -67,7 +75,10 @@ describe('observability', () => {
       worker = await startWorker(service.queueName, { processors: { other: flakyOnce() } });
       for (const name of ['text', 'image', 'other', 'tampered']) await waitForStatus(service.url, files[name]!.id);
       const registry = worker.metrics.registry;
-      await eventually(async () => (await seriesValue(registry, 'jobs_processed_total', { outcome: 'skipped' })) === 1, 'the skipped job');
+      await eventually(
+        async () => (await seriesValue(registry, 'jobs_processed_total', { outcome: 'skipped' })) === 1,
+        'the skipped job',
+      );
 
       const jobs = (kind: string, outcome: string) => seriesValue(registry, 'jobs_processed_total', { kind, outcome });
       expect(await jobs('text', 'processed')).to.equal(1);
@@ -96,11 +107,29 @@ describe('observability', () => {
       await fetch(`${service.url}/files/${files.text!.id}/content`);
       await fetch(`${service.url}/no/such/route`);
       const registry = service.metrics.registry;
-      expect(await seriesValue(registry, 'http_requests_total', { method: 'POST', route: '/upload/', status: '201' })).to.equal(5);
-      expect(await seriesValue(registry, 'http_request_duration_seconds_count', { method: 'POST', route: '/upload/', status: '201' })).to.equal(5);
-      expect(await seriesValue(registry, 'http_requests_total', { method: 'GET', route: '/files/{id}/', status: '200' })).to.be.greaterThan(0);
-      expect(await seriesValue(registry, 'http_requests_total', { method: 'GET', route: '/files/{id}/content', status: '200' })).to.equal(1);
-      expect(await seriesValue(registry, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' })).to.equal(1);
+      expect(
+        await seriesValue(registry, 'http_requests_total', { method: 'POST', route: '/upload/', status: '201' }),
+      ).to.equal(5);
+      expect(
+        await seriesValue(registry, 'http_request_duration_seconds_count', {
+          method: 'POST',
+          route: '/upload/',
+          status: '201',
+        }),
+      ).to.equal(5);
+      expect(
+        await seriesValue(registry, 'http_requests_total', { method: 'GET', route: '/files/{id}/', status: '200' }),
+      ).to.be.greaterThan(0);
+      expect(
+        await seriesValue(registry, 'http_requests_total', {
+          method: 'GET',
+          route: '/files/{id}/content',
+          status: '200',
+        }),
+      ).to.equal(1);
+      expect(
+        await seriesValue(registry, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' }),
+      ).to.equal(1);
       expect(await registry.metrics()).to.not.match(UUID);
     });
 
@@ -113,7 +142,12 @@ describe('observability', () => {
 
     it("exports the process's default metrics", async () => {
       const text = await service.metrics.registry.metrics();
-      for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+      for (const name of [
+        'process_cpu_seconds_total',
+        'process_resident_memory_bytes',
+        'nodejs_eventloop_lag_seconds',
+        'nodejs_heap_size_used_bytes',
+      ]) {
         expect(text).to.contain(`# TYPE ${name} `);
       }
     });
@@ -134,19 +168,27 @@ describe('observability', () => {
       await spans.stop();
     });
 
-    const inTrace = (traceId: string, name: string) => (span: ReadableSpan) => span.name === name && span.spanContext().traceId === traceId;
+    const inTrace = (traceId: string, name: string) => (span: ReadableSpan) =>
+      span.name === name && span.spanContext().traceId === traceId;
 
     it("puts the worker's consumer span in the trace of the upload: server span, then producer, then consumer", async () => {
       const file = await uploadFile(service.url, { name: 'traced.txt', content: 'follow me' });
       await waitForStatus(service.url, file.id);
 
-      const server = await spans.waitFor((span) => span.name === 'POST /upload/' && span.attributes['http.response.status_code'] === 201);
+      const server = await spans.waitFor(
+        (span) => span.name === 'POST /upload/' && span.attributes['http.response.status_code'] === 201,
+      );
       const traceId = server.spanContext().traceId;
       const producer = await spans.waitFor(inTrace(traceId, `send ${service.queueName}`));
       const consumer = await spans.waitFor(inTrace(traceId, `process ${service.queueName}`));
 
       expect(server.kind).to.equal(SpanKind.SERVER);
-      expect(server.attributes).to.include({ 'http.request.method': 'POST', 'http.route': '/upload/', 'url.path': '/upload/', 'url.scheme': 'http' });
+      expect(server.attributes).to.include({
+        'http.request.method': 'POST',
+        'http.route': '/upload/',
+        'url.path': '/upload/',
+        'url.scheme': 'http',
+      });
       expect(producer.kind).to.equal(SpanKind.PRODUCER);
       expect(producer.parentSpanContext?.spanId).to.equal(server.spanContext().spanId);
       expect(producer.attributes).to.include({
@@ -171,7 +213,9 @@ describe('observability', () => {
 
     it("continues the caller's trace from its traceparent header", async () => {
       const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
-      const response = await fetch(`${service.url}/files/?limit=1`, { headers: { traceparent: `00-${callerTrace}-00f067aa0ba902b7-01` } });
+      const response = await fetch(`${service.url}/files/?limit=1`, {
+        headers: { traceparent: `00-${callerTrace}-00f067aa0ba902b7-01` },
+      });
       expect(response.status).to.equal(200);
       const server = await spans.waitFor(inTrace(callerTrace, 'GET /files/'));
       expect(server.parentSpanContext?.spanId).to.equal('00f067aa0ba902b7');
@@ -181,9 +225,15 @@ describe('observability', () => {
     it('records a failed run as an error on its consumer span, and the retry in the same trace', async () => {
       const file = await uploadFile(service.url, { name: 'flaky.bin', content: OTHER_BYTES });
       expect((await waitForStatus(service.url, file.id)).attempts).to.equal(2);
-      const producer = await spans.waitFor((span) => span.name === `send ${service.queueName}` && span.attributes['messaging.message.id'] === file.id);
+      const producer = await spans.waitFor(
+        (span) => span.name === `send ${service.queueName}` && span.attributes['messaging.message.id'] === file.id,
+      );
       const traceId = producer.spanContext().traceId;
-      await spans.waitFor((span) => inTrace(traceId, `process ${service.queueName}`)(span) && span.attributes['file_processor.job.outcome'] === 'processed');
+      await spans.waitFor(
+        (span) =>
+          inTrace(traceId, `process ${service.queueName}`)(span) &&
+          span.attributes['file_processor.job.outcome'] === 'processed',
+      );
       const runs = spans.finished().filter(inTrace(traceId, `process ${service.queueName}`));
       expect(runs).to.have.length(2);
       const failed = runs.find((span) => span.status.code === SpanStatusCode.ERROR)!;
@@ -194,7 +244,9 @@ describe('observability', () => {
     it('names an unmatched route by its method only, and leaves 4xx answers unmarked as errors', async () => {
       const response = await fetch(`${service.url}/nowhere/${'x'.repeat(8)}`);
       expect(response.status).to.equal(404);
-      const span = await spans.waitFor((s) => s.kind === SpanKind.SERVER && s.attributes['url.path'] === '/nowhere/xxxxxxxx');
+      const span = await spans.waitFor(
+        (s) => s.kind === SpanKind.SERVER && s.attributes['url.path'] === '/nowhere/xxxxxxxx',
+      );
       expect(span.name).to.equal('GET');
       expect(span.attributes).to.not.have.property('http.route');
       expect(span.status.code).to.equal(SpanStatusCode.UNSET);
@@ -205,7 +257,9 @@ describe('observability', () => {
       const broken = await startService({ worker: false, tracer: spans.tracer, db: unreachable });
       try {
         expect((await fetch(`${broken.url}/files/`)).status).to.equal(503);
-        const span = await spans.waitFor((s) => s.name === 'GET /files/' && s.attributes['http.response.status_code'] === 503);
+        const span = await spans.waitFor(
+          (s) => s.name === 'GET /files/' && s.attributes['http.response.status_code'] === 503,
+        );
         expect(span.status.code).to.equal(SpanStatusCode.ERROR);
         expect(span.attributes['error.type']).to.equal('503');
         expect(span.events.map((event) => event.name)).to.include('exception');
@@ -215,15 +269,25 @@ describe('observability', () => {
     });
 
     it('writes the request id, trace id and span id on the request line, and the trace id on the job line', async () => {
-      const response = await upload(service.url, { name: 'logged.txt', content: 'log me' }, { headers: { 'X-Request-Id': 'req-observability-1' } });
+      const response = await upload(
+        service.url,
+        { name: 'logged.txt', content: 'log me' },
+        { headers: { 'X-Request-Id': 'req-observability-1' } },
+      );
       const file = (await response.json()) as { id: string };
       await waitForStatus(service.url, file.id);
-      await spans.waitFor((span) => span.name === `process ${service.queueName}` && span.attributes['messaging.message.id'] === file.id);
+      await spans.waitFor(
+        (span) => span.name === `process ${service.queueName}` && span.attributes['messaging.message.id'] === file.id,
+      );
 
-      const requestLine = logs.lines().find((line) => line.msg === 'request' && line.request_id === 'req-observability-1');
+      const requestLine = logs
+        .lines()
+        .find((line) => line.msg === 'request' && line.request_id === 'req-observability-1');
       expect(requestLine).to.include({ method: 'POST', route: '/upload/', status: 201 });
       expect(requestLine!.duration_ms).to.be.a('number');
-      const requestSpan = spans.finished().find((span) => span.spanContext().traceId === requestLine!.trace_id && span.kind === SpanKind.SERVER);
+      const requestSpan = spans
+        .finished()
+        .find((span) => span.spanContext().traceId === requestLine!.trace_id && span.kind === SpanKind.SERVER);
       expect(requestSpan, 'a server span with the logged trace id').to.not.equal(undefined);
       expect(requestLine!.span_id).to.equal(requestSpan!.spanContext().spanId);
 
@@ -240,7 +304,9 @@ describe('observability', () => {
       const redis = new Redis(TEST_ENV.redisUrl);
       try {
         const file = await uploadFile(service.url, { content: 'untraced' });
-        const job = JSON.parse((await redis.hget(queueKey(TEST_ENV.queuePrefix, service.queueName, 'jobs'), file.id))!) as { data: Record<string, unknown> };
+        const job = JSON.parse(
+          (await redis.hget(queueKey(TEST_ENV.queuePrefix, service.queueName, 'jobs'), file.id))!,
+        ) as { data: Record<string, unknown> };
         expect(job.data).to.have.keys('file_id', 'kind', 'enqueued_at');
         const requestLine = logs.lines().find((line) => line.msg === 'request' && line.route === '/upload/');
         expect(requestLine).to.have.property('request_id');
@@ -264,22 +330,45 @@ describe('observability', () => {
   describe('the OTEL_* switch', () => {
     it('is off by default and on with an OTLP endpoint, over HTTP/protobuf unless told otherwise', () => {
       expect(tracingSettings({})).to.deep.equal({ exporter: 'none', protocol: 'http/protobuf' });
-      expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })).to.deep.equal({ exporter: 'otlp', protocol: 'http/protobuf' });
-      expect(tracingSettings({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })).to.deep.equal({ exporter: 'otlp', protocol: 'http/json' });
+      expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })).to.deep.equal({
+        exporter: 'otlp',
+        protocol: 'http/protobuf',
+      });
+      expect(
+        tracingSettings({
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces',
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        }),
+      ).to.deep.equal({ exporter: 'otlp', protocol: 'http/json' });
       expect(tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp' }).exporter).to.equal('otlp');
       expect(tracingSettings({ OTEL_TRACES_EXPORTER: 'console' }).exporter).to.equal('console');
     });
 
     it('stays off when told so, whatever else is set', () => {
-      expect(tracingSettings({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).exporter).to.equal('none');
-      expect(tracingSettings({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).exporter).to.equal('none');
+      expect(
+        tracingSettings({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })
+          .exporter,
+      ).to.equal('none');
+      expect(
+        tracingSettings({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).exporter,
+      ).to.equal('none');
       expect(tracingSettings({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'zipkin' }).exporter).to.equal('none');
     });
 
     it('stops with one sentence on an exporter or protocol it does not have', () => {
-      expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'zipkin' })).to.throw(ConfigError, /^OTEL_TRACES_EXPORTER must be one of otlp, console, none, got "zipkin"\.$/);
-      expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).to.throw(ConfigError, /^OTEL_EXPORTER_OTLP_PROTOCOL must be one of http\/protobuf, http\/json \(gRPC is not bundled\), got "grpc"\.$/);
-      expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' })).to.throw(ConfigError, /^OTEL_EXPORTER_OTLP_TRACES_PROTOCOL must be one of/);
+      expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'zipkin' })).to.throw(
+        ConfigError,
+        /^OTEL_TRACES_EXPORTER must be one of otlp, console, none, got "zipkin"\.$/,
+      );
+      expect(() =>
+        tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }),
+      ).to.throw(
+        ConfigError,
+        /^OTEL_EXPORTER_OTLP_PROTOCOL must be one of http\/protobuf, http\/json \(gRPC is not bundled\), got "grpc"\.$/,
+      );
+      expect(() =>
+        tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }),
+      ).to.throw(ConfigError, /^OTEL_EXPORTER_OTLP_TRACES_PROTOCOL must be one of/);
     });
   });
 
@@ -288,7 +377,11 @@ describe('observability', () => {
       const logs = captureLogs();
       logs.logger.info(
         {
-          config: { databaseUrl: 'postgres://app:s3cret-db@db.internal:5432/files', redisUrl: 'redis://:s3cret-redis@redis.internal:6379', apiTokens: ['s3cret-token'] },
+          config: {
+            databaseUrl: 'postgres://app:s3cret-db@db.internal:5432/files',
+            redisUrl: 'redis://:s3cret-redis@redis.internal:6379',
+            apiTokens: ['s3cret-token'],
+          },
           headers: { authorization: 'Bearer s3cret-bearer', cookie: 'session=s3cret-cookie' },
           req: { headers: { authorization: 'Basic s3cret-basic' } },
           token: 's3cret-plain-token',
@@ -300,9 +393,14 @@ describe('observability', () => {
       const text = logs.text();
       expect(text).to.not.contain('s3cret');
       const line = logs.lines()[0]!;
-      expect(line.config).to.deep.include({ databaseUrl: 'postgres://app:[redacted]@db.internal:5432/files', redisUrl: 'redis://:[redacted]@redis.internal:6379' });
+      expect(line.config).to.deep.include({
+        databaseUrl: 'postgres://app:[redacted]@db.internal:5432/files',
+        redisUrl: 'redis://:[redacted]@redis.internal:6379',
+      });
       expect(line.msg).to.equal('connecting to postgres://app:[redacted]@db.internal/files');
-      expect((line.err as { message: string }).message).to.equal('cannot reach redis://default:[redacted]@redis.internal:6379');
+      expect((line.err as { message: string }).message).to.equal(
+        'cannot reach redis://default:[redacted]@redis.internal:6379',
+      );
     });
 
     it('follow LOG_LEVEL', () => {
@@ -319,7 +417,12 @@ describe('observability', () => {
     let eventLoop: EventLoopWatch;
     before(async () => {
       eventLoop = watchEventLoop({ maxDelayMs: 250, windowMs: 1_500, intervalMs: 25 });
-      server = createAdminServer({ registry: createMetrics().registry, isShuttingDown: () => false, checks: [], eventLoop });
+      server = createAdminServer({
+        registry: createMetrics().registry,
+        isShuttingDown: () => false,
+        checks: [],
+        eventLoop,
+      });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`;
     });

@@ -21,38 +21,86 @@ describe('GET /openapi.json and /docs', () => {
   it('is an OpenAPI 3.1 document with every route of the router', () => {
     expect(document.openapi).to.equal('3.1.0');
     for (const route of ROUTES) {
-      expect(document.paths[route.path]?.[route.method]?.operationId, `${route.method} ${route.path}`).to.equal(route.operationId);
+      expect(document.paths[route.path]?.[route.method]?.operationId, `${route.method} ${route.path}`).to.equal(
+        route.operationId,
+      );
     }
-    expect(Object.keys(document.paths)).to.include.members(['/upload/', '/files/', '/files/{id}/', '/files/{id}/content', '/files/{id}/reprocess']);
+    expect(Object.keys(document.paths)).to.include.members([
+      '/upload/',
+      '/files/',
+      '/files/{id}/',
+      '/files/{id}/content',
+      '/files/{id}/reprocess',
+    ]);
   });
 
   it('documents the File with every field of the contract', () => {
     expect(Object.keys(document.components.schemas.File!.properties!)).to.have.members([
-      'id', 'file', 'name', 'size', 'content_type', 'kind', 'sha256', 'uploaded_at', 'status', 'processed', 'processed_at', 'attempts', 'result', 'error', 'thumbnail',
+      'id',
+      'file',
+      'name',
+      'size',
+      'content_type',
+      'kind',
+      'sha256',
+      'uploaded_at',
+      'status',
+      'processed',
+      'processed_at',
+      'attempts',
+      'result',
+      'error',
+      'thumbnail',
     ]);
   });
 
   it('documents the result of each kind from its processor schema, with the common fields in each', () => {
-    const result = document.components.schemas.File!.properties!.result as { anyOf: Array<{ $ref?: string; type?: string }>; description: string };
+    const result = document.components.schemas.File!.properties!.result as {
+      anyOf: Array<{ $ref?: string; type?: string }>;
+      description: string;
+    };
     const kinds = ['Image', 'Text', 'Pdf', 'Archive', 'Audio', 'Video', 'Other'].map((kind) => `${kind}Result`);
-    expect(result.anyOf.map((schema) => schema.$ref ?? schema.type)).to.deep.equal([...kinds.map((name) => `#/components/schemas/${name}`), 'null']);
+    expect(result.anyOf.map((schema) => schema.$ref ?? schema.type)).to.deep.equal([
+      ...kinds.map((name) => `#/components/schemas/${name}`),
+      'null',
+    ]);
     expect(result.description).to.contain('`image`: ImageResult');
     for (const name of kinds) {
       const schema = document.components.schemas[name] as { required: string[]; properties: Record<string, unknown> };
       expect(schema.required, name).to.include.members(['sha256_verified', 'bytes_read', 'warnings']);
     }
-    expect(Object.keys(document.components.schemas.ImageResult!.properties!)).to.include.members(['format', 'width', 'height', 'orientation', 'alpha', 'pages', 'thumbnail']);
-    expect(Object.keys(document.components.schemas.ArchiveResult!.properties!)).to.include.members(['entries', 'compressed_bytes', 'uncompressed_bytes', 'ratio', 'names', 'encrypted_entries']);
+    expect(Object.keys(document.components.schemas.ImageResult!.properties!)).to.include.members([
+      'format',
+      'width',
+      'height',
+      'orientation',
+      'alpha',
+      'pages',
+      'thumbnail',
+    ]);
+    expect(Object.keys(document.components.schemas.ArchiveResult!.properties!)).to.include.members([
+      'entries',
+      'compressed_bytes',
+      'uncompressed_bytes',
+      'ratio',
+      'names',
+      'encrypted_entries',
+    ]);
     expect(document.paths['/files/{id}/thumbnail']!.get!.responses['404']!.description).to.contain('not_found');
   });
 
   it('lists the error codes each operation can answer', () => {
     const upload = document.paths['/upload/']!.post!.responses;
-    expect(upload['400']!.description).to.contain('file_missing').and.contain('file_empty').and.contain('too_many_files').and.contain('invalid_multipart');
+    expect(upload['400']!.description)
+      .to.contain('file_missing')
+      .and.contain('file_empty')
+      .and.contain('too_many_files')
+      .and.contain('invalid_multipart');
     expect(upload['413']!.description).to.contain('file_too_large');
     expect(upload['415']!.description).to.contain('unsupported_media_type');
     const documented = JSON.stringify(document.paths);
-    for (const code of Object.keys(ERRORS).filter((c) => c !== 'method_not_allowed')) expect(documented, code).to.contain(code);
+    for (const code of Object.keys(ERRORS).filter((c) => c !== 'method_not_allowed'))
+      expect(documented, code).to.contain(code);
   });
 
   it('serves an interactive page and its assets from our own origin', async () => {

@@ -26,7 +26,10 @@ describe('when a dependency is down', () => {
   describe('PostgreSQL', () => {
     let service: TestService;
     before(async () => {
-      service = await startService({ worker: false, db: openDatabase({ url: `postgres://postgres@${DEAD}/nothing`, poolMax: 2 }) });
+      service = await startService({
+        worker: false,
+        db: openDatabase({ url: `postgres://postgres@${DEAD}/nothing`, poolMax: 2 }),
+      });
     });
     after(() => service.close());
 
@@ -40,7 +43,11 @@ describe('when a dependency is down', () => {
 
     it('answers reads 503 too, not 500', async () => {
       await expectProblem(await fetch(`${service.url}/files/`), 503, 'service_unavailable');
-      await expectProblem(await fetch(`${service.url}/files/01890000-0000-7000-8000-000000000000/`), 503, 'service_unavailable');
+      await expectProblem(
+        await fetch(`${service.url}/files/01890000-0000-7000-8000-000000000000/`),
+        503,
+        'service_unavailable',
+      );
     });
   });
 

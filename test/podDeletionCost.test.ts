@@ -3,7 +3,14 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from '../core/config.js';
 import { otherProcessor } from '../worker/processors/other.js';
-import { BUSY_COST, createPodDeletionCost, IDLE_COST, POD_DELETION_COST_ANNOTATION, podDeletionCostFromConfig, type PodDeletionCost } from '../worker/podDeletionCost.js';
+import {
+  BUSY_COST,
+  createPodDeletionCost,
+  IDLE_COST,
+  POD_DELETION_COST_ANNOTATION,
+  podDeletionCostFromConfig,
+  type PodDeletionCost,
+} from '../worker/podDeletionCost.js';
 import { eventually } from './support/eventually.js';
 import { FAKE_TOKEN, kubeconfigFor, startFakeKubernetes, type FakeKubernetes } from './support/fakeKubernetes.js';
 import { captureLogs, type CapturedLogs } from './support/logs.js';
@@ -24,7 +31,13 @@ describe('pod deletion cost (scale-in that spares busy workers)', () => {
     apiServer = await startFakeKubernetes();
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromString(JSON.stringify(kubeconfigFor(apiServer.url)));
-    tracker = createPodDeletionCost({ kubeConfig, namespace: 'files', podName: 'worker-7d9f-abcde', logger: logs.logger, idleDelayMs: IDLE_DELAY_MS });
+    tracker = createPodDeletionCost({
+      kubeConfig,
+      namespace: 'files',
+      podName: 'worker-7d9f-abcde',
+      logger: logs.logger,
+      idleDelayMs: IDLE_DELAY_MS,
+    });
   });
   afterEach(async () => {
     await tracker.close();
@@ -50,7 +63,10 @@ describe('pod deletion cost (scale-in that spares busy workers)', () => {
     const [, idle] = await apiServer.waitForRequests(2);
     // Timers may fire a millisecond early; a slow machine only makes the PATCH later.
     expect(idle!.receivedAt - idleSince).to.be.at.least(IDLE_DELAY_MS - 2);
-    expect(apiServer.requests.map((request) => request.body)).to.deep.equal([costPatch(BUSY_COST), costPatch(IDLE_COST)]);
+    expect(apiServer.requests.map((request) => request.body)).to.deep.equal([
+      costPatch(BUSY_COST),
+      costPatch(IDLE_COST),
+    ]);
   });
 
   it('sends nothing for a short pause between jobs, so a steady stream costs one PATCH', async () => {
@@ -68,20 +84,30 @@ describe('pod deletion cost (scale-in that spares busy workers)', () => {
     apiServer.failNext(1, 403);
     tracker.setBusy(true);
     await apiServer.waitForRequests(1);
-    await eventually(() => logs.lines().some((line) => line.msg === 'could not set the pod deletion cost'), 'the refusal to arrive');
+    await eventually(
+      () => logs.lines().some((line) => line.msg === 'could not set the pod deletion cost'),
+      'the refusal to arrive',
+    );
     tracker.setBusy(false);
     tracker.setBusy(true);
     await apiServer.waitForRequests(2);
-    expect(apiServer.requests.map((request) => request.body)).to.deep.equal([costPatch(BUSY_COST), costPatch(BUSY_COST)]);
+    expect(apiServer.requests.map((request) => request.body)).to.deep.equal([
+      costPatch(BUSY_COST),
+      costPatch(BUSY_COST),
+    ]);
   });
 
   describe('settings', () => {
     it('is off unless POD_DELETION_COST is true', () => {
-      expect(podDeletionCostFromConfig({ podDeletionCost: false, podName: null, podNamespace: null }, testLogger())).to.equal(null);
+      expect(
+        podDeletionCostFromConfig({ podDeletionCost: false, podName: null, podNamespace: null }, testLogger()),
+      ).to.equal(null);
     });
 
     it('stops with one sentence when POD_NAME or POD_NAMESPACE is missing', () => {
-      expect(() => podDeletionCostFromConfig({ podDeletionCost: true, podName: 'worker-1', podNamespace: null }, testLogger())).to.throw(
+      expect(() =>
+        podDeletionCostFromConfig({ podDeletionCost: true, podName: 'worker-1', podNamespace: null }, testLogger()),
+      ).to.throw(
         ConfigError,
         /^POD_DELETION_COST=true needs POD_NAME and POD_NAMESPACE: set them from the downward API/,
       );
@@ -94,10 +120,21 @@ describe('pod deletion cost (scale-in that spares busy workers)', () => {
       const transitions: boolean[] = [];
       let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
-      const slowText = { ...otherProcessor, process: async (input: Parameters<typeof otherProcessor.process>[0]) => (await gate, otherProcessor.process(input)) };
-      const worker = await startWorker(service.queueName, { processors: { text: slowText }, onBusyChange: (busy) => transitions.push(busy) });
+      const slowText = {
+        ...otherProcessor,
+        process: async (input: Parameters<typeof otherProcessor.process>[0]) => (
+          await gate,
+          otherProcessor.process(input)
+        ),
+      };
+      const worker = await startWorker(service.queueName, {
+        processors: { text: slowText },
+        onBusyChange: (busy) => transitions.push(busy),
+      });
       try {
-        const files = await Promise.all([1, 2, 3].map((n) => uploadFile(service.url, { name: `${n}.txt`, content: `file ${n}` })));
+        const files = await Promise.all(
+          [1, 2, 3].map((n) => uploadFile(service.url, { name: `${n}.txt`, content: `file ${n}` })),
+        );
         while (transitions.length === 0) await sleep(10);
         release();
         for (const file of files) expect((await waitForStatus(service.url, file.id)).status).to.equal('processed');

@@ -4,7 +4,17 @@ import { dropDatabase, ensureDatabaseExists } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually } from './support/eventually.js';
-import { childrenOf, freePort, killStartedProcesses, runProcess, READY_TIMEOUT_MS, startApiAndWorker, startProcess, waitUntilReady, type ApiAndWorker } from './support/processes.js';
+import {
+  childrenOf,
+  freePort,
+  killStartedProcesses,
+  runProcess,
+  READY_TIMEOUT_MS,
+  startApiAndWorker,
+  startProcess,
+  waitUntilReady,
+  type ApiAndWorker,
+} from './support/processes.js';
 import { uploadFile, waitForStatus } from './support/service.js';
 
 const databaseNamed = (name: string) => {
@@ -34,7 +44,9 @@ describe('the real processes', function () {
     it('runs safely from several processes at once', async () => {
       const other = databaseNamed(`fp_test_migrate_${randomBytes(3).toString('hex')}`);
       try {
-        const runs = await Promise.all([1, 2, 3].map(() => runProcess('dist/core/db/migrate.js', { DATABASE_URL: other })));
+        const runs = await Promise.all(
+          [1, 2, 3].map(() => runProcess('dist/core/db/migrate.js', { DATABASE_URL: other })),
+        );
         for (const run of runs) expect(run.code, run.output).to.equal(0);
         expect(runs.filter((run) => run.output.includes('applied 0001-create-files'))).to.have.length(1);
       } finally {
@@ -46,10 +58,26 @@ describe('the real processes', function () {
   describe('start-up failures', () => {
     const cases: Array<[string, Record<string, string>, RegExp]> = [
       ['a bad setting', { PORT: 'eighty' }, /^PORT must be a whole number from 1 to 65535, got "eighty"\.\n$/],
-      ['PostgreSQL not answering', { DATABASE_URL: 'postgres://postgres@127.0.0.1:9/x' }, /^PostgreSQL at 127\.0\.0\.1:9 does not answer \(ECONNREFUSED\): start it, or set DATABASE_URL\.\n$/],
-      ['a database that does not exist', { DATABASE_URL: databaseNamed('fp_test_never_created') }, /^The database in DATABASE_URL does not exist at 127\.0\.0\.1:5432: run `npm run migrate`, which creates it\.\n$/],
-      ['Redis not answering', { REDIS_URL: 'redis://127.0.0.1:9' }, /^Redis at 127\.0\.0\.1:9 does not answer \(ECONNREFUSED\): start it, or set REDIS_URL\.\n$/],
-      ['an unusable STORAGE_DIR', { STORAGE_DIR: '/etc/hostname' }, /^STORAGE_DIR \/etc\/hostname is not writable \(ENOTDIR\): create it with write access, or set STORAGE_DIR\.\n$/],
+      [
+        'PostgreSQL not answering',
+        { DATABASE_URL: 'postgres://postgres@127.0.0.1:9/x' },
+        /^PostgreSQL at 127\.0\.0\.1:9 does not answer \(ECONNREFUSED\): start it, or set DATABASE_URL\.\n$/,
+      ],
+      [
+        'a database that does not exist',
+        { DATABASE_URL: databaseNamed('fp_test_never_created') },
+        /^The database in DATABASE_URL does not exist at 127\.0\.0\.1:5432: run `npm run migrate`, which creates it\.\n$/,
+      ],
+      [
+        'Redis not answering',
+        { REDIS_URL: 'redis://127.0.0.1:9' },
+        /^Redis at 127\.0\.0\.1:9 does not answer \(ECONNREFUSED\): start it, or set REDIS_URL\.\n$/,
+      ],
+      [
+        'an unusable STORAGE_DIR',
+        { STORAGE_DIR: '/etc/hostname' },
+        /^STORAGE_DIR \/etc\/hostname is not writable \(ENOTDIR\): create it with write access, or set STORAGE_DIR\.\n$/,
+      ],
     ];
     for (const [what, env, message] of cases) {
       for (const script of ['dist/api/main.js', 'dist/worker/main.js']) {
@@ -78,7 +106,10 @@ describe('the real processes', function () {
       const first = startProcess('dist/api/main.js', { PORT: String(port), ADMIN_PORT: String(await freePort()) });
       try {
         await waitUntilReady(first, `http://127.0.0.1:${port}/files/`);
-        const { code, output } = await runProcess('dist/api/main.js', { PORT: String(port), ADMIN_PORT: String(await freePort()) });
+        const { code, output } = await runProcess('dist/api/main.js', {
+          PORT: String(port),
+          ADMIN_PORT: String(await freePort()),
+        });
         expect(code).to.equal(1);
         expect(output).to.equal(`Cannot listen on 127.0.0.1:${port} (EADDRINUSE): free the port, or set PORT.\n`);
       } finally {
@@ -92,7 +123,11 @@ describe('the real processes', function () {
     let processes: ApiAndWorker;
 
     before(async () => {
-      processes = await startApiAndWorker({ QUEUE_NAME: `e2e-${randomBytes(3).toString('hex')}`, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '5000' });
+      processes = await startApiAndWorker({
+        QUEUE_NAME: `e2e-${randomBytes(3).toString('hex')}`,
+        LOG_LEVEL: 'info',
+        SHUTDOWN_TIMEOUT_MS: '5000',
+      });
     });
     after(() => {
       processes.api.child.kill('SIGKILL');
@@ -109,13 +144,21 @@ describe('the real processes', function () {
 
     it('serves metrics on both admin ports', async () => {
       expect(await (await fetch(`${processes.apiAdmin}/metrics`)).text()).to.contain('uploads_total{kind="text"} 1');
-      expect(await (await fetch(`${processes.workerAdmin}/metrics`)).text()).to.contain('jobs_processed_total{kind="text",outcome="processed"} 1');
+      expect(await (await fetch(`${processes.workerAdmin}/metrics`)).text()).to.contain(
+        'jobs_processed_total{kind="text",outcome="processed"} 1',
+      );
     });
 
     it('logs one JSON line per request and per job', () => {
-      const requestLine = processes.api.output().split('\n').find((line) => line.includes('"route":"/upload/"'));
+      const requestLine = processes.api
+        .output()
+        .split('\n')
+        .find((line) => line.includes('"route":"/upload/"'));
       expect(JSON.parse(requestLine!)).to.include({ method: 'POST', status: 201, msg: 'request' });
-      const jobLine = processes.worker.output().split('\n').find((line) => line.includes('"outcome":"processed"'));
+      const jobLine = processes.worker
+        .output()
+        .split('\n')
+        .find((line) => line.includes('"outcome":"processed"'));
       expect(JSON.parse(jobLine!)).to.include({ kind: 'text', attempts: 1, msg: 'job' });
     });
 
@@ -153,20 +196,30 @@ describe('the real processes', function () {
 
     it('starts a worker that died again after a back-off, and the API never notices', async () => {
       const [port, adminPort, workerAdminPort] = [await freePort(), await freePort(), await freePort()];
-      const env = { PORT: String(port), ADMIN_PORT: String(adminPort), WORKER_ADMIN_PORT: String(workerAdminPort), QUEUE_NAME: `run-${randomBytes(3).toString('hex')}` };
+      const env = {
+        PORT: String(port),
+        ADMIN_PORT: String(adminPort),
+        WORKER_ADMIN_PORT: String(workerAdminPort),
+        QUEUE_NAME: `run-${randomBytes(3).toString('hex')}`,
+      };
       const run = startProcess('dist/scripts/run.js', env, { detached: true });
       try {
         await waitUntilReady(run, `http://127.0.0.1:${adminPort}/readyz`);
         await waitUntilReady(run, `http://127.0.0.1:${workerAdminPort}/readyz`);
         const [apiPid, workerPid] = childrenOf(run.child.pid!);
         process.kill(workerPid!, 'SIGKILL');
-        await eventually(() => run.output().includes('worker/main.js exited (SIGKILL); starting it again in 1 s.'), 'the restart notice');
+        await eventually(
+          () => run.output().includes('worker/main.js exited (SIGKILL); starting it again in 1 s.'),
+          'the restart notice',
+        );
         await waitUntilReady(run, `http://127.0.0.1:${workerAdminPort}/readyz`);
         const [apiPidAfter, workerPidAfter] = childrenOf(run.child.pid!);
         expect(apiPidAfter).to.equal(apiPid);
         expect(workerPidAfter).to.not.equal(workerPid);
         const file = await uploadFile(`http://127.0.0.1:${port}`, { content: 'after the restart' });
-        expect((await waitForStatus(`http://127.0.0.1:${port}`, file.id, ['processed'], 10_000)).processed).to.equal(true);
+        expect((await waitForStatus(`http://127.0.0.1:${port}`, file.id, ['processed'], 10_000)).processed).to.equal(
+          true,
+        );
       } finally {
         process.kill(-run.child.pid!, 'SIGINT');
       }
@@ -174,10 +227,16 @@ describe('the real processes', function () {
     });
 
     it('stops the other process when one exits on its own, and says so', async () => {
-      const env = { PORT: 'not-a-port', WORKER_ADMIN_PORT: String(await freePort()), QUEUE_NAME: `run-${randomBytes(3).toString('hex')}` };
+      const env = {
+        PORT: 'not-a-port',
+        WORKER_ADMIN_PORT: String(await freePort()),
+        QUEUE_NAME: `run-${randomBytes(3).toString('hex')}`,
+      };
       const run = startProcess('dist/scripts/run.js', env);
       expect(await run.exited).to.equal(1);
-      expect(run.output()).to.contain('PORT must be a whole number').and.match(/(api|worker)\/main\.js exited \(1\); stopping the rest/);
+      expect(run.output())
+        .to.contain('PORT must be a whole number')
+        .and.match(/(api|worker)\/main\.js exited \(1\); stopping the rest/);
     });
   });
 });

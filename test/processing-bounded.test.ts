@@ -22,7 +22,13 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'fp-bounded-'));
 after(() => rm(dir, { recursive: true, force: true }));
 
 /** Runs `analysis` on `content` written to a file, failing if it is still running after `ms` (a stuck loop never ends). */
-async function analyze<F>(analysis: (input: AnalysisInput) => Promise<Analyzed<F>>, name: string, content: Buffer, contentType: string, ms = 5_000): Promise<Analyzed<F>> {
+async function analyze<F>(
+  analysis: (input: AnalysisInput) => Promise<Analyzed<F>>,
+  name: string,
+  content: Buffer,
+  contentType: string,
+  ms = 5_000,
+): Promise<Analyzed<F>> {
   const file = path.join(dir, name);
   await writeFile(file, content);
   let timer: NodeJS.Timeout | undefined;
@@ -40,18 +46,32 @@ describe('tar headers', () => {
   const analyzeTar = (name: string, content: Buffer) => analyze(analyzeArchive, name, content, 'application/x-tar');
 
   it('fails a header declaring a negative size as corrupt_file at once, where the walk stood still on it', async () => {
-    const err = await rejection(analyzeTar('negative.tar', tar([{ name: 'a.txt', content: 'hello', sizeField: '-0000001000\0' }])));
-    expect(err).to.include({ code: 'corrupt_file', message: 'The tar header at byte 0 is damaged: its size field "-0000001000" is not an octal number.' });
+    const err = await rejection(
+      analyzeTar('negative.tar', tar([{ name: 'a.txt', content: 'hello', sizeField: '-0000001000\0' }])),
+    );
+    expect(err).to.include({
+      code: 'corrupt_file',
+      message: 'The tar header at byte 0 is damaged: its size field "-0000001000" is not an octal number.',
+    });
   });
 
   it('fails a size that is not octal, or a base-256 size beyond 2^53, as corrupt_file', async () => {
-    const letters = await rejection(analyzeTar('letters.tar', tar([{ name: 'a.txt', content: 'hello', sizeField: '00000000zz1\0' }])));
-    expect(letters).to.include({ code: 'corrupt_file', message: 'The tar header at byte 0 is damaged: its size field "00000000zz1" is not an octal number.' });
+    const letters = await rejection(
+      analyzeTar('letters.tar', tar([{ name: 'a.txt', content: 'hello', sizeField: '00000000zz1\0' }])),
+    );
+    expect(letters).to.include({
+      code: 'corrupt_file',
+      message: 'The tar header at byte 0 is damaged: its size field "00000000zz1" is not an octal number.',
+    });
     const huge = Buffer.concat([Buffer.from([0x80, 0x00, 0x00, 0x00]), Buffer.alloc(8, 0xff)]);
-    const overflow = await rejection(analyzeTar('overflow.tar', tar([{ name: 'a.txt', content: 'hello', sizeField: huge }])));
+    const overflow = await rejection(
+      analyzeTar('overflow.tar', tar([{ name: 'a.txt', content: 'hello', sizeField: huge }])),
+    );
     expect(overflow).to.include({ code: 'corrupt_file' });
     expect(overflow.message).to.match(/size field is a base-256 number beyond 2\^53/);
-    const negative = await rejection(analyzeTar('negative-256.tar', tar([{ name: 'a.txt', content: 'hello', sizeField: Buffer.alloc(12, 0xff) }])));
+    const negative = await rejection(
+      analyzeTar('negative-256.tar', tar([{ name: 'a.txt', content: 'hello', sizeField: Buffer.alloc(12, 0xff) }])),
+    );
     expect(negative).to.include({ code: 'corrupt_file' });
   });
 
@@ -59,7 +79,10 @@ describe('tar headers', () => {
     const content = tar([{ name: 'a.txt', content: 'hello' }]);
     content.write('-00001\0 ', 148, 'latin1');
     const err = await rejection(analyzeTar('checksum.tar', content));
-    expect(err).to.include({ code: 'corrupt_file', message: 'The tar header at byte 0 is damaged: its checksum field "-00001" is not an octal number.' });
+    expect(err).to.include({
+      code: 'corrupt_file',
+      message: 'The tar header at byte 0 is damaged: its checksum field "-00001" is not an octal number.',
+    });
   });
 
   it('walks the 100,000 headers of a 50 MB tar of empty files in well under the 5 s a read per header took', async () => {
@@ -72,7 +95,11 @@ describe('tar headers', () => {
     const base256 = Buffer.concat([Buffer.from([0x80]), Buffer.alloc(10), Buffer.from([5])]);
     for (const sizeField of ['00000000005 ', '          5', '5\0          ', base256]) {
       const { fields } = await analyzeTar('sizes.tar', tar([{ name: 'a.txt', content: 'hello', sizeField }]));
-      expect(fields, JSON.stringify(sizeField)).to.deep.include({ entries: 1, uncompressed_bytes: 5, names: ['a.txt'] });
+      expect(fields, JSON.stringify(sizeField)).to.deep.include({
+        entries: 1,
+        uncompressed_bytes: 5,
+        names: ['a.txt'],
+      });
     }
   });
 });
@@ -86,16 +113,24 @@ describe('zip directories', () => {
   });
 
   it('still fails a zip cut short, or one whose directory points past its end, as corrupt_file', async () => {
-    const whole = zip([{ name: 'a.txt', content: 'hello' }, { name: 'b.txt', content: 'world' }]);
-    expect(await rejection(analyze(analyzeArchive, 'cut.zip', whole.subarray(0, whole.length - 30), 'application/zip'))).to.include({ code: 'corrupt_file' });
+    const whole = zip([
+      { name: 'a.txt', content: 'hello' },
+      { name: 'b.txt', content: 'world' },
+    ]);
+    expect(
+      await rejection(analyze(analyzeArchive, 'cut.zip', whole.subarray(0, whole.length - 30), 'application/zip')),
+    ).to.include({ code: 'corrupt_file' });
     const pointsPast = Buffer.from(whole);
     pointsPast.writeUInt32LE(whole.length * 2, whole.length - 6);
-    expect(await rejection(analyze(analyzeArchive, 'past.zip', pointsPast, 'application/zip'))).to.include({ code: 'corrupt_file' });
+    expect(await rejection(analyze(analyzeArchive, 'past.zip', pointsPast, 'application/zip'))).to.include({
+      code: 'corrupt_file',
+    });
   });
 });
 
 describe('MP4 boxes', () => {
-  const analyzeMp4 = (name: string, content: Buffer, ms?: number) => analyze(analyzeVideo, name, content, 'video/mp4', ms);
+  const analyzeMp4 = (name: string, content: Buffer, ms?: number) =>
+    analyze(analyzeVideo, name, content, 'video/mp4', ms);
   const clip = mp4(640, 360, 3);
   const ftyp = clip.subarray(0, clip.readUInt32BE(0));
   const rest = clip.subarray(ftyp.length);
@@ -116,8 +151,14 @@ describe('MP4 boxes', () => {
   });
 
   it('fails a box of 64-bit size 0 or smaller than its header as corrupt_file, and reads a last box of size 0 to the end', async () => {
-    for (const [name, header] of [['large-zero.mp4', boxHeader(1, 0n)], ['large-eight.mp4', boxHeader(1, 8n)], ['size-three.mp4', boxHeader(3)]] as const) {
-      expect(await rejection(analyzeMp4(name, Buffer.concat([ftyp, header, rest]))), name).to.include({ code: 'corrupt_file' });
+    for (const [name, header] of [
+      ['large-zero.mp4', boxHeader(1, 0n)],
+      ['large-eight.mp4', boxHeader(1, 8n)],
+      ['size-three.mp4', boxHeader(3)],
+    ] as const) {
+      expect(await rejection(analyzeMp4(name, Buffer.concat([ftyp, header, rest]))), name).to.include({
+        code: 'corrupt_file',
+      });
     }
     const { fields } = await analyzeMp4('last-zero.mp4', Buffer.concat([clip, boxHeader(0), Buffer.alloc(100)]));
     expect(fields).to.deep.include({ duration_seconds: 3, width: 640, height: 360 });
@@ -129,12 +170,21 @@ describe('PDF decoding budget', () => {
   const spaces = Buffer.alloc(1024, 0x20);
   const analyzeWith = (name: string, content: Buffer, pdfMaxDecodedBytes: number) =>
     writeFile(path.join(dir, name), content).then(() =>
-      analyzePdf({ path: path.join(dir, name), contentType: 'application/pdf', size: content.length, limits: { ...LIMITS, pdfMaxDecodedBytes } }),
+      analyzePdf({
+        path: path.join(dir, name),
+        contentType: 'application/pdf',
+        size: content.length,
+        limits: { ...LIMITS, pdfMaxDecodedBytes },
+      }),
     );
 
   /** Analyses `file` in a fresh Node process (after a small PDF, so pdf.js is loaded): its result, time and peak RSS growth. */
-  async function analyzeInFreshProcess(file: string, warmUp: string): Promise<{ analyzed: Awaited<ReturnType<typeof analyzePdf>>; ms: number; rssGrowthBytes: number }> {
-    const input = (file: string) => JSON.stringify({ path: file, contentType: 'application/pdf', size: 0, limits: LIMITS });
+  async function analyzeInFreshProcess(
+    file: string,
+    warmUp: string,
+  ): Promise<{ analyzed: Awaited<ReturnType<typeof analyzePdf>>; ms: number; rssGrowthBytes: number }> {
+    const input = (file: string) =>
+      JSON.stringify({ path: file, contentType: 'application/pdf', size: 0, limits: LIMITS });
     const script = `
       import { analyzePdf } from ${JSON.stringify(new URL('../worker/processors/pdf.js', import.meta.url).href)};
       await analyzePdf(${input(warmUp)});
@@ -144,7 +194,12 @@ describe('PDF decoding budget', () => {
       const ms = performance.now() - started;
       process.stdout.write(JSON.stringify({ analyzed, ms, rssGrowthBytes: (process.resourceUsage().maxRSS - before) * 1024 }));`;
     // With source maps on, as under coverage or when debugging a worker: the patched pdf.js must still load.
-    const { stdout } = await promisify(execFile)(process.execPath, ['--enable-source-maps', '--input-type=module', '-e', script]);
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      '--enable-source-maps',
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
     return JSON.parse(stdout) as Awaited<ReturnType<typeof analyzeInFreshProcess>>;
   }
 
@@ -152,11 +207,22 @@ describe('PDF decoding budget', () => {
     this.timeout(120_000);
     const bomb = path.join(dir, 'bomb.pdf');
     const small = path.join(dir, 'small.pdf');
-    await writeFile(bomb, pdf(['Intro page', { deflated: await deflatedRepeats(spaces, 1024 * MIB) }], { title: 'Bomb' }));
+    await writeFile(
+      bomb,
+      pdf(['Intro page', { deflated: await deflatedRepeats(spaces, 1024 * MIB) }], { title: 'Bomb' }),
+    );
     await writeFile(small, pdf(['Warm-up'], {}, { flate: true }));
     const { analyzed, ms, rssGrowthBytes } = await analyzeInFreshProcess(bomb, small);
-    expect(analyzed.fields).to.deep.include({ pdf_version: '1.4', pages: 2, title: 'Bomb', encrypted: false, text: 'Intro page' });
-    expect(analyzed.warnings).to.deep.equal(["The PDF's text was not fully extracted: its content decodes to more than 64 MiB, the limit of this service."]);
+    expect(analyzed.fields).to.deep.include({
+      pdf_version: '1.4',
+      pages: 2,
+      title: 'Bomb',
+      encrypted: false,
+      text: 'Intro page',
+    });
+    expect(analyzed.warnings).to.deep.equal([
+      "The PDF's text was not fully extracted: its content decodes to more than 64 MiB, the limit of this service.",
+    ]);
     // Unbounded, pdf.js took 35 s and 2.3 GB to inflate it all and find no text in it.
     expect(ms, 'analysis time in ms').to.be.below(10_000);
     expect(rssGrowthBytes, 'peak RSS growth in bytes').to.be.below(512 * MIB);
@@ -164,10 +230,18 @@ describe('PDF decoding budget', () => {
 
   it('also counts what is decoded block by block (a Flate stream behind a PNG predictor), not only what is inflated whole', async () => {
     const row = Buffer.concat([Buffer.from([0]), spaces.subarray(1)]);
-    const content = pdf(['Intro page', { deflated: await deflatedRepeats(row, 8 * MIB), decodeParms: '<< /Predictor 12 /Columns 1023 >>' }], { title: 'Rows' });
+    const content = pdf(
+      [
+        'Intro page',
+        { deflated: await deflatedRepeats(row, 8 * MIB), decodeParms: '<< /Predictor 12 /Columns 1023 >>' },
+      ],
+      { title: 'Rows' },
+    );
     const over = await analyzeWith('rows.pdf', content, MIB);
     expect(over.fields).to.deep.include({ pages: 2, title: 'Rows', text: 'Intro page' });
-    expect(over.warnings).to.deep.equal(["The PDF's text was not fully extracted: its content decodes to more than 1 MiB, the limit of this service."]);
+    expect(over.warnings).to.deep.equal([
+      "The PDF's text was not fully extracted: its content decodes to more than 1 MiB, the limit of this service.",
+    ]);
     expect((await analyzeWith('rows.pdf', content, 64 * MIB)).warnings).to.deep.equal([]);
   });
 
@@ -175,12 +249,32 @@ describe('PDF decoding budget', () => {
     const catalog = Buffer.from('1 0 << /Type /Catalog /Pages 2 0 R >>\n');
     const normal = await analyzeWith('objects.pdf', pdfWithObjectStream(deflateSync(catalog)), MIB);
     expect(normal).to.deep.equal({
-      fields: { pdf_version: '1.5', pages: 1, title: null, author: null, producer: null, encrypted: false, text: 'Compressed catalog' },
+      fields: {
+        pdf_version: '1.5',
+        pages: 1,
+        title: null,
+        author: null,
+        producer: null,
+        encrypted: false,
+        text: 'Compressed catalog',
+      },
       warnings: [],
     });
-    const padded = await analyzeWith('objects-bomb.pdf', pdfWithObjectStream(await deflatedRepeats(spaces, 8 * MIB, catalog)), MIB);
+    const padded = await analyzeWith(
+      'objects-bomb.pdf',
+      pdfWithObjectStream(await deflatedRepeats(spaces, 8 * MIB, catalog)),
+      MIB,
+    );
     expect(padded).to.deep.equal({
-      fields: { pdf_version: null, pages: null, title: null, author: null, producer: null, encrypted: false, text: null },
+      fields: {
+        pdf_version: null,
+        pages: null,
+        title: null,
+        author: null,
+        producer: null,
+        encrypted: false,
+        text: null,
+      },
       warnings: ['The PDF could not be opened: its structure decodes to more than 1 MiB, the limit of this service.'],
     });
   });
@@ -188,19 +282,38 @@ describe('PDF decoding budget', () => {
   it('reads a normal PDF, plain or compressed, as before; a budget smaller than its text leaves the text out', async () => {
     const pages = ['Hello (PDF) world', 'Second page'];
     for (const flate of [false, true]) {
-      const { fields, warnings } = await analyzeWith('normal.pdf', pdf(pages, { title: 'Report', author: 'Ada' }, { flate }), 64 * MIB);
-      expect(fields, `flate: ${flate}`).to.deep.equal({ pdf_version: '1.4', pages: 2, title: 'Report', author: 'Ada', producer: null, encrypted: false, text: 'Hello (PDF) world Second page' });
+      const { fields, warnings } = await analyzeWith(
+        'normal.pdf',
+        pdf(pages, { title: 'Report', author: 'Ada' }, { flate }),
+        64 * MIB,
+      );
+      expect(fields, `flate: ${flate}`).to.deep.equal({
+        pdf_version: '1.4',
+        pages: 2,
+        title: 'Report',
+        author: 'Ada',
+        producer: null,
+        encrypted: false,
+        text: 'Hello (PDF) world Second page',
+      });
       expect(warnings).to.deep.equal([]);
     }
     const tiny = await analyzeWith('normal.pdf', pdf(pages, { title: 'Report' }, { flate: true }), 16);
     expect(tiny.fields).to.deep.include({ pages: 2, title: 'Report', text: null });
-    expect(tiny.warnings).to.deep.equal(["The PDF's text was not fully extracted: its content decodes to more than 16 bytes, the limit of this service."]);
+    expect(tiny.warnings).to.deep.equal([
+      "The PDF's text was not fully extracted: its content decodes to more than 16 bytes, the limit of this service.",
+    ]);
   });
 
-  it("patches the installed pdf.js at both of its decoding paths, and refuses loudly a pdf.js it no longer fits", async () => {
+  it('patches the installed pdf.js at both of its decoding paths, and refuses loudly a pdf.js it no longer fits', async () => {
     const source = await readFile(PDFJS_WORKER_FILE, 'utf8');
     expect(patchPdfjsWorker(source).split('__chargeDecodedBytes(')).to.have.length(3);
-    const upgraded = source.replace('  ensureBuffer(requested) {\n    const buffer = this.buffer;', '  ensureBuffer(requested, options) {\n    const buffer = this.buffer;');
-    expect(() => patchPdfjsWorker(upgraded)).to.throw(/pdfjs-dist changed: .*"  ensureBuffer\(requested\) \{" was found nowhere in pdf.worker.mjs/);
+    const upgraded = source.replace(
+      '  ensureBuffer(requested) {\n    const buffer = this.buffer;',
+      '  ensureBuffer(requested, options) {\n    const buffer = this.buffer;',
+    );
+    expect(() => patchPdfjsWorker(upgraded)).to.throw(
+      /pdfjs-dist changed: .*"  ensureBuffer\(requested\) \{" was found nowhere in pdf.worker.mjs/,
+    );
   });
 });

@@ -10,24 +10,70 @@ type Outcome = { failed: string } | { warning: RegExp } | 'processed';
 
 /** Damaged and deceptive files, all made here, and how each must end (bombs and floods: test/faults/hostile-files.test.ts). */
 async function hostileFiles(): Promise<Array<[string, UploadPart, Outcome]>> {
-  const jpeg = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#808080' } }).jpeg().toBuffer();
+  const jpeg = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#808080' } })
+    .jpeg()
+    .toBuffer();
   const report = pdf(['Hello', 'World'], { title: 'Report' });
   return [
-    ['a "PDF" that is not one', { name: 'fake.pdf', content: '%PDF-1.7\nthis is no PDF at all\n%%EOF\n' }, { failed: 'corrupt_file' }],
+    [
+      'a "PDF" that is not one',
+      { name: 'fake.pdf', content: '%PDF-1.7\nthis is no PDF at all\n%%EOF\n' },
+      { failed: 'corrupt_file' },
+    ],
     ['a truncated PNG', { name: 'cut.png', content: truncated(png(300, 200, 1)) }, { failed: 'corrupt_file' }],
     ['a truncated JPEG', { name: 'cut.jpg', content: truncated(jpeg) }, { failed: 'corrupt_file' }],
     ['a truncated PDF', { name: 'cut.pdf', content: truncated(report) }, { failed: 'corrupt_file' }],
-    ['a truncated zip', { name: 'cut.zip', content: truncated(zip([{ name: 'a.txt', content: 'hello' }])) }, { failed: 'corrupt_file' }],
-    ['a truncated tar', { name: 'cut.tar', content: truncated(tar([{ name: 'a.bin', content: Buffer.alloc(5000, 1) }])) }, { failed: 'corrupt_file' }],
-    ['a truncated gzip stream', { name: 'cut.gz', content: truncated(gzipSync(Buffer.from('text '.repeat(10_000)))) }, { failed: 'corrupt_file' }],
+    [
+      'a truncated zip',
+      { name: 'cut.zip', content: truncated(zip([{ name: 'a.txt', content: 'hello' }])) },
+      { failed: 'corrupt_file' },
+    ],
+    [
+      'a truncated tar',
+      { name: 'cut.tar', content: truncated(tar([{ name: 'a.bin', content: Buffer.alloc(5000, 1) }])) },
+      { failed: 'corrupt_file' },
+    ],
+    [
+      'a truncated gzip stream',
+      { name: 'cut.gz', content: truncated(gzipSync(Buffer.from('text '.repeat(10_000)))) },
+      { failed: 'corrupt_file' },
+    ],
     ['a truncated MP4', { name: 'cut.mp4', content: truncated(mp4(), 0.3) }, { failed: 'corrupt_file' }],
-    ['a truncated WAV', { name: 'cut.wav', content: truncated(wav(1), 0.1) }, { warning: /RIFF header declares 16044 bytes but the file has 1604/ }],
-    ['UTF-8 text cut inside a character', { name: 'cut.txt', content: Buffer.from('déjà vu, voilà', 'utf8').subarray(0, -1) }, { warning: /middle of a UTF-8 character/ }],
-    ['a CSV cut inside a quoted field', { name: 'cut.csv', content: 'a,b\n1,"unfinished' }, { warning: /inside a quoted field/ }],
-    ['invalid UTF-8', { name: 'bad.txt', content: Buffer.from([0x68, 0x69, 0x20, 0xc3, 0x28, 0xa0, 0xa1, 0x0a]) }, { warning: /read as windows-1252/ }],
-    ['UTF-16 text (file-type reads it as audio)', { name: 'wide.txt', content: Buffer.from('some UTF-16 text without a BOM\n', 'utf16le') }, 'processed'],
-    ['a password-protected PDF', { name: 'locked.pdf', content: pdf(['x'], {}, { encrypt: true }) }, { warning: /needs a password/ }],
-    ['a zip with encrypted entries', { name: 'secret.zip', content: zip([{ name: 'a', content: 'x', encrypted: true }]) }, { warning: /1 entries are encrypted/ }],
+    [
+      'a truncated WAV',
+      { name: 'cut.wav', content: truncated(wav(1), 0.1) },
+      { warning: /RIFF header declares 16044 bytes but the file has 1604/ },
+    ],
+    [
+      'UTF-8 text cut inside a character',
+      { name: 'cut.txt', content: Buffer.from('déjà vu, voilà', 'utf8').subarray(0, -1) },
+      { warning: /middle of a UTF-8 character/ },
+    ],
+    [
+      'a CSV cut inside a quoted field',
+      { name: 'cut.csv', content: 'a,b\n1,"unfinished' },
+      { warning: /inside a quoted field/ },
+    ],
+    [
+      'invalid UTF-8',
+      { name: 'bad.txt', content: Buffer.from([0x68, 0x69, 0x20, 0xc3, 0x28, 0xa0, 0xa1, 0x0a]) },
+      { warning: /read as windows-1252/ },
+    ],
+    [
+      'UTF-16 text (file-type reads it as audio)',
+      { name: 'wide.txt', content: Buffer.from('some UTF-16 text without a BOM\n', 'utf16le') },
+      'processed',
+    ],
+    [
+      'a password-protected PDF',
+      { name: 'locked.pdf', content: pdf(['x'], {}, { encrypt: true }) },
+      { warning: /needs a password/ },
+    ],
+    [
+      'a zip with encrypted entries',
+      { name: 'secret.zip', content: zip([{ name: 'a', content: 'x', encrypted: true }]) },
+      { warning: /1 entries are encrypted/ },
+    ],
   ];
 }
 
@@ -41,13 +87,19 @@ describe('hostile files through a real worker process', function () {
 
   before(async () => {
     service = await startService({ worker: false, jobTimeoutMs: 30_000 });
-    ({ worker, admin } = await startWorkerProcess({ QUEUE_NAME: service.queueName, WORKER_CONCURRENCY: '2', JOB_TIMEOUT_MS: '30000' }));
+    ({ worker, admin } = await startWorkerProcess({
+      QUEUE_NAME: service.queueName,
+      WORKER_CONCURRENCY: '2',
+      JOB_TIMEOUT_MS: '30000',
+    }));
 
     const files = await hostileFiles();
     const uploads = await Promise.all(files.map(([, part]) => uploadFile(service.url, part)));
     // A normal file uploaded after all of them still gets through.
     normal = await uploadFile(service.url, { name: 'normal.txt', content: 'nothing to see here\n' });
-    const done = await Promise.all(uploads.map((file) => waitForStatus(service.url, file.id, ['processed', 'failed'], 60_000)));
+    const done = await Promise.all(
+      uploads.map((file) => waitForStatus(service.url, file.id, ['processed', 'failed'], 60_000)),
+    );
     files.forEach(([what], i) => outcomes.set(what, done[i]!));
   });
 

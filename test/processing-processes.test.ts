@@ -30,7 +30,8 @@ const IMAGE_MODULE = new URL('../worker/processors/image.js', import.meta.url).h
 
 const MIB = 1024 * 1024;
 const limits = (ms: number, cpuMs = ms) => ({ deadline: Date.now() + ms, cpuMs });
-const gone = (pid: number) => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.startsWith('Z');
+const gone = (pid: number) =>
+  !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.startsWith('Z');
 
 describe('parser processes', function () {
   this.timeout(30_000);
@@ -41,7 +42,14 @@ describe('parser processes', function () {
   afterEach(() => parsers.close());
 
   it('runs an exported function in a child process and answers with its value', async () => {
-    expect(await parsers.run(ANALYZERS_MODULE, echoAfter, [5, { found: [1, 'two'], bytes: new Uint8Array([1, 2]) }], limits(10_000))).to.deep.equal({
+    expect(
+      await parsers.run(
+        ANALYZERS_MODULE,
+        echoAfter,
+        [5, { found: [1, 'two'], bytes: new Uint8Array([1, 2]) }],
+        limits(10_000),
+      ),
+    ).to.deep.equal({
       found: [1, 'two'],
       bytes: new Uint8Array([1, 2]),
     });
@@ -50,7 +58,11 @@ describe('parser processes', function () {
   });
 
   it('starts every child and loads the preloaded parsers when warmed', async () => {
-    const warmed = new ParserProcesses({ size: 2, maxRssBytes: 256 * MIB, preload: [IMAGE_MODULE, ANALYZERS_MODULE, 'file:///no/such/module.js'] });
+    const warmed = new ParserProcesses({
+      size: 2,
+      maxRssBytes: 256 * MIB,
+      preload: [IMAGE_MODULE, ANALYZERS_MODULE, 'file:///no/such/module.js'],
+    });
     try {
       await warmed.warm();
       expect(warmed.size).to.equal(2);
@@ -62,7 +74,9 @@ describe('parser processes', function () {
 
   it('queues work beyond its size and runs it as children free up', async () => {
     const started = Date.now();
-    const answers = await Promise.all([1, 2, 3].map((n) => parsers.run(ANALYZERS_MODULE, echoAfter, [200, n], limits(10_000))));
+    const answers = await Promise.all(
+      [1, 2, 3].map((n) => parsers.run(ANALYZERS_MODULE, echoAfter, [200, n], limits(10_000))),
+    );
     expect(answers).to.deep.equal([1, 2, 3]);
     expect(Date.now() - started).to.be.at.least(400);
     expect(parsers.size).to.equal(2);
@@ -91,7 +105,9 @@ describe('parser processes', function () {
   });
 
   it('fails with parser_crashed when an uncaught exception or an abort kills the child', async () => {
-    expect(await rejection(parsers.run(ANALYZERS_MODULE, throwUncaught, [], limits(10_000)))).to.include({ code: 'parser_crashed' });
+    expect(await rejection(parsers.run(ANALYZERS_MODULE, throwUncaught, [], limits(10_000)))).to.include({
+      code: 'parser_crashed',
+    });
     const aborted = await rejection(parsers.run(ANALYZERS_MODULE, abortProcess, [], limits(10_000)));
     expect(aborted).to.include({ code: 'parser_crashed' });
     expect(aborted.message).to.contain('SIGABRT');
@@ -101,13 +117,15 @@ describe('parser processes', function () {
   it('fails with out_of_memory when a parser grows its JavaScript heap past the ceiling', async () => {
     const small = new ParserProcesses({ size: 1, maxRssBytes: 192 * MIB });
     try {
-      expect(await rejection(small.run(ANALYZERS_MODULE, exhaustMemory, [], limits(20_000)))).to.include({ code: 'out_of_memory' });
+      expect(await rejection(small.run(ANALYZERS_MODULE, exhaustMemory, [], limits(20_000)))).to.include({
+        code: 'out_of_memory',
+      });
     } finally {
       await small.close();
     }
   });
 
-  it('sizes V8\'s old generation from the ceiling, never into V8\'s slower low-memory mode', () => {
+  it("sizes V8's old generation from the ceiling, never into V8's slower low-memory mode", () => {
     expect(v8Flags(256 * MIB)).to.deep.equal(['--max-old-space-size=1024']);
     expect(v8Flags(4096 * MIB)).to.deep.equal(['--max-old-space-size=3968']);
   });
@@ -154,13 +172,27 @@ describe('parser processes', function () {
   it('keeps a ProcessingError permanent across the process boundary, and any other error retryable', async () => {
     const file = path.join(os.tmpdir(), `fp-bomb-${process.pid}.png`);
     await writeFile(file, pngDeclaring(100_000, 100_000));
-    const permanent = await rejection(parsers.run(IMAGE_MODULE, analyzeImage, [{ path: file, contentType: 'image/png', size: 1, limits: { maxImagePixels: 1e6, pdfMaxDecodedBytes: 1 } }], limits(10_000)));
+    const permanent = await rejection(
+      parsers.run(
+        IMAGE_MODULE,
+        analyzeImage,
+        [{ path: file, contentType: 'image/png', size: 1, limits: { maxImagePixels: 1e6, pdfMaxDecodedBytes: 1 } }],
+        limits(10_000),
+      ),
+    );
     expect(permanent).to.be.instanceOf(ProcessingError);
     expect(permanent.code).to.equal('image_too_large');
     const transient = await rejection(parsers.run(ANALYZERS_MODULE, failTransiently, [], limits(10_000)));
     expect(transient).to.not.be.instanceOf(ProcessingError);
     expect(transient).to.include({ code: 'ECONNRESET', message: 'connection reset' });
-    const missing = await rejection(parsers.run(ANALYZERS_MODULE, Object.defineProperty(async () => 1, 'name', { value: 'noSuchExport' }), [], limits(10_000)));
+    const missing = await rejection(
+      parsers.run(
+        ANALYZERS_MODULE,
+        Object.defineProperty(async () => 1, 'name', { value: 'noSuchExport' }),
+        [],
+        limits(10_000),
+      ),
+    );
     expect(missing.message).to.contain('exports no function noSuchExport');
   });
 
@@ -169,7 +201,9 @@ describe('parser processes', function () {
     const pids = parsers.pids();
     await parsers.close();
     expect(pids.filter((pid) => !gone(pid))).to.deep.equal([]);
-    expect((await rejection(parsers.run(ANALYZERS_MODULE, echoAfter, [1, 1], limits(1_000)))).message).to.contain('closed');
+    expect((await rejection(parsers.run(ANALYZERS_MODULE, echoAfter, [1, 1], limits(1_000)))).message).to.contain(
+      'closed',
+    );
   });
 
   it('dies with its parent, even while a parser spins', async () => {
@@ -215,7 +249,9 @@ describe('the worker with misbehaving parsers', function () {
     const normalDone = await waitForStatus(service.url, normal.id, ['processed', 'failed']);
     expect(normalDone.status).to.equal('processed');
     expect(Date.now() - started).to.be.below(2_000);
-    expect((await fetch(`${service.url}/files/${hung.id}/`).then((r) => r.json())) as { status: string }).to.include({ status: 'processing' });
+    expect((await fetch(`${service.url}/files/${hung.id}/`).then((r) => r.json())) as { status: string }).to.include({
+      status: 'processing',
+    });
 
     const done = await waitForStatus(service.url, hung.id, ['processed', 'failed'], 15_000);
     // One attempt: the stall check (every second here) never took the job back, so the event loop stayed free.
@@ -226,12 +262,19 @@ describe('the worker with misbehaving parsers', function () {
   it('fails files whose parser crashes or runs out of memory at the first attempt, alone', async () => {
     const [crashing, hungry, bloated, normal] = await Promise.all([
       uploadFile(service.url, { name: 'crash.zip', content: zip([{ name: 'a', content: 'b' }]) }),
-      uploadFile(service.url, { name: 'hungry.wav', content: Buffer.concat([Buffer.from('RIFF\x24\x00\x00\x00WAVEfmt ', 'latin1'), Buffer.alloc(64)]) }),
+      uploadFile(service.url, {
+        name: 'hungry.wav',
+        content: Buffer.concat([Buffer.from('RIFF\x24\x00\x00\x00WAVEfmt ', 'latin1'), Buffer.alloc(64)]),
+      }),
       uploadFile(service.url, { name: 'bloated.mp4', content: mp4() }),
       uploadFile(service.url, { name: 'normal.csv', content: 'a,b\n1,2\n' }),
     ]);
     expect([crashing.kind, hungry.kind, bloated.kind]).to.deep.equal(['archive', 'audio', 'video']);
-    const outcomes = await Promise.all([crashing, hungry, bloated, normal].map((file) => waitForStatus(service.url, file.id, ['processed', 'failed'], 20_000)));
+    const outcomes = await Promise.all(
+      [crashing, hungry, bloated, normal].map((file) =>
+        waitForStatus(service.url, file.id, ['processed', 'failed'], 20_000),
+      ),
+    );
     expect(outcomes.map((file) => [file.status, file.error?.code ?? null, file.attempts])).to.deep.equal([
       ['failed', 'parser_crashed', 1],
       ['failed', 'out_of_memory', 1],

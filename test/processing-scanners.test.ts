@@ -16,7 +16,8 @@ import { rejection } from './support/eventually.js';
 /** `text` cut into pieces of 1, 2, 3, ... characters: state must carry across any boundary. */
 function inPieces(text: string): string[] {
   const pieces: string[] = [];
-  for (let at = 0, size = 1; at < text.length; at += size, size = (size % 7) + 1) pieces.push(text.slice(at, at + size));
+  for (let at = 0, size = 1; at < text.length; at += size, size = (size % 7) + 1)
+    pieces.push(text.slice(at, at + size));
   return pieces;
 }
 
@@ -100,7 +101,10 @@ describe('streaming JSON validation', () => {
   it('checks a million nested arrays without recursion or a slot per level', () => {
     const deep = '['.repeat(1_000_000) + ']'.repeat(1_000_000);
     expect(scanJson([deep])).to.deep.include({ valid: true, top_level: 'array', items: 1 });
-    expect(scanJson([deep.slice(0, -1)])).to.deep.include({ valid: false, error: 'Line 1, column 1999999: the text ends inside a value.' });
+    expect(scanJson([deep.slice(0, -1)])).to.deep.include({
+      valid: false,
+      error: 'Line 1, column 1999999: the text ends inside a value.',
+    });
   });
 
   it('gives the same answer however the text is split into chunks', () => {
@@ -172,7 +176,12 @@ describe('text counting', () => {
   const analyze = async (name: string, content: Buffer, contentType = 'text/plain; charset=utf-8') => {
     const file = path.join(os.tmpdir(), `fp-text-${process.pid}-${name}`);
     await writeFile(file, content);
-    return analyzeText({ path: file, contentType, size: content.length, limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 } });
+    return analyzeText({
+      path: file,
+      contentType,
+      size: content.length,
+      limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 },
+    });
   };
 
   it('sees a CRLF split between two read chunks as one line ending', async () => {
@@ -197,8 +206,16 @@ describe('text counting', () => {
     const cases: Array<[string, Buffer, string]> = [
       ['utf8', Buffer.from('héllo wörld\r\nsecond line 😀\n'), 'text/plain; charset=utf-8'],
       ['bom', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('a b\nc')]), 'text/plain; charset=utf-8'],
-      ['utf16', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('one two\n', 'utf16le')]), 'text/plain; charset=utf-16le'],
-      ['late-bad-byte', Buffer.concat([Buffer.alloc(5000, 'a'), Buffer.from('\xe9t\xe9', 'latin1')]), 'text/plain; charset=utf-8'],
+      [
+        'utf16',
+        Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('one two\n', 'utf16le')]),
+        'text/plain; charset=utf-16le',
+      ],
+      [
+        'late-bad-byte',
+        Buffer.concat([Buffer.alloc(5000, 'a'), Buffer.from('\xe9t\xe9', 'latin1')]),
+        'text/plain; charset=utf-8',
+      ],
       ['cut-character', Buffer.from('caf\xc3', 'latin1'), 'text/plain; charset=utf-8'],
       ['csv', Buffer.from('name,age\n"Ada, L.",36\nAlan,41\n'), 'text/csv; charset=utf-8'],
       ['json', Buffer.from('{"a": [1, 2], "b": {"c": null}}'), 'application/json; charset=utf-8'],
@@ -206,7 +223,13 @@ describe('text counting', () => {
     ];
     for (const [name, content, contentType] of cases) {
       const fromFile = await analyze(name, content, contentType);
-      const inMemory = await analyzeText({ path: '/nonexistent', contentType, size: content.length, limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 }, bytes: content });
+      const inMemory = await analyzeText({
+        path: '/nonexistent',
+        contentType,
+        size: content.length,
+        limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 },
+        bytes: content,
+      });
       expect(inMemory, name).to.deep.equal(fromFile);
     }
   });
@@ -224,8 +247,18 @@ describe('text processor', () => {
     await storage.put(id, Readable.from([content]), { maxBytes: content.length });
     let parserRuns = 0;
     const inParser: RunInParser = (_module, analysis, ...args) => (parserRuns++, analysis(...args));
-    const file = { id, size: content.length, sha256: recordedSha256, content_type: 'text/plain; charset=utf-8' } as FileRow;
-    const output = await textProcessor.process({ file, storage, limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 }, inParser });
+    const file = {
+      id,
+      size: content.length,
+      sha256: recordedSha256,
+      content_type: 'text/plain; charset=utf-8',
+    } as FileRow;
+    const output = await textProcessor.process({
+      file,
+      storage,
+      limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 },
+      inParser,
+    });
     return { output, parserRuns };
   }
 
@@ -237,12 +270,24 @@ describe('text processor', () => {
     const isolated = await processText('00000000-0000-7000-8000-00000000a002', large);
     expect(inline.parserRuns).to.equal(0);
     expect(isolated.parserRuns).to.equal(1);
-    expect(inline.output.result).to.include({ sha256_verified: true, bytes_read: small.length, lines: small.length / line.length, encoding: 'utf-8' });
-    expect(isolated.output.result).to.include({ sha256_verified: true, bytes_read: large.length, lines: large.length / line.length, encoding: 'utf-8' });
+    expect(inline.output.result).to.include({
+      sha256_verified: true,
+      bytes_read: small.length,
+      lines: small.length / line.length,
+      encoding: 'utf-8',
+    });
+    expect(isolated.output.result).to.include({
+      sha256_verified: true,
+      bytes_read: large.length,
+      lines: large.length / line.length,
+      encoding: 'utf-8',
+    });
   });
 
   it('checks the bytes of an inline text against the record before analysing them', async () => {
-    const err = await rejection(processText('00000000-0000-7000-8000-00000000a003', Buffer.from('short text\n'), sha256(Buffer.from('other'))));
+    const err = await rejection(
+      processText('00000000-0000-7000-8000-00000000a003', Buffer.from('short text\n'), sha256(Buffer.from('other'))),
+    );
     expect(err).to.include({ code: 'checksum_mismatch' });
   });
 });

@@ -27,7 +27,16 @@ describe('type-aware processing', function () {
     it('reads format, size, alpha and pages of a PNG, and serves a WebP thumbnail of at most 256 px', async () => {
       const done = await processed(service, { name: 'photo.png', content: png(640, 480, 3) });
       expect(done).to.include({ status: 'processed', kind: 'image', content_type: 'image/png' });
-      expect(done.result).to.deep.include({ ...COMMON, format: 'png', width: 640, height: 480, orientation: null, alpha: true, pages: 1, color_space: 'srgb' });
+      expect(done.result).to.deep.include({
+        ...COMMON,
+        format: 'png',
+        width: 640,
+        height: 480,
+        orientation: null,
+        alpha: true,
+        pages: 1,
+        color_space: 'srgb',
+      });
       expect(done.result!.thumbnail).to.deep.include({ width: 256, height: 192 });
       expect(done.thumbnail).to.equal(`${service.url}/files/${done.id}/thumbnail`);
 
@@ -41,7 +50,10 @@ describe('type-aware processing', function () {
     });
 
     it('turns an EXIF-rotated JPEG upright in its thumbnail and never enlarges a small image', async () => {
-      const rotated = await sharp({ create: { width: 400, height: 200, channels: 3, background: '#336699' } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+      const rotated = await sharp({ create: { width: 400, height: 200, channels: 3, background: '#336699' } })
+        .jpeg()
+        .withMetadata({ orientation: 6 })
+        .toBuffer();
       const done = await processed(service, { name: 'rotated.jpg', content: rotated });
       expect(done.result).to.deep.include({ format: 'jpeg', width: 400, height: 200, orientation: 6, alpha: false });
       expect(done.result!.thumbnail).to.deep.include({ width: 128, height: 256 });
@@ -52,7 +64,9 @@ describe('type-aware processing', function () {
 
     it('counts the frames of an animated GIF and previews the first', async () => {
       const frames = Buffer.concat([0x20, 0x80, 0xe0].map((shade) => Buffer.alloc(32 * 32 * 3, shade)));
-      const gif = await sharp(frames, { raw: { width: 32, height: 96, channels: 3, pageHeight: 32 } }).gif().toBuffer();
+      const gif = await sharp(frames, { raw: { width: 32, height: 96, channels: 3, pageHeight: 32 } })
+        .gif()
+        .toBuffer();
       const done = await processed(service, { name: 'anim.gif', content: gif });
       expect(done.result).to.deep.include({ format: 'gif', width: 32, height: 32, pages: 3 });
       expect(done.result!.thumbnail).to.deep.include({ width: 32, height: 32 });
@@ -60,7 +74,13 @@ describe('type-aware processing', function () {
 
     it('fails a format the decoder cannot read with unsupported_format, and has no thumbnail', async () => {
       const done = await processed(service, { name: 'old.bmp', content: bmp() });
-      expect(done).to.include({ status: 'failed', kind: 'image', content_type: 'image/bmp', thumbnail: null, result: null });
+      expect(done).to.include({
+        status: 'failed',
+        kind: 'image',
+        content_type: 'image/bmp',
+        thumbnail: null,
+        result: null,
+      });
       expect(done.error!.code).to.equal('unsupported_format');
       await expectProblem(await fetch(`${service.url}/files/${done.id}/thumbnail`), 404, 'not_found');
     });
@@ -69,7 +89,11 @@ describe('type-aware processing', function () {
       const text = await processed(service, { name: 'a.txt', content: 'no preview here' });
       expect(text.thumbnail).to.equal(null);
       await expectProblem(await fetch(`${service.url}/files/${text.id}/thumbnail`), 404, 'not_found');
-      await expectProblem(await fetch(`${service.url}/files/00000000-0000-7000-8000-000000000000/thumbnail`), 404, 'not_found');
+      await expectProblem(
+        await fetch(`${service.url}/files/00000000-0000-7000-8000-000000000000/thumbnail`),
+        404,
+        'not_found',
+      );
       await expectProblem(await fetch(`${service.url}/files/not-an-id/thumbnail`), 404, 'not_found');
     });
 
@@ -101,7 +125,17 @@ describe('type-aware processing', function () {
   describe('text processing', () => {
     it('counts lines, words, characters and line endings of UTF-8 text', async () => {
       const done = await processed(service, { name: 'notes.txt', content: 'héllo wörld\r\nsecond line here\r\n' });
-      expect(done.result).to.deep.include({ ...COMMON, encoding: 'utf-8', bom: false, lines: 2, words: 5, characters: 31, line_endings: 'crlf', csv: null, json: null });
+      expect(done.result).to.deep.include({
+        ...COMMON,
+        encoding: 'utf-8',
+        bom: false,
+        lines: 2,
+        words: 5,
+        characters: 31,
+        line_endings: 'crlf',
+        csv: null,
+        json: null,
+      });
     });
 
     it('tells lf, cr, mixed and single-line texts apart and counts a last line without a break', async () => {
@@ -132,8 +166,17 @@ describe('type-aware processing', function () {
     });
 
     it('checks JSON: validity, top-level type and its key or item count', async () => {
-      const object = await processed(service, { name: 'config.json', content: JSON.stringify({ a: [1, 2, { b: null }], c: 'x\u00e9', d: -1.5e3, e: true }, null, 2) });
-      expect(object.result!.json).to.deep.equal({ valid: true, top_level: 'object', keys: 4, items: null, error: null });
+      const object = await processed(service, {
+        name: 'config.json',
+        content: JSON.stringify({ a: [1, 2, { b: null }], c: 'x\u00e9', d: -1.5e3, e: true }, null, 2),
+      });
+      expect(object.result!.json).to.deep.equal({
+        valid: true,
+        top_level: 'object',
+        keys: 4,
+        items: null,
+        error: null,
+      });
       const array = await processed(service, { name: 'list.json', content: '[1, "two", [3], {"four": 4}]' });
       expect(array.result!.json).to.deep.equal({ valid: true, top_level: 'array', keys: null, items: 4, error: null });
     });
@@ -141,23 +184,41 @@ describe('type-aware processing', function () {
     it('processes a file named JSON that is not, with a warning saying where it breaks', async () => {
       const done = await processed(service, { name: 'broken.json', content: '{"a": [1, 2,}' });
       expect(done.status).to.equal('processed');
-      expect(done.result!.json).to.deep.include({ valid: false, top_level: null, error: 'Line 1, column 13: "}" where a value should come.' });
+      expect(done.result!.json).to.deep.include({
+        valid: false,
+        top_level: null,
+        error: 'Line 1, column 13: "}" where a value should come.',
+      });
       expect(done.result!.warnings).to.have.length(1);
     });
 
     it('reads UTF-16 with a byte order mark and without one', async () => {
-      const withBom = await processed(service, { name: 'wide.txt', content: Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('héllo wörld\n', 'utf16le')]) });
+      const withBom = await processed(service, {
+        name: 'wide.txt',
+        content: Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('héllo wörld\n', 'utf16le')]),
+      });
       expect(withBom).to.include({ kind: 'text', content_type: 'text/plain; charset=utf-16le' });
       expect(withBom.result).to.deep.include({ encoding: 'utf-16le', bom: true, words: 2, characters: 12, lines: 1 });
-      const bigEndian = await processed(service, { name: 'wide-be.txt', content: Buffer.from('hello world, big end\n', 'utf16le').swap16() });
+      const bigEndian = await processed(service, {
+        name: 'wide-be.txt',
+        content: Buffer.from('hello world, big end\n', 'utf16le').swap16(),
+      });
       expect(bigEndian.result).to.deep.include({ encoding: 'utf-16be', bom: false, words: 4, characters: 21 });
     });
 
     it('reads text that is not UTF-8 as windows-1252, with a warning, even when the bad byte comes late', async () => {
-      const legacy = await processed(service, { name: 'latin1.txt', content: Buffer.from('café crème brûlée\n', 'latin1') });
+      const legacy = await processed(service, {
+        name: 'latin1.txt',
+        content: Buffer.from('café crème brûlée\n', 'latin1'),
+      });
       expect(legacy.result).to.deep.include({ encoding: 'windows-1252', words: 3, characters: 18 });
-      expect(legacy.result!.warnings).to.deep.equal(['The text is not valid UTF-8 or UTF-16; it was read as windows-1252, a guess for legacy 8-bit text.']);
-      const late = await processed(service, { name: 'late.txt', content: Buffer.concat([Buffer.alloc(300_000, 'a'), Buffer.from([0x20, 0xe9, 0x0a])]) });
+      expect(legacy.result!.warnings).to.deep.equal([
+        'The text is not valid UTF-8 or UTF-16; it was read as windows-1252, a guess for legacy 8-bit text.',
+      ]);
+      const late = await processed(service, {
+        name: 'late.txt',
+        content: Buffer.concat([Buffer.alloc(300_000, 'a'), Buffer.from([0x20, 0xe9, 0x0a])]),
+      });
       expect(late.content_type).to.equal('text/plain; charset=utf-8');
       expect(late.result).to.deep.include({ encoding: 'windows-1252', words: 2, characters: 300_003, lines: 1 });
       expect(late.result!.warnings).to.have.length(1);
@@ -167,13 +228,19 @@ describe('type-aware processing', function () {
       const cut = Buffer.from('naïve résumé', 'utf8').subarray(0, -1);
       const done = await processed(service, { name: 'cut.txt', content: cut });
       expect(done.result).to.deep.include({ encoding: 'utf-8', words: 2 });
-      expect(done.result!.warnings).to.deep.equal(['The text ends in the middle of a UTF-8 character; the file may be truncated.']);
+      expect(done.result!.warnings).to.deep.equal([
+        'The text ends in the middle of a UTF-8 character; the file may be truncated.',
+      ]);
     });
   });
 
   describe('PDF processing', () => {
     it('reads the page count, the document information and the first text', async () => {
-      const content = pdf(['Hello (PDF) world', 'Second page'], { title: 'Quarterly report', author: 'Ada', producer: 'fixtures.ts' });
+      const content = pdf(['Hello (PDF) world', 'Second page'], {
+        title: 'Quarterly report',
+        author: 'Ada',
+        producer: 'fixtures.ts',
+      });
       const done = await processed(service, { name: 'report.pdf', content });
       expect(done).to.include({ status: 'processed', kind: 'pdf', content_type: 'application/pdf' });
       expect(done.result).to.deep.include({
@@ -189,8 +256,13 @@ describe('type-aware processing', function () {
     });
 
     it('keeps at most a kilobyte of text', async () => {
-      const done = await processed(service, { name: 'long.pdf', content: pdf(['word '.repeat(300), 'more '.repeat(300)]) });
-      expect(Buffer.byteLength(done.result!.text as string)).to.be.at.most(1024).and.at.least(1000);
+      const done = await processed(service, {
+        name: 'long.pdf',
+        content: pdf(['word '.repeat(300), 'more '.repeat(300)]),
+      });
+      expect(Buffer.byteLength(done.result!.text as string))
+        .to.be.at.most(1024)
+        .and.at.least(1000);
       expect(done.result!.title).to.equal(null);
     });
 
@@ -198,7 +270,9 @@ describe('type-aware processing', function () {
       const done = await processed(service, { name: 'locked.pdf', content: pdf(['secret'], {}, { encrypt: true }) });
       expect(done.status).to.equal('processed');
       expect(done.result).to.deep.include({ encrypted: true, pages: null, text: null });
-      expect(done.result!.warnings).to.deep.equal(['The PDF needs a password to open: its pages, information and text cannot be read.']);
+      expect(done.result!.warnings).to.deep.equal([
+        'The PDF needs a password to open: its pages, information and text cannot be read.',
+      ]);
     });
   });
 
@@ -226,13 +300,24 @@ describe('type-aware processing', function () {
       ]);
       const done = await processed(service, { name: 'files.tar', content });
       expect(done.content_type).to.equal('application/x-tar');
-      expect(done.result).to.deep.include({ ...COMMON, format: 'tar', entries: 2, uncompressed_bytes: 1505, compressed_bytes: null, ratio: null, names: ['a.txt', 'dir/b.bin'] });
+      expect(done.result).to.deep.include({
+        ...COMMON,
+        format: 'tar',
+        entries: 2,
+        uncompressed_bytes: 1505,
+        compressed_bytes: null,
+        ratio: null,
+        names: ['a.txt', 'dir/b.bin'],
+      });
     });
 
     it('reads what a gzip stream declares without inflating it, and only names other formats', async () => {
       const gzip = await processed(service, { name: 'log.gz', content: gzipSync(randomBytes(5000)) });
       expect(gzip.result).to.deep.include({ format: 'gzip', entries: null, uncompressed_bytes: 5000, names: [] });
-      const bzip2 = await processed(service, { name: 'x.bz2', content: Buffer.concat([Buffer.from('BZh91AY&SY', 'latin1'), randomBytes(64)]) });
+      const bzip2 = await processed(service, {
+        name: 'x.bz2',
+        content: Buffer.concat([Buffer.from('BZh91AY&SY', 'latin1'), randomBytes(64)]),
+      });
       expect(bzip2).to.include({ kind: 'archive', content_type: 'application/x-bzip2' });
       expect(bzip2.result).to.deep.include({ ...COMMON, format: 'bzip2', entries: null, names: [], ratio: null });
     });
@@ -242,20 +327,42 @@ describe('type-aware processing', function () {
     it('reads a WAV: container, duration, codec, bitrate, sample rate and channels', async () => {
       const done = await processed(service, { name: 'tone.wav', content: wav(2, 8000, 2) });
       expect(done).to.include({ kind: 'audio', content_type: 'audio/wav' });
-      expect(done.result).to.deep.include({ ...COMMON, container: 'WAVE', duration_seconds: 2, codecs: ['PCM'], bitrate: 256000, sample_rate: 8000, channels: 2 });
+      expect(done.result).to.deep.include({
+        ...COMMON,
+        container: 'WAVE',
+        duration_seconds: 2,
+        codecs: ['PCM'],
+        bitrate: 256000,
+        sample_rate: 8000,
+        channels: 2,
+      });
     });
 
     it('reads an MP3 from its frames', async () => {
       const done = await processed(service, { name: 'silence.mp3', content: mp3(383) });
       expect(done).to.include({ kind: 'audio', content_type: 'audio/mpeg' });
-      expect(done.result).to.deep.include({ container: 'MPEG', codecs: ['MPEG 1 Layer 3'], bitrate: 128000, sample_rate: 44100, channels: 2 });
+      expect(done.result).to.deep.include({
+        container: 'MPEG',
+        codecs: ['MPEG 1 Layer 3'],
+        bitrate: 128000,
+        sample_rate: 44100,
+        channels: 2,
+      });
       expect(done.result!.duration_seconds).to.be.closeTo(10, 0.1);
     });
 
     it('reads an MP4 video: duration, codec and the frame size its track header declares', async () => {
       const done = await processed(service, { name: 'clip.mp4', content: mp4(640, 360, 3) });
       expect(done).to.include({ kind: 'video', content_type: 'video/mp4' });
-      expect(done.result).to.deep.include({ ...COMMON, duration_seconds: 3, codecs: ['avc1'], width: 640, height: 360, sample_rate: null, channels: null });
+      expect(done.result).to.deep.include({
+        ...COMMON,
+        duration_seconds: 3,
+        codecs: ['avc1'],
+        width: 640,
+        height: 360,
+        sample_rate: null,
+        channels: null,
+      });
     });
   });
 
@@ -263,15 +370,34 @@ describe('type-aware processing', function () {
     it('processes bytes of no known kind with the common fields only', async () => {
       const content = Buffer.concat([Buffer.from([0, 1, 2, 3]), randomBytes(2000)]);
       const done = await processed(service, { name: 'blob.bin', content });
-      expect(done).to.include({ status: 'processed', kind: 'other', content_type: 'application/octet-stream', thumbnail: null });
+      expect(done).to.include({
+        status: 'processed',
+        kind: 'other',
+        content_type: 'application/octet-stream',
+        thumbnail: null,
+      });
       expect(done.result).to.deep.equal({ sha256_verified: true, bytes_read: content.length, warnings: [] });
     });
 
     it('keeps zip-based documents as other, and zip-based packages as archives', async () => {
-      const types = '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>';
-      const docx = await processed(service, { name: 'letter.docx', content: zip([{ name: '[Content_Types].xml', content: types, deflate: true }, { name: 'word/document.xml', content: '<w/>' }]) });
-      expect(docx).to.include({ kind: 'other', content_type: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', status: 'processed' });
-      const jar = await processed(service, { name: 'app.jar', content: zip([{ name: 'META-INF/MANIFEST.MF', content: 'Manifest-Version: 1.0\n' }]) });
+      const types =
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>';
+      const docx = await processed(service, {
+        name: 'letter.docx',
+        content: zip([
+          { name: '[Content_Types].xml', content: types, deflate: true },
+          { name: 'word/document.xml', content: '<w/>' },
+        ]),
+      });
+      expect(docx).to.include({
+        kind: 'other',
+        content_type: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+        status: 'processed',
+      });
+      const jar = await processed(service, {
+        name: 'app.jar',
+        content: zip([{ name: 'META-INF/MANIFEST.MF', content: 'Manifest-Version: 1.0\n' }]),
+      });
       expect(jar).to.include({ kind: 'archive', content_type: 'application/java-archive' });
       expect(jar.result).to.deep.include({ format: 'zip', entries: 1 });
     });

@@ -10,7 +10,14 @@ import { createMetrics } from '../core/telemetry/metrics.js';
 import { Reconciler, type ReconcilerConfig } from '../worker/reconciler.js';
 import { sql, truncateFiles } from './support/db.js';
 import { TEST_ENV } from './support/env.js';
-import { startService, startWorker, testLogger, uploadFile, waitForStatus, type TestService } from './support/service.js';
+import {
+  startService,
+  startWorker,
+  testLogger,
+  uploadFile,
+  waitForStatus,
+  type TestService,
+} from './support/service.js';
 
 const HOUR = 3_600_000;
 
@@ -56,7 +63,14 @@ describe('the reconciler', () => {
     try {
       const file = await uploadFile(idle.url, { content: 'waiting its turn' });
       await ageRow(file.id);
-      const idleReconciler = new Reconciler({ db, queue: idle.queue, storage, logger: testLogger(), metrics: createMetrics(), config });
+      const idleReconciler = new Reconciler({
+        db,
+        queue: idle.queue,
+        storage,
+        logger: testLogger(),
+        metrics: createMetrics(),
+        config,
+      });
       expect((await idleReconciler.runOnce()).requeuedQueued).to.equal(0);
       expect((await idle.queue.counts()).waiting).to.equal(1);
     } finally {
@@ -67,7 +81,10 @@ describe('the reconciler', () => {
   it('re-enqueues a processing file whose job is gone (its worker died, Redis lost the job)', async () => {
     const file = await uploadFile(service.url, { content: 'orphaned mid-processing' });
     await waitForStatus(service.url, file.id);
-    await sql("UPDATE files SET status = 'processing', attempts = 1, updated_at = now() - interval '1 minute' WHERE id = $1", [file.id]);
+    await sql(
+      "UPDATE files SET status = 'processing', attempts = 1, updated_at = now() - interval '1 minute' WHERE id = $1",
+      [file.id],
+    );
     const report = await reconciler.runOnce();
     expect(report.requeuedLost).to.equal(1);
     const done = await waitForStatus(service.url, file.id);
@@ -119,15 +136,26 @@ describe('the reconciler', () => {
   });
 
   it('forgets idempotency keys older than 24 hours', async () => {
-    await sql("INSERT INTO idempotency_keys (scope, key, created_at) VALUES ('ip:x', 'ancient', now() - interval '25 hours'), ('ip:x', 'recent', now())");
+    await sql(
+      "INSERT INTO idempotency_keys (scope, key, created_at) VALUES ('ip:x', 'ancient', now() - interval '25 hours'), ('ip:x', 'recent', now())",
+    );
     expect((await reconciler.runOnce()).removedKeys).to.equal(1);
-    expect((await sql("SELECT key FROM idempotency_keys WHERE scope = 'ip:x'")).map((row) => row.key)).to.deep.equal(['recent']);
+    expect((await sql("SELECT key FROM idempotency_keys WHERE scope = 'ip:x'")).map((row) => row.key)).to.deep.equal([
+      'recent',
+    ]);
   });
 
   it('runs in one worker at a time', async () => {
     const runs: string[] = [];
     const competitors = [1, 2, 3].map((n) => {
-      const competitor = new Reconciler({ db, queue: service.queue, storage, logger: testLogger(), metrics: createMetrics(), config: { ...config, reconcileIntervalMs: 400 } });
+      const competitor = new Reconciler({
+        db,
+        queue: service.queue,
+        storage,
+        logger: testLogger(),
+        metrics: createMetrics(),
+        config: { ...config, reconcileIntervalMs: 400 },
+      });
       const original = competitor.runOnce.bind(competitor);
       competitor.runOnce = async () => {
         runs.push(`r${n}`);
@@ -166,7 +194,14 @@ describe('the attempts cap', () => {
 
 describe('FileQueue', () => {
   it('tells which files still have a job', async () => {
-    const queue = new FileQueue({ redisUrl: TEST_ENV.redisUrl, prefix: TEST_ENV.queuePrefix, name: 'jobs-exist', role: 'producer', retries: 0, backoffMs: 10 });
+    const queue = new FileQueue({
+      redisUrl: TEST_ENV.redisUrl,
+      prefix: TEST_ENV.queuePrefix,
+      name: 'jobs-exist',
+      role: 'producer',
+      retries: 0,
+      backoffMs: 10,
+    });
     await queue.ready();
     try {
       const [a, b] = [newFileId(), newFileId()];

@@ -82,7 +82,8 @@ class FakeKubeApi {
   }
 
   private answer(url: URL): [number, unknown] {
-    for (const [prefix, status] of this.failures) if (url.pathname.startsWith(prefix)) return [status, { kind: 'Status', code: status }];
+    for (const [prefix, status] of this.failures)
+      if (url.pathname.startsWith(prefix)) return [status, { kind: 'Status', code: status }];
     const base = `/apis/apps/v1/namespaces/${NAMESPACE}/deployments`;
     const keda = `/apis/keda.sh/v1alpha1/namespaces/${NAMESPACE}/scaledobjects`;
     const hpa = `/apis/autoscaling/v2/namespaces/${NAMESPACE}/horizontalpodautoscalers/${HPA}`;
@@ -90,18 +91,45 @@ class FakeKubeApi {
     if (url.pathname === base) {
       const component = /app\.kubernetes\.io\/component=(api|worker)/.exec(selector)?.[1];
       const matches = selector.includes(`app.kubernetes.io/instance=${RELEASE}`) && component !== undefined;
-      return [200, { apiVersion: 'apps/v1', kind: 'DeploymentList', metadata: {}, items: matches ? [this.deployment(component === 'api' ? API : WORKER)] : [] }];
+      return [
+        200,
+        {
+          apiVersion: 'apps/v1',
+          kind: 'DeploymentList',
+          metadata: {},
+          items: matches ? [this.deployment(component === 'api' ? API : WORKER)] : [],
+        },
+      ];
     }
-    if (url.pathname === `${base}/${API}` || url.pathname === `${base}/${WORKER}`) return [200, this.deployment(url.pathname.split('/').pop()!)];
-    if (url.pathname === keda) return [200, { apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObjectList', items: [this.scaledObject('other', 'some-other-app'), this.scaledObject(SCALED_OBJECT, this.scaledObjectTarget)] }];
-    if (url.pathname === `${keda}/${SCALED_OBJECT}`) return [200, this.scaledObject(SCALED_OBJECT, this.scaledObjectTarget)];
+    if (url.pathname === `${base}/${API}` || url.pathname === `${base}/${WORKER}`)
+      return [200, this.deployment(url.pathname.split('/').pop()!)];
+    if (url.pathname === keda)
+      return [
+        200,
+        {
+          apiVersion: 'keda.sh/v1alpha1',
+          kind: 'ScaledObjectList',
+          items: [
+            this.scaledObject('other', 'some-other-app'),
+            this.scaledObject(SCALED_OBJECT, this.scaledObjectTarget),
+          ],
+        },
+      ];
+    if (url.pathname === `${keda}/${SCALED_OBJECT}`)
+      return [200, this.scaledObject(SCALED_OBJECT, this.scaledObjectTarget)];
     if (url.pathname === hpa) return [200, this.hpa()];
     return [404, { kind: 'Status', code: 404 }];
   }
 
   private deployment(name: string) {
     const [replicas, ready] = name === API ? this.state.api : this.state.worker;
-    return { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: NAMESPACE }, spec: { replicas }, status: { replicas, readyReplicas: ready } };
+    return {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace: NAMESPACE },
+      spec: { replicas },
+      status: { replicas, readyReplicas: ready },
+    };
   }
 
   private scaledObject(name: string, target: string) {
@@ -201,7 +229,18 @@ describe('scale-watch', function () {
   const delayed = queueKey(QUEUE_PREFIX, QUEUE_NAME, 'delayed');
 
   const options = (overrides: Partial<WatchOptions> = {}): ResolvedWatchOptions => ({
-    ...parseWatchOptions(['--release', RELEASE, '--redis-url', TEST_ENV.redisUrl, '--queue-prefix', QUEUE_PREFIX, '--queue-name', QUEUE_NAME, '--out', outDir])!,
+    ...parseWatchOptions([
+      '--release',
+      RELEASE,
+      '--redis-url',
+      TEST_ENV.redisUrl,
+      '--queue-prefix',
+      QUEUE_PREFIX,
+      '--queue-name',
+      QUEUE_NAME,
+      '--out',
+      outDir,
+    ])!,
     namespace: NAMESPACE,
     intervalMs: 50,
     durationMs: 250,
@@ -273,7 +312,8 @@ describe('scale-watch', function () {
       const result = await watch(options({ durationMs: 1 }), { kubeConfig: kube.kubeConfig(), redis });
 
       expect(result.samples[0]!.worker!.names).to.deep.equal([WORKER]);
-      const selector = (component: string) => encodeURIComponent(`app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=${component}`);
+      const selector = (component: string) =>
+        encodeURIComponent(`app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=${component}`);
       expect(kube.requests).to.include.members([
         `GET /apis/apps/v1/namespaces/${NAMESPACE}/deployments?labelSelector=${selector('api')}`,
         `GET /apis/apps/v1/namespaces/${NAMESPACE}/deployments?labelSelector=${selector('worker')}`,
@@ -283,10 +323,21 @@ describe('scale-watch', function () {
     });
 
     it('reads Deployments and the ScaledObject by name when they are given', async () => {
-      const named = options({ apiDeployment: API, workerDeployment: WORKER, scaledObject: SCALED_OBJECT, durationMs: 1 });
+      const named = options({
+        apiDeployment: API,
+        workerDeployment: WORKER,
+        scaledObject: SCALED_OBJECT,
+        durationMs: 1,
+      });
       const result = await watch(named, { kubeConfig: kube.kubeConfig(), redis });
 
-      expect(readCsv(result.csvPath)[0]).to.include({ api_replicas: '2', worker_ready: '1', scaledobject: SCALED_OBJECT, hpa_desired: '1', errors: '' });
+      expect(readCsv(result.csvPath)[0]).to.include({
+        api_replicas: '2',
+        worker_ready: '1',
+        scaledobject: SCALED_OBJECT,
+        hpa_desired: '1',
+        errors: '',
+      });
       expect(kube.requests).to.include.members([
         `GET /apis/apps/v1/namespaces/${NAMESPACE}/deployments/${API}`,
         `GET /apis/apps/v1/namespaces/${NAMESPACE}/deployments/${WORKER}`,
@@ -297,16 +348,34 @@ describe('scale-watch', function () {
     it('keeps sampling when a source fails, leaving its cells empty and saying why', async () => {
       kube.failures.set(`/apis/autoscaling/v2/namespaces/${NAMESPACE}/horizontalpodautoscalers`, 403);
       kube.failures.set(`/apis/apps/v1/namespaces/${NAMESPACE}/deployments`, 500);
-      const unreachable = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });
+      const unreachable = new Redis('redis://127.0.0.1:1', {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        retryStrategy: () => null,
+      });
       unreachable.on('error', () => undefined);
       try {
-        const result = await watch(options({ scaledObject: SCALED_OBJECT, durationMs: 100 }), { kubeConfig: kube.kubeConfig(), redis: unreachable });
+        const result = await watch(options({ scaledObject: SCALED_OBJECT, durationMs: 100 }), {
+          kubeConfig: kube.kubeConfig(),
+          redis: unreachable,
+        });
 
         const rows = readCsv(result.csvPath);
         expect(rows).to.have.length(3);
         for (const row of rows) {
-          expect(row).to.include({ api_replicas: '', worker_ready: '', hpa_desired: '', queue_waiting: '', scaledobject: SCALED_OBJECT, scaledobject_active: 'false' });
-          expect(row.errors).to.include('api deployment: HTTP 500').and.include('worker deployment: HTTP 500').and.include('hpa: HTTP 403').and.include('queue: ');
+          expect(row).to.include({
+            api_replicas: '',
+            worker_ready: '',
+            hpa_desired: '',
+            queue_waiting: '',
+            scaledobject: SCALED_OBJECT,
+            scaledobject_active: 'false',
+          });
+          expect(row.errors)
+            .to.include('api deployment: HTTP 500')
+            .and.include('worker deployment: HTTP 500')
+            .and.include('hpa: HTTP 403')
+            .and.include('queue: ');
         }
       } finally {
         unreachable.disconnect();
@@ -315,10 +384,15 @@ describe('scale-watch', function () {
 
     it('says so when no Deployment matches the selector and no ScaledObject targets the worker', async () => {
       kube.scaledObjectTarget = 'another-worker';
-      const result = await watch(options({ release: 'not-installed', apiSelector: 'app.kubernetes.io/instance=not-installed', durationMs: 1 }), { kubeConfig: kube.kubeConfig(), redis });
+      const result = await watch(
+        options({ release: 'not-installed', apiSelector: 'app.kubernetes.io/instance=not-installed', durationMs: 1 }),
+        { kubeConfig: kube.kubeConfig(), redis },
+      );
 
       const [row] = readCsv(result.csvPath);
-      expect(row!.errors).to.include(`api deployment: no api Deployment matches app.kubernetes.io/instance=not-installed in ${NAMESPACE}`);
+      expect(row!.errors).to.include(
+        `api deployment: no api Deployment matches app.kubernetes.io/instance=not-installed in ${NAMESPACE}`,
+      );
       expect(row!.worker_replicas).to.equal('1');
       expect(row!.errors).to.include(`scaledobject: no ScaledObject in ${NAMESPACE} targets ${WORKER}`);
       expect(row!.queue_waiting).to.equal('0');
@@ -330,13 +404,28 @@ describe('scale-watch', function () {
 
       expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).to.equal(true);
       expectWellFormedXml(svg);
-      expect(seriesIn(svg)).to.deep.equal(['API ready', 'API wanted', 'worker ready', 'worker wanted', 'HPA desired', 'waiting', 'active', 'delayed']);
-      expect(svg).to.include('>Replicas</text>').and.include('>Queue depth (jobs)</text>').and.include('>KEDA active</text>');
+      expect(seriesIn(svg)).to.deep.equal([
+        'API ready',
+        'API wanted',
+        'worker ready',
+        'worker wanted',
+        'HPA desired',
+        'waiting',
+        'active',
+        'delayed',
+      ]);
+      expect(svg)
+        .to.include('>Replicas</text>')
+        .and.include('>Queue depth (jobs)</text>')
+        .and.include('>KEDA active</text>');
       expect(svg.match(/fill="#fff3c4"\/>/g), 'one shaded span per panel').to.have.length(2);
       const waitingPath = /data-series="waiting" d="([^"]+)"/.exec(svg)![1]!;
       const ys = [...waitingPath.matchAll(/[ML][\d.]+,([\d.]+)/g)].map((m) => Number(m[1]));
       expect(ys).to.have.length(6);
-      expect(ys.every((y, i) => i === 0 || y < ys[i - 1]!), 'the waiting line climbs (y grows downwards)').to.equal(true);
+      expect(
+        ys.every((y, i) => i === 0 || y < ys[i - 1]!),
+        'the waiting line climbs (y grows downwards)',
+      ).to.equal(true);
     });
   });
 
@@ -346,7 +435,18 @@ describe('scale-watch', function () {
     function run(args: string[]) {
       const kubeconfig = path.join(outDir, 'kubeconfig');
       writeFileSync(kubeconfig, kube.kubeConfigJson());
-      const baseArgs = ['--kubeconfig', kubeconfig, '--release', RELEASE, '--redis-url', TEST_ENV.redisUrl, '--queue-prefix', QUEUE_PREFIX, '--out', path.join(outDir, 'out')];
+      const baseArgs = [
+        '--kubeconfig',
+        kubeconfig,
+        '--release',
+        RELEASE,
+        '--redis-url',
+        TEST_ENV.redisUrl,
+        '--queue-prefix',
+        QUEUE_PREFIX,
+        '--out',
+        path.join(outDir, 'out'),
+      ];
       return startProcess('dist/loadtest/scale-watch/cli.js', {}, { args: [...baseArgs, ...args] });
     }
 
@@ -356,7 +456,9 @@ describe('scale-watch', function () {
 
       expect(await exited, output()).to.equal(0);
       expect(output()).to.include(`scale-watch: ${RELEASE} in ${NAMESPACE}, queue ${QUEUE_PREFIX}:files, every 0.1 s`);
-      expect(output()).to.match(/\+\s+0s {2}api 2\/2 {2}worker 1\/1 \(hpa 1->1\) keda idle {2}queue 2 waiting 0 active 0 delayed/);
+      expect(output()).to.match(
+        /\+\s+0s {2}api 2\/2 {2}worker 1\/1 \(hpa 1->1\) keda idle {2}queue 2 waiting 0 active 0 delayed/,
+      );
       expect(output()).to.include('scale-watch: 3 samples in');
       expect(readCsv(path.join(outDir, 'out', 'scale-watch.csv'))).to.have.length(3);
       expectWellFormedXml(readFileSync(path.join(outDir, 'out', 'scale-watch.svg'), 'utf8'));
@@ -375,7 +477,9 @@ describe('scale-watch', function () {
     it('prints its usage for --help, and one sentence and exit code 2 for a bad option', async () => {
       const help = new PassThrough();
       expect(await main(['--help'], help)).to.equal(0);
-      expect(help.read().toString()).to.match(/^Usage: scale-watch \[options\]/).and.include('--queue-prefix');
+      expect(help.read().toString())
+        .to.match(/^Usage: scale-watch \[options\]/)
+        .and.include('--queue-prefix');
 
       const { exited, output } = run(['--interval', 'soon']);
       expect(await exited).to.equal(2);
@@ -385,7 +489,11 @@ describe('scale-watch', function () {
 
   describe('options', () => {
     it('default to the release and component labels, the queue from the environment, and a dated directory', () => {
-      const parsed = parseWatchOptions([], { QUEUE_PREFIX: 'prod', REDIS_URL: 'redis://redis:6379' }, new Date('2026-11-27T10:11:12Z'))!;
+      const parsed = parseWatchOptions(
+        [],
+        { QUEUE_PREFIX: 'prod', REDIS_URL: 'redis://redis:6379' },
+        new Date('2026-11-27T10:11:12Z'),
+      )!;
       expect(parsed).to.include({
         release: 'file-processor',
         apiSelector: 'app.kubernetes.io/instance=file-processor,app.kubernetes.io/component=api',
@@ -401,9 +509,18 @@ describe('scale-watch', function () {
     });
 
     it('reject an unknown flag, a zero interval and a negative duration with a sentence', () => {
-      expect(() => parseWatchOptions(['--replicas', '3'], {})).to.throw(UsageError, /Unknown option '--replicas'.*\(see --help\)/);
-      expect(() => parseWatchOptions(['--interval', '0'], {})).to.throw(UsageError, '--interval must be a number of seconds above 0');
-      expect(() => parseWatchOptions(['--duration=-1'], {})).to.throw(UsageError, '--duration must be a number of seconds');
+      expect(() => parseWatchOptions(['--replicas', '3'], {})).to.throw(
+        UsageError,
+        /Unknown option '--replicas'.*\(see --help\)/,
+      );
+      expect(() => parseWatchOptions(['--interval', '0'], {})).to.throw(
+        UsageError,
+        '--interval must be a number of seconds above 0',
+      );
+      expect(() => parseWatchOptions(['--duration=-1'], {})).to.throw(
+        UsageError,
+        '--duration must be a number of seconds',
+      );
     });
   });
 
@@ -423,7 +540,12 @@ describe('scale-watch', function () {
     });
 
     it('escape text and draw a lone sample and gaps', () => {
-      const svg = renderChart({ title: 'a < b & c', subtitle: '"quoted"', x: [0, 1, 2], panels: [{ title: 'p', series: [{ name: 's', color: '#000', values: [1, null, 3] }] }] });
+      const svg = renderChart({
+        title: 'a < b & c',
+        subtitle: '"quoted"',
+        x: [0, 1, 2],
+        panels: [{ title: 'p', series: [{ name: 's', color: '#000', values: [1, null, 3] }] }],
+      });
       expectWellFormedXml(svg);
       expect(svg).to.include('a &lt; b &amp; c').and.include('&quot;quoted&quot;');
       expect(svg.match(/data-series="s"/g)).to.have.length(2);
@@ -439,9 +561,17 @@ describe('scale-watch', function () {
         hpa: null,
         queue: null,
         errors: [],
-        scaledObject: { name: 'so', ready: 'True', active: activeNow ? 'True' : 'False', externalMetricNames: [], hpaName: null },
+        scaledObject: {
+          name: 'so',
+          ready: 'True',
+          active: activeNow ? 'True' : 'False',
+          externalMetricNames: [],
+          hpaName: null,
+        },
       });
-      expect(activeSpans([sample(0, false), sample(1, true), sample(2, true), sample(3, false), sample(4, true)])).to.deep.equal([
+      expect(
+        activeSpans([sample(0, false), sample(1, true), sample(2, true), sample(3, false), sample(4, true)]),
+      ).to.deep.equal([
         [1, 3],
         [4, 4],
       ]);

@@ -33,7 +33,13 @@ describe('security', () => {
     after(() => service.close());
 
     it('answers 401 unauthorized with WWW-Authenticate: Bearer without a token', async () => {
-      for (const [method, route] of [['GET', '/files/'], ['POST', '/upload/'], ['GET', '/files/01890000-0000-7000-8000-000000000000/'], ['DELETE', '/files/x/'], ['GET', '/nowhere']]) {
+      for (const [method, route] of [
+        ['GET', '/files/'],
+        ['POST', '/upload/'],
+        ['GET', '/files/01890000-0000-7000-8000-000000000000/'],
+        ['DELETE', '/files/x/'],
+        ['GET', '/nowhere'],
+      ]) {
         const response = await fetch(`${service.url}${route}`, { method });
         await expectProblem(response, 401, 'unauthorized');
         expect(response.headers.get('www-authenticate')).to.equal('Bearer realm="file-processor"');
@@ -41,24 +47,38 @@ describe('security', () => {
     });
 
     it('answers 401 with error="invalid_token" for a wrong or malformed token', async () => {
-      for (const authorization of [`Bearer ${TOKEN_A}x`, 'Bearer short', `Basic ${Buffer.from('a:b').toString('base64')}`, TOKEN_A]) {
+      for (const authorization of [
+        `Bearer ${TOKEN_A}x`,
+        'Bearer short',
+        `Basic ${Buffer.from('a:b').toString('base64')}`,
+        TOKEN_A,
+      ]) {
         const response = await fetch(`${service.url}/files/`, { headers: { Authorization: authorization } });
         await expectProblem(response, 401, 'unauthorized');
-        expect(response.headers.get('www-authenticate')).to.equal('Bearer realm="file-processor", error="invalid_token"');
+        expect(response.headers.get('www-authenticate')).to.equal(
+          'Bearer realm="file-processor", error="invalid_token"',
+        );
       }
     });
 
     it('lets a valid token in, from API_TOKENS or from API_TOKENS_FILE', async () => {
       expect((await fetch(`${service.url}/files/`, { headers: bearer(TOKEN_A) })).status).to.equal(200);
-      expect((await fetch(`${service.url}/files/`, { headers: { Authorization: `bearer ${TOKEN_B}` } })).status).to.equal(200);
-      expect((await upload(service.url, { content: 'with a token' }, { headers: bearer(TOKEN_B) })).status).to.equal(201);
+      expect(
+        (await fetch(`${service.url}/files/`, { headers: { Authorization: `bearer ${TOKEN_B}` } })).status,
+      ).to.equal(200);
+      expect((await upload(service.url, { content: 'with a token' }, { headers: bearer(TOKEN_B) })).status).to.equal(
+        201,
+      );
     });
 
     it('picks up a rotated token file without a restart', async () => {
       const rotated = 'token-c-rotated-0123456789';
       await writeFile(tokenFile, `${rotated}\n`);
       const deadline = Date.now() + 5_000;
-      while ((await fetch(`${service.url}/files/`, { headers: bearer(rotated) })).status !== 200 && Date.now() < deadline) {
+      while (
+        (await fetch(`${service.url}/files/`, { headers: bearer(rotated) })).status !== 200 &&
+        Date.now() < deadline
+      ) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       expect((await fetch(`${service.url}/files/`, { headers: bearer(rotated) })).status).to.equal(200);
@@ -96,7 +116,11 @@ describe('security', () => {
       try {
         const preflight = await fetch(`${service.url}/upload/`, {
           method: 'OPTIONS',
-          headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'idempotency-key' },
+          headers: {
+            Origin: 'https://app.example.com',
+            'Access-Control-Request-Method': 'POST',
+            'Access-Control-Request-Headers': 'idempotency-key',
+          },
         });
         expect(preflight.status).to.equal(204);
         expect(preflight.headers.get('access-control-allow-origin')).to.equal('https://app.example.com');
@@ -116,7 +140,10 @@ describe('security', () => {
   describe('hostile clients', () => {
     let service: TestService;
     before(async () => {
-      service = await startService({ worker: false, env: { HTTP_HEADERS_TIMEOUT_MS: '1000', HTTP_IDLE_TIMEOUT_MS: '1500', MAX_UPLOAD_BYTES: '1MiB' } });
+      service = await startService({
+        worker: false,
+        env: { HTTP_HEADERS_TIMEOUT_MS: '1000', HTTP_IDLE_TIMEOUT_MS: '1500', MAX_UPLOAD_BYTES: '1MiB' },
+      });
     });
     after(() => service.close());
 
@@ -141,7 +168,9 @@ describe('security', () => {
       const socket = await connect(service.url);
       const closed = readUntilClosed(socket, 10_000);
       const part = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="stall.bin"\r\n\r\n';
-      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n${part}${'x'.repeat(5000)}`);
+      socket.write(
+        `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n${part}${'x'.repeat(5000)}`,
+      );
       const { closedAfterMs } = await closed;
       expect(closedAfterMs).to.be.within(1_000, 6_000);
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -149,14 +178,23 @@ describe('security', () => {
     });
 
     it('answers 431 to a header block over HTTP_MAX_HEADER_BYTES', async () => {
-      const response = await rawRequest(service.url, `GET /files/ HTTP/1.1\r\nHost: x\r\nX-Huge: ${'a'.repeat(20_000)}\r\nConnection: close\r\n\r\n`);
+      const response = await rawRequest(
+        service.url,
+        `GET /files/ HTTP/1.1\r\nHost: x\r\nX-Huge: ${'a'.repeat(20_000)}\r\nConnection: close\r\n\r\n`,
+      );
       expect(response.status).to.equal(431);
     });
 
     it('answers 400 to a body of 10,000 parts, and keeps nothing', async () => {
       const before = await snapshot();
-      const parts = Array.from({ length: 10_000 }, (_, i) => `--XyZ\r\nContent-Disposition: form-data; name="f${i}"\r\n\r\nv\r\n`).join('');
-      const response = await rawRequest(service.url, multipartRequest(`${parts}${filePart('a.txt', 'hello')}--XyZ--\r\n`));
+      const parts = Array.from(
+        { length: 10_000 },
+        (_, i) => `--XyZ\r\nContent-Disposition: form-data; name="f${i}"\r\n\r\nv\r\n`,
+      ).join('');
+      const response = await rawRequest(
+        service.url,
+        multipartRequest(`${parts}${filePart('a.txt', 'hello')}--XyZ--\r\n`),
+      );
       expect(response.status).to.equal(400);
       expect(JSON.parse(response.body)).to.include({ code: 'invalid_multipart' });
       expect(await before.unchanged()).to.deep.equal({ rows: 0, files: [] });
@@ -194,7 +232,10 @@ describe('security', () => {
         ['..\\..\\windows\\system32\\cmd.exe', 'cmd.exe'],
       ];
       for (const [sent, stored] of cases) {
-        const response = await rawRequest(service.url, multipartRequest(Buffer.concat([Buffer.from(filePart(sent, 'x'), 'utf8'), Buffer.from('--XyZ--\r\n')])));
+        const response = await rawRequest(
+          service.url,
+          multipartRequest(Buffer.concat([Buffer.from(filePart(sent, 'x'), 'utf8'), Buffer.from('--XyZ--\r\n')])),
+        );
         expect(response.status, JSON.stringify(sent)).to.equal(201);
         expect((JSON.parse(response.body) as File).name, JSON.stringify(sent)).to.equal(stored);
       }
@@ -204,10 +245,18 @@ describe('security', () => {
     });
 
     it('ignores a lying Content-Type in favour of the bytes', async () => {
-      const response = await upload(service.url, { name: 'virus.exe', content: 'plain words', type: 'application/x-msdownload' });
+      const response = await upload(service.url, {
+        name: 'virus.exe',
+        content: 'plain words',
+        type: 'application/x-msdownload',
+      });
       expect(response.status).to.equal(201);
       expect(await response.json()).to.include({ kind: 'text', content_type: 'text/plain; charset=utf-8' });
-      const fake = await fetch(`${service.url}/upload/`, { method: 'POST', headers: { 'Content-Type': 'multipart/form-data; boundary=XyZ' }, body: '{"json": true}' });
+      const fake = await fetch(`${service.url}/upload/`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'multipart/form-data; boundary=XyZ' },
+        body: '{"json": true}',
+      });
       await expectProblem(fake, 400, 'invalid_multipart');
     });
   });
@@ -216,7 +265,14 @@ describe('security', () => {
     const WINDOW_MS = 1_000;
     let service: TestService;
     before(async () => {
-      service = await startService({ worker: false, env: { HTTP_MIN_BYTES_PER_SECOND: '1024', HTTP_MIN_RATE_WINDOW_MS: String(WINDOW_MS), MAX_UPLOAD_BYTES: '1MiB' } });
+      service = await startService({
+        worker: false,
+        env: {
+          HTTP_MIN_BYTES_PER_SECOND: '1024',
+          HTTP_MIN_RATE_WINDOW_MS: String(WINDOW_MS),
+          MAX_UPLOAD_BYTES: '1MiB',
+        },
+      });
     });
     after(() => service.close());
 
@@ -225,7 +281,9 @@ describe('security', () => {
       const socket = await connect(service.url);
       const closed = readUntilClosed(socket, 10_000);
       const part = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="trickle.bin"\r\n\r\n';
-      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n${part}`);
+      socket.write(
+        `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n${part}`,
+      );
       const drip = setInterval(() => socket.writable && socket.write('x'.repeat(10)), 100);
       return closed.finally(() => clearInterval(drip));
     }
@@ -235,9 +293,13 @@ describe('security', () => {
       const cut = trickle();
       // The upload holds a temporary file while it trickles.
       const deadline = Date.now() + 2_000;
-      while (!(await storedFiles()).some((file) => file.endsWith('.part')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-      expect((await storedFiles()).some((file) => file.endsWith('.part')), 'a temporary file while trickling').to.equal(true);
-      const { data, closedAfterMs } = await (await cut);
+      while (!(await storedFiles()).some((file) => file.endsWith('.part')) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(
+        (await storedFiles()).some((file) => file.endsWith('.part')),
+        'a temporary file while trickling',
+      ).to.equal(true);
+      const { data, closedAfterMs } = await await cut;
       expect(closedAfterMs).to.be.within(WINDOW_MS * 0.8, WINDOW_MS * 5);
       const response = parseResponse(data);
       expect(response.status).to.equal(408);
@@ -264,7 +326,15 @@ describe('security', () => {
     it('does not count against the client the time a slow blob store holds its body back', async () => {
       const slow = new SlowDiskStore(TEST_ENV.storageDir);
       // 64 KiB a second at most, while the client must send 256 KiB a second: only the store is slow.
-      const held = await startService({ worker: false, storage: slow, env: { HTTP_MIN_BYTES_PER_SECOND: String(256 * 1024), HTTP_MIN_RATE_WINDOW_MS: String(WINDOW_MS), MAX_UPLOAD_BYTES: '1MiB' } });
+      const held = await startService({
+        worker: false,
+        storage: slow,
+        env: {
+          HTTP_MIN_BYTES_PER_SECOND: String(256 * 1024),
+          HTTP_MIN_RATE_WINDOW_MS: String(WINDOW_MS),
+          MAX_UPLOAD_BYTES: '1MiB',
+        },
+      });
       try {
         const started = Date.now();
         const response = await upload(held.url, { name: 'held.bin', content: Buffer.alloc(256 * 1024, 7) });
@@ -279,11 +349,17 @@ describe('security', () => {
 
 /** A disk store that takes at most 16 KiB every 250 ms of an upload, as a slow or busy volume would. */
 class SlowDiskStore extends LocalDiskStore {
-  override put(id: string, source: Readable, options: { maxBytes: number; variant?: BlobVariant }): Promise<StoredBlob> {
+  override put(
+    id: string,
+    source: Readable,
+    options: { maxBytes: number; variant?: BlobVariant },
+  ): Promise<StoredBlob> {
     const slowly = new Transform({
       highWaterMark: 16 * 1024,
       transform(chunk: Buffer, _encoding, callback) {
-        const slices = Array.from({ length: Math.ceil(chunk.length / (16 * 1024)) }, (_, n) => chunk.subarray(n * 16 * 1024, (n + 1) * 16 * 1024));
+        const slices = Array.from({ length: Math.ceil(chunk.length / (16 * 1024)) }, (_, n) =>
+          chunk.subarray(n * 16 * 1024, (n + 1) * 16 * 1024),
+        );
         const next = () => {
           const slice = slices.shift();
           if (!slice) return callback();

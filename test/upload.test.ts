@@ -7,7 +7,16 @@ import { png } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
 import { storedFiles } from './support/leftovers.js';
 import { MULTIPART_ALLOWANCE_BYTES, MULTIPART_LIMITS } from '../api/multipart.js';
-import { connect, filePart, httpChunk, multipartRequest, parseResponse, rawRequest, readUntilClosed, sendUntilClosed } from './support/raw.js';
+import {
+  connect,
+  filePart,
+  httpChunk,
+  multipartRequest,
+  parseResponse,
+  rawRequest,
+  readUntilClosed,
+  sendUntilClosed,
+} from './support/raw.js';
 import { startService, upload, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -18,7 +27,11 @@ function paddedPart(boundary: string, disposition: string | null, content: Buffe
   // busboy stops at 16 KiB counted: the bytes, plus one per header and one per header after the first.
   const counted = disposition ? 3 : 1;
   const pad = 16 * 1024 - counted - Buffer.byteLength(`${headers}X-Pad: \r\n\r\n`);
-  return Buffer.concat([Buffer.from(`--${boundary}\r\n${headers}X-Pad: ${'p'.repeat(pad)}\r\n\r\n`), Buffer.from(content), Buffer.from('\r\n')]);
+  return Buffer.concat([
+    Buffer.from(`--${boundary}\r\n${headers}X-Pad: ${'p'.repeat(pad)}\r\n\r\n`),
+    Buffer.from(content),
+    Buffer.from('\r\n'),
+  ]);
 }
 
 /** POSTs a hand-made multipart body (boundary `XyZ`) and returns the status and the problem's code. */
@@ -73,7 +86,12 @@ describe('POST /upload/', () => {
     const cases: Array<[string, Buffer | string, string, string]> = [
       ['photo.txt', png(), 'image', 'image/png'],
       ['notes.png', 'just words', 'text', 'text/plain; charset=utf-8'],
-      ['utf16.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('text in UTF-16', 'utf16le')]), 'text', 'text/plain; charset=utf-16le'],
+      [
+        'utf16.txt',
+        Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('text in UTF-16', 'utf16le')]),
+        'text',
+        'text/plain; charset=utf-16le',
+      ],
       ['data.csv', 'a,b\n1,2\n', 'text', 'text/csv; charset=utf-8'],
       ['doc.pdf', '%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'pdf', 'application/pdf'],
       ['blob.bin', Buffer.from([0, 1, 2, 3, 0, 0, 0xff, 0x10]), 'other', 'application/octet-stream'],
@@ -128,7 +146,11 @@ describe('POST /upload/', () => {
     });
 
     it('answers 400 file_missing when "file" is a text field rather than a file', async () => {
-      const problem = await expectProblem(await upload(service.url, [], { fields: { file: 'not a file' } }), 400, 'file_missing');
+      const problem = await expectProblem(
+        await upload(service.url, [], { fields: { file: 'not a file' } }),
+        400,
+        'file_missing',
+      );
       expect(problem.detail).to.match(/text field/);
     });
 
@@ -139,7 +161,11 @@ describe('POST /upload/', () => {
 
     it('answers 400 too_many_files for two file parts', async () => {
       await expectProblem(await upload(service.url, [{ content: 'one' }, { content: 'two' }]), 400, 'too_many_files');
-      await expectProblem(await upload(service.url, [{ content: 'one' }, { field: 'other', content: 'two' }]), 400, 'too_many_files');
+      await expectProblem(
+        await upload(service.url, [{ content: 'one' }, { field: 'other', content: 'two' }]),
+        400,
+        'too_many_files',
+      );
     });
 
     it('ignores other text fields', async () => {
@@ -150,7 +176,11 @@ describe('POST /upload/', () => {
     });
 
     it('answers 413 file_too_large past MAX_UPLOAD_BYTES and keeps nothing', async () => {
-      const problem = await expectProblem(await upload(service.url, { content: Buffer.alloc(64 * 1024 + 1, 1) }), 413, 'file_too_large');
+      const problem = await expectProblem(
+        await upload(service.url, { content: Buffer.alloc(64 * 1024 + 1, 1) }),
+        413,
+        'file_too_large',
+      );
       expect(problem.detail).to.contain(String(64 * 1024));
     });
 
@@ -164,9 +194,15 @@ describe('POST /upload/', () => {
     it('accepts the largest form its limits allow: a file of MAX_UPLOAD_BYTES beside every part and text field at their largest', async () => {
       const boundary = 'b'.repeat(70);
       const fields = Array.from({ length: MULTIPART_LIMITS.fields }, (_, i) =>
-        paddedPart(boundary, `form-data; name="${`f${i}`.padEnd(MULTIPART_LIMITS.fieldNameSize, 'x')}"`, 'v'.repeat(MULTIPART_LIMITS.fieldSize)),
+        paddedPart(
+          boundary,
+          `form-data; name="${`f${i}`.padEnd(MULTIPART_LIMITS.fieldNameSize, 'x')}"`,
+          'v'.repeat(MULTIPART_LIMITS.fieldSize),
+        ),
       );
-      const unnamed = Array.from({ length: MULTIPART_LIMITS.parts - MULTIPART_LIMITS.fields - 1 }, () => paddedPart(boundary, null, ''));
+      const unnamed = Array.from({ length: MULTIPART_LIMITS.parts - MULTIPART_LIMITS.fields - 1 }, () =>
+        paddedPart(boundary, null, ''),
+      );
       const file = paddedPart(boundary, 'form-data; name="file"; filename="largest.bin"', Buffer.alloc(64 * 1024, 1));
       const body = Buffer.concat([...fields, ...unnamed, file, Buffer.from(`--${boundary}--\r\n`)]);
       expect(body.length).to.be.above(MULTIPART_ALLOWANCE_BYTES * 0.8);
@@ -181,7 +217,9 @@ describe('POST /upload/', () => {
       const closed = readUntilClosed(socket, 5_000);
       const overLimit = 64 * 1024 + MULTIPART_ALLOWANCE_BYTES + 1;
       // The body is never sent: only an answer that did not wait for it arrives.
-      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${overLimit}\r\n\r\n`);
+      socket.write(
+        `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${overLimit}\r\n\r\n`,
+      );
       const { data, closedAfterMs } = await closed;
       const response = parseResponse(data);
       expect(response.status).to.equal(413);
@@ -193,7 +231,9 @@ describe('POST /upload/', () => {
     it('answers 413 file_too_large and closes the connection once a chunked body passes the limit, reading no further', async () => {
       const socket = await connect(service.url);
       const closed = readUntilClosed(socket, 15_000);
-      socket.write('POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nTransfer-Encoding: chunked\r\n\r\n');
+      socket.write(
+        'POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nTransfer-Encoding: chunked\r\n\r\n',
+      );
       // A complete form, then an epilogue of up to 1 GiB after its closing boundary.
       socket.write(httpChunk(`${filePart('kept.txt', 'a file within the limit')}--XyZ--\r\n`));
       const sent = await sendUntilClosed(socket, httpChunk(Buffer.alloc(64 * 1024, 0x65)), 1024 ** 3);
@@ -208,7 +248,9 @@ describe('POST /upload/', () => {
     it('closes the connection when it answers before reading the body, rather than read the rest to reach the next request', async () => {
       const socket = await connect(service.url);
       const closed = readUntilClosed(socket, 5_000);
-      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${1024 * 1024}\r\n\r\n`);
+      socket.write(
+        `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${1024 * 1024}\r\n\r\n`,
+      );
       socket.write(Buffer.alloc(64 * 1024, 0x20));
       const { data, closedAfterMs } = await closed;
       const response = parseResponse(data);
@@ -219,23 +261,42 @@ describe('POST /upload/', () => {
 
     it('answers 400 invalid_multipart for a boundary longer than RFC 2046 allows', async () => {
       const boundary = 'b'.repeat(71);
-      const response = await rawRequest(service.url, multipartRequest(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nx\r\n--${boundary}--\r\n`, '', boundary));
-      expect([response.status, (JSON.parse(response.body) as { code: string }).code]).to.deep.equal([400, 'invalid_multipart']);
+      const response = await rawRequest(
+        service.url,
+        multipartRequest(
+          `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nx\r\n--${boundary}--\r\n`,
+          '',
+          boundary,
+        ),
+      );
+      expect([response.status, (JSON.parse(response.body) as { code: string }).code]).to.deep.equal([
+        400,
+        'invalid_multipart',
+      ]);
     });
 
     it('answers 415 unsupported_media_type for a body that is not multipart', async () => {
-      const response = await fetch(`${service.url}/upload/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"file": "x"}' });
+      const response = await fetch(`${service.url}/upload/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"file": "x"}',
+      });
       await expectProblem(response, 415, 'unsupported_media_type');
       await expectProblem(await fetch(`${service.url}/upload/`, { method: 'POST' }), 415, 'unsupported_media_type');
     });
 
     it('answers 400 invalid_multipart for a body without a boundary', async () => {
-      const response = await fetch(`${service.url}/upload/`, { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: 'garbage' });
+      const response = await fetch(`${service.url}/upload/`, {
+        method: 'POST',
+        headers: { 'content-type': 'multipart/form-data' },
+        body: 'garbage',
+      });
       await expectProblem(response, 400, 'invalid_multipart');
     });
 
     it('answers 400 invalid_multipart for a body cut short, and removes the partial bytes', async () => {
-      const body = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\nContent-Type: text/plain\r\n\r\nthe start of a file that never ends';
+      const body =
+        '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\nContent-Type: text/plain\r\n\r\nthe start of a file that never ends';
       expect(await postMultipart(service.url, body)).to.deep.equal({ status: 400, code: 'invalid_multipart' });
     });
 
@@ -244,14 +305,18 @@ describe('POST /upload/', () => {
       const head = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.bin"\r\n\r\n';
       const socket = net.connect(Number(port), '127.0.0.1');
       await new Promise((resolve) => socket.once('connect', resolve));
-      socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 1000000\r\n\r\n${head}`);
+      socket.write(
+        `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 1000000\r\n\r\n${head}`,
+      );
       socket.write(Buffer.alloc(20_000, 7));
       // Wait until the bytes reached the temporary file, then vanish.
       const deadline = Date.now() + 5_000;
-      while ((await storedFiles()).length === before.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      while ((await storedFiles()).length === before.length && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
       expect((await storedFiles()).some((f) => f.endsWith('.part'))).to.equal(true);
       socket.destroy();
-      while ((await storedFiles()).length !== before.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      while ((await storedFiles()).length !== before.length && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
     });
 
     it('answers 400 invalid_multipart for malformed part headers', async () => {

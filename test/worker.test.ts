@@ -14,7 +14,14 @@ import { eventually } from './support/eventually.js';
 import { png } from './support/fixtures.js';
 import { storedFiles } from './support/leftovers.js';
 import { seriesValue } from './support/metrics.js';
-import { flakyOnce, startService, startWorker, uploadFile, waitForStatus, type TestService } from './support/service.js';
+import {
+  flakyOnce,
+  startService,
+  startWorker,
+  uploadFile,
+  waitForStatus,
+  type TestService,
+} from './support/service.js';
 
 /** The row a start answered, failing the test when it answered `redelivered` or nothing. */
 function startedRow(outcome: FileRow | 'redelivered' | null): FileRow {
@@ -22,7 +29,8 @@ function startedRow(outcome: FileRow | 'redelivered' | null): FileRow {
   return outcome;
 }
 
-const jobsWithOutcome = (metrics: Metrics, outcome: string) => seriesValue(metrics.registry, 'jobs_processed_total', { outcome });
+const jobsWithOutcome = (metrics: Metrics, outcome: string) =>
+  seriesValue(metrics.registry, 'jobs_processed_total', { outcome });
 
 describe('the worker', () => {
   describe('with files it cannot trust', () => {
@@ -60,7 +68,11 @@ describe('the worker', () => {
     });
 
     it('runs a re-delivered job (its last attempt died with its worker) alone, so a crash charges only it', async () => {
-      const files = await Promise.all(['crashed', 'b', 'c', 'd'].map((name) => uploadFile(service.url, { name: `${name}.txt`, content: `file ${name}` })));
+      const files = await Promise.all(
+        ['crashed', 'b', 'c', 'd'].map((name) =>
+          uploadFile(service.url, { name: `${name}.txt`, content: `file ${name}` }),
+        ),
+      );
       // As a worker that died mid-job leaves it: processing, one attempt counted, its job delivered again.
       await sql("UPDATE files SET status = 'processing', attempts = 1 WHERE id = $1", [files[0]!.id]);
       const spans: Array<{ id: string; start: number; end: number }> = [];
@@ -76,13 +88,22 @@ describe('the worker', () => {
       const worker = await startWorker(service.queueName, { processors: { text: timed } });
       try {
         const done = await Promise.all(files.map((file) => waitForStatus(service.url, file.id)));
-        expect(done.map((file) => [file.status, file.attempts])).to.deep.equal([['processed', 2], ['processed', 1], ['processed', 1], ['processed', 1]]);
+        expect(done.map((file) => [file.status, file.attempts])).to.deep.equal([
+          ['processed', 2],
+          ['processed', 1],
+          ['processed', 1],
+          ['processed', 1],
+        ]);
         const crashed = spans.find((span) => span.id === files[0]!.id)!;
         const beside = spans.filter((span) => span !== crashed && span.start < crashed.end && crashed.start < span.end);
         expect(beside, 'jobs that ran beside the re-delivered one').to.deep.equal([]);
         // The others ran beside each other (concurrency 4): being alone is for re-deliveries only.
         const others = spans.filter((span) => span !== crashed);
-        expect(others.some((span) => others.some((other) => other !== span && other.start < span.end && span.start < other.end))).to.equal(true);
+        expect(
+          others.some((span) =>
+            others.some((other) => other !== span && other.start < span.end && span.start < other.end),
+          ),
+        ).to.equal(true);
       } finally {
         await worker.close();
       }
@@ -95,7 +116,8 @@ describe('the worker', () => {
       const worker = await startWorker(service.queueName);
       try {
         const deadline = Date.now() + 5_000;
-        while ((await jobsWithOutcome(worker.metrics, 'skipped')) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        while ((await jobsWithOutcome(worker.metrics, 'skipped')) === 0 && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 20));
         expect(await jobsWithOutcome(worker.metrics, 'skipped')).to.equal(1);
         expect((await service.queue.counts()).waiting).to.equal(0);
       } finally {
@@ -182,7 +204,15 @@ describe('the worker', () => {
     });
     after(() => db.close());
 
-    const newRow = () => db.files.insert({ id: newFileId(), name: 'x', size: 1, content_type: 'text/plain', kind: 'text', sha256: 'a'.repeat(64) });
+    const newRow = () =>
+      db.files.insert({
+        id: newFileId(),
+        name: 'x',
+        size: 1,
+        content_type: 'text/plain',
+        kind: 'text',
+        sha256: 'a'.repeat(64),
+      });
 
     it('lets only the current attempt record an outcome', async () => {
       const row = await newRow();
@@ -214,17 +244,31 @@ describe('the worker', () => {
       expect(started[0]).to.equal(null);
       expect(started[1]).to.include({ id: exhausted.id, status: 'failed', attempts: 2 });
       expect(startedRow(started[1]!).error!.code).to.equal('too_many_attempts');
-      started.slice(2, -1).forEach((row, n) => expect(row).to.include({ id: rows[n + 2]!.id, status: 'processing', attempts: 1 }));
+      started
+        .slice(2, -1)
+        .forEach((row, n) => expect(row).to.include({ id: rows[n + 2]!.id, status: 'processing', attempts: 1 }));
 
       // Two deliveries of the same file in the same moment: each is told of the other, or counts its own attempt.
-      const redelivered = await Promise.all([db.files.startProcessing(rows[2]!.id, 5), db.files.startProcessing(rows[2]!.id, 5)]);
+      const redelivered = await Promise.all([
+        db.files.startProcessing(rows[2]!.id, 5),
+        db.files.startProcessing(rows[2]!.id, 5),
+      ]);
       expect(redelivered).to.deep.equal(['redelivered', 'redelivered']);
-      const [again, twice] = await Promise.all([db.files.startProcessing(rows[2]!.id, 5, { again: true }), db.files.startProcessing(rows[2]!.id, 5, { again: true })]);
+      const [again, twice] = await Promise.all([
+        db.files.startProcessing(rows[2]!.id, 5, { again: true }),
+        db.files.startProcessing(rows[2]!.id, 5, { again: true }),
+      ]);
       expect([startedRow(again).attempts, startedRow(twice).attempts].sort()).to.deep.equal([2, 3]);
 
       // Results travel as an array of JSON texts: quotes, backslashes, braces and commas must survive it.
-      const awkward = (n: number) => ({ n, text: `"quoted", {braced}, back\\slash\n${'é😀'.repeat(n)}`, list: ['a,b', '{c}'] });
-      const finished = await Promise.all(rows.slice(3).map((row, n) => db.files.finishProcessing(row.id, n % 2 ? 1 : 9, awkward(n))));
+      const awkward = (n: number) => ({
+        n,
+        text: `"quoted", {braced}, back\\slash\n${'é😀'.repeat(n)}`,
+        list: ['a,b', '{c}'],
+      });
+      const finished = await Promise.all(
+        rows.slice(3).map((row, n) => db.files.finishProcessing(row.id, n % 2 ? 1 : 9, awkward(n))),
+      );
       finished.forEach((recorded, n) => expect(recorded, `row ${n + 3}`).to.equal(n % 2 === 1));
       const stored = await db.files.findById(rows[4]!.id);
       expect(stored).to.include({ status: 'processed' });

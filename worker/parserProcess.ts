@@ -16,10 +16,9 @@ try {
 
 // A parser spinning in a loop never hears its IPC channel close: a thread watching the parent's pid does.
 const parentPid = process.ppid;
-new Worker(
-  `setInterval(() => { if (process.ppid !== ${parentPid}) process.kill(process.pid, 'SIGKILL'); }, 500);`,
-  { eval: true },
-).unref();
+new Worker(`setInterval(() => { if (process.ppid !== ${parentPid}) process.kill(process.pid, 'SIGKILL'); }, 500);`, {
+  eval: true,
+}).unref();
 process.on('disconnect', () => process.exit(0));
 
 const send = (reply: ParserReply) => process.send!(reply);

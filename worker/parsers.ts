@@ -25,7 +25,10 @@ export const PRELOAD_ENV = 'FILE_PROCESSOR_PARSER_PRELOAD';
 export type Analysis<A extends unknown[], R> = (...args: A) => Promise<R>;
 
 /** What a child sends back: a value, or an error described well enough to rebuild it; `ready` once it has preloaded. */
-export type ParserReply = { ok: true; value: unknown } | { ok: false; error: { permanent: boolean; code: string | null; message: string } } | { ready: true };
+export type ParserReply =
+  | { ok: true; value: unknown }
+  | { ok: false; error: { permanent: boolean; code: string | null; message: string } }
+  | { ready: true };
 
 /** What a child is asked to do: call `name` from `module` with `args`. */
 export interface ParserRequest {
@@ -83,7 +86,9 @@ const MIN_OLD_SPACE_BYTES = 1024 * MIB;
  * watch is what stops it, at no cost to every normal file.
  */
 export function v8Flags(maxRssBytes: number): string[] {
-  return [`--max-old-space-size=${Math.floor(Math.max(MIN_OLD_SPACE_BYTES, maxRssBytes - CHILD_BASELINE_BYTES) / MIB)}`];
+  return [
+    `--max-old-space-size=${Math.floor(Math.max(MIN_OLD_SPACE_BYTES, maxRssBytes - CHILD_BASELINE_BYTES) / MIB)}`,
+  ];
 }
 
 export class ParserProcesses {
@@ -103,7 +108,14 @@ export class ParserProcesses {
   run<A extends unknown[], R>(module: string, analysis: Analysis<A, R>, args: A, limits: ParseLimits): Promise<R> {
     if (this.closed) return Promise.reject(new Error('The parser processes are closed.'));
     return new Promise<R>((resolve, reject) => {
-      this.waiting.push({ module, name: analysis.name, args, ...limits, resolve: resolve as (value: unknown) => void, reject });
+      this.waiting.push({
+        module,
+        name: analysis.name,
+        args,
+        ...limits,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
       this.dispatch();
     });
   }
@@ -129,7 +141,14 @@ export class ParserProcesses {
     this.closed = true;
     clearInterval(this.watch);
     for (const task of this.waiting.splice(0)) task.reject(new Error('The parser processes are closed.'));
-    const exits = [...this.children].map((child) => new Promise((resolve) => (child.process.exitCode !== null || child.process.signalCode !== null ? resolve(null) : child.process.once('exit', resolve))));
+    const exits = [...this.children].map(
+      (child) =>
+        new Promise((resolve) =>
+          child.process.exitCode !== null || child.process.signalCode !== null
+            ? resolve(null)
+            : child.process.once('exit', resolve),
+        ),
+    );
     for (const child of this.children) this.retire(child);
     const late = setTimeout(() => this.children.forEach((child) => this.kill(child)), CLOSE_GRACE_MS);
     await Promise.all(exits);
@@ -153,7 +172,14 @@ export class ParserProcesses {
   private start(child: Child, task: Task): void {
     child.task = task;
     const budget = Math.round(task.deadline - Date.now());
-    child.timer = setTimeout(() => this.kill(child, new ProcessingError('timeout', `Parsing took longer than its time limit of ${budget} ms; it was stopped.`)), Math.max(0, budget));
+    child.timer = setTimeout(
+      () =>
+        this.kill(
+          child,
+          new ProcessingError('timeout', `Parsing took longer than its time limit of ${budget} ms; it was stopped.`),
+        ),
+      Math.max(0, budget),
+    );
     this.watch ??= setInterval(() => this.measure(), this.options.watchIntervalMs ?? 25);
     const request: ParserRequest = { module: task.module, name: task.name, args: task.args };
     // A child that dies before reading it fails the task through its exit.
@@ -174,12 +200,21 @@ export class ParserProcesses {
       const pid = child.process.pid!;
       const rss = rssBytesOf(pid);
       if (rss !== null && rss > this.options.maxRssBytes) {
-        this.kill(child, new ProcessingError('out_of_memory', `The parser needed more than ${Math.round(this.options.maxRssBytes / MIB)} MiB of memory for this file; it was stopped.`));
+        this.kill(
+          child,
+          new ProcessingError(
+            'out_of_memory',
+            `The parser needed more than ${Math.round(this.options.maxRssBytes / MIB)} MiB of memory for this file; it was stopped.`,
+          ),
+        );
         continue;
       }
       const cpu = cpuMsOf(pid);
       if (cpu !== null && cpu - child.cpuAtStart > task.cpuMs) {
-        this.kill(child, new ProcessingError('timeout', `Parsing used more than its ${task.cpuMs} ms of CPU time; it was stopped.`));
+        this.kill(
+          child,
+          new ProcessingError('timeout', `Parsing used more than its ${task.cpuMs} ms of CPU time; it was stopped.`),
+        );
       }
     }
     if (busy === 0) {
@@ -202,7 +237,14 @@ export class ParserProcesses {
       // Parsers' console chatter is not ours to log; stderr is kept (its end) to tell why a child aborted.
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
-    const child: Child = { process: subprocess, ready: Promise.resolve(), started: false, readyRss: 0, cpuAtStart: 0, stderr: '' };
+    const child: Child = {
+      process: subprocess,
+      ready: Promise.resolve(),
+      started: false,
+      readyRss: 0,
+      cpuAtStart: 0,
+      stderr: '',
+    };
     // Ready at its first message; a child that dies first is no longer waited for.
     child.ready = new Promise((resolve) => {
       subprocess.once('message', () => {
@@ -212,7 +254,9 @@ export class ParserProcesses {
       });
       subprocess.once('exit', () => resolve());
     });
-    subprocess.stderr!.setEncoding('utf8').on('data', (text: string) => (child.stderr = (child.stderr + text).slice(-STDERR_KEPT)));
+    subprocess
+      .stderr!.setEncoding('utf8')
+      .on('data', (text: string) => (child.stderr = (child.stderr + text).slice(-STDERR_KEPT)));
     // Idle children must not keep the worker alive; a running task's deadline timer does.
     subprocess.unref();
     subprocess.channel?.unref();
@@ -227,7 +271,8 @@ export class ParserProcesses {
       else task.reject(rebuildError(reply.error));
       // V8 and malloc keep what a big file made them take, and the next file would have that much less room:
       // a child left holding a quarter of its headroom is replaced.
-      if ((rssBytesOf(subprocess.pid!) ?? 0) > child.readyRss + (this.options.maxRssBytes - child.readyRss) / 4) return this.retire(child);
+      if ((rssBytesOf(subprocess.pid!) ?? 0) > child.readyRss + (this.options.maxRssBytes - child.readyRss) / 4)
+        return this.retire(child);
       this.idle.push(child);
       this.dispatch();
     });

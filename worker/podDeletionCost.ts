@@ -43,11 +43,17 @@ export function createPodDeletionCost(options: PodDeletionCostOptions): PodDelet
     const body = { metadata: { annotations: { [POD_DELETION_COST_ANNOTATION]: String(cost) } } };
     inFlight = inFlight.then(async () => {
       try {
-        await api.patchNamespacedPod({ name: podName, namespace, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+        await api.patchNamespacedPod(
+          { name: podName, namespace, body },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
       } catch (err) {
         // Losing the mark only makes scale-in less picky; the next transition tries again.
         sent = undefined;
-        logger.warn({ err: { message: (err as Error).message }, pod: podName, cost }, 'could not set the pod deletion cost');
+        logger.warn(
+          { err: { message: (err as Error).message }, pod: podName, cost },
+          'could not set the pod deletion cost',
+        );
       }
     });
   };
@@ -68,10 +74,15 @@ export function createPodDeletionCost(options: PodDeletionCostOptions): PodDelet
 }
 
 /** The tracker POD_DELETION_COST asks for, with in-cluster (or KUBECONFIG) credentials; null when it is off. */
-export function podDeletionCostFromConfig(config: Pick<Config, 'podDeletionCost' | 'podName' | 'podNamespace'>, logger: Logger): PodDeletionCost | null {
+export function podDeletionCostFromConfig(
+  config: Pick<Config, 'podDeletionCost' | 'podName' | 'podNamespace'>,
+  logger: Logger,
+): PodDeletionCost | null {
   if (!config.podDeletionCost) return null;
   if (!config.podName || !config.podNamespace) {
-    throw new ConfigError('POD_DELETION_COST=true needs POD_NAME and POD_NAMESPACE: set them from the downward API (metadata.name, metadata.namespace).');
+    throw new ConfigError(
+      'POD_DELETION_COST=true needs POD_NAME and POD_NAMESPACE: set them from the downward API (metadata.name, metadata.namespace).',
+    );
   }
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();

@@ -71,7 +71,14 @@ export class Reconciler {
 
   /** One pass of every step. */
   async runOnce(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { requeuedQueued: 0, requeuedLost: 0, failedBlobMissing: 0, removedTemporary: 0, removedOrphans: 0, removedKeys: 0 };
+    const report: ReconcileReport = {
+      requeuedQueued: 0,
+      requeuedLost: 0,
+      failedBlobMissing: 0,
+      removedTemporary: 0,
+      removedOrphans: 0,
+      removedKeys: 0,
+    };
     await this.requeueQueued(report);
     await this.requeueLost(report);
     await this.removeLeftovers(report);
@@ -85,7 +92,10 @@ export class Reconciler {
     this.queuedPosition = rows.length === BATCH ? rows.at(-1) : undefined;
     for (const row of await this.withoutJob(rows)) {
       if ((await this.deps.storage.writtenAt(row.id)) === null) {
-        const failed = await this.deps.db.files.failQueued(row.id, { code: 'blob_missing', message: 'The stored bytes of this file are missing.' });
+        const failed = await this.deps.db.files.failQueued(row.id, {
+          code: 'blob_missing',
+          message: 'The stored bytes of this file are missing.',
+        });
         if (failed) {
           report.failedBlobMissing++;
           this.deps.metrics.reconcilerFailed.inc({ reason: 'blob_missing' });

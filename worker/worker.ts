@@ -44,8 +44,11 @@ type Outcome = 'processed' | 'failed' | 'retried' | 'skipped' | 'superseded';
 
 export function createWorker(deps: WorkerDeps): Worker {
   const { db, queue, storage, logger, metrics, processors } = deps;
-  const preload = [...new Set(Object.values(processors).flatMap((processor) => (processor.module ? [processor.module] : [])))];
-  const parsers = deps.parsers ?? new ParserProcesses({ size: deps.concurrency, maxRssBytes: deps.parserMaxRssBytes, preload });
+  const preload = [
+    ...new Set(Object.values(processors).flatMap((processor) => (processor.module ? [processor.module] : []))),
+  ];
+  const parsers =
+    deps.parsers ?? new ParserProcesses({ size: deps.concurrency, maxRssBytes: deps.parserMaxRssBytes, preload });
   // Parsing gets what is left of the job's time, less a reserve to record the outcome before the queue gives up.
   const parsingBudgetMs = deps.jobTimeoutMs - Math.min(5_000, deps.jobTimeoutMs / 10);
 
@@ -73,7 +76,10 @@ export function createWorker(deps: WorkerDeps): Worker {
     if (row.status === 'failed') {
       // Its earlier attempts died with their workers (or kept failing): stop re-delivering it.
       metrics.jobsProcessed.inc({ kind: row.kind, outcome: 'failed' });
-      logger.warn({ file_id: row.id, kind: row.kind, outcome: 'failed', attempts: row.attempts, error_code: row.error?.code }, 'job');
+      logger.warn(
+        { file_id: row.id, kind: row.kind, outcome: 'failed', attempts: row.attempts, error_code: row.error?.code },
+        'job',
+      );
       return;
     }
     if (row.attempts === 1) metrics.jobWait.observe(Math.max(0, Date.now() - job.data.enqueued_at) / 1000);
@@ -84,8 +90,24 @@ export function createWorker(deps: WorkerDeps): Worker {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.jobDuration.observe({ kind: row.kind }, seconds);
       metrics.jobsProcessed.inc({ kind: row.kind, outcome });
-      trace.getActiveSpan()?.setAttributes({ 'file_processor.file.kind': row.kind, 'file_processor.job.outcome': outcome, 'file_processor.job.attempt': row.attempts });
-      logger.info({ file_id: row.id, kind: row.kind, outcome, attempts: row.attempts, duration_ms: Math.round(seconds * 1e4) / 10, ...extra }, 'job');
+      trace
+        .getActiveSpan()
+        ?.setAttributes({
+          'file_processor.file.kind': row.kind,
+          'file_processor.job.outcome': outcome,
+          'file_processor.job.attempt': row.attempts,
+        });
+      logger.info(
+        {
+          file_id: row.id,
+          kind: row.kind,
+          outcome,
+          attempts: row.attempts,
+          duration_ms: Math.round(seconds * 1e4) / 10,
+          ...extra,
+        },
+        'job',
+      );
     };
 
     // The CPU time a parse may use is its share of the job's time too; the deadline bounds the waiting.

@@ -44,15 +44,21 @@ const tooManyAttempts = (maxAttempts: number): FileError => ({
   message: `Processing started ${maxAttempts} times without finishing (a worker failed or crashed each time); reprocess the file to try again.`,
 });
 
-const COLUMNS = 'id, name, size, content_type, kind, sha256, status, attempts, result, error, uploaded_at, processed_at, has_thumbnail';
+const COLUMNS =
+  'id, name, size, content_type, kind, sha256, status, attempts, result, error, uploaded_at, processed_at, has_thumbnail';
 /**
  * JSON for a jsonb column. PostgreSQL's jsonb refuses the NUL character, which a parsed file can put in any
  * string (a PDF title in UTF-16, a CSV header): it becomes U+FFFD, the replacement character.
  */
-const toJsonb = (value: unknown): string => JSON.stringify(value, (_key, field: unknown) => (typeof field === 'string' ? field.replaceAll('\0', '\ufffd') : field));
+const toJsonb = (value: unknown): string =>
+  JSON.stringify(value, (_key, field: unknown) =>
+    typeof field === 'string' ? field.replaceAll('\0', '\ufffd') : field,
+  );
 
 /** COLUMNS of `files AS f`, for statements that join it with another row source. */
-const F_COLUMNS = COLUMNS.split(', ').map((column) => `f.${column}`).join(', ');
+const F_COLUMNS = COLUMNS.split(', ')
+  .map((column) => `f.${column}`)
+  .join(', ');
 
 /**
  * The worker's two updates per job go in batches (see core/batcher.ts). Measured with one API and one
@@ -118,11 +124,18 @@ export class FileRepository {
    * (its last attempt died with its worker, or is being retried): it answers `redelivered` and changes nothing,
    * unless `again` says to count a new attempt for it. Null when the row is gone or already finished.
    */
-  startProcessing(id: string, maxAttempts: number, options: { again?: boolean } = {}): Promise<FileRow | 'redelivered' | null> {
+  startProcessing(
+    id: string,
+    maxAttempts: number,
+    options: { again?: boolean } = {},
+  ): Promise<FileRow | 'redelivered' | null> {
     return this.starts.call({ id, maxAttempts, again: options.again ?? false });
   }
 
-  private readonly starts = new Batcher<{ id: string; maxAttempts: number; again: boolean }, FileRow | 'redelivered' | null>(
+  private readonly starts = new Batcher<
+    { id: string; maxAttempts: number; again: boolean },
+    FileRow | 'redelivered' | null
+  >(
     async (starts) => {
       const rows = await this.sql<StoredRow>(
         `UPDATE files AS f SET
@@ -144,7 +157,10 @@ export class FileRepository {
       // Left alone: gone, finished, or (the rare case that costs a second statement) a re-delivery.
       const missed = starts.filter((start) => !start.again && !byId.has(start.id)).map((start) => start.id);
       if (missed.length > 0) {
-        const redelivered = await this.sql<{ id: string }>("SELECT id FROM files WHERE id = ANY($1::uuid[]) AND status = 'processing'", [missed]);
+        const redelivered = await this.sql<{ id: string }>(
+          "SELECT id FROM files WHERE id = ANY($1::uuid[]) AND status = 'processing'",
+          [missed],
+        );
         for (const { id } of redelivered) byId.set(id, 'redelivered');
       }
       return starts.map((start) => byId.get(start.id) ?? null);
@@ -164,7 +180,10 @@ export class FileRepository {
 
   /** Processing rows untouched since `before`: their job may be gone. */
   async staleProcessing(before: Date, limit: number): Promise<StaleRow[]> {
-    return this.sql("SELECT id, kind, updated_at FROM files WHERE status = 'processing' AND updated_at < $1 ORDER BY updated_at LIMIT $2", [before, limit]);
+    return this.sql(
+      "SELECT id, kind, updated_at FROM files WHERE status = 'processing' AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+      [before, limit],
+    );
   }
 
   /** Which of these ids have a row. */
@@ -187,13 +206,21 @@ export class FileRepository {
     return this.finishes.call({ id, attempt, result, thumbnail });
   }
 
-  private readonly finishes = new Batcher<{ id: string; attempt: number; result: FileResult; thumbnail: boolean }, boolean>(
+  private readonly finishes = new Batcher<
+    { id: string; attempt: number; result: FileResult; thumbnail: boolean },
+    boolean
+  >(
     async (finishes) => {
       const rows = await this.sql<{ id: string }>(
         `UPDATE files AS f SET status = 'processed', result = d.result, error = NULL, has_thumbnail = d.thumbnail, processed_at = now(), updated_at = now()
          FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[]) AS d(id, attempt, result, thumbnail)
          WHERE f.id = d.id AND f.status = 'processing' AND f.attempts = d.attempt RETURNING f.id`,
-        [finishes.map((done) => done.id), finishes.map((done) => done.attempt), finishes.map((done) => toJsonb(done.result)), finishes.map((done) => done.thumbnail)],
+        [
+          finishes.map((done) => done.id),
+          finishes.map((done) => done.attempt),
+          finishes.map((done) => toJsonb(done.result)),
+          finishes.map((done) => done.thumbnail),
+        ],
       );
       const finished = new Set(rows.map((row) => row.id));
       return finishes.map((done) => finished.has(done.id));

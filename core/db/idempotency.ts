@@ -5,10 +5,7 @@ import type { Sql } from './files.js';
 /** How long a completed key is remembered (the contract promises 24 hours). */
 export const IDEMPOTENCY_TTL_HOURS = 24;
 
-export type Claim =
-  | { state: 'claimed' }
-  | { state: 'in_progress' }
-  | { state: 'done'; fileId: string; sha256: string };
+export type Claim = { state: 'claimed' } | { state: 'in_progress' } | { state: 'done'; fileId: string; sha256: string };
 
 export interface IdempotencyScope {
   /** Who sent it: keys of different clients never collide. */
@@ -40,7 +37,9 @@ export class IdempotencyKeys {
       );
       // Released between our two statements: try to claim it again.
       if (!row) continue;
-      return row.file_id && row.sha256 ? { state: 'done', fileId: row.file_id, sha256: row.sha256 } : { state: 'in_progress' };
+      return row.file_id && row.sha256
+        ? { state: 'done', fileId: row.file_id, sha256: row.sha256 }
+        : { state: 'in_progress' };
     }
   }
 

@@ -78,9 +78,13 @@ export function openDatabase(options: DatabaseOptions): Database {
     },
     migrate: async () => (await import('./migrator.js')).migrateUp(sequelize),
     isMigrated: async () => {
-      const exists = await sql<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [MIGRATIONS_TABLE]);
+      const exists = await sql<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [
+        MIGRATIONS_TABLE,
+      ]);
       if (!exists[0]?.present) return false;
-      const applied = new Set((await sql<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE}`)).map((row) => row.name));
+      const applied = new Set(
+        (await sql<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE}`)).map((row) => row.name),
+      );
       return MIGRATIONS.every((migration) => applied.has(migration.name));
     },
     reset: async () => (await import('./migrator.js')).migrateDownAll(sequelize),
@@ -93,11 +97,16 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (err instanceof ConnectionError) return true;
   const code = (err as { code?: unknown } | null)?.code;
   // Network errors, and PostgreSQL's "cannot connect now" / "admin shutdown" class 57P and 08 codes.
-  return typeof code === 'string' && (/^(ECONN|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE)/.test(code) || /^(08|57P)/.test(code));
+  return (
+    typeof code === 'string' && (/^(ECONN|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE)/.test(code) || /^(08|57P)/.test(code))
+  );
 }
 
 /** Runs `work` on a connection to the server's `postgres` database, with the target database's name. */
-async function withMaintenanceConnection<T>(url: string, work: (client: pg.Client, name: string) => Promise<T>): Promise<T> {
+async function withMaintenanceConnection<T>(
+  url: string,
+  work: (client: pg.Client, name: string) => Promise<T>,
+): Promise<T> {
   const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
   const admin = new URL(url);
   admin.pathname = '/postgres';

@@ -9,7 +9,9 @@ runMain(async () => {
     if (await ensureDatabaseExists(config.databaseUrl)) process.stdout.write('created the database\n');
   } catch (err) {
     const code = (err as { code?: string }).code ?? (err as Error).message;
-    throw new StartupError(`PostgreSQL at ${addressOf(config.databaseUrl)} does not answer or refuses to create the database (${code}): start it, or set DATABASE_URL.`);
+    throw new StartupError(
+      `PostgreSQL at ${addressOf(config.databaseUrl)} does not answer or refuses to create the database (${code}): start it, or set DATABASE_URL.`,
+    );
   }
   const db = openDatabase({ url: config.databaseUrl, poolMax: 2 });
   try {

@@ -172,13 +172,17 @@ export class FileQueue {
   /** For each file id, whether its job still exists (waiting, running or due for a retry). */
   async jobsExist(fileIds: string[]): Promise<boolean[]> {
     if (fileIds.length === 0) return [];
-    const jobs = await this.command<Array<string | null>>((client, done) => client.hmget(this.key('jobs'), fileIds, done));
+    const jobs = await this.command<Array<string | null>>((client, done) =>
+      client.hmget(this.key('jobs'), fileIds, done),
+    );
     return jobs.map((job) => job !== null);
   }
 
   /** Takes a lock that expires by itself after `ttlMs`; false when another process holds it. */
   async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
-    const answer = await this.command<string | null>((client, done) => client.set(this.key(name), owner, 'NX', 'PX', ttlMs, done));
+    const answer = await this.command<string | null>((client, done) =>
+      client.set(this.key(name), owner, 'NX', 'PX', ttlMs, done),
+    );
     return answer === 'OK';
   }
 

@@ -2,10 +2,13 @@
 import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
 
 export const CommonResultFields = {
-  sha256_verified: Type.Boolean({ description: 'The stored bytes hash to the recorded sha256 (always true in a result: a mismatch fails the file).' }),
+  sha256_verified: Type.Boolean({
+    description: 'The stored bytes hash to the recorded sha256 (always true in a result: a mismatch fails the file).',
+  }),
   bytes_read: Type.Integer({ minimum: 0, description: 'Bytes read back from storage.' }),
   warnings: Type.Array(Type.String(), {
-    description: 'Things a client should know although the file was processed: a bomb-like compression ratio, text that is not valid UTF-8, ...',
+    description:
+      'Things a client should know although the file was processed: a bomb-like compression ratio, text that is not valid UTF-8, ...',
   }),
 };
 
@@ -14,7 +17,10 @@ export type CommonResult = Static<typeof CommonResultSchema>;
 
 /** A kind's result: the common fields plus its own, as one flat object (what OpenAPI tools show best). */
 export const kindResult = <T extends TProperties>(title: string, description: string, fields: T) =>
-  Type.Object({ ...CommonResultFields, ...fields }, { title, description, additionalProperties: false }) as TObject<typeof CommonResultFields & T> & { title: string };
+  Type.Object({ ...CommonResultFields, ...fields }, { title, description, additionalProperties: false }) as TObject<
+    typeof CommonResultFields & T
+  > & { title: string };
 
 /** A nullable field: `null` where the file does not say. */
-export const OrNull = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+export const OrNull = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);

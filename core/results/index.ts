@@ -11,7 +11,11 @@ import { TextResultSchema } from './text.js';
 
 export { CommonResultSchema, type CommonResult } from './common.js';
 
-export const OtherResultSchema = kindResult('OtherResult', 'The result of a file of kind `other`: the common fields only.', {});
+export const OtherResultSchema = kindResult(
+  'OtherResult',
+  'The result of a file of kind `other`: the common fields only.',
+  {},
+);
 
 /** One line per kind; the compiler asks for a new one when FILE_KINDS grows. */
 export const RESULT_SCHEMAS: Record<FileKind, TObject & { title: string }> = {

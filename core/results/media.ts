@@ -10,12 +10,20 @@ const mediaFields = {
   channels: OrNull(Type.Integer({ minimum: 0, description: 'Audio channels.' })),
 };
 
-export const AudioResultSchema = kindResult('AudioResult', 'The result of a file of kind `audio`, read from the container headers.', mediaFields);
+export const AudioResultSchema = kindResult(
+  'AudioResult',
+  'The result of a file of kind `audio`, read from the container headers.',
+  mediaFields,
+);
 export type AudioResult = Static<typeof AudioResultSchema>;
 
-export const VideoResultSchema = kindResult('VideoResult', 'The result of a file of kind `video`, read from the container headers.', {
-  ...mediaFields,
-  width: OrNull(Type.Integer({ minimum: 0, description: 'Frame width in pixels, where the container says.' })),
-  height: OrNull(Type.Integer({ minimum: 0, description: 'Frame height in pixels, where the container says.' })),
-});
+export const VideoResultSchema = kindResult(
+  'VideoResult',
+  'The result of a file of kind `video`, read from the container headers.',
+  {
+    ...mediaFields,
+    width: OrNull(Type.Integer({ minimum: 0, description: 'Frame width in pixels, where the container says.' })),
+    height: OrNull(Type.Integer({ minimum: 0, description: 'Frame height in pixels, where the container says.' })),
+  },
+);
 export type VideoResult = Static<typeof VideoResultSchema>;

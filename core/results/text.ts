@@ -31,16 +31,25 @@ const JsonSummarySchema = Type.Object(
   { description: 'For JSON files.' },
 );
 
-export const TextResultSchema = kindResult('TextResult', 'The result of a file of kind `text`. Counted while streaming: size does not matter.', {
-  encoding: StringEnum(TEXT_ENCODINGS, { description: 'How the bytes were decoded: UTF-8, UTF-16 (BOM or guessed), or `windows-1252` as the guess for legacy 8-bit text.' }),
-  bom: Type.Boolean({ description: 'The text starts with a byte order mark.' }),
-  lines: Type.Integer({ minimum: 0, description: 'Lines, counting a last line without a line break.' }),
-  words: Type.Integer({ minimum: 0, description: 'Runs of non-whitespace characters.' }),
-  characters: Type.Integer({ minimum: 0, description: 'Unicode code points (without the BOM).' }),
-  line_endings: StringEnum(LINE_ENDINGS, { description: '`lf`, `crlf`, `cr`, `mixed`, or `none` for a single line.' }),
-  csv: OrNull(CsvSummarySchema),
-  json: OrNull(JsonSummarySchema),
-});
+export const TextResultSchema = kindResult(
+  'TextResult',
+  'The result of a file of kind `text`. Counted while streaming: size does not matter.',
+  {
+    encoding: StringEnum(TEXT_ENCODINGS, {
+      description:
+        'How the bytes were decoded: UTF-8, UTF-16 (BOM or guessed), or `windows-1252` as the guess for legacy 8-bit text.',
+    }),
+    bom: Type.Boolean({ description: 'The text starts with a byte order mark.' }),
+    lines: Type.Integer({ minimum: 0, description: 'Lines, counting a last line without a line break.' }),
+    words: Type.Integer({ minimum: 0, description: 'Runs of non-whitespace characters.' }),
+    characters: Type.Integer({ minimum: 0, description: 'Unicode code points (without the BOM).' }),
+    line_endings: StringEnum(LINE_ENDINGS, {
+      description: '`lf`, `crlf`, `cr`, `mixed`, or `none` for a single line.',
+    }),
+    csv: OrNull(CsvSummarySchema),
+    json: OrNull(JsonSummarySchema),
+  },
+);
 export type TextResult = Static<typeof TextResultSchema>;
 export type CsvSummary = Static<typeof CsvSummarySchema>;
 export type JsonSummary = Static<typeof JsonSummarySchema>;

@@ -11,7 +11,15 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable, type Writable } from 'node:stream';
-import { BLOB_VARIANTS, BlobTooLargeError, HEAD_BYTES, type BlobStore, type BlobVariant, type ByteRange, type StoredBlob } from './index.js';
+import {
+  BLOB_VARIANTS,
+  BlobTooLargeError,
+  HEAD_BYTES,
+  type BlobStore,
+  type BlobVariant,
+  type ByteRange,
+  type StoredBlob,
+} from './index.js';
 
 const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
 const SAFE_VARIANT = /^[a-z0-9]{1,16}$/;
@@ -76,7 +84,10 @@ export class LocalDiskStore implements BlobStore {
     let removed = 0;
     for (const name of await readdir(this.tmpDir)) {
       const file = path.join(this.tmpDir, name);
-      const written = await stat(file).then((info) => info.mtime, () => null);
+      const written = await stat(file).then(
+        (info) => info.mtime,
+        () => null,
+      );
       if (written && written < before) {
         await rm(file, { force: true });
         removed++;
@@ -92,7 +103,14 @@ export class LocalDiskStore implements BlobStore {
 
   async writtenAt(id: string): Promise<Date | null> {
     const paths = [this.pathOf(id), ...BLOB_VARIANTS.map((variant) => this.pathOf(id, variant))];
-    const times = await Promise.all(paths.map((blob) => stat(blob).then((info) => info.mtime.getTime(), () => 0)));
+    const times = await Promise.all(
+      paths.map((blob) =>
+        stat(blob).then(
+          (info) => info.mtime.getTime(),
+          () => 0,
+        ),
+      ),
+    );
     const latest = Math.max(...times);
     return latest ? new Date(latest) : null;
   }
@@ -117,7 +135,11 @@ class BlobMeter extends Transform {
     super();
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null, data?: Buffer) => void): void {
+  override _transform(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    callback: (err?: Error | null, data?: Buffer) => void,
+  ): void {
     this.size += chunk.length;
     if (this.size > this.maxBytes) return callback(new BlobTooLargeError(this.maxBytes));
     this.hash.update(chunk);
@@ -129,7 +151,11 @@ class BlobMeter extends Transform {
   }
 
   blob(): StoredBlob {
-    return { size: this.size, sha256: this.hash.digest('hex'), head: Buffer.concat(this.headChunks).subarray(0, HEAD_BYTES) };
+    return {
+      size: this.size,
+      sha256: this.hash.digest('hex'),
+      head: Buffer.concat(this.headChunks).subarray(0, HEAD_BYTES),
+    };
   }
 }
 

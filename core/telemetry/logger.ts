@@ -13,7 +13,19 @@ export interface LoggerOptions {
 }
 
 /** Fields whose value is a secret, at any depth (names compared in lower case). */
-const SECRET_FIELDS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'token', 'tokens', 'password', 'secret', 'apitokens', 'api_tokens']);
+const SECRET_FIELDS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'x-api-key',
+  'token',
+  'tokens',
+  'password',
+  'secret',
+  'apitokens',
+  'api_tokens',
+]);
 
 const REDACTED = '[redacted]';
 
@@ -36,7 +48,10 @@ export function createLogger(options: LoggerOptions): Logger {
     serializers: { err: scrubbedError },
     hooks: {
       logMethod(args, method) {
-        method.apply(this, args.map((arg) => (typeof arg === 'string' ? withoutUrlPasswords(arg) : arg)) as Parameters<typeof method>);
+        method.apply(
+          this,
+          args.map((arg) => (typeof arg === 'string' ? withoutUrlPasswords(arg) : arg)) as Parameters<typeof method>,
+        );
       },
     },
   };
@@ -47,7 +62,9 @@ export function createLogger(options: LoggerOptions): Logger {
 /** trace_id and span_id of the active span, so a log line leads to its trace (nothing while tracing is off). */
 function activeTraceIds(): Record<string, string> {
   const spanContext = trace.getActiveSpan()?.spanContext();
-  return spanContext && isSpanContextValid(spanContext) ? { trace_id: spanContext.traceId, span_id: spanContext.spanId } : {};
+  return spanContext && isSpanContextValid(spanContext)
+    ? { trace_id: spanContext.traceId, span_id: spanContext.spanId }
+    : {};
 }
 
 /** pino's error fields (type, message, stack, code, ...), scrubbed like any other field. */

@@ -36,8 +36,18 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
-    uploads: new Counter({ name: 'uploads_total', help: 'Files accepted, by kind.', labelNames: ['kind'], registers: [registry] }),
-    uploadBytes: new Counter({ name: 'upload_bytes_total', help: 'Bytes of accepted files, by kind.', labelNames: ['kind'], registers: [registry] }),
+    uploads: new Counter({
+      name: 'uploads_total',
+      help: 'Files accepted, by kind.',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    uploadBytes: new Counter({
+      name: 'upload_bytes_total',
+      help: 'Bytes of accepted files, by kind.',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     jobsProcessed: new Counter({
       name: 'jobs_processed_total',
       help: 'Jobs finished, by kind and outcome (processed, failed, retried, skipped, superseded).',

@@ -1,7 +1,17 @@
 // Spans of the queue, by the OpenTelemetry messaging conventions: a producer span around each enqueue
 // whose W3C trace context travels in the job data, and a consumer span around each run, child of and
 // linked to it. With tracing off these are calls into the no-op API and the job carries nothing.
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 
 const TRACER_NAME = 'file-processor';
@@ -32,7 +42,12 @@ const messagingAttributes = (queue: string, operation: 'send' | 'process', messa
  * Runs `send` in a producer span (a child of the active one, e.g. the request's) and hands it the
  * trace context to put in the message: undefined while tracing is off.
  */
-export function traceSend<T>(tracer: Tracer, queue: string, messageId: string, send: (carrier: TraceCarrier | undefined) => Promise<T>): Promise<T> {
+export function traceSend<T>(
+  tracer: Tracer,
+  queue: string,
+  messageId: string,
+  send: (carrier: TraceCarrier | undefined) => Promise<T>,
+): Promise<T> {
   const options = { kind: SpanKind.PRODUCER, attributes: messagingAttributes(queue, 'send', messageId) };
   return tracer.startActiveSpan(`send ${queue}`, options, (span) =>
     endAfter(span, () => {
@@ -44,10 +59,20 @@ export function traceSend<T>(tracer: Tracer, queue: string, messageId: string, s
 }
 
 /** Runs `process` in a consumer span, child of the producer span whose context the message carried, and linked to it. */
-export function traceProcess<T>(tracer: Tracer, queue: string, messageId: string, carrier: TraceCarrier | undefined, process: () => Promise<T>): Promise<T> {
+export function traceProcess<T>(
+  tracer: Tracer,
+  queue: string,
+  messageId: string,
+  carrier: TraceCarrier | undefined,
+  process: () => Promise<T>,
+): Promise<T> {
   const parent = carrier ? propagation.extract(ROOT_CONTEXT, carrier) : ROOT_CONTEXT;
   const producer = trace.getSpanContext(parent);
-  const options = { kind: SpanKind.CONSUMER, attributes: messagingAttributes(queue, 'process', messageId), links: producer ? [{ context: producer }] : [] };
+  const options = {
+    kind: SpanKind.CONSUMER,
+    attributes: messagingAttributes(queue, 'process', messageId),
+    links: producer ? [{ context: producer }] : [],
+  };
   return tracer.startActiveSpan(`process ${queue}`, options, parent, (span) => endAfter(span, process));
 }
 

@@ -29,7 +29,9 @@ const PROTOCOLS: OtlpProtocol[] = ['http/protobuf', 'http/json'];
  */
 export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSettings {
   const value = (name: string) => env[name]?.trim() || undefined;
-  const protocolVariable = value('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocolVariable = value('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL')
+    ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
+    : 'OTEL_EXPORTER_OTLP_PROTOCOL';
   const protocol = (value(protocolVariable) ?? 'http/protobuf') as OtlpProtocol;
   const requested = value('OTEL_TRACES_EXPORTER')?.toLowerCase();
   const endpoint = value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ?? value('OTEL_EXPORTER_OTLP_ENDPOINT');
@@ -38,7 +40,9 @@ export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSe
   if (value('OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return { exporter: 'none', protocol };
   oneOf(EXPORTERS)(exporter, 'OTEL_TRACES_EXPORTER');
   if (exporter === 'otlp' && !PROTOCOLS.includes(protocol)) {
-    throw new ConfigError(`${protocolVariable} must be one of ${PROTOCOLS.join(', ')} (gRPC is not bundled), got "${protocol}".`);
+    throw new ConfigError(
+      `${protocolVariable} must be one of ${PROTOCOLS.join(', ')} (gRPC is not bundled), got "${protocol}".`,
+    );
   }
   return { exporter, protocol };
 }
@@ -49,25 +53,44 @@ export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSe
  * `@opentelemetry/api` (used everywhere else) records real spans. `env` decides whether; once on,
  * the SDK's parts (exporter, sampler, batching, resource) read their OTEL_* settings from process.env.
  */
-export async function startTracing(service: { name: string; version: string }, env: NodeJS.ProcessEnv = process.env): Promise<Tracing> {
+export async function startTracing(
+  service: { name: string; version: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Tracing> {
   const settings = tracingSettings(env);
   if (settings.exporter === 'none') return { enabled: false, shutdown: async () => undefined };
 
-  const [{ NodeTracerProvider, BatchSpanProcessor, ConsoleSpanExporter }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, semconv] =
-    await Promise.all([import('@opentelemetry/sdk-trace-node'), import('@opentelemetry/resources'), import('@opentelemetry/semantic-conventions')]);
+  const [
+    { NodeTracerProvider, BatchSpanProcessor, ConsoleSpanExporter },
+    { defaultResource, detectResources, envDetector, resourceFromAttributes },
+    semconv,
+  ] = await Promise.all([
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/semantic-conventions'),
+  ]);
   const exporter = settings.exporter === 'console' ? new ConsoleSpanExporter() : await otlpExporter(settings.protocol);
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (read by envDetector) override the defaults.
   const resource = defaultResource()
-    .merge(resourceFromAttributes({ [semconv.ATTR_SERVICE_NAME]: service.name, [semconv.ATTR_SERVICE_VERSION]: service.version }))
+    .merge(
+      resourceFromAttributes({
+        [semconv.ATTR_SERVICE_NAME]: service.name,
+        [semconv.ATTR_SERVICE_VERSION]: service.version,
+      }),
+    )
     .merge(detectResources({ detectors: [envDetector] }));
   const provider = new NodeTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
   provider.register();
   // Spans are best effort: a collector that is away must neither hold up nor fail the shutdown.
-  return { enabled: true, shutdown: () => withTimeout(provider.shutdown(), FLUSH_TIMEOUT_MS, 'Flushing spans').catch(() => undefined) };
+  return {
+    enabled: true,
+    shutdown: () => withTimeout(provider.shutdown(), FLUSH_TIMEOUT_MS, 'Flushing spans').catch(() => undefined),
+  };
 }
 
 async function otlpExporter(protocol: OtlpProtocol) {
   // Endpoint, headers, timeout and compression come from the OTEL_EXPORTER_OTLP_* variables.
-  if (protocol === 'http/json') return new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter();
+  if (protocol === 'http/json')
+    return new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter();
   return new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
 }

@@ -14,7 +14,10 @@ import pg from 'pg';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const storage = env('STORAGE_DIR', './data-baseline');
-const pool = new pg.Pool({ connectionString: env('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/file_processor'), max: 10 });
+const pool = new pg.Pool({
+  connectionString: env('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/file_processor'),
+  max: 10,
+});
 const queue = new BeeQueue(env('QUEUE_NAME', 'baseline'), {
   prefix: env('QUEUE_PREFIX', 'bq'),
   redis: { url: env('REDIS_URL', 'redis://127.0.0.1:6379') } as BeeQueue.QueueSettings['redis'],
@@ -74,7 +77,11 @@ const server = http.createServer((req, res) => {
   req.pipe(parser);
 });
 
-await Promise.all(Array.from({ length: 256 }, (_, n) => mkdir(path.join(storage, 'blobs', n.toString(16).padStart(2, '0')), { recursive: true })));
+await Promise.all(
+  Array.from({ length: 256 }, (_, n) =>
+    mkdir(path.join(storage, 'blobs', n.toString(16).padStart(2, '0')), { recursive: true }),
+  ),
+);
 await mkdir(path.join(storage, 'tmp'), { recursive: true });
 await queue.ready();
 server.listen(Number(env('PORT', '8081')), '127.0.0.1');

@@ -1,7 +1,20 @@
 // Request bodies for the benchmark, generated in memory.
 import { png } from '../../test/support/fixtures.js';
 
-const WORDS = ['file', 'processor', 'upload', 'queue', 'worker', 'stream', 'bytes', 'index', 'cursor', 'tenant', 'latency', 'throughput'];
+const WORDS = [
+  'file',
+  'processor',
+  'upload',
+  'queue',
+  'worker',
+  'stream',
+  'bytes',
+  'index',
+  'cursor',
+  'tenant',
+  'latency',
+  'throughput',
+];
 
 /** Plain text of about `bytes` bytes, different for each `seed`. */
 export function textFile(bytes: number, seed: number): Buffer {
@@ -22,7 +35,9 @@ export const pngImage = (width: number, height: number, seed: number): Buffer =>
 /** A multipart/form-data body with one file part. */
 export function multipartBody(boundary: string, filename: string, content: Buffer): Buffer {
   return Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
     content,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);

@@ -83,7 +83,8 @@ export function envWeights(name, fallback) {
 export function durationMs(duration) {
   const units = { h: 3600000, m: 60000, s: 1000, ms: 1 };
   const parts = [...duration.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
-  if (parts.length === 0 || parts.map((part) => part[0]).join('') !== duration) throw new Error(`"${duration}" is not a duration like 90s, 5m or 1h30m.`);
+  if (parts.length === 0 || parts.map((part) => part[0]).join('') !== duration)
+    throw new Error(`"${duration}" is not a duration like 90s, 5m or 1h30m.`);
   return parts.reduce((sum, part) => sum + Number(part[1]) * units[/** @type {'h' | 'm' | 's' | 'ms'} */ (part[2])], 0);
 }
 
@@ -152,7 +153,8 @@ export function retryDelay(response, attempt, repeatable, now = Date.now()) {
     const retryAfter = parseRetryAfter(response.headers['Retry-After'], now);
     return Math.min(RETRY_MAX_WAIT, retryAfter ?? backoff);
   }
-  const unknownOutcome = response.status === 0 || response.status === 409 || response.status === 502 || response.status === 504;
+  const unknownOutcome =
+    response.status === 0 || response.status === 409 || response.status === 502 || response.status === 504;
   return repeatable && unknownOutcome ? backoff : null;
 }
 
@@ -230,7 +232,10 @@ export function walkList(script, url, maxPages, tagsFor, onPage) {
 export function upload(script, payload, tags = {}) {
   const key = IDEMPOTENCY ? { 'Idempotency-Key': uuid() } : undefined;
   const body = { file: http.file(payload.bytes, payload.name, payload.contentType) };
-  const params = () => ({ headers: headers(script, key), tags: { name: 'POST /upload/', kind: payload.kind, ...tags } });
+  const params = () => ({
+    headers: headers(script, key),
+    tags: { name: 'POST /upload/', kind: payload.kind, ...tags },
+  });
   const response = withRetries(() => http.post(`${BASE_URL}/upload/`, body, params()), key !== undefined);
   const id = response.status === 201 ? fileId(response) : null;
   const ok = check(response, {

@@ -4,7 +4,18 @@
 //   k6 run -e BASE_URL=... -e WALKS_PER_SECOND=5 -e PAGES=20 -e SEED_FILES=2000 loadtest/k6/list-walk.js
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
-import { BASE_URL, env, envNumber, errorThresholds, jsonField, latencyThresholds, summarize, SUMMARY_TREND_STATS, upload, walkList } from './lib.js';
+import {
+  BASE_URL,
+  env,
+  envNumber,
+  errorThresholds,
+  jsonField,
+  latencyThresholds,
+  summarize,
+  SUMMARY_TREND_STATS,
+  upload,
+  walkList,
+} from './lib.js';
 import { textPayload } from './payloads.js';
 
 const SCRIPT = 'list-walk';
@@ -48,7 +59,11 @@ export default function () {
   const filter = FILTERS[__ITER % FILTERS.length] ?? 'all';
   const query = filter === 'all' ? '' : `&${filter}`;
   const started = Date.now();
-  const tagsFor = (/** @type {number} */ page) => ({ name: 'GET /files/', filter, page: page === 0 ? 'first' : 'next' });
+  const tagsFor = (/** @type {number} */ page) => ({
+    name: 'GET /files/',
+    filter,
+    page: page === 0 ? 'first' : 'next',
+  });
   const pages = walkList(SCRIPT, `${BASE_URL}/files/?limit=${LIMIT}${query}`, PAGES, tagsFor, (response) => {
     const results = jsonField(response, 'results');
     const next = jsonField(response, 'next');

@@ -9,7 +9,10 @@ import { envWeights } from './lib.js';
 export const KIB = 1024;
 const MIB = 1024 * KIB;
 
-const WORDS = 'the queue worker file upload stream hash bytes row status processed kind text image archive pod replica latency'.split(' ');
+const WORDS =
+  'the queue worker file upload stream hash bytes row status processed kind text image archive pod replica latency'.split(
+    ' ',
+  );
 
 /**
  * Readable ASCII text (so one character is one byte) of exactly `size` bytes.
@@ -38,7 +41,12 @@ const CORPUS = words(64 * KIB);
  */
 export function textPayload(size, label) {
   const first = `${label}\n`.slice(0, size);
-  return { bytes: first + CORPUS.slice(0, size - first.length), name: `${label}.txt`, contentType: 'text/plain', kind: 'text' };
+  return {
+    bytes: first + CORPUS.slice(0, size - first.length),
+    name: `${label}.txt`,
+    contentType: 'text/plain',
+    kind: 'text',
+  };
 }
 
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
@@ -242,7 +250,18 @@ export function zipPayload(entrySize, label) {
 }
 
 /** An MP4 `ftyp` box: the head the service sniffs as video/mp4. */
-const MP4_HEAD = [0, 0, 0, 0x18, ...'ftypisom'.split('').map((c) => c.charCodeAt(0)), 0, 0, 2, 0, ...'isomiso2'.split('').map((c) => c.charCodeAt(0))];
+const MP4_HEAD = [
+  0,
+  0,
+  0,
+  0x18,
+  ...'ftypisom'.split('').map((c) => c.charCodeAt(0)),
+  0,
+  0,
+  2,
+  0,
+  ...'isomiso2'.split('').map((c) => c.charCodeAt(0)),
+];
 
 /**
  * A large video-like file: an MP4 head and random bytes, made fresh each time so only the uploads in
@@ -275,7 +294,10 @@ function between(min, max) {
 export function payloadMix(weights) {
   const known = ['text', 'image', 'document', 'large'];
   const unknown = weights.filter(({ name }) => !known.includes(name));
-  if (unknown.length) throw new Error(`MIX names one of ${known.join(', ')}; "${unknown.map(({ name }) => name).join(', ')}" is none of them.`);
+  if (unknown.length)
+    throw new Error(
+      `MIX names one of ${known.join(', ')}; "${unknown.map(({ name }) => name).join(', ')}" is none of them.`,
+    );
   const total = weights.reduce((sum, { weight }) => sum + weight, 0);
   if (total <= 0) throw new Error('MIX must give at least one kind a weight above 0.');
   const weightOf = (/** @type {string} */ name) => weights.find((w) => w.name === name)?.weight ?? 0;

@@ -6,7 +6,20 @@
 import exec from 'k6/execution';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
-import { BASE_URL, durationMs, env, envNumber, errorThresholds, latencyThresholds, MAX_ERROR_RATE, summarize, SUMMARY_TREND_STATS, upload, uploadThresholds, walkList } from './lib.js';
+import {
+  BASE_URL,
+  durationMs,
+  env,
+  envNumber,
+  errorThresholds,
+  latencyThresholds,
+  MAX_ERROR_RATE,
+  summarize,
+  SUMMARY_TREND_STATS,
+  upload,
+  uploadThresholds,
+  walkList,
+} from './lib.js';
 import { mixFromEnv } from './payloads.js';
 
 const SCRIPT = 'soak';
@@ -45,7 +58,10 @@ export const options = {
     ...errorThresholds(),
     ...uploadThresholds(),
     // A service that is clearly broken should not be soaked for an hour.
-    http_req_failed: [{ threshold: `rate<${MAX_ERROR_RATE}` }, { threshold: 'rate<0.2', abortOnFail: true, delayAbortEval: '1m' }],
+    http_req_failed: [
+      { threshold: `rate<${MAX_ERROR_RATE}` },
+      { threshold: 'rate<0.2', abortOnFail: true, delayAbortEval: '1m' },
+    ],
     'http_req_duration{scenario:uploads,kind:text}': latencyThresholds(100, 250),
     'http_req_duration{scenario:list_walks}': latencyThresholds(100, 250),
     latency_drift: [`med<${envNumber('DRIFT_MAX', 1.5)}`],
@@ -81,10 +97,16 @@ export function uploads() {
 }
 
 export function listWalks() {
-  walkList(SCRIPT, `${BASE_URL}/files/?limit=100`, 3, () => ({ name: 'GET /files/' }), (response) => {
-    check(response, { 'list answered 200': (r) => r.status === 200 });
-    if (response.status === 200) trackDrift('list', response.timings.duration);
-  });
+  walkList(
+    SCRIPT,
+    `${BASE_URL}/files/?limit=100`,
+    3,
+    () => ({ name: 'GET /files/' }),
+    (response) => {
+      check(response, { 'list answered 200': (r) => r.status === 200 });
+      if (response.status === 200) trackDrift('list', response.timings.duration);
+    },
+  );
 }
 
 /** @param {import('./summary.js').SummaryData} data */

@@ -42,13 +42,16 @@ export function textSummary(script, data) {
     '',
   ];
   for (const [name, metric] of metrics) {
-    const marks = Object.entries(metric.thresholds ?? {}).map(([expression, result]) => `${result.ok ? 'ok' : 'FAILED'} ${expression}`);
+    const marks = Object.entries(metric.thresholds ?? {}).map(
+      ([expression, result]) => `${result.ok ? 'ok' : 'FAILED'} ${expression}`,
+    );
     lines.push(`  ${name.padEnd(52, ' ')} ${formatValues(metric)}${marks.length ? `   [${marks.join(', ')}]` : ''}`);
   }
   const checks = allChecks(data.root_group);
   if (checks.length) {
     lines.push('', '  checks:');
-    for (const { name, passes, fails } of checks) lines.push(`    ${fails === 0 ? 'ok    ' : 'FAILED'} ${name}: ${passes} passed, ${fails} failed`);
+    for (const { name, passes, fails } of checks)
+      lines.push(`    ${fails === 0 ? 'ok    ' : 'FAILED'} ${name}: ${passes} passed, ${fails} failed`);
   }
   return `${lines.join('\n')}\n\n`;
 }

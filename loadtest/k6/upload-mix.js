@@ -2,7 +2,16 @@
 // A realistic mix of sizes and kinds at a constant arrival rate: what upload bandwidth, disk and the
 // workers' read-back cost when files are not all tiny.
 //   k6 run -e BASE_URL=... -e RATE=20 -e DURATION=5m -e MIX=text:70,image:20,document:8,large:2 loadtest/k6/upload-mix.js
-import { env, envNumber, errorThresholds, latencyThresholds, summarize, SUMMARY_TREND_STATS, upload, uploadThresholds } from './lib.js';
+import {
+  env,
+  envNumber,
+  errorThresholds,
+  latencyThresholds,
+  summarize,
+  SUMMARY_TREND_STATS,
+  upload,
+  uploadThresholds,
+} from './lib.js';
 import { mixFromEnv } from './payloads.js';
 
 const SCRIPT = 'upload-mix';

@@ -2,7 +2,16 @@
 // Small uploads (1 KiB text by default) at a ramping arrival rate: the API's hot path (stream to disk,
 // one INSERT, one enqueue) at a request rate that does not slow down when the service does.
 //   k6 run -e BASE_URL=http://localhost:8080 -e STAGES=30s:100,1m:100,30s:300,1m:300,30s:0 loadtest/k6/upload-small.js
-import { envNumber, envStages, errorThresholds, latencyThresholds, summarize, SUMMARY_TREND_STATS, upload, uploadThresholds } from './lib.js';
+import {
+  envNumber,
+  envStages,
+  errorThresholds,
+  latencyThresholds,
+  summarize,
+  SUMMARY_TREND_STATS,
+  upload,
+  uploadThresholds,
+} from './lib.js';
 import { textPayload } from './payloads.js';
 
 const SCRIPT = 'upload-small';

@@ -4,7 +4,20 @@
 //   k6 run -e BASE_URL=... -e RATE=20 -e KIND=text loadtest/k6/upload-to-processed.js
 import { check, sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { BASE_URL, env, envNumber, errorThresholds, get, jsonField, latencyThresholds, MAX_ERROR_RATE, summarize, SUMMARY_TREND_STATS, upload, uploadThresholds } from './lib.js';
+import {
+  BASE_URL,
+  env,
+  envNumber,
+  errorThresholds,
+  get,
+  jsonField,
+  latencyThresholds,
+  MAX_ERROR_RATE,
+  summarize,
+  SUMMARY_TREND_STATS,
+  upload,
+  uploadThresholds,
+} from './lib.js';
 import { KIB, mixFromEnv, pngPayload, textPayload } from './payloads.js';
 
 const SCRIPT = 'upload-to-processed';
@@ -50,7 +63,10 @@ export const options = {
     ...uploadThresholds(),
     'http_req_duration{scenario:upload_to_processed,name:POST /upload/}': latencyThresholds(100, 250),
     'http_req_duration{scenario:upload_to_processed,name:GET /files/:id/}': ['p(95)<50', 'p(99)<100'],
-    upload_to_processed: [`p(95)<${envNumber('PROCESSED_P95_MS', 2000)}`, `p(99)<${envNumber('PROCESSED_P99_MS', 5000)}`],
+    upload_to_processed: [
+      `p(95)<${envNumber('PROCESSED_P95_MS', 2000)}`,
+      `p(99)<${envNumber('PROCESSED_P99_MS', 5000)}`,
+    ],
     processing_failed: [`rate<${MAX_ERROR_RATE}`],
   },
   summaryTrendStats: SUMMARY_TREND_STATS,
@@ -69,7 +85,9 @@ export default function () {
     check(response, { 'file answered 200': (r) => r.status === 200 });
     if (status === 'processed' || status === 'failed') {
       uploadToProcessed.add(Date.now() - started, { ...tags, outcome: status });
-      const serverMs = Date.parse(String(jsonField(response, 'processed_at'))) - Date.parse(String(jsonField(response, 'uploaded_at')));
+      const serverMs =
+        Date.parse(String(jsonField(response, 'processed_at'))) -
+        Date.parse(String(jsonField(response, 'uploaded_at')));
       if (status === 'processed' && Number.isFinite(serverMs)) serverUploadToProcessed.add(serverMs, tags);
       processingFailed.add(status === 'failed', tags);
       return;

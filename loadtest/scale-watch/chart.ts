@@ -45,7 +45,8 @@ const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 720
 
 /** A time axis in steps a clock reads well (10 s, 1 min, 5 min, ...), about `ticks` of them. */
 function timeScale(maxSeconds: number, ticks = 6): { max: number; step: number } {
-  const step = TIME_STEPS.find((candidate) => candidate * ticks >= maxSeconds) ?? 3600 * Math.ceil(maxSeconds / ticks / 3600);
+  const step =
+    TIME_STEPS.find((candidate) => candidate * ticks >= maxSeconds) ?? 3600 * Math.ceil(maxSeconds / ticks / 3600);
   return { max: Math.max(step, Math.ceil(maxSeconds / step) * step), step };
 }
 
@@ -82,40 +83,56 @@ export function renderChart(input: ChartInput): string {
     out.push(`<g class="panel" data-title="${escapeXml(panel.title)}">`);
     out.push(`<text x="${MARGIN.left}" y="${top - 8}" font-weight="bold">${escapeXml(panel.title)}</text>`);
     for (const [start, end] of input.bands?.spans ?? []) {
-      out.push(`<rect x="${fixed(xAt(start))}" y="${top}" width="${fixed(Math.max(1, xAt(end) - xAt(start)))}" height="${PANEL_HEIGHT}" fill="#fff3c4"/>`);
+      out.push(
+        `<rect x="${fixed(xAt(start))}" y="${top}" width="${fixed(Math.max(1, xAt(end) - xAt(start)))}" height="${PANEL_HEIGHT}" fill="#fff3c4"/>`,
+      );
     }
     for (let tick = 0; tick <= yScale.max + 1e-9; tick += yScale.step) {
       const y = fixed(yAt(tick));
       out.push(`<line x1="${MARGIN.left}" y1="${y}" x2="${MARGIN.left + plotWidth}" y2="${y}" stroke="#e5e5e5"/>`);
-      out.push(`<text x="${MARGIN.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" fill="#555555">${formatTick(tick)}</text>`);
+      out.push(
+        `<text x="${MARGIN.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" fill="#555555">${formatTick(tick)}</text>`,
+      );
     }
     for (let tick = 0; tick <= xScale.max + 1e-9; tick += xScale.step) {
       const x = fixed(xAt(tick));
       out.push(`<line x1="${x}" y1="${bottom}" x2="${x}" y2="${bottom + 4}" stroke="#555555"/>`);
       out.push(`<text x="${x}" y="${bottom + 16}" text-anchor="middle" fill="#555555">${formatSeconds(tick)}</text>`);
     }
-    out.push(`<rect x="${MARGIN.left}" y="${top}" width="${plotWidth}" height="${PANEL_HEIGHT}" fill="none" stroke="#999999"/>`);
+    out.push(
+      `<rect x="${MARGIN.left}" y="${top}" width="${plotWidth}" height="${PANEL_HEIGHT}" fill="none" stroke="#999999"/>`,
+    );
     panel.series.forEach((series, position) => {
       const dash = series.dashed ? ' stroke-dasharray="6 4"' : '';
       for (const points of segments(input.x, series.values)) {
         // A lone sample still shows, as a dot drawn by the round line cap.
-        const path = points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${fixed(xAt(x))},${fixed(yAt(y))}`).join(' ') + (points.length === 1 ? ' h0.1' : '');
-        out.push(`<path class="series" data-series="${escapeXml(series.name)}" d="${path}" fill="none" stroke="${series.color}" stroke-width="2" stroke-linecap="round"${dash}/>`);
+        const path =
+          points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${fixed(xAt(x))},${fixed(yAt(y))}`).join(' ') +
+          (points.length === 1 ? ' h0.1' : '');
+        out.push(
+          `<path class="series" data-series="${escapeXml(series.name)}" d="${path}" fill="none" stroke="${series.color}" stroke-width="2" stroke-linecap="round"${dash}/>`,
+        );
       }
       const legendY = top + 14 + position * 18;
       const legendX = MARGIN.left + plotWidth + 16;
-      out.push(`<line x1="${legendX}" y1="${legendY}" x2="${legendX + 20}" y2="${legendY}" stroke="${series.color}" stroke-width="2"${dash}/>`);
+      out.push(
+        `<line x1="${legendX}" y1="${legendY}" x2="${legendX + 20}" y2="${legendY}" stroke="${series.color}" stroke-width="2"${dash}/>`,
+      );
       out.push(`<text x="${legendX + 26}" y="${legendY}" dominant-baseline="middle">${escapeXml(series.name)}</text>`);
     });
     if (input.bands && input.bands.spans.length > 0) {
       const legendY = top + 14 + panel.series.length * 18;
       const legendX = MARGIN.left + plotWidth + 16;
       out.push(`<rect x="${legendX}" y="${legendY - 6}" width="20" height="12" fill="#fff3c4" stroke="#e0c060"/>`);
-      out.push(`<text x="${legendX + 26}" y="${legendY}" dominant-baseline="middle">${escapeXml(input.bands.label)}</text>`);
+      out.push(
+        `<text x="${legendX + 26}" y="${legendY}" dominant-baseline="middle">${escapeXml(input.bands.label)}</text>`,
+      );
     }
     out.push('</g>');
   });
-  out.push(`<text x="${MARGIN.left + plotWidth / 2}" y="${height - 8}" text-anchor="middle" fill="#555555">time since the first sample</text>`);
+  out.push(
+    `<text x="${MARGIN.left + plotWidth / 2}" y="${height - 8}" text-anchor="middle" fill="#555555">time since the first sample</text>`,
+  );
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

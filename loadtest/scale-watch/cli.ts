@@ -23,7 +23,8 @@ export async function main(argv: string[], output: NodeJS.WritableStream = proce
   if (options.kubeconfig !== undefined) kubeConfig.loadFromFile(options.kubeconfig);
   else kubeConfig.loadFromDefault();
   if (options.context !== undefined) kubeConfig.setCurrentContext(options.context);
-  const namespace = options.namespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'default';
+  const namespace =
+    options.namespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'default';
   const redis = new Redis(options.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   // A Redis that goes away shows as errors in the queue columns, not as a crash.
   redis.on('error', () => undefined);
@@ -32,8 +33,14 @@ export async function main(argv: string[], output: NodeJS.WritableStream = proce
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    output.write(`scale-watch: ${options.release} in ${namespace}, queue ${options.queuePrefix}:${options.queueName}, every ${options.intervalMs / 1000} s; writing ${options.outDir}/\n`);
-    const result = await watch({ ...options, namespace }, { kubeConfig, redis }, { signal: stop.signal, onSample: (sample) => void output.write(`${progressLine(sample)}\n`) });
+    output.write(
+      `scale-watch: ${options.release} in ${namespace}, queue ${options.queuePrefix}:${options.queueName}, every ${options.intervalMs / 1000} s; writing ${options.outDir}/\n`,
+    );
+    const result = await watch(
+      { ...options, namespace },
+      { kubeConfig, redis },
+      { signal: stop.signal, onSample: (sample) => void output.write(`${progressLine(sample)}\n`) },
+    );
     output.write(`scale-watch: ${result.samples.length} samples in ${result.csvPath} and ${result.chartPath}\n`);
     return 0;
   } finally {
@@ -48,7 +55,9 @@ function progressLine(sample: Sample): string {
   const replicas = (d: Sample['api']) => (d ? `${d.ready}/${d.replicas}` : '?');
   const hpa = sample.hpa ? ` (hpa ${sample.hpa.current ?? '?'}->${sample.hpa.desired ?? '?'})` : '';
   const active = sample.scaledObject ? ` keda ${sample.scaledObject.active === 'True' ? 'active' : 'idle'}` : '';
-  const queue = sample.queue ? `${sample.queue.waiting} waiting ${sample.queue.active} active ${sample.queue.delayed} delayed` : '?';
+  const queue = sample.queue
+    ? `${sample.queue.waiting} waiting ${sample.queue.active} active ${sample.queue.delayed} delayed`
+    : '?';
   const errors = sample.errors.length ? `  ! ${sample.errors.join('; ')}` : '';
   return `+${sample.elapsed.toFixed(0).padStart(4)}s  api ${replicas(sample.api)}  worker ${replicas(sample.worker)}${hpa}${active}  queue ${queue}${errors}`;
 }

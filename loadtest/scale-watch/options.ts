@@ -58,7 +58,11 @@ ScaledObject (KEDA) and its HPA, and the queue depth in Redis; writes scale-watc
 `;
 
 /** The parsed options, or null when --help was asked for. */
-export function parseWatchOptions(argv: string[], env: NodeJS.ProcessEnv = process.env, now = new Date()): WatchOptions | null {
+export function parseWatchOptions(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  now = new Date(),
+): WatchOptions | null {
   let values;
   try {
     ({ values } = parseArgs({
@@ -90,7 +94,8 @@ export function parseWatchOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   }
   if (values.help) return null;
   const release = values.release ?? 'file-processor';
-  const selector = (component: string) => `app.kubernetes.io/instance=${release},app.kubernetes.io/component=${component}`;
+  const selector = (component: string) =>
+    `app.kubernetes.io/instance=${release},app.kubernetes.io/component=${component}`;
   const intervalS = seconds('--interval', values.interval, 5);
   if (intervalS <= 0) throw new UsageError('--interval must be a number of seconds above 0, e.g. --interval 5.');
   const stamp = now.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-');
@@ -117,6 +122,7 @@ export function parseWatchOptions(argv: string[], env: NodeJS.ProcessEnv = proce
 function seconds(flag: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(value) || value < 0) throw new UsageError(`${flag} must be a number of seconds (like 5 or 0.5), not "${raw}".`);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0)
+    throw new UsageError(`${flag} must be a number of seconds (like 5 or 0.5), not "${raw}".`);
   return value;
 }

@@ -1,6 +1,15 @@
 // What one sample reads: Deployments, the KEDA ScaledObject and its HPA from the Kubernetes API, and the
 // queue's lists straight from Redis (the numbers KEDA itself scales on).
-import { ApiException, AppsV1Api, AutoscalingV2Api, CustomObjectsApi, type KubeConfig, type V1Deployment, type V2MetricSpec, type V2MetricStatus } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  AutoscalingV2Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type V1Deployment,
+  type V2MetricSpec,
+  type V2MetricStatus,
+} from '@kubernetes/client-node';
 import type { Redis } from 'ioredis';
 import { queueKey, type QueueCounts } from '../../core/queue/index.js';
 import type { WatchOptions } from './options.js';
@@ -32,7 +41,10 @@ export interface HpaSample {
 }
 
 /** What to read in the cluster: the watch's options, with the namespace settled. */
-export type ClusterTargets = Pick<WatchOptions, 'apiSelector' | 'workerSelector' | 'apiDeployment' | 'workerDeployment' | 'scaledObject'> & { namespace: string };
+export type ClusterTargets = Pick<
+  WatchOptions,
+  'apiSelector' | 'workerSelector' | 'apiDeployment' | 'workerDeployment' | 'scaledObject'
+> & { namespace: string };
 
 /** The parts of a keda.sh/v1alpha1 ScaledObject that scale-watch reads. */
 interface ScaledObjectResource {
@@ -84,14 +96,23 @@ export class ClusterSource {
     const namespace = this.targets.namespace;
     let resource: ScaledObjectResource | undefined;
     if (this.targets.scaledObject !== undefined) {
-      resource = (await this.customObjects.getNamespacedCustomObject({ ...KEDA, namespace, name: this.targets.scaledObject })) as ScaledObjectResource;
+      resource = (await this.customObjects.getNamespacedCustomObject({
+        ...KEDA,
+        namespace,
+        name: this.targets.scaledObject,
+      })) as ScaledObjectResource;
     } else {
-      const list = (await this.customObjects.listNamespacedCustomObject({ ...KEDA, namespace })) as { items?: ScaledObjectResource[] };
+      const list = (await this.customObjects.listNamespacedCustomObject({ ...KEDA, namespace })) as {
+        items?: ScaledObjectResource[];
+      };
       resource = (list.items ?? []).find((item) => {
         const target = item.spec?.scaleTargetRef;
         return (target?.kind ?? 'Deployment') === 'Deployment' && workerDeployments.includes(target?.name ?? '');
       });
-      if (!resource) throw new Error(`no ScaledObject in ${namespace} targets ${workerDeployments.join(', ') || 'the worker Deployment'}`);
+      if (!resource)
+        throw new Error(
+          `no ScaledObject in ${namespace} targets ${workerDeployments.join(', ') || 'the worker Deployment'}`,
+        );
     }
     const condition = (type: string): ConditionStatus => {
       const status = resource?.status?.conditions?.find((c) => c.type === type)?.status;
@@ -107,9 +128,14 @@ export class ClusterSource {
   }
 
   async hpa(name: string): Promise<HpaSample> {
-    const hpa = await this.autoscaling.readNamespacedHorizontalPodAutoscaler({ name, namespace: this.targets.namespace });
+    const hpa = await this.autoscaling.readNamespacedHorizontalPodAutoscaler({
+      name,
+      namespace: this.targets.namespace,
+    });
     const targets = new Map((hpa.spec?.metrics ?? []).map((spec) => [metricName(spec), metricValue(spec, 'target')]));
-    const currents = (hpa.status?.currentMetrics ?? []).map((status) => [metricName(status), metricValue(status, 'current')] as const);
+    const currents = (hpa.status?.currentMetrics ?? []).map(
+      (status) => [metricName(status), metricValue(status, 'current')] as const,
+    );
     return {
       name,
       current: hpa.status?.currentReplicas ?? null,
@@ -151,7 +177,8 @@ function quantity(value: Quantity | undefined): string {
 
 /** A spec's `target` or a status's `current`, from the source its metric type fills in. */
 function metricValue(metric: Metric, field: 'target' | 'current'): string {
-  const source: Partial<Record<typeof field, Quantity>> | undefined = metric.external ?? metric.resource ?? metric.containerResource ?? metric.pods ?? metric.object;
+  const source: Partial<Record<typeof field, Quantity>> | undefined =
+    metric.external ?? metric.resource ?? metric.containerResource ?? metric.pods ?? metric.object;
   return quantity(source?.[field]);
 }
 

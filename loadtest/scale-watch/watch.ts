@@ -9,7 +9,14 @@ import { withTimeout } from '../../core/async.js';
 import { renderChart } from './chart.js';
 import type { WatchOptions } from './options.js';
 import type { QueueCounts } from '../../core/queue/index.js';
-import { ClusterSource, describeError, queueDepth, type DeploymentSample, type HpaSample, type ScaledObjectSample } from './sources.js';
+import {
+  ClusterSource,
+  describeError,
+  queueDepth,
+  type DeploymentSample,
+  type HpaSample,
+  type ScaledObjectSample,
+} from './sources.js';
 
 export interface Sample {
   time: Date;
@@ -64,7 +71,11 @@ const CSV_COLUMNS = [
   'errors',
 ] as const;
 
-export async function watch(options: ResolvedWatchOptions, deps: WatchDeps, hooks: WatchHooks = {}): Promise<WatchResult> {
+export async function watch(
+  options: ResolvedWatchOptions,
+  deps: WatchDeps,
+  hooks: WatchHooks = {},
+): Promise<WatchResult> {
   await mkdir(options.outDir, { recursive: true });
   const csvPath = path.join(options.outDir, 'scale-watch.csv');
   const chartPath = path.join(options.outDir, 'scale-watch.svg');
@@ -88,7 +99,13 @@ export async function watch(options: ResolvedWatchOptions, deps: WatchDeps, hook
   return { csvPath, chartPath, samples };
 }
 
-async function takeSample(cluster: ClusterSource, redis: Redis, options: ResolvedWatchOptions, timeoutMs: number, started: number): Promise<Sample> {
+async function takeSample(
+  cluster: ClusterSource,
+  redis: Redis,
+  options: ResolvedWatchOptions,
+  timeoutMs: number,
+  started: number,
+): Promise<Sample> {
   const time = new Date();
   const errors: string[] = [];
   const read = async <T>(what: string, work: () => Promise<T>): Promise<T | null> => {
@@ -100,11 +117,23 @@ async function takeSample(cluster: ClusterSource, redis: Redis, options: Resolve
     }
   };
   const queue = read('queue', () => queueDepth(redis, options.queuePrefix, options.queueName));
-  const [api, worker] = await Promise.all([read('api deployment', () => cluster.deployments('api')), read('worker deployment', () => cluster.deployments('worker'))]);
+  const [api, worker] = await Promise.all([
+    read('api deployment', () => cluster.deployments('api')),
+    read('worker deployment', () => cluster.deployments('worker')),
+  ]);
   const scaledObject = await read('scaledobject', () => cluster.scaledObject(worker?.names ?? []));
   const hpaName = options.hpa ?? scaledObject?.hpaName ?? null;
   const hpa = hpaName === null ? null : await read('hpa', () => cluster.hpa(hpaName));
-  return { time, elapsed: Math.max(0, (time.getTime() - started) / 1000), api, worker, scaledObject, hpa, queue: await queue, errors };
+  return {
+    time,
+    elapsed: Math.max(0, (time.getTime() - started) / 1000),
+    api,
+    worker,
+    scaledObject,
+    hpa,
+    queue: await queue,
+    errors,
+  };
 }
 
 /** A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180). */
@@ -115,7 +144,8 @@ export function csvField(value: string | number | null | undefined): string {
 }
 
 function csvRow(sample: Sample): string {
-  const condition = (status: string | undefined) => (status === undefined || status === 'Unknown' ? '' : status.toLowerCase());
+  const condition = (status: string | undefined) =>
+    status === undefined || status === 'Unknown' ? '' : status.toLowerCase();
   const row: Record<(typeof CSV_COLUMNS)[number], string | number | null | undefined> = {
     time: sample.time.toISOString(),
     elapsed_s: sample.elapsed.toFixed(3),
@@ -140,7 +170,10 @@ function csvRow(sample: Sample): string {
 }
 
 /** Replicas above, queue depth below, and the spans when KEDA reported the worker scaler active shaded. */
-function chartOf(samples: Sample[], options: Pick<ResolvedWatchOptions, 'namespace' | 'release' | 'queuePrefix' | 'queueName'>): string {
+function chartOf(
+  samples: Sample[],
+  options: Pick<ResolvedWatchOptions, 'namespace' | 'release' | 'queuePrefix' | 'queueName'>,
+): string {
   const first = samples[0]?.time.toISOString() ?? 'no samples';
   const values = (pick: (sample: Sample) => number | null | undefined) => samples.map((sample) => pick(sample) ?? null);
   return renderChart({

@@ -33,7 +33,9 @@ describe('fault: 1,000 concurrent uploads while workers are killed and restarted
     const chaos = (async () => {
       for (let round = 0; round < 3; round++) {
         await new Promise((resolve) => setTimeout(resolve, 700));
-        const victim = servers.stack.workers.find((worker) => worker.child.exitCode === null && worker.child.signalCode === null)!;
+        const victim = servers.stack.workers.find(
+          (worker) => worker.child.exitCode === null && worker.child.signalCode === null,
+        )!;
         answeredAtKills.push(answered);
         victim.child.kill('SIGKILL');
         await victim.exited;
@@ -51,7 +53,8 @@ describe('fault: 1,000 concurrent uploads while workers are killed and restarted
     expect(await waitUntilSettled(servers.stack, accepted, 120_000)).to.deep.equal([]);
     expect(await statusCounts(servers.stack)).to.deep.equal({ processed: total });
     // Retries are rare on an idle machine; the answers that caused them are worth seeing when they happen.
-    if (retriedFor.length > 0) console.log(`      (${retriedFor.length} retries, for: ${[...new Set(retriedFor)].join(', ')})`);
+    if (retriedFor.length > 0)
+      console.log(`      (${retriedFor.length} retries, for: ${[...new Set(retriedFor)].join(', ')})`);
     expect(await servers.stack.leftovers()).to.deep.equal({ orphanBlobs: 0, temporaryFiles: 0 });
   });
 });

@@ -17,7 +17,9 @@ describe('fault: SIGTERM while work is in flight', function () {
       Buffer.alloc(512 * 1024, 'a'),
       Buffer.from('\r\n--XyZ--\r\n'),
     ]);
-    socket.write(`POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+    socket.write(
+      `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+    );
     socket.write(body.subarray(0, 1000));
     await new Promise((resolve) => setTimeout(resolve, 200));
 
@@ -46,10 +48,17 @@ describe('fault: SIGTERM while work is in flight', function () {
     const second = (await (await uploadFromDisk(servers.stack.url, big)).json()) as File;
     rmSync(big);
     const worker = await servers.stack.startWorker();
-    await waitFor(async () => (await servers.stack.sql("SELECT 1 FROM files WHERE id = $1 AND status = 'processing'", [first.id])).length, 'the job to start');
+    await waitFor(
+      async () =>
+        (await servers.stack.sql("SELECT 1 FROM files WHERE id = $1 AND status = 'processing'", [first.id])).length,
+      'the job to start',
+    );
     worker.child.kill('SIGTERM');
     expect(await worker.exited).to.equal(0);
-    const rows = await servers.stack.sql<{ id: string; status: string; attempts: number }>('SELECT id, status, attempts FROM files WHERE id = ANY($1::uuid[])', [[first.id, second.id]]);
+    const rows = await servers.stack.sql<{ id: string; status: string; attempts: number }>(
+      'SELECT id, status, attempts FROM files WHERE id = ANY($1::uuid[])',
+      [[first.id, second.id]],
+    );
     const byId = Object.fromEntries(rows.map((row) => [row.id, row]));
     expect(byId[first.id]).to.include({ status: 'processed', attempts: 1 });
     expect(byId[second.id]).to.include({ status: 'queued', attempts: 0 });

@@ -45,7 +45,11 @@ function box(type: string, body = Buffer.alloc(0)): Buffer {
 
 /** A PDF whose page tree holds itself. */
 const cyclicPdf = () =>
-  pdfOf(['<< /Type /Catalog /Pages 2 0 R >>', '<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>', '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>']);
+  pdfOf([
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>',
+  ]);
 
 async function gzipOfZeros(bytes: number): Promise<Buffer> {
   const gzip = createGzip({ level: 9 });
@@ -63,19 +67,32 @@ const negativeTar = () => tar([{ name: 'a.txt', content: 'hello', sizeField: '-0
 const CASES: HostileCase[] = [
   {
     what: 'a 50 MiB CSV of commas (one record of 52 M fields)',
-    files: async () => [{ name: 'commas.csv', content: Buffer.concat([Buffer.from('x'), Buffer.alloc(50 * MIB, ',')]) }],
-    expected: { processed: (file) => expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 50 * MIB + 1, header: false, rows: 1 } }) },
+    files: async () => [
+      { name: 'commas.csv', content: Buffer.concat([Buffer.from('x'), Buffer.alloc(50 * MIB, ',')]) },
+    ],
+    expected: {
+      processed: (file) =>
+        expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 50 * MIB + 1, header: false, rows: 1 } }),
+    },
     withinSeconds: 30,
   },
   {
     what: 'a CSV of 25 M fields (1 M records of 25)',
     files: async () => [{ name: 'fields.csv', content: `${'a,'.repeat(24)}a\n`.repeat(1_000_000) }],
-    expected: { processed: (file) => expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 25, header: false, rows: 1_000_000 } }) },
+    expected: {
+      processed: (file) =>
+        expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 25, header: false, rows: 1_000_000 } }),
+    },
     withinSeconds: 30,
   },
   {
     what: 'a 1 MB PDF whose page inflates to 1 GiB of spaces',
-    files: async () => [{ name: 'bomb.pdf', content: pdf(['Intro', { deflated: await deflatedRepeats(Buffer.alloc(1024, 0x20), 1024 * MIB) }]) }],
+    files: async () => [
+      {
+        name: 'bomb.pdf',
+        content: pdf(['Intro', { deflated: await deflatedRepeats(Buffer.alloc(1024, 0x20), 1024 * MIB) }]),
+      },
+    ],
     expected: { warning: /text was not fully extracted: its content decodes to more than 64 MiB/ },
     withinSeconds: 15,
   },
@@ -93,7 +110,14 @@ const CASES: HostileCase[] = [
   },
   {
     what: 'a 7000×7000 PNG deleted while it is processed',
-    files: async () => [{ name: 'huge.png', content: await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#336699' } }).png().toBuffer() }],
+    files: async () => [
+      {
+        name: 'huge.png',
+        content: await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#336699' } })
+          .png()
+          .toBuffer(),
+      },
+    ],
     expected: 'deleted',
     withinSeconds: 20,
   },
@@ -106,18 +130,24 @@ const CASES: HostileCase[] = [
   {
     what: 'a GIF of 100,000 frames',
     files: async () => [{ name: 'frames.gif', content: gif(100_000) }],
-    expected: { processed: (file) => expect(file.result).to.deep.include({ format: 'gif', pages: 100_000, width: 1, height: 1 }) },
+    expected: {
+      processed: (file) => expect(file.result).to.deep.include({ format: 'gif', pages: 100_000, width: 1, height: 1 }),
+    },
     withinSeconds: 10,
   },
   {
     what: 'a zip of 65,535 entries',
-    files: async () => [{ name: 'many.zip', content: zip(Array.from({ length: 65_535 }, (_, i) => ({ name: `f${i}` }))) }],
+    files: async () => [
+      { name: 'many.zip', content: zip(Array.from({ length: 65_535 }, (_, i) => ({ name: `f${i}` }))) },
+    ],
     expected: { warning: /65535 entries/ },
     withinSeconds: 15,
   },
   {
     what: 'a zip of one entry at 1000:1',
-    files: async () => [{ name: 'ratio.zip', content: zip([{ name: 'zeros', content: Buffer.alloc(10 * MIB), deflate: true }]) }],
+    files: async () => [
+      { name: 'ratio.zip', content: zip([{ name: 'zeros', content: Buffer.alloc(10 * MIB), deflate: true }]) },
+    ],
     expected: { warning: /like a decompression bomb/ },
     withinSeconds: 10,
   },
@@ -130,7 +160,12 @@ const CASES: HostileCase[] = [
   {
     what: 'a JSON array nested 1,000,000 deep',
     files: async () => [{ name: 'deep.json', content: `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}` }],
-    expected: { processed: (file) => expect(file.result).to.deep.include({ json: { valid: true, top_level: 'array', keys: null, items: 1, error: null } }) },
+    expected: {
+      processed: (file) =>
+        expect(file.result).to.deep.include({
+          json: { valid: true, top_level: 'array', keys: null, items: 1, error: null },
+        }),
+    },
     withinSeconds: 10,
   },
   {
@@ -141,14 +176,24 @@ const CASES: HostileCase[] = [
   },
   {
     what: 'an MP4 of 500,000 empty boxes',
-    files: async () => [{ name: 'boxes.mp4', content: Buffer.concat([box('ftyp', Buffer.from('isom\0\0\x02\0isomiso2mp41', 'latin1')), ...Array.from({ length: 500_000 }, () => box('free'))]) }],
+    files: async () => [
+      {
+        name: 'boxes.mp4',
+        content: Buffer.concat([
+          box('ftyp', Buffer.from('isom\0\0\x02\0isomiso2mp41', 'latin1')),
+          ...Array.from({ length: 500_000 }, () => box('free')),
+        ]),
+      },
+    ],
     expected: { warning: /declares no duration/ },
     withinSeconds: 15,
   },
 ];
 
 const outcomeOf = (file: File): string =>
-  file.status === 'failed' ? `failed / ${file.error!.code}` : `processed${(file.result!.warnings as string[]).length > 0 ? ', with a warning' : ''}`;
+  file.status === 'failed'
+    ? `failed / ${file.error!.code}`
+    : `processed${(file.result!.warnings as string[]).length > 0 ? ', with a warning' : ''}`;
 
 interface Row {
   what: string;
@@ -168,14 +213,24 @@ describe('hostile files against a real worker process', function () {
 
   before(async () => {
     service = await startService({ worker: false, jobTimeoutMs: 60_000, env: { MAX_UPLOAD_BYTES: '64MiB' } });
-    ({ worker, admin } = await startWorkerProcess({ QUEUE_NAME: service.queueName, WORKER_CONCURRENCY: '4', PARSER_MAX_RSS_BYTES: '256MiB', JOB_TIMEOUT_MS: '60000' }));
+    ({ worker, admin } = await startWorkerProcess({
+      QUEUE_NAME: service.queueName,
+      WORKER_CONCURRENCY: '4',
+      PARSER_MAX_RSS_BYTES: '256MiB',
+      JOB_TIMEOUT_MS: '60000',
+    }));
     workerPid = worker.child.pid!;
   });
 
   after(async () => {
     if (process.env.HOSTILE_TABLE) {
-      const lines = rows.map((row) => `| ${row.what} | ${row.outcome} | ${row.attempts} | ${row.seconds.toFixed(1)} s | ${row.peakMib} MiB | no |`);
-      process.stdout.write(`\n| file | outcome | attempts | time | worker tree peak RSS | worker restarted |\n|---|---|---|---:|---:|---|\n${lines.join('\n')}\n`);
+      const lines = rows.map(
+        (row) =>
+          `| ${row.what} | ${row.outcome} | ${row.attempts} | ${row.seconds.toFixed(1)} s | ${row.peakMib} MiB | no |`,
+      );
+      process.stdout.write(
+        `\n| file | outcome | attempts | time | worker tree peak RSS | worker restarted |\n|---|---|---|---:|---:|---|\n${lines.join('\n')}\n`,
+      );
     }
     worker?.child.kill('SIGTERM');
     await worker?.exited;
@@ -186,13 +241,19 @@ describe('hostile files against a real worker process', function () {
   /** Jobs of `kind` the worker has ended, whatever their outcome. */
   const jobsEnded = async (kind: string): Promise<number> => {
     const metrics = await (await fetch(`${admin}/metrics`)).text();
-    return [...metrics.matchAll(new RegExp(`^jobs_processed_total\\{kind="${kind}",outcome="\\w+"\\} (\\d+)`, 'gm'))].reduce((sum, [, count]) => sum + Number(count), 0);
+    return [
+      ...metrics.matchAll(new RegExp(`^jobs_processed_total\\{kind="${kind}",outcome="\\w+"\\} (\\d+)`, 'gm')),
+    ].reduce((sum, [, count]) => sum + Number(count), 0);
   };
 
   /** The largest RSS of the worker's whole process tree (worker and parsers) while `work` runs. */
   async function peakTreeRss<T>(work: () => Promise<T>): Promise<{ value: T; peak: number }> {
     let peak = 0;
-    const sample = () => (peak = Math.max(peak, processTree(workerPid).reduce((sum, pid) => sum + (rssBytesOf(pid) ?? 0), 0)));
+    const sample = () =>
+      (peak = Math.max(
+        peak,
+        processTree(workerPid).reduce((sum, pid) => sum + (rssBytesOf(pid) ?? 0), 0),
+      ));
     const sampler = setInterval(sample, 20);
     try {
       const value = await work();
@@ -215,12 +276,25 @@ describe('hostile files against a real worker process', function () {
           await waitForStatus(service.url, uploaded[0]!.id, ['processing'], 20_000);
           expect((await fetch(`${service.url}/files/${uploaded[0]!.id}/`, { method: 'DELETE' })).status).to.equal(204);
           // The job ends, `superseded` (its outcome found no row) or `processed` (it finished before the DELETE).
-          await eventually(async () => (await jobsEnded('image')) > imageJobsBefore, 'the worker is done with it', hostile.withinSeconds * 1000);
+          await eventually(
+            async () => (await jobsEnded('image')) > imageJobsBefore,
+            'the worker is done with it',
+            hostile.withinSeconds * 1000,
+          );
         }
-        const innocentDone = await waitForStatus(service.url, innocent.id, ['processed', 'failed'], hostile.withinSeconds * 1000);
+        const innocentDone = await waitForStatus(
+          service.url,
+          innocent.id,
+          ['processed', 'failed'],
+          hostile.withinSeconds * 1000,
+        );
         expect(innocentDone.status, 'the innocent file').to.equal('processed');
         if (hostile.expected === 'deleted') return [];
-        return Promise.all(uploaded.map((file) => waitForStatus(service.url, file.id, ['processed', 'failed'], hostile.withinSeconds * 1000)));
+        return Promise.all(
+          uploaded.map((file) =>
+            waitForStatus(service.url, file.id, ['processed', 'failed'], hostile.withinSeconds * 1000),
+          ),
+        );
       });
       const seconds = (Date.now() - started) / 1000;
 
@@ -233,7 +307,10 @@ describe('hostile files against a real worker process', function () {
         if ('warning' in expected) expect((file.result!.warnings as string[]).join(' ')).to.match(expected.warning);
         if ('processed' in expected) expected.processed(file);
       }
-      if (hostile.expected === 'deleted') expect((await storedFiles()).filter((stored) => stored.includes('.thumbnail') || stored.includes('.part'))).to.deep.equal([]);
+      if (hostile.expected === 'deleted')
+        expect(
+          (await storedFiles()).filter((stored) => stored.includes('.thumbnail') || stored.includes('.part')),
+        ).to.deep.equal([]);
       expect(seconds, 'seconds').to.be.below(hostile.withinSeconds);
       expect(peak, 'peak RSS of the worker tree').to.be.below(CHART_WORKER_MEMORY_LIMIT);
       expect(worker.child.exitCode, 'the worker is still running').to.equal(null);

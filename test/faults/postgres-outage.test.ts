@@ -13,9 +13,13 @@ describe('fault: PostgreSQL stops', function () {
     expect(await waitUntilSettled(servers.stack, [before.id])).to.deep.equal([]);
 
     // Files still queued or in processing when the database goes: their jobs fail, and are retried or reconciled.
-    const inFlight = await Promise.all(Array.from({ length: 5 }, (_, n) => uploadFile(servers.stack.url, { content: `in flight ${n}` })));
+    const inFlight = await Promise.all(
+      Array.from({ length: 5 }, (_, n) => uploadFile(servers.stack.url, { content: `in flight ${n}` })),
+    );
     await servers.postgres.stop();
-    const refused = await Promise.all(Array.from({ length: 10 }, (_, n) => upload(servers.stack.url, { content: `during the outage ${n}` })));
+    const refused = await Promise.all(
+      Array.from({ length: 10 }, (_, n) => upload(servers.stack.url, { content: `during the outage ${n}` })),
+    );
     for (const response of refused) {
       await expectProblem(response, 503, 'service_unavailable');
       expect(response.headers.get('retry-after')).to.equal('5');

@@ -17,7 +17,10 @@ describe('fault: Redis restarts (losing every job) during a stream of uploads', 
     const client = async () => {
       while (sent < total) {
         const n = sent++;
-        const response = await upload(servers.stack.url, { name: `stream-${n}.txt`, content: `file number ${n}\n`.repeat(50) });
+        const response = await upload(servers.stack.url, {
+          name: `stream-${n}.txt`,
+          content: `file number ${n}\n`.repeat(50),
+        });
         statuses.push(response.status);
         if (response.status === 201) accepted.push(((await response.json()) as File).id);
         if (response.status === 201 && redisDown) acceptedWhileDown++;
@@ -33,7 +36,10 @@ describe('fault: Redis restarts (losing every job) during a stream of uploads', 
     })();
     await Promise.all([client(), client(), client(), client(), outage]);
 
-    expect(statuses.filter((status) => status !== 201), 'uploads refused').to.deep.equal([]);
+    expect(
+      statuses.filter((status) => status !== 201),
+      'uploads refused',
+    ).to.deep.equal([]);
     expect(acceptedWhileDown, 'uploads accepted while Redis was down').to.be.greaterThan(10);
     expect(accepted).to.have.length(total);
     const pending = await waitUntilSettled(servers.stack, accepted, 90_000);

@@ -17,14 +17,23 @@ describe('fault: a worker killed mid-job', function () {
     const file = (await response.json()) as File;
 
     const doomed = await servers.stack.startWorker();
-    await waitFor(async () => (await servers.stack.sql("SELECT 1 FROM files WHERE id = $1 AND status = 'processing'", [file.id])).length, 'the job to start');
+    await waitFor(
+      async () =>
+        (await servers.stack.sql("SELECT 1 FROM files WHERE id = $1 AND status = 'processing'", [file.id])).length,
+      'the job to start',
+    );
     doomed.child.kill('SIGKILL');
     await doomed.exited;
-    expect((await servers.stack.sql<{ status: string }>('SELECT status FROM files WHERE id = $1', [file.id]))[0]!.status).to.equal('processing');
+    expect(
+      (await servers.stack.sql<{ status: string }>('SELECT status FROM files WHERE id = $1', [file.id]))[0]!.status,
+    ).to.equal('processing');
 
     await servers.stack.startWorker();
     expect(await waitUntilSettled(servers.stack, [file.id])).to.deep.equal([]);
-    const [row] = await servers.stack.sql<{ status: string; attempts: number; result: { bytes_read: number } }>('SELECT status, attempts, result FROM files WHERE id = $1', [file.id]);
+    const [row] = await servers.stack.sql<{ status: string; attempts: number; result: { bytes_read: number } }>(
+      'SELECT status, attempts, result FROM files WHERE id = $1',
+      [file.id],
+    );
     expect(row).to.deep.include({ status: 'processed', attempts: 2 });
     expect(row!.result.bytes_read).to.equal(400 * 1024 * 1024);
     // Other files keep flowing through the new worker.

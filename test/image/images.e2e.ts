@@ -49,12 +49,21 @@ function command(program: string, args: string[], timeoutMs = 60_000): Promise<R
 /** Runs podman and returns its output, failing with the tail of it unless it exits 0. */
 async function podman(args: string[], timeoutMs?: number): Promise<string> {
   const { code, output } = await command('podman', args, timeoutMs);
-  if (code !== 0) throw new Error(`podman ${args.slice(0, 3).join(' ')} ... exited ${code}:\n${output.split('\n').slice(-40).join('\n')}`);
+  if (code !== 0)
+    throw new Error(
+      `podman ${args.slice(0, 3).join(' ')} ... exited ${code}:\n${output.split('\n').slice(-40).join('\n')}`,
+    );
   return output.trim();
 }
 
 const appEnv = (extra: Record<string, string>) =>
-  Object.entries({ DATABASE_URL, REDIS_URL, QUEUE_PREFIX, SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS), ...extra }).flatMap(([key, value]) => ['--env', `${key}=${value}`]);
+  Object.entries({
+    DATABASE_URL,
+    REDIS_URL,
+    QUEUE_PREFIX,
+    SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+    ...extra,
+  }).flatMap(([key, value]) => ['--env', `${key}=${value}`]);
 /** How the chart runs a pod: read-only root, /tmp and the blob volume writable, the image's own user. */
 const asInKubernetes = ['--network', 'host', '--read-only', '--tmpfs', '/tmp', '--volume', `${VOLUME}:/data`];
 
@@ -65,9 +74,18 @@ async function build(dockerfile: string, tag: string): Promise<void> {
     [
       'build',
       ...['--file', dockerfile, '--tag', tag, '--network', 'host'],
-      ...['--build-arg', `BASE_IMAGE=${BASE_IMAGE}`, '--build-arg', `VERSION=${VERSION}`, '--build-arg', `REVISION=${revision}`],
+      ...[
+        '--build-arg',
+        `BASE_IMAGE=${BASE_IMAGE}`,
+        '--build-arg',
+        `VERSION=${VERSION}`,
+        '--build-arg',
+        `REVISION=${revision}`,
+      ],
       // This machine reaches the npm registry through a TLS proxy whose CA is in its own bundle.
-      ...(existsSync(caBundle) ? ['--volume', '/etc/ssl/certs:/etc/ssl/certs:ro', '--build-arg', `NODE_EXTRA_CA_CERTS=${caBundle}`] : []),
+      ...(existsSync(caBundle)
+        ? ['--volume', '/etc/ssl/certs:/etc/ssl/certs:ro', '--build-arg', `NODE_EXTRA_CA_CERTS=${caBundle}`]
+        : []),
       '.',
     ],
     20 * 60_000,
@@ -105,11 +123,20 @@ describe('the container images', function () {
 
   it('run as a numeric non-root user, with tini as the entrypoint and OCI labels', async () => {
     for (const [role, image] of Object.entries(IMAGES)) {
-      const config = JSON.parse(await podman(['image', 'inspect', '--format', '{{json .Config}}', image])) as { User: string; Entrypoint: string[]; Cmd: string[]; Labels: Record<string, string> };
+      const config = JSON.parse(await podman(['image', 'inspect', '--format', '{{json .Config}}', image])) as {
+        User: string;
+        Entrypoint: string[];
+        Cmd: string[];
+        Labels: Record<string, string>;
+      };
       expect(config.User, image).to.equal(`${UID}:${UID}`);
       expect(config.Entrypoint, image).to.deep.equal(['/usr/bin/tini', '--']);
       expect(config.Cmd, image).to.deep.equal(['node', `dist/${role}/main.js`]);
-      expect(config.Labels, image).to.include({ 'org.opencontainers.image.title': `file-processor-${role}`, 'org.opencontainers.image.version': VERSION, 'org.opencontainers.image.licenses': 'MIT' });
+      expect(config.Labels, image).to.include({
+        'org.opencontainers.image.title': `file-processor-${role}`,
+        'org.opencontainers.image.version': VERSION,
+        'org.opencontainers.image.licenses': 'MIT',
+      });
       expect(config.Labels['org.opencontainers.image.revision'], image).to.match(/^[0-9a-f]{40}$/);
     }
   });
@@ -117,19 +144,40 @@ describe('the container images', function () {
   it('run the Node.js that .nvmrc pins', async () => {
     const pinned = `v${readFileSync(`${REPOSITORY}.nvmrc`, 'utf8').trim()}`;
     for (const image of Object.values(IMAGES)) {
-      expect(await podman(['run', '--rm', '--network', 'none', '--entrypoint', 'node', image, '--version']), image).to.equal(pinned);
+      expect(
+        await podman(['run', '--rm', '--network', 'none', '--entrypoint', 'node', image, '--version']),
+        image,
+      ).to.equal(pinned);
     }
   });
 
   it('carry the production dependencies only', async () => {
-    const listing = await podman(['run', '--rm', '--network', 'none', '--entrypoint', 'ls', IMAGES.api, 'node_modules', 'dist']);
+    const listing = await podman([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--entrypoint',
+      'ls',
+      IMAGES.api,
+      'node_modules',
+      'dist',
+    ]);
     expect(listing).to.contain('koa').and.contain('bee-queue');
     expect(listing).not.to.match(/^(typescript|mocha|c8|kubernetes-models)$/m);
     expect(listing).not.to.match(/^test$/m);
   });
 
   it('migrate: creates and migrates the database from a read-only container', async () => {
-    const output = await podman(['run', '--rm', ...asInKubernetes, ...appEnv({}), IMAGES.api, 'node', 'dist/core/db/migrate.js']);
+    const output = await podman([
+      'run',
+      '--rm',
+      ...asInKubernetes,
+      ...appEnv({}),
+      IMAGES.api,
+      'node',
+      'dist/core/db/migrate.js',
+    ]);
     expect(output).to.match(/^created the database\napplied 0001-create-files/);
   });
 
@@ -138,18 +186,54 @@ describe('the container images', function () {
     apiUrl = `http://127.0.0.1:${port}`;
     apiAdmin = `http://127.0.0.1:${adminPort}`;
     workerAdmin = `http://127.0.0.1:${workerAdminPort}`;
-    await podman(['run', '--detach', '--name', CONTAINERS.api, ...asInKubernetes, ...appEnv({ PORT: String(port), ADMIN_PORT: String(adminPort) }), IMAGES.api]);
-    await podman(['run', '--detach', '--name', CONTAINERS.worker, ...asInKubernetes, ...appEnv({ ADMIN_PORT: String(workerAdminPort) }), IMAGES.worker]);
-    await waitForHttp(`${apiAdmin}/readyz`, 200, 30_000).catch(async (err: Error) => Promise.reject(new Error(`${err.message}\n${await podman(['logs', CONTAINERS.api])}`)));
-    await waitForHttp(`${workerAdmin}/readyz`, 200, 30_000).catch(async (err: Error) => Promise.reject(new Error(`${err.message}\n${await podman(['logs', CONTAINERS.worker])}`)));
+    await podman([
+      'run',
+      '--detach',
+      '--name',
+      CONTAINERS.api,
+      ...asInKubernetes,
+      ...appEnv({ PORT: String(port), ADMIN_PORT: String(adminPort) }),
+      IMAGES.api,
+    ]);
+    await podman([
+      'run',
+      '--detach',
+      '--name',
+      CONTAINERS.worker,
+      ...asInKubernetes,
+      ...appEnv({ ADMIN_PORT: String(workerAdminPort) }),
+      IMAGES.worker,
+    ]);
+    await waitForHttp(`${apiAdmin}/readyz`, 200, 30_000).catch(async (err: Error) =>
+      Promise.reject(new Error(`${err.message}\n${await podman(['logs', CONTAINERS.api])}`)),
+    );
+    await waitForHttp(`${workerAdmin}/readyz`, 200, 30_000).catch(async (err: Error) =>
+      Promise.reject(new Error(`${err.message}\n${await podman(['logs', CONTAINERS.worker])}`)),
+    );
     for (const container of Object.values(CONTAINERS)) {
-      expect(await podman(['exec', container, 'node', '-e', 'process.stdout.write(String(process.getuid()))']), container).to.equal(UID);
+      expect(
+        await podman(['exec', container, 'node', '-e', 'process.stdout.write(String(process.getuid()))']),
+        container,
+      ).to.equal(UID);
       expect(await podman(['exec', container, 'cat', '/proc/1/comm']), container).to.equal('tini');
     }
   });
 
   it('process an uploaded file: the smoke test from the API image uploads it and the worker processes it', async () => {
-    const output = await podman(['run', '--rm', '--network', 'host', '--read-only', '--env', `API_URL=${apiUrl}`, '--env', 'SMOKE_TIMEOUT_MS=20000', IMAGES.api, 'node', 'dist/scripts/smoke.js']);
+    const output = await podman([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      '--read-only',
+      '--env',
+      `API_URL=${apiUrl}`,
+      '--env',
+      'SMOKE_TIMEOUT_MS=20000',
+      IMAGES.api,
+      'node',
+      'dist/scripts/smoke.js',
+    ]);
     expect(output).to.match(/^uploaded, processed and deleted file [0-9a-f-]{36} through http:\/\/127\.0\.0\.1:\d+$/);
   });
 

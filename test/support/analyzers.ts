@@ -58,7 +58,9 @@ export async function abortProcess(): Promise<never> {
 
 /** Dies as V8 does when its heap is full: the message on stderr, then an abort (a real one needs a GiB of heap). */
 export async function abortLikeV8OutOfHeap(): Promise<never> {
-  process.stderr.write('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n', () => process.abort());
+  process.stderr.write('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n', () =>
+    process.abort(),
+  );
   return sleep(60_000) as Promise<never>;
 }
 

@@ -18,7 +18,11 @@ export interface Dashboard {
   templating: { list: Array<{ name: string }> };
 }
 
-export const dashboard = (): Dashboard => JSON.parse(readFileSync(path.join(REPOSITORY, 'observability/dashboard.json'), 'utf8')) as Dashboard;
+export const dashboard = (): Dashboard =>
+  JSON.parse(readFileSync(path.join(REPOSITORY, 'observability/dashboard.json'), 'utf8')) as Dashboard;
 
 /** The PromQL of every panel's targets, in panel order. */
-export const dashboardQueries = (): string[] => dashboard().panels.flatMap((panel) => panel.targets ?? []).map((target) => target.expr);
+export const dashboardQueries = (): string[] =>
+  dashboard()
+    .panels.flatMap((panel) => panel.targets ?? [])
+    .map((target) => target.expr);

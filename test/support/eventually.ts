@@ -10,7 +10,12 @@ export type NotYet = undefined | null | false | 0 | '';
  * Calls `read` every `intervalMs` until it returns a truthy value, and returns that; fails naming
  * `what` after `timeoutMs`. An error thrown by `read` fails at once (wrap it to retry on errors).
  */
-export async function eventually<T>(read: () => T | NotYet | Promise<T | NotYet>, what: string, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
+export async function eventually<T>(
+  read: () => T | NotYet | Promise<T | NotYet>,
+  what: string,
+  timeoutMs = 15_000,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();

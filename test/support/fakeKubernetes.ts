@@ -38,7 +38,14 @@ export type Answer = (request: RecordedRequest) => [status: number, body: unknow
 /** The API server's reply to a PATCH of a pod: the pod, with the patched metadata. */
 const patchedPod: Answer = (request) => {
   const [, namespace, name] = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/?]+)/.exec(request.path) ?? [];
-  return [200, { kind: 'Pod', apiVersion: 'v1', metadata: { name, namespace, ...(request.body as { metadata?: object })?.metadata } }];
+  return [
+    200,
+    {
+      kind: 'Pod',
+      apiVersion: 'v1',
+      metadata: { name, namespace, ...(request.body as { metadata?: object })?.metadata },
+    },
+  ];
 };
 
 export async function startFakeKubernetes(answer: Answer = patchedPod): Promise<FakeKubernetes> {
@@ -48,11 +55,23 @@ export async function startFakeKubernetes(answer: Answer = patchedPod): Promise<
     let raw = '';
     req.on('data', (chunk) => (raw += chunk));
     req.on('end', () => {
-      const request = { receivedAt: performance.now(), method: req.method!, path: req.url!, contentType: req.headers['content-type'], authorization: req.headers.authorization, body: raw ? JSON.parse(raw) : undefined };
+      const request = {
+        receivedAt: performance.now(),
+        method: req.method!,
+        path: req.url!,
+        contentType: req.headers['content-type'],
+        authorization: req.headers.authorization,
+        body: raw ? JSON.parse(raw) : undefined,
+      };
       requests.push(request);
       const fail = failures.count > 0;
       if (fail) failures.count--;
-      const [status, body] = fail ? [failures.status, { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: failures.status, message: 'injected failure' }] : answer(request);
+      const [status, body] = fail
+        ? [
+            failures.status,
+            { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: failures.status, message: 'injected failure' },
+          ]
+        : answer(request);
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     });
   });
@@ -68,7 +87,12 @@ export async function startFakeKubernetes(answer: Answer = patchedPod): Promise<
       failures = { count, status };
     },
     waitForRequests(count, timeoutMs = 5_000) {
-      return eventually(() => (requests.length >= count ? requests : undefined), `${count} requests to the API server`, timeoutMs, 10);
+      return eventually(
+        () => (requests.length >= count ? requests : undefined),
+        `${count} requests to the API server`,
+        timeoutMs,
+        10,
+      );
     },
     async writeKubeconfig() {
       await writeFile(kubeconfigFile, JSON.stringify(kubeconfigFor(url)));

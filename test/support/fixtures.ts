@@ -48,13 +48,18 @@ export async function bigBinaryFile(mib: number): Promise<string> {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'fp-big-')), `big-${mib}.bin`);
   const chunk = Buffer.from(Array.from({ length: 1024 * 1024 }, (_, i) => i % 251));
   const out = createWriteStream(file);
-  for (let i = 0; i < mib; i++) if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+  for (let i = 0; i < mib; i++)
+    if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
   await new Promise<void>((resolve) => out.end(() => resolve()));
   return file;
 }
 
 /** Uploads a file from disk without reading it into memory. */
-export async function uploadFromDisk(url: string, file: string, headers: Record<string, string> = {}): Promise<Response> {
+export async function uploadFromDisk(
+  url: string,
+  file: string,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const form = new FormData();
   form.append('file', await openAsBlob(file), file.split('/').pop());
   return fetch(`${url}/upload/`, { method: 'POST', body: form, headers });
@@ -99,7 +104,8 @@ type Field = [2 | 4, number];
 function littleEndian(fields: Field[]): Buffer {
   const record = Buffer.alloc(fields.reduce((size, [width]) => size + width, 0));
   let at = 0;
-  for (const [width, value] of fields) at = width === 2 ? record.writeUInt16LE(value, at) : record.writeUInt32LE(value >>> 0, at);
+  for (const [width, value] of fields)
+    at = width === 2 ? record.writeUInt16LE(value, at) : record.writeUInt32LE(value >>> 0, at);
   return record;
 }
 
@@ -124,16 +130,45 @@ export function zip(entries: ZipEntry[]): Buffer {
     const crc = crc32(content);
     const flags = 0x800 | (entry.encrypted ? 1 : 0);
     // flags, method, time, date, crc-32, compressed size, size, name length, extra length
-    const common: Field[] = [[2, flags], [2, entry.deflate ? 8 : 0], [2, 0], [2, 0], [4, crc], [4, data.length], [4, content.length], [2, name.length], [2, 0]];
+    const common: Field[] = [
+      [2, flags],
+      [2, entry.deflate ? 8 : 0],
+      [2, 0],
+      [2, 0],
+      [4, crc],
+      [4, data.length],
+      [4, content.length],
+      [2, name.length],
+      [2, 0],
+    ];
     const local = littleEndian([[4, 0x04034b50], [2, 20], ...common]);
     // ... then comment length, disk, internal and external attributes, offset of the local header
-    const central = littleEndian([[4, 0x02014b50], [2, 20], [2, 20], ...common, [2, 0], [2, 0], [2, 0], [4, 0], [4, offset]]);
+    const central = littleEndian([
+      [4, 0x02014b50],
+      [2, 20],
+      [2, 20],
+      ...common,
+      [2, 0],
+      [2, 0],
+      [2, 0],
+      [4, 0],
+      [4, offset],
+    ]);
     locals.push(local, name, data);
     centrals.push(central, name);
     offset += local.length + name.length + data.length;
   }
   const directory = Buffer.concat(centrals);
-  const end = littleEndian([[4, 0x06054b50], [2, 0], [2, 0], [2, entries.length], [2, entries.length], [4, directory.length], [4, offset], [2, 0]]);
+  const end = littleEndian([
+    [4, 0x06054b50],
+    [2, 0],
+    [2, 0],
+    [2, entries.length],
+    [2, entries.length],
+    [4, directory.length],
+    [4, offset],
+    [2, 0],
+  ]);
   return Buffer.concat([...locals, directory, end]);
 }
 
@@ -203,7 +238,9 @@ export function pdf(
       stream = page.deflated.toString('latin1');
       if (page.decodeParms) filter += ` /DecodeParms ${page.decodeParms}`;
     }
-    add(`<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents ${pageIds[i]! + 1} 0 R >>`);
+    add(
+      `<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents ${pageIds[i]! + 1} 0 R >>`,
+    );
     add(`<< /Length ${stream.length}${filter} >>\nstream\n${stream}\nendstream`);
   }
   const infoEntries = Object.entries({ Title: info.title, Author: info.author, Producer: info.producer })
@@ -266,7 +303,12 @@ export function pdfWithObjectStream(objectStream: Buffer): Buffer {
     bytes.writeUInt16BE(field3, 5);
     return bytes;
   };
-  const entries = Buffer.concat([entry(0, 0, 65535), entry(2, 5, 0), ...offsets.map((offset) => entry(1, offset, 0)), entry(1, xrefAt, 0)]);
+  const entries = Buffer.concat([
+    entry(0, 0, 65535),
+    entry(2, 5, 0),
+    ...offsets.map((offset) => entry(1, offset, 0)),
+    entry(1, xrefAt, 0),
+  ]);
   body += `7 0 obj\n<< /Type /XRef /Size 8 /W [1 4 2] /Root 1 0 R /Length ${entries.length} >>\nstream\n${entries.toString('latin1')}\nendstream\nendobj\n`;
   body += `startxref\n${xrefAt}\n%%EOF\n`;
   return Buffer.from(body, 'latin1');
@@ -337,10 +379,31 @@ export function mp4(width = 320, height = 240, seconds = 2): Buffer {
   const timescale = 1000;
   const duration = seconds * timescale;
   const matrix = u32(0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000);
-  const mvhd = box('mvhd', u32(0, 0, 0, timescale, duration, 0x10000), Buffer.from([1, 0, 0, 0]), Buffer.alloc(8), matrix, Buffer.alloc(24), u32(2));
-  const tkhd = box('tkhd', u32(0x7, 0, 0, 1, 0, duration), Buffer.alloc(8), Buffer.alloc(8), matrix, u32(width * 0x10000, height * 0x10000));
+  const mvhd = box(
+    'mvhd',
+    u32(0, 0, 0, timescale, duration, 0x10000),
+    Buffer.from([1, 0, 0, 0]),
+    Buffer.alloc(8),
+    matrix,
+    Buffer.alloc(24),
+    u32(2),
+  );
+  const tkhd = box(
+    'tkhd',
+    u32(0x7, 0, 0, 1, 0, duration),
+    Buffer.alloc(8),
+    Buffer.alloc(8),
+    matrix,
+    u32(width * 0x10000, height * 0x10000),
+  );
   const mdhd = box('mdhd', u32(0, 0, 0, timescale, duration), Buffer.from([0x55, 0xc4, 0, 0]));
-  const hdlr = box('hdlr', u32(0, 0), Buffer.from('vide', 'latin1'), Buffer.alloc(12), Buffer.from('VideoHandler\0', 'latin1'));
+  const hdlr = box(
+    'hdlr',
+    u32(0, 0),
+    Buffer.from('vide', 'latin1'),
+    Buffer.alloc(12),
+    Buffer.from('VideoHandler\0', 'latin1'),
+  );
   const sampleEntry = Buffer.alloc(78);
   sampleEntry.writeUInt16BE(1, 6);
   sampleEntry.writeUInt16BE(width, 24);
@@ -352,11 +415,23 @@ export function mp4(width = 320, height = 240, seconds = 2): Buffer {
   sampleEntry.writeInt16BE(-1, 76);
   const avcC = box('avcC', Buffer.from([1, 0x42, 0xc0, 0x1e, 0xff, 0xe0, 0x00]));
   const stsd = box('stsd', u32(0, 1), box('avc1', sampleEntry, avcC));
-  const stbl = box('stbl', stsd, box('stts', u32(0, 0)), box('stsc', u32(0, 0)), box('stsz', u32(0, 0, 0)), box('stco', u32(0, 0)));
+  const stbl = box(
+    'stbl',
+    stsd,
+    box('stts', u32(0, 0)),
+    box('stsc', u32(0, 0)),
+    box('stsz', u32(0, 0, 0)),
+    box('stco', u32(0, 0)),
+  );
   const minf = box('minf', box('vmhd', u32(1, 0, 0)), box('dinf', box('dref', u32(0, 1), box('url ', u32(1)))), stbl);
   const trak = box('trak', tkhd, box('mdia', mdhd, hdlr, minf));
-  return Buffer.concat([box('ftyp', Buffer.from('isom', 'latin1'), u32(0x200), Buffer.from('isomiso2avc1mp41', 'latin1')), box('moov', mvhd, trak), box('mdat')]);
+  return Buffer.concat([
+    box('ftyp', Buffer.from('isom', 'latin1'), u32(0x200), Buffer.from('isomiso2avc1mp41', 'latin1')),
+    box('moov', mvhd, trak),
+    box('mdat'),
+  ]);
 }
 
 /** The first `fraction` of `bytes`, as a transfer cut short would leave it. */
-export const truncated = (bytes: Buffer, fraction = 0.5): Buffer => bytes.subarray(0, Math.max(1, Math.floor(bytes.length * fraction)));
+export const truncated = (bytes: Buffer, fraction = 0.5): Buffer =>
+  bytes.subarray(0, Math.max(1, Math.floor(bytes.length * fraction)));

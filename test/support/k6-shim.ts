@@ -87,8 +87,13 @@ export async function resolve(
 }
 
 /** Loader hook: the stand-ins' source. */
-export async function load(url: string, context: unknown, next: (url: string, context: unknown) => Promise<unknown>): Promise<unknown> {
-  if (url.startsWith(PREFIX)) return { format: 'module', source: SOURCES[url.slice(PREFIX.length)], shortCircuit: true };
+export async function load(
+  url: string,
+  context: unknown,
+  next: (url: string, context: unknown) => Promise<unknown>,
+): Promise<unknown> {
+  if (url.startsWith(PREFIX))
+    return { format: 'module', source: SOURCES[url.slice(PREFIX.length)], shortCircuit: true };
   return next(url, context);
 }
 

@@ -68,7 +68,10 @@ export function validateObject(object: KubeObject): void {
 /** The one object of that kind (and name suffix); fails when there is none or more than one. */
 export function only(objects: KubeObject[], kind: string, nameSuffix = ''): KubeObject {
   const found = objects.filter((object) => object.kind === kind && object.metadata.name.endsWith(nameSuffix));
-  if (found.length !== 1) throw new Error(`expected one ${kind} *${nameSuffix}, found ${found.map((o) => o.metadata.name).join(', ') || 'none'}`);
+  if (found.length !== 1)
+    throw new Error(
+      `expected one ${kind} *${nameSuffix}, found ${found.map((o) => o.metadata.name).join(', ') || 'none'}`,
+    );
   return found[0]!;
 }
 

@@ -18,10 +18,13 @@ export async function storedFiles(root = TEST_ENV.storageDir): Promise<string[]>
   return found.sort();
 }
 
-export const rowCount = async (): Promise<number> => Number((await sql<{ count: string }>('SELECT count(*) FROM files'))[0]!.count);
+export const rowCount = async (): Promise<number> =>
+  Number((await sql<{ count: string }>('SELECT count(*) FROM files'))[0]!.count);
 
 /** A snapshot of rows and stored files; `unchanged()` tells whether anything was added since. */
-export async function snapshot(root = TEST_ENV.storageDir): Promise<{ unchanged(): Promise<{ rows: number; files: string[] }> }> {
+export async function snapshot(
+  root = TEST_ENV.storageDir,
+): Promise<{ unchanged(): Promise<{ rows: number; files: string[] }> }> {
   const rows = await rowCount();
   const files = new Set(await storedFiles(root));
   return {

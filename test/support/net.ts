@@ -10,7 +10,12 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls a URL until it answers `status`; `gone` (when it returns a reason) ends the wait early. */
-export async function waitForHttp(url: string, status = 200, timeoutMs = 15_000, gone: () => string | undefined = () => undefined): Promise<void> {
+export async function waitForHttp(
+  url: string,
+  status = 200,
+  timeoutMs = 15_000,
+  gone: () => string | undefined = () => undefined,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const reason = gone();

@@ -22,7 +22,11 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      exports.push({ path: req.url ?? '', contentType: req.headers['content-type'] ?? '', body: Buffer.concat(chunks) });
+      exports.push({
+        path: req.url ?? '',
+        contentType: req.headers['content-type'] ?? '',
+        body: Buffer.concat(chunks),
+      });
       // An empty success: everything accepted.
       res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/x-protobuf' });
       res.end(req.headers['content-type']?.includes('json') ? '{}' : undefined);
@@ -41,19 +45,26 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
 }
 
 /** The spans of OTLP/JSON exports, with their resource's service.name. */
-export function jsonSpans(exports: OtlpExport[]): Array<{ service: string; name: string; traceId: string; spanId: string; parentSpanId?: string; kind: number }> {
+export function jsonSpans(
+  exports: OtlpExport[],
+): Array<{ service: string; name: string; traceId: string; spanId: string; parentSpanId?: string; kind: number }> {
   type Value = { stringValue?: string };
   type Body = {
     resourceSpans?: Array<{
       resource?: { attributes?: Array<{ key: string; value: Value }> };
-      scopeSpans?: Array<{ spans?: Array<{ name: string; traceId: string; spanId: string; parentSpanId?: string; kind: number }> }>;
+      scopeSpans?: Array<{
+        spans?: Array<{ name: string; traceId: string; spanId: string; parentSpanId?: string; kind: number }>;
+      }>;
     }>;
   };
   return exports
     .filter((e) => e.contentType.includes('json'))
     .flatMap((e) => (JSON.parse(e.body.toString('utf8')) as Body).resourceSpans ?? [])
     .flatMap((resourceSpans) => {
-      const service = resourceSpans.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
-      return (resourceSpans.scopeSpans ?? []).flatMap((scope) => (scope.spans ?? []).map((span) => ({ ...span, service })));
+      const service =
+        resourceSpans.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
+      return (resourceSpans.scopeSpans ?? []).flatMap((scope) =>
+        (scope.spans ?? []).map((span) => ({ ...span, service })),
+      );
     });
 }

@@ -23,14 +23,24 @@ export function killStartedProcesses(): void {
   for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
-export function startProcess(script: string, env: Record<string, string> = {}, options: { detached?: boolean; args?: string[] } = {}): Started {
+export function startProcess(
+  script: string,
+  env: Record<string, string> = {},
+  options: { detached?: boolean; args?: string[] } = {},
+): Started {
   const { detached = false, args = [] } = options;
-  const child = spawn(process.execPath, [entry(script), ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached });
+  const child = spawn(process.execPath, [entry(script), ...args], {
+    env: childEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
+  });
   started.add(child);
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   return { child, output: () => output, exited };
 }
 
@@ -44,12 +54,20 @@ export const READY_TIMEOUT_MS = 60_000;
 /** Polls `url` until it answers 200; fails at once, with the process's output, if `started` exits first. */
 export async function waitUntilReady(started: Started, url: string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
   const { child } = started;
-  const gone = () => (child.exitCode === null && child.signalCode === null ? undefined : `the process exited (${child.exitCode ?? child.signalCode})`);
-  await waitForHttp(url, 200, timeoutMs, gone).catch((err: Error) => Promise.reject(new Error(`${err.message}; its output:\n${started.output().slice(-4_000)}`)));
+  const gone = () =>
+    child.exitCode === null && child.signalCode === null
+      ? undefined
+      : `the process exited (${child.exitCode ?? child.signalCode})`;
+  await waitForHttp(url, 200, timeoutMs, gone).catch((err: Error) =>
+    Promise.reject(new Error(`${err.message}; its output:\n${started.output().slice(-4_000)}`)),
+  );
 }
 
 /** Runs a script to completion. */
-export async function runProcess(script: string, env: Record<string, string> = {}): Promise<{ code: number | string; output: string }> {
+export async function runProcess(
+  script: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number | string; output: string }> {
   const started = startProcess(script, env);
   const code = await started.exited;
   return { code, output: started.output() };
@@ -77,10 +95,18 @@ export interface ApiAndWorker {
 }
 
 /** The API and one worker, each on free ports with `env` (and the API with `apiEnv` too), once both are ready. */
-export async function startApiAndWorker(env: Record<string, string>, apiEnv: Record<string, string> = {}): Promise<ApiAndWorker> {
+export async function startApiAndWorker(
+  env: Record<string, string>,
+  apiEnv: Record<string, string> = {},
+): Promise<ApiAndWorker> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const apiAdmin = `http://127.0.0.1:${adminPort}`;
-  const api = startProcess('dist/api/main.js', { ...env, ...apiEnv, PORT: String(port), ADMIN_PORT: String(adminPort) });
+  const api = startProcess('dist/api/main.js', {
+    ...env,
+    ...apiEnv,
+    PORT: String(port),
+    ADMIN_PORT: String(adminPort),
+  });
   const { worker, admin: workerAdmin } = await startWorkerProcess(env);
   await waitUntilReady(api, `${apiAdmin}/readyz`);
   return {
@@ -96,4 +122,3 @@ export async function startApiAndWorker(env: Record<string, string>, apiEnv: Rec
     },
   };
 }
-

@@ -33,7 +33,10 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
   const config = {
     global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
     rule_files: options.ruleFiles ?? [],
-    scrape_configs: Object.entries(options.targets).map(([job, target]) => ({ job_name: job, static_configs: [{ targets: [target] }] })),
+    scrape_configs: Object.entries(options.targets).map(([job, target]) => ({
+      job_name: job,
+      static_configs: [{ targets: [target] }],
+    })),
   };
   // JSON is YAML: no YAML writer needed.
   writeFileSync(path.join(dir, 'prometheus.yml'), JSON.stringify(config, null, 2));
@@ -41,7 +44,12 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(
     options.binary,
-    [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -66,7 +74,8 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
     if (body.status !== 'success') throw new Error(`Prometheus answered ${apiPath} with ${body.status}: ${body.error}`);
     return body.data;
   };
-  const query = async (expr: string) => (await get<{ result: PromSample[] }>(`/api/v1/query?query=${encodeURIComponent(expr)}`)).result;
+  const query = async (expr: string) =>
+    (await get<{ result: PromSample[] }>(`/api/v1/query?query=${encodeURIComponent(expr)}`)).result;
   return {
     get,
     query,

@@ -15,7 +15,10 @@ export async function connect(url: string): Promise<net.Socket> {
 }
 
 /** Resolves with what the server sent once it closed the connection (or after `timeoutMs`, with what came so far). */
-export function readUntilClosed(socket: net.Socket, timeoutMs = 30_000): Promise<{ data: string; closedAfterMs: number }> {
+export function readUntilClosed(
+  socket: net.Socket,
+  timeoutMs = 30_000,
+): Promise<{ data: string; closedAfterMs: number }> {
   const started = Date.now();
   return new Promise((resolve) => {
     let data = '';

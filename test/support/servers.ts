@@ -38,7 +38,11 @@ export async function startRedis(): Promise<PrivateServer> {
     url,
     port,
     async start() {
-      server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+      server = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+        { stdio: 'ignore' },
+      );
       await eventually(() => answers().catch(() => false), `redis-server on ${port}`, 20_000);
     },
     async stop() {
@@ -65,11 +69,15 @@ export async function startPostgres(): Promise<PrivateServer> {
   const data = path.join(dir, 'data');
   const { uid, gid } = userIds('postgres');
   chownSync(dir, uid, gid);
-  const asPostgres = (command: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, command), ...args], { stdio: 'pipe' });
+  const asPostgres = (command: string, args: string[]) =>
+    execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, command), ...args], { stdio: 'pipe' });
   asPostgres('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '--no-instructions']);
   const url = `postgres://postgres@127.0.0.1:${port}/file_processor`;
   const answers = async () => {
-    const client = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`, connectionTimeoutMillis: 1_000 });
+    const client = new pg.Client({
+      connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      connectionTimeoutMillis: 1_000,
+    });
     try {
       await client.connect();
       await client.query('SELECT 1');
@@ -103,6 +111,10 @@ export async function startPostgres(): Promise<PrivateServer> {
 }
 
 function userIds(name: string): { uid: number; gid: number } {
-  const [uid, gid] = execFileSync('id', ['-u', name]).toString().trim().split('\n').concat(execFileSync('id', ['-g', name]).toString().trim());
+  const [uid, gid] = execFileSync('id', ['-u', name])
+    .toString()
+    .trim()
+    .split('\n')
+    .concat(execFileSync('id', ['-g', name]).toString().trim());
   return { uid: Number(uid), gid: Number(gid) };
 }

@@ -75,7 +75,12 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   const logger = options.logger ?? testLogger();
   const queueName = `files-${randomBytes(4).toString('hex')}`;
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
-  const queue = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'producer', tracer: options.tracer, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) });
+  const queue = new FileQueue({
+    ...queueOptionsFor(queueName, options),
+    role: 'producer',
+    tracer: options.tracer,
+    ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
+  });
   if (!options.redisUrl) await queue.ready();
   const storage = options.storage ?? new LocalDiskStore(options.storageDir ?? TEST_ENV.storageDir);
   await storage.init();
@@ -86,7 +91,19 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   const backlog = new BacklogMonitor(queue, 100);
   backlog.start();
   const redis = config.rateLimitPerSecond > 0 ? (options.rateLimitRedis ?? new Redis(TEST_ENV.redisUrl)) : null;
-  const app = createApp({ config, db, queue, storage, logger, metrics, version: VERSION, tokens, backlog, redis, tracer: options.tracer });
+  const app = createApp({
+    config,
+    db,
+    queue,
+    storage,
+    logger,
+    metrics,
+    version: VERSION,
+    tokens,
+    backlog,
+    redis,
+    tracer: options.tracer,
+  });
   const server = createApiServer(app, config);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -135,7 +152,20 @@ const queueOptionsFor = (name: string, options: Pick<ServiceOptions, 'jobRetries
 /** A real worker (own database pool and Redis connections) consuming the named queue. */
 export async function startWorker(
   queueName: string,
-  options: Pick<ServiceOptions, 'processors' | 'jobRetries' | 'db' | 'maxAttempts' | 'jobTimeoutMs' | 'maxImagePixels' | 'pdfMaxDecodedBytes' | 'parsers' | 'tracer' | 'logger'> & Pick<WorkerDeps, 'onBusyChange'> = {},
+  options: Pick<
+    ServiceOptions,
+    | 'processors'
+    | 'jobRetries'
+    | 'db'
+    | 'maxAttempts'
+    | 'jobTimeoutMs'
+    | 'maxImagePixels'
+    | 'pdfMaxDecodedBytes'
+    | 'parsers'
+    | 'tracer'
+    | 'logger'
+  > &
+    Pick<WorkerDeps, 'onBusyChange'> = {},
 ): Promise<TestWorker> {
   const consumer = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'consumer', tracer: options.tracer });
   await consumer.ready();
@@ -151,7 +181,10 @@ export async function startWorker(
     processors: { ...PROCESSORS, ...options.processors },
     concurrency: 4,
     maxAttempts: options.maxAttempts ?? 5,
-    limits: { maxImagePixels: options.maxImagePixels ?? 50_000_000, pdfMaxDecodedBytes: options.pdfMaxDecodedBytes ?? 64 * 1024 * 1024 },
+    limits: {
+      maxImagePixels: options.maxImagePixels ?? 50_000_000,
+      pdfMaxDecodedBytes: options.pdfMaxDecodedBytes ?? 64 * 1024 * 1024,
+    },
     jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
     parserMaxRssBytes: 256 * 1024 * 1024,
     ...(options.parsers ? { parsers: options.parsers } : {}),
@@ -190,11 +223,17 @@ export interface UploadPart {
 }
 
 /** POSTs a multipart form with the given file parts (and text fields). */
-export async function upload(url: string, parts: UploadPart | UploadPart[], init: { fields?: Record<string, string>; headers?: Record<string, string>; path?: string } = {}): Promise<Response> {
+export async function upload(
+  url: string,
+  parts: UploadPart | UploadPart[],
+  init: { fields?: Record<string, string>; headers?: Record<string, string>; path?: string } = {},
+): Promise<Response> {
   const form = new FormData();
   for (const [key, value] of Object.entries(init.fields ?? {})) form.append(key, value);
   for (const part of Array.isArray(parts) ? parts : [parts]) {
-    const blob = new Blob([typeof part.content === 'string' ? Buffer.from(part.content) : part.content], { type: part.type ?? 'application/octet-stream' });
+    const blob = new Blob([typeof part.content === 'string' ? Buffer.from(part.content) : part.content], {
+      type: part.type ?? 'application/octet-stream',
+    });
     form.append(part.field ?? 'file', blob, part.name ?? 'upload.bin');
   }
   return fetch(`${url}${init.path ?? '/upload/'}`, { method: 'POST', body: form, headers: init.headers ?? {} });
@@ -208,7 +247,12 @@ export async function uploadFile(url: string, part: UploadPart): Promise<File> {
 }
 
 /** Polls the file until its status is one of `statuses`. */
-export async function waitForStatus(url: string, id: string, statuses: FileStatus[] = ['processed', 'failed'], timeoutMs = 10_000): Promise<File> {
+export async function waitForStatus(
+  url: string,
+  id: string,
+  statuses: FileStatus[] = ['processed', 'failed'],
+  timeoutMs = 10_000,
+): Promise<File> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const response = await fetch(`${url}/files/${id}/`);
@@ -218,4 +262,3 @@ export async function waitForStatus(url: string, id: string, statuses: FileStatu
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
-

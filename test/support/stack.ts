@@ -6,7 +6,16 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { eventually, type NotYet } from './eventually.js';
-import { freePort, killStartedProcesses, READY_TIMEOUT_MS, runProcess, startProcess, startWorkerProcess, waitUntilReady, type Started } from './processes.js';
+import {
+  freePort,
+  killStartedProcesses,
+  READY_TIMEOUT_MS,
+  runProcess,
+  startProcess,
+  startWorkerProcess,
+  waitUntilReady,
+  type Started,
+} from './processes.js';
 import { startPostgres, startRedis, type PrivateServer } from './servers.js';
 
 export interface Stack {
@@ -33,7 +42,11 @@ export const FAST_RECOVERY = {
   SHUTDOWN_TIMEOUT_MS: '10000',
 };
 
-export async function startStack(options: { databaseUrl: string; redisUrl: string; env?: Record<string, string> }): Promise<Stack> {
+export async function startStack(options: {
+  databaseUrl: string;
+  redisUrl: string;
+  env?: Record<string, string>;
+}): Promise<Stack> {
   const storageDir = mkdtempSync(path.join(os.tmpdir(), 'fp-stack-blobs-'));
   const [port, adminPort] = [await freePort(), await freePort()];
   const env: Record<string, string> = {
@@ -77,7 +90,8 @@ export async function startStack(options: { databaseUrl: string; redisUrl: strin
       const ids = new Set((await stack.sql<{ id: string }>('SELECT id FROM files')).map((row) => row.id));
       let orphanBlobs = 0;
       for (const shard of await readdir(path.join(storageDir, 'blobs'))) {
-        for (const name of await readdir(path.join(storageDir, 'blobs', shard))) if (!ids.has(name.split('.')[0]!)) orphanBlobs++;
+        for (const name of await readdir(path.join(storageDir, 'blobs', shard)))
+          if (!ids.has(name.split('.')[0]!)) orphanBlobs++;
       }
       return { orphanBlobs, temporaryFiles: (await readdir(path.join(storageDir, 'tmp'))).length };
     },
@@ -106,7 +120,10 @@ export async function statusCounts(stack: Stack): Promise<Record<string, number>
 export async function waitUntilSettled(stack: Stack, ids: string[], timeoutMs = 60_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const rows = await stack.sql<{ id: string }>("SELECT id FROM files WHERE id = ANY($1::uuid[]) AND status IN ('processed', 'failed')", [ids]);
+    const rows = await stack.sql<{ id: string }>(
+      "SELECT id FROM files WHERE id = ANY($1::uuid[]) AND status IN ('processed', 'failed')",
+      [ids],
+    );
     const settled = new Set(rows.map((row) => row.id));
     const pending = ids.filter((id) => !settled.has(id));
     if (pending.length === 0 || Date.now() > deadline) return pending;
@@ -123,7 +140,10 @@ export function waitFor<T>(probe: () => Promise<T | NotYet>, what: string, timeo
  * Mocha hooks for a fault suite: private PostgreSQL and Redis, the API on them and `workers` workers;
  * everything is killed and removed after the suite. Returns the servers and the stack, set once `before` ran.
  */
-export function usePrivateStack(env: Record<string, string> = {}, workers = 0): { postgres: PrivateServer; redis: PrivateServer; stack: Stack } {
+export function usePrivateStack(
+  env: Record<string, string> = {},
+  workers = 0,
+): { postgres: PrivateServer; redis: PrivateServer; stack: Stack } {
   const context = {} as { postgres: PrivateServer; redis: PrivateServer; stack: Stack };
   before(async function () {
     this.timeout(60_000 + (workers + 1) * READY_TIMEOUT_MS);

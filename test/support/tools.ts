@@ -26,7 +26,8 @@ function findProgram(name: string): string | null {
 export function requireProgram(context: Mocha.Context, name: string): string {
   const found = findProgram(name);
   if (found) return found;
-  if (process.env.CI === 'true') throw new Error(`${name} is not installed, and CI must run this test: ${INSTALL_HINT} (see .ci/run).`);
+  if (process.env.CI === 'true')
+    throw new Error(`${name} is not installed, and CI must run this test: ${INSTALL_HINT} (see .ci/run).`);
   process.stderr.write(`      skipped: ${name} is not installed (${INSTALL_HINT})\n`);
   context.skip();
 }

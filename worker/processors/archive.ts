@@ -37,7 +37,14 @@ const FORMATS: Record<string, string> = {
 
 export async function analyzeArchive({ path, contentType, size }: AnalysisInput): Promise<Analyzed<ArchiveFields>> {
   const format = FORMATS[contentType] ?? contentType.replace(/^application\/(x-)?/, '');
-  const fields = format === 'zip' ? await readZip(path, size) : format === 'tar' ? await readTar(path, size) : format === 'gzip' ? await readGzip(path, size) : unlisted(format);
+  const fields =
+    format === 'zip'
+      ? await readZip(path, size)
+      : format === 'tar'
+        ? await readTar(path, size)
+        : format === 'gzip'
+          ? await readGzip(path, size)
+          : unlisted(format);
   return { fields, warnings: warningsFor(fields) };
 }
 
@@ -49,7 +56,8 @@ function warningsFor(fields: ArchiveFields): string[] {
         `(${Math.round(fields.ratio)}:1), like a decompression bomb; it was not extracted.`,
     );
   }
-  if (fields.entries !== null && fields.entries >= MANY_ENTRIES) warnings.push(`The archive has ${fields.entries} entries; extracting it would create as many files.`);
+  if (fields.entries !== null && fields.entries >= MANY_ENTRIES)
+    warnings.push(`The archive has ${fields.entries} entries; extracting it would create as many files.`);
   if (fields.encrypted_entries) warnings.push(`${fields.encrypted_entries} entries are encrypted and need a password.`);
   return warnings;
 }
@@ -64,16 +72,30 @@ const unlisted = (format: string): ArchiveFields => ({
   encrypted_entries: null,
 });
 
-const ratioOf = (uncompressed: number, compressed: number): number | null => (compressed > 0 ? Math.round((uncompressed / compressed) * 100) / 100 : null);
+const ratioOf = (uncompressed: number, compressed: number): number | null =>
+  compressed > 0 ? Math.round((uncompressed / compressed) * 100) / 100 : null;
 
 async function readZip(path: string, size: number): Promise<ArchiveFields> {
   const file = await open(path, 'r');
   try {
     // Names are decoded here rather than by yauzl, which rejects unsafe ones ("../x"): listing them is harmless.
-    const zip = await yauzl.fromRandomAccessReaderPromise(new WindowedReader(new WindowedFile(file)), size, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: false }).catch((err: unknown) => {
-      throw asCorrupt(err, 'zip');
-    });
-    const fields: ArchiveFields = { ...unlisted('zip'), entries: 0, compressed_bytes: 0, uncompressed_bytes: 0, encrypted_entries: 0 };
+    const zip = await yauzl
+      .fromRandomAccessReaderPromise(new WindowedReader(new WindowedFile(file)), size, {
+        lazyEntries: true,
+        autoClose: false,
+        decodeStrings: false,
+        validateEntrySizes: false,
+      })
+      .catch((err: unknown) => {
+        throw asCorrupt(err, 'zip');
+      });
+    const fields: ArchiveFields = {
+      ...unlisted('zip'),
+      entries: 0,
+      compressed_bytes: 0,
+      uncompressed_bytes: 0,
+      encrypted_entries: 0,
+    };
     await new Promise<void>((resolve, reject) => {
       zip.on('entry', (entry: yauzl.Entry) => {
         fields.entries!++;
@@ -81,7 +103,11 @@ async function readZip(path: string, size: number): Promise<ArchiveFields> {
         fields.uncompressed_bytes! += entry.uncompressedSize;
         if (entry.isEncrypted()) fields.encrypted_entries!++;
         if (fields.names.length < LISTED_NAMES) {
-          fields.names.push(yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false).slice(0, LISTED_NAME_CHARS));
+          fields.names.push(
+            yauzl
+              .getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false)
+              .slice(0, LISTED_NAME_CHARS),
+          );
         }
         zip.readEntry();
       });
@@ -102,7 +128,13 @@ class WindowedReader extends yauzl.RandomAccessReader {
     super();
   }
 
-  override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null, bytesRead?: number) => void): void {
+  override read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (err: Error | null, bytesRead?: number) => void,
+  ): void {
     this.windowed.bytesAt(position, length).then((bytes) => callback(null, bytes.copy(buffer, offset)), callback);
   }
 
@@ -130,16 +162,21 @@ async function readTar(path: string, size: number): Promise<ArchiveFields> {
       return bytes;
     };
     let longName: string | null = null;
-    for (let offset = 0; offset + TAR_BLOCK <= size; ) {
+    for (let offset = 0; offset + TAR_BLOCK <= size;) {
       const header = await bytesAt(offset, TAR_BLOCK);
       if (header.every((byte) => byte === 0)) break;
-      if (!tarChecksumMatches(header, offset)) throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
+      if (!tarChecksumMatches(header, offset))
+        throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
       // Never negative, so the walk always moves on by at least a header.
       const entrySize = tarNumber(header.subarray(124, 136), 'size', offset);
       const type = String.fromCharCode(header[156]!);
       const dataStart = offset + TAR_BLOCK;
       offset = dataStart + Math.ceil(entrySize / TAR_BLOCK) * TAR_BLOCK;
-      if (offset > size) throw new ProcessingError('corrupt_file', 'The tar archive is truncated: an entry runs past the end of the file.');
+      if (offset > size)
+        throw new ProcessingError(
+          'corrupt_file',
+          'The tar archive is truncated: an entry runs past the end of the file.',
+        );
       if (type === 'L') {
         // A GNU long name: the next header's name is in this entry's data.
         longName = cString(await bytesAt(dataStart, Math.min(entrySize, 4096)));
@@ -148,7 +185,8 @@ async function readTar(path: string, size: number): Promise<ArchiveFields> {
       if (type === 'x' || type === 'g') continue;
       fields.entries!++;
       if (type === '0' || type === '\0' || type === '7') fields.uncompressed_bytes! += entrySize;
-      const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
+      const prefix =
+        header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
       const name = longName ?? (prefix ? `${prefix}/` : '') + cString(header.subarray(0, 100));
       longName = null;
       if (fields.names.length < LISTED_NAMES) fields.names.push(name);
@@ -170,7 +208,8 @@ const cString = (bytes: Buffer): string => {
  * fails the file: parseInt would take "-1000" or "12zz" and leave the walk stuck or off its blocks.
  */
 function tarNumber(field: Buffer, what: string, offset: number): number {
-  const damaged = (how: string) => new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged: its ${what} field ${how}.`);
+  const damaged = (how: string) =>
+    new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged: its ${what} field ${how}.`);
   if (field[0]! & 0x80) {
     // A negative base-256 number (first byte 0xff) reads as far above 2^53 too.
     const value = field.subarray(1).reduce((value, byte) => value * 256 + byte, field[0]! & 0x7f);
@@ -207,7 +246,13 @@ async function readGzip(path: string, size: number): Promise<ArchiveFields> {
   const names = flags & 0x08 ? [cString(header.subarray(at))] : [];
   const inflated = await inflatedSize(path);
   const uncompressed = inflated ?? trailer.readUInt32LE(0);
-  return { ...unlisted('gzip'), names, compressed_bytes: size, uncompressed_bytes: uncompressed, ratio: ratioOf(uncompressed, size) };
+  return {
+    ...unlisted('gzip'),
+    names,
+    compressed_bytes: size,
+    uncompressed_bytes: uncompressed,
+    ratio: ratioOf(uncompressed, size),
+  };
 }
 
 /** Bytes the gzip stream inflates to, or null past GZIP_CHECK_BYTES. */
@@ -229,7 +274,10 @@ async function inflatedSize(path: string): Promise<number | null> {
 
 function asCorrupt(err: unknown, format: string): Error {
   if ((err as NodeJS.ErrnoException)?.syscall) return err as Error;
-  return new ProcessingError('corrupt_file', `The file is not a readable ${format} archive (${String((err as Error)?.message ?? err)}).`);
+  return new ProcessingError(
+    'corrupt_file',
+    `The file is not a readable ${format} archive (${String((err as Error)?.message ?? err)}).`,
+  );
 }
 
 export const archiveProcessor = analyzingProcessor(ArchiveResultSchema, import.meta.url, analyzeArchive);

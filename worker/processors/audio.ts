@@ -5,7 +5,11 @@ import { analyzingProcessor } from './common.js';
 import { readMediaHeaders, durationWarnings } from './media.js';
 import type { Analyzed, AnalysisInput } from './types.js';
 
-export async function analyzeAudio({ path, contentType, size }: AnalysisInput): Promise<Analyzed<Omit<AudioResult, keyof CommonResult>>> {
+export async function analyzeAudio({
+  path,
+  contentType,
+  size,
+}: AnalysisInput): Promise<Analyzed<Omit<AudioResult, keyof CommonResult>>> {
   const { fields, warnings } = await readMediaHeaders(path, contentType, size);
   return { fields, warnings: [...warnings, ...durationWarnings(fields)] };
 }

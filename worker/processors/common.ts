@@ -14,7 +14,10 @@ export async function verifyStoredBytes(input: ProcessorInput): Promise<CommonRe
 }
 
 /** Re-reads the stored bytes, checks them, and hands them back too when `keep` (for a small file). */
-async function readVerified({ file, storage }: ProcessorInput, keep: boolean): Promise<{ common: CommonResult; bytes?: Buffer }> {
+async function readVerified(
+  { file, storage }: ProcessorInput,
+  keep: boolean,
+): Promise<{ common: CommonResult; bytes?: Buffer }> {
   let stream;
   try {
     stream = await storage.open(file.id);
@@ -108,9 +111,14 @@ export function analyzingProcessor<F extends object>(
       const { common, bytes } = await readVerified(input, file.size <= (options.inlineMaxBytes ?? -1));
       const path = await storage.localPath(file.id);
       const analysisInput: AnalysisInput = { path, contentType: file.content_type, size: file.size, limits };
-      const analyzed = bytes ? await analysis({ ...analysisInput, bytes }) : await input.inParser(module, analysis, analysisInput);
+      const analyzed = bytes
+        ? await analysis({ ...analysisInput, bytes })
+        : await input.inParser(module, analysis, analysisInput);
       if (analyzed.thumbnail) {
-        await storage.put(file.id, Readable.from([Buffer.from(analyzed.thumbnail)]), { maxBytes: THUMBNAIL_MAX_BYTES, variant: 'thumbnail' });
+        await storage.put(file.id, Readable.from([Buffer.from(analyzed.thumbnail)]), {
+          maxBytes: THUMBNAIL_MAX_BYTES,
+          variant: 'thumbnail',
+        });
       }
       return {
         result: { ...common, ...analyzed.fields, warnings: [...common.warnings, ...analyzed.warnings] },

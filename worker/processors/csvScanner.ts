@@ -77,7 +77,8 @@ export class CsvScanner {
 
   private scan(text: string): void {
     const delimiter = this.delimiter!;
-    const keeping = () => this.kept.length < KEPT_RECORDS && this.fieldCount < KEPT_FIELDS && this.field.length < KEPT_FIELD_CHARS;
+    const keeping = () =>
+      this.kept.length < KEPT_RECORDS && this.fieldCount < KEPT_FIELDS && this.field.length < KEPT_FIELD_CHARS;
     for (let i = 0; i < text.length; i++) {
       const c = text[i]!;
       if (this.inQuotes) {
@@ -139,10 +140,13 @@ function looksLikeHeader(records: string[][]): boolean {
   if (!first || rest.length === 0 || first.some((value) => value.trim() === '' || NUMBER.test(value))) return false;
   let votes = 0;
   first.forEach((name, column) => {
-    const values = rest.map((record) => record[column]).filter((value): value is string => value !== undefined && value !== '');
+    const values = rest
+      .map((record) => record[column])
+      .filter((value): value is string => value !== undefined && value !== '');
     if (values.length === 0) return;
     if (values.every((value) => NUMBER.test(value))) votes++;
-    else if (values.every((value) => value.length === values[0]!.length)) votes += name.length === values[0]!.length ? -1 : 1;
+    else if (values.every((value) => value.length === values[0]!.length))
+      votes += name.length === values[0]!.length ? -1 : 1;
   });
   return votes > 0;
 }

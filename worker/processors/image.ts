@@ -58,8 +58,10 @@ function thumbnail(path: string, maxPixels: number) {
 
 function asImageError(err: unknown, path: string): Error {
   const reason = reasonOf(err, path);
-  if (/pixel limit/i.test(reason)) return new ProcessingError('image_too_large', `The image has more pixels than the limit (${reason}).`);
-  if (/unsupported image format/i.test(reason)) return new ProcessingError('unsupported_format', 'This image format cannot be decoded.');
+  if (/pixel limit/i.test(reason))
+    return new ProcessingError('image_too_large', `The image has more pixels than the limit (${reason}).`);
+  if (/unsupported image format/i.test(reason))
+    return new ProcessingError('unsupported_format', 'This image format cannot be decoded.');
   if (/input file is missing/i.test(reason)) return err as Error;
   return new ProcessingError('corrupt_file', `The image could not be decoded (${reason}).`);
 }

@@ -10,7 +10,13 @@ import { textProcessor } from './text.js';
 import type { Processor } from './types.js';
 import { videoProcessor } from './video.js';
 
-export { ProcessingError, type Processor, type ProcessorInput, type ProcessorOutput, type ProcessingLimits } from './types.js';
+export {
+  ProcessingError,
+  type Processor,
+  type ProcessorInput,
+  type ProcessorOutput,
+  type ProcessingLimits,
+} from './types.js';
 
 export type ProcessorRegistry = Record<FileKind, Processor>;
 

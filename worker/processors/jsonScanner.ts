@@ -226,7 +226,8 @@ export class JsonScanner {
   }
 
   private close(container: Container): void {
-    if (this.depth === 0 || this.stack[--this.depth] !== container) return this.fail('a bracket that closes nothing open');
+    if (this.depth === 0 || this.stack[--this.depth] !== container)
+      return this.fail('a bracket that closes nothing open');
     this.state = 'after_value';
   }
 

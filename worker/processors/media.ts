@@ -10,11 +10,18 @@ import { ProcessingError } from './types.js';
 
 export type MediaFields = Omit<AudioResult, keyof CommonResult>;
 
-export async function readMediaHeaders(path: string, contentType: string, size: number): Promise<{ fields: MediaFields; metadata: IAudioMetadata; warnings: string[] }> {
+export async function readMediaHeaders(
+  path: string,
+  contentType: string,
+  size: number,
+): Promise<{ fields: MediaFields; metadata: IAudioMetadata; warnings: string[] }> {
   let metadata: IAudioMetadata;
   const file = await open(path, 'r');
   try {
-    metadata = await parseFromTokenizer(new WindowedTokenizer(new WindowedFile(file), size), { duration: true, skipCovers: true });
+    metadata = await parseFromTokenizer(new WindowedTokenizer(new WindowedFile(file), size), {
+      duration: true,
+      skipCovers: true,
+    });
   } catch (err) {
     if ((err as NodeJS.ErrnoException)?.syscall) throw err;
     const reason = String((err as Error)?.message ?? err).split('\n')[0] ?? '';
@@ -89,12 +96,17 @@ async function riffWarnings(path: string, size: number): Promise<string[]> {
   const header = await readBytes(path, 8);
   if (header.length < 8 || header.toString('latin1', 0, 4) !== 'RIFF') return [];
   const declared = header.readUInt32LE(4) + 8;
-  return declared > size ? [`The RIFF header declares ${declared} bytes but the file has ${size}; it is truncated.`] : [];
+  return declared > size
+    ? [`The RIFF header declares ${declared} bytes but the file has ${size}; it is truncated.`]
+    : [];
 }
 
-const finiteOrNull = (value: number | undefined): number | null => (value !== undefined && Number.isFinite(value) ? value : null);
+const finiteOrNull = (value: number | undefined): number | null =>
+  value !== undefined && Number.isFinite(value) ? value : null;
 
 /** A warning when the headers describe no playable stream (a container cut short, most often). */
 export function durationWarnings(fields: MediaFields): string[] {
-  return fields.duration_seconds === null || fields.duration_seconds === 0 ? ['The container declares no duration; the file may be truncated or empty.'] : [];
+  return fields.duration_seconds === null || fields.duration_seconds === 0
+    ? ['The container declares no duration; the file may be truncated or empty.']
+    : [];
 }

@@ -47,14 +47,26 @@ export async function analyzePdf({ path, limits }: AnalysisInput): Promise<Analy
 
 async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<PdfFields>> {
   const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
-  const loading = pdfjs.getDocument({ url: file, ...PDFJS_DATA, disableStream: true, disableAutoFetch: true, verbosity: 0 });
+  const loading = pdfjs.getDocument({
+    url: file,
+    ...PDFJS_DATA,
+    disableStream: true,
+    disableAutoFetch: true,
+    verbosity: 0,
+  });
   const overBudget = `decodes to more than ${sizeInWords(budget.limit)}, the limit of this service`;
   try {
     const document = await loading.promise;
     const info = ((await document.getMetadata()).info ?? {}) as DocumentInfo;
     let text = '';
     try {
-      for (let number = 1; number <= Math.min(document.numPages, PDF_TEXT_PAGES) && Buffer.byteLength(text) < PDF_TEXT_BYTES && !budget.exceeded; number++) {
+      for (
+        let number = 1;
+        number <= Math.min(document.numPages, PDF_TEXT_PAGES) &&
+        Buffer.byteLength(text) < PDF_TEXT_BYTES &&
+        !budget.exceeded;
+        number++
+      ) {
         const content = await (await document.getPage(number)).getTextContent();
         const pageText = content.items.map((item) => ('str' in item ? item.str : '')).join(' ');
         text = `${text} ${pageText}`.replace(/\s+/g, ' ').trim();
@@ -78,28 +90,49 @@ async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<Pdf
   } catch (err) {
     if ((err as Error)?.name === 'PasswordException') {
       return {
-        fields: { pdf_version: null, pages: null, title: null, author: null, producer: null, encrypted: true, text: null },
+        fields: {
+          pdf_version: null,
+          pages: null,
+          title: null,
+          author: null,
+          producer: null,
+          encrypted: true,
+          text: null,
+        },
         warnings: ['The PDF needs a password to open: its pages, information and text cannot be read.'],
       };
     }
     if (budget.exceeded) {
       // Its cross-reference or object streams alone are over the budget: nothing about it is known.
       return {
-        fields: { pdf_version: null, pages: null, title: null, author: null, producer: null, encrypted: false, text: null },
+        fields: {
+          pdf_version: null,
+          pages: null,
+          title: null,
+          author: null,
+          producer: null,
+          encrypted: false,
+          text: null,
+        },
         warnings: [`The PDF could not be opened: its structure ${overBudget}.`],
       };
     }
     if ((err as NodeJS.ErrnoException)?.syscall) throw err;
-    throw new ProcessingError('corrupt_file', `The file is not a readable PDF (${String((err as Error)?.message ?? err).split('\n')[0]}).`);
+    throw new ProcessingError(
+      'corrupt_file',
+      `The file is not a readable PDF (${String((err as Error)?.message ?? err).split('\n')[0]}).`,
+    );
   } finally {
     await loading.destroy();
   }
 }
 
 /** 67108864 as "64 MiB", other sizes in bytes. */
-const sizeInWords = (bytes: number): string => (bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`);
+const sizeInWords = (bytes: number): string =>
+  bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
 
-const textOrNull = (value: unknown): string | null => (typeof value === 'string' && value.trim() !== '' ? value.trim() : null);
+const textOrNull = (value: unknown): string | null =>
+  typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
 
 /** At most `maxBytes` of UTF-8, never cutting a character in two. */
 export function truncateUtf8(text: string, maxBytes: number): string {

@@ -16,7 +16,8 @@ const CHUNK_BYTES = 256 * 1024;
 class NotUtf8Error extends Error {}
 
 export async function analyzeText({ path, contentType, bytes }: AnalysisInput): Promise<Analyzed<TextFields>> {
-  const chunks = (): AsyncIterable<Buffer> | Iterable<Buffer> => (bytes ? [bytes] : createReadStream(path, { highWaterMark: CHUNK_BYTES }));
+  const chunks = (): AsyncIterable<Buffer> | Iterable<Buffer> =>
+    bytes ? [bytes] : createReadStream(path, { highWaterMark: CHUNK_BYTES });
   const { encoding: declared, bom } = encodingOf(bytes ?? (await readBytes(path, 3)), contentType);
   const warnings: string[] = [];
   if (declared === 'windows-1252') warnings.push(LEGACY_WARNING);
@@ -30,7 +31,8 @@ export async function analyzeText({ path, contentType, bytes }: AnalysisInput): 
   }
 }
 
-const LEGACY_WARNING = 'The text is not valid UTF-8 or UTF-16; it was read as windows-1252, a guess for legacy 8-bit text.';
+const LEGACY_WARNING =
+  'The text is not valid UTF-8 or UTF-16; it was read as windows-1252, a guess for legacy 8-bit text.';
 
 /** The BOM decides; without one, the charset the upload sniffed from the head (none means legacy 8-bit). */
 function encodingOf(head: Buffer, contentType: string): { encoding: TextEncoding; bom: boolean } {
@@ -38,15 +40,23 @@ function encodingOf(head: Buffer, contentType: string): { encoding: TextEncoding
   if (head[0] === 0xff && head[1] === 0xfe) return { encoding: 'utf-16le', bom: true };
   if (head[0] === 0xfe && head[1] === 0xff) return { encoding: 'utf-16be', bom: true };
   const charset = /;\s*charset=([\w-]+)/i.exec(contentType)?.[1]?.toLowerCase();
-  const encoding: TextEncoding = charset === 'utf-8' || charset === 'utf-16le' || charset === 'utf-16be' ? charset : 'windows-1252';
+  const encoding: TextEncoding =
+    charset === 'utf-8' || charset === 'utf-16le' || charset === 'utf-16be' ? charset : 'windows-1252';
   return { encoding, bom: false };
 }
 
-async function scan(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, contentType: string, encoding: TextEncoding, bom: boolean, warnings: string[]): Promise<TextFields> {
+async function scan(
+  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
+  contentType: string,
+  encoding: TextEncoding,
+  bom: boolean,
+  warnings: string[],
+): Promise<TextFields> {
   const decoder = new TextDecoder(encoding, { fatal: encoding === 'utf-8' });
   const counts = new TextCounts();
   const mime = contentType.split(';')[0]!.trim();
-  const csv = mime === 'text/csv' ? new CsvScanner() : mime === 'text/tab-separated-values' ? new CsvScanner('\t') : null;
+  const csv =
+    mime === 'text/csv' ? new CsvScanner() : mime === 'text/tab-separated-values' ? new CsvScanner('\t') : null;
   const json = mime === 'application/json' ? new JsonScanner() : null;
   const feed = (text: string) => {
     counts.feed(text);
@@ -69,7 +79,8 @@ async function scan(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, contentTyp
   const csvSummary = csv?.end() ?? null;
   if (csv?.unterminatedQuote) warnings.push('The CSV ends inside a quoted field; the file may be truncated.');
   const jsonSummary = json?.end() ?? null;
-  if (jsonSummary && !jsonSummary.valid) warnings.push(`The file is named as JSON but is not valid JSON (${jsonSummary.error})`);
+  if (jsonSummary && !jsonSummary.valid)
+    warnings.push(`The file is named as JSON but is not valid JSON (${jsonSummary.error})`);
   return { encoding, bom, ...counts.summary(), csv: csvSummary, json: jsonSummary };
 }
 
@@ -149,4 +160,6 @@ class TextCounts {
  */
 export const TEXT_INLINE_MAX_BYTES = 16 * 1024;
 
-export const textProcessor = analyzingProcessor(TextResultSchema, import.meta.url, analyzeText, { inlineMaxBytes: TEXT_INLINE_MAX_BYTES });
+export const textProcessor = analyzingProcessor(TextResultSchema, import.meta.url, analyzeText, {
+  inlineMaxBytes: TEXT_INLINE_MAX_BYTES,
+});

@@ -11,7 +11,11 @@ export interface ProcessingLimits {
 }
 
 /** Runs `analysis`, an export of `module`, in a parser process within the job's time and memory budget. */
-export type RunInParser = <A extends unknown[], R>(module: string, analysis: (...args: A) => Promise<R>, ...args: A) => Promise<R>;
+export type RunInParser = <A extends unknown[], R>(
+  module: string,
+  analysis: (...args: A) => Promise<R>,
+  ...args: A
+) => Promise<R>;
 
 export interface ProcessorInput {
   file: FileRow;

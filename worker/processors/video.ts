@@ -42,7 +42,7 @@ interface Box {
 
 /** The boxes directly inside `data[from, to)`. */
 function* boxesIn(data: Buffer, from: number, to: number): Generator<Box> {
-  for (let at = from; at + 8 <= to; ) {
+  for (let at = from; at + 8 <= to;) {
     let size = data.readUInt32BE(at);
     let header = 8;
     if (size === 1 && at + 16 <= to) {
@@ -62,7 +62,7 @@ async function isoMovieHeaders(path: string, size: number): Promise<MovieHeaders
   const file = await open(path, 'r');
   try {
     const windowed = new WindowedFile(file);
-    for (let at = 0; at + 8 <= size; ) {
+    for (let at = 0; at + 8 <= size;) {
       const header = await windowed.bytesAt(at, 16);
       if (header.length < 8) return null;
       let boxSize = header.readUInt32BE(0);
