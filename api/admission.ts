@@ -51,7 +51,8 @@ export function limitRate(options: RateLimitOptions): Koa.Middleware {
       )) as [number, number];
     } catch (err) {
       logger.warn({ err }, 'rate limit unavailable; letting the request through');
-      return next();
+      await next();
+      return;
     }
     const [allowed, waitMs] = verdict;
     if (!allowed) {
@@ -85,7 +86,7 @@ export class BacklogMonitor {
         () => (this.waiting = 0),
       );
     void refresh();
-    this.timer = setInterval(refresh, this.intervalMs);
+    this.timer = setInterval(() => void refresh(), this.intervalMs);
     this.timer.unref();
   }
 

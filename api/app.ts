@@ -101,7 +101,7 @@ export function createApp(deps: AppDeps): Koa {
   const router = buildRouter({
     uploadFile: compose([refuseOversizedUploads(config.maxUploadBytes), ...admission, upload]),
     ...files,
-    getOpenApi: async (ctx) => {
+    getOpenApi: (ctx) => {
       ctx.body = document;
     },
     getDocs: docsPage,

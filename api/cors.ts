@@ -10,7 +10,10 @@ export function cors(origins: string[]): Koa.Middleware {
   const allowed = new Set(origins);
   return async (ctx, next) => {
     const origin = ctx.get('Origin');
-    if (!origin || (!anyOrigin && !allowed.has(origin))) return next();
+    if (!origin || (!anyOrigin && !allowed.has(origin))) {
+      await next();
+      return;
+    }
     ctx.vary('Origin');
     ctx.set('Access-Control-Allow-Origin', anyOrigin ? '*' : origin);
     ctx.set('Access-Control-Expose-Headers', EXPOSED_HEADERS);

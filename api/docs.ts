@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Koa from 'koa';
 import { AppError } from './errors.js';
+import { pathParam } from './routes.js';
 
 const distDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
@@ -43,14 +44,14 @@ const INIT = `window.ui = SwaggerUIBundle({
 });
 `;
 
-export const docsPage: Koa.Middleware = async (ctx) => {
+export const docsPage: Koa.Middleware = (ctx) => {
   ctx.set('Content-Security-Policy', DOCS_CSP);
   ctx.type = 'text/html; charset=utf-8';
   ctx.body = PAGE;
 };
 
-export const docsAsset: Koa.Middleware = async (ctx) => {
-  const name = String(ctx.params.asset ?? '');
+export const docsAsset: Koa.Middleware = (ctx) => {
+  const name = pathParam(ctx, 'asset');
   ctx.set('Cache-Control', 'public, max-age=86400');
   if (name === 'init.js') {
     ctx.type = 'text/javascript; charset=utf-8';

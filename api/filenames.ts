@@ -1,6 +1,7 @@
 const MAX_NAME_BYTES = 255;
 
 // C0 and C1 controls, DEL, and the invisible bidirectional and zero-width marks used to disguise extensions.
+// eslint-disable-next-line no-control-regex -- control characters are what it removes
 const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
 /**

@@ -9,6 +9,7 @@ import type { Logger } from '../core/telemetry/logger.js';
 import { sendContent } from './content.js';
 import { AppError } from './errors.js';
 import { nextPageUrl, parseListQuery } from './listing.js';
+import { pathParam } from './routes.js';
 import { serializeFile } from './serializer.js';
 import { sendThumbnail } from './thumbnail.js';
 import { enqueueOrLeaveQueued } from './upload.js';
@@ -25,7 +26,7 @@ const notFound = () => new AppError('not_found', 'There is no file with this id.
 
 /** The `id` path parameter in canonical form; 404 for a malformed id, as for an unknown one. */
 function idOf(ctx: Koa.Context): string {
-  const id = parseFileId(String(ctx.params.id ?? ''));
+  const id = parseFileId(pathParam(ctx, 'id'));
   if (!id) throw notFound();
   return id;
 }

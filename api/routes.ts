@@ -245,6 +245,10 @@ export type OperationId = (typeof ROUTES)[number]['operationId'];
 export type Handlers = Record<OperationId, Koa.Middleware>;
 
 /** Mounts every route of the table; the router also answers 405 (with `Allow`) and OPTIONS. */
+/** A path parameter as the router matched it ('' when the route has none by that name). */
+export const pathParam = (ctx: Koa.Context, name: string): string =>
+  (ctx.params as Record<string, string | undefined>)[name] ?? '';
+
 export function buildRouter(handlers: Handlers): Router {
   const router = new Router();
   for (const route of ROUTES as readonly RouteDoc[]) {

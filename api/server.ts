@@ -13,6 +13,7 @@ export type ServerLimits = Pick<
 >;
 
 export function createApiServer(app: Koa, limits: ServerLimits): http.Server {
+  const handler = app.callback();
   const server = http.createServer(
     {
       // Headers must arrive within this (slowloris), and the whole request within the request timeout.
@@ -23,7 +24,8 @@ export function createApiServer(app: Koa, limits: ServerLimits): http.Server {
       // Node checks the two timeouts above on this interval (30 s by default, far coarser than them).
       connectionsCheckingInterval: 1_000,
     },
-    app.callback(),
+    // Koa's handler settles its own errors; the promise it returns carries nothing to wait for.
+    (request, response) => void handler(request, response),
   );
   // A connection silent for this long (a stalled upload, a trickling client) is closed.
   server.setTimeout(limits.httpIdleTimeoutMs);

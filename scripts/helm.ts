@@ -42,7 +42,10 @@ export function helm(args: string[]): string {
       maxBuffer: 64 * 1024 * 1024,
     });
   } catch (err) {
-    throw new Error(`helm ${args[0]} failed: ${(err as { stderr?: string }).stderr?.trim() ?? (err as Error).message}`);
+    throw new Error(
+      `helm ${args[0]} failed: ${(err as { stderr?: string }).stderr?.trim() ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 

@@ -58,7 +58,7 @@ interface LibModule {
   durationMs(duration: string): number;
 }
 interface SummaryModule {
-  textSummary(script: string, data: unknown): string;
+  textSummary: (script: string, data: unknown) => string;
 }
 
 const importK6 = async <T>(file: string): Promise<T> => (await import(path.join(K6_DIR, file))) as T;
@@ -157,15 +157,15 @@ describe('the k6 scripts', function () {
       it(`${script} has scenarios, error and per-scenario latency thresholds, and a handleSummary`, () => {
         const { options, handleSummary } = scripts[script]!;
         const scenarios = Object.entries(options.scenarios);
-        expect(scenarios).to.not.be.empty;
+        expect(scenarios).to.not.have.lengthOf(0);
         for (const [name, scenario] of scenarios) {
           expect(scripts[script]![scenario.exec ?? 'default'], `${name} runs an exported function`).to.be.a('function');
           const latency = Object.keys(options.thresholds).filter((key) =>
             key.startsWith(`http_req_duration{scenario:${name}`),
           );
-          expect(latency, `${name} has latency thresholds`).to.not.be.empty;
+          expect(latency, `${name} has latency thresholds`).to.not.have.lengthOf(0);
           for (const key of latency)
-            expect(options.thresholds[key]!.join(' '))
+            expect(options.thresholds[key]!.map((t) => (typeof t === 'string' ? t : t.threshold)).join(' '))
               .to.match(/p\(95\)<\d+/)
               .and.match(/p\(99\)<\d+/);
         }

@@ -78,7 +78,7 @@ describe('observability of the real API and worker processes', function () {
       (line) => line.msg === 'request' && line.route === '/upload/',
     );
     expect(requestLine).to.include({ method: 'POST', status: 201, trace_id: producer.traceId });
-    expect(requestLine!.request_id).to.be.a('string').and.not.empty;
+    expect(requestLine!.request_id).to.be.a('string').and.not.equal('');
     const jobLine = parseLogLines(processes.worker.output()).find(
       (line) => line.msg === 'job' && line.file_id === fileId,
     );

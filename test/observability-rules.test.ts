@@ -90,8 +90,8 @@ describe('alerts and dashboard (observability/)', () => {
     const readme = read('README.md');
     for (const rule of alertRules()) {
       expect(rule.labels.severity, rule.alert).to.be.oneOf(['critical', 'warning']);
-      expect(rule.annotations.summary, rule.alert).to.be.a('string').and.not.empty;
-      expect(rule.annotations.description, rule.alert).to.be.a('string').and.not.empty;
+      expect(rule.annotations.summary, rule.alert).to.be.a('string').and.not.equal('');
+      expect(rule.annotations.description, rule.alert).to.be.a('string').and.not.equal('');
       const anchor = `alert-${rule.alert.toLowerCase()}`;
       expect(rule.annotations.runbook_url, rule.alert).to.equal(
         `https://github.com/file-processor/file-processor/blob/main/README.md#${anchor}`,
@@ -119,7 +119,7 @@ describe('alerts and dashboard (observability/)', () => {
     const ids = board.panels.map((panel) => panel.id);
     expect(new Set(ids).size).to.equal(ids.length);
     for (const panel of board.panels.filter((p) => p.type !== 'row')) {
-      expect(panel.targets, panel.title).to.not.be.empty;
+      expect(panel.targets, panel.title).to.be.an('array').with.length.above(0);
       for (const target of panel.targets!) expect(target.datasource.uid, panel.title).to.equal('${datasource}');
     }
   });

@@ -313,7 +313,7 @@ describe('PDF decoding budget', () => {
       '  ensureBuffer(requested, options) {\n    const buffer = this.buffer;',
     );
     expect(() => patchPdfjsWorker(upgraded)).to.throw(
-      /pdfjs-dist changed: .*"  ensureBuffer\(requested\) \{" was found nowhere in pdf.worker.mjs/,
+      /pdfjs-dist changed: .*" {2}ensureBuffer\(requested\) \{" was found nowhere in pdf.worker.mjs/,
     );
   });
 });

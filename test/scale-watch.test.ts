@@ -181,7 +181,7 @@ class FakeKubeApi {
 function readCsv(file: string): Array<Record<string, string>> {
   const [header, ...rows] = readFileSync(file, 'utf8').trimEnd().split('\n');
   const columns = splitCsvLine(header!);
-  return rows.map((row) => Object.fromEntries(splitCsvLine(row).map((value, i) => [columns[i], value])));
+  return rows.map((row) => Object.fromEntries(splitCsvLine(row).map((value, i) => [columns[i]!, value] as const)));
 }
 
 function splitCsvLine(line: string): string[] {
@@ -477,7 +477,7 @@ describe('scale-watch', function () {
     it('prints its usage for --help, and one sentence and exit code 2 for a bad option', async () => {
       const help = new PassThrough();
       expect(await main(['--help'], help)).to.equal(0);
-      expect(help.read().toString())
+      expect((help.read() as Buffer).toString())
         .to.match(/^Usage: scale-watch \[options\]/)
         .and.include('--queue-prefix');
 

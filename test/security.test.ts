@@ -277,7 +277,8 @@ describe('security', () => {
     after(() => service.close());
 
     /** Starts an upload whose file part then arrives 10 bytes every 100 ms (100 bytes a second), until the server closes. */
-    async function trickle(): Promise<Promise<{ data: string; closedAfterMs: number }>> {
+    /** Resolves once connected and trickling, with what the server sent when it closed the connection. */
+    async function trickle(): Promise<{ closed: Promise<{ data: string; closedAfterMs: number }> }> {
       const socket = await connect(service.url);
       const closed = readUntilClosed(socket, 10_000);
       const part = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="trickle.bin"\r\n\r\n';
@@ -285,12 +286,12 @@ describe('security', () => {
         `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n${part}`,
       );
       const drip = setInterval(() => socket.writable && socket.write('x'.repeat(10)), 100);
-      return closed.finally(() => clearInterval(drip));
+      return { closed: closed.finally(() => clearInterval(drip)) };
     }
 
     it('cuts a body trickled below HTTP_MIN_BYTES_PER_SECOND after about a window, with 408 request_timeout, and keeps nothing', async () => {
       const before = await snapshot();
-      const cut = trickle();
+      const { closed } = await trickle();
       // The upload holds a temporary file while it trickles.
       const deadline = Date.now() + 2_000;
       while (!(await storedFiles()).some((file) => file.endsWith('.part')) && Date.now() < deadline)
@@ -299,7 +300,7 @@ describe('security', () => {
         (await storedFiles()).some((file) => file.endsWith('.part')),
         'a temporary file while trickling',
       ).to.equal(true);
-      const { data, closedAfterMs } = await await cut;
+      const { data, closedAfterMs } = await closed;
       expect(closedAfterMs).to.be.within(WINDOW_MS * 0.8, WINDOW_MS * 5);
       const response = parseResponse(data);
       expect(response.status).to.equal(408);
@@ -312,8 +313,9 @@ describe('security', () => {
     it('cuts 50 trickling clients at once, leaving nothing of theirs, while a fast client beside them is served', async () => {
       const before = await snapshot();
       const cuts = await Promise.all(Array.from({ length: 50 }, () => trickle()));
+      // All 50 are connected and trickling while the fast client uploads.
       const fast = await uploadFile(service.url, { name: 'fast.txt', content: 'served meanwhile' });
-      const closed = await Promise.all(cuts);
+      const closed = await Promise.all(cuts.map((cut) => cut.closed));
       for (const { data, closedAfterMs } of closed) {
         expect(closedAfterMs).to.be.below(WINDOW_MS * 5);
         expect(parseResponse(data).status).to.equal(408);

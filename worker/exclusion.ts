@@ -37,6 +37,7 @@ export class Exclusion {
   /** Resolves with what the job holds once it may run: its turn, or, after `maxWaitMs`, a place beside the others. */
   private take(company: Company): Promise<Company> {
     return new Promise((resolve) => {
+      // eslint-disable-next-line prefer-const -- assigned after `turn`, whose go() clears it
       let timer: NodeJS.Timeout | undefined;
       const turn: Turn = {
         company,

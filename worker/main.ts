@@ -25,7 +25,7 @@ runMain(async () => {
     parserMaxRssBytes: config.parserMaxRssBytes,
     jobTimeoutMs: config.jobTimeoutMs,
     maxAttempts: config.maxAttempts,
-    onBusyChange: deletionCost?.setBusy,
+    onBusyChange: deletionCost ? (busy) => deletionCost.setBusy(busy) : undefined,
   });
   const reconciler = new Reconciler({ db, queue, storage, logger, metrics, config });
 

@@ -34,7 +34,7 @@ const preloaded = Promise.allSettled(
   }),
 ).then(() => send({ ready: true }));
 
-process.on('message', async ({ module, name, args }: ParserRequest) => {
+async function answer({ module, name, args }: ParserRequest): Promise<void> {
   await preloaded;
   let reply: ParserReply;
   try {
@@ -53,4 +53,6 @@ process.on('message', async ({ module, name, args }: ParserRequest) => {
     };
   }
   send(reply);
-});
+}
+
+process.on('message', (request: ParserRequest) => void answer(request));

@@ -113,7 +113,7 @@ export class ParserProcesses {
         name: analysis.name,
         args,
         ...limits,
-        resolve: resolve as (value: unknown) => void,
+        resolve,
         reject,
       });
       this.dispatch();

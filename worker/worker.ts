@@ -90,13 +90,11 @@ export function createWorker(deps: WorkerDeps): Worker {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.jobDuration.observe({ kind: row.kind }, seconds);
       metrics.jobsProcessed.inc({ kind: row.kind, outcome });
-      trace
-        .getActiveSpan()
-        ?.setAttributes({
-          'file_processor.file.kind': row.kind,
-          'file_processor.job.outcome': outcome,
-          'file_processor.job.attempt': row.attempts,
-        });
+      trace.getActiveSpan()?.setAttributes({
+        'file_processor.file.kind': row.kind,
+        'file_processor.job.outcome': outcome,
+        'file_processor.job.attempt': row.attempts,
+      });
       logger.info(
         {
           file_id: row.id,

@@ -152,7 +152,7 @@ export class FileQueue {
   consume(concurrency: number, handler: (job: FileJob) => Promise<void>): void {
     this.queue.process(concurrency, async (job) => {
       await traceProcess(this.tracer, this.options.name, String(job.id), job.data.trace, () =>
-        handler({ data: job.data, retriesLeft: Number(job.options.retries ?? 0) }),
+        handler({ data: job.data, retriesLeft: Number((job.options as { retries?: number }).retries ?? 0) }),
       );
     });
     // A job whose worker died comes back only when someone runs the stall check.

@@ -64,8 +64,8 @@ export class LocalDiskStore implements BlobStore {
     return handle.createReadStream(options.range ? { start: options.range.start, end: options.range.end } : {});
   }
 
-  async localPath(id: string): Promise<string> {
-    return this.pathOf(id);
+  localPath(id: string): Promise<string> {
+    return Promise.resolve(this.pathOf(id));
   }
 
   async remove(id: string): Promise<void> {

@@ -80,7 +80,7 @@ function scrub(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return withoutUrlPasswords(value);
   if (depth > 4 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => scrub(item, depth + 1));
-  const prototype = Object.getPrototypeOf(value);
+  const prototype: unknown = Object.getPrototypeOf(value);
   if (prototype !== Object.prototype && prototype !== null) return value;
   const scrubbed: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {

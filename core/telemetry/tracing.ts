@@ -58,7 +58,7 @@ export async function startTracing(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Tracing> {
   const settings = tracingSettings(env);
-  if (settings.exporter === 'none') return { enabled: false, shutdown: async () => undefined };
+  if (settings.exporter === 'none') return { enabled: false, shutdown: () => Promise.resolve() };
 
   const [
     { NodeTracerProvider, BatchSpanProcessor, ConsoleSpanExporter },

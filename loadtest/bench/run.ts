@@ -291,10 +291,12 @@ async function withCpu<T>(
   const serverCpu = serversAfter.map(([name, usage], n) => {
     let seconds = 0;
     for (const [pid, used] of usage) seconds += used - (serversBefore[n]![1].get(pid) ?? 0);
-    return [name, perUnit(seconds)];
+    return [name, perUnit(seconds)] as const;
   });
-  const cpu_ms = {
-    ...Object.fromEntries(Object.entries(after).map(([name, seconds]) => [name, perUnit(seconds - before[name]!)])),
+  const cpu_ms: Record<string, number> = {
+    ...Object.fromEntries(
+      Object.entries(after).map(([name, seconds]) => [name, perUnit(seconds - before[name]!)] as const),
+    ),
     ...Object.fromEntries(serverCpu),
   };
   return { ...result, cpu_ms };
@@ -398,7 +400,7 @@ async function endToEnd(kind: string, files: Buffer[], workers: number) {
       await new Promise<void>((resolve, reject) => {
         const request = http.request(`${service.url}/upload/`, {
           method: 'POST',
-          headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': body!.length },
+          headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': body.length },
         });
         request.on('response', (response) => response.resume().on('end', () => resolve()));
         request.on('error', reject);

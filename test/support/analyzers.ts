@@ -15,7 +15,7 @@ export async function throwUncaught(): Promise<never> {
   setImmediate(() => {
     throw new Error('parser bug');
   });
-  return sleep(60_000) as Promise<never>;
+  return sleep<never>(60_000);
 }
 
 /** Allocates until the thread's heap limit stops it. */
@@ -61,7 +61,7 @@ export async function abortLikeV8OutOfHeap(): Promise<never> {
   process.stderr.write('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n', () =>
     process.abort(),
   );
-  return sleep(60_000) as Promise<never>;
+  return sleep<never>(60_000);
 }
 
 /** What the kernel's OOM killer thinks of this process, and its pid. */

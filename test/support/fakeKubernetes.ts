@@ -61,7 +61,7 @@ export async function startFakeKubernetes(answer: Answer = patchedPod): Promise<
         path: req.url!,
         contentType: req.headers['content-type'],
         authorization: req.headers.authorization,
-        body: raw ? JSON.parse(raw) : undefined,
+        body: raw ? (JSON.parse(raw) as unknown) : undefined,
       };
       requests.push(request);
       const fail = failures.count > 0;

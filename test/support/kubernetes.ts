@@ -61,7 +61,9 @@ export function validateObject(object: KubeObject): void {
   try {
     new model(object as never).validate();
   } catch (err) {
-    throw new Error(`${object.kind} ${object.metadata.name} does not validate: ${(err as Error).message}`);
+    throw new Error(`${object.kind} ${object.metadata.name} does not validate: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 

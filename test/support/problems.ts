@@ -16,7 +16,7 @@ export async function expectProblem(response: Response, status: number, code: st
   expect(response.headers.get('content-type')).to.match(/^application\/problem\+json/);
   const problem = (await response.json()) as Problem;
   expect(problem).to.include({ status, code, request_id: response.headers.get('x-request-id') });
-  expect(problem.title).to.be.a('string').and.not.empty;
+  expect(problem.title).to.be.a('string').and.not.equal('');
   expect(problem.type).to.match(/^https:\/\//);
   expect(problem.detail)
     .to.be.a('string')

@@ -66,7 +66,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
     await waitForHttp(`${url}/-/ready`, 200, 30_000);
   } catch (err) {
     await stop();
-    throw new Error(`Prometheus did not become ready: ${(err as Error).message}\n${output}`);
+    throw new Error(`Prometheus did not become ready: ${(err as Error).message}\n${output}`, { cause: err });
   }
 
   const get = async <T>(apiPath: string): Promise<T> => {

@@ -25,6 +25,7 @@ type State =
 type NumberPart = 'minus' | 'zero' | 'int' | 'dot' | 'frac' | 'e' | 'e_sign' | 'exp';
 const ENDS_NUMBER = new Set<NumberPart>(['zero', 'int', 'frac', 'exp']);
 
+// eslint-disable-next-line no-control-regex -- control characters must be escaped inside JSON strings
 const STRING_SPECIAL = /["\\\u0000-\u001f]/g;
 const isDigit = (c: string) => c >= '0' && c <= '9';
 const isWhitespace = (c: string) => c === ' ' || c === '\n' || c === '\r' || c === '\t';
