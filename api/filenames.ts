@@ -1,3 +1,5 @@
+import { truncateUtf8 } from '../core/text.js';
+
 const MAX_NAME_BYTES = 255;
 
 // C0 and C1 controls, DEL, and the invisible bidirectional and zero-width marks used to disguise extensions.
@@ -15,20 +17,13 @@ export function safeFilename(raw: string | undefined): string {
     .trim()
     .replace(/[. ]+$/, '');
   if (cleaned === '' || /^\.+$/.test(cleaned)) return 'file';
-  return truncateUtf8(cleaned, MAX_NAME_BYTES);
+  return truncateKeepingExtension(cleaned, MAX_NAME_BYTES);
 }
 
-function truncateUtf8(name: string, maxBytes: number): string {
+/** Truncated to `maxBytes` of UTF-8, keeping a short extension whole. */
+function truncateKeepingExtension(name: string, maxBytes: number): string {
   if (Buffer.byteLength(name) <= maxBytes) return name;
   const extension = /\.[^.]{1,16}$/.exec(name)?.[0] ?? '';
   const stem = name.slice(0, name.length - extension.length);
-  const budget = maxBytes - Buffer.byteLength(extension);
-  let kept = '';
-  let used = 0;
-  for (const char of stem) {
-    used += Buffer.byteLength(char);
-    if (used > budget) break;
-    kept += char;
-  }
-  return kept + extension;
+  return truncateUtf8(stem, maxBytes - Buffer.byteLength(extension)) + extension;
 }

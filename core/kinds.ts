@@ -2,6 +2,7 @@
 // its extension only picks a text subtype (CSV, JSON, ...) once the bytes are known to be text.
 import { fileTypeFromBuffer } from 'file-type';
 import type { FileKind } from './fileRecord.js';
+import { bomEncoding } from './text.js';
 
 export interface Sniffed {
   kind: FileKind;
@@ -98,9 +99,8 @@ function asText(encoding: string, filename: string): Sniffed {
  */
 export function textEncoding(head: Buffer): string | undefined {
   if (head.length === 0) return undefined;
-  if (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) return 'utf-8';
-  if (head[0] === 0xff && head[1] === 0xfe && !(head[2] === 0 && head[3] === 0)) return 'utf-16le';
-  if (head[0] === 0xfe && head[1] === 0xff) return 'utf-16be';
+  const bom = bomEncoding(head);
+  if (bom) return bom;
   const utf16 = utf16WithoutBom(head);
   if (utf16) return utf16;
   if (head.includes(0)) return undefined;

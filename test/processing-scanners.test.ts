@@ -8,7 +8,7 @@ import type { FileRow } from '../core/fileRecord.js';
 import { LocalDiskStore } from '../core/storage/localDisk.js';
 import { CsvScanner } from '../worker/processors/csvScanner.js';
 import { JsonScanner } from '../worker/processors/jsonScanner.js';
-import { truncateUtf8 } from '../worker/processors/pdf.js';
+import { truncateUtf8 } from '../core/text.js';
 import { analyzeText, textProcessor, TEXT_INLINE_MAX_BYTES } from '../worker/processors/text.js';
 import type { RunInParser } from '../worker/processors/types.js';
 import { rejection } from './support/eventually.js';

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommonResult } from '../../core/results/index.js';
 import { PdfResultSchema, type PdfResult } from '../../core/results/pdf.js';
+import { truncateUtf8 } from '../../core/text.js';
 import { analyzingProcessor } from './common.js';
 import { DecodeBudget, loadBudgetedPdfjsWorker, withDecodeBudget } from './pdfDecodeBudget.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
@@ -133,18 +134,5 @@ const sizeInWords = (bytes: number): string =>
 
 const textOrNull = (value: unknown): string | null =>
   typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
-
-/** At most `maxBytes` of UTF-8, never cutting a character in two. */
-export function truncateUtf8(text: string, maxBytes: number): string {
-  if (Buffer.byteLength(text) <= maxBytes) return text;
-  let bytes = 0;
-  let end = 0;
-  for (const character of text) {
-    bytes += Buffer.byteLength(character);
-    if (bytes > maxBytes) break;
-    end += character.length;
-  }
-  return text.slice(0, end);
-}
 
 export const pdfProcessor = analyzingProcessor(PdfResultSchema, import.meta.url, analyzePdf);

@@ -2,6 +2,7 @@
 // lines, words, characters and line endings; CSV and JSON get a summary of their own on the same pass.
 import { createReadStream } from 'node:fs';
 import type { CommonResult } from '../../core/results/index.js';
+import { BOM_PROBE_BYTES, bomEncoding } from '../../core/text.js';
 import { TextResultSchema, type LineEndings, type TextEncoding, type TextResult } from '../../core/results/text.js';
 import { analyzingProcessor, readBytes } from './common.js';
 import { CsvScanner } from './csvScanner.js';
@@ -18,7 +19,7 @@ class NotUtf8Error extends Error {}
 export async function analyzeText({ path, contentType, bytes }: AnalysisInput): Promise<Analyzed<TextFields>> {
   const chunks = (): AsyncIterable<Buffer> | Iterable<Buffer> =>
     bytes ? [bytes] : createReadStream(path, { highWaterMark: CHUNK_BYTES });
-  const { encoding: declared, bom } = encodingOf(bytes ?? (await readBytes(path, 3)), contentType);
+  const { encoding: declared, bom } = encodingOf(bytes ?? (await readBytes(path, BOM_PROBE_BYTES)), contentType);
   const warnings: string[] = [];
   if (declared === 'windows-1252') warnings.push(LEGACY_WARNING);
   try {
@@ -36,9 +37,8 @@ const LEGACY_WARNING =
 
 /** The BOM decides; without one, the charset the upload sniffed from the head (none means legacy 8-bit). */
 function encodingOf(head: Buffer, contentType: string): { encoding: TextEncoding; bom: boolean } {
-  if (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) return { encoding: 'utf-8', bom: true };
-  if (head[0] === 0xff && head[1] === 0xfe) return { encoding: 'utf-16le', bom: true };
-  if (head[0] === 0xfe && head[1] === 0xff) return { encoding: 'utf-16be', bom: true };
+  const bom = bomEncoding(head);
+  if (bom) return { encoding: bom, bom: true };
   const charset = /;\s*charset=([\w-]+)/i.exec(contentType)?.[1]?.toLowerCase();
   const encoding: TextEncoding =
     charset === 'utf-8' || charset === 'utf-16le' || charset === 'utf-16be' ? charset : 'windows-1252';
