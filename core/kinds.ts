@@ -9,33 +9,34 @@ export interface Sniffed {
   content_type: string;
 }
 
-// Archives and compressed streams as file-type names them. Zip-based documents (docx, odt, epub) are
-// documents, not archives: they stay `other`; zip-based packages (jar, apk, xpi) are archives.
-const ARCHIVES = new Set([
-  'application/zip',
-  'application/java-archive',
-  'application/vnd.android.package-archive',
-  'application/x-xpinstall',
-  'application/x-tar',
-  'application/gzip',
-  'application/x-bzip2',
-  'application/x-xz',
-  'application/zstd',
-  'application/x-lzip',
-  'application/x-lz4',
-  'application/x-compress',
-  'application/x-7z-compressed',
-  'application/x-rar-compressed',
-  'application/vnd.rar',
-  'application/vnd.ms-cab-compressed',
-  'application/x-cpio',
-  'application/x-unix-archive',
-  'application/x-deb',
-  'application/x-rpm',
-  'application/x-arj',
-  'application/x-lzh-compressed',
-  'application/x-ace-compressed',
-]);
+// Archives and compressed streams as file-type names them, each with the format name results report (zip-based
+// packages such as jar and apk are read as zips). Zip-based documents (docx, odt, epub) are documents, not
+// archives: they stay `other`.
+export const ARCHIVE_FORMATS: Readonly<Record<string, string>> = {
+  'application/zip': 'zip',
+  'application/java-archive': 'zip',
+  'application/vnd.android.package-archive': 'zip',
+  'application/x-xpinstall': 'zip',
+  'application/x-tar': 'tar',
+  'application/gzip': 'gzip',
+  'application/x-bzip2': 'bzip2',
+  'application/x-xz': 'xz',
+  'application/zstd': 'zstd',
+  'application/x-lzip': 'lzip',
+  'application/x-lz4': 'lz4',
+  'application/x-compress': 'compress',
+  'application/x-7z-compressed': '7z',
+  'application/x-rar-compressed': 'rar',
+  'application/vnd.rar': 'rar',
+  'application/vnd.ms-cab-compressed': 'vnd.ms-cab-compressed',
+  'application/x-cpio': 'cpio',
+  'application/x-unix-archive': 'unix-archive',
+  'application/x-deb': 'deb',
+  'application/x-rpm': 'rpm',
+  'application/x-arj': 'arj',
+  'application/x-lzh-compressed': 'lzh-compressed',
+  'application/x-ace-compressed': 'ace-compressed',
+};
 
 /** Media containers that file-type names under `application/`. */
 const MEDIA: Record<string, FileKind> = {
@@ -83,7 +84,7 @@ export function kindOfMime(mime: string): FileKind {
   if (mime.startsWith('audio/')) return 'audio';
   if (mime.startsWith('video/')) return 'video';
   if (mime === 'application/pdf') return 'pdf';
-  if (ARCHIVES.has(mime)) return 'archive';
+  if (Object.hasOwn(ARCHIVE_FORMATS, mime)) return 'archive';
   return MEDIA[mime] ?? 'other';
 }
 

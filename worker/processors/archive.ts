@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
+import { ARCHIVE_FORMATS } from '../../core/kinds.js';
 import { LISTED_NAMES, ArchiveResultSchema, type ArchiveResult } from '../../core/results/archive.js';
 import type { CommonResult } from '../../core/results/index.js';
 import { analyzingProcessor, readBytes, WindowedFile } from './common.js';
@@ -20,23 +21,8 @@ const LISTED_NAME_CHARS = 1024;
 /** From this many entries on, an archive is reported as one that would flood a disk when extracted. */
 export const MANY_ENTRIES = 10_000;
 
-const FORMATS: Record<string, string> = {
-  'application/zip': 'zip',
-  'application/java-archive': 'zip',
-  'application/vnd.android.package-archive': 'zip',
-  'application/x-xpinstall': 'zip',
-  'application/x-tar': 'tar',
-  'application/gzip': 'gzip',
-  'application/x-bzip2': 'bzip2',
-  'application/x-xz': 'xz',
-  'application/zstd': 'zstd',
-  'application/x-7z-compressed': '7z',
-  'application/x-rar-compressed': 'rar',
-  'application/vnd.rar': 'rar',
-};
-
 export async function analyzeArchive({ path, contentType, size }: AnalysisInput): Promise<Analyzed<ArchiveFields>> {
-  const format = FORMATS[contentType] ?? contentType.replace(/^application\/(x-)?/, '');
+  const format = ARCHIVE_FORMATS[contentType] ?? contentType.replace(/^application\/(x-)?/, '');
   const fields =
     format === 'zip'
       ? await readZip(path, size)
