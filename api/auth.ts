@@ -6,6 +6,7 @@ import type Koa from 'koa';
 import { tokens as parseTokens } from '../core/config.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import { AppError } from './errors.js';
+import { isPublicPath } from './routes.js';
 
 const RELOAD_INTERVAL_MS = 10_000;
 const REALM = 'Bearer realm="file-processor"';
@@ -61,9 +62,6 @@ export class TokenSet {
   }
 }
 
-/** Paths anyone may read: the contract and the page that renders it. */
-const isPublic = (path: string) => path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/');
-
 /**
  * Requires `Authorization: Bearer <token>` when tokens are configured, and names the caller in
  * `ctx.state.client` (a digest of the token, or the address without tokens) for rate limits and
@@ -77,7 +75,7 @@ export function authenticate(tokens: TokenSet): Koa.Middleware {
       ctx.state.client = `ip:${ctx.ip}`;
     } else if (bearer && tokens.accepts(bearer)) {
       ctx.state.client = `token:${digest(bearer).toString('hex').slice(0, 32)}`;
-    } else if (!isPublic(ctx.path) && ctx.method !== 'OPTIONS') {
+    } else if (!isPublicPath(ctx.path) && ctx.method !== 'OPTIONS') {
       throw new AppError(
         'unauthorized',
         header ? 'The bearer token is not valid.' : 'Send a bearer token: `Authorization: Bearer <token>`.',

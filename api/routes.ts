@@ -21,7 +21,7 @@ export interface RouteDoc {
   parameters?: JsonObject[];
   requestBody?: JsonObject;
   responses: Record<string, JsonObject>;
-  /** Public routes skip authentication when tokens are configured. */
+  /** Anyone may call it, and what lies below its path: auth lets it through, OpenAPI lists no security. */
   public?: boolean;
 }
 
@@ -244,10 +244,17 @@ export const ROUTES = [
 export type OperationId = (typeof ROUTES)[number]['operationId'];
 export type Handlers = Record<OperationId, Koa.Middleware>;
 
-/** Mounts every route of the table; the router also answers 405 (with `Allow`) and OPTIONS. */
 /** A path parameter as the router matched it ('' when the route has none by that name). */
 export const pathParam = (ctx: Koa.Context, name: string): string =>
   (ctx.params as Record<string, string | undefined>)[name] ?? '';
+
+const PUBLIC_PATHS = (ROUTES as readonly RouteDoc[]).filter((route) => route.public).map((route) => route.path);
+
+/** A path anyone may read: a public route, or below one (the docs page's assets). */
+export const isPublicPath = (path: string): boolean =>
+  PUBLIC_PATHS.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
+
+/** Mounts every route of the table; the router also answers 405 (with `Allow`) and OPTIONS. */
 
 export function buildRouter(handlers: Handlers): Router {
   const router = new Router();
