@@ -9,7 +9,7 @@ import type { Logger } from '../core/telemetry/logger.js';
 import { sendContent } from './content.js';
 import { AppError } from './errors.js';
 import { nextPageUrl, parseListQuery } from './listing.js';
-import { pathParam } from './routes.js';
+import { pathParam, routeUrl } from './routes.js';
 import { serializeFile } from './serializer.js';
 import { sendThumbnail } from './thumbnail.js';
 import { enqueueOrLeaveQueued } from './upload.js';
@@ -52,7 +52,7 @@ export function fileHandlers(deps: FileHandlerDeps) {
       results: page.map((row) => serializeFile(row, base)),
       next:
         rows.length > query.limit && last
-          ? nextPageUrl(base, query, { uploadedAt: last.uploaded_at, id: last.id })
+          ? nextPageUrl(routeUrl(base, 'listFiles'), query, { uploadedAt: last.uploaded_at, id: last.id })
           : null,
     };
   };

@@ -75,12 +75,12 @@ export function decodeCursor(raw: string): Cursor | null {
 }
 
 /** The absolute URL of the page after this one, keeping the client's filters and limit. */
-export function nextPageUrl(base: string, query: ListQuery, last: Cursor): string {
+export function nextPageUrl(listUrl: string, query: ListQuery, last: Cursor): string {
   const params = new URLSearchParams();
   params.set('limit', String(query.limit));
   if (query.status) params.set('status', query.status);
   if (query.kind) params.set('kind', query.kind);
   if (query.processed !== undefined) params.set('processed', String(query.processed));
   params.set('cursor', encodeCursor(last));
-  return `${base}/files/?${params.toString()}`;
+  return `${listUrl}?${params.toString()}`;
 }

@@ -244,6 +244,14 @@ export const ROUTES = [
 export type OperationId = (typeof ROUTES)[number]['operationId'];
 export type Handlers = Record<OperationId, Koa.Middleware>;
 
+const PATHS = new Map((ROUTES as readonly RouteDoc[]).map((route) => [route.operationId, route.path]));
+
+/** The absolute URL of an operation's path, its `{name}` parameters filled in; `base` is the API's origin. */
+export function routeUrl(base: string, operationId: OperationId, params: Record<string, string> = {}): string {
+  const template = PATHS.get(operationId)!;
+  return base + template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
+}
+
 /** A path parameter as the router matched it ('' when the route has none by that name). */
 export const pathParam = (ctx: Koa.Context, name: string): string =>
   (ctx.params as Record<string, string | undefined>)[name] ?? '';

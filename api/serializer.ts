@@ -1,11 +1,12 @@
 import type { File, FileRow } from '../core/fileRecord.js';
+import { routeUrl } from './routes.js';
 
 /** The File as clients see it; `base` is the absolute origin (and path prefix) of the API. */
 export function serializeFile(row: FileRow, base: string): File {
-  const self = `${base}/files/${row.id}`;
+  const params = { id: row.id };
   return {
     id: row.id,
-    file: `${self}/content`,
+    file: routeUrl(base, 'getContent', params),
     name: row.name,
     size: row.size,
     content_type: row.content_type,
@@ -18,9 +19,9 @@ export function serializeFile(row: FileRow, base: string): File {
     attempts: row.attempts,
     result: row.result,
     error: row.error,
-    thumbnail: row.has_thumbnail ? `${self}/thumbnail` : null,
+    thumbnail: row.has_thumbnail ? routeUrl(base, 'getThumbnail', params) : null,
   };
 }
 
 /** Where a file's record lives (the `Location` of a new upload). */
-export const fileUrl = (id: string, base: string): string => `${base}/files/${id}/`;
+export const fileUrl = (id: string, base: string): string => routeUrl(base, 'getFile', { id });
