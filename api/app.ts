@@ -18,6 +18,7 @@ import { cors } from './cors.js';
 import { docsAsset, docsPage } from './docs.js';
 import { AppError, problemResponses } from './errors.js';
 import { fileHandlers } from './files.js';
+import { SECURITY_HEADERS } from './headers.js';
 import { buildRouter, openApiDocument, ROUTES } from './routes.js';
 import { traceRequests } from './tracing.js';
 import { refuseOversizedUploads, uploadHandler } from './upload.js';
@@ -128,10 +129,7 @@ function observeRequests(logger: Logger, metrics: Metrics): Koa.Middleware {
     const requestId = SANE_REQUEST_ID.test(offered) ? offered : randomUUID();
     ctx.state.requestId = requestId;
     ctx.set('X-Request-Id', requestId);
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('Referrer-Policy', 'no-referrer');
-    ctx.set('X-Frame-Options', 'DENY');
-    ctx.set('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    ctx.set(SECURITY_HEADERS);
     try {
       await next();
     } finally {

@@ -4,6 +4,7 @@ import type Koa from 'koa';
 import { Type, type Static } from '@sinclair/typebox';
 import { isDatabaseUnavailable } from '../core/db/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
+import { KEPT_ON_ERROR } from './headers.js';
 
 export interface FieldError {
   field: string;
@@ -86,7 +87,7 @@ export function problemResponses(logger: Logger): Koa.Middleware {
       }
       // Headers set for the success path (content type, disposition, length) must not leak into the problem.
       for (const name of Object.keys(ctx.response.headers)) {
-        if (!KEPT_HEADERS.has(name) && !name.startsWith('access-control-')) ctx.remove(name);
+        if (!KEPT_ON_ERROR.has(name) && !name.startsWith('access-control-')) ctx.remove(name);
       }
       for (const [name, value] of Object.entries(err.extra.headers ?? {})) ctx.set(name, value);
       ctx.status = err.status;
@@ -104,16 +105,6 @@ export function problemResponses(logger: Logger): Koa.Middleware {
     }
   };
 }
-
-const KEPT_HEADERS = new Set([
-  'x-request-id',
-  'x-content-type-options',
-  'referrer-policy',
-  'x-frame-options',
-  'content-security-policy',
-  'cross-origin-resource-policy',
-  'vary',
-]);
 
 /** Anything that is not an AppError is unexpected: the client learns nothing but the request id. */
 function asAppError(thrown: unknown): AppError {
