@@ -4,6 +4,7 @@ import type Koa from 'koa';
 import type { Redis } from 'ioredis';
 import type { FileQueue } from '../core/queue/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
+import { callerOf } from './auth.js';
 import { AppError } from './errors.js';
 
 // Refill by elapsed time on Redis' own clock (pods' clocks may disagree), take one token if there is one,
@@ -36,7 +37,7 @@ export interface RateLimitOptions {
   logger: Logger;
 }
 
-/** 429 rate_limited once a client (ctx.state.client) is over its rate. Fails open while Redis is away. */
+/** 429 rate_limited once a caller (`callerOf`) is over its rate. Fails open while Redis is away. */
 export function limitRate(options: RateLimitOptions): Koa.Middleware {
   const { redis, keyPrefix, perSecond, burst, logger } = options;
   return async (ctx, next) => {
@@ -45,7 +46,7 @@ export function limitRate(options: RateLimitOptions): Koa.Middleware {
       verdict = (await redis.eval(
         TOKEN_BUCKET,
         1,
-        `${keyPrefix}:ratelimit:${String(ctx.state.client)}`,
+        `${keyPrefix}:ratelimit:${callerOf(ctx)}`,
         perSecond,
         burst,
       )) as [number, number];

@@ -62,19 +62,21 @@ export class TokenSet {
   }
 }
 
+/** Who is calling, as rate limits and idempotency keys scope it (set by `authenticate`). */
+export const callerOf = (ctx: Koa.Context): string => (ctx.state.caller as string | undefined) ?? 'anonymous';
+
 /**
  * Requires `Authorization: Bearer <token>` when tokens are configured, and names the caller in
- * `ctx.state.client` (a digest of the token, or the address without tokens) for rate limits and
- * idempotency keys.
+ * `ctx.state.caller` (a digest of the token, or the address without tokens): see `callerOf`.
  */
 export function authenticate(tokens: TokenSet): Koa.Middleware {
   return async (ctx, next) => {
     const header = ctx.get('Authorization');
     const bearer = /^Bearer +([\x21-\x7e]+) *$/i.exec(header)?.[1];
     if (!tokens.enabled) {
-      ctx.state.client = `ip:${ctx.ip}`;
+      ctx.state.caller = `ip:${ctx.ip}`;
     } else if (bearer && tokens.accepts(bearer)) {
-      ctx.state.client = `token:${digest(bearer).toString('hex').slice(0, 32)}`;
+      ctx.state.caller = `token:${digest(bearer).toString('hex').slice(0, 32)}`;
     } else if (!isPublicPath(ctx.path) && ctx.method !== 'OPTIONS') {
       throw new AppError(
         'unauthorized',

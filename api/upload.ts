@@ -10,6 +10,7 @@ import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import type { MinRate } from './body.js';
+import { callerOf } from './auth.js';
 import { AppError } from './errors.js';
 import { safeFilename } from './filenames.js';
 import { bodyTooLarge, maxUploadBodyBytes, receiveFile, type ReceivedFile } from './multipart.js';
@@ -129,7 +130,7 @@ function idempotencyScopeOf(ctx: Koa.Context): IdempotencyScope | undefined {
       'An Idempotency-Key is 1 to 255 visible ASCII characters (a UUID is a good choice).',
     );
   }
-  return { scope: String(ctx.state.client ?? 'anonymous'), key };
+  return { scope: callerOf(ctx), key };
 }
 
 /**
