@@ -219,7 +219,7 @@ describe('the worker', () => {
       const first = await db.files.startProcessing(row.id, 5);
       // A second delivery finds it processing: nothing changes until it asks to start it again.
       expect(await db.files.startProcessing(row.id, 5)).to.equal('redelivered');
-      const second = await db.files.startProcessing(row.id, 5, { again: true });
+      const second = await db.files.startProcessing(row.id, 5, { countRedelivery: true });
       expect([startedRow(first).attempts, startedRow(second).attempts]).to.deep.equal([1, 2]);
       expect(await db.files.finishProcessing(row.id, 1, { stale: true })).to.equal(false);
       expect(await db.files.failProcessing(row.id, 1, { code: 'x', message: 'stale' })).to.equal(false);
@@ -236,7 +236,7 @@ describe('the worker', () => {
       await db.files.startProcessing(done.id, 5);
       await db.files.finishProcessing(done.id, 1, { early: true });
       const exhausted = rows[1]!;
-      for (let n = 0; n < 2; n++) await db.files.startProcessing(exhausted.id, 2, { again: true });
+      for (let n = 0; n < 2; n++) await db.files.startProcessing(exhausted.id, 2, { countRedelivery: true });
 
       const ids = [...rows.map((row) => row.id), gone];
       const started = await Promise.all(ids.map((id) => db.files.startProcessing(id, 2)));
@@ -255,8 +255,8 @@ describe('the worker', () => {
       ]);
       expect(redelivered).to.deep.equal(['redelivered', 'redelivered']);
       const [again, twice] = await Promise.all([
-        db.files.startProcessing(rows[2]!.id, 5, { again: true }),
-        db.files.startProcessing(rows[2]!.id, 5, { again: true }),
+        db.files.startProcessing(rows[2]!.id, 5, { countRedelivery: true }),
+        db.files.startProcessing(rows[2]!.id, 5, { countRedelivery: true }),
       ]);
       expect([startedRow(again).attempts, startedRow(twice).attempts].sort()).to.deep.equal([2, 3]);
 

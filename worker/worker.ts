@@ -58,14 +58,15 @@ export function createWorker(deps: WorkerDeps): Worker {
 
   async function handle(job: FileJob): Promise<void> {
     const takenAt = Date.now();
-    const outcome = await exclusion.run('beside', () => attempt(job, takenAt, false));
-    if (outcome === 'redelivered') await exclusion.run('alone', () => attempt(job, takenAt, true));
+    const outcome = await exclusion.run('beside', () => attempt(job, takenAt, /* countRedelivery */ false));
+    if (outcome === 'redelivered')
+      await exclusion.run('alone', () => attempt(job, takenAt, /* countRedelivery */ true));
   }
 
-  /** One delivery of a job: `again` counts a new attempt for a file already processing (a re-delivery). */
-  async function attempt(job: FileJob, takenAt: number, again: boolean): Promise<'redelivered' | void> {
+  /** One delivery of a job: `countRedelivery` counts a new attempt for a file already processing (a re-delivery). */
+  async function attempt(job: FileJob, takenAt: number, countRedelivery: boolean): Promise<'redelivered' | void> {
     const fileId = job.data.file_id;
-    const row = await db.files.startProcessing(fileId, deps.maxAttempts, { again });
+    const row = await db.files.startProcessing(fileId, deps.maxAttempts, { countRedelivery });
     if (row === 'redelivered') return row;
     if (!row) {
       // Deleted, or already finished by an earlier delivery: nothing to do.

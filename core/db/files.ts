@@ -122,18 +122,18 @@ export class FileRepository {
    * queued → processing, counting the attempt; or, once `maxAttempts` starts were used up (a file that keeps
    * failing or killing workers), → failed with `too_many_attempts`. A row already `processing` is a re-delivery
    * (its last attempt died with its worker, or is being retried): it answers `redelivered` and changes nothing,
-   * unless `again` says to count a new attempt for it. Null when the row is gone or already finished.
+   * unless `countRedelivery` says to count a new attempt for it. Null when the row is gone or already finished.
    */
   startProcessing(
     id: string,
     maxAttempts: number,
-    options: { again?: boolean } = {},
+    options: { countRedelivery?: boolean } = {},
   ): Promise<FileRow | 'redelivered' | null> {
-    return this.starts.call({ id, maxAttempts, again: options.again ?? false });
+    return this.starts.call({ id, maxAttempts, countRedelivery: options.countRedelivery ?? false });
   }
 
   private readonly starts = new Batcher<
-    { id: string; maxAttempts: number; again: boolean },
+    { id: string; maxAttempts: number; countRedelivery: boolean },
     FileRow | 'redelivered' | null
   >(
     async (starts) => {
@@ -143,19 +143,19 @@ export class FileRepository {
            attempts = CASE WHEN f.attempts >= s.max_attempts THEN f.attempts ELSE f.attempts + 1 END,
            error = CASE WHEN f.attempts >= s.max_attempts THEN s.too_many ELSE f.error END,
            updated_at = now()
-         FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[]) AS s(id, max_attempts, too_many, again)
-         WHERE f.id = s.id AND (f.status = 'queued' OR (f.status = 'processing' AND (s.again OR f.attempts >= s.max_attempts)))
+         FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[]) AS s(id, max_attempts, too_many, count_redelivery)
+         WHERE f.id = s.id AND (f.status = 'queued' OR (f.status = 'processing' AND (s.count_redelivery OR f.attempts >= s.max_attempts)))
          RETURNING ${F_COLUMNS}`,
         [
           starts.map((start) => start.id),
           starts.map((start) => start.maxAttempts),
           starts.map((start) => JSON.stringify(tooManyAttempts(start.maxAttempts))),
-          starts.map((start) => start.again),
+          starts.map((start) => start.countRedelivery),
         ],
       );
       const byId = new Map<string, FileRow | 'redelivered'>(rows.map((row) => [row.id, toRow(row)]));
       // Left alone: gone, finished, or (the rare case that costs a second statement) a re-delivery.
-      const missed = starts.filter((start) => !start.again && !byId.has(start.id)).map((start) => start.id);
+      const missed = starts.filter((start) => !start.countRedelivery && !byId.has(start.id)).map((start) => start.id);
       if (missed.length > 0) {
         const redelivered = await this.sql<{ id: string }>(
           "SELECT id FROM files WHERE id = ANY($1::uuid[]) AND status = 'processing'",
