@@ -1,12 +1,12 @@
 import { expect } from 'chai';
-import { Exclusion, type Company } from '../worker/exclusion.js';
+import { Exclusion, type RunMode } from '../worker/exclusion.js';
 import { rejection } from './support/eventually.js';
 
 /** A job that records when it starts and runs until the test lets it end. */
-function gatedJob(exclusion: Exclusion, company: Company, name: string, log: string[]) {
+function gatedJob(exclusion: Exclusion, mode: RunMode, name: string, log: string[]) {
   let end!: () => void;
   const gate = new Promise<void>((resolve) => (end = resolve));
-  const done = exclusion.run(company, async () => {
+  const done = exclusion.run(mode, async () => {
     log.push(name);
     await gate;
   });

@@ -4,10 +4,11 @@
 // longer than `maxWaitMs`: past that, a job runs anyway, beside whatever runs, so that queue timeouts that
 // started when the job was taken are never spent waiting here.
 
-export type Company = 'beside' | 'alone';
+/** How a job runs: beside the others, or alone. */
+export type RunMode = 'beside' | 'alone';
 
 interface Turn {
-  company: Company;
+  mode: RunMode;
   go(): void;
 }
 
@@ -18,8 +19,8 @@ export class Exclusion {
 
   constructor(private readonly maxWaitMs: number) {}
 
-  async run<T>(company: Company, work: () => Promise<T>): Promise<T> {
-    const held = await this.take(company);
+  async run<T>(mode: RunMode, work: () => Promise<T>): Promise<T> {
+    const held = await this.take(mode);
     try {
       return await work();
     } finally {
@@ -35,15 +36,15 @@ export class Exclusion {
   }
 
   /** Resolves with what the job holds once it may run: its turn, or, after `maxWaitMs`, a place beside the others. */
-  private take(company: Company): Promise<Company> {
+  private take(mode: RunMode): Promise<RunMode> {
     return new Promise((resolve) => {
       // eslint-disable-next-line prefer-const -- assigned after `turn`, whose go() clears it
       let timer: NodeJS.Timeout | undefined;
       const turn: Turn = {
-        company,
+        mode,
         go: () => {
           clearTimeout(timer);
-          resolve(company);
+          resolve(mode);
         },
       };
       this.waiting.push(turn);
@@ -62,9 +63,9 @@ export class Exclusion {
   private admit(): void {
     while (this.waiting.length > 0 && !this.alone) {
       const next = this.waiting[0]!;
-      if (next.company === 'alone' && this.beside > 0) return;
+      if (next.mode === 'alone' && this.beside > 0) return;
       this.waiting.shift();
-      if (next.company === 'alone') this.alone = true;
+      if (next.mode === 'alone') this.alone = true;
       else this.beside++;
       next.go();
     }
