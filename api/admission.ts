@@ -43,13 +43,10 @@ export function limitRate(options: RateLimitOptions): Koa.Middleware {
   return async (ctx, next) => {
     let verdict: [number, number];
     try {
-      verdict = (await redis.eval(
-        TOKEN_BUCKET,
-        1,
-        `${keyPrefix}:ratelimit:${callerOf(ctx)}`,
-        perSecond,
-        burst,
-      )) as [number, number];
+      verdict = (await redis.eval(TOKEN_BUCKET, 1, `${keyPrefix}:ratelimit:${callerOf(ctx)}`, perSecond, burst)) as [
+        number,
+        number,
+      ];
     } catch (err) {
       logger.warn({ err }, 'rate limit unavailable; letting the request through');
       await next();

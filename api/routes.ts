@@ -3,7 +3,7 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { FileSchema, FILE_KINDS, FILE_STATUSES } from '../core/fileRecord.js';
-import { RESULT_SCHEMAS } from '../core/results/index.js';
+import { resultSchemas } from '../core/results/index.js';
 import { ERRORS, ProblemSchema, type ErrorCode } from './errors.js';
 import { DEFAULT_LIMIT, MAX_LIMIT } from './listing.js';
 
@@ -305,7 +305,7 @@ export function openApiDocument(version: string): JsonObject {
     components: {
       schemas: {
         File: withResultPerKind(stripId(FileSchema)),
-        ...Object.fromEntries(Object.values(RESULT_SCHEMAS).map((schema) => [schema.title, stripId(schema)])),
+        ...Object.fromEntries(resultSchemas().map(([, schema]) => [schema.title, stripId(schema)])),
         FileList: {
           type: 'object',
           required: ['results', 'next'],
@@ -329,10 +329,10 @@ export function openApiDocument(version: string): JsonObject {
 
 /** The File's `result` as one of the kinds' result schemas (components named by their titles), or null. */
 function withResultPerKind(file: JsonObject): JsonObject {
-  const byKind = Object.entries(RESULT_SCHEMAS).map(([kind, schema]) => `\`${kind}\`: ${schema.title}`);
+  const byKind = resultSchemas().map(([kind, schema]) => `\`${kind}\`: ${schema.title}`);
   const result = {
     description: `What processing found; null until the file is processed. Its shape depends on \`kind\` (${byKind.join(', ')}).`,
-    anyOf: [...Object.values(RESULT_SCHEMAS).map((schema) => ref(schema.title)), { type: 'null' }],
+    anyOf: [...resultSchemas().map(([, schema]) => ref(schema.title)), { type: 'null' }],
   };
   return { ...file, properties: { ...(file.properties as JsonObject), result } };
 }

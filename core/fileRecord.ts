@@ -1,16 +1,13 @@
 // The File resource, defined once: the JSON schema (used by the OpenAPI document), the serialized type
 // (used by the serializer) and the stored row type (used by the repository) all come from here.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { FILE_KINDS } from './results/index.js';
+import { StringEnum } from './results/common.js';
 
-export const FILE_KINDS = ['image', 'text', 'pdf', 'archive', 'audio', 'video', 'other'] as const;
-export type FileKind = (typeof FILE_KINDS)[number];
+export { FILE_KINDS, type FileKind } from './results/index.js';
 
 export const FILE_STATUSES = ['queued', 'processing', 'processed', 'failed'] as const;
 export type FileStatus = (typeof FILE_STATUSES)[number];
-
-/** A string enum rendered as `{"type": "string", "enum": [...]}`, which OpenAPI tools show best. */
-export const StringEnum = <T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
-  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 

@@ -1,50 +1,13 @@
 // Decides a file's kind and content type from its first bytes. The client's declared type is ignored;
 // its extension only picks a text subtype (CSV, JSON, ...) once the bytes are known to be text.
 import { fileTypeFromBuffer } from 'file-type';
-import type { FileKind } from './fileRecord.js';
+import { FILE_KINDS, KINDS, type FileKind } from './results/index.js';
 import { bomEncoding } from './text.js';
 
 export interface Sniffed {
   kind: FileKind;
   content_type: string;
 }
-
-// Archives and compressed streams as file-type names them, each with the format name results report (zip-based
-// packages such as jar and apk are read as zips). Zip-based documents (docx, odt, epub) are documents, not
-// archives: they stay `other`.
-export const ARCHIVE_FORMATS: Readonly<Record<string, string>> = {
-  'application/zip': 'zip',
-  'application/java-archive': 'zip',
-  'application/vnd.android.package-archive': 'zip',
-  'application/x-xpinstall': 'zip',
-  'application/x-tar': 'tar',
-  'application/gzip': 'gzip',
-  'application/x-bzip2': 'bzip2',
-  'application/x-xz': 'xz',
-  'application/zstd': 'zstd',
-  'application/x-lzip': 'lzip',
-  'application/x-lz4': 'lz4',
-  'application/x-compress': 'compress',
-  'application/x-7z-compressed': '7z',
-  'application/x-rar-compressed': 'rar',
-  'application/vnd.rar': 'rar',
-  'application/vnd.ms-cab-compressed': 'vnd.ms-cab-compressed',
-  'application/x-cpio': 'cpio',
-  'application/x-unix-archive': 'unix-archive',
-  'application/x-deb': 'deb',
-  'application/x-rpm': 'rpm',
-  'application/x-arj': 'arj',
-  'application/x-lzh-compressed': 'lzh-compressed',
-  'application/x-ace-compressed': 'ace-compressed',
-};
-
-/** Media containers that file-type names under `application/`. */
-const MEDIA: Record<string, FileKind> = {
-  'application/ogg': 'audio',
-  'application/vnd.ms-asf': 'video',
-  'application/mxf': 'video',
-  'application/vnd.rn-realmedia': 'video',
-};
 
 const TEXT_SUBTYPES: Record<string, string> = {
   csv: 'text/csv',
@@ -79,13 +42,9 @@ export async function sniffKind(head: Buffer, filename: string): Promise<Sniffed
   return { kind: 'other', content_type: 'application/octet-stream' };
 }
 
+/** The kind that claims a content type file-type detected; `other` when none does. */
 export function kindOfMime(mime: string): FileKind {
-  if (mime.startsWith('image/')) return 'image';
-  if (mime.startsWith('audio/')) return 'audio';
-  if (mime.startsWith('video/')) return 'video';
-  if (mime === 'application/pdf') return 'pdf';
-  if (Object.hasOwn(ARCHIVE_FORMATS, mime)) return 'archive';
-  return MEDIA[mime] ?? 'other';
+  return FILE_KINDS.find((kind) => KINDS[kind].claims(mime)) ?? 'other';
 }
 
 function asText(encoding: string, filename: string): Sniffed {

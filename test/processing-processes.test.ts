@@ -4,7 +4,6 @@ import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { OtherResultSchema } from '../core/results/index.js';
 import { analyzeImage } from '../worker/processors/image.js';
 import { ProcessingError, type Processor } from '../worker/processors/index.js';
 import { ParserProcesses, v8Flags } from '../worker/parsers.js';
@@ -217,7 +216,6 @@ describe('parser processes', function () {
 
 /** A processor whose parser misbehaves in a real parser process. */
 const misbehaving = (analysis: () => Promise<never>): Processor => ({
-  resultSchema: OtherResultSchema,
   async process(input) {
     await input.inParser(ANALYZERS_MODULE, analysis);
     return { result: {}, thumbnail: false };

@@ -179,7 +179,6 @@ describe('the worker', () => {
 
     it('fails the file with processing_failed once retries run out', async () => {
       const broken: Processor = {
-        resultSchema: otherProcessor.resultSchema,
         async process() {
           throw new Error('storage timed out');
         },

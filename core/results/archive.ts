@@ -1,6 +1,35 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { kindResult, OrNull } from './common.js';
 
+// Archives and compressed streams as file-type names them, each with the format name results report (zip-based
+// packages such as jar and apk are read as zips). Zip-based documents (docx, odt, epub) are documents, not
+// archives: they stay `other`.
+export const ARCHIVE_FORMATS: Readonly<Record<string, string>> = {
+  'application/zip': 'zip',
+  'application/java-archive': 'zip',
+  'application/vnd.android.package-archive': 'zip',
+  'application/x-xpinstall': 'zip',
+  'application/x-tar': 'tar',
+  'application/gzip': 'gzip',
+  'application/x-bzip2': 'bzip2',
+  'application/x-xz': 'xz',
+  'application/zstd': 'zstd',
+  'application/x-lzip': 'lzip',
+  'application/x-lz4': 'lz4',
+  'application/x-compress': 'compress',
+  'application/x-7z-compressed': '7z',
+  'application/x-rar-compressed': 'rar',
+  'application/vnd.rar': 'rar',
+  'application/vnd.ms-cab-compressed': 'vnd.ms-cab-compressed',
+  'application/x-cpio': 'cpio',
+  'application/x-unix-archive': 'unix-archive',
+  'application/x-deb': 'deb',
+  'application/x-rpm': 'rpm',
+  'application/x-arj': 'arj',
+  'application/x-lzh-compressed': 'lzh-compressed',
+  'application/x-ace-compressed': 'ace-compressed',
+};
+
 /** Names listed in a result; the count says how many there are in all. */
 export const LISTED_NAMES = 100;
 

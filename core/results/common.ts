@@ -24,3 +24,7 @@ export const kindResult = <T extends TProperties>(title: string, description: st
 /** A nullable field: `null` where the file does not say. */
 export const OrNull = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()]);
+
+/** A string enum rendered as `{"type": "string", "enum": [...]}`, which OpenAPI tools show best. */
+export const StringEnum = <T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });

@@ -1,6 +1,17 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { kindResult, OrNull } from './common.js';
 
+/** Media containers that file-type names under `application/`, by the kind they hold. */
+const APPLICATION_MEDIA: Readonly<Record<string, 'audio' | 'video'>> = {
+  'application/ogg': 'audio',
+  'application/vnd.ms-asf': 'video',
+  'application/mxf': 'video',
+  'application/vnd.rn-realmedia': 'video',
+};
+
+export const isAudio = (mime: string) => mime.startsWith('audio/') || APPLICATION_MEDIA[mime] === 'audio';
+export const isVideo = (mime: string) => mime.startsWith('video/') || APPLICATION_MEDIA[mime] === 'video';
+
 const mediaFields = {
   container: OrNull(Type.String({ description: 'Container format, e.g. `MPEG`, `WAVE`, `MPEG-4`, `EBML/webm`.' })),
   duration_seconds: OrNull(Type.Number({ minimum: 0 })),

@@ -1,6 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { StringEnum } from '../fileRecord.js';
-import { kindResult, OrNull } from './common.js';
+import { kindResult, OrNull, StringEnum } from './common.js';
 
 export const TEXT_ENCODINGS = ['utf-8', 'utf-16le', 'utf-16be', 'windows-1252'] as const;
 export type TextEncoding = (typeof TEXT_ENCODINGS)[number];

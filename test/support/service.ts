@@ -204,7 +204,6 @@ export async function startWorker(
 export function flakyOnce(): Processor {
   const failed = new Set<string>();
   return {
-    resultSchema: otherProcessor.resultSchema,
     async process(input) {
       if (!failed.has(input.file.id)) {
         failed.add(input.file.id);

@@ -6,8 +6,7 @@ import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
-import { ARCHIVE_FORMATS } from '../../core/kinds.js';
-import { LISTED_NAMES, ArchiveResultSchema, type ArchiveResult } from '../../core/results/archive.js';
+import { ARCHIVE_FORMATS, LISTED_NAMES, type ArchiveResult } from '../../core/results/archive.js';
 import type { CommonResult } from '../../core/results/index.js';
 import { analyzingProcessor, readBytes, WindowedFile } from './common.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
@@ -266,4 +265,4 @@ function asCorrupt(err: unknown, format: string): Error {
   );
 }
 
-export const archiveProcessor = analyzingProcessor(ArchiveResultSchema, import.meta.url, analyzeArchive);
+export const archiveProcessor = analyzingProcessor(import.meta.url, analyzeArchive);

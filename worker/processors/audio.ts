@@ -1,6 +1,6 @@
 // Kind `audio`: the container's headers, through music-metadata (see media.ts).
 import type { CommonResult } from '../../core/results/index.js';
-import { AudioResultSchema, type AudioResult } from '../../core/results/media.js';
+import type { AudioResult } from '../../core/results/media.js';
 import { analyzingProcessor } from './common.js';
 import { readMediaHeaders, durationWarnings } from './media.js';
 import type { Analyzed, AnalysisInput } from './types.js';
@@ -14,4 +14,4 @@ export async function analyzeAudio({
   return { fields, warnings: [...warnings, ...durationWarnings(fields)] };
 }
 
-export const audioProcessor = analyzingProcessor(AudioResultSchema, import.meta.url, analyzeAudio);
+export const audioProcessor = analyzingProcessor(import.meta.url, analyzeAudio);

@@ -98,13 +98,11 @@ export interface AnalyzingOptions {
  * `import.meta.url`) in a parser process, or inline for small files, and stores the thumbnail it may return.
  */
 export function analyzingProcessor<F extends object>(
-  resultSchema: Processor['resultSchema'],
   module: string,
   analysis: (input: AnalysisInput) => Promise<Analyzed<F>>,
   options: AnalyzingOptions = {},
 ): Processor {
   return {
-    resultSchema,
     module,
     async process(input) {
       const { file, storage, limits } = input;

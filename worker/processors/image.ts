@@ -2,7 +2,7 @@
 // size is checked before a pixel is decoded, so a decompression bomb fails cheaply with image_too_large.
 import sharp from 'sharp';
 import type { CommonResult } from '../../core/results/index.js';
-import { ImageResultSchema, type ImageResult } from '../../core/results/image.js';
+import type { ImageResult } from '../../core/results/image.js';
 import { analyzingProcessor } from './common.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 
@@ -73,4 +73,4 @@ const reasonOf = (err: unknown, path: string): string =>
     .replaceAll(path, 'the file')
     .trim();
 
-export const imageProcessor = analyzingProcessor(ImageResultSchema, import.meta.url, analyzeImage);
+export const imageProcessor = analyzingProcessor(import.meta.url, analyzeImage);

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommonResult } from '../../core/results/index.js';
-import { PdfResultSchema, type PdfResult } from '../../core/results/pdf.js';
+import type { PdfResult } from '../../core/results/pdf.js';
 import { truncateUtf8 } from '../../core/text.js';
 import { analyzingProcessor } from './common.js';
 import { DecodeBudget, loadBudgetedPdfjsWorker, withDecodeBudget } from './pdfDecodeBudget.js';
@@ -135,4 +135,4 @@ const sizeInWords = (bytes: number): string =>
 const textOrNull = (value: unknown): string | null =>
   typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
 
-export const pdfProcessor = analyzingProcessor(PdfResultSchema, import.meta.url, analyzePdf);
+export const pdfProcessor = analyzingProcessor(import.meta.url, analyzePdf);

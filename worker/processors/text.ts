@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import type { CommonResult } from '../../core/results/index.js';
 import { BOM_PROBE_BYTES, bomEncoding } from '../../core/text.js';
-import { TextResultSchema, type LineEndings, type TextEncoding, type TextResult } from '../../core/results/text.js';
+import type { LineEndings, TextEncoding, TextResult } from '../../core/results/text.js';
 import { analyzingProcessor, readBytes } from './common.js';
 import { CsvScanner } from './csvScanner.js';
 import { JsonScanner } from './jsonScanner.js';
@@ -160,6 +160,6 @@ class TextCounts {
  */
 export const TEXT_INLINE_MAX_BYTES = 16 * 1024;
 
-export const textProcessor = analyzingProcessor(TextResultSchema, import.meta.url, analyzeText, {
+export const textProcessor = analyzingProcessor(import.meta.url, analyzeText, {
   inlineMaxBytes: TEXT_INLINE_MAX_BYTES,
 });

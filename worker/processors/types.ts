@@ -1,4 +1,3 @@
-import type { TObject } from '@sinclair/typebox';
 import type { FileResult, FileRow } from '../../core/fileRecord.js';
 import type { BlobStore } from '../../core/storage/index.js';
 
@@ -30,10 +29,11 @@ export interface ProcessorOutput {
   thumbnail: boolean;
 }
 
-/** Turns a stored file into its `result`; throws ProcessingError for input that will never process. */
+/**
+ * Turns a stored file into its `result` (the shape its kind's schema in core/results gives); throws
+ * ProcessingError when the file can never be processed, anything else for a failure worth a retry.
+ */
 export interface Processor {
-  /** JSON schema of the result (from core/results), shown per kind in the OpenAPI document. */
-  resultSchema: TObject;
   /** The module whose analysis runs in a parser process: every one imports it as it starts. */
   module?: string;
   process(input: ProcessorInput): Promise<ProcessorOutput>;

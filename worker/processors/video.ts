@@ -3,7 +3,7 @@
 // audio, which music-metadata leaves out) is read from the movie and track headers (mvhd, tkhd).
 import { open } from 'node:fs/promises';
 import type { CommonResult } from '../../core/results/index.js';
-import { VideoResultSchema, type VideoResult } from '../../core/results/media.js';
+import type { VideoResult } from '../../core/results/media.js';
 import { analyzingProcessor, WindowedFile } from './common.js';
 import { readMediaHeaders, durationWarnings } from './media.js';
 import type { Analyzed, AnalysisInput } from './types.js';
@@ -105,4 +105,4 @@ function movieHeadersIn(moov: Buffer): MovieHeaders {
   return found;
 }
 
-export const videoProcessor = analyzingProcessor(VideoResultSchema, import.meta.url, analyzeVideo);
+export const videoProcessor = analyzingProcessor(import.meta.url, analyzeVideo);
