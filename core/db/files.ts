@@ -1,6 +1,5 @@
 // The files table: every read and state transition of a File goes through here.
 // State changes are conditional updates, so a stale or duplicate job can never move a row backwards.
-import type { ModelStatic, Model } from 'sequelize';
 import type { FileError, FileKind, FileResult, FileRow, FileStatus, NewFile } from '../fileRecord.js';
 import { Batcher } from '../batcher.js';
 import type { IdempotencyScope } from './idempotency.js';
@@ -44,8 +43,26 @@ const tooManyAttempts = (maxAttempts: number): FileError => ({
   message: `Processing started ${maxAttempts} times without finishing (a worker failed or crashed each time); reprocess the file to try again.`,
 });
 
-const COLUMNS =
-  'id, name, size, content_type, kind, sha256, status, attempts, result, error, uploaded_at, processed_at, has_thumbnail';
+/** The columns of a FileRow, whose shape the File schema defines (core/fileRecord.ts). */
+const ROW_COLUMNS = [
+  'id',
+  'name',
+  'size',
+  'content_type',
+  'kind',
+  'sha256',
+  'status',
+  'attempts',
+  'result',
+  'error',
+  'uploaded_at',
+  'processed_at',
+  'has_thumbnail',
+] as const satisfies readonly (keyof FileRow)[];
+type Unlisted = Exclude<keyof FileRow, (typeof ROW_COLUMNS)[number]>;
+// Compiles only while no FileRow field is missing above; the error names the one that is.
+const _everyColumnListed: [Unlisted] extends [never] ? true : Unlisted = true;
+const COLUMNS = ROW_COLUMNS.join(', ');
 /**
  * JSON for a jsonb column. PostgreSQL's jsonb refuses the NUL character, which a parsed file can put in any
  * string (a PDF title in UTF-16, a CSV header): it becomes U+FFFD, the replacement character.
@@ -68,10 +85,7 @@ const F_COLUMNS = COLUMNS.split(', ')
 const BATCH_MAX = 32;
 
 export class FileRepository {
-  constructor(
-    private readonly sql: Sql,
-    private readonly model: ModelStatic<Model>,
-  ) {}
+  constructor(private readonly sql: Sql) {}
 
   /**
    * The upload hot path: one round trip. With an idempotency key, the same statement records the
@@ -92,8 +106,8 @@ export class FileRepository {
   }
 
   async findById(id: string): Promise<FileRow | null> {
-    const found = await this.model.findByPk(id, { raw: true, attributes: COLUMNS.split(', ') });
-    return found ? toRow(found as unknown as StoredRow) : null;
+    const rows = await this.sql<StoredRow>(`SELECT ${COLUMNS} FROM files WHERE id = $1`, [id]);
+    return rows[0] ? toRow(rows[0]) : null;
   }
 
   /** Newest first, keyset-paginated: the cost of a page does not depend on its position. */

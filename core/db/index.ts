@@ -1,6 +1,6 @@
-// The one module that knows Sequelize: connection pool, the File model, migrations and the repository.
+// The one module that knows Sequelize: the connection pool, migrations and the repositories. No model: every statement is SQL over the pool (see ARCHITECTURE.md, Data).
 import pg from 'pg';
-import { DataTypes, Sequelize, ConnectionError, type Model, type ModelStatic } from 'sequelize';
+import { Sequelize, ConnectionError } from 'sequelize';
 import { FileRepository, type Sql } from './files.js';
 import { IdempotencyKeys } from './idempotency.js';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations/index.js';
@@ -27,29 +27,6 @@ export interface Database {
   close(): Promise<void>;
 }
 
-function defineFileModel(sequelize: Sequelize): ModelStatic<Model> {
-  return sequelize.define(
-    'File',
-    {
-      id: { type: DataTypes.UUID, primaryKey: true },
-      name: { type: DataTypes.TEXT, allowNull: false },
-      size: { type: DataTypes.BIGINT, allowNull: false },
-      content_type: { type: DataTypes.TEXT, allowNull: false },
-      kind: { type: DataTypes.TEXT, allowNull: false },
-      sha256: { type: DataTypes.CHAR(64), allowNull: false },
-      status: { type: DataTypes.TEXT, allowNull: false },
-      attempts: { type: DataTypes.INTEGER, allowNull: false },
-      result: { type: DataTypes.JSONB },
-      error: { type: DataTypes.JSONB },
-      uploaded_at: { type: DataTypes.DATE(3), allowNull: false },
-      processed_at: { type: DataTypes.DATE(3) },
-      updated_at: { type: DataTypes.DATE(3), allowNull: false },
-      has_thumbnail: { type: DataTypes.BOOLEAN, allowNull: false },
-    },
-    { tableName: 'files', timestamps: false },
-  );
-}
-
 export function openDatabase(options: DatabaseOptions): Database {
   const sequelize = new Sequelize(options.url, {
     dialect: 'postgres',
@@ -71,7 +48,7 @@ export function openDatabase(options: DatabaseOptions): Database {
   };
 
   return {
-    files: new FileRepository(sql, defineFileModel(sequelize)),
+    files: new FileRepository(sql),
     idempotencyKeys: new IdempotencyKeys(sql),
     ping: async () => {
       await sql('SELECT 1');
