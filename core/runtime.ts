@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { ReadinessCheck } from './admin.js';
 import { TimeoutError, withTimeout } from './async.js';
 import { addressOf, ConfigError, loadConfig, type Config, type Role } from './config.js';
-import { openDatabase, type Database } from './db/index.js';
+import { databaseErrorCode, isMissingDatabase, openDatabase, type Database } from './db/index.js';
 import { FileQueue } from './queue/index.js';
 import { LocalDiskStore } from './storage/index.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
@@ -89,14 +89,13 @@ async function checkDatabase(db: Database, url: string): Promise<void> {
     await withTimeout(db.ping(), CONNECT_TIMEOUT_MS, 'Connecting to PostgreSQL');
   } catch (err) {
     await db.close();
-    const code = (err as { original?: { code?: string } }).original?.code;
-    if (code === '3D000') {
+    if (isMissingDatabase(err)) {
       throw new StartupError(
         `The database in DATABASE_URL does not exist at ${addressOf(url)}: run \`npm run migrate\`, which creates it.`,
       );
     }
     throw new StartupError(
-      `PostgreSQL at ${addressOf(url)} does not answer (${reason(err)}): start it, or set DATABASE_URL.`,
+      `PostgreSQL at ${addressOf(url)} does not answer (${databaseErrorCode(err) ?? reason(err)}): start it, or set DATABASE_URL.`,
     );
   }
   if (!(await db.isMigrated())) {
@@ -107,8 +106,8 @@ async function checkDatabase(db: Database, url: string): Promise<void> {
 
 function reason(err: unknown): string {
   if (err instanceof TimeoutError) return `no answer within ${CONNECT_TIMEOUT_MS / 1000} s`;
-  const error = err as { code?: string; original?: { code?: string }; parent?: { code?: string }; message?: string };
-  return error.original?.code ?? error.parent?.code ?? error.code ?? error.message ?? String(err);
+  const error = err as { code?: string; message?: string };
+  return error.code ?? error.message ?? String(err);
 }
 
 /** Runs `main`; a ConfigError or StartupError prints its one sentence and exits 1. */

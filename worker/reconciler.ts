@@ -3,8 +3,7 @@
 // time (a lock in Redis); every step is idempotent, so two running at once would only waste work.
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../core/config.js';
-import type { Database } from '../core/db/index.js';
-import type { StalePosition, StaleRow } from '../core/db/files.js';
+import type { Database, StalePosition, StaleRow } from '../core/db/index.js';
 import type { FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';

@@ -1,4 +1,5 @@
-// The one module that knows Sequelize: the connection pool, migrations and the repositories. No model: every statement is SQL over the pool (see ARCHITECTURE.md, Data).
+// The one module that knows Sequelize: the connection pool, migrations, the repositories, and the shapes
+// of its errors. No model: every statement is SQL over the pool (see ARCHITECTURE.md, Data).
 import pg from 'pg';
 import { Sequelize, ConnectionError } from 'sequelize';
 import { FileRepository, type Sql } from './files.js';
@@ -6,7 +7,7 @@ import { IdempotencyKeys } from './idempotency.js';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations/index.js';
 
 export { FileRepository } from './files.js';
-export type { Cursor, ListFilter, ListQuery } from './files.js';
+export type { Cursor, ListFilter, ListQuery, StalePosition, StaleRow } from './files.js';
 export { IdempotencyKeys, type Claim, type IdempotencyScope } from './idempotency.js';
 
 export interface DatabaseOptions {
@@ -68,6 +69,16 @@ export function openDatabase(options: DatabaseOptions): Database {
     close: () => sequelize.close(),
   };
 }
+
+/** The PostgreSQL or network code behind an error, through Sequelize's wrappers (`original`, `parent`). */
+export function databaseErrorCode(err: unknown): string | undefined {
+  const error = err as { code?: unknown; original?: { code?: unknown }; parent?: { code?: unknown } } | null;
+  const code = error?.original?.code ?? error?.parent?.code ?? error?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** True when the database the URL names does not exist (invalid_catalog_name). */
+export const isMissingDatabase = (err: unknown): boolean => databaseErrorCode(err) === '3D000';
 
 /** True when the error means PostgreSQL could not be reached (as opposed to a bad statement). */
 export function isDatabaseUnavailable(err: unknown): boolean {
