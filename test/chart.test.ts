@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import type { IContainer } from 'kubernetes-models/v1';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig, SETTINGS } from '../core/config.js';
 import { FileQueue, queueKey } from '../core/queue/index.js';
@@ -19,7 +20,15 @@ import {
   VERSION,
 } from '../scripts/helm.js';
 import { TEST_ENV } from './support/env.js';
-import { only, ofKind, parseObjects, podSpecOf, validateObject, type KubeObject } from './support/kubernetes.js';
+import {
+  only,
+  ofKind,
+  parseObjects,
+  podSpecOf,
+  validateObject,
+  type KubeObject,
+  type WithPodSpec,
+} from './support/kubernetes.js';
 import { entry } from './support/processes.js';
 
 // Several tests render the same values: helm renders each (values, flags) once. No test changes the objects it gets.
@@ -85,13 +94,10 @@ const VALUE_SETS: Record<string, { values?: Record<string, unknown>; valuesFile?
 
 const flagsOf = ({ valuesFile }: { valuesFile?: string }) =>
   valuesFile ? ['--values', path.join(REPOSITORY, valuesFile)] : [];
-const containerOf = (object: KubeObject) => podSpecOf(object).containers[0];
-const envOf = (
-  object: KubeObject,
-): Record<string, { value?: string; valueFrom?: Record<string, Record<string, string>> }> =>
-  Object.fromEntries((containerOf(object).env ?? []).map((variable: { name: string }) => [variable.name, variable]));
-const podTemplates = (objects: KubeObject[]) =>
-  objects.filter((object) => ['Deployment', 'Job', 'Pod'].includes(object.kind));
+const containerOf = (object: WithPodSpec): IContainer => podSpecOf(object).containers[0]!;
+const envOf = (object: WithPodSpec) =>
+  Object.fromEntries((containerOf(object).env ?? []).map((variable) => [variable.name, variable]));
+const podTemplates = (objects: KubeObject[]) => ofKind(objects, 'Deployment', 'Job', 'Pod');
 
 describe('the Helm chart (charts/file-processor)', function () {
   this.timeout(60_000);
@@ -186,7 +192,7 @@ describe('the Helm chart (charts/file-processor)', function () {
 
     it('rolls the pods when the ConfigMap or the Secret changes', () => {
       const checksums = (objects: KubeObject[]) =>
-        ofKind(objects, 'Deployment').map((d) => d.spec.template.metadata.annotations);
+        ofKind(objects, 'Deployment').map((d) => d.spec!.template.metadata!.annotations!);
       const before = checksums(defaults);
       const afterConfig = checksums(render({ 'config.LOG_LEVEL': 'debug' }));
       const afterSecret = checksums(render({ 'database.url': 'postgres://app:other@db:5432/files' }));
@@ -235,7 +241,7 @@ describe('the Helm chart (charts/file-processor)', function () {
           persistentVolumeClaim: { claimName: 'shared-blobs' },
         });
       }
-      expect(only(objects, 'Job').spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef).to.deep.equal({
+      expect(containerOf(only(objects, 'Job')).env![0]!.valueFrom!.secretKeyRef).to.deep.equal({
         name: 'prod-database',
         key: 'database-url',
       });
@@ -254,7 +260,7 @@ describe('the Helm chart (charts/file-processor)', function () {
       for (const pod of pods) {
         const spec = podSpecOf(pod);
         expect(spec.securityContext, pod.metadata.name).to.include({ runAsNonRoot: true, runAsUser: 10001 });
-        expect(spec.securityContext.seccompProfile, pod.metadata.name).to.deep.equal({ type: 'RuntimeDefault' });
+        expect(spec.securityContext!.seccompProfile, pod.metadata.name).to.deep.equal({ type: 'RuntimeDefault' });
         for (const container of spec.containers) {
           expect(container.securityContext, pod.metadata.name).to.deep.equal({
             allowPrivilegeEscalation: false,
@@ -268,7 +274,7 @@ describe('the Helm chart (charts/file-processor)', function () {
 
     it('write only to the shared ReadWriteMany blob volume and an emptyDir /tmp', () => {
       const claim = only(defaults, 'PersistentVolumeClaim');
-      expect(claim.spec.accessModes).to.deep.equal(['ReadWriteMany']);
+      expect(claim.spec!.accessModes).to.deep.equal(['ReadWriteMany']);
       expect(claim.metadata.annotations).to.include({ 'helm.sh/resource-policy': 'keep' });
       for (const deployment of ofKind(defaults, 'Deployment')) {
         expect(containerOf(deployment).volumeMounts).to.deep.equal([
@@ -290,8 +296,8 @@ describe('the Helm chart (charts/file-processor)', function () {
       ] as const) {
         const deployment = only(defaults, 'Deployment', suffix);
         const container = containerOf(deployment);
-        expect(container.livenessProbe.httpGet).to.deep.equal({ path: '/healthz', port: 'admin' });
-        expect(container.readinessProbe.httpGet).to.deep.equal({ path: '/readyz', port: 'admin' });
+        expect(container.livenessProbe!.httpGet).to.deep.equal({ path: '/healthz', port: 'admin' });
+        expect(container.readinessProbe!.httpGet).to.deep.equal({ path: '/readyz', port: 'admin' });
         expect(container.ports).to.deep.include({ name: 'admin', containerPort: adminPort });
         expect(envOf(deployment).ADMIN_PORT!.value).to.equal(String(adminPort));
       }
@@ -302,21 +308,21 @@ describe('the Helm chart (charts/file-processor)', function () {
         const objects = render({ 'config.SHUTDOWN_TIMEOUT_MS': String(shutdownMs) });
         const api = podSpecOf(only(objects, 'Deployment', '-api'));
         const worker = podSpecOf(only(objects, 'Deployment', '-worker'));
-        const preStop = Number(api.containers[0].lifecycle.preStop.exec.command[1]);
+        const preStop = Number(api.containers[0]?.lifecycle?.preStop?.exec?.command?.[1]);
         // stopOnSignals gives the work SHUTDOWN_TIMEOUT_MS and itself one more second before exiting.
-        expect(api.terminationGracePeriodSeconds * 1000, 'api').to.be.above(preStop * 1000 + shutdownMs + 1_000);
-        expect(worker.terminationGracePeriodSeconds * 1000, 'worker').to.be.above(shutdownMs + 1_000);
+        expect(api.terminationGracePeriodSeconds! * 1000, 'api').to.be.above(preStop * 1000 + shutdownMs + 1_000);
+        expect(worker.terminationGracePeriodSeconds! * 1000, 'worker').to.be.above(shutdownMs + 1_000);
       }
     });
 
     it('spread over nodes and zones, selecting their own pods', () => {
       const api = only(defaults, 'Deployment', '-api');
-      const constraints = podSpecOf(api).topologySpreadConstraints;
-      expect(constraints.map((c: { topologyKey: string }) => c.topologyKey)).to.deep.equal([
+      const constraints = podSpecOf(api).topologySpreadConstraints!;
+      expect(constraints.map((c) => c.topologyKey)).to.deep.equal([
         'kubernetes.io/hostname',
         'topology.kubernetes.io/zone',
       ]);
-      expect(constraints[0].labelSelector.matchLabels).to.deep.equal(api.spec.selector.matchLabels);
+      expect(constraints[0]!.labelSelector!.matchLabels).to.deep.equal(api.spec!.selector.matchLabels);
     });
 
     it('have disruption budgets that never block a node drain', () => {
@@ -336,13 +342,13 @@ describe('the Helm chart (charts/file-processor)', function () {
       });
       expect(worker.spec).not.to.have.property('replicas');
       expect(scaled.spec.minReplicaCount).to.be.at.least(1);
-      const triggers = scaled.spec.triggers as Array<{ type: string; name: string; metadata: Record<string, string> }>;
+      const triggers = scaled.spec.triggers;
       expect(triggers.map((t) => [t.type, t.name, t.metadata.listName])).to.deep.equal([
         ['redis', 'waiting', queueKey('bq', 'files', 'waiting')],
         ['redis', 'active', queueKey('bq', 'files', 'active')],
       ]);
       expect(triggers[0]!.metadata.address).to.equal('file-processor-redis:6379');
-      expect(scaled.spec.advanced.scalingModifiers).to.include({
+      expect(scaled.spec.advanced?.scalingModifiers).to.include({
         formula: 'waiting + active',
         metricType: 'AverageValue',
         target: '4',
@@ -355,10 +361,10 @@ describe('the Helm chart (charts/file-processor)', function () {
     it('reads the lists where bee-queue really keeps the jobs: waiting while queued, active while running', async () => {
       const prefix = `${TEST_ENV.queuePrefix}-keda`;
       const name = `chart-${randomBytes(3).toString('hex')}`;
-      const [waitingList, activeList] = (
-        only(render({ 'config.QUEUE_PREFIX': prefix, 'config.QUEUE_NAME': name }), 'ScaledObject').spec
-          .triggers as Array<{ metadata: { listName: string } }>
-      ).map((t) => t.metadata.listName);
+      const [waitingList, activeList] = only(
+        render({ 'config.QUEUE_PREFIX': prefix, 'config.QUEUE_NAME': name }),
+        'ScaledObject',
+      ).spec.triggers.map((t) => t.metadata.listName);
       const options = { redisUrl: TEST_ENV.redisUrl, prefix, name, retries: 0, backoffMs: 10 };
       const producer = new FileQueue({ ...options, role: 'producer' });
       const consumer = new FileQueue({ ...options, role: 'consumer' });
@@ -415,7 +421,7 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(ofKind(objects, 'ScaledObject')).to.deep.equal([]);
       const hpa = only(objects, 'HorizontalPodAutoscaler', '-worker');
       expect(hpa.spec.scaleTargetRef.name).to.equal(only(objects, 'Deployment', '-worker').metadata.name);
-      expect(hpa.spec.metrics[0].resource).to.deep.equal({
+      expect(hpa.spec.metrics?.[0]?.resource).to.deep.equal({
         name: 'cpu',
         target: { type: 'Utilization', averageUtilization: 70 },
       });
@@ -424,7 +430,7 @@ describe('the Helm chart (charts/file-processor)', function () {
         'worker.autoscaling.hpa.enabled': false,
         'worker.replicas': 3,
       });
-      expect(only(fixed, 'Deployment', '-worker').spec.replicas).to.equal(3);
+      expect(only(fixed, 'Deployment', '-worker').spec?.replicas).to.equal(3);
     });
 
     it('lets workers set their own pod deletion cost only when asked, with a Role that can only patch pods', () => {
@@ -490,7 +496,7 @@ describe('the Helm chart (charts/file-processor)', function () {
 
     it('routes the API port only, through an Ingress or an HTTPRoute, never the admin port', () => {
       const ingress = only(render({ 'ingress.enabled': true, 'ingress.host': 'files.example.org' }), 'Ingress');
-      expect(ingress.spec.rules).to.deep.equal([
+      expect(ingress.spec?.rules).to.deep.equal([
         {
           host: 'files.example.org',
           http: {
@@ -505,27 +511,22 @@ describe('the Helm chart (charts/file-processor)', function () {
         },
       ]);
       const route = only(render({ 'httpRoute.enabled': true }), 'HTTPRoute');
-      expect(route.spec.rules[0].backendRefs).to.deep.equal([{ name: 'file-processor-api', port: 80 }]);
+      expect(route.spec.rules?.[0]?.backendRefs).to.deep.equal([{ name: 'file-processor-api', port: 80 }]);
       const service = only(defaults, 'Service', '-api');
-      expect(service.spec.ports.find((p: { port: number }) => p.port === 80).targetPort).to.equal('http');
+      expect(service.spec?.ports?.find((p) => p.port === 80)?.targetPort).to.equal('http');
     });
 
     it('admits only the API and admin ports to its pods, and egress to DNS, the data stores and the API server when asked', () => {
       const [api, worker] = ['-api', '-worker'].map((suffix) => only(defaults, 'NetworkPolicy', suffix));
-      expect(api!.spec.ingress.map((rule: { ports: Array<{ port: string }> }) => rule.ports[0]!.port)).to.deep.equal([
-        'http',
-        'admin',
-      ]);
-      expect(worker!.spec.ingress.map((rule: { ports: Array<{ port: string }> }) => rule.ports[0]!.port)).to.deep.equal(
-        ['admin'],
-      );
+      expect(api!.spec?.ingress?.map((rule) => rule.ports?.[0]?.port)).to.deep.equal(['http', 'admin']);
+      expect(worker!.spec?.ingress?.map((rule) => rule.ports?.[0]?.port)).to.deep.equal(['admin']);
       const strict = only(
         render({ 'networkPolicy.egress.enabled': true, 'worker.podDeletionCost.enabled': true }),
         'NetworkPolicy',
         '-worker',
       );
-      expect(strict.spec.policyTypes).to.deep.equal(['Ingress', 'Egress']);
-      expect(strict.spec.egress[1].ports.map((p: { port: number }) => p.port)).to.deep.equal([5432, 6379, 443, 6443]);
+      expect(strict.spec?.policyTypes).to.deep.equal(['Ingress', 'Egress']);
+      expect(strict.spec?.egress?.[1]?.ports?.map((p) => p.port)).to.deep.equal([5432, 6379, 443, 6443]);
     });
   });
 
@@ -538,7 +539,7 @@ describe('the Helm chart (charts/file-processor)', function () {
       });
       const monitor = only(objects, 'ServiceMonitor');
       const scraped = ofKind(objects, 'Service').filter((service) =>
-        Object.entries(monitor.spec.selector.matchLabels).every(
+        Object.entries(monitor.spec.selector.matchLabels!).every(
           ([key, value]) => service.metadata.labels?.[key] === value,
         ),
       );
@@ -546,8 +547,7 @@ describe('the Helm chart (charts/file-processor)', function () {
         'file-processor-api',
         'file-processor-worker',
       ]);
-      for (const service of scraped)
-        expect(service.spec.ports.map((p: { name: string }) => p.name)).to.include('admin');
+      for (const service of scraped) expect(service.spec?.ports?.map((p) => p.name)).to.include('admin');
       const alerts = parseYaml(readFileSync(path.join(CHART, 'files/alerts.yaml'), 'utf8')) as { groups: unknown[] };
       expect(only(objects, 'PrometheusRule').spec.groups).to.deep.equal(alerts.groups);
       // Whichever rules file the chart carries (the placeholder, or observability/alerts.yaml), it alerts on these.
@@ -590,14 +590,16 @@ describe('the Helm chart (charts/file-processor)', function () {
   });
 
   it('helm test runs the smoke test from the API image against the API Service, with a token when there are tokens', () => {
-    const [pod] = parseObjects(
-      renderChart({ 'apiTokens.tokens': ['0123456789abcdef0123'] }, ['--show-only', 'templates/tests/smoke-test.yaml']),
-    );
-    expect(pod!.metadata.annotations).to.include({ 'helm.sh/hook': 'test' });
-    expect(containerOf(pod!).command).to.deep.equal(['node', 'dist/scripts/smoke.js']);
-    expect(envOf(pod!).API_URL!.value).to.equal('http://file-processor-api:80');
-    expect(envOf(pod!).API_TOKENS_FILE!.value).to.equal('/var/run/secrets/file-processor/api-tokens');
-    validateObject(pod!);
+    const smokeTest = renderChart({ 'apiTokens.tokens': ['0123456789abcdef0123'] }, [
+      '--show-only',
+      'templates/tests/smoke-test.yaml',
+    ]);
+    const pod = only(parseObjects(smokeTest), 'Pod');
+    expect(pod.metadata.annotations).to.include({ 'helm.sh/hook': 'test' });
+    expect(containerOf(pod).command).to.deep.equal(['node', 'dist/scripts/smoke.js']);
+    expect(envOf(pod).API_URL!.value).to.equal('http://file-processor-api:80');
+    expect(envOf(pod).API_TOKENS_FILE!.value).to.equal('/var/run/secrets/file-processor/api-tokens');
+    validateObject(pod);
   });
 });
 

@@ -1,26 +1,74 @@
 // Rendered Kubernetes objects, parsed and checked against the schemas of the APIs they belong to.
-import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1';
-import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
-import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
-import { Deployment } from 'kubernetes-models/apps/v1';
-import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
-import { Job } from 'kubernetes-models/batch/v1';
-import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
-import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
-import { ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { HTTPRoute, type IHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1';
+import {
+  type IScaledObject,
+  type ITriggerAuthentication,
+  ScaledObject,
+  TriggerAuthentication,
+} from '@kubernetes-models/keda/keda.sh/v1alpha1';
+import {
+  type IPrometheusRule,
+  type IServiceMonitor,
+  PrometheusRule,
+  ServiceMonitor,
+} from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { Deployment, type IDeployment } from 'kubernetes-models/apps/v1';
+import { HorizontalPodAutoscaler, type IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { type IJob, Job } from 'kubernetes-models/batch/v1';
+import { type IIngress, type INetworkPolicy, Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { type IPodDisruptionBudget, PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { type IRole, type IRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import {
+  ConfigMap,
+  type IConfigMap,
+  type IPersistentVolumeClaim,
+  type IPod,
+  type IPodSpec,
+  type ISecret,
+  type IService,
+  type IServiceAccount,
+  PersistentVolumeClaim,
+  Pod,
+  Secret,
+  Service,
+  ServiceAccount,
+} from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 
-// The loose shape the assertions walk: `spec` is whatever the kind says, and the schemas check it.
+// What every rendered object has; `only` and `ofKind` give it the type of its kind, and the schemas check it.
 export interface KubeObject {
   apiVersion: string;
   kind: string;
   metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  spec?: any;
-  data?: Record<string, string>;
-  stringData?: Record<string, string>;
-  [field: string]: unknown;
 }
+
+/** The interface of each kind the chart renders, as kubernetes-models ships it. */
+export interface Kinds {
+  ConfigMap: IConfigMap;
+  Secret: ISecret;
+  Service: IService;
+  ServiceAccount: IServiceAccount;
+  PersistentVolumeClaim: IPersistentVolumeClaim;
+  Pod: IPod;
+  Deployment: IDeployment;
+  Job: IJob;
+  HorizontalPodAutoscaler: IHorizontalPodAutoscaler;
+  PodDisruptionBudget: IPodDisruptionBudget;
+  Ingress: IIngress;
+  NetworkPolicy: INetworkPolicy;
+  Role: IRole;
+  RoleBinding: IRoleBinding;
+  HTTPRoute: IHTTPRoute;
+  ScaledObject: IScaledObject;
+  TriggerAuthentication: ITriggerAuthentication;
+  ServiceMonitor: IServiceMonitor;
+  PrometheusRule: IPrometheusRule;
+}
+export type Kind = keyof Kinds;
+/** A rendered object of that kind (or kinds): always named. */
+export type Rendered<K extends Kind> = KubeObject & Kinds[K];
+/** The kinds with a pod spec. */
+export type WithPodSpec = Rendered<'Deployment' | 'Job' | 'Pod'>;
 
 type Model = new (data: never) => { validate(): void };
 const MODELS: Record<string, Model> = {
@@ -67,9 +115,12 @@ export function validateObject(object: KubeObject): void {
   }
 }
 
+const isKind = <K extends Kind>(object: KubeObject, kinds: K[]): object is Rendered<K> =>
+  kinds.some((kind) => kind === object.kind);
+
 /** The one object of that kind (and name suffix); fails when there is none or more than one. */
-export function only(objects: KubeObject[], kind: string, nameSuffix = ''): KubeObject {
-  const found = objects.filter((object) => object.kind === kind && object.metadata.name.endsWith(nameSuffix));
+export function only<K extends Kind>(objects: KubeObject[], kind: K, nameSuffix = ''): Rendered<K> {
+  const found = ofKind(objects, kind).filter((object) => object.metadata.name.endsWith(nameSuffix));
   if (found.length !== 1)
     throw new Error(
       `expected one ${kind} *${nameSuffix}, found ${found.map((o) => o.metadata.name).join(', ') || 'none'}`,
@@ -77,7 +128,10 @@ export function only(objects: KubeObject[], kind: string, nameSuffix = ''): Kube
   return found[0]!;
 }
 
-export const ofKind = (objects: KubeObject[], kind: string) => objects.filter((object) => object.kind === kind);
+/** The objects of that kind (or any of those kinds), in order. */
+export const ofKind = <K extends Kind>(objects: KubeObject[], ...kinds: K[]): Rendered<K>[] =>
+  objects.filter((object) => isKind(object, kinds));
 
 /** The pod spec of a Deployment or Job, or the spec of a Pod. */
-export const podSpecOf = (object: KubeObject): any => (object.kind === 'Pod' ? object.spec : object.spec.template.spec);
+export const podSpecOf = (object: WithPodSpec): IPodSpec =>
+  object.kind === 'Pod' ? object.spec! : object.spec!.template.spec!;
