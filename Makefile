@@ -43,7 +43,7 @@ migrate: build ## create the database if missing and apply migrations
 run: migrate ## start the API (:8080, admin :9090) and one worker (admin :9091); Ctrl-C stops both
 	npm run --silent start
 
-test: node_modules ## type-check, then run every test with coverage (fails under 85% of lines)
+test: lint ## lint, type-check, then run every test with coverage (fails under 85% of lines)
 	npm run --silent typecheck
 	npm test
 
