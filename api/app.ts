@@ -6,12 +6,12 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../core/config.js';
 import type { Database } from '../core/db/index.js';
 import type { FileQueue } from '../core/queue/index.js';
+import type { SharedRedis } from '../core/redis.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import { defaultTracer } from '../core/telemetry/spans.js';
 import compose from 'koa-compose';
-import type { Redis } from 'ioredis';
 import { BacklogMonitor, limitRate, refuseWhenOverloaded } from './admission.js';
 import { authenticate, type TokenSet } from './auth.js';
 import { cors } from './cors.js';
@@ -50,7 +50,7 @@ export interface AppDeps {
   tokens: TokenSet;
   backlog: BacklogMonitor;
   /** For the rate limit; null when it is off. */
-  redis: Redis | null;
+  redis: SharedRedis | null;
   /** Tracer of the server spans (default: the global one, a no-op until the SDK starts). */
   tracer?: Tracer;
 }
@@ -90,7 +90,6 @@ export function createApp(deps: AppDeps): Koa {
       ? [
           limitRate({
             redis: deps.redis,
-            keyPrefix: config.queuePrefix,
             perSecond: config.rateLimitPerSecond,
             burst: config.rateLimitBurst,
             logger,

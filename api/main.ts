@@ -1,5 +1,4 @@
 // The API process: the HTTP API on PORT and the admin server on ADMIN_PORT.
-import { Redis } from 'ioredis';
 import { createAdminServer } from '../core/admin.js';
 import {
   closeServer,
@@ -11,6 +10,7 @@ import {
   stopOnSignals,
 } from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
+import { SharedRedis } from '../core/redis.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { BacklogMonitor } from './admission.js';
 import { createApp } from './app.js';
@@ -35,9 +35,8 @@ runMain(async () => {
   // Rate limits are shared by all API pods through Redis; commands fail fast (and the limit fails open) while it is away.
   const redis =
     config.rateLimitPerSecond > 0
-      ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+      ? SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName })
       : null;
-  redis?.on('error', () => undefined);
 
   const app = createApp({ config, db, queue, storage, logger, metrics, version, tokens, backlog, redis });
   let shuttingDown = false;
@@ -61,7 +60,7 @@ runMain(async () => {
     await closeServer(server, config.shutdownTimeoutMs);
     backlog.stop();
     tokens.stop();
-    redis?.disconnect();
+    redis?.close();
     await queue.close(1_000);
     await db.close();
     await closeServer(admin, 1_000);

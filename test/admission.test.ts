@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { SharedRedis } from '../core/redis.js';
 import { snapshot } from './support/leftovers.js';
 import { expectProblem } from './support/problems.js';
 import { startService, upload, uploadFile } from './support/service.js';
@@ -52,12 +52,7 @@ describe('admission control', () => {
   });
 
   it('lets uploads through while the rate limiter cannot reach Redis', async () => {
-    const unreachable = new Redis('redis://127.0.0.1:9', {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-    });
-    unreachable.on('error', () => undefined);
+    const unreachable = SharedRedis.connect({ url: 'redis://127.0.0.1:9', prefix: 'fp-test', queueName: 'none' });
     const service = await startService({
       worker: false,
       env: { RATE_LIMIT_PER_SECOND: '1' },
@@ -67,7 +62,7 @@ describe('admission control', () => {
       for (let i = 0; i < 4; i++) expect((await upload(service.url, { content: `open ${i}` })).status).to.equal(201);
     } finally {
       await service.close();
-      unreachable.disconnect();
+      unreachable.close();
     }
   });
 

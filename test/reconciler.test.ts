@@ -5,12 +5,14 @@ import path from 'node:path';
 import { openDatabase, type Database } from '../core/db/index.js';
 import { newFileId } from '../core/ids.js';
 import { FileQueue } from '../core/queue/index.js';
+import type { SharedRedis } from '../core/redis.js';
 import { LocalDiskStore } from '../core/storage/index.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { Reconciler, type ReconcilerConfig } from '../worker/reconciler.js';
 import { sql, truncateFiles } from './support/db.js';
 import { TEST_ENV } from './support/env.js';
 import {
+  sharedRedisFor,
   startService,
   startWorker,
   testLogger,
@@ -26,6 +28,7 @@ describe('the reconciler', () => {
   let db: Database;
   let storage: LocalDiskStore;
   let reconciler: Reconciler;
+  let redis: SharedRedis;
   const metrics = createMetrics();
   const config: ReconcilerConfig = { reconcileIntervalMs: 60_000, requeueAfterMs: 200, orphanAfterMs: HOUR };
 
@@ -34,10 +37,12 @@ describe('the reconciler', () => {
     service = await startService();
     db = openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 2 });
     storage = new LocalDiskStore(TEST_ENV.storageDir);
-    reconciler = new Reconciler({ db, queue: service.queue, storage, logger: testLogger(), metrics, config });
+    redis = sharedRedisFor(service.queueName);
+    reconciler = new Reconciler({ db, queue: service.queue, redis, storage, logger: testLogger(), metrics, config });
   });
   after(async () => {
     await service.close();
+    redis.close();
     await db.close();
   });
 
@@ -66,6 +71,7 @@ describe('the reconciler', () => {
       const idleReconciler = new Reconciler({
         db,
         queue: idle.queue,
+        redis,
         storage,
         logger: testLogger(),
         metrics: createMetrics(),
@@ -151,6 +157,7 @@ describe('the reconciler', () => {
       const competitor = new Reconciler({
         db,
         queue: service.queue,
+        redis,
         storage,
         logger: testLogger(),
         metrics: createMetrics(),

@@ -4,6 +4,7 @@ import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSig
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { podDeletionCostFromConfig } from './podDeletionCost.js';
+import { SharedRedis } from '../core/redis.js';
 import { PROCESSORS } from './processors/index.js';
 import { Reconciler } from './reconciler.js';
 import { createWorker } from './worker.js';
@@ -27,7 +28,8 @@ runMain(async () => {
     maxAttempts: config.maxAttempts,
     onBusyChange: deletionCost ? (busy) => deletionCost.setBusy(busy) : undefined,
   });
-  const reconciler = new Reconciler({ db, queue, storage, logger, metrics, config });
+  const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName });
+  const reconciler = new Reconciler({ db, queue, redis, storage, logger, metrics, config });
 
   let shuttingDown = false;
   const admin = createAdminServer({
@@ -45,6 +47,7 @@ runMain(async () => {
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     shuttingDown = true;
     await reconciler.stop();
+    redis.close();
     await worker.close(config.shutdownTimeoutMs);
     await deletionCost?.close();
     await db.close();

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../core/config.js';
 import type { Database, StalePosition, StaleRow } from '../core/db/index.js';
 import type { FileQueue } from '../core/queue/index.js';
+import type { SharedRedis } from '../core/redis.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
@@ -14,6 +15,8 @@ export type ReconcilerConfig = Pick<Config, 'reconcileIntervalMs' | 'requeueAfte
 export interface ReconcilerDeps {
   db: Database;
   queue: FileQueue;
+  /** Holds the lock that lets one reconciler run at a time. */
+  redis: SharedRedis;
   storage: BlobStore;
   logger: Logger;
   metrics: Metrics;
@@ -63,7 +66,7 @@ export class Reconciler {
 
   private async runIfLeader(): Promise<void> {
     // The lock outlives the interval a little, so runs do not overlap across workers.
-    if (!(await this.deps.queue.tryLock('reconciler', this.owner, this.deps.config.reconcileIntervalMs))) return;
+    if (!(await this.deps.redis.tryLock('reconciler', this.owner, this.deps.config.reconcileIntervalMs))) return;
     const report = await this.runOnce();
     if (Object.values(report).some(Boolean)) this.deps.logger.info({ ...report }, 'reconciled');
   }

@@ -13,7 +13,7 @@
 // Succeeded and failed jobs are removed at once (removeOnSuccess/removeOnFailure): the row keeps the outcome.
 import type { Tracer } from '@opentelemetry/api';
 import BeeQueue from 'bee-queue';
-// bee-queue's Lua script loader: it loads the scripts once per connection, and Redis forgets them on restart.
+// bee-queue internal, used only here: its script loader, since it loads the scripts once and Redis forgets them on restart.
 import beeQueueScripts from 'bee-queue/lib/lua/index.js';
 import { withTimeout } from '../async.js';
 import type { FileKind } from '../fileRecord.js';
@@ -178,14 +178,6 @@ export class FileQueue {
     return jobs.map((job) => job !== null);
   }
 
-  /** Takes a lock that expires by itself after `ttlMs`; false when another process holds it. */
-  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
-    const answer = await this.command<string | null>((client, done) =>
-      client.set(this.key(name), owner, 'NX', 'PX', ttlMs, done),
-    );
-    return answer === 'OK';
-  }
-
   private key(suffix: string): string {
     return queueKey(this.options.prefix, this.options.name, suffix);
   }
@@ -200,6 +192,7 @@ export class FileQueue {
     await this.command<string>((client, done) => client.ping(done));
   }
 
+  /** bee-queue internal, used only here: its private client, since job lookups and pings need no second connection. */
   private client(): CommandClient | null {
     return (this.queue as unknown as { client: CommandClient | null }).client;
   }

@@ -4,10 +4,10 @@ import type { Tracer } from '@opentelemetry/api';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createApp } from '../../api/app.js';
-import { Redis } from 'ioredis';
 import { BacklogMonitor } from '../../api/admission.js';
 import { TokenSet } from '../../api/auth.js';
 import { createApiServer } from '../../api/server.js';
+import { SharedRedis } from '../../core/redis.js';
 import { loadConfig } from '../../core/config.js';
 import { openDatabase, type Database } from '../../core/db/index.js';
 import type { File, FileStatus } from '../../core/fileRecord.js';
@@ -47,7 +47,7 @@ export interface ServiceOptions {
   /** Logger of the API and the worker (default: silent). */
   logger?: Logger;
   /** The rate limiter's Redis (default: the test Redis, when a rate is set). */
-  rateLimitRedis?: Redis;
+  rateLimitRedis?: SharedRedis;
   /** Blob directory (default: the run's). */
   storageDir?: string;
   /** The API's blob store (default: a LocalDiskStore on storageDir), e.g. one made slow. */
@@ -67,6 +67,10 @@ export interface TestService {
   queueName: string;
   close(): Promise<void>;
 }
+
+/** The test Redis for what talks to it outside the queue (rate limits, the reconciler's lock). */
+export const sharedRedisFor = (queueName: string): SharedRedis =>
+  SharedRedis.connect({ url: TEST_ENV.redisUrl, prefix: TEST_ENV.queuePrefix, queueName });
 
 /** Silent unless TEST_LOG_LEVEL says otherwise (captureLogs in logs.ts keeps what is logged). */
 export const testLogger = (): Logger => createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
@@ -90,7 +94,8 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   await tokens.start();
   const backlog = new BacklogMonitor(queue, 100);
   backlog.start();
-  const redis = config.rateLimitPerSecond > 0 ? (options.rateLimitRedis ?? new Redis(TEST_ENV.redisUrl)) : null;
+  const redis = config.rateLimitPerSecond > 0 ? (options.rateLimitRedis ?? sharedRedisFor(queueName)) : null;
+  if (redis && !options.rateLimitRedis) await redis.ready();
   const app = createApp({
     config,
     db,
@@ -124,7 +129,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
       await new Promise((resolve) => server.close(resolve));
       backlog.stop();
       tokens.stop();
-      if (!options.rateLimitRedis) redis?.disconnect();
+      if (!options.rateLimitRedis) redis?.close();
       await worker?.close();
       await queue.close(1_000).catch(() => undefined);
       await db.close();

@@ -1,0 +1,75 @@
+// Every Redis command outside the queue goes through here, on an ioredis client: the rate limiter's token
+// buckets and the reconciler's leader lock. bee-queue keeps its own client (the `redis` v3 package, which
+// ioredis cannot share), and what depends on its internals stays in core/queue.
+import { Redis } from 'ioredis';
+import { queueKey } from './queue/index.js';
+
+// Refill by elapsed time on Redis' own clock (pods' clocks may disagree), take one token if there is one,
+// else say how long until there will be. Returns {allowed, wait_ms}.
+const TOKEN_BUCKET = `
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + (now - at) * rate / 1000)
+local allowed, wait = 0, 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait = math.ceil((1 - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return {allowed, wait}
+`;
+
+export interface SharedRedisOptions {
+  url: string;
+  /** The queue's key prefix and name: keys live beside the queue's (`<prefix>:<queue>:...`). */
+  prefix: string;
+  queueName: string;
+}
+
+export class SharedRedis {
+  private constructor(
+    private readonly client: Redis,
+    private readonly options: Omit<SharedRedisOptions, 'url'>,
+  ) {}
+
+  /** Commands fail fast while Redis is away (no offline queue, one retry): callers decide what that means. */
+  static connect({ url, ...options }: SharedRedisOptions): SharedRedis {
+    const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    client.on('error', () => undefined);
+    return new SharedRedis(client, options);
+  }
+
+  /** Resolves once connected (commands sent before fail, as they do while Redis is away). */
+  async ready(): Promise<void> {
+    if (this.client.status !== 'ready') await new Promise((resolve) => this.client.once('ready', resolve));
+  }
+
+  /** Takes a token from `bucket`, refilled at `perSecond` up to `burst`; else how long until there is one. */
+  async takeToken(bucket: string, perSecond: number, burst: number): Promise<{ allowed: boolean; waitMs: number }> {
+    const [allowed, waitMs] = (await this.client.eval(
+      TOKEN_BUCKET,
+      1,
+      `${this.options.prefix}:ratelimit:${bucket}`,
+      perSecond,
+      burst,
+    )) as [number, number];
+    return { allowed: allowed === 1, waitMs };
+  }
+
+  /** Takes a lock that expires by itself after `ttlMs`; false when another process holds it. */
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const key = queueKey(this.options.prefix, this.options.queueName, name);
+    return (await this.client.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  close(): void {
+    this.client.disconnect();
+  }
+}
