@@ -65,7 +65,7 @@ export function matchesEtag(header: string, etag: string): boolean {
  * another unit, several ranges or a malformed header may all be ignored (RFC 9110 §14.2).
  */
 export function parseRange(header: string, size: number): ByteRange | 'unsatisfiable' | null {
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  const match = /^bytes=[ \t]*(\d*)-(\d*)$/.exec(header.trim());
   if (!match || (match[1] === '' && match[2] === '')) return null;
   const [, first, last] = match as unknown as [string, string, string];
   if (first === '') {

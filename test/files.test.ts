@@ -190,6 +190,9 @@ describe('the File resource', () => {
         ['bytes=8-', full.slice(8), `bytes 8-${full.length - 1}/${full.length}`],
         ['bytes=-5', full.slice(-5), `bytes ${full.length - 5}-${full.length - 1}/${full.length}`],
         ['bytes=10-100000', full.slice(10), `bytes 10-${full.length - 1}/${full.length}`],
+        // A suffix longer than the file selects all of it (RFC 9110 §14.1.3), and whitespace may open the list.
+        ['bytes=-100000', full, `bytes 0-${full.length - 1}/${full.length}`],
+        ['bytes= 0-7', full.slice(0, 8), `bytes 0-7/${full.length}`],
       ];
       for (const [range, body, contentRange] of cases) {
         const response = await fetch(file.file, { headers: { Range: range } });
