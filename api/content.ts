@@ -54,7 +54,7 @@ export async function sendContent(ctx: Koa.Context, row: FileRow, storage: BlobS
 }
 
 /** RFC 9110 weak comparison against a list of entity tags, or `*`. */
-export function matchesEtag(header: string, etag: string): boolean {
+function matchesEtag(header: string, etag: string): boolean {
   if (!header) return false;
   if (header.trim() === '*') return true;
   return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
@@ -64,7 +64,7 @@ export function matchesEtag(header: string, etag: string): boolean {
  * One byte range of `size` bytes from a Range header. Null means "send the whole file": no header,
  * another unit, several ranges or a malformed header may all be ignored (RFC 9110 §14.2).
  */
-export function parseRange(header: string, size: number): ByteRange | 'unsatisfiable' | null {
+function parseRange(header: string, size: number): ByteRange | 'unsatisfiable' | null {
   const match = /^bytes=[ \t]*(\d*)-(\d*)$/.exec(header.trim());
   if (!match || (match[1] === '' && match[2] === '')) return null;
   const [, first, last] = match as unknown as [string, string, string];

@@ -69,7 +69,7 @@ export class AppError extends Error {
 const PROBLEM_BASE = 'https://github.com/file-processor/file-processor/blob/main/README.md#errors';
 
 /** Problem type URI for a code: a stable anchor in the documentation. */
-export const problemType = (code: ErrorCode): string => `${PROBLEM_BASE}-${code.replace(/_/g, '-')}`;
+const problemType = (code: ErrorCode): string => `${PROBLEM_BASE}-${code.replace(/_/g, '-')}`;
 
 /** The outermost middleware: anything thrown below becomes a problem+json response. */
 export function problemResponses(logger: Logger): Koa.Middleware {

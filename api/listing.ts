@@ -60,11 +60,11 @@ export function parseListQuery(query: Query): ListQuery {
 }
 
 /** The cursor is the last row's (uploaded_at, id), opaque to clients. */
-export function encodeCursor(cursor: Cursor): string {
+function encodeCursor(cursor: Cursor): string {
   return Buffer.from(`${cursor.uploadedAt.toISOString()}_${cursor.id}`).toString('base64url');
 }
 
-export function decodeCursor(raw: string): Cursor | null {
+function decodeCursor(raw: string): Cursor | null {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(raw)) return null;
   const [time, rawId, ...rest] = Buffer.from(raw, 'base64url').toString('utf8').split('_');
   const id = parseFileId(rawId ?? '');

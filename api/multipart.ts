@@ -9,7 +9,7 @@ import { BlobTooLargeError, isStorageFull, type BlobStore, type StoredBlob } fro
 import { BodyReader, BodyTooLargeError, BodyTooSlowError, type MinRate } from './body.js';
 import { AppError } from './errors.js';
 
-export const FILE_FIELD = 'file';
+const FILE_FIELD = 'file';
 /** `file`, or a path into it (`file[]`, `file[name]`), as form parsers read nested field names. */
 const FILE_FIELD_PATH = /^file(\[[^\]]+\])*(\[\])?$/;
 

@@ -14,7 +14,7 @@ const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null
 const Timestamp = (description: string) =>
   Type.String({ format: 'date-time', description, examples: ['2026-11-26T18:07:14.123Z'] });
 
-export const FileErrorSchema = Type.Object(
+const FileErrorSchema = Type.Object(
   {
     code: Type.String({
       description:
@@ -27,7 +27,7 @@ export const FileErrorSchema = Type.Object(
 );
 export type FileError = Static<typeof FileErrorSchema>;
 
-export const FileResultSchema = Type.Record(Type.String(), Type.Unknown(), {
+const FileResultSchema = Type.Record(Type.String(), Type.Unknown(), {
   description: 'What processing found; its shape depends on `kind` (see the processor result schemas).',
 });
 export type FileResult = Static<typeof FileResultSchema>;

@@ -43,7 +43,7 @@ export async function sniffKind(head: Buffer, filename: string): Promise<Sniffed
 }
 
 /** The kind that claims a content type file-type detected; `other` when none does. */
-export function kindOfMime(mime: string): FileKind {
+function kindOfMime(mime: string): FileKind {
   return FILE_KINDS.find((kind) => KINDS[kind].claims(mime)) ?? 'other';
 }
 
@@ -57,7 +57,7 @@ function asText(encoding: string, filename: string): Sniffed {
  * The text encoding of `head` when it looks like text: `utf-8`, `utf-16le`, `utf-16be`, or `unknown`
  * for a legacy 8-bit encoding; undefined for binary data.
  */
-export function textEncoding(head: Buffer): string | undefined {
+function textEncoding(head: Buffer): string | undefined {
   if (head.length === 0) return undefined;
   const bom = bomEncoding(head);
   if (bom) return bom;

@@ -3,7 +3,7 @@
 import type { Sql } from './files.js';
 
 /** How long a completed key is remembered (the contract promises 24 hours). */
-export const IDEMPOTENCY_TTL_HOURS = 24;
+const IDEMPOTENCY_TTL_HOURS = 24;
 
 export type Claim = { state: 'claimed' } | { state: 'in_progress' } | { state: 'done'; fileId: string; sha256: string };
 

@@ -1,7 +1,7 @@
 // What every result carries, whatever the kind: the bytes were read back and matched their record.
 import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
 
-export const CommonResultFields = {
+const CommonResultFields = {
   sha256_verified: Type.Boolean({
     description: 'The stored bytes hash to the recorded sha256 (always true in a result: a mismatch fails the file).',
   }),

@@ -10,7 +10,7 @@ import { TextResultSchema } from './text.js';
 
 export { CommonResultSchema, type CommonResult } from './common.js';
 
-export const OtherResultSchema = kindResult(
+const OtherResultSchema = kindResult(
   'OtherResult',
   'The result of a file of kind `other`: the common fields only.',
   {},

@@ -1,13 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { kindResult, OrNull, StringEnum } from './common.js';
 
-export const TEXT_ENCODINGS = ['utf-8', 'utf-16le', 'utf-16be', 'windows-1252'] as const;
+const TEXT_ENCODINGS = ['utf-8', 'utf-16le', 'utf-16be', 'windows-1252'] as const;
 export type TextEncoding = (typeof TEXT_ENCODINGS)[number];
 
-export const LINE_ENDINGS = ['lf', 'crlf', 'cr', 'mixed', 'none'] as const;
+const LINE_ENDINGS = ['lf', 'crlf', 'cr', 'mixed', 'none'] as const;
 export type LineEndings = (typeof LINE_ENDINGS)[number];
 
-export const JSON_TYPES = ['object', 'array', 'string', 'number', 'boolean', 'null'] as const;
+const JSON_TYPES = ['object', 'array', 'string', 'number', 'boolean', 'null'] as const;
 
 const CsvSummarySchema = Type.Object(
   {

@@ -14,11 +14,11 @@ import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 type ArchiveFields = Omit<ArchiveResult, keyof CommonResult>;
 
 /** Above this ratio of declared sizes, an archive is reported as bomb-like. */
-export const BOMB_RATIO = 100;
+const BOMB_RATIO = 100;
 /** Longer names are cut in the result: a zip may carry names of 64 KiB. */
 const LISTED_NAME_CHARS = 1024;
 /** From this many entries on, an archive is reported as one that would flood a disk when extracted. */
-export const MANY_ENTRIES = 10_000;
+const MANY_ENTRIES = 10_000;
 
 export async function analyzeArchive({ path, contentType, size }: AnalysisInput): Promise<Analyzed<ArchiveFields>> {
   const format = ARCHIVE_FORMATS[contentType] ?? contentType.replace(/^application\/(x-)?/, '');
@@ -213,7 +213,7 @@ function tarChecksumMatches(header: Buffer, offset: number): boolean {
 }
 
 /** Inflating a gzip stream to check it stops after this much output, so a bomb costs seconds, not minutes. */
-export const GZIP_CHECK_BYTES = 1024 ** 3;
+const GZIP_CHECK_BYTES = 1024 ** 3;
 
 /**
  * The original name from the header, and the size: inflated and counted (output discarded, never

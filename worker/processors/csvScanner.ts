@@ -3,7 +3,7 @@
 // the record width: fields past the kept ones are counted, never kept.
 import type { CsvSummary } from '../../core/results/text.js';
 
-export const CSV_DELIMITERS = [',', ';', '\t', '|'] as const;
+const CSV_DELIMITERS = [',', ';', '\t', '|'] as const;
 
 const SAMPLE_CHARS = 64 * 1024;
 const SAMPLE_LINES = 20;

@@ -6,7 +6,7 @@ import type { ImageResult } from '../../core/results/image.js';
 import { analyzingProcessor } from './common.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 
-export const THUMBNAIL_SIZE = 256;
+const THUMBNAIL_SIZE = 256;
 
 // One decode per file: libvips' operation cache would only hold memory, and parallelism comes from jobs.
 sharp.cache(false);

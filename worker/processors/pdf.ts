@@ -13,7 +13,7 @@ import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 
 type PdfFields = Omit<PdfResult, keyof CommonResult>;
 
-export const PDF_TEXT_BYTES = 1024;
+const PDF_TEXT_BYTES = 1024;
 /** Pages read for text at most: a PDF of blank pages must not make us walk all of them. */
 const PDF_TEXT_PAGES = 20;
 

@@ -103,7 +103,7 @@ export const PDFJS_WORKER_FILE = fileURLToPath(import.meta.resolve('pdfjs-dist/l
  * The patched worker code, written beside this module by `npm run build` (scripts/pdfjs-worker.ts): imported from
  * a file, it costs a parser process 18 MiB; from a data: URL made at run time, 43 MiB that V8 kept.
  */
-export const BUDGETED_PDFJS_WORKER = new URL('./pdf.worker.budgeted.mjs', import.meta.url);
+const BUDGETED_PDFJS_WORKER = new URL('./pdf.worker.budgeted.mjs', import.meta.url);
 
 /** Writes the patched worker code to BUDGETED_PDFJS_WORKER; throws when pdfjs-dist changed under the patches. */
 export async function writeBudgetedPdfjsWorker(): Promise<void> {
