@@ -91,30 +91,14 @@ async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<Pdf
   } catch (err) {
     if ((err as Error)?.name === 'PasswordException') {
       return {
-        fields: {
-          pdf_version: null,
-          pages: null,
-          title: null,
-          author: null,
-          producer: null,
-          encrypted: true,
-          text: null,
-        },
+        fields: unreadable({ encrypted: true }),
         warnings: ['The PDF needs a password to open: its pages, information and text cannot be read.'],
       };
     }
     if (budget.exceeded) {
       // Its cross-reference or object streams alone are over the budget: nothing about it is known.
       return {
-        fields: {
-          pdf_version: null,
-          pages: null,
-          title: null,
-          author: null,
-          producer: null,
-          encrypted: false,
-          text: null,
-        },
+        fields: unreadable({ encrypted: false }),
         warnings: [`The PDF could not be opened: its structure ${overBudget}.`],
       };
     }
@@ -131,6 +115,17 @@ async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<Pdf
 /** 67108864 as "64 MiB", other sizes in bytes. */
 const sizeInWords = (bytes: number): string =>
   bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
+
+/** The fields of a PDF that could not be opened: nothing about it is known but whether it is encrypted. */
+const unreadable = ({ encrypted }: { encrypted: boolean }): PdfFields => ({
+  pdf_version: null,
+  pages: null,
+  title: null,
+  author: null,
+  producer: null,
+  encrypted,
+  text: null,
+});
 
 const textOrNull = (value: unknown): string | null =>
   typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
