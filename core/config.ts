@@ -69,7 +69,7 @@ export interface Setting {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-const integer =
+export const integer =
   (min: number, max: number): Parse<number> =>
   (raw, name) => {
     const value = Number(raw);

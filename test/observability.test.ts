@@ -1,4 +1,4 @@
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
@@ -12,12 +12,14 @@ import { openDatabase } from '../core/db/index.js';
 import { queueKey } from '../core/queue/index.js';
 import { watchEventLoop, type EventLoopWatch } from '../core/telemetry/eventLoop.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
+import { sdkOptions } from '../core/telemetry/sdkOptions.js';
 import { startTracing, tracingSettings } from '../core/telemetry/tracing.js';
 import { TEST_ENV } from './support/env.js';
-import { eventually } from './support/eventually.js';
+import { eventually, rejection } from './support/eventually.js';
 import { png } from './support/fixtures.js';
 import { captureLogs, type CapturedLogs } from './support/logs.js';
 import { seriesValue } from './support/metrics.js';
+import { jsonSpans, startOtlpReceiver, type OtlpReceiver } from './support/otlp.js';
 import {
   flakyOnce,
   startService,
@@ -324,6 +326,128 @@ describe('observability', () => {
       expect(span.isRecording()).to.equal(false);
       span.end();
       await tracing.shutdown();
+    });
+  });
+
+  describe('with tracing on in this process', () => {
+    let otlp: OtlpReceiver;
+    before(async () => {
+      otlp = await startOtlpReceiver();
+    });
+    after(() => otlp.close());
+    afterEach(() => {
+      // startTracing registers for the whole process; later suites register their own.
+      trace.disable();
+      context.disable();
+      propagation.disable();
+    });
+
+    it('exports what OTEL_TRACES_SAMPLER keeps, OTEL_BSP_SCHEDULE_DELAY after it ended, and follows a sampled caller', async () => {
+      // The exporter reads its endpoint from process.env, as in production.
+      process.env.OTEL_EXPORTER_OTLP_ENDPOINT = otlp.endpoint;
+      const tracing = await startTracing(
+        { name: 'file-processor-test', version: '0' },
+        {
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+          OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+          OTEL_TRACES_SAMPLER_ARG: '0',
+          OTEL_BSP_SCHEDULE_DELAY: '50',
+        },
+      );
+      try {
+        const callerTrace = '0af7651916cd43dd8448eb211c80319c';
+        const caller = propagation.extract(ROOT_CONTEXT, { traceparent: `00-${callerTrace}-b7ad6b7169203331-01` });
+        const tracer = trace.getTracer('probe');
+        tracer.startSpan('unsampled root').end();
+        tracer.startSpan('sampled child', {}, caller).end();
+        // Well before the default delay of 5 s, and without a shutdown to flush it.
+        const child = await eventually(
+          () => jsonSpans(otlp.exports).find((span) => span.name === 'sampled child'),
+          'the export of the sampled span',
+          2_500,
+        );
+        expect(child).to.include({ service: 'file-processor-test', traceId: callerTrace });
+        expect(child.parentSpanId).to.equal('b7ad6b7169203331');
+        expect(jsonSpans(otlp.exports).map((span) => span.name)).to.deep.equal(['sampled child']);
+      } finally {
+        delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+        await tracing.shutdown();
+      }
+    });
+  });
+
+  describe('the SDK settings', () => {
+    it('default to a parent-based always-on sampler and the batching of the specification', () => {
+      expect(sdkOptions({})).to.deep.equal({
+        sampler: { parentBased: true, root: 'always_on', ratio: 1 },
+        batch: { scheduledDelayMillis: 5000, exportTimeoutMillis: 30000, maxQueueSize: 2048, maxExportBatchSize: 512 },
+      });
+    });
+
+    it('follow OTEL_TRACES_SAMPLER, its argument for the ratio samplers only, and OTEL_BSP_*', () => {
+      const sampler = (env: NodeJS.ProcessEnv) => sdkOptions(env).sampler;
+      expect(sampler({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' })).to.deep.equal({
+        parentBased: false,
+        root: 'traceidratio',
+        ratio: 0.25,
+      });
+      expect(sampler({ OTEL_TRACES_SAMPLER: ' ParentBased_TraceIdRatio ' })).to.deep.equal({
+        parentBased: true,
+        root: 'traceidratio',
+        ratio: 1,
+      });
+      expect(sampler({ OTEL_TRACES_SAMPLER: 'always_off', OTEL_TRACES_SAMPLER_ARG: 'ignored' })).to.deep.equal({
+        parentBased: false,
+        root: 'always_off',
+        ratio: 1,
+      });
+      expect(sampler({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' })).to.include({ parentBased: true });
+      expect(
+        sdkOptions({
+          OTEL_BSP_SCHEDULE_DELAY: '0',
+          OTEL_BSP_EXPORT_TIMEOUT: '1000',
+          OTEL_BSP_MAX_QUEUE_SIZE: '100',
+          OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100',
+        }).batch,
+      ).to.deep.equal({
+        scheduledDelayMillis: 0,
+        exportTimeoutMillis: 1000,
+        maxQueueSize: 100,
+        maxExportBatchSize: 100,
+      });
+    });
+
+    it('stop with one sentence on a sampler, ratio or batching it cannot use', () => {
+      expect(() => sdkOptions({ OTEL_TRACES_SAMPLER: 'jaeger_remote' })).to.throw(
+        ConfigError,
+        /^OTEL_TRACES_SAMPLER must be one of parentbased_always_on, .*traceidratio, got "jaeger_remote"\.$/,
+      );
+      for (const arg of ['1.5', 'half', '-0.1']) {
+        expect(() => sdkOptions({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: arg })).to.throw(
+          ConfigError,
+          `OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1 (the share of traces kept), got "${arg}".`,
+        );
+      }
+      expect(() => sdkOptions({ OTEL_BSP_SCHEDULE_DELAY: '5s' })).to.throw(
+        ConfigError,
+        /^OTEL_BSP_SCHEDULE_DELAY must be a whole number from 0 to 3600000, got "5s"\.$/,
+      );
+      expect(() => sdkOptions({ OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4096' })).to.throw(
+        ConfigError,
+        /^OTEL_BSP_MAX_EXPORT_BATCH_SIZE must be at most OTEL_BSP_MAX_QUEUE_SIZE \(2048\), got "4096"\.$/,
+      );
+    });
+
+    it('are read only once tracing is on, so that a bad one stops the process only then', async () => {
+      const off = await startTracing({ name: 'file-processor-test', version: '0' }, { OTEL_TRACES_SAMPLER: 'nope' });
+      expect(off.enabled).to.equal(false);
+      await rejection(
+        startTracing(
+          { name: 'file-processor-test', version: '0' },
+          { OTEL_TRACES_EXPORTER: 'console', OTEL_BSP_MAX_QUEUE_SIZE: '0' },
+        ),
+      ).then((err) => expect(err).to.be.instanceOf(ConfigError));
     });
   });
 

@@ -2,6 +2,7 @@
 // no-op API is ever loaded: this module imports the SDK only once it knows it will export spans.
 import { withTimeout } from '../async.js';
 import { ConfigError, oneOf } from '../config.js';
+import { sdkOptions, type SamplerOptions } from './sdkOptions.js';
 
 export interface Tracing {
   /** True when spans are recorded and exported. */
@@ -50,8 +51,9 @@ export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSe
 /**
  * Starts the SDK when the environment asks for it: a provider with batched export, the
  * AsyncLocalStorage context manager and the W3C propagators, all registered globally so that
- * `@opentelemetry/api` (used everywhere else) records real spans. `env` decides whether; once on,
- * the SDK's parts (exporter, sampler, batching, resource) read their OTEL_* settings from process.env.
+ * `@opentelemetry/api` (used everywhere else) records real spans. `env` decides whether, and sets the
+ * sampler and the batching (sdkOptions.ts); the exporter and the resource read their OTEL_* settings from
+ * process.env.
  */
 export async function startTracing(
   service: { name: string; version: string },
@@ -59,17 +61,15 @@ export async function startTracing(
 ): Promise<Tracing> {
   const settings = tracingSettings(env);
   if (settings.exporter === 'none') return { enabled: false, shutdown: () => Promise.resolve() };
+  const options = sdkOptions(env);
 
-  const [
-    { NodeTracerProvider, BatchSpanProcessor, ConsoleSpanExporter },
-    { defaultResource, detectResources, envDetector, resourceFromAttributes },
-    semconv,
-  ] = await Promise.all([
+  const [sdk, { defaultResource, detectResources, envDetector, resourceFromAttributes }, semconv] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/semantic-conventions'),
   ]);
-  const exporter = settings.exporter === 'console' ? new ConsoleSpanExporter() : await otlpExporter(settings.protocol);
+  const exporter =
+    settings.exporter === 'console' ? new sdk.ConsoleSpanExporter() : await otlpExporter(settings.protocol);
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (read by envDetector) override the defaults.
   const resource = defaultResource()
     .merge(
@@ -79,13 +79,27 @@ export async function startTracing(
       }),
     )
     .merge(detectResources({ detectors: [envDetector] }));
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
+  const provider = new sdk.NodeTracerProvider({
+    resource,
+    sampler: sampler(sdk, options.sampler),
+    spanProcessors: [new sdk.BatchSpanProcessor(exporter, options.batch)],
+  });
   provider.register();
   // Spans are best effort: a collector that is away must neither hold up nor fail the shutdown.
   return {
     enabled: true,
     shutdown: () => withTimeout(provider.shutdown(), FLUSH_TIMEOUT_MS, 'Flushing spans').catch(() => undefined),
   };
+}
+
+function sampler(sdk: typeof import('@opentelemetry/sdk-trace-node'), options: SamplerOptions) {
+  const root =
+    options.root === 'always_on'
+      ? new sdk.AlwaysOnSampler()
+      : options.root === 'always_off'
+        ? new sdk.AlwaysOffSampler()
+        : new sdk.TraceIdRatioBasedSampler(options.ratio);
+  return options.parentBased ? new sdk.ParentBasedSampler({ root }) : root;
 }
 
 async function otlpExporter(protocol: OtlpProtocol) {
