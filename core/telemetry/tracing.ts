@@ -1,5 +1,6 @@
 // The OpenTelemetry SDK, switched on by the standard OTEL_* variables. Without them nothing but the
 // no-op API is ever loaded: this module imports the SDK only once it knows it will export spans.
+import { context, propagation, trace } from '@opentelemetry/api';
 import { withTimeout } from '../async.js';
 import { ConfigError, oneOf } from '../config.js';
 import { sdkOptions, type SamplerOptions } from './sdkOptions.js';
@@ -63,28 +64,42 @@ export async function startTracing(
   if (settings.exporter === 'none') return { enabled: false, shutdown: () => Promise.resolve() };
   const options = sdkOptions(env);
 
-  const [sdk, { defaultResource, detectResources, envDetector, resourceFromAttributes }, semconv] = await Promise.all([
-    import('@opentelemetry/sdk-trace-node'),
+  const [sdk, { AsyncLocalStorageContextManager }, core, resources, semconv] = await Promise.all([
+    import('@opentelemetry/sdk-trace'),
+    import('@opentelemetry/context-async-hooks'),
+    import('@opentelemetry/core'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/semantic-conventions'),
   ]);
   const exporter =
     settings.exporter === 'console' ? new sdk.ConsoleSpanExporter() : await otlpExporter(settings.protocol);
-  // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (read by envDetector) override the defaults.
-  const resource = defaultResource()
+  // OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME (the later detector wins) override the defaults.
+  const resource = resources
+    .defaultResource()
     .merge(
-      resourceFromAttributes({
+      resources.resourceFromAttributes({
         [semconv.ATTR_SERVICE_NAME]: service.name,
         [semconv.ATTR_SERVICE_VERSION]: service.version,
       }),
     )
-    .merge(detectResources({ detectors: [envDetector] }));
-  const provider = new sdk.NodeTracerProvider({
+    .merge(
+      resources.detectResources({
+        detectors: [resources.resourceAttributesEnvDetector, resources.serviceNameEnvDetector],
+      }),
+    );
+  const provider = new sdk.TracerProvider({
     resource,
     sampler: sampler(sdk, options.sampler),
-    spanProcessors: [new sdk.BatchSpanProcessor(exporter, options.batch)],
+    spanProcessors: [new sdk.BatchSpanProcessor({ exporter, ...options.batch })],
   });
-  provider.register();
+  // What NodeTracerProvider.register() did up to SDK 2: SDK 3's provider registers nothing itself.
+  trace.setGlobalTracerProvider(provider);
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(
+    new core.CompositePropagator({
+      propagators: [new core.W3CTraceContextPropagator(), new core.W3CBaggagePropagator()],
+    }),
+  );
   // Spans are best effort: a collector that is away must neither hold up nor fail the shutdown.
   return {
     enabled: true,
@@ -92,7 +107,7 @@ export async function startTracing(
   };
 }
 
-function sampler(sdk: typeof import('@opentelemetry/sdk-trace-node'), options: SamplerOptions) {
+function sampler(sdk: typeof import('@opentelemetry/sdk-trace'), options: SamplerOptions) {
   const root =
     options.root === 'always_on'
       ? new sdk.AlwaysOnSampler()
