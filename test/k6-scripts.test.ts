@@ -209,8 +209,9 @@ describe('the k6 scripts', function () {
       expect(headers.Authorization).to.equal(`Bearer ${TOKEN}`);
       expect(headers['X-Request-Id'])
         .to.match(SANE_REQUEST_ID)
-        .and.match(/^k6\.upload-small\.1\.0\.\d+$/);
+        .and.match(/^k6\.upload-small\.[0-9a-f]{12}\.\d+$/);
       expect(headers['Idempotency-Key']).to.equal('k');
+      expect(lib.headers('upload-small')['X-Request-Id']).to.not.equal(headers['X-Request-Id']);
     });
 
     it('retry 429 and 503 after Retry-After (capped by RETRY_MAX_WAIT), reusing the Idempotency-Key', () => {

@@ -1,6 +1,13 @@
 // @ts-check
 // What every script shares: configuration from the environment, request headers, requests that honour
 // the service's back-pressure (429/503 with Retry-After), and the end-of-run summary.
+//
+// Needs k6 v0.48 or later. Before v0.53 k6 put every ES module through its built-in Babel 6, whose parser
+// stops at ES2017: object spread and rest (`{ ...x }`), `?.`, `??`, `catch {` without a binding and class
+// fields fail there with `SyntaxError: Unexpected token`. So the scripts are ES2017 (Object.assign where a
+// spread would do), and test/support/k6-shim.ts refuses any later syntax.
+// __ITER exists only inside a VU's iteration (the init context, setup(), teardown() and handleSummary() get a
+// ReferenceError) and __VU is 0 outside one, so nothing shared reads either.
 import { check, sleep } from 'k6';
 import { randomBytes } from 'k6/crypto';
 import http from 'k6/http';
@@ -103,24 +110,36 @@ export const MAX_ERROR_RATE = envNumber('MAX_ERROR_RATE', 0.01);
 const retries = new Counter('retries');
 const uploadsOk = new Rate('uploads_ok');
 
+/**
+ * Drawn in the init context, which every VU (and setup(), teardown()) runs on its own: it tells their
+ * requests apart where __VU and __ITER cannot be read.
+ */
+const RUNTIME_ID = hex(new Uint8Array(randomBytes(6)));
 let requestCount = 0;
 
 /**
- * A request id the service accepts (`[A-Za-z0-9._:-]{1,128}`) and echoes in its logs and errors.
+ * A request id the service accepts (`[A-Za-z0-9._:-]{1,128}`) and echoes in its logs and errors, unique in the
+ * run: `<RUN_ID>.<script>.<runtime>.<n>`. A long RUN_ID is cut, never the unique end.
  * @param {string} script
  */
 function requestId(script) {
   requestCount += 1;
-  return `${RUN_ID}.${script}.${__VU}.${__ITER}.${requestCount}`.slice(0, 128);
+  const unique = `${RUNTIME_ID}.${requestCount}`;
+  return `${`${RUN_ID}.${script}`.slice(0, 127 - unique.length)}.${unique}`;
+}
+
+/** @param {Uint8Array} bytes */
+function hex(bytes) {
+  return Array.from(bytes, (byte) => (byte + 0x100).toString(16).slice(1)).join('');
 }
 
 /** A random UUID (version 4), from k6's own random source. */
 function uuid() {
   const bytes = new Uint8Array(randomBytes(16));
-  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x40;
-  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
-  const hex = Array.from(bytes, (byte) => (byte + 0x100).toString(16).slice(1)).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  bytes[6] = ((bytes[6] || 0) & 0x0f) | 0x40;
+  bytes[8] = ((bytes[8] || 0) & 0x3f) | 0x80;
+  const digits = hex(bytes);
+  return `${digits.slice(0, 8)}-${digits.slice(8, 12)}-${digits.slice(12, 16)}-${digits.slice(16, 20)}-${digits.slice(20)}`;
 }
 
 /**
@@ -131,7 +150,7 @@ function uuid() {
  */
 export function headers(script, extra = {}) {
   /** @type {Record<string, string>} */
-  const all = { 'X-Request-Id': requestId(script), ...extra };
+  const all = Object.assign({ 'X-Request-Id': requestId(script) }, extra);
   if (API_TOKEN) all.Authorization = `Bearer ${API_TOKEN}`;
   return all;
 }
@@ -151,7 +170,7 @@ export function retryDelay(response, attempt, repeatable, now = Date.now()) {
   const backoff = Math.min(RETRY_MAX_WAIT, 0.5 * 2 ** attempt);
   if (response.status === 429 || response.status === 503) {
     const retryAfter = parseRetryAfter(response.headers['Retry-After'], now);
-    return Math.min(RETRY_MAX_WAIT, retryAfter ?? backoff);
+    return Math.min(RETRY_MAX_WAIT, retryAfter === null ? backoff : retryAfter);
   }
   const unknownOutcome =
     response.status === 0 || response.status === 409 || response.status === 502 || response.status === 504;
@@ -234,7 +253,7 @@ export function upload(script, payload, tags = {}) {
   const body = { file: http.file(payload.bytes, payload.name, payload.contentType) };
   const params = () => ({
     headers: headers(script, key),
-    tags: { name: 'POST /upload/', kind: payload.kind, ...tags },
+    tags: Object.assign({ name: 'POST /upload/', kind: payload.kind }, tags),
   });
   const response = withRetries(() => http.post(`${BASE_URL}/upload/`, body, params()), key !== undefined);
   const id = response.status === 201 ? fileId(response) : null;
@@ -265,7 +284,7 @@ export function jsonField(response, field) {
   try {
     const body = response.json();
     return body !== null && typeof body === 'object' && !Array.isArray(body) ? body[field] : undefined;
-  } catch {
+  } catch (err) {
     return undefined;
   }
 }
@@ -281,7 +300,8 @@ export function latencyThresholds(p95, p99) {
 }
 
 /**
- * The error thresholds every script shares: failed requests, failed checks, failed uploads.
+ * The error thresholds every script shares: failed requests, failed checks, failed uploads. A new object
+ * each time, so a script can Object.assign its own thresholds onto it.
  * @returns {{ [metric: string]: Threshold[] }}
  */
 export function errorThresholds() {

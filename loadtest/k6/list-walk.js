@@ -2,6 +2,7 @@
 // List pagination walks: `GET /files/?limit=100`, then follow `next` up to PAGES pages, with each filter in
 // turn. Keyset pagination should make a deep page cost what the first one does.
 //   k6 run -e BASE_URL=... -e WALKS_PER_SECOND=5 -e PAGES=20 -e SEED_FILES=2000 loadtest/k6/list-walk.js
+// Needs k6 v0.48 or later (ES2017 syntax only; see lib.js).
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
 import {
@@ -38,13 +39,12 @@ export const options = {
       maxVUs: envNumber('MAX_VUS', 100),
     },
   },
-  thresholds: {
-    ...errorThresholds(),
+  thresholds: Object.assign(errorThresholds(), {
     'http_req_duration{scenario:list_walks}': latencyThresholds(100, 250),
     // A deep page must not cost more than the first: both get the same limits.
     'http_req_duration{scenario:list_walks,page:first}': latencyThresholds(100, 250),
     'http_req_duration{scenario:list_walks,page:next}': latencyThresholds(100, 250),
-  },
+  }),
   summaryTrendStats: SUMMARY_TREND_STATS,
   setupTimeout: '10m',
 };
@@ -56,7 +56,7 @@ export function setup() {
 }
 
 export default function () {
-  const filter = FILTERS[__ITER % FILTERS.length] ?? 'all';
+  const filter = FILTERS[__ITER % FILTERS.length] || 'all';
   const query = filter === 'all' ? '' : `&${filter}`;
   const started = Date.now();
   const tagsFor = (/** @type {number} */ page) => ({

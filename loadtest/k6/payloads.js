@@ -22,7 +22,7 @@ function words(size) {
   const parts = [];
   let length = 0;
   for (let i = 0; length < size; i++) {
-    const word = WORDS[(i * 7 + (i >> 3)) % WORDS.length] ?? 'x';
+    const word = WORDS[(i * 7 + (i >> 3)) % WORDS.length] || 'x';
     const separator = i % 12 === 11 ? '\n' : ' ';
     parts.push(word, separator);
     length += word.length + 1;
@@ -62,7 +62,7 @@ const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
  */
 function crc32(bytes, start = 0, end = bytes.length) {
   let crc = 0xffffffff;
-  for (let i = start; i < end; i++) crc = (CRC_TABLE[(crc ^ (bytes[i] ?? 0)) & 0xff] ?? 0) ^ (crc >>> 8);
+  for (let i = start; i < end; i++) crc = (CRC_TABLE[(crc ^ (bytes[i] || 0)) & 0xff] || 0) ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 
@@ -71,7 +71,7 @@ function adler32(bytes) {
   let a = 1;
   let b = 0;
   for (let i = 0; i < bytes.length; i++) {
-    a = (a + (bytes[i] ?? 0)) % 65521;
+    a = (a + (bytes[i] || 0)) % 65521;
     b = (b + a) % 65521;
   }
   return ((b << 16) | a) >>> 0;
@@ -300,16 +300,19 @@ export function payloadMix(weights) {
     );
   const total = weights.reduce((sum, { weight }) => sum + weight, 0);
   if (total <= 0) throw new Error('MIX must give at least one kind a weight above 0.');
-  const weightOf = (/** @type {string} */ name) => weights.find((w) => w.name === name)?.weight ?? 0;
+  const weightOf = (/** @type {string} */ name) => {
+    const found = weights.find((w) => w.name === name);
+    return found ? found.weight : 0;
+  };
   const images = weightOf('image') > 0 ? [50, 120, 250, 500].map((kib) => pngPayload(kib * KIB, 'pool')) : [];
   const documents = weightOf('document') > 0 ? [pdfPayload(MIB, 'pool'), zipPayload(MIB, 'pool')] : [];
   /** @type {Record<'text' | 'image' | 'document' | 'large', (label: string) => Payload>} */
   const makers = {
     text: (label) => textPayload(between(KIB, 64 * KIB), label),
-    image: (label) => ({ ...pick(images), name: `${label}.png` }),
+    image: (label) => Object.assign({}, pick(images), { name: `${label}.png` }),
     document: (label) => {
       const document = pick(documents);
-      return { ...document, name: `${label}.${document.kind === 'pdf' ? 'pdf' : 'zip'}` };
+      return Object.assign({}, document, { name: `${label}.${document.kind === 'pdf' ? 'pdf' : 'zip'}` });
     },
     large: (label) => largePayload(between(10 * MIB, 50 * MIB), label),
   };

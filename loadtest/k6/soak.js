@@ -3,6 +3,7 @@
 // shows (leaks, growing indexes, a filling disk, a backlog that never drains) through error rates and
 // latency drift, the late latency of each request type against its early latency.
 //   k6 run -e BASE_URL=... -e DURATION=1h -e RATE=10 loadtest/k6/soak.js
+// Needs k6 v0.48 or later (ES2017 syntax only; see lib.js).
 import exec from 'k6/execution';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
@@ -54,9 +55,7 @@ export const options = {
       maxVUs: 20,
     },
   },
-  thresholds: {
-    ...errorThresholds(),
-    ...uploadThresholds(),
+  thresholds: Object.assign(errorThresholds(), uploadThresholds(), {
     // A service that is clearly broken should not be soaked for an hour.
     http_req_failed: [
       { threshold: `rate<${MAX_ERROR_RATE}` },
@@ -65,7 +64,7 @@ export const options = {
     'http_req_duration{scenario:uploads,kind:text}': latencyThresholds(100, 250),
     'http_req_duration{scenario:list_walks}': latencyThresholds(100, 250),
     latency_drift: [`med<${envNumber('DRIFT_MAX', 1.5)}`],
-  },
+  }),
   summaryTrendStats: SUMMARY_TREND_STATS,
 };
 
@@ -85,7 +84,8 @@ function trackDrift(requestType, durationMsValue) {
     if (baseline.length < 200) baseline.push(durationMsValue);
   } else if (elapsed > RUN_MS * (1 - WINDOW) && baseline.length >= 5) {
     const sorted = [...baseline].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)] ?? durationMsValue;
+    const middle = sorted[Math.floor(sorted.length / 2)];
+    const median = middle === undefined ? durationMsValue : middle;
     latencyDrift.add(durationMsValue / Math.max(median, 0.1), { request: requestType });
   }
 }

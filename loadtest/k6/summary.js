@@ -31,7 +31,7 @@ export function summarize(script, data) {
 export function textSummary(script, data) {
   const metrics = Object.entries(data.metrics).sort(([a], [b]) => a.localeCompare(b));
   const failed = metrics.flatMap(([name, metric]) =>
-    Object.entries(metric.thresholds ?? {})
+    Object.entries(metric.thresholds || {})
       .filter(([, result]) => !result.ok)
       .map(([expression]) => `${name} ${expression}`),
   );
@@ -42,7 +42,7 @@ export function textSummary(script, data) {
     '',
   ];
   for (const [name, metric] of metrics) {
-    const marks = Object.entries(metric.thresholds ?? {}).map(
+    const marks = Object.entries(metric.thresholds || {}).map(
       ([expression, result]) => `${result.ok ? 'ok' : 'FAILED'} ${expression}`,
     );
     lines.push(`  ${name.padEnd(52, ' ')} ${formatValues(metric)}${marks.length ? `   [${marks.join(', ')}]` : ''}`);
@@ -69,7 +69,7 @@ function formatValues(metric) {
     case 'trend':
       return ['avg', 'med', 'p(95)', 'p(99)', 'max'].map((stat) => `${stat}=${value(v[stat])}`).join(' ');
     case 'rate':
-      return `${((v.rate ?? 0) * 100).toFixed(2)}% (${v.passes ?? 0} of ${(v.passes ?? 0) + (v.fails ?? 0)})`;
+      return `${((v.rate || 0) * 100).toFixed(2)}% (${v.passes || 0} of ${(v.passes || 0) + (v.fails || 0)})`;
     case 'counter':
       return `${value(v.count)} (${formatNumber(v.rate)}/s)`;
     default:

@@ -2,6 +2,7 @@
 // Small uploads (1 KiB text by default) at a ramping arrival rate: the API's hot path (stream to disk,
 // one INSERT, one enqueue) at a request rate that does not slow down when the service does.
 //   k6 run -e BASE_URL=http://localhost:8080 -e STAGES=30s:100,1m:100,30s:300,1m:300,30s:0 loadtest/k6/upload-small.js
+// Needs k6 v0.48 or later (ES2017 syntax only; see lib.js).
 import {
   envNumber,
   envStages,
@@ -29,11 +30,9 @@ export const options = {
       maxVUs: envNumber('MAX_VUS', 300),
     },
   },
-  thresholds: {
-    ...errorThresholds(),
-    ...uploadThresholds(),
+  thresholds: Object.assign(errorThresholds(), uploadThresholds(), {
     'http_req_duration{scenario:small_uploads}': latencyThresholds(50, 100),
-  },
+  }),
   summaryTrendStats: SUMMARY_TREND_STATS,
 };
 

@@ -2,6 +2,7 @@
 // Upload-to-processed latency: upload, then poll `GET /files/{id}/` until the file is `processed` (or
 // `failed`). Measures the whole pipeline a client waits for: API, queue wait, worker, database.
 //   k6 run -e BASE_URL=... -e RATE=20 -e KIND=text loadtest/k6/upload-to-processed.js
+// Needs k6 v0.48 or later (ES2017 syntax only; see lib.js).
 import { check, sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import {
@@ -39,7 +40,7 @@ function payloadsFor(/** @type {string} */ kind) {
   if (kind === 'text') return (label) => textPayload(KIB, label);
   if (kind === 'image') {
     const image = pngPayload(50 * KIB, 'pool');
-    return (label) => ({ ...image, name: `${label}.png` });
+    return (label) => Object.assign({}, image, { name: `${label}.png` });
   }
   if (kind === 'mix') return mixFromEnv();
   throw new Error(`KIND must be text, image or mix, not "${kind}".`);
@@ -58,9 +59,7 @@ export const options = {
       maxVUs: envNumber('MAX_VUS', 200),
     },
   },
-  thresholds: {
-    ...errorThresholds(),
-    ...uploadThresholds(),
+  thresholds: Object.assign(errorThresholds(), uploadThresholds(), {
     'http_req_duration{scenario:upload_to_processed,name:POST /upload/}': latencyThresholds(100, 250),
     'http_req_duration{scenario:upload_to_processed,name:GET /files/:id/}': ['p(95)<50', 'p(99)<100'],
     upload_to_processed: [
@@ -68,7 +67,7 @@ export const options = {
       `p(99)<${envNumber('PROCESSED_P99_MS', 5000)}`,
     ],
     processing_failed: [`rate<${MAX_ERROR_RATE}`],
-  },
+  }),
   summaryTrendStats: SUMMARY_TREND_STATS,
 };
 
@@ -84,7 +83,7 @@ export default function () {
     const status = jsonField(response, 'status');
     check(response, { 'file answered 200': (r) => r.status === 200 });
     if (status === 'processed' || status === 'failed') {
-      uploadToProcessed.add(Date.now() - started, { ...tags, outcome: status });
+      uploadToProcessed.add(Date.now() - started, Object.assign({}, tags, { outcome: status }));
       const serverMs =
         Date.parse(String(jsonField(response, 'processed_at'))) -
         Date.parse(String(jsonField(response, 'uploaded_at')));
