@@ -1,14 +1,26 @@
 // The k6 scripts run under k6 (not here), so this suite proves what can be proved without it: they
-// type-check against @types/k6, they load with k6's modules stood in for, their options carry the
-// thresholds, their payloads are what the service will sniff them as, and an iteration does the right
-// requests for the answers it gets.
+// type-check against @types/k6, they load with k6's modules stood in for (a stand-in that refuses what k6
+// refuses: later syntax than k6 v0.48 parses, __ITER outside an iteration, open() outside the init context),
+// their options carry the thresholds, their payloads are what the service will sniff them as, and an
+// iteration does the right requests for the answers it gets.
 import { expect } from 'chai';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { crc32, inflateSync } from 'node:zlib';
 import { sniffKind } from '../core/kinds.js';
 import { entry } from './support/processes.js';
-import { installK6Shim, resetK6Shim, type ShimResponse } from './support/k6-shim.js';
+import {
+  assertK6Syntax,
+  installK6Shim,
+  loadK6Script,
+  resetK6Shim,
+  runHandleSummary,
+  runIteration,
+  runSetup,
+  runTeardown,
+  type ShimResponse,
+} from './support/k6-shim.js';
 import { run } from './support/tools.js';
 
 const K6_DIR = entry('loadtest/k6');
@@ -35,6 +47,8 @@ interface Options {
 }
 type ScriptModule = Record<string, unknown> & {
   options: Options;
+  default?: () => void;
+  setup?: () => unknown;
   handleSummary: (data: unknown) => Record<string, string>;
 };
 interface PayloadsModule {
@@ -61,7 +75,7 @@ interface SummaryModule {
   textSummary: (script: string, data: unknown) => string;
 }
 
-const importK6 = async <T>(file: string): Promise<T> => (await import(path.join(K6_DIR, file))) as T;
+const importK6 = <T>(file: string): Promise<T> => loadK6Script<T>(path.join(K6_DIR, file));
 const bytesOf = (payload: Payload) =>
   typeof payload.bytes === 'string' ? Buffer.from(payload.bytes, 'latin1') : Buffer.from(payload.bytes);
 
@@ -172,7 +186,7 @@ describe('the k6 scripts', function () {
         expect(options.thresholds).to.include.keys('http_req_failed', 'checks');
         expect(options.summaryTrendStats).to.include('p(99)');
         expect(handleSummary).to.be.a('function');
-        const summary = handleSummary(SUMMARY_DATA);
+        const summary = runHandleSummary(handleSummary, SUMMARY_DATA);
         expect(summary).to.have.keys(`./summary-${script}.json`, 'stdout');
         expect(JSON.parse(summary[`./summary-${script}.json`]!)).to.deep.equal(SUMMARY_DATA);
       });
@@ -214,13 +228,31 @@ describe('the k6 scripts', function () {
       expect(lib.headers('upload-small')['X-Request-Id']).to.not.equal(headers['X-Request-Id']);
     });
 
+    it('list-walk seeds files in setup(), where k6 defines no __ITER, each request with its own id', () => {
+      globalThis.__ENV.SEED_FILES = '2';
+      shim.responses.push({ status: 201, json: { id: 'f-1' } }, { status: 201, json: { id: 'f-2' } });
+      try {
+        runSetup(scripts['list-walk']!.setup!);
+      } finally {
+        delete globalThis.__ENV.SEED_FILES;
+      }
+
+      expect(shim.requests.map((r) => r.params?.tags)).to.deep.equal([
+        { name: 'POST /upload/', kind: 'text', phase: 'seed' },
+        { name: 'POST /upload/', kind: 'text', phase: 'seed' },
+      ]);
+      const ids = shim.requests.map((r) => r.params?.headers?.['X-Request-Id']);
+      for (const id of ids) expect(id).to.match(SANE_REQUEST_ID);
+      expect(new Set(ids).size).to.equal(2);
+    });
+
     it('retry 429 and 503 after Retry-After (capped by RETRY_MAX_WAIT), reusing the Idempotency-Key', () => {
       shim.responses.push(
         { status: 429, headers: { 'Retry-After': '2' } },
         { status: 503, headers: { 'Retry-After': '60' } },
         { status: 201, json: { id: 'f-1', status: 'queued' } },
       );
-      (scripts['upload-small']!.default as () => void)();
+      runIteration(scripts['upload-small']!.default!);
 
       expect(shim.sleeps).to.deep.equal([2, 5]);
       expect(shim.requests.map((r) => `${r.method} ${r.url}`)).to.deep.equal(Array(3).fill(`POST ${BASE_URL}/upload/`));
@@ -254,7 +286,7 @@ describe('the k6 scripts', function () {
 
     it('count an upload that ends in an error as a failed check and a failed upload', () => {
       shim.responses.push({ status: 413, json: { code: 'file_too_large' } });
-      (scripts['upload-small']!.default as () => void)();
+      runIteration(scripts['upload-small']!.default!);
 
       expect(shim.checks).to.deep.include({ name: 'upload answered 201', passed: false });
       expect(shim.metrics.uploads_ok!.map((sample) => sample.value)).to.deep.equal([false]);
@@ -267,7 +299,7 @@ describe('the k6 scripts', function () {
         json: { results: [{ id: `a${n}` }, { id: `b${n}` }], next: `${BASE_URL}/files/?limit=2&cursor=c${n}` },
       });
       shim.responses.push(page(1), page(2), page(3), page(4));
-      (scripts['list-walk']!.default as () => void)();
+      runIteration(scripts['list-walk']!.default!);
 
       expect(shim.requests.map((r) => r.url)).to.deep.equal([
         `${BASE_URL}/files/?limit=2`,
@@ -280,10 +312,8 @@ describe('the k6 scripts', function () {
     });
 
     it('list-walk stops at the last page', () => {
-      globalThis.__ITER = 1;
       shim.responses.push({ status: 200, json: { results: [], next: null } });
-      (scripts['list-walk']!.default as () => void)();
-      globalThis.__ITER = 0;
+      runIteration(scripts['list-walk']!.default!, { iteration: 1 });
 
       expect(shim.requests.map((r) => r.url)).to.deep.equal([`${BASE_URL}/files/?limit=2&status=processed`]);
     });
@@ -302,7 +332,7 @@ describe('the k6 scripts', function () {
           },
         },
       );
-      (scripts['upload-to-processed']!.default as () => void)();
+      runIteration(scripts['upload-to-processed']!.default!);
 
       expect(shim.requests.map((r) => `${r.method} ${r.url}`)).to.deep.equal([
         `POST ${BASE_URL}/upload/`,
@@ -322,7 +352,7 @@ describe('the k6 scripts', function () {
         { status: 201, json: { id: 'f-3' } },
         { status: 200, json: { id: 'f-3', status: 'failed', error: { code: 'checksum_mismatch' } } },
       );
-      (scripts['upload-to-processed']!.default as () => void)();
+      runIteration(scripts['upload-to-processed']!.default!);
 
       expect(shim.metrics.processing_failed!.map((sample) => sample.value)).to.deep.equal([true]);
       expect(shim.metrics.server_upload_to_processed).to.deep.equal([]);
@@ -337,11 +367,11 @@ describe('the k6 scripts', function () {
       });
       for (const ms of [10, 12, 8, 10, 11]) {
         shim.responses.push(listPage(ms));
-        (soak.listWalks as () => void)();
+        runIteration(soak.listWalks as () => void);
       }
       shim.elapsedMs = 9.5 * 60_000;
       shim.responses.push(listPage(30));
-      (soak.listWalks as () => void)();
+      runIteration(soak.listWalks as () => void);
 
       expect(shim.metrics.latency_drift!.map((sample) => [sample.value, sample.tags?.request])).to.deep.equal([
         [3, 'list'],
@@ -448,6 +478,152 @@ describe('the k6 scripts', function () {
       expect(text)
         .to.include('FAILED upload answered 201: 990 passed, 10 failed')
         .and.include('ok     list answered 200: 5 passed, 0 failed');
+    });
+  });
+
+  describe('the stand-in refuses what k6 refuses', () => {
+    let dir: string;
+    let count = 0;
+    before(() => {
+      dir = mkdtempSync(path.join(os.tmpdir(), 'k6-probe-'));
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    /** A script file of its own (modules are cached by URL, so every probe is new). */
+    const probe = (source: string, name = `probe-${++count}.js`) => {
+      const file = path.join(dir, name);
+      writeFileSync(file, source);
+      return file;
+    };
+    const refusal = (promise: Promise<unknown>): Promise<Error> =>
+      promise.then(
+        () => {
+          throw new Error('the stand-in accepted what k6 refuses');
+        },
+        (err: Error) => err,
+      );
+    const load = (source: string) => loadK6Script<ScriptModule>(probe(source));
+
+    it('loads every script in loadtest/k6, each parsing as ES2017', async () => {
+      for (const file of readdirSync(K6_DIR).filter((name) => name.endsWith('.js'))) {
+        assertK6Syntax(file, readFileSync(path.join(K6_DIR, file), 'utf8'));
+        await importK6(file);
+      }
+    });
+
+    const later: Record<string, string> = {
+      'object spread': 'const base = { a: 1 };\nexport const options = { ...base };',
+      'object rest': 'const { a, ...rest } = { a: 1, b: 2 };\nexport { rest };',
+      'optional chaining': 'export const x = globalThis.nothing?.deeper;',
+      'nullish coalescing': 'export const x = globalThis.nothing ?? 1;',
+      'catch without a binding': 'try { JSON.parse("{"); } catch { /* no binding */ }',
+      'a class field': 'export class Point { x = 0; }',
+    };
+    for (const [feature, code] of Object.entries(later)) {
+      it(`refuses ${feature}, which k6 v0.48 cannot parse`, async () => {
+        const file = probe(`${code}\nexport default function () {}\n`);
+        const err = await refusal(loadK6Script(file));
+        expect(err.message).to.include(file).and.include('k6 v0.48 parses ES modules as ES2017');
+      });
+    }
+
+    it('refuses later syntax in a module a script imports, and accepts what ES2017 has', async () => {
+      const helper = probe('export const pick = (x) => x ?? 0;\n');
+      const err = await refusal(load(`import { pick } from './${path.basename(helper)}';\nexport default pick;\n`));
+      expect(err.message).to.include(helper);
+
+      const es2017 = await load(
+        [
+          'export const power = 2 ** 10;',
+          'export const merged = Object.assign({}, { a: 1 }, { b: 2 });',
+          'export const list = [...[1, 2], 3];',
+          'export async function later() { await null; }',
+          'export default function (data,) { return Math.max(1, 2,); }',
+        ].join('\n'),
+      );
+      expect(es2017.power).to.equal(1024);
+    });
+
+    it('refuses imports k6 cannot load: Node built-ins and packages', async () => {
+      const err = await refusal(load("import fs from 'node:fs';\nexport default function () { fs.statSync('.'); }\n"));
+      expect(err.message).to.include('k6 cannot import "node:fs"');
+      expect((await refusal(load("import { expect } from 'chai';\nexport default expect;\n"))).message).to.include(
+        'k6 cannot import "chai"',
+      );
+    });
+
+    it('defines __ITER only inside an iteration and __VU as the VU there, 0 elsewhere', async () => {
+      const script = await load(
+        [
+          'export const initVU = __VU;',
+          'export const seen = [];',
+          'export function setup() { seen.push(__VU); return __ITER; }',
+          'export default function () { seen.push([__VU, __ITER]); }',
+          'export function teardown() { seen.push(__VU); return __ITER; }',
+          'export function handleSummary() { return { stdout: String(__ITER) }; }',
+          'export function readIter() { return __ITER; }',
+        ].join('\n'),
+      );
+      expect(script.initVU).to.equal(0);
+      runIteration(script.default!, { vu: 3, iteration: 7 });
+      expect(() => runSetup(script.setup!)).to.throw(ReferenceError, '__ITER is not defined');
+      expect(() => runTeardown(script.teardown as () => unknown)).to.throw(ReferenceError, '__ITER is not defined');
+      expect(() => runHandleSummary(script.handleSummary, {})).to.throw(ReferenceError, '__ITER is not defined');
+      expect(script.seen).to.deep.equal([[3, 7], 0, 0]);
+      expect(() => (script.readIter as () => number)(), 'after the iteration').to.throw(ReferenceError);
+
+      const err = await refusal(load('export const iteration = __ITER;\nexport default function () {}\n'));
+      expect(err).to.be.instanceOf(ReferenceError);
+      expect(err.message).to.equal('__ITER is not defined');
+    });
+
+    it('lets open() read files in the init context only', async () => {
+      writeFileSync(path.join(dir, 'data.txt'), 'seed data');
+      const script = await load(
+        [
+          "export const text = open('./data.txt');",
+          "export const bytes = open('./data.txt', 'b');",
+          "export function setup() { return open('./data.txt'); }",
+          "export default function () { open('./data.txt'); }",
+        ].join('\n'),
+      );
+      expect(script.text).to.equal('seed data');
+      expect(script.bytes).to.be.instanceOf(ArrayBuffer);
+      for (const run of [() => runIteration(script.default!), () => runSetup(script.setup!)])
+        expect(run).to.throw('the "open" function is only available in the init stage');
+    });
+
+    it('declares metrics only in the init context, and checks, requests and samples only outside it', async () => {
+      const script = await load(
+        [
+          "import { Counter } from 'k6/metrics';",
+          "const made = new Counter('made_in_init');",
+          "export function addLate() { new Counter('made_late'); }",
+          'export default function () { made.add(1); }',
+        ].join('\n'),
+      );
+      runIteration(script.default!);
+      expect(shim.metrics.made_in_init!.map((sample) => sample.value)).to.deep.equal([1]);
+      expect(() => runIteration(script.addLate as () => void)).to.throw('metrics must be declared in the init context');
+
+      const inInit = {
+        "import { check } from 'k6';\ncheck(1, { one: (x) => x === 1 });": 'Using check() in the init context',
+        "import http from 'k6/http';\nhttp.get('http://files.test/');": 'Making http requests in the init context',
+        "import { Rate } from 'k6/metrics';\nnew Rate('early').add(true);": 'Adding to metrics in the init context',
+        "import exec from 'k6/execution';\nexport const t = exec.instance.currentTestRunDuration;":
+          'getting instance information in the init context',
+      };
+      for (const [code, message] of Object.entries(inInit))
+        expect((await refusal(load(`${code}\nexport default function () {}\n`))).message).to.include(message);
+    });
+
+    it('refuses a handleSummary answer k6 cannot write', async () => {
+      const script = await load(
+        'export function handleSummary() { return { stdout: 42 }; }\nexport default function () {}\n',
+      );
+      expect(() => runHandleSummary(script.handleSummary, SUMMARY_DATA)).to.throw(
+        'error handling summary object stdout',
+      );
     });
   });
 });
