@@ -1,8 +1,8 @@
 // The k6 scripts run under k6 (not here), so this suite proves what can be proved without it: they
 // type-check against @types/k6, they load with k6's modules stood in for (a stand-in that refuses what k6
-// refuses: later syntax than k6 v0.48 parses, __ITER outside an iteration, open() outside the init context),
-// their options carry the thresholds, their payloads are what the service will sniff them as, and an
-// iteration does the right requests for the answers it gets.
+// refuses: later syntax than k6 v0.48 parses, __ITER outside an iteration, open() outside the init context,
+// options k6 would not start with), their options carry the thresholds, their payloads are what the service
+// will sniff them as, and an iteration does the right requests for the answers it gets.
 import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -616,6 +616,91 @@ describe('the k6 scripts', function () {
       for (const [code, message] of Object.entries(inInit))
         expect((await refusal(load(`${code}\nexport default function () {}\n`))).message).to.include(message);
     });
+
+    /** A script with one default scenario and the given options merged in. */
+    const withOptions = (options: string, declare = '') =>
+      load(
+        [
+          "import { Trend } from 'k6/metrics';",
+          declare,
+          'export const options = Object.assign({',
+          "  scenarios: { main: { executor: 'constant-arrival-rate', rate: 1, duration: '10s', preAllocatedVUs: 1 } },",
+          `}, ${options});`,
+          'export default function () {}',
+        ].join('\n'),
+      );
+
+    it('starts a script whose options k6 accepts', async () => {
+      await withOptions(
+        `{
+          thresholds: {
+            http_req_failed: ['rate<0.01', { threshold: 'rate<0.2', abortOnFail: true, delayAbortEval: '1m' }],
+            'http_req_duration{scenario:main,kind:text}': ['p(99.9)<250', 'avg <= 100', 'max!=0'],
+            own: ['med<1.5', 'min>=0'],
+            iterations: ['count>0', 'rate>1e-3'],
+          },
+          summaryTrendStats: ['avg', 'p(99)', 'count'],
+          setupTimeout: '10m',
+        }`,
+        "new Trend('own');",
+      );
+    });
+
+    const refused: Record<string, [options: string, message: string]> = {
+      'a threshold on a metric nothing declares': [
+        "{ thresholds: { nope: ['rate<0.1'] } }",
+        'no metric name "nope" found',
+      ],
+      "a threshold on a metric only another script declares (soak.js's latency_drift)": [
+        "{ thresholds: { latency_drift: ['med<2'] } }",
+        'no metric name "latency_drift" found',
+      ],
+      'an aggregation the metric type lacks': [
+        "{ thresholds: { http_req_failed: ['p(95)<10'] } }",
+        'unsupported aggregation method p on metric of type rate',
+      ],
+      'a malformed threshold expression': [
+        "{ thresholds: { checks: ['rate~0.9'] } }",
+        'malformed threshold expression',
+      ],
+      'a threshold that is not in an array': ["{ thresholds: { checks: 'rate>0.9' } }", 'must be an array'],
+      'a malformed tag selector': [
+        "{ thresholds: { 'http_req_duration{scenario}': ['p(95)<1'] } }",
+        'tag expression is malformed',
+      ],
+      'an unknown scenario field': [
+        "{ scenarios: { main: { executor: 'constant-vus', vu: 2, duration: '10s' } } }",
+        'vu json: unknown field',
+      ],
+      'a fractional rate': [
+        "{ scenarios: { main: { executor: 'constant-arrival-rate', rate: 2.5, duration: '10s', preAllocatedVUs: 1 } } }",
+        'rate must be an integer',
+      ],
+      'a missing duration': [
+        "{ scenarios: { main: { executor: 'constant-arrival-rate', rate: 2, preAllocatedVUs: 1 } } }",
+        'duration is required by constant-arrival-rate',
+      ],
+      'a stage without a target': [
+        "{ scenarios: { main: { executor: 'ramping-arrival-rate', preAllocatedVUs: 1, stages: [{ duration: '1m' }] } } }",
+        "stage 1 doesn't have a target",
+      ],
+      'an exec that names no exported function': [
+        "{ scenarios: { main: { executor: 'constant-vus', duration: '10s', exec: 'walk' } } }",
+        "function 'walk' not found in exports",
+      ],
+      'an unknown executor': ["{ scenarios: { main: { executor: 'constant-rps' } } }", 'unknown executor type'],
+      'a percentile summary stat above 100': [
+        "{ summaryTrendStats: ['p(101)'] }",
+        "invalid percentile trend stat value 'p(101)'",
+      ],
+      'a duration without a unit': ["{ setupTimeout: '10' }", 'options.setupTimeout must be a duration'],
+    };
+    for (const [what, [options, message]] of Object.entries(refused)) {
+      it(`refuses options with ${what}`, async () => {
+        const err = await refusal(withOptions(options));
+        expect(err.message).to.include('k6 would not start').and.include(message);
+      });
+    }
 
     it('refuses a handleSummary answer k6 cannot write', async () => {
       const script = await load(

@@ -10,12 +10,14 @@
 //   it elsewhere is k6's ReferenceError) and `__VU` is the VU there and 0 elsewhere, as k6 sets them
 //   (js/bundle.go, js/runner.go). open() and declaring metrics work only in the init context; check(),
 //   requests, adding to metrics and exec.instance only outside it, with k6's messages.
+// - options: loadK6Script checks them as k6 does before starting (./k6-options.ts).
 // This file is both the installer (main thread) and the module loader hooks (loader thread).
 import { readFileSync } from 'node:fs';
 import { register } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'acorn';
+import { BUILTIN_METRICS, optionsErrors, type MetricType } from './k6-options.js';
 
 export interface ShimResponse {
   status: number;
@@ -44,6 +46,8 @@ export interface K6Shim {
   elapsedMs: number;
   /** Where k6 would be in the test life cycle; `none` between stages, where no k6 code runs. */
   stage: Stage;
+  /** The metrics the scripts declared, and the module (file URL) that declared each. */
+  declared: Record<string, { type: MetricType; module: string }>;
   /** Throws unless the code runs in the init context, as k6 does. */
   initOnly(what: string, message: string): void;
   /** Throws when the code runs in the init context (or in no stage), as k6 does. */
@@ -92,10 +96,17 @@ const SOURCES: Record<string, string> = {
     export function post(url, body, params) { return request('POST', url, body, params); }
     export default { file, get, post };`,
   'k6/metrics': `
+    // Which module declared a metric, from the stack: a threshold may only name metrics of the script's own
+    // modules, as in k6, where each script has its own registry.
+    function declaringModule() {
+      const frame = /(file:[^\\s)]+)\\?${K6_MODULE}/.exec(new Error().stack ?? '');
+      return frame ? frame[1] : 'unknown';
+    }
     class Metric {
-      constructor(name) {
+      constructor(type, name) {
         globalThis.k6Shim.initOnly('new ' + this.constructor.name + '()', 'metrics must be declared in the init context');
         this.name = name;
+        globalThis.k6Shim.declared[name] = { type, module: declaringModule() };
         globalThis.k6Shim.metrics[name] ??= [];
       }
       add(value, tags) {
@@ -103,10 +114,10 @@ const SOURCES: Record<string, string> = {
         globalThis.k6Shim.metrics[this.name].push({ value, tags });
       }
     }
-    export class Counter extends Metric {}
-    export class Gauge extends Metric {}
-    export class Rate extends Metric {}
-    export class Trend extends Metric {}
+    export class Counter extends Metric { constructor(name) { super('counter', name); } }
+    export class Gauge extends Metric { constructor(name) { super('gauge', name); } }
+    export class Rate extends Metric { constructor(name) { super('rate', name); } }
+    export class Trend extends Metric { constructor(name) { super('trend', name); } }
     export default { Counter, Gauge, Rate, Trend };`,
   'k6/crypto': `
     import { randomBytes as nodeRandomBytes } from 'node:crypto';
@@ -229,6 +240,7 @@ export function installK6Shim(env: Record<string, string>): K6Shim {
     metrics: {},
     elapsedMs: 0,
     stage: 'none',
+    declared: {},
     initOnly: (what, message) => refuse(what, message, (stage) => stage === 'init'),
     vuOnly: (what, message) => refuse(what, message, (stage) => stage !== 'init'),
   };
@@ -241,9 +253,28 @@ export function installK6Shim(env: Record<string, string>): K6Shim {
   return globalThis.k6Shim;
 }
 
+/** The files a script loads (itself and its relative imports, transitively), as file URLs. */
+function moduleGraph(file: string, seen = new Set<string>()): Set<string> {
+  const url = pathToFileURL(file).href;
+  if (seen.has(url)) return seen;
+  seen.add(url);
+  const program = parse(readFileSync(file, 'utf8'), { ecmaVersion: 'latest', sourceType: 'module' });
+  for (const node of program.body) {
+    const source =
+      node.type === 'ImportDeclaration' ||
+      node.type === 'ExportAllDeclaration' ||
+      node.type === 'ExportNamedDeclaration'
+        ? node.source?.value
+        : undefined;
+    if (typeof source === 'string' && source.startsWith('.'))
+      moduleGraph(path.resolve(path.dirname(file), source), seen);
+  }
+  return seen;
+}
+
 /**
- * Loads a k6 script (or one of its modules) as k6 would: parsed as ES2017 and run in the init context.
- * Loading it again returns the same module.
+ * Loads a k6 script (or one of its modules) as k6 would: parsed as ES2017, run in the init context, and,
+ * when it exports options, refused if k6 would refuse them. Loading it again returns the same module.
  */
 export async function loadK6Script<T>(file: string): Promise<T> {
   if (globalThis.k6Shim.stage !== 'none') throw new Error(`init started inside ${globalThis.k6Shim.stage}`);
@@ -254,6 +285,14 @@ export async function loadK6Script<T>(file: string): Promise<T> {
     module = (await import(markK6Module(pathToFileURL(file).href))) as Record<string, unknown>;
   } finally {
     enter('none');
+  }
+  if (module.options !== undefined || typeof module.default === 'function') {
+    const graph = moduleGraph(file);
+    const metrics: Record<string, MetricType> = { ...BUILTIN_METRICS };
+    for (const [name, metric] of Object.entries(globalThis.k6Shim.declared))
+      if (graph.has(metric.module)) metrics[name] = metric.type;
+    const errors = optionsErrors(module, metrics);
+    if (errors.length) throw new Error(`k6 would not start ${file}:\n  ${errors.join('\n  ')}`);
   }
   return module as T;
 }
