@@ -1,4 +1,5 @@
-// External programs a test needs (Debian's `prometheus` package: prometheus, promtool). Missing on a
+// External programs a test needs (Debian's `prometheus` package: prometheus, promtool; Ceph's for the S3
+// gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool). Missing on a
 // developer machine, the test is skipped with a message saying how to get them; missing in CI
 // (CI=true), it fails, so a green CI always ran it.
 import { execFile } from 'node:child_process';
@@ -6,7 +7,10 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-const INSTALL_HINT = 'apt-get install -y prometheus';
+const installHint = (name: string) =>
+  name.startsWith('prom')
+    ? 'apt-get install -y prometheus'
+    : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
 
 /** The program's path on PATH, or null. */
 function findProgram(name: string): string | null {
@@ -27,8 +31,8 @@ export function requireProgram(context: Mocha.Context, name: string): string {
   const found = findProgram(name);
   if (found) return found;
   if (process.env.CI === 'true')
-    throw new Error(`${name} is not installed, and CI must run this test: ${INSTALL_HINT} (see .ci/run).`);
-  process.stderr.write(`      skipped: ${name} is not installed (${INSTALL_HINT})\n`);
+    throw new Error(`${name} is not installed, and CI must run this test: ${installHint(name)} (see .ci/run).`);
+  process.stderr.write(`      skipped: ${name} is not installed (${installHint(name)})\n`);
   context.skip();
 }
 
