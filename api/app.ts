@@ -37,6 +37,7 @@ export type AppConfig = Pick<
   | 'httpRequestTimeoutMs'
   | 'httpMinBytesPerSecond'
   | 'httpMinRateWindowMs'
+  | 'downloadRedirect'
 >;
 
 export interface AppDeps {
@@ -71,7 +72,7 @@ export function createApp(deps: AppDeps): Koa {
 
   // Koa 3's ctx.origin is the Origin request header, so the base is built from protocol and host.
   const baseUrl = (ctx: Koa.Context) => config.publicUrl ?? `${ctx.protocol}://${ctx.host}`;
-  const files = fileHandlers({ db, queue, storage, logger, baseUrl });
+  const files = fileHandlers({ db, queue, storage, logger, baseUrl, downloadRedirect: config.downloadRedirect });
   const document = openApiDocument(deps.version);
   const upload = uploadHandler({
     db,

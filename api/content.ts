@@ -7,7 +7,12 @@ import type { FileRow } from '../core/fileRecord.js';
 import type { BlobStore, ByteRange } from '../core/storage/index.js';
 import { AppError } from './errors.js';
 
-export async function sendContent(ctx: Koa.Context, row: FileRow, storage: BlobStore): Promise<void> {
+export async function sendContent(
+  ctx: Koa.Context,
+  row: FileRow,
+  storage: BlobStore,
+  redirect: boolean,
+): Promise<void> {
   const etag = `"${row.sha256}"`;
   ctx.set('ETag', etag);
   ctx.set('Accept-Ranges', 'bytes');
@@ -20,6 +25,18 @@ export async function sendContent(ctx: Koa.Context, row: FileRow, storage: BlobS
 
   if (matchesEtag(ctx.get('If-None-Match'), etag)) {
     ctx.status = 304;
+    return;
+  }
+  if (redirect && storage.downloadUrl) {
+    // The store answers ranges itself; the signed URL makes it send the same disposition and type.
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = 302;
+    ctx.redirect(
+      await storage.downloadUrl(row.id, {
+        contentDisposition: ctx.response.get('Content-Disposition'),
+        contentType: row.content_type,
+      }),
+    );
     return;
   }
 

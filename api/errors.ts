@@ -3,6 +3,7 @@ import { trace } from '@opentelemetry/api';
 import type Koa from 'koa';
 import { Type, type Static } from '@sinclair/typebox';
 import { isDatabaseUnavailable } from '../core/db/index.js';
+import { StorageUnavailableError } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import { KEPT_ON_ERROR } from './headers.js';
 
@@ -47,6 +48,7 @@ export const ERRORS = {
   internal_error: { status: 500, title: 'Internal error' },
   service_unavailable: { status: 503, title: 'Service unavailable' },
   overloaded: { status: 503, title: 'Overloaded' },
+  storage_unavailable: { status: 503, title: 'Storage unavailable' },
   insufficient_storage: { status: 507, title: 'Insufficient storage' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
@@ -106,6 +108,13 @@ export function problemResponses(logger: Logger): Koa.Middleware {
   };
 }
 
+/** The blob store did not answer: nothing was kept, and the same request may be sent again shortly. */
+export const storageUnavailable = (cause: unknown): AppError =>
+  new AppError('storage_unavailable', 'The file store is unavailable; retry shortly.', {
+    headers: { 'Retry-After': '5' },
+    cause,
+  });
+
 /** Anything that is not an AppError is unexpected: the client learns nothing but the request id. */
 function asAppError(thrown: unknown): AppError {
   if (thrown instanceof AppError) return thrown;
@@ -119,6 +128,7 @@ function asAppError(thrown: unknown): AppError {
       cause: thrown,
     });
   }
+  if (thrown instanceof StorageUnavailableError) return storageUnavailable(thrown);
   if (expose && status === 415)
     return new AppError('unsupported_media_type', 'The request body has a media type this endpoint does not take.');
   return new AppError('internal_error', 'Something went wrong on our side; the request id identifies it in our logs.', {

@@ -20,6 +20,8 @@ export interface FileHandlerDeps {
   storage: BlobStore;
   logger: Logger;
   baseUrl: (ctx: Koa.Context) => string;
+  /** Answer downloads with a redirect to the store's presigned URL, where it has one (DOWNLOAD_REDIRECT). */
+  downloadRedirect?: boolean;
 }
 
 const notFound = () => new AppError('not_found', 'There is no file with this id.');
@@ -62,7 +64,7 @@ export function fileHandlers(deps: FileHandlerDeps) {
   };
 
   const getContent: Koa.Middleware = async (ctx) => {
-    await sendContent(ctx, await findFile(ctx, db), storage);
+    await sendContent(ctx, await findFile(ctx, db), storage, deps.downloadRedirect ?? false);
   };
 
   const getThumbnail: Koa.Middleware = async (ctx) => {

@@ -5,9 +5,15 @@ import busboy from 'busboy';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { newFileId } from '../core/ids.js';
-import { BlobTooLargeError, isStorageFull, type BlobStore, type StoredBlob } from '../core/storage/index.js';
+import {
+  BlobTooLargeError,
+  isStorageFull,
+  StorageUnavailableError,
+  type BlobStore,
+  type StoredBlob,
+} from '../core/storage/index.js';
 import { BodyReader, BodyTooLargeError, BodyTooSlowError, type MinRate } from './body.js';
-import { AppError } from './errors.js';
+import { AppError, storageUnavailable } from './errors.js';
 
 const FILE_FIELD = 'file';
 /** `file`, or a path into it (`file[]`, `file[name]`), as form parsers read nested field names. */
@@ -178,6 +184,7 @@ function asUploadError(err: unknown, maxFileBytes: number): Error {
   }
   if (isStorageFull(err))
     return new AppError('insufficient_storage', 'The file store is full; retry later.', { cause: err });
+  if (err instanceof StorageUnavailableError) return storageUnavailable(err);
   // busboy's parse errors (no boundary, malformed headers, unexpected end) and requests cut short.
   if (err instanceof Error && !(err as NodeJS.ErrnoException).syscall) {
     return new AppError('invalid_multipart', 'The multipart body is malformed or was cut short; send it again whole.', {

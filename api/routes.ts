@@ -113,6 +113,7 @@ export const ROUTES = [
         'service_unavailable',
         'overloaded',
         'insufficient_storage',
+        'storage_unavailable',
       ),
     },
   },
@@ -173,7 +174,7 @@ export const ROUTES = [
         content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
       },
       '304': { description: 'Not modified: the client has these bytes.' },
-      ...problems('not_found', 'range_not_satisfiable'),
+      ...problems('not_found', 'range_not_satisfiable', 'storage_unavailable'),
     },
   },
   {
@@ -191,7 +192,7 @@ export const ROUTES = [
         description: 'The preview.',
         content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } },
       },
-      ...problems('not_found'),
+      ...problems('not_found', 'storage_unavailable'),
     },
   },
   {
@@ -203,7 +204,7 @@ export const ROUTES = [
       'Removes the record, the bytes and derived files. A job still in flight finds nothing and stops quietly.',
     tags: ['files'],
     parameters: [idParameter],
-    responses: { '204': { description: 'Deleted.' }, ...problems('not_found') },
+    responses: { '204': { description: 'Deleted.' }, ...problems('not_found', 'storage_unavailable') },
   },
   {
     operationId: 'reprocessFile',

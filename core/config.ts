@@ -16,7 +16,14 @@ export interface Config {
   redisUrl: string;
   queuePrefix: string;
   queueName: string;
+  blobStore: 'disk' | 's3';
   storageDir: string;
+  s3Bucket: string | null;
+  s3Prefix: string;
+  s3Endpoint: string | null;
+  s3Region: string;
+  s3ForcePathStyle: boolean;
+  downloadRedirect: boolean;
   maxUploadBytes: number;
   workerConcurrency: number;
   jobRetries: number;
@@ -184,6 +191,27 @@ const origins: Parse<string[]> = (raw, envName) => {
   return list;
 };
 
+// S3's bucket naming rules (3 to 63 lowercase letters, digits, "." and "-", starting and ending alphanumeric).
+const bucketName: Parse<string | null> = (raw, envName) => {
+  if (raw === '') return null;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(raw)) {
+    throw new ConfigError(
+      `${envName} must be a bucket name (3 to 63 lowercase letters, digits, "." and "-"), got "${raw}".`,
+    );
+  }
+  return raw;
+};
+
+const keyPrefix: Parse<string> = (raw, envName) => {
+  if (raw === '') return '';
+  if (!/^[A-Za-z0-9!_.*'()/-]{1,512}$/.test(raw) || raw.startsWith('/') || raw.includes('//')) {
+    throw new ConfigError(
+      `${envName} must be a key prefix of letters, digits and !_.*'()-, with "/" between parts (such as files/), got "${raw}".`,
+    );
+  }
+  return raw.endsWith('/') ? raw : `${raw}/`;
+};
+
 export const oneOf =
   (choices: string[]): Parse<string> =>
   (raw, envName) => {
@@ -252,11 +280,63 @@ export const SETTINGS: Setting[] = [
   },
   { env: 'QUEUE_NAME', key: 'queueName', fallback: 'files', parse: name, description: 'Queue name.' },
   {
+    env: 'BLOB_STORE',
+    key: 'blobStore',
+    fallback: 'disk',
+    parse: oneOf(['disk', 's3']),
+    description:
+      "Where the bytes live: `disk` (the directory `STORAGE_DIR`, shared by the API and the workers) or `s3` (an S3-compatible bucket, `S3_*`; credentials from the AWS SDK's default chain: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, or the pod's identity).",
+  },
+  {
     env: 'STORAGE_DIR',
     key: 'storageDir',
     fallback: './data',
     parse: (raw, envName) => path.resolve(text(raw, envName)),
-    description: 'Directory of the blob store, shared by the API and the workers.',
+    description: 'Directory of the blob store, shared by the API and the workers (`BLOB_STORE=disk`).',
+  },
+  {
+    env: 'S3_BUCKET',
+    key: 's3Bucket',
+    fallback: '',
+    parse: bucketName,
+    description: 'The bucket (`BLOB_STORE=s3`, required there); it must exist.',
+  },
+  {
+    env: 'S3_PREFIX',
+    key: 's3Prefix',
+    fallback: '',
+    parse: keyPrefix,
+    description: 'Prepended to every object key, so the service can share a bucket (a `/` is added if missing).',
+  },
+  {
+    env: 'S3_ENDPOINT',
+    key: 's3Endpoint',
+    fallback: '',
+    parse: optionalUrl,
+    description: 'The S3 endpoint of a store that is not AWS (Ceph RGW, MinIO, R2, GCS); empty for AWS.',
+  },
+  {
+    env: 'S3_REGION',
+    key: 's3Region',
+    fallback: 'us-east-1',
+    parse: name,
+    description: "The bucket's region (any value for most S3-compatible stores).",
+  },
+  {
+    env: 'S3_FORCE_PATH_STYLE',
+    key: 's3ForcePathStyle',
+    fallback: 'false',
+    parse: boolean,
+    description:
+      'Address the bucket as `<endpoint>/<bucket>` instead of `<bucket>.<endpoint>` (MinIO and Ceph RGW usually need it).',
+  },
+  {
+    env: 'DOWNLOAD_REDIRECT',
+    key: 'downloadRedirect',
+    fallback: 'false',
+    parse: boolean,
+    description:
+      '`GET /files/{id}/content` answers `302` to a presigned GET of the object (valid 5 minutes, with the same `Content-Disposition` and `Content-Type`) instead of streaming it through the API (`BLOB_STORE=s3`).',
   },
   {
     env: 'MAX_UPLOAD_BYTES',
@@ -504,6 +584,12 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
   }
   const loaded = config as Config;
   if (loaded.rateLimitBurst === 0) loaded.rateLimitBurst = loaded.rateLimitPerSecond * 2;
+  if (loaded.blobStore === 's3' && loaded.s3Bucket === null && role !== 'migrate') {
+    throw new ConfigError('BLOB_STORE=s3 needs S3_BUCKET, the name of an existing bucket.');
+  }
+  if (loaded.downloadRedirect && loaded.blobStore !== 's3') {
+    throw new ConfigError('DOWNLOAD_REDIRECT=true needs BLOB_STORE=s3: a presigned URL points into a bucket.');
+  }
   return loaded;
 }
 

@@ -7,7 +7,7 @@ import { TimeoutError, withTimeout } from './async.js';
 import { addressOf, ConfigError, loadConfig, type Config, type Role } from './config.js';
 import { databaseErrorCode, isMissingDatabase, openDatabase, type Database } from './db/index.js';
 import { FileQueue } from './queue/index.js';
-import { LocalDiskStore } from './storage/index.js';
+import { LocalDiskStore, S3BlobStore, type BlobStore } from './storage/index.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { startTracing, type Tracing } from './telemetry/tracing.js';
 
@@ -16,7 +16,7 @@ export interface Runtime {
   logger: Logger;
   db: Database;
   queue: FileQueue;
-  storage: LocalDiskStore;
+  storage: BlobStore;
   version: string;
   /** Shut it down last, after everything that may still end a span. */
   tracing: Tracing;
@@ -68,6 +68,19 @@ export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runt
     );
   }
 
+  let storage: BlobStore;
+  try {
+    storage = await openStorage(config);
+  } catch (err) {
+    await db.close();
+    await queue.close(0).catch(() => undefined);
+    throw err;
+  }
+  return { config, logger, db, queue, storage, version: VERSION, tracing };
+}
+
+async function openStorage(config: Config): Promise<BlobStore> {
+  if (config.blobStore === 's3') return openBucket(config);
   const storage = new LocalDiskStore(config.storageDir);
   try {
     // A hung mount (or a path such as /proc, where Node's recursive mkdir never returns) must not hang start-up.
@@ -81,7 +94,43 @@ export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runt
       `STORAGE_DIR ${config.storageDir} is not writable (${reason(err)}): create it with write access, or set STORAGE_DIR.`,
     );
   }
-  return { config, logger, db, queue, storage, version: VERSION, tracing };
+  return storage;
+}
+
+async function openBucket(config: Config): Promise<S3BlobStore> {
+  const bucket = config.s3Bucket!;
+  const storage = new S3BlobStore({
+    bucket,
+    prefix: config.s3Prefix,
+    endpoint: config.s3Endpoint,
+    region: config.s3Region,
+    forcePathStyle: config.s3ForcePathStyle,
+  });
+  const where = config.s3Endpoint ?? `AWS S3 (${config.s3Region})`;
+  try {
+    await withTimeout(storage.ping(), CONNECT_TIMEOUT_MS, 'Reaching the bucket');
+    return storage;
+  } catch (err) {
+    storage.close();
+    const { name, $metadata } = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+    const status = $metadata?.httpStatusCode;
+    if (status === 404) {
+      throw new StartupError(`S3_BUCKET ${bucket} does not exist at ${where}: create it, or set S3_BUCKET.`);
+    }
+    if (status === 403 || status === 401) {
+      throw new StartupError(
+        `${where} refused the credentials for bucket ${bucket} (${status}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give the pod an identity with access to it.`,
+      );
+    }
+    if (name === 'CredentialsProviderError') {
+      throw new StartupError(
+        `No AWS credentials were found for bucket ${bucket}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give the pod an identity (IRSA, workload identity).`,
+      );
+    }
+    throw new StartupError(
+      `The S3 endpoint ${where} does not answer for bucket ${bucket} (${status ?? reason(err)}): start it, or set S3_ENDPOINT.`,
+    );
+  }
 }
 
 async function checkDatabase(db: Database, url: string): Promise<void> {

@@ -3,6 +3,7 @@
 import type { Readable } from 'node:stream';
 
 export { LocalDiskStore } from './localDisk.js';
+export { S3BlobStore, type S3Settings } from './s3.js';
 
 export interface StoredBlob {
   size: number;
@@ -34,10 +35,16 @@ export interface BlobStore {
   /** The bytes, or a range of them. Rejects with code ENOENT when there is no such blob. */
   open(id: string, options?: { range?: ByteRange; variant?: BlobVariant }): Promise<Readable>;
   /**
-   * A path on the local file system to read the blob from, for parsers that need random access (a zip's
-   * central directory, PDF cross-references). An object-store backend would stage the blob here.
+   * Runs `use` with a path on the local file system to read the blob from, for parsers that need random
+   * access (a zip's central directory, PDF cross-references): the blob itself on disk, a staged copy of the
+   * object (removed when `use` settles) for a bucket.
    */
-  localPath(id: string): Promise<string>;
+  withLocalFile<T>(id: string, use: (path: string) => Promise<T>): Promise<T>;
+  /**
+   * A short-lived URL that downloads the blob straight from the store, answered with these headers; only
+   * stores that can sign one (a bucket) have it.
+   */
+  downloadUrl?(id: string, headers: { contentDisposition: string; contentType: string }): Promise<string>;
   /** Removes the blob and every variant of it; a missing blob is not an error. */
   remove(id: string): Promise<void>;
   /** Answers when the store can be written; throws otherwise (readiness). */
@@ -58,6 +65,14 @@ export class BlobTooLargeError extends Error {
   override name = 'BlobTooLargeError';
   constructor(readonly maxBytes: number) {
     super(`The blob is larger than ${maxBytes} bytes.`);
+  }
+}
+
+/** The store did not answer, or answered that it cannot now (an object store's 5xx, a refused connection). */
+export class StorageUnavailableError extends Error {
+  override name = 'StorageUnavailableError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
   }
 }
 

@@ -6,20 +6,13 @@
 // once at start, so an upload never pays a mkdir; at 10^7 files a directory holds about 40,000 entries,
 // which ext4 and XFS index well (beyond that, the object-store backend is the answer). Client names
 // never reach a path.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable, type Writable } from 'node:stream';
-import {
-  BLOB_VARIANTS,
-  BlobTooLargeError,
-  HEAD_BYTES,
-  type BlobStore,
-  type BlobVariant,
-  type ByteRange,
-  type StoredBlob,
-} from './index.js';
+import type { Readable } from 'node:stream';
+import { BLOB_VARIANTS, type BlobStore, type BlobVariant, type ByteRange, type StoredBlob } from './index.js';
+import { BlobMeter, pipeInto } from './meter.js';
 
 const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
 const SAFE_VARIANT = /^[a-z0-9]{1,16}$/;
@@ -64,8 +57,8 @@ export class LocalDiskStore implements BlobStore {
     return handle.createReadStream(options.range ? { start: options.range.start, end: options.range.end } : {});
   }
 
-  localPath(id: string): Promise<string> {
-    return Promise.resolve(this.pathOf(id));
+  withLocalFile<T>(id: string, use: (path: string) => Promise<T>): Promise<T> {
+    return use(this.pathOf(id));
   }
 
   async remove(id: string): Promise<void> {
@@ -122,76 +115,6 @@ export class LocalDiskStore implements BlobStore {
     }
     return path.join(this.blobDir, id.slice(-2).toLowerCase(), variant ? `${id}.${variant}` : id);
   }
-}
-
-/** Passes bytes through while counting, hashing and keeping the head; fails past the size limit. */
-class BlobMeter extends Transform {
-  private size = 0;
-  private readonly hash = createHash('sha256');
-  private readonly headChunks: Buffer[] = [];
-  private headLength = 0;
-
-  constructor(private readonly maxBytes: number) {
-    super();
-  }
-
-  override _transform(
-    chunk: Buffer,
-    _encoding: BufferEncoding,
-    callback: (err?: Error | null, data?: Buffer) => void,
-  ): void {
-    this.size += chunk.length;
-    if (this.size > this.maxBytes) return callback(new BlobTooLargeError(this.maxBytes));
-    this.hash.update(chunk);
-    if (this.headLength < HEAD_BYTES) {
-      this.headChunks.push(chunk);
-      this.headLength += chunk.length;
-    }
-    callback(null, chunk);
-  }
-
-  blob(): StoredBlob {
-    return {
-      size: this.size,
-      sha256: this.hash.digest('hex'),
-      head: Buffer.concat(this.headChunks).subarray(0, HEAD_BYTES),
-    };
-  }
-}
-
-/**
- * source → meter → sink, settled when the sink has closed its file or anything failed (then every stream
- * is destroyed). stream.pipeline does the same, but builds an AbortController and a DOMException per call:
- * measurable on the path of every upload.
- */
-function pipeInto(source: Readable, meter: Transform, sink: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const fail = (err: Error) => {
-      if (settled) return;
-      settled = true;
-      source.unpipe(meter);
-      meter.destroy();
-      // A file stream destroyed while still opening creates its file after all: settle only once it has
-      // closed, so the caller's removal of the temporary file comes after it exists.
-      if (sink.closed) return reject(err);
-      sink.once('close', () => reject(err));
-      sink.destroy();
-    };
-    source.once('error', fail);
-    source.once('close', () => {
-      if (!source.readableEnded) fail(new Error('The upload stream closed before its end.'));
-    });
-    meter.once('error', fail);
-    sink.once('error', fail);
-    sink.once('close', () => {
-      if (settled) return;
-      if (!sink.writableFinished) return fail(new Error('The blob file closed before all bytes were written.'));
-      settled = true;
-      resolve();
-    });
-    source.pipe(meter).pipe(sink);
-  });
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {

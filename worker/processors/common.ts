@@ -9,23 +9,21 @@ import { ProcessingError, type Analyzed, type AnalysisInput, type Processor, typ
 /** A WebP of at most 256 × 256 px stays far below this; anything bigger is a bug, not a preview. */
 const THUMBNAIL_MAX_BYTES = 1024 * 1024;
 
-export async function verifyStoredBytes(input: ProcessorInput): Promise<CommonResult> {
-  return (await readVerified(input, false)).common;
+export async function verifyStoredBytes({ file, storage }: ProcessorInput): Promise<CommonResult> {
+  return (await readVerified(file, () => storage.open(file.id), false)).common;
 }
 
-/** Re-reads the stored bytes, checks them, and hands them back too when `keep` (for a small file). */
+/** Reads the bytes `open` gives, checks them against the record, and hands them back too when `keep`. */
 async function readVerified(
-  { file, storage }: ProcessorInput,
+  file: ProcessorInput['file'],
+  open: () => Promise<Readable>,
   keep: boolean,
 ): Promise<{ common: CommonResult; bytes?: Buffer }> {
   let stream;
   try {
-    stream = await storage.open(file.id);
+    stream = await open();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new ProcessingError('blob_missing', 'The stored bytes of this file are missing.');
-    }
-    throw err;
+    throw blobMissing(err);
   }
   const hash = createHash('sha256');
   const kept: Buffer[] = [];
@@ -44,6 +42,17 @@ async function readVerified(
   }
   const common = { sha256_verified: true, bytes_read: bytesRead, warnings: [] };
   return keep ? { common, bytes: Buffer.concat(kept) } : { common };
+}
+
+function blobMissing(err: unknown): unknown {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return err;
+  return new ProcessingError('blob_missing', 'The stored bytes of this file are missing.');
+}
+
+/** A local file as a stream that rejects (rather than errors later) when the file is missing. */
+async function openLocal(path: string): Promise<Readable> {
+  const handle = await open(path, 'r');
+  return handle.createReadStream();
 }
 
 /** Up to `length` bytes of the file from `position` (fewer near its end). */
@@ -106,12 +115,22 @@ export function analyzingProcessor<F extends object>(
     module,
     async process(input) {
       const { file, storage, limits } = input;
-      const { common, bytes } = await readVerified(input, file.size <= (options.inlineMaxBytes ?? -1));
-      const path = await storage.localPath(file.id);
-      const analysisInput: AnalysisInput = { path, contentType: file.content_type, size: file.size, limits };
-      const analyzed = bytes
-        ? await analysis({ ...analysisInput, bytes })
-        : await input.inParser(module, analysis, analysisInput);
+      // The bytes are checked where the analysis reads them: for a bucket, the staged copy, pulled once.
+      let staged = false;
+      const { common, analyzed } = await storage
+        .withLocalFile(file.id, async (path) => {
+          staged = true;
+          const inline = file.size <= (options.inlineMaxBytes ?? -1);
+          const { common, bytes } = await readVerified(file, () => openLocal(path), inline);
+          const analysisInput: AnalysisInput = { path, contentType: file.content_type, size: file.size, limits };
+          const analyzed = bytes
+            ? await analysis({ ...analysisInput, bytes })
+            : await input.inParser(module, analysis, analysisInput);
+          return { common, analyzed };
+        })
+        .catch((err: unknown) => {
+          throw staged ? err : blobMissing(err);
+        });
       if (analyzed.thumbnail) {
         await storage.put(file.id, Readable.from([Buffer.from(analyzed.thumbnail)]), {
           maxBytes: THUMBNAIL_MAX_BYTES,

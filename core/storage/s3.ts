@@ -1,0 +1,277 @@
+// Blobs in an S3-compatible bucket (AWS S3, Ceph RGW, MinIO, R2, GCS interoperability):
+//   <prefix>blobs/<xx>/<id>[.<variant>]   xx the last two hex digits of the id, as on disk
+// An upload streams in as a multipart upload (lib-storage: parts of PART_BYTES, QUEUE_SIZE in flight, so
+// memory stays bounded whatever the size); until it completes, the bytes are an unfinished multipart upload,
+// which is what "temporary" means here: the reconciler aborts those that were never completed. The shards
+// are only key prefixes, kept so the reconciler's sweep visits one page-listed prefix per run.
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import {
+  BLOB_VARIANTS,
+  StorageUnavailableError,
+  type BlobStore,
+  type BlobVariant,
+  type ByteRange,
+  type StoredBlob,
+} from './index.js';
+import { BlobMeter } from './meter.js';
+
+export interface S3Settings {
+  bucket: string;
+  /** Prepended to every key; empty, or ends with "/". */
+  prefix: string;
+  /** Empty for AWS itself. */
+  endpoint: string | null;
+  region: string;
+  forcePathStyle: boolean;
+}
+
+const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
+const SHARDS = 256;
+const shardName = (shard: number) => shard.toString(16).padStart(2, '0');
+
+/** 8 MiB parts, 4 in flight: at most about 40 MiB of one upload in memory, and 1 GiB in 128 parts. */
+/** How long a presigned download stays valid. */
+export const DOWNLOAD_URL_SECONDS = 300;
+
+const PART_BYTES = 8 * 1024 * 1024;
+const QUEUE_SIZE = 4;
+
+export class S3BlobStore implements BlobStore {
+  readonly shardCount = SHARDS;
+  readonly client: S3Client;
+  private readonly listPageSize: number;
+
+  /** `client` settings override ours (credentials, for one); `listPageSize` is S3's 1000 unless a test pages. */
+  constructor(
+    readonly settings: S3Settings,
+    { client, listPageSize = 1000 }: { client?: Partial<S3ClientConfig>; listPageSize?: number } = {},
+  ) {
+    this.listPageSize = listPageSize;
+    this.client = new S3Client({
+      region: settings.region,
+      forcePathStyle: settings.forcePathStyle,
+      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+      // The SDK's default sends streamed bodies aws-chunked with a CRC trailer, which Ceph and other
+      // S3-compatible stores refuse (411); checksums are ours to verify anyway (the worker re-hashes).
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000 },
+      ...client,
+    });
+  }
+
+  get bucket(): string {
+    return this.settings.bucket;
+  }
+
+  /** The object key of a blob; the id must look like an id (it never comes from a client unchecked). */
+  keyOf(id: string, variant?: BlobVariant): string {
+    if (!SAFE_KEY.test(id)) throw new Error(`Refusing unsafe blob key ${JSON.stringify(id)}.`);
+    return `${this.shardPrefix(parseInt(id.slice(-2), 16))}${variant ? `${id}.${variant}` : id}`;
+  }
+
+  async put(id: string, source: Readable, options: { maxBytes: number; variant?: BlobVariant }): Promise<StoredBlob> {
+    const meter = new BlobMeter(options.maxBytes);
+    const fail = (err: Error) => meter.destroy(err);
+    const closed = () => {
+      if (!source.readableEnded) fail(new Error('The upload stream closed before its end.'));
+    };
+    source.once('error', fail);
+    source.once('close', closed);
+    source.pipe(meter);
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: this.keyOf(id, options.variant), Body: meter },
+      partSize: PART_BYTES,
+      queueSize: QUEUE_SIZE,
+      // A failed upload aborts its multipart upload: no parts are left to pay for.
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+    } catch (err) {
+      source.unpipe(meter);
+      meter.destroy();
+      // The meter's own error (too large, the client gone) says more than the SDK's wrapping of it.
+      throw meter.failure ?? unavailable(err, 'writing');
+    } finally {
+      source.off('error', fail);
+      source.off('close', closed);
+    }
+    return meter.blob();
+  }
+
+  async open(id: string, options: { range?: ByteRange; variant?: BlobVariant } = {}): Promise<Readable> {
+    const { range } = options;
+    const answer = await this.client
+      .send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.keyOf(id, options.variant),
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        }),
+      )
+      .catch((err: unknown) => {
+        throw missing(err) ?? unavailable(err, 'reading');
+      });
+    return answer.Body as Readable;
+  }
+
+  async withLocalFile<T>(id: string, use: (path: string) => Promise<T>): Promise<T> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'fp-staged-'));
+    try {
+      const staged = path.join(dir, id);
+      await pipeline(await this.open(id), createWriteStream(staged, { flags: 'wx' }));
+      return await use(staged);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  downloadUrl(id: string, headers: { contentDisposition: string; contentType: string }): Promise<string> {
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: this.keyOf(id),
+      ResponseContentDisposition: headers.contentDisposition,
+      ResponseContentType: headers.contentType,
+    });
+    return getSignedUrl(this.client, command, { expiresIn: DOWNLOAD_URL_SECONDS });
+  }
+
+  async remove(id: string): Promise<void> {
+    const keys = [this.keyOf(id), ...BLOB_VARIANTS.map((variant) => this.keyOf(id, variant))];
+    // One DeleteObject per key: DeleteObjects needs a Content-MD5 that some S3-compatible stores insist on.
+    await Promise.all(
+      keys.map((Key) =>
+        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })).catch((err: unknown) => {
+          throw unavailable(err, 'removing');
+        }),
+      ),
+    );
+  }
+
+  async ping(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  }
+
+  async removeTemporaryBefore(before: Date): Promise<number> {
+    let removed = 0;
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    for (;;) {
+      const page = await this.client.send(
+        new ListMultipartUploadsCommand({
+          Bucket: this.bucket,
+          Prefix: `${this.settings.prefix}blobs/`,
+          MaxUploads: this.listPageSize,
+          ...markers,
+        }),
+      );
+      for (const upload of page.Uploads ?? []) {
+        if (!upload.Initiated || upload.Initiated >= before) continue;
+        await this.client.send(
+          new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
+        );
+        removed++;
+      }
+      if (!page.IsTruncated) return removed;
+      markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+    }
+  }
+
+  async idsInShard(shard: number): Promise<string[]> {
+    const prefix = this.shardPrefix(shard);
+    const ids = new Set<string>();
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          MaxKeys: this.listPageSize,
+          ContinuationToken: token,
+        }),
+      );
+      for (const object of page.Contents ?? []) {
+        const id = object.Key?.slice(prefix.length).split('.')[0];
+        if (id && SAFE_KEY.test(id)) ids.add(id);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return [...ids];
+  }
+
+  async writtenAt(id: string): Promise<Date | null> {
+    const keys = [this.keyOf(id), ...BLOB_VARIANTS.map((variant) => this.keyOf(id, variant))];
+    const times = await Promise.all(
+      keys.map((Key) =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })).then(
+          (head) => head.LastModified?.getTime() ?? 0,
+          (err: unknown) => {
+            if (missing(err)) return 0;
+            throw unavailable(err, 'reading');
+          },
+        ),
+      ),
+    );
+    const latest = Math.max(...times);
+    return latest ? new Date(latest) : null;
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+
+  private shardPrefix(shard: number): string {
+    return `${this.settings.prefix}blobs/${shardName(shard)}/`;
+  }
+}
+
+/** A missing object as the ENOENT every BlobStore caller expects; undefined for any other error. */
+function missing(err: unknown): Error | undefined {
+  const { name, $metadata } = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (name !== 'NoSuchKey' && name !== 'NotFound' && $metadata?.httpStatusCode !== 404) return undefined;
+  return Object.assign(new Error('No such blob.', { cause: err }), { code: 'ENOENT' });
+}
+
+/**
+ * An error the store may get over by itself (no answer, a 5xx, SlowDown) as StorageUnavailableError; any
+ * other (a 403 for a wrong key, a missing bucket) as it is: a setting to fix, not an outage to wait out.
+ */
+export function unavailable(err: unknown, doing: string): unknown {
+  const { $metadata, name, code } = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = $metadata?.httpStatusCode;
+  const transient =
+    (status !== undefined && status >= 500) ||
+    ['SlowDown', 'RequestTimeout', 'TimeoutError'].includes(name ?? '') ||
+    NETWORK_ERRORS.includes(code ?? '');
+  if (!transient || err instanceof StorageUnavailableError) return err;
+  return new StorageUnavailableError(`The object store did not answer while ${doing} (${describe(err)}).`, {
+    cause: err,
+  });
+}
+
+const NETWORK_ERRORS = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'];
+
+function describe(err: unknown): string {
+  const { name, code, message } = err as { name?: string; code?: string; message?: string };
+  return code ?? (name && name !== 'Error' ? name : (message ?? String(err)));
+}
