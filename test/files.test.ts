@@ -1,11 +1,10 @@
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
-import { unlink, writeFile } from 'node:fs/promises';
 import type { File } from '../core/fileRecord.js';
 import { sql, truncateFiles } from './support/db.js';
 import { png } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
 import { startService, uploadFile, waitForStatus, type TestService } from './support/service.js';
+import { hasBlob, overwriteBlob, removeVariant } from './support/stores.js';
 
 interface Page {
   results: File[];
@@ -133,8 +132,8 @@ describe('the File resource', () => {
       expect([requeued.status, ((await requeued.json()) as File).id]).to.deep.equal([202, image.id]);
       await waitForStatus(service.url, image.id);
       expect((await fetch(`${upper}/`, { method: 'DELETE' })).status).to.equal(204);
-      expect(existsSync(service.storage.pathOf(image.id)), 'the bytes, named by the canonical id').to.equal(false);
-      expect(existsSync(service.storage.pathOf(image.id, 'thumbnail'))).to.equal(false);
+      expect(await hasBlob(service.storage, image.id), 'the bytes, named by the canonical id').to.equal(false);
+      expect(await hasBlob(service.storage, image.id, 'thumbnail')).to.equal(false);
     });
 
     it('answers 404 not_found for unknown and malformed ids, never 500', async () => {
@@ -264,7 +263,7 @@ describe('the File resource', () => {
       );
       expect(image.thumbnail).to.be.a('string');
       expect((await fetch(image.thumbnail!, { method: 'HEAD' })).status).to.equal(200);
-      await unlink(service.storage.pathOf(image.id, 'thumbnail'));
+      await removeVariant(service.storage, image.id, 'thumbnail');
       expect((await fetch(image.thumbnail!, { method: 'HEAD' })).status).to.equal(404);
       await expectProblem(await fetch(image.thumbnail!), 404, 'not_found');
     });
@@ -274,14 +273,13 @@ describe('the File resource', () => {
     it('removes the row and the bytes, then answers 404', async () => {
       const file = await uploadFile(service.url, { content: 'to delete' });
       await waitForStatus(service.url, file.id);
-      const path = service.storage.pathOf(file.id);
-      await writeFile(service.storage.pathOf(file.id, 'thumbnail'), 'a derived file');
-      expect(existsSync(path)).to.equal(true);
+      await overwriteBlob(service.storage, file.id, 'a derived file', 'thumbnail');
+      expect(await hasBlob(service.storage, file.id)).to.equal(true);
 
       const response = await fetch(`${service.url}/files/${file.id}/`, { method: 'DELETE' });
       expect(response.status).to.equal(204);
-      expect(existsSync(path)).to.equal(false);
-      expect(existsSync(service.storage.pathOf(file.id, 'thumbnail'))).to.equal(false);
+      expect(await hasBlob(service.storage, file.id)).to.equal(false);
+      expect(await hasBlob(service.storage, file.id, 'thumbnail')).to.equal(false);
       await expectProblem(await fetch(`${service.url}/files/${file.id}/`), 404, 'not_found');
       await expectProblem(await fetch(`${service.url}/files/${file.id}/`, { method: 'DELETE' }), 404, 'not_found');
       await expectProblem(await fetch(`${service.url}/files/not-an-id/`, { method: 'DELETE' }), 404, 'not_found');

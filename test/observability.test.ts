@@ -2,7 +2,6 @@ import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } f
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,6 +29,7 @@ import {
   type TestService,
 } from './support/service.js';
 import { recordSpans, type RecordedSpans } from './support/tracing.js';
+import { overwriteBlob } from './support/stores.js';
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
 const OTHER_BYTES = Buffer.from([0x00, 0x01, 0x02, 0x03, 0xfe, 0xff, 0x10, 0x80]);
@@ -72,7 +72,7 @@ describe('observability', () => {
 
     it('counts jobs by kind and outcome, with their duration, queue wait and attempts', async function () {
       this.timeout(30_000);
-      await writeFile(service.storage.pathOf(files.tampered!.id), 'tampered bytes');
+      await overwriteBlob(service.storage, files.tampered!.id, 'tampered bytes');
       await service.db.files.remove(files.deleted!.id);
       worker = await startWorker(service.queueName, { processors: { other: flakyOnce() } });
       for (const name of ['text', 'image', 'other', 'tampered']) await waitForStatus(service.url, files[name]!.id);

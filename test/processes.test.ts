@@ -4,6 +4,7 @@ import { dropDatabase, ensureDatabaseExists } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually } from './support/eventually.js';
+import { sharedGateway, type Gateway } from './support/rgw.js';
 import {
   childrenOf,
   freePort,
@@ -88,6 +89,61 @@ describe('the real processes', function () {
         });
       }
     }
+
+    describe('with BLOB_STORE=s3', () => {
+      let gateway: Gateway;
+      let bucket: string;
+      before(async function () {
+        this.timeout(60_000);
+        gateway = await sharedGateway(this);
+        bucket = await gateway.createBucket();
+      });
+      const s3Cases: Array<[string, (env: Record<string, string>) => Record<string, string>, RegExp]> = [
+        [
+          'no bucket named',
+          (env) => ({ ...env, S3_BUCKET: '' }),
+          /^BLOB_STORE=s3 needs S3_BUCKET, the name of an existing bucket\.\n$/,
+        ],
+        [
+          'a bucket that does not exist',
+          (env) => ({ ...env, S3_BUCKET: 'fp-never-created' }),
+          /^S3_BUCKET fp-never-created does not exist at http:\/\/127\.0\.0\.1:\d+: create it, or set S3_BUCKET\.\n$/,
+        ],
+        [
+          'a wrong secret key',
+          (env) => ({ ...env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' }),
+          /^http:\/\/127\.0\.0\.1:\d+ refused the credentials for bucket fp-\w+ \(403\): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give the pod an identity with access to it\.\n$/,
+        ],
+        [
+          'an endpoint that does not answer',
+          (env) => ({ ...env, S3_ENDPOINT: 'http://127.0.0.1:9' }),
+          /^The S3 endpoint http:\/\/127\.0\.0\.1:9 does not answer for bucket fp-\w+ \(ECONNREFUSED\): start it, or set S3_ENDPOINT\.\n$/,
+        ],
+      ];
+      for (const [what, envFor, message] of s3Cases) {
+        for (const script of ['dist/api/main.js', 'dist/worker/main.js']) {
+          it(`${script.split('/')[1]} stops with one sentence on ${what}`, async () => {
+            const env = envFor(gateway.env(bucket));
+            const { code, output } = await runProcess(script, { ...env, LOG_LEVEL: 'silent' });
+            expect(code).to.equal(1);
+            expect(output).to.match(message);
+          });
+        }
+      }
+
+      it('starts against the bucket, and /readyz checks it', async () => {
+        const processes = await startApiAndWorker(gateway.env(bucket));
+        try {
+          const ready = await fetch(`${processes.apiAdmin}/readyz`);
+          expect(ready.status).to.equal(200);
+          expect(((await ready.json()) as { checks: Record<string, string> }).checks).to.include({ storage: 'ok' });
+          const file = await uploadFile(processes.url, { name: 'a.txt', content: 'into the bucket' });
+          expect((await waitForStatus(processes.url, file.id)).status).to.equal('processed');
+        } finally {
+          await processes.terminate();
+        }
+      });
+    });
 
     it('names pending migrations', async () => {
       const url = databaseNamed(`fp_test_bare_${randomBytes(3).toString('hex')}`);

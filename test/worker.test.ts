@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { writeFile } from 'node:fs/promises';
 import { openDatabase, type Database } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
 import { newFileId } from '../core/ids.js';
@@ -22,6 +21,7 @@ import {
   waitForStatus,
   type TestService,
 } from './support/service.js';
+import { overwriteBlob } from './support/stores.js';
 
 /** The row a start answered, failing the test when it answered `redelivered` or nothing. */
 function startedRow(outcome: FileRow | 'redelivered' | null): FileRow {
@@ -42,7 +42,7 @@ describe('the worker', () => {
 
     it('fails a file whose stored bytes no longer match its sha256, without retrying', async () => {
       const file = await uploadFile(service.url, { content: 'original bytes' });
-      await writeFile(service.storage.pathOf(file.id), 'tampered bytes');
+      await overwriteBlob(service.storage, file.id, 'tampered bytes');
       const worker = await startWorker(service.queueName);
       try {
         const done = await waitForStatus(service.url, file.id);

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { childEnv } from './env.js';
+import { runStoreEnv } from './stores.js';
 import { freePort, waitForHttp } from './net.js';
 
 export { freePort, waitForHttp };
@@ -94,11 +95,15 @@ export interface ApiAndWorker {
   terminate(): Promise<{ api: number | string; worker: number | string }>;
 }
 
-/** The API and one worker, each on free ports with `env` (and the API with `apiEnv` too), once both are ready. */
+/**
+ * The API and one worker, each on free ports with `env` (and the API with `apiEnv` too), once both are ready;
+ * both use the run's blob store (stores.ts) unless `env` says otherwise.
+ */
 export async function startApiAndWorker(
   env: Record<string, string>,
   apiEnv: Record<string, string> = {},
 ): Promise<ApiAndWorker> {
+  env = { ...(await runStoreEnv()), ...env };
   const [port, adminPort] = [await freePort(), await freePort()];
   const apiAdmin = `http://127.0.0.1:${adminPort}`;
   const api = startProcess('dist/api/main.js', {

@@ -12,6 +12,8 @@ import { loadConfig } from '../../core/config.js';
 import { openDatabase, type Database } from '../../core/db/index.js';
 import type { File, FileStatus } from '../../core/fileRecord.js';
 import { FileQueue } from '../../core/queue/index.js';
+import type { BlobStore } from '../../core/storage/index.js';
+import { runStore } from './stores.js';
 import { LocalDiskStore } from '../../core/storage/index.js';
 import { createLogger, type Logger } from '../../core/telemetry/logger.js';
 import { createMetrics, type Metrics } from '../../core/telemetry/metrics.js';
@@ -50,8 +52,8 @@ export interface ServiceOptions {
   rateLimitRedis?: SharedRedis;
   /** Blob directory (default: the run's). */
   storageDir?: string;
-  /** The API's blob store (default: a LocalDiskStore on storageDir), e.g. one made slow. */
-  storage?: LocalDiskStore;
+  /** The API's blob store (default: the run's, see stores.ts; or a LocalDiskStore on storageDir), e.g. one made slow. */
+  storage?: BlobStore;
   /** How often API_TOKENS_FILE is re-read. */
   tokenReloadMs?: number;
 }
@@ -60,7 +62,7 @@ export interface TestService {
   url: string;
   db: Database;
   queue: FileQueue;
-  storage: LocalDiskStore;
+  storage: BlobStore;
   metrics: Metrics;
   workerMetrics: Metrics;
   logger: Logger;
@@ -86,8 +88,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
     ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
   });
   if (!options.redisUrl) await queue.ready();
-  const storage = options.storage ?? new LocalDiskStore(options.storageDir ?? TEST_ENV.storageDir);
-  await storage.init();
+  const storage = await apiStore(options);
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
   const config = loadConfig('api', { MAX_UPLOAD_BYTES: '10MiB', QUEUE_PREFIX: TEST_ENV.queuePrefix, ...options.env });
   const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger, options.tokenReloadMs);
@@ -137,6 +138,14 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   };
 }
 
+async function apiStore(options: Pick<ServiceOptions, 'storage' | 'storageDir'>): Promise<BlobStore> {
+  if (options.storage) return options.storage;
+  if (!options.storageDir) return runStore();
+  const storage = new LocalDiskStore(options.storageDir);
+  await storage.init();
+  return storage;
+}
+
 export interface TestWorker {
   metrics: Metrics;
   close(): Promise<void>;
@@ -175,7 +184,7 @@ export async function startWorker(
   const consumer = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'consumer', tracer: options.tracer });
   await consumer.ready();
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
-  const storage = new LocalDiskStore(TEST_ENV.storageDir);
+  const storage = await runStore();
   const metrics = createMetrics({ queueCounts: () => consumer.counts() });
   const worker = createWorker({
     db,
