@@ -12,16 +12,11 @@ export class BlobMeter extends Transform {
   private readonly headChunks: Buffer[] = [];
   private headLength = 0;
 
-  /** Why the bytes stopped: over the limit, or the error the source was destroyed with. */
-  failure: Error | undefined;
+  /** Set once the bytes went over the limit. */
+  failure: BlobTooLargeError | undefined;
 
   constructor(private readonly maxBytes: number) {
     super();
-  }
-
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.failure ??= err ?? undefined;
-    callback(err);
   }
 
   override _transform(

@@ -91,7 +91,8 @@ export class S3BlobStore implements BlobStore {
 
   async put(id: string, source: Readable, options: { maxBytes: number; variant?: BlobVariant }): Promise<StoredBlob> {
     const meter = new BlobMeter(options.maxBytes);
-    const fail = (err: Error) => meter.destroy(err);
+    let sourceFailure: Error | undefined;
+    const fail = (err: Error) => meter.destroy((sourceFailure = err));
     const closed = () => {
       if (!source.readableEnded) fail(new Error('The upload stream closed before its end.'));
     };
@@ -111,8 +112,8 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       source.unpipe(meter);
       meter.destroy();
-      // The meter's own error (too large, the client gone) says more than the SDK's wrapping of it.
-      throw meter.failure ?? unavailable(err, 'writing');
+      // Why the bytes stopped (the client gone, too large) says more than the SDK's wrapping of it.
+      throw sourceFailure ?? meter.failure ?? unavailable(err, 'writing');
     } finally {
       source.off('error', fail);
       source.off('close', closed);

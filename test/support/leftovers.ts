@@ -23,7 +23,7 @@ export async function storedFiles(root?: string): Promise<string[]> {
 }
 
 /** Every object and unfinished multipart upload in the store's bucket. */
-async function bucketContents(store: S3BlobStore): Promise<string[]> {
+export async function bucketContents(store: S3BlobStore): Promise<string[]> {
   const found: string[] = [];
   let token: string | undefined;
   do {

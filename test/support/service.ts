@@ -178,13 +178,14 @@ export async function startWorker(
     | 'parsers'
     | 'tracer'
     | 'logger'
+    | 'storage'
   > &
     Pick<WorkerDeps, 'onBusyChange'> = {},
 ): Promise<TestWorker> {
   const consumer = new FileQueue({ ...queueOptionsFor(queueName, options), role: 'consumer', tracer: options.tracer });
   await consumer.ready();
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
-  const storage = await runStore();
+  const storage = options.storage ?? (await runStore());
   const metrics = createMetrics({ queueCounts: () => consumer.counts() });
   const worker = createWorker({
     db,
