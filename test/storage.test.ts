@@ -188,6 +188,16 @@ for (const [name, make] of Object.entries(BACKENDS)) {
       expect(await backend.unfinished()).to.equal(0);
     });
 
+    it('keeps a blob of exactly the limit and refuses one byte more', async () => {
+      const id = newFileId();
+      const bytes = bytesOf(4096);
+      expect((await store.put(id, Readable.from([bytes]), { maxBytes: 4096 })).size).to.equal(4096);
+      const over = newFileId();
+      const refused = await rejection(store.put(over, Readable.from([bytes, Buffer.from('!')]), { maxBytes: 4096 }));
+      expect(refused).to.be.instanceOf(BlobTooLargeError);
+      await isMissing(store.open(over));
+    });
+
     it('refuses a blob over the limit after several parts and keeps nothing', async () => {
       const id = newFileId();
       const limit = 17 * 1024 * 1024;
