@@ -62,6 +62,29 @@ describe('security', () => {
       }
     });
 
+    it('answers 401 to every prefix of a valid token and to a valid token with characters added, from either source', async () => {
+      const near = (token: string) => [
+        ...Array.from({ length: token.length - 1 }, (_, n) => token.slice(0, n + 1)),
+        `${token}x`,
+        `${token}${token}`,
+        `${token}${TOKEN_A === token ? TOKEN_B : TOKEN_A}`,
+        `${token.slice(0, -1)}${token.at(-1) === 'f' ? 'e' : 'f'}`,
+        token.toUpperCase(),
+      ];
+      for (const token of [TOKEN_A, TOKEN_B]) {
+        for (const wrong of near(token)) {
+          const response = await fetch(`${service.url}/files/`, { headers: bearer(wrong) });
+          expect(response.status, `Bearer ${wrong}`).to.equal(401);
+          await expectProblem(response, 401, 'unauthorized');
+          expect(response.headers.get('www-authenticate'), wrong).to.equal(
+            'Bearer realm="file-processor", error="invalid_token"',
+          );
+        }
+        // The token itself still gets in: what was refused was only ever the near miss.
+        expect((await fetch(`${service.url}/files/`, { headers: bearer(token) })).status, token).to.equal(200);
+      }
+    });
+
     it('lets a valid token in, from API_TOKENS or from API_TOKENS_FILE', async () => {
       expect((await fetch(`${service.url}/files/`, { headers: bearer(TOKEN_A) })).status).to.equal(200);
       expect(
