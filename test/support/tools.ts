@@ -1,7 +1,7 @@
 // External programs a test needs (Debian's `prometheus` package: prometheus, promtool; Ceph's for the S3
 // gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool). Missing on a
 // developer machine, the test is skipped with a message saying how to get them; missing in CI
-// (CI=true), it fails, so a green CI always ran it.
+// (inCI()), it fails, so a green CI always ran it.
 import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +11,13 @@ const installHint = (name: string) =>
   name.startsWith('prom')
     ? 'apt-get install -y prometheus'
     : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
+
+/**
+ * True in CI, which .ci/run marks with CI=true (as most CI services do). The one rule for skipping: a test whose
+ * prerequisite is missing (a program, root, a file of the repository) skips on a developer machine and fails in
+ * CI, so a green CI ran every test.
+ */
+export const inCI = (): boolean => process.env.CI === 'true';
 
 /** The program's path on PATH, or null. */
 function findProgram(name: string): string | null {
@@ -30,7 +37,7 @@ function findProgram(name: string): string | null {
 export function requireProgram(context: Mocha.Context, name: string): string {
   const found = findProgram(name);
   if (found) return found;
-  if (process.env.CI === 'true')
+  if (inCI())
     throw new Error(`${name} is not installed, and CI must run this test: ${installHint(name)} (see .ci/run).`);
   process.stderr.write(`      skipped: ${name} is not installed (${installHint(name)})\n`);
   context.skip();
