@@ -6,6 +6,7 @@ import path from 'node:path';
 import { SharedRedis } from '../core/redis.js';
 import { snapshot } from './support/leftovers.js';
 import { expectProblem } from './support/problems.js';
+import { connect, parseResponse, readUntilClosed } from './support/raw.js';
 import { startService, upload, uploadFile } from './support/service.js';
 import { inCI } from './support/tools.js';
 
@@ -20,6 +21,29 @@ describe('admission control', () => {
       const response = await upload(service.url, { content: 'one too many' });
       await expectProblem(response, 503, 'overloaded');
       expect(response.headers.get('retry-after')).to.equal('10');
+
+      // An upload of 8 MiB of which only the start is ever sent: the answer must come without the rest.
+      const socket = await connect(service.url);
+      const closed = readUntilClosed(socket, 5_000);
+      const declared = 8 * 1024 * 1024;
+      const start = Buffer.concat([
+        Buffer.from(
+          `POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${declared}\r\n\r\n` +
+            '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n',
+        ),
+        Buffer.alloc(16 * 1024, 0x61),
+      ]);
+      socket.write(start);
+      const { data, closedAfterMs } = await closed;
+      expect(data, 'an answer while most of the body was still unsent').to.not.equal('');
+      const early = parseResponse(data);
+      expect(early.status).to.equal(503);
+      expect(JSON.parse(early.body)).to.include({ code: 'overloaded' });
+      expect(early.headers).to.match(/^retry-after: 10$/im);
+      // It does not wait for the body either: the answer closes the connection rather than read on.
+      expect(early.headers).to.match(/^connection: close$/im);
+      expect(closedAfterMs).to.be.below(4_000);
+      expect(start.length / declared, 'share of the body sent').to.be.below(0.01);
       expect(await before.unchanged()).to.deep.equal({ rows: 0, files: [] });
       expect((await fetch(`${service.url}/files/`)).status, 'reads still work').to.equal(200);
     } finally {
