@@ -35,6 +35,16 @@ function paddedPart(boundary: string, disposition: string | null, content: Buffe
   ]);
 }
 
+/** Node reads a socket 64 KiB at a time: what the server may have read past the point it stopped at. */
+const READ_AHEAD_BYTES = 256 * 1024;
+
+/** A connection to the service, and the server's end of it (whose bytesRead counts what the server read). */
+async function connectCounted(service: TestService): Promise<{ socket: net.Socket; serverSide: net.Socket }> {
+  const accepted = new Promise<net.Socket>((resolve) => service.server.once('connection', resolve));
+  const socket = await connect(service.url);
+  return { socket, serverSide: await accepted };
+}
+
 /** POSTs a hand-made multipart body (boundary `XyZ`) and returns the status and the problem's code. */
 async function postMultipart(url: string, body: string): Promise<{ status: number; code: string }> {
   const response = await rawRequest(url, multipartRequest(body));
@@ -230,7 +240,7 @@ describe('POST /upload/', () => {
     });
 
     it('answers 413 file_too_large and closes the connection once a chunked body passes the limit, reading no further', async () => {
-      const socket = await connect(service.url);
+      const { socket, serverSide } = await connectCounted(service);
       const closed = readUntilClosed(socket, 15_000);
       socket.write(
         'POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nTransfer-Encoding: chunked\r\n\r\n',
@@ -243,7 +253,35 @@ describe('POST /upload/', () => {
       expect(response.headers).to.match(/^connection: close$/im);
       expect(JSON.parse(response.body)).to.include({ code: 'file_too_large' });
       // The limit is 1 MiB and 64 KiB; what else went out sat in socket buffers when the server stopped reading.
+      const cap = 64 * 1024 + MULTIPART_ALLOWANCE_BYTES;
+      expect(serverSide.bytesRead, 'bytes the server read').to.be.within(cap, cap + READ_AHEAD_BYTES);
       expect(sent).to.be.below(64 * 1024 ** 2);
+    });
+
+    it('answers 413 file_too_large to an endless file part, having read little more than the limit of it', async () => {
+      const { socket, serverSide } = await connectCounted(service);
+      const closed = readUntilClosed(socket, 15_000);
+      socket.write(
+        'POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nTransfer-Encoding: chunked\r\n\r\n',
+      );
+      socket.write(httpChunk('--XyZ\r\nContent-Disposition: form-data; name="file"; filename="endless.bin"\r\n\r\n'));
+      // A file of up to 64 MiB (1,024 times the limit), sent as fast as the server takes it, never finished.
+      const offered = 64 * 1024 ** 2;
+      const sent = await sendUntilClosed(socket, httpChunk(Buffer.alloc(64 * 1024, 0x66)), offered);
+      const { data } = await closed;
+      const response = parseResponse(data);
+      expect(response.status, data.slice(0, 200)).to.equal(413);
+      expect(response.headers).to.match(/^connection: close$/im);
+      expect(JSON.parse(response.body)).to.include({
+        code: 'file_too_large',
+        detail: `The file is larger than the limit of ${64 * 1024} bytes.`,
+      });
+      // Past the file's limit the server reads on (and drops) up to the body's cap, the limit and the allowance for the
+      // rest of the form, so that a client done sending reads the answer; then it stops. What the client counted as
+      // sent beyond that sat in the two sockets' buffers (about 5 MiB on Linux's loopback).
+      const cap = 64 * 1024 + MULTIPART_ALLOWANCE_BYTES;
+      expect(serverSide.bytesRead, 'bytes the server read').to.be.within(cap, cap + READ_AHEAD_BYTES);
+      expect(sent, 'bytes the client got out').to.be.below(offered / 4);
     });
 
     it('closes the connection when it answers before reading the body, rather than read the rest to reach the next request', async () => {

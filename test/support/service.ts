@@ -1,6 +1,7 @@
 // The real service in-process: the Koa app on an ephemeral port with real PostgreSQL, Redis and disk,
 // and optionally a real worker consuming the same queue.
 import type { Tracer } from '@opentelemetry/api';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createApp } from '../../api/app.js';
@@ -67,6 +68,8 @@ export interface TestService {
   workerMetrics: Metrics;
   logger: Logger;
   queueName: string;
+  /** The API's HTTP server (e.g. to watch its connections). */
+  server: Server;
   close(): Promise<void>;
 }
 
@@ -125,6 +128,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
     workerMetrics: worker?.metrics ?? createMetrics(),
     logger,
     queueName,
+    server,
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
