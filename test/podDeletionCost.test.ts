@@ -118,31 +118,60 @@ describe('pod deletion cost (scale-in that spares busy workers)', () => {
     it('goes busy when the first job starts and idle after the last one ends, not once per job', async () => {
       const service = await startService({ worker: false });
       const transitions: boolean[] = [];
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      const slowText = {
+      let wentIdleAt = 0;
+      // Each file's job waits for its own release, so the test decides when each one ends.
+      const started: string[] = [];
+      const releases = new Map<string, () => void>();
+      const gatedText = {
         ...otherProcessor,
-        process: async (input: Parameters<typeof otherProcessor.process>[0]) => (
-          await gate,
-          otherProcessor.process(input)
-        ),
+        process: async (input: Parameters<typeof otherProcessor.process>[0]) => {
+          started.push(input.file.name);
+          await new Promise<void>((resolve) => releases.set(input.file.name, resolve));
+          return otherProcessor.process(input);
+        },
       };
       const worker = await startWorker(service.queueName, {
-        processors: { text: slowText },
-        onBusyChange: (busy) => transitions.push(busy),
+        processors: { text: gatedText },
+        onBusyChange: (busy) => {
+          transitions.push(busy);
+          if (!busy) wentIdleAt = performance.now();
+          tracker.setBusy(busy);
+        },
       });
+      const patches = () => apiServer.requests.map((request) => request.body);
       try {
+        await sleep(100);
+        expect(patches(), 'PATCHes before any job').to.deep.equal([]);
         const files = await Promise.all(
           [1, 2, 3].map((n) => uploadFile(service.url, { name: `${n}.txt`, content: `file ${n}` })),
         );
-        while (transitions.length === 0) await sleep(10);
-        release();
-        for (const file of files) expect((await waitForStatus(service.url, file.id)).status).to.equal('processed');
-        while (transitions.at(-1) !== false) await sleep(10);
-        expect(transitions[0]).to.equal(true);
-        expect(transitions.length).to.be.below(2 * files.length);
-        transitions.forEach((busy, n) => expect(busy, `transition ${n}`).to.equal(n % 2 === 0));
+        await eventually(() => started.length === files.length, 'all three jobs to start');
+        // One busy PATCH for the first start; the second and third start without one.
+        await apiServer.waitForRequests(1);
+        await sleep(100);
+        expect(transitions, 'transitions with three jobs running').to.deep.equal([true]);
+        expect(patches(), 'PATCHes with three jobs running').to.deep.equal([costPatch(BUSY_COST)]);
+
+        // The jobs end one by one, further apart than the idle delay: nothing is sent until the last one has.
+        for (const [n, file] of files.entries()) {
+          releases.get(file.name)!();
+          expect((await waitForStatus(service.url, file.id)).status).to.equal('processed');
+          if (n < files.length - 1) {
+            await sleep(IDLE_DELAY_MS + 100);
+            expect(transitions, `transitions after job ${n + 1} ended`).to.deep.equal([true]);
+            expect(patches(), `PATCHes after job ${n + 1} ended`).to.deep.equal([costPatch(BUSY_COST)]);
+          } else {
+            await eventually(() => transitions.length === 2, 'the worker to go idle');
+          }
+        }
+        const [, idle] = await apiServer.waitForRequests(2);
+        expect(transitions, 'transitions').to.deep.equal([true, false]);
+        // Timers may fire a millisecond early; a slow machine only makes the PATCH later.
+        expect(idle!.receivedAt - wentIdleAt, 'idle PATCH after the last job ended').to.be.at.least(IDLE_DELAY_MS - 2);
+        await sleep(IDLE_DELAY_MS + 100);
+        expect(patches(), 'PATCHes').to.deep.equal([costPatch(BUSY_COST), costPatch(IDLE_COST)]);
       } finally {
+        for (const release of releases.values()) release();
         await worker.close();
         await service.close();
       }
