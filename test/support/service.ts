@@ -143,10 +143,9 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
 }
 
 async function apiStore(options: Pick<ServiceOptions, 'storage' | 'storageDir'>): Promise<BlobStore> {
-  if (options.storage) return options.storage;
-  if (!options.storageDir) return runStore();
-  const storage = new LocalDiskStore(options.storageDir);
-  await storage.init();
+  if (!options.storage && !options.storageDir) return runStore();
+  const storage = options.storage ?? new LocalDiskStore(options.storageDir!);
+  if (storage instanceof LocalDiskStore) await storage.init();
   return storage;
 }
 
