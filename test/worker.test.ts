@@ -6,13 +6,14 @@ import type { Metrics } from '../core/telemetry/metrics.js';
 import type { BlobStore } from '../core/storage/index.js';
 import { imageProcessor } from '../worker/processors/image.js';
 import { otherProcessor } from '../worker/processors/other.js';
-import type { Processor } from '../worker/processors/index.js';
+import { ProcessingError, type Processor } from '../worker/processors/index.js';
 import { sql } from './support/db.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { png } from './support/fixtures.js';
 import { storedFiles } from './support/leftovers.js';
 import { seriesValue } from './support/metrics.js';
+import { brokenVersion, logFileVersions, type FileVersionLog } from './support/rowVersions.js';
 import {
   flakyOnce,
   startService,
@@ -190,6 +191,59 @@ describe('the worker', () => {
         expect(done).to.include({ status: 'failed', attempts: 3 });
         expect(done.error!.code).to.equal('processing_failed');
         expect(done.error!.message).to.not.contain('storage timed out');
+      } finally {
+        await service.close();
+      }
+    });
+  });
+
+  describe('every committed version of a file row', () => {
+    let log: FileVersionLog;
+    before(async () => {
+      log = await logFileVersions(sql);
+    });
+    after(() => log.remove());
+
+    it('is whole: status and result are written in one statement, by every transition', async () => {
+      // Text files that process, fail for good, or fail once then process; an image (with a thumbnail); a reprocess.
+      const flaky = flakyOnce();
+      const text: Processor = {
+        process(input) {
+          if (input.file.name.startsWith('bad')) throw new ProcessingError('corrupt_file', 'It cannot be read.');
+          if (input.file.name.startsWith('flaky')) return flaky.process(input);
+          return otherProcessor.process(input);
+        },
+      };
+      const service = await startService({ processors: { text } });
+      try {
+        const files = await Promise.all([
+          ...Array.from({ length: 6 }, (_, n) => uploadFile(service.url, { name: `ok-${n}.txt`, content: `ok ${n}` })),
+          uploadFile(service.url, { name: 'bad.txt', content: 'unreadable' }),
+          uploadFile(service.url, { name: 'flaky.txt', content: 'once' }),
+          uploadFile(service.url, { name: 'small.png', content: png(4, 4) }),
+        ]);
+        for (const file of files) await waitForStatus(service.url, file.id);
+        const again = files[0].id;
+        expect((await fetch(`${service.url}/files/${again}/reprocess`, { method: 'POST' })).status).to.equal(202);
+        // The row is queued again now: this waits for the second run.
+        expect((await waitForStatus(service.url, again)).status).to.equal('processed');
+
+        const ids = files.map((file) => file.id);
+        const committed = await log.committed(ids);
+        const broken = committed.flatMap((version) => {
+          const why = brokenVersion(version);
+          return why ? [`${version.id} ${version.op} #${version.seq}: ${why}`] : [];
+        });
+        expect(broken, 'committed versions that are not whole').to.deep.equal([]);
+        // It saw every kind of transition, so the check above had something to check.
+        expect([...new Set(committed.map((version) => version.status))].sort()).to.deep.equal([
+          'failed',
+          'processed',
+          'processing',
+          'queued',
+        ]);
+        // Each file but the bad one processed once, and the reprocessed one once more.
+        expect(committed.filter((version) => version.status === 'processed').length).to.equal(files.length - 1 + 1);
       } finally {
         await service.close();
       }
