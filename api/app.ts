@@ -15,6 +15,7 @@ import compose from 'koa-compose';
 import { BacklogMonitor, limitRate, refuseWhenOverloaded } from './admission.js';
 import { authenticate, type TokenSet } from './auth.js';
 import { cors } from './cors.js';
+import { directUploadHandlers } from './directUploads.js';
 import { docsAsset, docsPage } from './docs.js';
 import { AppError, problemResponses } from './errors.js';
 import { fileHandlers } from './files.js';
@@ -38,6 +39,7 @@ export type AppConfig = Pick<
   | 'httpMinBytesPerSecond'
   | 'httpMinRateWindowMs'
   | 'downloadRedirect'
+  | 'directUploadExpiresMs'
 >;
 
 export interface AppDeps {
@@ -99,8 +101,21 @@ export function createApp(deps: AppDeps): Koa {
       : []),
     refuseWhenOverloaded(deps.backlog, config.maxBacklog),
   ];
+  const direct = directUploadHandlers({
+    db,
+    queue,
+    storage,
+    logger,
+    metrics,
+    maxUploadBytes: config.maxUploadBytes,
+    expiresMs: config.directUploadExpiresMs,
+    idempotencyAbandonAfterMs: config.httpRequestTimeoutMs + 60_000,
+    baseUrl,
+  });
   const router = buildRouter({
     uploadFile: compose([refuseOversizedUploads(config.maxUploadBytes), ...admission, upload]),
+    createUpload: compose([...admission, direct.createUpload]),
+    completeUpload: compose([...admission, direct.completeUpload]),
     ...files,
     getOpenApi: (ctx) => {
       ctx.body = document;

@@ -57,6 +57,17 @@ const idParameter = {
   schema: { type: 'string' },
 };
 
+const idempotencyKeyParameter = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    'Makes retries safe: a retry with the same key and the same bytes (the same `sha256`) answers what the first request ' +
+    'created (201, `Idempotent-Replayed: true`) for 24 hours; the same key with other bytes answers 422; while the first ' +
+    'request runs, 409.',
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
+};
+
 export const ROUTES = [
   {
     operationId: 'uploadFile',
@@ -67,17 +78,7 @@ export const ROUTES = [
       'Streams the file to storage while hashing it, detects its kind from the bytes, records it and queues it for processing. ' +
       'Answers 201 with the File; poll `GET /files/{id}/` (or the list) until `status` is `processed` or `failed`.',
     tags: ['files'],
-    parameters: [
-      {
-        name: 'Idempotency-Key',
-        in: 'header',
-        required: false,
-        description:
-          'Makes retries safe: a retry with the same key and the same bytes answers the first File (201, `Idempotent-Replayed: true`) ' +
-          'for 24 hours; the same key with other bytes answers 422; while the first request runs, 409.',
-        schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
-      },
-    ],
+    parameters: [idempotencyKeyParameter],
     requestBody: {
       required: true,
       content: {
@@ -113,6 +114,65 @@ export const ROUTES = [
         'service_unavailable',
         'overloaded',
         'insufficient_storage',
+        'storage_unavailable',
+      ),
+    },
+  },
+  {
+    operationId: 'createUpload',
+    method: 'post',
+    path: '/uploads/',
+    summary: 'Start a direct upload (S3 blob store)',
+    description:
+      'Announces a file and answers a presigned PUT that sends its bytes straight to the bucket, bypassing the API; its ' +
+      '`Content-Length` is signed in, so exactly `size` bytes are accepted. Send them with `method`, `url` and `headers` ' +
+      'before `expires_at`, then POST `complete_url`. The worker checks the bytes against `sha256`: a mismatch ends the ' +
+      'File `failed` with `checksum_mismatch`. With the disk blob store, 501 `direct_uploads_unavailable`.',
+    tags: ['uploads'],
+    parameters: [idempotencyKeyParameter],
+    requestBody: {
+      required: true,
+      content: { 'application/json': { schema: ref('DirectUploadRequest') } },
+    },
+    responses: {
+      '201': json(ref('DirectUpload'), 'The upload is open: PUT the bytes, then complete it.'),
+      ...problems(
+        'invalid_body',
+        'file_empty',
+        'invalid_idempotency_key',
+        'idempotency_key_in_use',
+        'idempotency_key_reused',
+        'file_too_large',
+        'unsupported_media_type',
+        'rate_limited',
+        'direct_uploads_unavailable',
+        'service_unavailable',
+        'storage_unavailable',
+      ),
+    },
+  },
+  {
+    operationId: 'completeUpload',
+    method: 'post',
+    path: '/uploads/{id}/complete',
+    summary: 'Complete a direct upload',
+    description:
+      'Checks that the object has the announced size, detects its kind from its first bytes, records the File and queues ' +
+      'it: 201 with the File (`queued`), whose id is the upload id. Completing again answers the same File ' +
+      '(`Idempotent-Replayed: true`); an upload becomes one File at most.',
+    tags: ['uploads'],
+    parameters: [{ ...idParameter, description: 'The upload id (the id of the File it becomes).' }],
+    responses: {
+      '201': {
+        ...json(ref('File'), 'The file was recorded and queued.'),
+        headers: { Location: { description: 'URL of the new File.', schema: { type: 'string', format: 'uri' } } },
+      },
+      ...problems(
+        'not_found',
+        'upload_incomplete',
+        'size_mismatch',
+        'direct_uploads_unavailable',
+        'service_unavailable',
         'storage_unavailable',
       ),
     },
@@ -300,6 +360,7 @@ export function openApiDocument(version: string): JsonObject {
     security: [{ bearer: [] }],
     tags: [
       { name: 'files', description: 'The File resource.' },
+      { name: 'uploads', description: 'Direct uploads: the bytes go straight to the bucket.' },
       { name: 'meta', description: 'The contract itself.' },
     ],
     paths,
@@ -313,6 +374,35 @@ export function openApiDocument(version: string): JsonObject {
           properties: {
             results: { type: 'array', items: ref('File') },
             next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
+          },
+        },
+        DirectUploadRequest: {
+          type: 'object',
+          required: ['name', 'size', 'sha256'],
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 1024, description: 'The file name, as for an upload.' },
+            size: { type: 'integer', minimum: 1, description: 'Exactly how many bytes will be sent.' },
+            sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the bytes, lowercase hex.' },
+          },
+        },
+        DirectUpload: {
+          type: 'object',
+          required: ['id', 'method', 'url', 'headers', 'expires_at', 'complete_url'],
+          properties: {
+            id: { type: 'string', format: 'uuid', description: 'The upload id, and the id of the File it becomes.' },
+            method: { type: 'string', enum: ['PUT'] },
+            url: { type: 'string', format: 'uri', description: 'The presigned URL to send the bytes to.' },
+            headers: {
+              type: 'object',
+              additionalProperties: { type: 'string' },
+              description: 'Headers to send with them (the signed `Content-Length`).',
+            },
+            expires_at: {
+              type: 'string',
+              format: 'date-time',
+              description: 'After this, the URL and the upload expire.',
+            },
+            complete_url: { type: 'string', format: 'uri', description: 'POST here once the bytes are sent.' },
           },
         },
         Problem: stripId(ProblemSchema),

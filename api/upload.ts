@@ -62,17 +62,8 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
     if (!ctx.is('multipart/form-data')) {
       throw new AppError('unsupported_media_type', 'Send the file as multipart/form-data, in a part named "file".');
     }
-    const idempotency = idempotencyScopeOf(ctx);
-    const claim = idempotency ? await db.idempotencyKeys.claim(idempotency, deps.idempotencyAbandonAfterMs) : undefined;
-    if (claim?.state === 'in_progress') {
-      throw new AppError(
-        'idempotency_key_in_use',
-        'A request with this Idempotency-Key is still running; retry once it has finished.',
-        {
-          headers: { 'Retry-After': '1' },
-        },
-      );
-    }
+    const claim = await claimIdempotencyKey(ctx, deps, deps.idempotencyAbandonAfterMs);
+    const idempotency = claim?.scope;
     try {
       const received = await receiveFile(ctx.req, storage, {
         maxFileBytes: deps.maxUploadBytes,
@@ -101,11 +92,7 @@ export function uploadHandler(deps: UploadDeps): Koa.Middleware {
       deps.metrics.uploadBytes.inc({ kind: row.kind }, row.size);
       answer(ctx, row);
     } catch (err) {
-      if (claim?.state === 'claimed') {
-        await db.idempotencyKeys
-          .release(idempotency!)
-          .catch((releaseErr: unknown) => logger.error({ err: releaseErr }, 'could not release an idempotency key'));
-      }
+      if (claim?.state === 'claimed') await claim.release();
       throw err;
     }
   };
@@ -117,6 +104,40 @@ export function refuseOversizedUploads(maxUploadBytes: number): Koa.Middleware {
   return async (ctx, next) => {
     if (Number(ctx.get('Content-Length')) > maxBodyBytes) throw bodyTooLarge(maxUploadBytes);
     await next();
+  };
+}
+
+export type HeldClaim = { scope: IdempotencyScope } & (
+  { state: 'claimed'; release(): Promise<void> } | { state: 'done'; fileId: string; sha256: string }
+);
+
+/**
+ * Claims the request's Idempotency-Key (undefined without one): answers 409 while the key's first request
+ * runs; `release` gives up a claim whose request failed (a failure to release is logged, not raised).
+ */
+export async function claimIdempotencyKey(
+  ctx: Koa.Context,
+  { db, logger }: { db: Database; logger: Logger },
+  abandonAfterMs: number,
+): Promise<HeldClaim | undefined> {
+  const scope = idempotencyScopeOf(ctx);
+  if (!scope) return undefined;
+  const claim = await db.idempotencyKeys.claim(scope, abandonAfterMs);
+  if (claim.state === 'in_progress') {
+    throw new AppError(
+      'idempotency_key_in_use',
+      'A request with this Idempotency-Key is still running; retry once it has finished.',
+      { headers: { 'Retry-After': '1' } },
+    );
+  }
+  if (claim.state === 'done') return { ...claim, scope };
+  return {
+    state: 'claimed',
+    scope,
+    release: () =>
+      db.idempotencyKeys
+        .release(scope)
+        .catch((err: unknown) => logger.error({ err }, 'could not release an idempotency key')),
   };
 }
 

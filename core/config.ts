@@ -24,6 +24,7 @@ export interface Config {
   s3Region: string;
   s3ForcePathStyle: boolean;
   downloadRedirect: boolean;
+  directUploadExpiresMs: number;
   maxUploadBytes: number;
   workerConcurrency: number;
   jobRetries: number;
@@ -337,6 +338,14 @@ export const SETTINGS: Setting[] = [
     parse: boolean,
     description:
       '`GET /files/{id}/content` answers `302` to a presigned GET of the object (valid 5 minutes, with the same `Content-Disposition` and `Content-Type`) instead of streaming it through the API (`BLOB_STORE=s3`).',
+  },
+  {
+    env: 'DIRECT_UPLOAD_EXPIRES_MS',
+    key: 'directUploadExpiresMs',
+    fallback: '3600000',
+    parse: integer(60_000, 7 * 24 * 3_600_000),
+    description:
+      'How long a direct upload (`POST /uploads/`, `BLOB_STORE=s3`) may take from announcement to `complete`: its presigned PUT expires then, and the reconciler removes what was left (at most 7 days, the longest a presigned URL lives).',
   },
   {
     env: 'MAX_UPLOAD_BYTES',

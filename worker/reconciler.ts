@@ -6,7 +6,7 @@ import type { Config } from '../core/config.js';
 import type { Database, StalePosition, StaleRow } from '../core/db/index.js';
 import type { FileQueue } from '../core/queue/index.js';
 import type { SharedRedis } from '../core/redis.js';
-import type { BlobStore } from '../core/storage/index.js';
+import type { BlobStore, DirectUploadTarget } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 
@@ -31,6 +31,8 @@ export interface ReconcileReport {
   removedTemporary: number;
   removedOrphans: number;
   removedKeys: number;
+  /** Direct uploads that expired unfinished, and staged objects no live upload owns. */
+  removedUploads: number;
 }
 
 const BATCH = 500;
@@ -80,6 +82,7 @@ export class Reconciler {
       removedTemporary: 0,
       removedOrphans: 0,
       removedKeys: 0,
+      removedUploads: 0,
     };
     await this.requeueQueued(report);
     await this.requeueLost(report);
@@ -133,7 +136,9 @@ export class Reconciler {
     for (let start = 0; start < ids.length; start += BATCH) {
       const batch = ids.slice(start, start + BATCH);
       const known = await db.files.existing(batch);
-      for (const id of batch.filter((candidate) => !known.has(candidate))) {
+      // An upload being completed has its blob in place a moment before its File.
+      const completing = storage.direct ? await db.uploads.pending(batch) : new Set<string>();
+      for (const id of batch.filter((candidate) => !known.has(candidate) && !completing.has(candidate))) {
         // Young blobs may belong to an upload between its rename and its INSERT.
         const written = await storage.writtenAt(id);
         if (written && written < orphanBefore) {
@@ -146,6 +151,29 @@ export class Reconciler {
 
     report.removedKeys = await db.idempotencyKeys.removeExpired(BATCH * 10);
     metrics.reconcilerRemoved.inc({ what: 'idempotency_key' }, report.removedKeys);
+
+    if (storage.direct) report.removedUploads = await this.removeDeadUploads(storage.direct, orphanBefore);
+    metrics.reconcilerRemoved.inc({ what: 'direct_upload' }, report.removedUploads);
+  }
+
+  /**
+   * Expired direct uploads lose their staged bytes, then their row; a staged object no live upload owns (a PUT
+   * replayed after completion, a removal that failed) goes once it is older than ORPHAN_AFTER_MS.
+   */
+  private async removeDeadUploads(direct: DirectUploadTarget, orphanBefore: Date): Promise<number> {
+    const { db } = this.deps;
+    let removed = 0;
+    for (const id of await db.uploads.expired(BATCH)) {
+      await direct.discard(id);
+      if (await db.uploads.removeExpired(id)) removed++;
+    }
+    const staged = await direct.stagedBefore(orphanBefore, BATCH);
+    const live = await db.uploads.pending(staged);
+    for (const id of staged.filter((candidate) => !live.has(candidate))) {
+      await direct.discard(id);
+      removed++;
+    }
+    return removed;
   }
 
   private staleBefore(): Date {

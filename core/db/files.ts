@@ -105,6 +105,21 @@ export class FileRepository {
     return toRow(rows[0]!);
   }
 
+  /**
+   * The File of a completed direct upload: inserted in the statement that removes the live upload, so an
+   * upload becomes one File at most. Null when there was no live upload (unknown, expired or completed).
+   */
+  async insertFromUpload(file: NewFile): Promise<FileRow | null> {
+    const rows = await this.sql<StoredRow>(
+      `WITH claimed AS (DELETE FROM direct_uploads WHERE id = $1 AND expires_at > now() RETURNING id)
+       INSERT INTO files (id, name, size, content_type, kind, sha256)
+       SELECT $1::uuid, $2::text, $3::bigint, $4::text, $5::text, $6::char(64) FROM claimed
+       RETURNING ${COLUMNS}`,
+      [file.id, file.name, file.size, file.content_type, file.kind, file.sha256],
+    );
+    return rows[0] ? toRow(rows[0]) : null;
+  }
+
   async findById(id: string): Promise<FileRow | null> {
     const rows = await this.sql<StoredRow>(`SELECT ${COLUMNS} FROM files WHERE id = $1`, [id]);
     return rows[0] ? toRow(rows[0]) : null;

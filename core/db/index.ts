@@ -4,11 +4,13 @@ import pg from 'pg';
 import { Sequelize, ConnectionError } from 'sequelize';
 import { FileRepository, type Sql } from './files.js';
 import { IdempotencyKeys } from './idempotency.js';
+import { DirectUploads } from './uploads.js';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations/index.js';
 
 export { FileRepository } from './files.js';
 export type { Cursor, ListFilter, ListQuery, StalePosition, StaleRow } from './files.js';
 export { IdempotencyKeys, type Claim, type IdempotencyScope } from './idempotency.js';
+export { DirectUploads, type DirectUpload } from './uploads.js';
 
 export interface DatabaseOptions {
   url: string;
@@ -18,6 +20,7 @@ export interface DatabaseOptions {
 export interface Database {
   files: FileRepository;
   idempotencyKeys: IdempotencyKeys;
+  uploads: DirectUploads;
   /** Answers when PostgreSQL does; throws otherwise. */
   ping(): Promise<void>;
   migrate(): Promise<string[]>;
@@ -51,6 +54,7 @@ export function openDatabase(options: DatabaseOptions): Database {
   return {
     files: new FileRepository(sql),
     idempotencyKeys: new IdempotencyKeys(sql),
+    uploads: new DirectUploads(sql),
     ping: async () => {
       await sql('SELECT 1');
     },

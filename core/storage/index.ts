@@ -45,6 +45,8 @@ export interface BlobStore {
    * stores that can sign one (a bucket) have it.
    */
   downloadUrl?(id: string, headers: { contentDisposition: string; contentType: string }): Promise<string>;
+  /** Direct uploads into the store, where a client can reach it without the API (a bucket). */
+  readonly direct?: DirectUploadTarget;
   /** Removes the blob and every variant of it; a missing blob is not an error. */
   remove(id: string): Promise<void>;
   /** Answers when the store can be written; throws otherwise (readiness). */
@@ -59,6 +61,32 @@ export interface BlobStore {
   idsInShard(shard: number): Promise<string[]>;
   /** When any blob of the id was last written; null when it has none. */
   writtenAt(id: string): Promise<Date | null>;
+}
+
+/**
+ * A direct upload puts its bytes under a staging name, never the blob's own: a presigned PUT cannot be
+ * revoked, and one replayed after completion must not replace the bytes of a File. Completion moves the
+ * staged object into place inside the store.
+ */
+export interface DirectUploadTarget {
+  /** The largest object one presigned PUT may carry. */
+  readonly maxBytes: number;
+  /** A presigned PUT of exactly `size` bytes (the length is signed in) to the staging name of `id`. */
+  uploadUrl(
+    id: string,
+    size: number,
+    expiresInSeconds: number,
+  ): Promise<{ url: string; headers: Record<string, string> }>;
+  /** The staged object's size; null while there is none. */
+  stagedSize(id: string): Promise<number | null>;
+  /** Its first `length` bytes, for sniffing. */
+  stagedHead(id: string, length: number): Promise<Buffer>;
+  /** Copies the staged object into place as the blob of `id`, inside the store; the staged one stays. */
+  adopt(id: string): Promise<void>;
+  /** Removes the staged object, if any. */
+  discard(id: string): Promise<void>;
+  /** Ids of staged objects last written before `before`, at most `limit` (the reconciler's sweep). */
+  stagedBefore(before: Date, limit: number): Promise<string[]>;
 }
 
 export class BlobTooLargeError extends Error {

@@ -17,7 +17,9 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  CopyObjectCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -29,6 +31,7 @@ import {
   type BlobStore,
   type BlobVariant,
   type ByteRange,
+  type DirectUploadTarget,
   type StoredBlob,
 } from './index.js';
 import { BlobMeter } from './meter.js';
@@ -56,6 +59,7 @@ const QUEUE_SIZE = 4;
 
 export class S3BlobStore implements BlobStore {
   readonly shardCount = SHARDS;
+  readonly direct: DirectUploadTarget = new StagedUploads(this);
   readonly client: S3Client;
   private readonly listPageSize: number;
 
@@ -241,6 +245,16 @@ export class S3BlobStore implements BlobStore {
     this.client.destroy();
   }
 
+  /** Where direct uploads are staged until completed: `<prefix>uploads/<id>`. */
+  stagingKey(id: string): string {
+    if (!SAFE_KEY.test(id)) throw new Error(`Refusing unsafe blob key ${JSON.stringify(id)}.`);
+    return `${this.stagingPrefix}${id}`;
+  }
+
+  get stagingPrefix(): string {
+    return `${this.settings.prefix}uploads/`;
+  }
+
   private shardPrefix(shard: number): string {
     return `${this.settings.prefix}blobs/${shardName(shard)}/`;
   }
@@ -275,4 +289,79 @@ const NETWORK_ERRORS = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENO
 function describe(err: unknown): string {
   const { name, code, message } = err as { name?: string; code?: string; message?: string };
   return code ?? (name && name !== 'Error' ? name : (message ?? String(err)));
+}
+
+/** S3's limit for one PUT (and one CopyObject): 5 GiB. */
+const SINGLE_PUT_MAX_BYTES = 5 * 1024 ** 3;
+
+class StagedUploads implements DirectUploadTarget {
+  readonly maxBytes = SINGLE_PUT_MAX_BYTES;
+
+  constructor(private readonly store: S3BlobStore) {}
+
+  async uploadUrl(id: string, size: number, expiresInSeconds: number) {
+    const { client, bucket } = this.store;
+    const command = new PutObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id), ContentLength: size });
+    const url = await getSignedUrl(client, command, { expiresIn: expiresInSeconds });
+    return { url, headers: { 'Content-Length': String(size) } };
+  }
+
+  async stagedSize(id: string): Promise<number | null> {
+    try {
+      const { client, bucket } = this.store;
+      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id) }));
+      return head.ContentLength ?? 0;
+    } catch (err) {
+      if (missing(err)) return null;
+      throw unavailable(err, 'reading');
+    }
+  }
+
+  async stagedHead(id: string, length: number): Promise<Buffer> {
+    if (length === 0) return Buffer.alloc(0);
+    const { client, bucket } = this.store;
+    const answer = await client
+      .send(new GetObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id), Range: `bytes=0-${length - 1}` }))
+      .catch((err: unknown) => {
+        throw missing(err) ?? unavailable(err, 'reading');
+      });
+    return Buffer.from(await answer.Body!.transformToByteArray());
+  }
+
+  async adopt(id: string): Promise<void> {
+    const { client, bucket } = this.store;
+    const source = `${bucket}/${this.store.stagingKey(id)}`;
+    await client
+      .send(new CopyObjectCommand({ Bucket: bucket, Key: this.store.keyOf(id), CopySource: encodeURI(source) }))
+      .catch((err: unknown) => {
+        throw missing(err) ?? unavailable(err, 'writing');
+      });
+  }
+
+  async discard(id: string): Promise<void> {
+    const { client, bucket } = this.store;
+    await client
+      .send(new DeleteObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id) }))
+      .catch((err: unknown) => {
+        throw unavailable(err, 'removing');
+      });
+  }
+
+  async stagedBefore(before: Date, limit: number): Promise<string[]> {
+    const { client, bucket, stagingPrefix } = this.store;
+    const ids: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: stagingPrefix, ContinuationToken: token }),
+      );
+      for (const object of page.Contents ?? []) {
+        const id = object.Key!.slice(stagingPrefix.length);
+        if (SAFE_KEY.test(id) && object.LastModified && object.LastModified < before) ids.push(id);
+        if (ids.length >= limit) return ids;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return ids;
+  }
 }

@@ -82,7 +82,7 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
     }),
     reconcilerRemoved: new Counter({
       name: 'reconciler_removed_total',
-      help: 'Leftovers the reconciler removed: temporary files, blobs without a row, expired idempotency keys.',
+      help: 'Leftovers the reconciler removed: temporary files, blobs without a row, expired idempotency keys, dead direct uploads.',
       labelNames: ['what'],
       registers: [registry],
     }),

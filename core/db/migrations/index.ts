@@ -4,6 +4,7 @@ import type { MigrationParams } from 'umzug';
 import { createFiles } from './0001-create-files.js';
 import { createIdempotencyKeys } from './0002-idempotency-keys.js';
 import { addThumbnail } from './0003-add-thumbnail.js';
+import { createDirectUploads } from './0004-direct-uploads.js';
 
 export type RunSql = (sql: string) => Promise<unknown>;
 
@@ -13,7 +14,7 @@ export interface Migration {
   down(params: MigrationParams<RunSql>): Promise<void>;
 }
 
-export const MIGRATIONS: Migration[] = [createFiles, createIdempotencyKeys, addThumbnail];
+export const MIGRATIONS: Migration[] = [createFiles, createIdempotencyKeys, addThumbnail, createDirectUploads];
 
 /** Where umzug records applied migrations. */
 export const MIGRATIONS_TABLE = 'schema_migrations';

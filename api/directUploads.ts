@@ -1,0 +1,227 @@
+// Direct uploads (BLOB_STORE=s3): POST /uploads/ announces a file and answers a presigned PUT with its
+// length signed in; the client sends the bytes straight to the bucket; POST /uploads/{id}/complete sniffs
+// the kind from the object's head and records the File in the statement that ends the upload, so an upload
+// becomes one File at most. The bytes never pass through the API; the worker checks the announced sha256.
+import type Koa from 'koa';
+import type { Database, DirectUpload } from '../core/db/index.js';
+import type { FileRow } from '../core/fileRecord.js';
+import { newFileId, parseFileId } from '../core/ids.js';
+import { sniffKind } from '../core/kinds.js';
+import type { FileQueue } from '../core/queue/index.js';
+import { HEAD_BYTES, type BlobStore, type DirectUploadTarget } from '../core/storage/index.js';
+import type { Logger } from '../core/telemetry/logger.js';
+import type { Metrics } from '../core/telemetry/metrics.js';
+import { AppError } from './errors.js';
+import { safeFilename } from './filenames.js';
+import { pathParam, routeUrl } from './routes.js';
+import { fileUrl, serializeFile } from './serializer.js';
+import { claimIdempotencyKey, enqueueOrLeaveQueued } from './upload.js';
+
+export interface DirectUploadDeps {
+  db: Database;
+  queue: FileQueue;
+  storage: BlobStore;
+  logger: Logger;
+  metrics: Metrics;
+  maxUploadBytes: number;
+  expiresMs: number;
+  idempotencyAbandonAfterMs: number;
+  baseUrl: (ctx: Koa.Context) => string;
+}
+
+/** The announcement's JSON is small; anything longer is not one. */
+const MAX_BODY_BYTES = 16 * 1024;
+const SHA256 = /^[0-9a-f]{64}$/;
+
+interface Announcement {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export function directUploadHandlers(deps: DirectUploadDeps) {
+  const { db, storage, logger } = deps;
+
+  const target = (): DirectUploadTarget => {
+    if (storage.direct) return storage.direct;
+    throw new AppError(
+      'direct_uploads_unavailable',
+      'Direct uploads need the S3 blob store (BLOB_STORE=s3); send the file to POST /upload/ instead.',
+    );
+  };
+
+  /** The presigned PUT of an upload, with everything the client needs to finish it. */
+  async function offer(ctx: Koa.Context, upload: DirectUpload) {
+    const seconds = Math.max(1, Math.floor((upload.expires_at.getTime() - Date.now()) / 1000));
+    const { url, headers } = await target().uploadUrl(upload.id, upload.size, seconds);
+    const base = deps.baseUrl(ctx);
+    ctx.status = 201;
+    ctx.body = {
+      id: upload.id,
+      method: 'PUT',
+      url,
+      headers,
+      expires_at: upload.expires_at.toISOString(),
+      complete_url: routeUrl(base, 'completeUpload', { id: upload.id }),
+    };
+  }
+
+  const answerFile = (ctx: Koa.Context, row: FileRow, replayed: boolean) => {
+    const base = deps.baseUrl(ctx);
+    ctx.status = 201;
+    ctx.set('Location', fileUrl(row.id, base));
+    if (replayed) ctx.set('Idempotent-Replayed', 'true');
+    ctx.body = serializeFile(row, base);
+  };
+
+  const createUpload: Koa.Middleware = async (ctx) => {
+    const direct = target();
+    const announced = await readAnnouncement(ctx, Math.min(deps.maxUploadBytes, direct.maxBytes));
+    const claim = await claimIdempotencyKey(ctx, deps, deps.idempotencyAbandonAfterMs);
+    try {
+      if (claim?.state === 'done') {
+        if (claim.sha256 !== announced.sha256) {
+          throw new AppError(
+            'idempotency_key_reused',
+            'This Idempotency-Key was used for a different file; use a new key for a new upload.',
+          );
+        }
+        const live = await db.uploads.findLive(claim.fileId);
+        if (live) {
+          ctx.set('Idempotent-Replayed', 'true');
+          return await offer(ctx, live);
+        }
+        // The first upload was completed or expired since: this request starts a new one under the key.
+      }
+      const upload = await db.uploads.create(
+        {
+          id: newFileId(),
+          name: safeFilename(announced.name),
+          size: announced.size,
+          sha256: announced.sha256,
+          expires_at: new Date(Date.now() + deps.expiresMs),
+        },
+        claim ? claim.scope : undefined,
+      );
+      await offer(ctx, upload);
+    } catch (err) {
+      if (claim?.state === 'claimed') await claim.release();
+      throw err;
+    }
+  };
+
+  const completeUpload: Koa.Middleware = async (ctx) => {
+    const direct = target();
+    const id = parseFileId(pathParam(ctx, 'id'));
+    const notFound = () => new AppError('not_found', 'There is no upload with this id, or it expired.');
+    if (!id) throw notFound();
+    const upload = await db.uploads.findLive(id);
+    if (!upload) {
+      // Completed before (a retry of complete): the same File again.
+      const done = await db.files.findById(id);
+      if (done) return answerFile(ctx, done, true);
+      throw notFound();
+    }
+    let row: FileRow | null;
+    try {
+      row = await recordUpload(direct, upload);
+    } catch (err) {
+      // A complete running beside this one may have moved the staged object already: its File is the answer.
+      const done = await db.files.findById(id);
+      if (done) return answerFile(ctx, done, true);
+      throw err;
+    }
+    if (!row) {
+      const done = await db.files.findById(id);
+      if (done) return answerFile(ctx, done, true);
+      // Expired between the two statements: what was adopted goes too.
+      await storage.remove(id);
+      throw notFound();
+    }
+    await enqueueOrLeaveQueued(deps.queue, logger, row);
+    deps.metrics.uploads.inc({ kind: row.kind });
+    deps.metrics.uploadBytes.inc({ kind: row.kind }, row.size);
+    answerFile(ctx, row, false);
+  };
+
+  /** Checks the staged object, moves it into place and records its File; null when the upload ended meanwhile. */
+  async function recordUpload(direct: DirectUploadTarget, upload: DirectUpload): Promise<FileRow | null> {
+    const { id } = upload;
+    const size = await direct.stagedSize(id);
+    if (size === null) {
+      throw new AppError(
+        'upload_incomplete',
+        'The bytes have not arrived: send them with the presigned PUT first, then complete the upload.',
+      );
+    }
+    if (size !== upload.size) {
+      await direct.discard(id);
+      throw new AppError(
+        'size_mismatch',
+        `The object has ${size} bytes, not the ${upload.size} announced; it was removed: PUT the file again.`,
+      );
+    }
+    const head = await direct.stagedHead(id, Math.min(size, HEAD_BYTES));
+    const sniffed = await sniffKind(head, upload.name);
+    // The blob in place first (a File never exists without it), the staged copy removed only after the File:
+    // until then, a complete running beside this one still finds the staged object, or finds the File.
+    await direct.adopt(id);
+    const row = await db.files.insertFromUpload({ id, name: upload.name, size, sha256: upload.sha256, ...sniffed });
+    if (row) {
+      await direct
+        .discard(id)
+        .catch((err: unknown) =>
+          logger.warn({ err, file_id: id }, 'could not remove a staged upload; the reconciler will'),
+        );
+    }
+    return row;
+  }
+
+  return { createUpload, completeUpload };
+}
+
+/** The JSON announcement, validated: a clear 400 naming each bad field, or the limits' own errors. */
+async function readAnnouncement(ctx: Koa.Context, maxBytes: number): Promise<Announcement> {
+  if (!ctx.is('application/json')) {
+    throw new AppError(
+      'unsupported_media_type',
+      'Send the announcement as application/json: {"name", "size", "sha256"}.',
+    );
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse((await readSmallBody(ctx)).toString('utf8'));
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    throw new AppError('invalid_body', 'The body is not JSON; send {"name", "size", "sha256"}.');
+  }
+  const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const errors: Array<{ field: string; message: string }> = [];
+  const { name, size, sha256 } = fields;
+  if (typeof name !== 'string' || name.length === 0 || name.length > 1024)
+    errors.push({ field: 'name', message: 'a file name of 1 to 1024 characters' });
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+    errors.push({ field: 'size', message: 'the size in bytes, a whole number' });
+  if (typeof sha256 !== 'string' || !SHA256.test(sha256))
+    errors.push({ field: 'sha256', message: 'the SHA-256 of the bytes, 64 lowercase hex digits' });
+  if (errors.length) throw new AppError('invalid_body', 'Some fields are invalid; see `errors`.', { errors });
+  const announced = { name, size, sha256 } as Announcement;
+  if (announced.size === 0) throw new AppError('file_empty', 'The file is empty; there is nothing to process.');
+  if (announced.size > maxBytes) {
+    throw new AppError('file_too_large', `The file is larger than the limit of ${maxBytes} bytes.`);
+  }
+  return announced;
+}
+
+async function readSmallBody(ctx: Koa.Context): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > MAX_BODY_BYTES) {
+      throw new AppError('invalid_body', `The announcement is longer than ${MAX_BODY_BYTES} bytes; it is not one.`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
