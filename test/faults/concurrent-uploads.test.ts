@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { File } from '../../core/fileRecord.js';
+import { logFileVersions } from '../support/rowVersions.js';
 import { statusCounts, usePrivateStack, waitUntilSettled } from '../support/stack.js';
 
 describe('fault: 1,000 concurrent uploads while workers are killed and restarted', function () {
@@ -7,6 +8,7 @@ describe('fault: 1,000 concurrent uploads while workers are killed and restarted
   const servers = usePrivateStack({ WORKER_CONCURRENCY: '8', DATABASE_POOL_MAX: '20' }, 2);
 
   it('processes exactly the files it answered 201 for, once each, with clients that retry as the contract says', async () => {
+    const versions = await logFileVersions((text, values) => servers.stack.sql(text, values));
     const total = 1_000;
     let answered = 0;
     const retriedFor: string[] = [];
@@ -52,6 +54,28 @@ describe('fault: 1,000 concurrent uploads while workers are killed and restarted
     expect(new Set(accepted).size).to.equal(total);
     expect(await waitUntilSettled(servers.stack, accepted, 120_000)).to.deep.equal([]);
     expect(await statusCounts(servers.stack)).to.deep.equal({ processed: total });
+    // Counted in the database's own log of writes: one row inserted per file answered 201 and none besides (a
+    // retried request that inserted a row of its own would show, even had the row gone since), and one write of
+    // each as processed, however many workers started it.
+    const writes = await versions.writes();
+    const times = (op: string, status?: string) => {
+      const counts = new Map<string, number>();
+      for (const write of writes)
+        if (write.op === op && (!status || write.status === status))
+          counts.set(write.id, (counts.get(write.id) ?? 0) + 1);
+      return counts;
+    };
+    const acceptedIds = new Set(accepted);
+    const expectOnceEach = (counts: Map<string, number>, what: string) => {
+      const notAnswered = [...counts.keys()].filter((id) => !acceptedIds.has(id));
+      const notOnce = [...counts].filter(([, count]) => count !== 1).map(([id, count]) => `${id} ×${count}`);
+      expect(
+        { files: counts.size, notAnswered: notAnswered.length, notOnce: notOnce.length },
+        `${what}; not answered 201: ${notAnswered.slice(0, 3).join(', ')}; not once: ${notOnce.slice(0, 3).join(', ')}`,
+      ).to.deep.equal({ files: total, notAnswered: 0, notOnce: 0 });
+    };
+    expectOnceEach(times('INSERT'), 'rows inserted');
+    expectOnceEach(times('UPDATE', 'processed'), 'results recorded');
     // Retries are rare on an idle machine; the answers that caused them are worth seeing when they happen.
     if (retriedFor.length > 0)
       console.log(`      (${retriedFor.length} retries, for: ${[...new Set(retriedFor)].join(', ')})`);

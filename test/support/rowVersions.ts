@@ -3,7 +3,8 @@
 // was written, and what each committed transaction left of it, which is all any reader could ever see.
 import { randomBytes } from 'node:crypto';
 
-type Sql = <T = Record<string, unknown>>(text: string, values?: unknown[]) => Promise<T[]>;
+/** Runs one statement and returns its rows (support/db.ts's sql, or a stack's). */
+type Query = (text: string, values?: unknown[]) => Promise<unknown[]>;
 
 export interface FileVersion {
   /** Order of the writes. */
@@ -29,7 +30,7 @@ export interface FileVersionLog {
 }
 
 /** Installs the logging trigger on `files` through `sql` (the database of the run, or of a private stack). */
-export async function logFileVersions(sql: Sql): Promise<FileVersionLog> {
+export async function logFileVersions(sql: Query): Promise<FileVersionLog> {
   const name = `test_file_versions_${randomBytes(4).toString('hex')}`;
   await sql(`CREATE TABLE ${name} (
     seq bigserial PRIMARY KEY,
@@ -55,17 +56,17 @@ export async function logFileVersions(sql: Sql): Promise<FileVersionLog> {
   const only = (ids?: string[]) =>
     ids ? { where: 'WHERE id = ANY($1::uuid[])', values: [ids] } : { where: '', values: [] };
   return {
-    writes(ids) {
+    async writes(ids) {
       const { where, values } = only(ids);
-      return sql<FileVersion>(`SELECT ${columns} FROM ${name} ${where} ORDER BY seq`, values);
+      return (await sql(`SELECT ${columns} FROM ${name} ${where} ORDER BY seq`, values)) as FileVersion[];
     },
-    committed(ids) {
+    async committed(ids) {
       const { where, values } = only(ids);
-      return sql<FileVersion>(
+      return (await sql(
         `SELECT * FROM (SELECT DISTINCT ON (tx, id) ${columns} FROM ${name} ${where} ORDER BY tx, id, seq DESC) AS last
          ORDER BY seq`,
         values,
-      );
+      )) as FileVersion[];
     },
     async remove() {
       await sql(`DROP TRIGGER IF EXISTS ${name} ON files`);
