@@ -76,18 +76,22 @@ export function createApp(deps: AppDeps): Koa {
   const baseUrl = (ctx: Koa.Context) => config.publicUrl ?? `${ctx.protocol}://${ctx.host}`;
   const files = fileHandlers({ db, queue, storage, logger, baseUrl, downloadRedirect: config.downloadRedirect });
   const document = openApiDocument(deps.version);
-  const upload = uploadHandler({
+  const intake = {
     db,
     queue,
     storage,
     logger,
     metrics,
     maxUploadBytes: config.maxUploadBytes,
-    minBodyRate: { bytesPerSecond: config.httpMinBytesPerSecond, windowMs: config.httpMinRateWindowMs },
     // No request outlives the request timeout, so a key claimed longer ago than that was abandoned.
     idempotencyAbandonAfterMs: config.httpRequestTimeoutMs + 60_000,
     baseUrl,
+  };
+  const upload = uploadHandler({
+    ...intake,
+    minBodyRate: { bytesPerSecond: config.httpMinBytesPerSecond, windowMs: config.httpMinRateWindowMs },
   });
+  const direct = directUploadHandlers({ ...intake, expiresMs: config.directUploadExpiresMs });
   const admission = [
     ...(config.rateLimitPerSecond > 0 && deps.redis
       ? [
@@ -101,17 +105,6 @@ export function createApp(deps: AppDeps): Koa {
       : []),
     refuseWhenOverloaded(deps.backlog, config.maxBacklog),
   ];
-  const direct = directUploadHandlers({
-    db,
-    queue,
-    storage,
-    logger,
-    metrics,
-    maxUploadBytes: config.maxUploadBytes,
-    expiresMs: config.directUploadExpiresMs,
-    idempotencyAbandonAfterMs: config.httpRequestTimeoutMs + 60_000,
-    baseUrl,
-  });
   const router = buildRouter({
     uploadFile: compose([refuseOversizedUploads(config.maxUploadBytes), ...admission, upload]),
     createUpload: compose([...admission, direct.createUpload]),

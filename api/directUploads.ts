@@ -3,30 +3,19 @@
 // the kind from the object's head and records the File in the statement that ends the upload, so an upload
 // becomes one File at most. The bytes never pass through the API; the worker checks the announced sha256.
 import type Koa from 'koa';
-import type { Database, DirectUpload } from '../core/db/index.js';
+import type { DirectUpload } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
 import { newFileId, parseFileId } from '../core/ids.js';
 import { sniffKind } from '../core/kinds.js';
-import type { FileQueue } from '../core/queue/index.js';
-import { HEAD_BYTES, type BlobStore, type DirectUploadTarget } from '../core/storage/index.js';
-import type { Logger } from '../core/telemetry/logger.js';
-import type { Metrics } from '../core/telemetry/metrics.js';
+import { HEAD_BYTES, type DirectUploadTarget } from '../core/storage/index.js';
 import { AppError } from './errors.js';
 import { safeFilename } from './filenames.js';
 import { pathParam, routeUrl } from './routes.js';
 import { fileUrl, serializeFile } from './serializer.js';
-import { claimIdempotencyKey, enqueueOrLeaveQueued } from './upload.js';
+import { claimIdempotencyKey, enqueueOrLeaveQueued, type FileIntakeDeps } from './upload.js';
 
-export interface DirectUploadDeps {
-  db: Database;
-  queue: FileQueue;
-  storage: BlobStore;
-  logger: Logger;
-  metrics: Metrics;
-  maxUploadBytes: number;
+export interface DirectUploadDeps extends FileIntakeDeps {
   expiresMs: number;
-  idempotencyAbandonAfterMs: number;
-  baseUrl: (ctx: Koa.Context) => string;
 }
 
 /** The announcement's JSON is small; anything longer is not one. */

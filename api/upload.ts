@@ -16,17 +16,21 @@ import { safeFilename } from './filenames.js';
 import { bodyTooLarge, maxUploadBodyBytes, receiveFile, type ReceivedFile } from './multipart.js';
 import { fileUrl, serializeFile } from './serializer.js';
 
-export interface UploadDeps {
+/** What every way in that ends in a File needs (POST /upload/, direct uploads). */
+export interface FileIntakeDeps {
   db: Database;
   queue: FileQueue;
   storage: BlobStore;
   logger: Logger;
   metrics: Metrics;
   maxUploadBytes: number;
-  minBodyRate: MinRate;
   /** A claimed idempotency key whose request has not completed after this long was abandoned. */
   idempotencyAbandonAfterMs: number;
   baseUrl: (ctx: Koa.Context) => string;
+}
+
+export interface UploadDeps extends FileIntakeDeps {
+  minBodyRate: MinRate;
 }
 
 export function uploadHandler(deps: UploadDeps): Koa.Middleware {

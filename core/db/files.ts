@@ -2,7 +2,7 @@
 // State changes are conditional updates, so a stale or duplicate job can never move a row backwards.
 import type { FileError, FileKind, FileResult, FileRow, FileStatus, NewFile } from '../fileRecord.js';
 import { Batcher } from '../batcher.js';
-import type { IdempotencyScope } from './idempotency.js';
+import { insertRemembered, type IdempotencyScope } from './idempotency.js';
 
 /** Runs one parameterized statement and returns its rows. */
 export type Sql = <T = Record<string, unknown>>(text: string, values?: unknown[]) => Promise<T[]>;
@@ -94,14 +94,7 @@ export class FileRepository {
   async insert(file: NewFile, idempotency?: IdempotencyScope): Promise<FileRow> {
     const values = [file.id, file.name, file.size, file.content_type, file.kind, file.sha256];
     const insert = `INSERT INTO files (id, name, size, content_type, kind, sha256) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`;
-    const rows = idempotency
-      ? await this.sql<StoredRow>(
-          `WITH inserted AS (${insert}),
-                remembered AS (UPDATE idempotency_keys SET file_id = $1, sha256 = $6, completed_at = now() WHERE scope = $7 AND key = $8)
-           SELECT * FROM inserted`,
-          [...values, idempotency.scope, idempotency.key],
-        )
-      : await this.sql<StoredRow>(insert, values);
+    const rows = await insertRemembered<StoredRow>(this.sql, insert, values, idempotency, { id: 1, sha256: 6 });
     return toRow(rows[0]!);
   }
 

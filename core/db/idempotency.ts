@@ -13,6 +13,28 @@ export interface IdempotencyScope {
   key: string;
 }
 
+/**
+ * Runs `insert` (an INSERT ... RETURNING over `values`); with a key, the same statement completes the key
+ * with the inserted id and sha256 (the parameters numbered `id` and `sha256`), so a key never points nowhere.
+ */
+export function insertRemembered<T>(
+  sql: Sql,
+  insert: string,
+  values: unknown[],
+  idempotency: IdempotencyScope | undefined,
+  refs: { id: number; sha256: number },
+): Promise<T[]> {
+  if (!idempotency) return sql<T>(insert, values);
+  const [scope, key] = [values.length + 1, values.length + 2];
+  return sql<T>(
+    `WITH inserted AS (${insert}),
+          remembered AS (UPDATE idempotency_keys SET file_id = $${refs.id}, sha256 = $${refs.sha256}, completed_at = now()
+                         WHERE scope = $${scope} AND key = $${key})
+     SELECT * FROM inserted`,
+    [...values, idempotency.scope, idempotency.key],
+  );
+}
+
 export class IdempotencyKeys {
   constructor(private readonly sql: Sql) {}
 

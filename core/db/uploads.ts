@@ -1,6 +1,6 @@
 // Direct uploads that were announced and not completed yet (POST /uploads/ until /complete): the client
 // puts the bytes straight into the bucket under the upload's id, which becomes the File's id.
-import type { IdempotencyScope } from './idempotency.js';
+import { insertRemembered, type IdempotencyScope } from './idempotency.js';
 import type { Sql } from './files.js';
 
 export interface DirectUpload {
@@ -22,14 +22,7 @@ export class DirectUploads {
   async create(upload: DirectUpload, idempotency?: IdempotencyScope): Promise<DirectUpload> {
     const values = [upload.id, upload.name, upload.size, upload.sha256, upload.expires_at];
     const insert = `INSERT INTO direct_uploads (id, name, size, sha256, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`;
-    const rows = idempotency
-      ? await this.sql<StoredUpload>(
-          `WITH inserted AS (${insert}),
-                remembered AS (UPDATE idempotency_keys SET file_id = $1, sha256 = $4, completed_at = now() WHERE scope = $6 AND key = $7)
-           SELECT * FROM inserted`,
-          [...values, idempotency.scope, idempotency.key],
-        )
-      : await this.sql<StoredUpload>(insert, values);
+    const rows = await insertRemembered<StoredUpload>(this.sql, insert, values, idempotency, { id: 1, sha256: 4 });
     return toUpload(rows[0]!);
   }
 

@@ -42,6 +42,26 @@ export function envNumber(name, fallback) {
 }
 
 /**
+ * A constant-arrival-rate scenario: `rate` iterations a second (the variable `rateVariable` moves it, RATE by
+ * default) for `duration`, on PRE_VUS (default `preVUs`, else 20) up to MAX_VUS (default `maxVUs`) VUs.
+ * @param {{ rate: number, rateVariable?: string, duration: string, preVUs?: number, maxVUs: number, exec?: string }} o
+ * @returns {import('k6/options').ConstantArrivalRateScenario}
+ */
+export function constantArrivalRate(o) {
+  /** @type {import('k6/options').ConstantArrivalRateScenario} */
+  const scenario = {
+    executor: 'constant-arrival-rate',
+    rate: envNumber(o.rateVariable || 'RATE', o.rate),
+    timeUnit: '1s',
+    duration: o.duration,
+    preAllocatedVUs: envNumber('PRE_VUS', o.preVUs || 20),
+    maxVUs: envNumber('MAX_VUS', o.maxVUs),
+  };
+  if (o.exec) scenario.exec = o.exec;
+  return scenario;
+}
+
+/**
  * @param {string} name
  * @param {boolean} fallback
  */

@@ -6,6 +6,7 @@
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
 import {
+  constantArrivalRate,
   BASE_URL,
   env,
   envNumber,
@@ -30,14 +31,13 @@ const walkPages = new Trend('list_walk_pages');
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    list_walks: {
-      executor: 'constant-arrival-rate',
-      rate: envNumber('WALKS_PER_SECOND', 5),
-      timeUnit: '1s',
+    list_walks: constantArrivalRate({
+      rate: 5,
+      rateVariable: 'WALKS_PER_SECOND',
       duration: env('DURATION', '1m'),
-      preAllocatedVUs: envNumber('PRE_VUS', 10),
-      maxVUs: envNumber('MAX_VUS', 100),
-    },
+      preVUs: 10,
+      maxVUs: 100,
+    }),
   },
   thresholds: Object.assign(errorThresholds(), {
     'http_req_duration{scenario:list_walks}': latencyThresholds(100, 250),

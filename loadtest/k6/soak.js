@@ -8,6 +8,7 @@ import exec from 'k6/execution';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
 import {
+  constantArrivalRate,
   BASE_URL,
   durationMs,
   env,
@@ -36,15 +37,7 @@ const latencyDrift = new Trend('latency_drift');
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    uploads: {
-      executor: 'constant-arrival-rate',
-      exec: 'uploads',
-      rate: envNumber('RATE', 10),
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: envNumber('PRE_VUS', 20),
-      maxVUs: envNumber('MAX_VUS', 100),
-    },
+    uploads: constantArrivalRate({ exec: 'uploads', rate: 10, duration: DURATION, maxVUs: 100 }),
     list_walks: {
       executor: 'constant-arrival-rate',
       exec: 'listWalks',

@@ -4,8 +4,8 @@
 //   k6 run -e BASE_URL=... -e RATE=20 -e DURATION=5m -e MIX=text:70,image:20,document:8,large:2 loadtest/k6/upload-mix.js
 // Needs k6 v0.48 or later (ES2017 syntax only; see lib.js).
 import {
+  constantArrivalRate,
   env,
-  envNumber,
   errorThresholds,
   latencyThresholds,
   summarize,
@@ -21,14 +21,7 @@ const nextPayload = mixFromEnv();
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    mixed_uploads: {
-      executor: 'constant-arrival-rate',
-      rate: envNumber('RATE', 20),
-      timeUnit: '1s',
-      duration: env('DURATION', '2m'),
-      preAllocatedVUs: envNumber('PRE_VUS', 20),
-      maxVUs: envNumber('MAX_VUS', 100),
-    },
+    mixed_uploads: constantArrivalRate({ rate: 20, duration: env('DURATION', '2m'), maxVUs: 100 }),
   },
   thresholds: Object.assign(errorThresholds(), uploadThresholds(), {
     // Durations grow with size, so each kind has its own limits (P95_MS/P99_MS move the small ones).

@@ -6,6 +6,7 @@
 import { check, sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import {
+  constantArrivalRate,
   BASE_URL,
   env,
   envNumber,
@@ -50,14 +51,7 @@ const nextPayload = payloadsFor(KIND);
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    upload_to_processed: {
-      executor: 'constant-arrival-rate',
-      rate: envNumber('RATE', 10),
-      timeUnit: '1s',
-      duration: env('DURATION', '1m'),
-      preAllocatedVUs: envNumber('PRE_VUS', 20),
-      maxVUs: envNumber('MAX_VUS', 200),
-    },
+    upload_to_processed: constantArrivalRate({ rate: 10, duration: env('DURATION', '1m'), maxVUs: 200 }),
   },
   thresholds: Object.assign(errorThresholds(), uploadThresholds(), {
     'http_req_duration{scenario:upload_to_processed,name:POST /upload/}': latencyThresholds(100, 250),
