@@ -136,13 +136,14 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
   /** Checks the staged object, moves it into place and records its File; null when the upload ended meanwhile. */
   async function recordUpload(direct: DirectUploadTarget, upload: DirectUpload): Promise<FileRow | null> {
     const { id } = upload;
-    const size = await direct.stagedSize(id);
-    if (size === null) {
+    const staged = await direct.stagedStart(id, HEAD_BYTES);
+    if (staged === null) {
       throw new AppError(
         'upload_incomplete',
         'The bytes have not arrived: send them with the presigned PUT first, then complete the upload.',
       );
     }
+    const { size, head } = staged;
     if (size !== upload.size) {
       await direct.discard(id);
       throw new AppError(
@@ -150,7 +151,6 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
         `The object has ${size} bytes, not the ${upload.size} announced; it was removed: PUT the file again.`,
       );
     }
-    const head = await direct.stagedHead(id, Math.min(size, HEAD_BYTES));
     const sniffed = await sniffKind(head, upload.name);
     // The blob in place first (a File never exists without it), the staged copy removed only after the File:
     // until then, a complete running beside this one still finds the staged object, or finds the File.

@@ -77,10 +77,8 @@ export interface DirectUploadTarget {
     size: number,
     expiresInSeconds: number,
   ): Promise<{ url: string; headers: Record<string, string> }>;
-  /** The staged object's size; null while there is none. */
-  stagedSize(id: string): Promise<number | null>;
-  /** Its first `length` bytes, for sniffing. */
-  stagedHead(id: string, length: number): Promise<Buffer>;
+  /** The staged object's size and its first `length` bytes (for sniffing), in one read; null while there is none. */
+  stagedStart(id: string, length: number): Promise<{ size: number; head: Buffer } | null>;
   /** Copies the staged object into place as the blob of `id`, inside the store; the staged one stays. */
   adopt(id: string): Promise<void>;
   /** Removes the staged object, if any. */

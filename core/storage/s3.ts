@@ -306,26 +306,24 @@ class StagedUploads implements DirectUploadTarget {
     return { url, headers: { 'Content-Length': String(size) } };
   }
 
-  async stagedSize(id: string): Promise<number | null> {
+  async stagedStart(id: string, length: number): Promise<{ size: number; head: Buffer } | null> {
+    const { client, bucket } = this.store;
     try {
-      const { client, bucket } = this.store;
-      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id) }));
-      return head.ContentLength ?? 0;
+      // One ranged GET: its Content-Range carries the whole size ("bytes 0-4099/123456").
+      const answer = await client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id), Range: `bytes=0-${length - 1}` }),
+      );
+      const head = Buffer.from(await answer.Body!.transformToByteArray());
+      const size = Number(/\/(\d+)$/.exec(answer.ContentRange ?? '')?.[1] ?? answer.ContentLength ?? head.length);
+      return { size, head };
     } catch (err) {
       if (missing(err)) return null;
+      // An empty object has no byte 0 to range over.
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) {
+        return { size: 0, head: Buffer.alloc(0) };
+      }
       throw unavailable(err, 'reading');
     }
-  }
-
-  async stagedHead(id: string, length: number): Promise<Buffer> {
-    if (length === 0) return Buffer.alloc(0);
-    const { client, bucket } = this.store;
-    const answer = await client
-      .send(new GetObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id), Range: `bytes=0-${length - 1}` }))
-      .catch((err: unknown) => {
-        throw missing(err) ?? unavailable(err, 'reading');
-      });
-    return Buffer.from(await answer.Body!.transformToByteArray());
   }
 
   async adopt(id: string): Promise<void> {

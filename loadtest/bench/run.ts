@@ -17,6 +17,7 @@ import { cpuMsOf, rssBytesOf, treeCpuMsOf } from '../../core/procfs.js';
 import { deleteKeys } from '../../test/support/redisKeys.js';
 import { renderChart, type Bar } from './chart.js';
 import { multipartBody, pngImage, textFile } from './fixtures.js';
+import { benchObjectStorage, type ObjectStorageBench } from './s3.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -63,6 +64,8 @@ interface BenchResults {
   list: { small: ListLatency; large: ListLatency; p99_ratio: number; deep_p99_ratio: number };
   e2e_text: EndToEnd;
   e2e_image: EndToEnd;
+  /** The same uploads into an S3 bucket (Ceph RGW), against the SDK's own writes to it; direct uploads. */
+  object_storage: ObjectStorageBench;
 }
 
 /** Logs the scenario about to run, once the disk has written back what the previous one left dirty. */
@@ -486,6 +489,22 @@ async function main(): Promise<void> {
       multipartBody(BOUNDARY, `i${n}.png`, pngImage(640, 480, n)),
     );
     const e2eImage = await endToEnd('image', images, 1);
+    const smallForm = multipartBody(BOUNDARY, 'small.txt', textFile(1024, 1));
+    const mediumForm = multipartBody(BOUNDARY, 'medium.bin', Buffer.alloc(1024 * 1024, 0x5a));
+    const objectStorage = await benchObjectStorage(
+      {
+        seconds: SECONDS,
+        quick,
+        scenario,
+        startApi,
+        uploads: (url, body, connections, pid) =>
+          load(url, { method: 'POST', body, connections, seconds: SECONDS, serverPid: pid }),
+        bigUpload,
+        round,
+      },
+      smallForm,
+      mediumForm,
+    );
     // Last: seeding 10^6 rows leaves PostgreSQL writing and vacuuming for a while after.
     const lister = await startApi('list');
     await seedRows(lister.databaseUrl, 10_000);
@@ -516,6 +535,7 @@ async function main(): Promise<void> {
       },
       e2e_text: withoutUrl(e2eText),
       e2e_image: withoutUrl(e2eImage),
+      object_storage: objectStorage,
     };
   } finally {
     for (const child of children) child.kill('SIGTERM');
@@ -643,6 +663,34 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
       '',
       '',
       true,
+    ],
+    [
+      '1 KiB uploads into the bucket, API vs the SDK to the same gateway',
+      `${r.object_storage.upload_1kib.api_rps} / ${r.object_storage.upload_1kib.sdk_rps} per s (disk store: ${r.upload_1kib.service.rps})`,
+      `${r.object_storage.upload_1kib.rps_ratio}`,
+      '',
+      true,
+    ],
+    [
+      '1 GiB upload into the bucket, MB/s vs the SDK',
+      `${r.object_storage.upload_1gib.api_mb_per_s} / ${r.object_storage.upload_1gib.sdk_mb_per_s}`,
+      `${r.object_storage.upload_1gib.mb_per_s_ratio}`,
+      '≥ 0.6',
+      r.object_storage.upload_1gib.mb_per_s_ratio >= 0.6,
+    ],
+    [
+      '1 GiB upload into the bucket, API RSS growth',
+      `${r.object_storage.upload_1gib.api_rss_growth_mib} MiB`,
+      '',
+      '< 64 MiB',
+      r.object_storage.upload_1gib.api_rss_growth_mib < 64,
+    ],
+    [
+      'API CPU per direct upload vs per proxied 1 MiB upload (bucket)',
+      `${r.object_storage.direct_upload.api_cpu_ms} / ${r.object_storage.direct_upload.proxied_1mib_api_cpu_ms} ms`,
+      `${r.object_storage.direct_upload.cpu_ratio}`,
+      '≤ 0.2',
+      r.object_storage.direct_upload.cpu_ratio <= 0.2,
     ],
     ['CPU per text file, upload to processed', cpuPerFile(r.e2e_text), '', '', true],
     ['CPU per 640x480 image, upload to processed', cpuPerFile(r.e2e_image), '', '', true],
