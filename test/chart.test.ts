@@ -90,6 +90,24 @@ const VALUE_SETS: Record<string, { values?: Record<string, unknown>; valuesFile?
       ],
     },
   },
+  'an S3 bucket, its keys in a Secret, egress rules on': {
+    values: {
+      'storage.type': 's3',
+      'storage.s3.bucket': 'files',
+      'storage.s3.endpoint': 'https://minio.example.com',
+      'storage.s3.forcePathStyle': true,
+      'storage.s3.existingSecret': 'minio-keys',
+      'networkPolicy.egress.enabled': true,
+    },
+  },
+  'an S3 bucket on AWS through the pod identity (IRSA)': {
+    values: {
+      'storage.type': 's3',
+      'storage.s3.bucket': 'files',
+      'storage.s3.region': 'eu-west-1',
+      'serviceAccount.annotations': { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/files' },
+    },
+  },
   'k8s/dev/values.yaml (kind, minikube)': { valuesFile: 'k8s/dev/values.yaml' },
 };
 
@@ -288,6 +306,44 @@ describe('the Helm chart (charts/file-processor)', function () {
         ]);
         expect(envOf(deployment).STORAGE_DIR!.value).to.equal('/data');
       }
+    });
+
+    it('with storage.type s3: no claim, no /data, the bucket settings, its keys from a Secret or the pod identity', () => {
+      const bucket = {
+        'storage.type': 's3',
+        'storage.s3.bucket': 'files',
+        'storage.s3.prefix': 'prod/',
+        'storage.s3.endpoint': 'https://minio.example.com',
+        'storage.s3.forcePathStyle': true,
+      };
+      const withKeys = render({ ...bucket, 'storage.s3.existingSecret': 'minio-keys' });
+      expect(ofKind(withKeys, 'PersistentVolumeClaim')).to.deep.equal([]);
+      for (const deployment of ofKind(withKeys, 'Deployment')) {
+        expect(containerOf(deployment).volumeMounts).to.deep.equal([{ name: 'tmp', mountPath: '/tmp' }]);
+        expect(podSpecOf(deployment).volumes).to.deep.equal([{ name: 'tmp', emptyDir: {} }]);
+        const env = envOf(deployment);
+        expect(env).to.not.have.property('STORAGE_DIR');
+        expect(Object.fromEntries(Object.values(env).map((variable) => [variable.name, variable.value]))).to.include({
+          BLOB_STORE: 's3',
+          S3_BUCKET: 'files',
+          S3_PREFIX: 'prod/',
+          S3_ENDPOINT: 'https://minio.example.com',
+          S3_REGION: 'us-east-1',
+          S3_FORCE_PATH_STYLE: 'true',
+        });
+        expect(env.AWS_ACCESS_KEY_ID!.valueFrom).to.deep.equal({
+          secretKeyRef: { name: 'minio-keys', key: 'access-key-id' },
+        });
+        expect(env.AWS_SECRET_ACCESS_KEY!.valueFrom).to.deep.equal({
+          secretKeyRef: { name: 'minio-keys', key: 'secret-access-key' },
+        });
+      }
+      // Without a Secret, the SDK's default chain finds the pod's identity (IRSA, workload identity).
+      for (const deployment of ofKind(render(bucket), 'Deployment')) {
+        expect(envOf(deployment)).to.not.have.any.keys('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY');
+      }
+      expect(renderError({ 'storage.type': 's3' })).to.match(/storage\.s3\.bucket/);
+      expect(renderError({ 'storage.type': 'gcs' })).to.match(/storage\.type/);
     });
 
     it('probe /healthz (liveness) and /readyz (readiness) on the admin port each process listens on', () => {
@@ -528,6 +584,17 @@ describe('the Helm chart (charts/file-processor)', function () {
       );
       expect(strict.spec?.policyTypes).to.deep.equal(['Ingress', 'Egress']);
       expect(strict.spec?.egress?.[1]?.ports?.map((p) => p.port)).to.deep.equal([5432, 6379, 443, 6443]);
+      const toBucket = only(
+        render({
+          'networkPolicy.egress.enabled': true,
+          'storage.type': 's3',
+          'storage.s3.bucket': 'files',
+          'storage.s3.egressPort': 9000,
+        }),
+        'NetworkPolicy',
+        '-api',
+      );
+      expect(toBucket.spec?.egress?.[1]?.ports?.map((p) => p.port)).to.deep.equal([5432, 6379, 9000]);
     });
   });
 

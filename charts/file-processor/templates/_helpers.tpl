@@ -243,8 +243,7 @@ env:
   {{- include "file-processor.connectionEnv" .root | nindent 2 }}
   - name: HOST
     value: 0.0.0.0
-  - name: STORAGE_DIR
-    value: /data
+  {{- include "file-processor.storageEnv" .root | trim | nindent 2 }}
   - name: ADMIN_PORT
     value: {{ .adminPort | quote }}
   {{- with .env }}
@@ -267,17 +266,62 @@ readinessProbe:
   failureThreshold: 2
 {{- end }}
 
+{{/* Whether the blobs live in an S3 bucket (storage.type s3) rather than on the shared volume. */}}
+{{- define "file-processor.usesBucket" -}}
+{{- if eq .Values.storage.type "s3" }}true{{ end }}
+{{- end }}
+
+{{/* Where the blobs are: STORAGE_DIR on the volume, or the bucket's settings and, from a Secret, its keys. */}}
+{{- define "file-processor.storageEnv" -}}
+{{- if include "file-processor.usesBucket" . }}
+{{- $s3 := .Values.storage.s3 }}
+{{- if not $s3.bucket }}{{ fail "storage.type s3 needs storage.s3.bucket, the name of an existing bucket" }}{{ end }}
+- name: BLOB_STORE
+  value: s3
+- name: S3_BUCKET
+  value: {{ $s3.bucket | quote }}
+- name: S3_PREFIX
+  value: {{ $s3.prefix | quote }}
+- name: S3_ENDPOINT
+  value: {{ $s3.endpoint | quote }}
+- name: S3_REGION
+  value: {{ $s3.region | quote }}
+- name: S3_FORCE_PATH_STYLE
+  value: {{ $s3.forcePathStyle | quote }}
+{{- with $s3.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $s3.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $s3.secretAccessKeyKey }}
+{{- end }}
+{{- else }}
+- name: STORAGE_DIR
+  value: /data
+{{- end }}
+{{- end }}
+
+{{/* The shared volume (disk store only) and /tmp, where the worker also stages objects for its parsers. */}}
 {{- define "file-processor.blobVolume" -}}
+{{- if not (include "file-processor.usesBucket" .) }}
 - name: blobs
   persistentVolumeClaim:
     claimName: {{ .Values.persistence.existingClaim | default (printf "%s-blobs" (include "file-processor.fullname" .)) }}
+{{- end }}
 - name: tmp
   emptyDir: {}
 {{- end }}
 
 {{- define "file-processor.blobVolumeMounts" -}}
+{{- if not (include "file-processor.usesBucket" .) }}
 - name: blobs
   mountPath: /data
+{{- end }}
 - name: tmp
   mountPath: /tmp
 {{- end }}
