@@ -1,6 +1,6 @@
 // Blobs in an S3-compatible bucket (AWS S3, Ceph RGW, MinIO, R2, GCS interoperability):
 //   <prefix>blobs/<xx>/<id>[.<variant>]   xx the last two hex digits of the id, as on disk
-// An upload streams in as a multipart upload (lib-storage: parts of PART_BYTES, QUEUE_SIZE in flight, so
+// An upload streams in as a multipart upload (s3Upload.ts: reused part buffers, PARTS_IN_FLIGHT at once, so
 // memory stays bounded whatever the size); until it completes, the bytes are an unfinished multipart upload,
 // which is what "temporary" means here: the reconciler aborts those that were never completed. The shards
 // are only key prefixes, kept so the reconciler's sweep visits one page-listed prefix per run.
@@ -23,7 +23,6 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   BLOB_VARIANTS,
@@ -35,6 +34,7 @@ import {
   type StoredBlob,
 } from './index.js';
 import { BlobMeter } from './meter.js';
+import { partBytesFor, writeObject } from './s3Upload.js';
 
 export interface S3Settings {
   bucket: string;
@@ -50,12 +50,11 @@ const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
 const SHARDS = 256;
 const shardName = (shard: number) => shard.toString(16).padStart(2, '0');
 
-/** 8 MiB parts, 4 in flight: at most about 40 MiB of one upload in memory, and 1 GiB in 128 parts. */
 /** How long a presigned download stays valid. */
 export const DOWNLOAD_URL_SECONDS = 300;
 
-const PART_BYTES = 8 * 1024 * 1024;
-const QUEUE_SIZE = 4;
+/** Parts on their way at once: with 5 MiB parts, about 25 MiB of one upload in memory (s3Upload.ts). */
+const PARTS_IN_FLIGHT = 4;
 
 export class S3BlobStore implements BlobStore {
   readonly shardCount = SHARDS;
@@ -103,16 +102,14 @@ export class S3BlobStore implements BlobStore {
     source.once('error', fail);
     source.once('close', closed);
     source.pipe(meter);
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key: this.keyOf(id, options.variant), Body: meter },
-      partSize: PART_BYTES,
-      queueSize: QUEUE_SIZE,
-      // A failed upload aborts its multipart upload: no parts are left to pay for.
-      leavePartsOnError: false,
-    });
     try {
-      await upload.done();
+      await writeObject(meter, {
+        client: this.client,
+        bucket: this.bucket,
+        key: this.keyOf(id, options.variant),
+        partBytes: partBytesFor(options.maxBytes),
+        inFlight: PARTS_IN_FLIGHT,
+      });
     } catch (err) {
       source.unpipe(meter);
       meter.destroy();
