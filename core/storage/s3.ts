@@ -51,7 +51,7 @@ const SHARDS = 256;
 const shardName = (shard: number) => shard.toString(16).padStart(2, '0');
 
 /** How long a presigned download stays valid. */
-export const DOWNLOAD_URL_SECONDS = 300;
+const DOWNLOAD_URL_SECONDS = 300;
 
 /** Parts on their way at once: with 5 MiB parts, about 25 MiB of one upload in memory (s3Upload.ts). */
 const PARTS_IN_FLIGHT = 4;
@@ -160,7 +160,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async remove(id: string): Promise<void> {
-    const keys = [this.keyOf(id), ...BLOB_VARIANTS.map((variant) => this.keyOf(id, variant))];
+    const keys = this.keysOf(id);
     // One DeleteObject per key: DeleteObjects needs a Content-MD5 that some S3-compatible stores insist on.
     await Promise.all(
       keys.map((Key) =>
@@ -222,7 +222,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async writtenAt(id: string): Promise<Date | null> {
-    const keys = [this.keyOf(id), ...BLOB_VARIANTS.map((variant) => this.keyOf(id, variant))];
+    const keys = this.keysOf(id);
     const times = await Promise.all(
       keys.map((Key) =>
         this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })).then(
@@ -240,6 +240,11 @@ export class S3BlobStore implements BlobStore {
 
   close(): void {
     this.client.destroy();
+  }
+
+  /** The keys of a blob and of every variant it may have. */
+  private keysOf(id: string): string[] {
+    return [this.keyOf(id), ...BLOB_VARIANTS.map((variant) => this.keyOf(id, variant))];
   }
 
   /** Where direct uploads are staged until completed: `<prefix>uploads/<id>`. */
@@ -268,7 +273,7 @@ function missing(err: unknown): Error | undefined {
  * An error the store may get over by itself (no answer, a 5xx, SlowDown) as StorageUnavailableError; any
  * other (a 403 for a wrong key, a missing bucket) as it is: a setting to fix, not an outage to wait out.
  */
-export function unavailable(err: unknown, doing: string): unknown {
+function unavailable(err: unknown, doing: string): unknown {
   const { $metadata, name, code } = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
   const status = $metadata?.httpStatusCode;
   const transient =
