@@ -1,7 +1,8 @@
 // Direct uploads (BLOB_STORE=s3): POST /uploads/ announces a file and answers a presigned PUT with its
-// length signed in; the client sends the bytes straight to the bucket; POST /uploads/{id}/complete sniffs
-// the kind from the object's head and records the File in the statement that ends the upload, so an upload
-// becomes one File at most. The bytes never pass through the API; the worker checks the announced sha256.
+// length signed in, which can only create the blob; the client sends the bytes straight to the bucket;
+// POST /uploads/{id}/complete reads the object's size and head in one request, sniffs the kind and records the
+// File in the statement that ends the upload, so an upload becomes one File at most. The bytes never pass
+// through the API; the worker checks the announced sha256.
 import type Koa from 'koa';
 import type { DirectUpload } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
@@ -111,19 +112,12 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
       if (done) return answerFile(ctx, done, true);
       throw notFound();
     }
-    let row: FileRow | null;
-    try {
-      row = await recordUpload(direct, upload);
-    } catch (err) {
-      // A complete running beside this one may have moved the staged object already: its File is the answer.
-      const done = await db.files.findById(id);
-      if (done) return answerFile(ctx, done, true);
-      throw err;
-    }
+    const row = await recordUpload(direct, upload);
     if (!row) {
+      // A complete running beside this one recorded the File first: its File is the answer.
       const done = await db.files.findById(id);
       if (done) return answerFile(ctx, done, true);
-      // Expired between the two statements: what was adopted goes too.
+      // Expired between the two statements: the reconciler forgot the upload, and its bytes go too.
       await storage.remove(id);
       throw notFound();
     }
@@ -133,37 +127,26 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
     answerFile(ctx, row, false);
   };
 
-  /** Checks the staged object, moves it into place and records its File; null when the upload ended meanwhile. */
+  /** Checks what arrived and records its File; null when the upload ended meanwhile. */
   async function recordUpload(direct: DirectUploadTarget, upload: DirectUpload): Promise<FileRow | null> {
     const { id } = upload;
-    const staged = await direct.stagedStart(id, HEAD_BYTES);
-    if (staged === null) {
+    const uploaded = await direct.uploaded(id, HEAD_BYTES);
+    if (uploaded === null) {
       throw new AppError(
         'upload_incomplete',
         'The bytes have not arrived: send them with the presigned PUT first, then complete the upload.',
       );
     }
-    const { size, head } = staged;
+    const { size, head } = uploaded;
     if (size !== upload.size) {
-      await direct.discard(id);
+      await storage.remove(id);
       throw new AppError(
         'size_mismatch',
         `The object has ${size} bytes, not the ${upload.size} announced; it was removed: PUT the file again.`,
       );
     }
     const sniffed = await sniffKind(head, upload.name);
-    // The blob in place first (a File never exists without it), the staged copy removed only after the File:
-    // until then, a complete running beside this one still finds the staged object, or finds the File.
-    await direct.adopt(id);
-    const row = await db.files.insertFromUpload({ id, name: upload.name, size, sha256: upload.sha256, ...sniffed });
-    if (row) {
-      await direct
-        .discard(id)
-        .catch((err: unknown) =>
-          logger.warn({ err, file_id: id }, 'could not remove a staged upload; the reconciler will'),
-        );
-    }
-    return row;
+    return db.files.insertFromUpload({ id, name: upload.name, size, sha256: upload.sha256, ...sniffed });
   }
 
   return { createUpload, completeUpload };

@@ -125,9 +125,11 @@ export const ROUTES = [
     summary: 'Start a direct upload (S3 blob store)',
     description:
       'Announces a file and answers a presigned PUT that sends its bytes straight to the bucket, bypassing the API; its ' +
-      '`Content-Length` is signed in, so exactly `size` bytes are accepted. Send them with `method`, `url` and `headers` ' +
-      'before `expires_at`, then POST `complete_url`. The worker checks the bytes against `sha256`: a mismatch ends the ' +
-      'File `failed` with `checksum_mismatch`. With the disk blob store, 501 `direct_uploads_unavailable`.',
+      '`Content-Length` and `If-None-Match: *` are signed in, so exactly `size` bytes are accepted, once: the bucket ' +
+      'answers 412 to a PUT once the object exists (a PUT retried after one that succeeded: complete the upload). Send ' +
+      'them with `method`, `url` and `headers` before `expires_at`, then POST `complete_url`. The worker checks the ' +
+      'bytes against `sha256`: a mismatch ends the File `failed` with `checksum_mismatch`. With the disk blob store, 501 ' +
+      '`direct_uploads_unavailable`.',
     tags: ['uploads'],
     parameters: [idempotencyKeyParameter],
     requestBody: {
@@ -395,7 +397,7 @@ export function openApiDocument(version: string): JsonObject {
             headers: {
               type: 'object',
               additionalProperties: { type: 'string' },
-              description: 'Headers to send with them (the signed `Content-Length`).',
+              description: 'Headers to send with them, all signed in: `Content-Length` and `If-None-Match: *`.',
             },
             expires_at: {
               type: 'string',

@@ -64,7 +64,7 @@ describe('direct uploads', function () {
     const offer = await offerFor(bytes, 'notes.txt');
     expect(offer.method).to.equal('PUT');
     expect(new URL(offer.url).origin).to.equal(gateway.endpoint);
-    expect(offer.headers).to.deep.equal({ 'Content-Length': String(bytes.length) });
+    expect(offer.headers).to.deep.equal({ 'Content-Length': String(bytes.length), 'If-None-Match': '*' });
     expect(offer.complete_url).to.equal(`${service.url}/uploads/${offer.id}/complete`);
     expect(Date.parse(offer.expires_at) - Date.now()).to.be.within(59 * 60_000, 61 * 60_000);
     // Nothing is a File until it is completed.
@@ -87,10 +87,10 @@ describe('direct uploads', function () {
   it('lets the bucket refuse a body of another length than the one signed in', async () => {
     const bytes = Buffer.from('exactly these bytes');
     const offer = await offerFor(bytes);
-    const longer = await fetch(offer.url, { method: 'PUT', body: Buffer.concat([bytes, Buffer.from('!')]) });
-    expect(longer.status).to.equal(403);
-    const shorter = await fetch(offer.url, { method: 'PUT', body: bytes.subarray(1) });
-    expect(shorter.status).to.equal(403);
+    const withBody = (body: Buffer) =>
+      fetch(offer.url, { method: 'PUT', headers: { 'If-None-Match': '*' }, body }).then((answer) => answer.status);
+    expect(await withBody(Buffer.concat([bytes, Buffer.from('!')]))).to.equal(403);
+    expect(await withBody(bytes.subarray(1))).to.equal(403);
     await expectProblem(await complete(offer), 409, 'upload_incomplete');
   });
 
@@ -132,31 +132,32 @@ describe('direct uploads', function () {
     const offer = await offerFor(bytes, 'resized.bin');
     // Only a writer with the bucket's own credentials can do this: the presigned PUT cannot.
     await store.client.send(
-      new PutObjectCommand({ Bucket: store.bucket, Key: store.stagingKey(offer.id), Body: bytes.subarray(0, 999) }),
+      new PutObjectCommand({ Bucket: store.bucket, Key: store.keyOf(offer.id), Body: bytes.subarray(0, 999) }),
     );
     await expectProblem(await complete(offer), 422, 'size_mismatch');
-    expect((await store.direct.stagedStart(offer.id, 1))?.size ?? null).to.equal(null);
+    expect(await hasBlob(store, offer.id)).to.equal(false);
     // The upload stays open: the right bytes complete it.
     await put(offer, bytes);
     expect((await complete(offer)).status).to.equal(201);
   });
 
-  it('keeps a completed File whole when its presigned PUT is replayed', async () => {
+  it('keeps a completed File whole when its presigned PUT is replayed: the bucket refuses it', async () => {
     const bytes = Buffer.from('the real content');
     const offer = await offerFor(bytes, 'kept.txt');
-    await put(offer, bytes);
+    expect((await put(offer, bytes)).status).to.equal(200);
+    // The PUT can only create the object: a second one is refused before the File exists, and after.
+    expect((await put(offer, Buffer.from('the fake content'))).status).to.equal(412);
     expect((await complete(offer)).status).to.equal(201);
-    const replay = (body: string) => fetch(offer.url, { method: 'PUT', body });
-    expect((await replay('a replayed content')).status).to.equal(403);
-    expect((await replay('the fake content')).status).to.equal(200);
+    expect((await put(offer, Buffer.from('the fake content'))).status).to.equal(412);
+    // Without the condition the signature does not match.
+    expect((await fetch(offer.url, { method: 'PUT', body: 'the fake content' })).status).to.equal(403);
     const content = await fetch(`${service.url}/files/${offer.id}/content`);
     expect(Buffer.from(await content.arrayBuffer()).toString()).to.equal('the real content');
-    // The replayed bytes are staged, never adopted: the reconciler removes them.
-    expect((await store.direct.stagedStart(offer.id, 1))?.size ?? null).to.equal(bytes.length);
-    const report = await reconcile(0);
-    expect(report.removedUploads).to.be.at.least(1);
-    expect((await store.direct.stagedStart(offer.id, 1))?.size ?? null).to.equal(null);
-    expect(await hasBlob(store, offer.id)).to.equal(true);
+    // Once the File is deleted a replay can only make an orphan, never a File again.
+    expect((await fetch(`${service.url}/files/${offer.id}/`, { method: 'DELETE' })).status).to.equal(204);
+    expect((await put(offer, Buffer.from('the fake content'))).status).to.equal(200);
+    await expectProblem(await complete(offer), 404, 'not_found');
+    await expectProblem(await fetch(`${service.url}/files/${offer.id}/`), 404, 'not_found');
   });
 
   it('replays an announcement with the same Idempotency-Key and sha256, and refuses other bytes under it', async () => {
@@ -229,7 +230,7 @@ describe('direct uploads', function () {
     await expectProblem(await complete(offer), 404, 'not_found');
     const report = await reconcile(3_600_000);
     expect(report.removedUploads).to.be.at.least(1);
-    expect((await store.direct.stagedStart(offer.id, 1))?.size ?? null).to.equal(null);
+    expect(await hasBlob(store, offer.id)).to.equal(false);
     expect(await sql('SELECT id FROM direct_uploads WHERE id = $1', [offer.id])).to.deep.equal([]);
   });
 

@@ -2,7 +2,7 @@
 // proportion to what the file declares, end quickly with a clear outcome. The analyses are called directly.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,7 +36,10 @@ async function analyze<F>(
     timer = setTimeout(() => reject(new Error(`the analysis of ${name} was still running after ${ms} ms`)), ms);
   });
   try {
-    return await Promise.race([analysis({ path: file, contentType, size: content.length, limits: LIMITS }), late]);
+    return await Promise.race([
+      analysis({ source: { path: file }, contentType, size: content.length, limits: LIMITS }),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -171,7 +174,7 @@ describe('PDF decoding budget', () => {
   const analyzeWith = (name: string, content: Buffer, pdfMaxDecodedBytes: number) =>
     writeFile(path.join(dir, name), content).then(() =>
       analyzePdf({
-        path: path.join(dir, name),
+        source: { path: path.join(dir, name) },
         contentType: 'application/pdf',
         size: content.length,
         limits: { ...LIMITS, pdfMaxDecodedBytes },
@@ -184,7 +187,12 @@ describe('PDF decoding budget', () => {
     warmUp: string,
   ): Promise<{ analyzed: Awaited<ReturnType<typeof analyzePdf>>; ms: number; rssGrowthBytes: number }> {
     const input = (file: string) =>
-      JSON.stringify({ path: file, contentType: 'application/pdf', size: 0, limits: LIMITS });
+      JSON.stringify({
+        source: { path: file },
+        contentType: 'application/pdf',
+        size: statSync(file).size,
+        limits: LIMITS,
+      });
     const script = `
       import { analyzePdf } from ${JSON.stringify(new URL('../worker/processors/pdf.js', import.meta.url).href)};
       await analyzePdf(${input(warmUp)});

@@ -14,10 +14,13 @@ import {
   echoAfter,
   exhaustMemory,
   exhaustNativeMemory,
+  failPermanently,
   failTransiently,
   holdNativeMemory,
   oomScoreAdjustment,
   spinForever,
+  spinOverTemporaryFile,
+  temporaryDirectory,
   throwUncaught,
 } from './support/analyzers.js';
 import { eventually, rejection } from './support/eventually.js';
@@ -175,7 +178,14 @@ describe('parser processes', function () {
       parsers.run(
         IMAGE_MODULE,
         analyzeImage,
-        [{ path: file, contentType: 'image/png', size: 1, limits: { maxImagePixels: 1e6, pdfMaxDecodedBytes: 1 } }],
+        [
+          {
+            source: { path: file },
+            contentType: 'image/png',
+            size: 1,
+            limits: { maxImagePixels: 1e6, pdfMaxDecodedBytes: 1 },
+          },
+        ],
         limits(10_000),
       ),
     );
@@ -193,6 +203,26 @@ describe('parser processes', function () {
       ),
     );
     expect(missing.message).to.contain('exports no function noSuchExport');
+  });
+
+  it('replaces a child after a failure worth a retry (a parser cut off by a failed read may keep what it held), not after a permanent one', async () => {
+    await parsers.run(ANALYZERS_MODULE, echoAfter, [1, 'ready'], limits(10_000));
+    const [first] = parsers.pids();
+    expect(await rejection(parsers.run(ANALYZERS_MODULE, failPermanently, [], limits(10_000)))).to.be.instanceOf(
+      ProcessingError,
+    );
+    expect(parsers.pids()).to.deep.equal([first]);
+    await rejection(parsers.run(ANALYZERS_MODULE, failTransiently, [], limits(10_000)));
+    await eventually(() => gone(first!) && parsers.size === 1, 'the child is replaced');
+  });
+
+  it('gives each child a temporary directory of its own, removed when the child dies, killed or not', async () => {
+    const dir = await parsers.run(ANALYZERS_MODULE, temporaryDirectory, [], limits(10_000));
+    expect(path.dirname(dir)).to.equal(os.tmpdir());
+    expect(await rejection(parsers.run(ANALYZERS_MODULE, spinOverTemporaryFile, [], limits(500)))).to.include({
+      code: 'timeout',
+    });
+    await eventually(() => !existsSync(dir), 'the temporary directory is removed');
   });
 
   it('rejects work once closed, and leaves no child behind', async () => {

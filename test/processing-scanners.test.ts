@@ -177,7 +177,7 @@ describe('text counting', () => {
     const file = path.join(os.tmpdir(), `fp-text-${process.pid}-${name}`);
     await writeFile(file, content);
     return analyzeText({
-      path: file,
+      source: { path: file },
       contentType,
       size: content.length,
       limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 },
@@ -224,7 +224,7 @@ describe('text counting', () => {
     for (const [name, content, contentType] of cases) {
       const fromFile = await analyze(name, content, contentType);
       const inMemory = await analyzeText({
-        path: '/nonexistent',
+        source: { path: '/nonexistent' },
         contentType,
         size: content.length,
         limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 },
@@ -258,6 +258,7 @@ describe('text processor', () => {
       storage,
       limits: { maxImagePixels: 1, pdfMaxDecodedBytes: 1 },
       inParser,
+      deadline: Date.now() + 10_000,
     });
     return { output, parserRuns };
   }

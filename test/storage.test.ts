@@ -3,6 +3,8 @@
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -12,8 +14,9 @@ import {
   BlobTooLargeError,
   HEAD_BYTES,
   LocalDiskStore,
+  type BlobSource,
   type BlobStore,
-  type S3BlobStore,
+  S3BlobStore,
 } from '../core/storage/index.js';
 import { rejection } from './support/eventually.js';
 import { s3StoreOn, sharedGateway, type Gateway } from './support/rgw.js';
@@ -250,27 +253,24 @@ for (const [name, make] of Object.entries(BACKENDS)) {
       expect(written?.getTime()).to.be.within(before, Date.now() + 2_000);
     });
 
-    it('hands a local copy to a parser for random access, and removes it after', async () => {
+    it('tells a parser where to read ranges itself, with no copy: a path on disk, a presigned GET in a bucket', async () => {
       const id = newFileId();
       const bytes = bytesOf(5000);
       await store.put(id, Readable.from([bytes]), { maxBytes: 5000 });
-      let seen = '';
-      const answer = await store.withLocalFile(id, (file) => {
-        seen = file;
-        return Promise.resolve(sha256(readFileSync(file)));
-      });
-      expect(answer).to.equal(sha256(bytes));
-      // The disk store hands the blob itself, which stays; a staged copy is gone.
-      expect(existsSync(seen)).to.equal(store instanceof LocalDiskStore);
-      expect(
-        (await rejection(store.withLocalFile(id, () => Promise.reject(new Error('parser failed'))))).message,
-      ).to.equal('parser failed');
-      // A missing blob: a bucket says so before `use` runs; on disk, `use` finds no file at the path.
-      const missingPath = await store
-        .withLocalFile(newFileId(), (file) => Promise.resolve(file))
-        .catch((err: Error) => err);
-      if (store instanceof LocalDiskStore) expect(existsSync(missingPath as string)).to.equal(false);
-      else expect((missingPath as Error & { code?: string }).code).to.equal('ENOENT');
+      const source = await store.source(id, 60_000);
+      const read = async (from: BlobSource, start: number, end: number): Promise<Buffer | number> => {
+        if ('path' in from) {
+          if (!existsSync(from.path)) return 404;
+          return readFileSync(from.path).subarray(start, end + 1);
+        }
+        const answer = await fetch(from.url, { headers: { Range: `bytes=${start}-${end}` } });
+        return answer.ok ? Buffer.from(await answer.arrayBuffer()) : answer.status;
+      };
+      expect(await read(source, 1000, 1999)).to.deep.equal(bytes.subarray(1000, 2000));
+      expect(await read(source, 4990, 4999)).to.deep.equal(bytes.subarray(4990));
+      if ('url' in source) expect(Number(new URL(source.url).searchParams.get('X-Amz-Expires'))).to.equal(60);
+      // Nothing is checked up front: whoever reads a missing blob finds it missing.
+      expect(await read(await store.source(newFileId(), 60_000), 0, 9)).to.equal(404);
     });
 
     it('answers ping when it can be used', async () => {
@@ -294,6 +294,60 @@ describe('S3 bucket specifics', function () {
     } finally {
       missing.close();
       store.close();
+    }
+  });
+
+  it('sends a part the store failed again, from the same chunks, and the object is whole', async function () {
+    const gateway = await sharedGateway(this);
+    const store = await s3StoreOn(gateway);
+    // A proxy in front of the gateway answers 503 to the first try of part 2, after taking its body.
+    const upstream = new URL(gateway.endpoint);
+    const parts: string[] = [];
+    let failed = false;
+    const proxy = http.createServer((request, response) => {
+      const part = new URL(request.url!, 'http://proxy').searchParams.get('partNumber');
+      if (part) parts.push(part);
+      if (part === '2' && !failed) {
+        failed = true;
+        request.resume();
+        request.on('end', () => response.writeHead(503).end('<Error><Code>SlowDown</Code></Error>'));
+        return;
+      }
+      const forwarded = http.request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: request.method,
+          path: request.url,
+          headers: request.headers,
+        },
+        (answer) => {
+          response.writeHead(answer.statusCode!, answer.headers);
+          answer.pipe(response);
+        },
+      );
+      request.pipe(forwarded);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxied = new S3BlobStore(
+      { ...store.settings, endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` },
+      { client: { credentials: { accessKeyId: gateway.accessKeyId, secretAccessKey: gateway.secretAccessKey } } },
+    );
+    try {
+      const bytes = bytesOf(12 * 1024 * 1024);
+      const id = newFileId();
+      const stored = await proxied.put(
+        id,
+        Readable.from(Array.from({ length: 192 }, (_, n) => bytes.subarray(n * 65536, (n + 1) * 65536))),
+        { maxBytes: bytes.length },
+      );
+      expect(stored.sha256).to.equal(sha256(bytes));
+      expect(parts.filter((part) => part === '2')).to.have.length(2);
+      expect(sha256(await read(await store.open(id)))).to.equal(sha256(bytes));
+    } finally {
+      proxied.close();
+      store.close();
+      proxy.close();
     }
   });
 

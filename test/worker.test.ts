@@ -4,13 +4,14 @@ import type { FileRow } from '../core/fileRecord.js';
 import { newFileId } from '../core/ids.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import type { BlobStore } from '../core/storage/index.js';
+import { archiveProcessor } from '../worker/processors/archive.js';
 import { imageProcessor } from '../worker/processors/image.js';
 import { otherProcessor } from '../worker/processors/other.js';
 import { ProcessingError, type Processor } from '../worker/processors/index.js';
 import { sql } from './support/db.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually } from './support/eventually.js';
-import { png } from './support/fixtures.js';
+import { png, zip } from './support/fixtures.js';
 import { storedFiles } from './support/leftovers.js';
 import { seriesValue } from './support/metrics.js';
 import { brokenVersion, logFileVersions, type FileVersionLog } from './support/rowVersions.js';
@@ -62,6 +63,34 @@ describe('the worker', () => {
       try {
         const done = await waitForStatus(service.url, file.id);
         expect(done.status).to.equal('failed');
+        expect(done.error!.code).to.equal('blob_missing');
+      } finally {
+        await worker.close();
+      }
+    });
+
+    it('fails a file whose bytes vanish after their check with blob_missing, found where the parser reads them', async () => {
+      const file = await uploadFile(service.url, {
+        name: 'vanishing.zip',
+        content: zip([{ name: 'a.txt', content: 'a' }]),
+      });
+      // The store as the processor sees it: the blob goes just before the parser is told where to read it.
+      const vanishing: Processor = {
+        ...archiveProcessor,
+        process: (input) => {
+          const storage: BlobStore = Object.assign(Object.create(input.storage) as BlobStore, {
+            source: async (id: string, validForMs: number) => {
+              await input.storage.remove(id);
+              return input.storage.source(id, validForMs);
+            },
+          });
+          return archiveProcessor.process({ ...input, storage });
+        },
+      };
+      const worker = await startWorker(service.queueName, { processors: { archive: vanishing } });
+      try {
+        const done = await waitForStatus(service.url, file.id);
+        expect(done).to.include({ status: 'failed', kind: 'archive', attempts: 1 });
         expect(done.error!.code).to.equal('blob_missing');
       } finally {
         await worker.close();

@@ -4,6 +4,9 @@
 // is watched while it parses: past its RSS ceiling, its CPU time or its deadline it is killed, its file fails
 // at once (`out_of_memory`, `timeout`, `parser_crashed`), and a fresh child, warm again, takes its place.
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { cpuMsOf, rssBytesOf } from '../core/procfs.js';
 import { ProcessingError } from './processors/types.js';
 
@@ -230,9 +233,11 @@ export class ParserProcesses {
   }
 
   private spawn(): Child {
+    // The child's own os.tmpdir(), removed when it exits: a parser killed while it held a copy of a blob leaves nothing.
+    const tmpdir = mkdtempSync(path.join(os.tmpdir(), 'fp-parser-'));
     const subprocess = fork(CHILD_ENTRY, [], {
       execArgv: v8Flags(this.options.maxRssBytes),
-      env: { ...process.env, [PRELOAD_ENV]: JSON.stringify(this.options.preload ?? []) },
+      env: { ...process.env, [PRELOAD_ENV]: JSON.stringify(this.options.preload ?? []), TMPDIR: tmpdir },
       serialization: 'advanced',
       // Parsers' console chatter is not ours to log; stderr is kept (its end) to tell why a child aborted.
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -269,6 +274,8 @@ export class ParserProcesses {
       this.settle(child);
       if (reply.ok) task.resolve(reply.value);
       else task.reject(rebuildError(reply.error));
+      // A parser cut off by a failed read may keep what it held (pdf.js keeps a document waiting for its range).
+      if (!reply.ok && !reply.error.permanent) return this.retire(child);
       // V8 and malloc keep what a big file made them take, and the next file would have that much less room:
       // a child left holding a quarter of its headroom is replaced.
       if ((rssBytesOf(subprocess.pid!) ?? 0) > child.readyRss + (this.options.maxRssBytes - child.readyRss) / 4)
@@ -277,6 +284,8 @@ export class ParserProcesses {
       this.dispatch();
     });
     subprocess.once('exit', (code, signal) => {
+      // At once: the worker may be exiting too.
+      rmSync(tmpdir, { recursive: true, force: true });
       const task = child.task;
       this.children.delete(child);
       const idleAt = this.idle.indexOf(child);

@@ -6,7 +6,7 @@ import type { Config } from '../core/config.js';
 import type { Database, StalePosition, StaleRow } from '../core/db/index.js';
 import type { FileQueue } from '../core/queue/index.js';
 import type { SharedRedis } from '../core/redis.js';
-import type { BlobStore, DirectUploadTarget } from '../core/storage/index.js';
+import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 
@@ -31,7 +31,7 @@ export interface ReconcileReport {
   removedTemporary: number;
   removedOrphans: number;
   removedKeys: number;
-  /** Direct uploads that expired unfinished, and staged objects no live upload owns. */
+  /** Direct uploads that expired unfinished, with their bytes. */
   removedUploads: number;
 }
 
@@ -136,7 +136,7 @@ export class Reconciler {
     for (let start = 0; start < ids.length; start += BATCH) {
       const batch = ids.slice(start, start + BATCH);
       const known = await db.files.existing(batch);
-      // An upload being completed has its blob in place a moment before its File.
+      // A direct upload's bytes arrive before its File: they are not orphans while the upload lives.
       const completing = storage.direct ? await db.uploads.pending(batch) : new Set<string>();
       for (const id of batch.filter((candidate) => !known.has(candidate) && !completing.has(candidate))) {
         // Young blobs may belong to an upload between its rename and its INSERT.
@@ -152,25 +152,21 @@ export class Reconciler {
     report.removedKeys = await db.idempotencyKeys.removeExpired(BATCH * 10);
     metrics.reconcilerRemoved.inc({ what: 'idempotency_key' }, report.removedKeys);
 
-    if (storage.direct) report.removedUploads = await this.removeDeadUploads(storage.direct, orphanBefore);
+    if (storage.direct) report.removedUploads = await this.removeExpiredUploads();
     metrics.reconcilerRemoved.inc({ what: 'direct_upload' }, report.removedUploads);
   }
 
   /**
-   * Expired direct uploads lose their staged bytes, then their row; a staged object no live upload owns (a PUT
-   * replayed after completion, a removal that failed) goes once it is older than ORPHAN_AFTER_MS.
+   * Expired direct uploads are forgotten, then lose their bytes: once the row is gone no File can be made from
+   * them. A removal that fails leaves an orphan, and so does a PUT replayed after its File was deleted: the
+   * sweep over the shards takes those.
    */
-  private async removeDeadUploads(direct: DirectUploadTarget, orphanBefore: Date): Promise<number> {
-    const { db } = this.deps;
+  private async removeExpiredUploads(): Promise<number> {
+    const { db, storage } = this.deps;
     let removed = 0;
     for (const id of await db.uploads.expired(BATCH)) {
-      await direct.discard(id);
-      if (await db.uploads.removeExpired(id)) removed++;
-    }
-    const staged = await direct.stagedBefore(orphanBefore, BATCH);
-    const live = await db.uploads.pending(staged);
-    for (const id of staged.filter((candidate) => !live.has(candidate))) {
-      await direct.discard(id);
+      if (!(await db.uploads.removeExpired(id))) continue;
+      await storage.remove(id);
       removed++;
     }
     return removed;

@@ -114,7 +114,13 @@ export function createWorker(deps: WorkerDeps): Worker {
     const inParser: RunInParser = (module, analysis, ...args) => parsers.run(module, analysis, args, limits);
     let output;
     try {
-      output = await processors[row.kind].process({ file: row, storage, limits: deps.limits, inParser });
+      output = await processors[row.kind].process({
+        file: row,
+        storage,
+        limits: deps.limits,
+        inParser,
+        deadline: limits.deadline,
+      });
     } catch (err) {
       if (err instanceof ProcessingError) {
         const recorded = await db.files.failProcessing(row.id, row.attempts, { code: err.code, message: err.message });

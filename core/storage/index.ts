@@ -19,6 +19,9 @@ export interface ByteRange {
   end: number;
 }
 
+/** A blob as a parser process reads it: a local path, or a URL that answers GET with Range. */
+export type BlobSource = { path: string } | { url: string };
+
 /** Derived files a blob may have beside the original (removed with it). */
 export const BLOB_VARIANTS = ['thumbnail'] as const;
 export type BlobVariant = (typeof BLOB_VARIANTS)[number];
@@ -35,11 +38,10 @@ export interface BlobStore {
   /** The bytes, or a range of them. Rejects with code ENOENT when there is no such blob. */
   open(id: string, options?: { range?: ByteRange; variant?: BlobVariant }): Promise<Readable>;
   /**
-   * Runs `use` with a path on the local file system to read the blob from, for parsers that need random
-   * access (a zip's central directory, PDF cross-references): the blob itself on disk, a staged copy of the
-   * object (removed when `use` settles) for a bucket.
+   * Where a parser reads the blob by ranges itself, without a copy: its path on this machine, or a presigned
+   * GET of the object that stays valid `validForMs`. Checks nothing: a missing blob is found by whoever reads.
    */
-  withLocalFile<T>(id: string, use: (path: string) => Promise<T>): Promise<T>;
+  source(id: string, validForMs: number): Promise<BlobSource>;
   /**
    * A short-lived URL that downloads the blob straight from the store, answered with these headers; only
    * stores that can sign one (a bucket) have it.
@@ -64,27 +66,23 @@ export interface BlobStore {
 }
 
 /**
- * A direct upload puts its bytes under a staging name, never the blob's own: a presigned PUT cannot be
- * revoked, and one replayed after completion must not replace the bytes of a File. Completion moves the
- * staged object into place inside the store.
+ * Direct uploads into the store: the client PUTs the bytes under the blob's own name with a presigned request
+ * that can only create it (never replace a blob that exists), and the upload is completed from what arrived.
  */
 export interface DirectUploadTarget {
   /** The largest object one presigned PUT may carry. */
   readonly maxBytes: number;
-  /** A presigned PUT of exactly `size` bytes (the length is signed in) to the staging name of `id`. */
+  /**
+   * A presigned PUT of exactly `size` bytes (the length is signed in) that creates the blob of `id` and is
+   * refused once it exists, with the headers the client must send.
+   */
   uploadUrl(
     id: string,
     size: number,
     expiresInSeconds: number,
   ): Promise<{ url: string; headers: Record<string, string> }>;
-  /** The staged object's size and its first `length` bytes (for sniffing), in one read; null while there is none. */
-  stagedStart(id: string, length: number): Promise<{ size: number; head: Buffer } | null>;
-  /** Copies the staged object into place as the blob of `id`, inside the store; the staged one stays. */
-  adopt(id: string): Promise<void>;
-  /** Removes the staged object, if any. */
-  discard(id: string): Promise<void>;
-  /** Ids of staged objects last written before `before`, at most `limit` (the reconciler's sweep). */
-  stagedBefore(before: Date, limit: number): Promise<string[]>;
+  /** The uploaded blob's size and its first `length` bytes (for sniffing), in one read; null while there is none. */
+  uploaded(id: string, length: number): Promise<{ size: number; head: Buffer } | null>;
 }
 
 export class BlobTooLargeError extends Error {

@@ -11,7 +11,14 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { BLOB_VARIANTS, type BlobStore, type BlobVariant, type ByteRange, type StoredBlob } from './index.js';
+import {
+  BLOB_VARIANTS,
+  type BlobSource,
+  type BlobStore,
+  type BlobVariant,
+  type ByteRange,
+  type StoredBlob,
+} from './index.js';
 import { BlobMeter, pipeInto } from './meter.js';
 
 const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
@@ -57,8 +64,8 @@ export class LocalDiskStore implements BlobStore {
     return handle.createReadStream(options.range ? { start: options.range.start, end: options.range.end } : {});
   }
 
-  withLocalFile<T>(id: string, use: (path: string) => Promise<T>): Promise<T> {
-    return use(this.pathOf(id));
+  source(id: string): Promise<BlobSource> {
+    return Promise.resolve({ path: this.pathOf(id) });
   }
 
   async remove(id: string): Promise<void> {

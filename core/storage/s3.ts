@@ -1,15 +1,10 @@
 // Blobs in an S3-compatible bucket (AWS S3, Ceph RGW, MinIO, R2, GCS interoperability):
 //   <prefix>blobs/<xx>/<id>[.<variant>]   xx the last two hex digits of the id, as on disk
-// An upload streams in as a multipart upload (s3Upload.ts: reused part buffers, PARTS_IN_FLIGHT at once, so
-// memory stays bounded whatever the size); until it completes, the bytes are an unfinished multipart upload,
+// An upload streams in as a multipart upload (s3Upload.ts: parts of the stream's own chunks, PARTS_IN_FLIGHT at
+// once, so memory stays bounded whatever the size); until it completes, the bytes are an unfinished multipart upload,
 // which is what "temporary" means here: the reconciler aborts those that were never completed. The shards
 // are only key prefixes, kept so the reconciler's sweep visits one page-listed prefix per run.
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
@@ -17,7 +12,6 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
-  CopyObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -26,7 +20,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   BLOB_VARIANTS,
-  StorageUnavailableError,
+  type BlobSource,
   type BlobStore,
   type BlobVariant,
   type ByteRange,
@@ -34,6 +28,7 @@ import {
   type StoredBlob,
 } from './index.js';
 import { BlobMeter } from './meter.js';
+import { missing, statusOf, unavailable } from './s3Errors.js';
 import { partBytesFor, writeObject } from './s3Upload.js';
 
 export interface S3Settings {
@@ -50,15 +45,20 @@ const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
 const SHARDS = 256;
 const shardName = (shard: number) => shard.toString(16).padStart(2, '0');
 
+const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** SigV4's limit on a presigned URL's lifetime: 7 days. */
+const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+
 /** How long a presigned download stays valid. */
 const DOWNLOAD_URL_SECONDS = 300;
 
-/** Parts on their way at once: with 5 MiB parts, about 25 MiB of one upload in memory (s3Upload.ts). */
+/** Parts on their way at once: with 5 MiB parts, at most about 25 MiB of one upload in memory (s3Upload.ts). */
 const PARTS_IN_FLIGHT = 4;
 
 export class S3BlobStore implements BlobStore {
   readonly shardCount = SHARDS;
-  readonly direct: DirectUploadTarget = new StagedUploads(this);
+  readonly direct: DirectUploadTarget = new ConditionalUploads(this);
   readonly client: S3Client;
   private readonly listPageSize: number;
 
@@ -78,6 +78,8 @@ export class S3BlobStore implements BlobStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
       requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000 },
+      // Its one warning (a stream body it will not retry) is ours to handle: s3Upload.ts retries, errors are logged.
+      logger: SILENT,
       ...client,
     });
   }
@@ -138,15 +140,11 @@ export class S3BlobStore implements BlobStore {
     return answer.Body as Readable;
   }
 
-  async withLocalFile<T>(id: string, use: (path: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'fp-staged-'));
-    try {
-      const staged = path.join(dir, id);
-      await pipeline(await this.open(id), createWriteStream(staged, { flags: 'wx' }));
-      return await use(staged);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+  /** A presigned GET: a parser process reads the ranges it needs over HTTP, with no copy and no SDK. */
+  async source(id: string, validForMs: number): Promise<BlobSource> {
+    const command = new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(id) });
+    const expiresIn = Math.min(MAX_PRESIGN_SECONDS, Math.max(1, Math.ceil(validForMs / 1000)));
+    return { url: await getSignedUrl(this.client, command, { expiresIn }) };
   }
 
   downloadUrl(id: string, headers: { contentDisposition: string; contentType: string }): Promise<string> {
@@ -247,73 +245,42 @@ export class S3BlobStore implements BlobStore {
     return [this.keyOf(id), ...BLOB_VARIANTS.map((variant) => this.keyOf(id, variant))];
   }
 
-  /** Where direct uploads are staged until completed: `<prefix>uploads/<id>`. */
-  stagingKey(id: string): string {
-    if (!SAFE_KEY.test(id)) throw new Error(`Refusing unsafe blob key ${JSON.stringify(id)}.`);
-    return `${this.stagingPrefix}${id}`;
-  }
-
-  get stagingPrefix(): string {
-    return `${this.settings.prefix}uploads/`;
-  }
-
   private shardPrefix(shard: number): string {
     return `${this.settings.prefix}blobs/${shardName(shard)}/`;
   }
 }
 
-/** A missing object as the ENOENT every BlobStore caller expects; undefined for any other error. */
-function missing(err: unknown): Error | undefined {
-  const { name, $metadata } = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  if (name !== 'NoSuchKey' && name !== 'NotFound' && $metadata?.httpStatusCode !== 404) return undefined;
-  return Object.assign(new Error('No such blob.', { cause: err }), { code: 'ENOENT' });
-}
-
-/**
- * An error the store may get over by itself (no answer, a 5xx, SlowDown) as StorageUnavailableError; any
- * other (a 403 for a wrong key, a missing bucket) as it is: a setting to fix, not an outage to wait out.
- */
-function unavailable(err: unknown, doing: string): unknown {
-  const { $metadata, name, code } = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
-  const status = $metadata?.httpStatusCode;
-  const transient =
-    (status !== undefined && status >= 500) ||
-    ['SlowDown', 'RequestTimeout', 'TimeoutError'].includes(name ?? '') ||
-    NETWORK_ERRORS.includes(code ?? '');
-  if (!transient || err instanceof StorageUnavailableError) return err;
-  return new StorageUnavailableError(`The object store did not answer while ${doing} (${describe(err)}).`, {
-    cause: err,
-  });
-}
-
-const NETWORK_ERRORS = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'];
-
-function describe(err: unknown): string {
-  const { name, code, message } = err as { name?: string; code?: string; message?: string };
-  return code ?? (name && name !== 'Error' ? name : (message ?? String(err)));
-}
-
 /** S3's limit for one PUT (and one CopyObject): 5 GiB. */
 const SINGLE_PUT_MAX_BYTES = 5 * 1024 ** 3;
 
-class StagedUploads implements DirectUploadTarget {
+/**
+ * Direct uploads PUT straight to the blob's own key, with the length and `If-None-Match: *` signed in: the
+ * bucket takes exactly the announced size, and only while there is no object, so a PUT replayed after
+ * completion (a presigned URL cannot be revoked) is refused 412 and can never change a File's bytes.
+ */
+class ConditionalUploads implements DirectUploadTarget {
   readonly maxBytes = SINGLE_PUT_MAX_BYTES;
 
   constructor(private readonly store: S3BlobStore) {}
 
   async uploadUrl(id: string, size: number, expiresInSeconds: number) {
     const { client, bucket } = this.store;
-    const command = new PutObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id), ContentLength: size });
+    const command = new PutObjectCommand({
+      Bucket: bucket,
+      Key: this.store.keyOf(id),
+      ContentLength: size,
+      IfNoneMatch: '*',
+    });
     const url = await getSignedUrl(client, command, { expiresIn: expiresInSeconds });
-    return { url, headers: { 'Content-Length': String(size) } };
+    return { url, headers: { 'Content-Length': String(size), 'If-None-Match': '*' } };
   }
 
-  async stagedStart(id: string, length: number): Promise<{ size: number; head: Buffer } | null> {
+  async uploaded(id: string, length: number): Promise<{ size: number; head: Buffer } | null> {
     const { client, bucket } = this.store;
     try {
       // One ranged GET: its Content-Range carries the whole size ("bytes 0-4099/123456").
       const answer = await client.send(
-        new GetObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id), Range: `bytes=0-${length - 1}` }),
+        new GetObjectCommand({ Bucket: bucket, Key: this.store.keyOf(id), Range: `bytes=0-${length - 1}` }),
       );
       const head = Buffer.from(await answer.Body!.transformToByteArray());
       const size = Number(/\/(\d+)$/.exec(answer.ContentRange ?? '')?.[1] ?? answer.ContentLength ?? head.length);
@@ -321,47 +288,8 @@ class StagedUploads implements DirectUploadTarget {
     } catch (err) {
       if (missing(err)) return null;
       // An empty object has no byte 0 to range over.
-      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) {
-        return { size: 0, head: Buffer.alloc(0) };
-      }
+      if (statusOf(err) === 416) return { size: 0, head: Buffer.alloc(0) };
       throw unavailable(err, 'reading');
     }
-  }
-
-  async adopt(id: string): Promise<void> {
-    const { client, bucket } = this.store;
-    const source = `${bucket}/${this.store.stagingKey(id)}`;
-    await client
-      .send(new CopyObjectCommand({ Bucket: bucket, Key: this.store.keyOf(id), CopySource: encodeURI(source) }))
-      .catch((err: unknown) => {
-        throw missing(err) ?? unavailable(err, 'writing');
-      });
-  }
-
-  async discard(id: string): Promise<void> {
-    const { client, bucket } = this.store;
-    await client
-      .send(new DeleteObjectCommand({ Bucket: bucket, Key: this.store.stagingKey(id) }))
-      .catch((err: unknown) => {
-        throw unavailable(err, 'removing');
-      });
-  }
-
-  async stagedBefore(before: Date, limit: number): Promise<string[]> {
-    const { client, bucket, stagingPrefix } = this.store;
-    const ids: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: stagingPrefix, ContinuationToken: token }),
-      );
-      for (const object of page.Contents ?? []) {
-        const id = object.Key!.slice(stagingPrefix.length);
-        if (SAFE_KEY.test(id) && object.LastModified && object.LastModified < before) ids.push(id);
-        if (ids.length >= limit) return ids;
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return ids;
   }
 }

@@ -1,8 +1,10 @@
-// One stream into one object, in parts, with a fixed set of part buffers reused from the first part to the last:
-// at most `inFlight` parts on their way plus the one filling, whatever the size (lib-storage's Upload allocates
-// and concatenates every part anew). Measured on a 1 GiB upload, the API's RSS grew about as much either way
-// (106 MiB with this writer, 92 with lib-storage, 28 to 44 on the disk store, in full `make bench` runs): what
-// grows is not these buffers, and is still to be found (ARCHITECTURE.md, Object storage).
+// One stream into one object, in parts, without copying a byte: a part is the list of the stream's own chunks
+// (a slice where a chunk straddles two parts), sent as a stream body of known length, and let go once sent.
+// At most `inFlight` parts are on their way plus the one filling, whatever the size. A stream body also spares
+// the SDK's SHA-256 of every part (it signs a Buffer body's hash; a stream goes as UNSIGNED-PAYLOAD, and the
+// bytes are hashed once, by the meter), but the SDK never retries one: a part is retried here, from its chunks.
+// Node streams never reuse a buffer they emitted, so holding the chunks is safe.
+import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -12,10 +14,15 @@ import {
   type CompletedPart,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { isTransient } from './s3Errors.js';
 
 /** S3 takes at most 10,000 parts, each but the last at least 5 MiB. */
 const MAX_PARTS = 10_000;
 const MIN_PART_BYTES = 5 * 1024 * 1024;
+
+/** Tries per request body, the first included, when the store does not answer or answers 5xx. */
+const ATTEMPTS = 3;
+const RETRY_BASE_MS = 200;
 
 /** The smallest part size that fits `maxBytes` in S3's part count. */
 export const partBytesFor = (maxBytes: number): number => Math.max(MIN_PART_BYTES, Math.ceil(maxBytes / MAX_PARTS));
@@ -34,9 +41,7 @@ export interface StreamedObject {
  */
 export async function writeObject(body: AsyncIterable<Buffer>, target: StreamedObject): Promise<void> {
   const { client, bucket: Bucket, key: Key, partBytes, inFlight } = target;
-  const spare: Buffer[] = [];
-  const take = () => spare.pop() ?? Buffer.allocUnsafe(partBytes);
-  let part = take();
+  let chunks: Buffer[] = [];
   let filled = 0;
   let uploadId: string | undefined;
   const parts: CompletedPart[] = [];
@@ -44,29 +49,27 @@ export async function writeObject(body: AsyncIterable<Buffer>, target: StreamedO
   let sendFailure: Error | undefined;
   let partCount = 0;
 
-  const sendPart = async (buffer: Buffer, length: number, PartNumber: number) => {
-    const { ETag } = await client.send(
-      new UploadPartCommand({
-        Bucket,
-        Key,
-        UploadId: uploadId,
-        PartNumber,
-        Body: buffer.subarray(0, length),
-        ContentLength: length,
-      }),
-    );
-    parts[PartNumber - 1] = { ETag, PartNumber };
-  };
   /** Hands the full part to a sender, once fewer than `inFlight` are on their way. */
   const flush = async () => {
     uploadId ??= (await client.send(new CreateMultipartUploadCommand({ Bucket, Key }))).UploadId;
     while (sending.size >= inFlight) await Promise.race(sending);
     if (sendFailure) throw sendFailure;
-    const [buffer, length, number] = [part, filled, ++partCount];
-    const task: Promise<void> = sendPart(buffer, length, number).then(
-      () => {
+    const [part, length, PartNumber] = [chunks, filled, ++partCount];
+    const task: Promise<void> = withRetries(() =>
+      client.send(
+        new UploadPartCommand({
+          Bucket,
+          Key,
+          UploadId: uploadId,
+          PartNumber,
+          Body: Readable.from(part),
+          ContentLength: length,
+        }),
+      ),
+    ).then(
+      ({ ETag }) => {
         sending.delete(task);
-        spare.push(buffer);
+        parts[PartNumber - 1] = { ETag, PartNumber };
       },
       (err: unknown) => {
         sending.delete(task);
@@ -74,21 +77,25 @@ export async function writeObject(body: AsyncIterable<Buffer>, target: StreamedO
       },
     );
     sending.add(task);
-    part = take();
+    chunks = [];
     filled = 0;
   };
 
   try {
     for await (const chunk of body) {
       for (let offset = 0; offset < chunk.length;) {
-        const copied = chunk.copy(part, filled, offset, Math.min(chunk.length, offset + partBytes - filled));
-        filled += copied;
-        offset += copied;
+        const end = Math.min(chunk.length, offset + partBytes - filled);
+        chunks.push(offset === 0 && end === chunk.length ? chunk : chunk.subarray(offset, end));
+        filled += end - offset;
+        offset = end;
         if (filled === partBytes) await flush();
       }
     }
     if (uploadId === undefined) {
-      await client.send(new PutObjectCommand({ Bucket, Key, Body: part.subarray(0, filled), ContentLength: filled }));
+      const part = chunks;
+      await withRetries(() =>
+        client.send(new PutObjectCommand({ Bucket, Key, Body: Readable.from(part), ContentLength: filled })),
+      );
       return;
     }
     if (filled > 0) await flush();
@@ -104,5 +111,17 @@ export async function writeObject(body: AsyncIterable<Buffer>, target: StreamedO
       await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId })).catch(() => undefined);
     }
     throw err;
+  }
+}
+
+/** `send`, again after a growing pause while the store does not answer; each try makes a fresh body. */
+async function withRetries<T>(send: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (attempt >= ATTEMPTS || !isTransient(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_BASE_MS * 4 ** (attempt - 1) * (0.5 + Math.random())));
+    }
   }
 }

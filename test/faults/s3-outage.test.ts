@@ -3,9 +3,12 @@
 import { expect } from 'chai';
 import { PassThrough, Readable } from 'node:stream';
 import type { File } from '../../core/fileRecord.js';
-import type { S3BlobStore } from '../../core/storage/index.js';
+import type { BlobStore, S3BlobStore } from '../../core/storage/index.js';
+import { archiveProcessor } from '../../worker/processors/archive.js';
+import type { Processor } from '../../worker/processors/index.js';
 import { expectProblem } from '../support/problems.js';
 import { eventually } from '../support/eventually.js';
+import { zip } from '../support/fixtures.js';
 import { bucketContents, rowCount } from '../support/leftovers.js';
 import { startGateway, s3StoreOn, type Gateway } from '../support/rgw.js';
 import { startService, startWorker, upload, uploadFile, waitForStatus, type TestService } from '../support/service.js';
@@ -83,6 +86,51 @@ describe('fault: the S3 endpoint stops', function () {
         await gateway.startGateway();
         const done = await waitForStatus(api.url, file.id, ['processed', 'failed'], 60_000);
         expect(done.status).to.equal('processed');
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('retries a job whose parser could not reach the endpoint to read its ranges, and processes it once it is back', async () => {
+    const api = await startService({ storage: store, worker: false });
+    try {
+      const content = zip([{ name: 'a.txt', content: 'read by ranges' }]);
+      const file: File = await uploadFile(api.url, { name: 'ranges.zip', content });
+      // The endpoint goes away once the bytes were checked, before the parser process reads them.
+      let stopped = false;
+      const archive: Processor = {
+        ...archiveProcessor,
+        process: (input) => {
+          const storage: BlobStore = Object.assign(Object.create(input.storage) as BlobStore, {
+            source: async (id: string, validForMs: number) => {
+              const source = await input.storage.source(id, validForMs);
+              if (!stopped) await gateway.stopGateway();
+              stopped = true;
+              return source;
+            },
+          });
+          return archiveProcessor.process({ ...input, storage });
+        },
+      };
+      const worker = await startWorker(api.queueName, {
+        storage: store,
+        processors: { archive },
+        jobRetries: 20,
+        maxAttempts: 30,
+      });
+      try {
+        await eventually(
+          async () => ((await api.db.files.findById(file.id))?.attempts ?? 0) >= 2,
+          'a failed attempt',
+          20_000,
+        );
+        await gateway.startGateway();
+        const done = await waitForStatus(api.url, file.id, ['processed', 'failed'], 60_000);
+        expect(done).to.include({ status: 'processed', kind: 'archive' });
+        expect(done.result).to.deep.include({ format: 'zip', entries: 1, names: ['a.txt'] });
       } finally {
         await worker.close();
       }

@@ -1,5 +1,9 @@
 // Misbehaving parsers, run in the worker's real parser processes to show what a hostile file can do to one.
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ProcessingError } from '../../worker/processors/types.js';
 
 export const ANALYZERS_MODULE = import.meta.url;
 
@@ -33,6 +37,24 @@ export async function echoAfter(ms: number, value: unknown): Promise<unknown> {
 /** Fails the way a storage error would: a plain error with an errno code. */
 export async function failTransiently(): Promise<never> {
   throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
+}
+
+/** Fails the way a file that can never be processed does. */
+export async function failPermanently(): Promise<never> {
+  throw new ProcessingError('corrupt_file', 'The file is not readable.');
+}
+
+/** The temporary directory it is given. */
+export async function temporaryDirectory(): Promise<string> {
+  return os.tmpdir();
+}
+
+/** Leaves a file in its temporary directory, as a copy of a blob, then spins until it is killed. */
+export async function spinOverTemporaryFile(): Promise<never> {
+  writeFileSync(path.join(os.tmpdir(), 'blob'), Buffer.alloc(1024));
+  for (;;) {
+    // Busy, like a parser caught in a cycle of its input.
+  }
 }
 
 /** Grows memory outside the V8 heap (touched Buffers), where no heap limit sees it. */

@@ -374,8 +374,16 @@ const u32 = (...values: number[]) => {
   return buffer;
 };
 
-/** An MP4 with one H.264 video track of `width`×`height` lasting `seconds` (headers only, no frames). */
-export function mp4(width = 320, height = 240, seconds = 2): Buffer {
+/**
+ * An MP4 with one H.264 video track of `width`×`height` lasting `seconds` (headers only, no frames): `media` is
+ * its mdat's content, which comes before the moov with `moovLast`, as a recorder that writes as it goes leaves it.
+ */
+export function mp4(
+  width = 320,
+  height = 240,
+  seconds = 2,
+  { media = Buffer.alloc(0), moovLast = false }: { media?: Buffer; moovLast?: boolean } = {},
+): Buffer {
   const timescale = 1000;
   const duration = seconds * timescale;
   const matrix = u32(0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000);
@@ -425,11 +433,10 @@ export function mp4(width = 320, height = 240, seconds = 2): Buffer {
   );
   const minf = box('minf', box('vmhd', u32(1, 0, 0)), box('dinf', box('dref', u32(0, 1), box('url ', u32(1)))), stbl);
   const trak = box('trak', tkhd, box('mdia', mdhd, hdlr, minf));
-  return Buffer.concat([
-    box('ftyp', Buffer.from('isom', 'latin1'), u32(0x200), Buffer.from('isomiso2avc1mp41', 'latin1')),
-    box('moov', mvhd, trak),
-    box('mdat'),
-  ]);
+  const ftyp = box('ftyp', Buffer.from('isom', 'latin1'), u32(0x200), Buffer.from('isomiso2avc1mp41', 'latin1'));
+  const moov = box('moov', mvhd, trak);
+  const mdat = box('mdat', media);
+  return Buffer.concat(moovLast ? [ftyp, mdat, moov] : [ftyp, moov, mdat]);
 }
 
 /** The first `fraction` of `bytes`, as a transfer cut short would leave it. */

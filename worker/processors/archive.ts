@@ -1,13 +1,13 @@
 // Kind `archive`: what an archive holds, read from its directory or headers; nothing is ever extracted.
 // A zip's central directory (yauzl, lazily, entry by entry) and a tar's headers give every field; a gzip
 // stream is inflated into nothing to measure and check it (up to a cap); other formats give their name.
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
 import { ARCHIVE_FORMATS, LISTED_NAMES, type ArchiveResult } from '../../core/results/archive.js';
 import type { CommonResult } from '../../core/results/index.js';
+import type { BlobSource } from '../../core/storage/index.js';
+import { isReadFailure, withBlob } from './blobSource.js';
 import { analyzingProcessor, readBytes, WindowedFile } from './common.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 
@@ -20,15 +20,15 @@ const LISTED_NAME_CHARS = 1024;
 /** From this many entries on, an archive is reported as one that would flood a disk when extracted. */
 const MANY_ENTRIES = 10_000;
 
-export async function analyzeArchive({ path, contentType, size }: AnalysisInput): Promise<Analyzed<ArchiveFields>> {
+export async function analyzeArchive({ source, contentType, size }: AnalysisInput): Promise<Analyzed<ArchiveFields>> {
   const format = ARCHIVE_FORMATS[contentType] ?? contentType.replace(/^application\/(x-)?/, '');
   const fields =
     format === 'zip'
-      ? await readZip(path, size)
+      ? await readZip(source, size)
       : format === 'tar'
-        ? await readTar(path, size)
+        ? await readTar(source, size)
         : format === 'gzip'
-          ? await readGzip(path, size)
+          ? await readGzip(source, size)
           : unlisted(format);
   return { fields, warnings: warningsFor(fields) };
 }
@@ -60,12 +60,11 @@ const unlisted = (format: string): ArchiveFields => ({
 const ratioOf = (uncompressed: number, compressed: number): number | null =>
   compressed > 0 ? Math.round((uncompressed / compressed) * 100) / 100 : null;
 
-async function readZip(path: string, size: number): Promise<ArchiveFields> {
-  const file = await open(path, 'r');
-  try {
+function readZip(source: BlobSource, size: number): Promise<ArchiveFields> {
+  return withBlob(source, async (reader) => {
     // Names are decoded here rather than by yauzl, which rejects unsafe ones ("../x"): listing them is harmless.
     const zip = await yauzl
-      .fromRandomAccessReaderPromise(new WindowedReader(new WindowedFile(file)), size, {
+      .fromRandomAccessReaderPromise(new WindowedReader(new WindowedFile(reader)), size, {
         lazyEntries: true,
         autoClose: false,
         decodeStrings: false,
@@ -102,12 +101,10 @@ async function readZip(path: string, size: number): Promise<ArchiveFields> {
     });
     fields.ratio = ratioOf(fields.uncompressed_bytes!, fields.compressed_bytes!);
     return fields;
-  } finally {
-    await file.close();
-  }
+  });
 }
 
-/** The zip file for yauzl through windows: its own reader made two system calls per directory record. */
+/** The zip for yauzl through windows: its own reader made two system calls per directory record. */
 class WindowedReader extends yauzl.RandomAccessReader {
   constructor(private readonly windowed: WindowedFile) {
     super();
@@ -124,10 +121,10 @@ class WindowedReader extends yauzl.RandomAccessReader {
   }
 
   override _readStreamForRange(start: number, end: number): Readable {
-    return this.windowed.file.createReadStream({ start, end: end - 1, autoClose: false });
+    return this.windowed.reader.stream({ start, end: end - 1 });
   }
 
-  /** The caller closes the file. */
+  /** The caller closes the blob. */
   override close(callback: (err: Error | null) => void): void {
     setImmediate(callback, null);
   }
@@ -136,11 +133,10 @@ class WindowedReader extends yauzl.RandomAccessReader {
 const TAR_BLOCK = 512;
 
 /** Walks the 512-byte headers, jumping over each entry's data. */
-async function readTar(path: string, size: number): Promise<ArchiveFields> {
+async function readTar(source: BlobSource, size: number): Promise<ArchiveFields> {
   const fields: ArchiveFields = { ...unlisted('tar'), entries: 0, uncompressed_bytes: 0 };
-  const file = await open(path, 'r');
-  try {
-    const windowed = new WindowedFile(file);
+  await withBlob(source, async (reader) => {
+    const windowed = new WindowedFile(reader);
     const bytesAt = async (position: number, length: number) => {
       const bytes = await windowed.bytesAt(position, length);
       if (bytes.length < length) throw new ProcessingError('corrupt_file', 'The archive is truncated.');
@@ -176,9 +172,7 @@ async function readTar(path: string, size: number): Promise<ArchiveFields> {
       longName = null;
       if (fields.names.length < LISTED_NAMES) fields.names.push(name);
     }
-  } finally {
-    await file.close();
-  }
+  });
   return fields;
 }
 
@@ -220,16 +214,16 @@ const GZIP_CHECK_BYTES = 1024 ** 3;
  * stored) up to GZIP_CHECK_BYTES, which also finds a truncated or damaged stream; past that, the size
  * the trailer declares (modulo 4 GiB).
  */
-async function readGzip(path: string, size: number): Promise<ArchiveFields> {
+async function readGzip(source: BlobSource, size: number): Promise<ArchiveFields> {
   const GZIP_MIN = 18;
   if (size < GZIP_MIN) throw new ProcessingError('corrupt_file', 'The gzip file is truncated.');
-  const header = await readBytes(path, 1024);
-  const trailer = await readBytes(path, 4, size - 4);
+  const header = await readBytes(source, 1024);
+  const trailer = await readBytes(source, 4, size - 4);
   const flags = header[3]!;
   let at = 10;
   if (flags & 0x04) at += 2 + header.readUInt16LE(at);
   const names = flags & 0x08 ? [cString(header.subarray(at))] : [];
-  const inflated = await inflatedSize(path);
+  const inflated = await inflatedSize(source);
   const uncompressed = inflated ?? trailer.readUInt32LE(0);
   return {
     ...unlisted('gzip'),
@@ -241,24 +235,27 @@ async function readGzip(path: string, size: number): Promise<ArchiveFields> {
 }
 
 /** Bytes the gzip stream inflates to, or null past GZIP_CHECK_BYTES. */
-async function inflatedSize(path: string): Promise<number | null> {
-  let total = 0;
-  const gunzip = createGunzip();
-  try {
-    for await (const chunk of createReadStream(path).pipe(gunzip) as AsyncIterable<Buffer>) {
-      total += chunk.length;
-      if (total > GZIP_CHECK_BYTES) return null;
+function inflatedSize(source: BlobSource): Promise<number | null> {
+  return withBlob(source, async (reader) => {
+    let total = 0;
+    const gunzip = createGunzip();
+    try {
+      // A read failure reaches the loop through the pipeline, which `pipe` would leave waiting.
+      for await (const chunk of pipeline(reader.stream(), gunzip, () => undefined) as AsyncIterable<Buffer>) {
+        total += chunk.length;
+        if (total > GZIP_CHECK_BYTES) return null;
+      }
+    } catch (err) {
+      throw asCorrupt(err, 'gzip');
+    } finally {
+      gunzip.destroy();
     }
-  } catch (err) {
-    throw asCorrupt(err, 'gzip');
-  } finally {
-    gunzip.destroy();
-  }
-  return total;
+    return total;
+  });
 }
 
 function asCorrupt(err: unknown, format: string): Error {
-  if ((err as NodeJS.ErrnoException)?.syscall) return err as Error;
+  if (isReadFailure(err)) return err as Error;
   return new ProcessingError(
     'corrupt_file',
     `The file is not a readable ${format} archive (${String((err as Error)?.message ?? err)}).`,

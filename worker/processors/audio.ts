@@ -6,11 +6,11 @@ import { readMediaHeaders, durationWarnings } from './media.js';
 import type { Analyzed, AnalysisInput } from './types.js';
 
 export async function analyzeAudio({
-  path,
+  source,
   contentType,
   size,
 }: AnalysisInput): Promise<Analyzed<Omit<AudioResult, keyof CommonResult>>> {
-  const { fields, warnings } = await readMediaHeaders(path, contentType, size);
+  const { fields, warnings } = await readMediaHeaders(source, contentType, size);
   return { fields, warnings: [...warnings, ...durationWarnings(fields)] };
 }
 

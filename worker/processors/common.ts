@@ -1,13 +1,17 @@
 // Every kind's common ground: re-read the stored bytes and check them against the recorded sha256 and
 // size, then (for kinds with more to say) run the kind's analysis in a parser process.
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { CommonResult } from '../../core/results/index.js';
+import type { BlobSource } from '../../core/storage/index.js';
+import { blobMissing, withBlob, type BlobReader } from './blobSource.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type Processor, type ProcessorInput } from './types.js';
 
 /** A WebP of at most 256 × 256 px stays far below this; anything bigger is a bug, not a preview. */
 const THUMBNAIL_MAX_BYTES = 1024 * 1024;
+
+/** A presigned URL's expiry is checked by the store's clock: this much beyond the deadline allows for skew. */
+const SOURCE_CLOCK_SKEW_MS = 60_000;
 
 export async function verifyStoredBytes({ file, storage }: ProcessorInput): Promise<CommonResult> {
   return (await readVerified(file, () => storage.open(file.id), false)).common;
@@ -23,7 +27,7 @@ async function readVerified(
   try {
     stream = await open();
   } catch (err) {
-    throw blobMissing(err);
+    throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? blobMissing() : err;
   }
   const hash = createHash('sha256');
   const kept: Buffer[] = [];
@@ -44,38 +48,24 @@ async function readVerified(
   return keep ? { common, bytes: Buffer.concat(kept) } : { common };
 }
 
-function blobMissing(err: unknown): unknown {
-  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return err;
-  return new ProcessingError('blob_missing', 'The stored bytes of this file are missing.');
-}
-
-/** A local file as a stream that rejects (rather than errors later) when the file is missing. */
-async function openLocal(path: string): Promise<Readable> {
-  const handle = await open(path, 'r');
-  return handle.createReadStream();
-}
-
-/** Up to `length` bytes of the file from `position` (fewer near its end). */
-export async function readBytes(path: string, length: number, position = 0): Promise<Buffer> {
-  const file = await open(path, 'r');
-  try {
+/** Up to `length` bytes of the blob from `position` (fewer near its end). */
+export function readBytes(source: BlobSource, length: number, position = 0): Promise<Buffer> {
+  return withBlob(source, async (reader) => {
     const buffer = Buffer.alloc(length);
-    const { bytesRead } = await file.read(buffer, 0, length, position);
+    const { bytesRead } = await reader.read(buffer, 0, length, position);
     return buffer.subarray(0, bytesRead);
-  } finally {
-    await file.close();
-  }
+  });
 }
 
 /**
- * A file read through 64 KiB windows, for walks over headers (boxes, tar blocks, zip records): a file of
- * many small ones costs a system call per window instead of one per header.
+ * A blob read through 64 KiB windows, for walks over headers (boxes, tar blocks, zip records): a blob of
+ * many small ones costs a system call or a ranged GET per window instead of one per header.
  */
 export class WindowedFile {
   private window = Buffer.alloc(0);
   private windowAt = 0;
 
-  constructor(readonly file: FileHandle) {}
+  constructor(readonly reader: BlobReader) {}
 
   /** The `length` bytes at `position`, fewer at the end of the file; a view that stays valid. */
   async bytesAt(position: number, length: number): Promise<Buffer> {
@@ -83,7 +73,7 @@ export class WindowedFile {
     if (from >= 0 && from + length <= this.window.length) return this.window.subarray(from, from + length);
     // A new buffer per window, never refilled: views handed out earlier keep their bytes.
     const window = Buffer.allocUnsafe(Math.max(WINDOW_BYTES, length));
-    const { bytesRead } = await this.file.read(window, 0, window.length, position);
+    const { bytesRead } = await this.reader.read(window, 0, window.length, position);
     this.window = window.subarray(0, bytesRead);
     this.windowAt = position;
     return this.window.subarray(0, length);
@@ -115,22 +105,14 @@ export function analyzingProcessor<F extends object>(
     module,
     async process(input) {
       const { file, storage, limits } = input;
-      // The bytes are checked where the analysis reads them: for a bucket, the staged copy, pulled once.
-      let staged = false;
-      const { common, analyzed } = await storage
-        .withLocalFile(file.id, async (path) => {
-          staged = true;
-          const inline = file.size <= (options.inlineMaxBytes ?? -1);
-          const { common, bytes } = await readVerified(file, () => openLocal(path), inline);
-          const analysisInput: AnalysisInput = { path, contentType: file.content_type, size: file.size, limits };
-          const analyzed = bytes
-            ? await analysis({ ...analysisInput, bytes })
-            : await input.inParser(module, analysis, analysisInput);
-          return { common, analyzed };
-        })
-        .catch((err: unknown) => {
-          throw staged ? err : blobMissing(err);
-        });
+      const inline = file.size <= (options.inlineMaxBytes ?? -1);
+      const { common, bytes } = await readVerified(file, () => storage.open(file.id), inline);
+      // The analysis reads what it needs where the bytes lie; for a bucket, a URL valid until the parser must be done.
+      const source = await storage.source(file.id, input.deadline - Date.now() + SOURCE_CLOCK_SKEW_MS);
+      const analysisInput: AnalysisInput = { source, contentType: file.content_type, size: file.size, limits };
+      const analyzed = bytes
+        ? await analysis({ ...analysisInput, bytes })
+        : await input.inParser(module, analysis, analysisInput);
       if (analyzed.thumbnail) {
         await storage.put(file.id, Readable.from([Buffer.from(analyzed.thumbnail)]), {
           maxBytes: THUMBNAIL_MAX_BYTES,

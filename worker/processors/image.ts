@@ -3,8 +3,9 @@
 import sharp from 'sharp';
 import type { CommonResult } from '../../core/results/index.js';
 import type { ImageResult } from '../../core/results/image.js';
+import { withLocalFile } from './blobSource.js';
 import { analyzingProcessor } from './common.js';
-import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
+import { ProcessingError, type Analyzed, type AnalysisInput, type ProcessingLimits } from './types.js';
 
 const THUMBNAIL_SIZE = 256;
 
@@ -14,7 +15,12 @@ sharp.concurrency(1);
 
 type ImageFields = Omit<ImageResult, keyof CommonResult>;
 
-export async function analyzeImage({ path, limits }: AnalysisInput): Promise<Analyzed<ImageFields>> {
+/** sharp reads a file, or a buffer (a stream it gathers into one): an object is copied to a file, not held in memory. */
+export function analyzeImage({ source, limits }: AnalysisInput): Promise<Analyzed<ImageFields>> {
+  return withLocalFile(source, (path) => analyzeImageFile(path, limits));
+}
+
+async function analyzeImageFile(path: string, limits: ProcessingLimits): Promise<Analyzed<ImageFields>> {
   const metadata = await sharp(path, { limitInputPixels: false })
     .metadata()
     .catch((err: unknown) => {

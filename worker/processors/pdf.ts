@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { CommonResult } from '../../core/results/index.js';
 import type { PdfResult } from '../../core/results/pdf.js';
 import { truncateUtf8 } from '../../core/text.js';
+import { withBlob, type BlobReader } from './blobSource.js';
 import { analyzingProcessor } from './common.js';
 import { DecodeBudget, loadBudgetedPdfjsWorker, withDecodeBudget } from './pdfDecodeBudget.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
@@ -40,25 +41,27 @@ export async function prepareParser(): Promise<void> {
   await import('pdfjs-dist/legacy/build/pdf.mjs');
 }
 
-export async function analyzePdf({ path, limits }: AnalysisInput): Promise<Analyzed<PdfFields>> {
+export async function analyzePdf({ source, size, limits }: AnalysisInput): Promise<Analyzed<PdfFields>> {
   await loadBudgetedPdfjsWorker();
   const budget = new DecodeBudget(limits.pdfMaxDecodedBytes);
-  return withDecodeBudget(budget, () => readPdf(path, budget));
+  return withBlob(source, (reader) => withDecodeBudget(budget, () => readPdf(reader, size, budget)));
 }
 
-async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<PdfFields>> {
+async function readPdf(reader: BlobReader, size: number, budget: DecodeBudget): Promise<Analyzed<PdfFields>> {
   const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
+  const ranges = new RangesFromReader(pdfjs, reader, size);
   const loading = pdfjs.getDocument({
-    url: file,
+    range: ranges.transport,
     ...PDFJS_DATA,
     disableStream: true,
     disableAutoFetch: true,
     verbosity: 0,
   });
+  const { orFailedRead } = ranges;
   const overBudget = `decodes to more than ${sizeInWords(budget.limit)}, the limit of this service`;
   try {
-    const document = await loading.promise;
-    const info = ((await document.getMetadata()).info ?? {}) as DocumentInfo;
+    const document = await orFailedRead(loading.promise);
+    const info = ((await orFailedRead(document.getMetadata())).info ?? {}) as DocumentInfo;
     let text = '';
     try {
       for (
@@ -68,7 +71,7 @@ async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<Pdf
         !budget.exceeded;
         number++
       ) {
-        const content = await (await document.getPage(number)).getTextContent();
+        const content = await orFailedRead((await orFailedRead(document.getPage(number))).getTextContent());
         const pageText = content.items.map((item) => ('str' in item ? item.str : '')).join(' ');
         text = `${text} ${pageText}`.replace(/\s+/g, ' ').trim();
       }
@@ -76,6 +79,8 @@ async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<Pdf
       // pdf.js skips or gives up on what it cannot decode; over the budget, the text read so far is kept.
       if (!budget.exceeded) throw err;
     }
+    // What pdf.js could not read may have been skipped without a word.
+    if (ranges.failure) throw ranges.failure;
     return {
       fields: {
         pdf_version: info.PDFFormatVersion ?? null,
@@ -89,6 +94,7 @@ async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<Pdf
       warnings: budget.exceeded ? [`The PDF's text was not fully extracted: its content ${overBudget}.`] : [],
     };
   } catch (err) {
+    if (ranges.failure) throw ranges.failure;
     if ((err as Error)?.name === 'PasswordException') {
       return {
         fields: unreadable({ encrypted: true }),
@@ -102,14 +108,56 @@ async function readPdf(file: string, budget: DecodeBudget): Promise<Analyzed<Pdf
         warnings: [`The PDF could not be opened: its structure ${overBudget}.`],
       };
     }
-    if ((err as NodeJS.ErrnoException)?.syscall) throw err;
     throw new ProcessingError(
       'corrupt_file',
       `The file is not a readable PDF (${String((err as Error)?.message ?? err).split('\n')[0]}).`,
     );
   } finally {
-    await loading.destroy();
+    // Destroyed while it waits for a range, pdf.js rejects its own prefetches where nothing catches them, which kills
+    // the process; left waiting, it keeps the document, until the parser process is replaced (see parsers.ts).
+    if (!ranges.failure) await loading.destroy();
   }
+}
+
+type Pdfjs = typeof import('pdfjs-dist/legacy/build/pdf.mjs');
+
+/**
+ * pdf.js's range transport fed by `reader`: pdf.js asks for the ranges it needs (64 KiB chunks) and nothing else
+ * (no stream, no prefetch). It cannot be told that a range failed (mozilla/pdf.js#9883) and would wait for it until
+ * the deadline: every wait on pdf.js ends at the first failed read instead, and pdf.js gets nothing more.
+ */
+class RangesFromReader {
+  readonly transport: InstanceType<Pdfjs['PDFDataRangeTransport']>;
+  /** The first read that failed, if one did. */
+  failure: Error | undefined;
+  private readonly failed = Promise.withResolvers<never>();
+  /** After a failure, or once pdf.js gave up on its requests. */
+  private stopped = false;
+
+  constructor(pdfjs: Pdfjs, reader: BlobReader, size: number) {
+    this.transport = new pdfjs.PDFDataRangeTransport(size, null);
+    this.transport.requestDataRange = (begin, end) => {
+      if (this.stopped) return;
+      const chunk = new Uint8Array(end - begin);
+      reader
+        .read(chunk, 0, chunk.length, begin)
+        .then(({ bytesRead }) => {
+          if (!this.stopped) this.transport.onDataRange(begin, chunk.subarray(0, bytesRead));
+        })
+        .catch((err: unknown) => {
+          this.stopped = true;
+          this.failure ??= err as Error;
+          this.failed.reject(err);
+        });
+    };
+    this.transport.abort = () => {
+      this.stopped = true;
+    };
+    this.failed.promise.catch(() => undefined);
+  }
+
+  /** `work`, or the first failed read if it comes first. */
+  orFailedRead = <T>(work: Promise<T>): Promise<T> => Promise.race([work, this.failed.promise]);
 }
 
 /** 67108864 as "64 MiB", other sizes in bytes. */

@@ -1,25 +1,35 @@
 // Kind `text`: decodes the bytes as a stream (a 100 MB file never sits in memory whole) and counts
 // lines, words, characters and line endings; CSV and JSON get a summary of their own on the same pass.
-import { createReadStream } from 'node:fs';
 import type { CommonResult } from '../../core/results/index.js';
 import { BOM_PROBE_BYTES, bomEncoding } from '../../core/text.js';
 import type { LineEndings, TextEncoding, TextResult } from '../../core/results/text.js';
-import { analyzingProcessor, readBytes } from './common.js';
+import { withBlob } from './blobSource.js';
+import { analyzingProcessor } from './common.js';
 import { CsvScanner } from './csvScanner.js';
 import { JsonScanner } from './jsonScanner.js';
 import type { Analyzed, AnalysisInput } from './types.js';
 
 type TextFields = Omit<TextResult, keyof CommonResult>;
 
-const CHUNK_BYTES = 256 * 1024;
-
 /** A fatal UTF-8 decoder stopped: the bytes are not UTF-8 after all (the upload only saw the head). */
 class NotUtf8Error extends Error {}
 
-export async function analyzeText({ path, contentType, bytes }: AnalysisInput): Promise<Analyzed<TextFields>> {
-  const chunks = (): AsyncIterable<Buffer> | Iterable<Buffer> =>
-    bytes ? [bytes] : createReadStream(path, { highWaterMark: CHUNK_BYTES });
-  const { encoding: declared, bom } = encodingOf(bytes ?? (await readBytes(path, BOM_PROBE_BYTES)), contentType);
+export async function analyzeText({ source, contentType, bytes }: AnalysisInput): Promise<Analyzed<TextFields>> {
+  if (bytes) return analyzeChunks(() => [bytes], bytes, contentType);
+  return withBlob(source, async (reader) => {
+    const head = Buffer.alloc(BOM_PROBE_BYTES);
+    const { bytesRead } = await reader.read(head, 0, head.length, 0);
+    return analyzeChunks(() => reader.stream() as AsyncIterable<Buffer>, head.subarray(0, bytesRead), contentType);
+  });
+}
+
+/** Scans the text `chunks` gives (once more as windows-1252 when it turns out not to be UTF-8); `head` is its beginning. */
+async function analyzeChunks(
+  chunks: () => AsyncIterable<Buffer> | Iterable<Buffer>,
+  head: Buffer,
+  contentType: string,
+): Promise<Analyzed<TextFields>> {
+  const { encoding: declared, bom } = encodingOf(head, contentType);
   const warnings: string[] = [];
   if (declared === 'windows-1252') warnings.push(LEGACY_WARNING);
   try {

@@ -1,5 +1,5 @@
 import type { FileResult, FileRow } from '../../core/fileRecord.js';
-import type { BlobStore } from '../../core/storage/index.js';
+import type { BlobSource, BlobStore } from '../../core/storage/index.js';
 
 /** Limits that keep hostile files from costing more than a normal one. */
 export interface ProcessingLimits {
@@ -21,6 +21,8 @@ export interface ProcessorInput {
   storage: BlobStore;
   limits: ProcessingLimits;
   inParser: RunInParser;
+  /** When parsing must be done (epoch ms): the parser process is stopped then. */
+  deadline: number;
 }
 
 export interface ProcessorOutput {
@@ -39,9 +41,9 @@ export interface Processor {
   process(input: ProcessorInput): Promise<ProcessorOutput>;
 }
 
-/** What an analysis gets: the bytes' local path and what the record says about them. */
+/** What an analysis gets: where to read the bytes (plain data, copied to a parser process) and what the record says about them. */
 export interface AnalysisInput {
-  path: string;
+  source: BlobSource;
   contentType: string;
   size: number;
   limits: ProcessingLimits;

@@ -1,9 +1,10 @@
 // Kind `video`: the container's headers through music-metadata (see media.ts), plus the frame size:
 // Matroska/WebM tracks carry it there; for MP4 and QuickTime it (and the duration of a video without
 // audio, which music-metadata leaves out) is read from the movie and track headers (mvhd, tkhd).
-import { open } from 'node:fs/promises';
 import type { CommonResult } from '../../core/results/index.js';
 import type { VideoResult } from '../../core/results/media.js';
+import type { BlobSource } from '../../core/storage/index.js';
+import { withBlob } from './blobSource.js';
 import { analyzingProcessor, WindowedFile } from './common.js';
 import { readMediaHeaders, durationWarnings } from './media.js';
 import type { Analyzed, AnalysisInput } from './types.js';
@@ -13,11 +14,11 @@ type VideoFields = Omit<VideoResult, keyof CommonResult>;
 /** A moov box larger than this is not read for the frame size (its other fields still are). */
 const MAX_MOOV_BYTES = 64 * 1024 * 1024;
 
-export async function analyzeVideo({ path, contentType, size }: AnalysisInput): Promise<Analyzed<VideoFields>> {
-  const { fields, metadata, warnings } = await readMediaHeaders(path, contentType, size);
+export async function analyzeVideo({ source, contentType, size }: AnalysisInput): Promise<Analyzed<VideoFields>> {
+  const { fields, metadata, warnings } = await readMediaHeaders(source, contentType, size);
   const track = metadata.format.trackInfo.find((info) => info.video?.pixelWidth && info.video.pixelHeight)?.video;
   // The movie header fills in what the tracks leave out: the frame size, or the duration of a video without audio.
-  const movie = track && fields.duration_seconds !== null ? null : await isoMovieHeaders(path, size);
+  const movie = track && fields.duration_seconds !== null ? null : await isoMovieHeaders(source, size);
   const video: VideoFields = {
     ...fields,
     duration_seconds: fields.duration_seconds ?? movie?.duration_seconds ?? null,
@@ -58,10 +59,9 @@ function* boxesIn(data: Buffer, from: number, to: number): Generator<Box> {
 }
 
 /** The ISO base media (MP4, QuickTime) movie's duration and frame size, from its moov box. */
-async function isoMovieHeaders(path: string, size: number): Promise<MovieHeaders | null> {
-  const file = await open(path, 'r');
-  try {
-    const windowed = new WindowedFile(file);
+function isoMovieHeaders(source: BlobSource, size: number): Promise<MovieHeaders | null> {
+  return withBlob(source, async (reader) => {
+    const windowed = new WindowedFile(reader);
     for (let at = 0; at + 8 <= size;) {
       const header = await windowed.bytesAt(at, 16);
       if (header.length < 8) return null;
@@ -72,15 +72,13 @@ async function isoMovieHeaders(path: string, size: number): Promise<MovieHeaders
       if (header.toString('latin1', 4, 8) === 'moov') {
         if (boxSize > MAX_MOOV_BYTES || at + boxSize > size) return null;
         const moov = Buffer.alloc(boxSize);
-        await file.read(moov, 0, boxSize, at);
+        await reader.read(moov, 0, boxSize, at);
         return movieHeadersIn(moov);
       }
       at += boxSize;
     }
     return null;
-  } finally {
-    await file.close();
-  }
+  });
 }
 
 function movieHeadersIn(moov: Buffer): MovieHeaders {
