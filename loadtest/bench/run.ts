@@ -692,6 +692,13 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
       '≤ 0.2',
       r.object_storage.direct_upload.cpu_ratio <= 0.2,
     ],
+    [
+      'CPU of one S3 call: SDK HeadObject / ranged GetObject / presign; the ranged GET by node:http',
+      `${r.object_storage.call_cpu_ms.head} / ${r.object_storage.call_cpu_ms.ranged_get} / ${r.object_storage.call_cpu_ms.presign}; ${r.object_storage.call_cpu_ms.ranged_get_node_http} ms`,
+      '',
+      '',
+      true,
+    ],
     ['CPU per text file, upload to processed', cpuPerFile(r.e2e_text), '', '', true],
     ['CPU per 640x480 image, upload to processed', cpuPerFile(r.e2e_image), '', '', true],
   ];

@@ -3,7 +3,9 @@
 // the API's CPU per direct upload (two small requests, the bytes going around it) beside a proxied 1 MiB upload.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import http from 'node:http';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Upload } from '@aws-sdk/lib-storage';
 import { cpuMsOf } from '../../core/procfs.js';
 import { startCluster, type Gateway } from '../../test/support/rgw.js';
@@ -70,6 +72,42 @@ async function sdkBigUpload(client: S3Client, bucket: string, bytes: number) {
   return { mb_per_s: bytes / 1e6 / seconds };
 }
 
+/** This process's CPU per call, `count` calls in a row after as many to warm up: what each S3 call costs a client. */
+async function callCosts(client: S3Client, bucket: string, count: number) {
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'calls/k', Body: Buffer.alloc(8192, 1) }));
+  const agent = new http.Agent({ keepAlive: true });
+  const presigned = await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: 'calls/k' }), {
+    expiresIn: 3600,
+  });
+  const calls: Record<string, () => Promise<unknown>> = {
+    head: () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'calls/k' })),
+    ranged_get: async () => {
+      const answer = await client.send(new GetObjectCommand({ Bucket: bucket, Key: 'calls/k', Range: 'bytes=0-4099' }));
+      return answer.Body!.transformToByteArray();
+    },
+    presign: () => getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: 'calls/k' }), { expiresIn: 300 }),
+    ranged_get_node_http: () =>
+      new Promise((resolve, reject) => {
+        http
+          .get(presigned, { agent, headers: { Range: 'bytes=0-4099' } }, (answer) => answer.resume().on('end', resolve))
+          .on('error', reject);
+      }),
+  };
+  const cpuMs = () => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  };
+  const costs: Record<string, number> = {};
+  for (const [name, call] of Object.entries(calls)) {
+    for (let n = 0; n < count; n++) await call();
+    const before = cpuMs();
+    for (let n = 0; n < count; n++) await call();
+    costs[name] = Math.round(((cpuMs() - before) / count) * 1000) / 1000;
+  }
+  agent.destroy();
+  return costs;
+}
+
 /** `count` direct uploads of 1 KiB, 8 at a time: announce, PUT to the bucket, complete. API CPU per upload. */
 async function directUploads(api: { url: string; pid: () => number }, count: number) {
   const one = async (n: number) => {
@@ -112,13 +150,19 @@ export async function benchObjectStorage(tools: S3BenchTools, smallBody: Buffer,
     const apiSmall = await tools.uploads(`${api.url}/upload/`, smallBody, 16, api.pid());
     const sdkSmall = await sdkPuts(client, bucket, smallBody.subarray(0, 1024), 16, tools.seconds);
 
+    // Before the big upload, as on the disk store: its RSS growth is then measured on an API warmed alike.
+    await tools.scenario('1 MiB uploads through the API into the bucket, 8 connections');
+    const proxied = await tools.uploads(`${api.url}/upload/`, mediumBody, 8, api.pid());
+
     await tools.scenario(`one ${gib / 2 ** 20} MiB upload into the bucket: the API against the SDK`);
     const apiBig = await tools.bigUpload(api, gib);
     const sdkBig = await sdkBigUpload(client, bucket, gib);
 
-    await tools.scenario('1 MiB uploads through the API into the bucket, and direct uploads of 1 KiB');
-    const proxied = await tools.uploads(`${api.url}/upload/`, mediumBody, 8, api.pid());
+    await tools.scenario('direct uploads of 1 KiB, 8 at a time');
     const direct = await directUploads(api, tools.quick ? 100 : 500);
+
+    await tools.scenario('the CPU of one S3 call, by the SDK and by node:http on a presigned URL');
+    const callCpu = await callCosts(client, bucket, tools.quick ? 200 : 500);
 
     return {
       upload_1kib: {
@@ -135,6 +179,7 @@ export async function benchObjectStorage(tools: S3BenchTools, smallBody: Buffer,
         mb_per_s_ratio: round(apiBig.mb_per_s / sdkBig.mb_per_s),
         api_rss_growth_mib: apiBig.rss_growth_mib,
       },
+      call_cpu_ms: callCpu,
       direct_upload: {
         ...direct,
         api_cpu_ms: round(direct.api_cpu_ms, 3),
