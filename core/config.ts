@@ -57,6 +57,16 @@ export interface Config {
   podDeletionCost: boolean;
   podName: string | null;
   podNamespace: string | null;
+  maxWaiters: number;
+  webhookAllowHttp: boolean;
+  webhookAllowPrivate: boolean;
+  webhookTimeoutMs: number;
+  webhookMaxAttempts: number;
+  webhookRetryBaseMs: number;
+  webhookDisableAfterMs: number;
+  webhookConcurrency: number;
+  webhookEndpointConcurrency: number;
+  webhookRetentionMs: number;
 }
 
 export class ConfigError extends Error {
@@ -580,6 +590,84 @@ export const SETTINGS: Setting[] = [
     parse: integer(0, 3_600_000),
     description:
       '`/healthz` answers 503 while the longest event-loop stall of the last 10 s exceeds this; 0 turns the check off.',
+  },
+  {
+    env: 'MAX_WAITERS',
+    key: 'maxWaiters',
+    fallback: '1000',
+    parse: integer(0, 100_000),
+    description:
+      'Requests one API process lets wait at once on `GET /files/{id}/?wait=N`; more answer `429 rate_limited`. 0 turns waiting off (`wait` is then ignored).',
+  },
+  {
+    env: 'WEBHOOK_ALLOW_HTTP',
+    key: 'webhookAllowHttp',
+    fallback: 'false',
+    parse: boolean,
+    description:
+      'Webhook URLs may be `http://` as well as `https://` (for receivers inside the cluster or on this machine).',
+  },
+  {
+    env: 'WEBHOOK_ALLOW_PRIVATE',
+    key: 'webhookAllowPrivate',
+    fallback: 'false',
+    parse: boolean,
+    description:
+      'Webhooks may be sent to loopback, private, link-local, CGNAT and cloud-metadata addresses; off, such URLs are refused at registration and at every send (a name that resolves there later included).',
+  },
+  {
+    env: 'WEBHOOK_TIMEOUT_MS',
+    key: 'webhookTimeoutMs',
+    fallback: '10000',
+    parse: integer(100, 60_000),
+    description:
+      'A webhook receiver that has not answered within this (headers and body) fails the attempt, to be retried.',
+  },
+  {
+    env: 'WEBHOOK_MAX_ATTEMPTS',
+    key: 'webhookMaxAttempts',
+    fallback: '9',
+    parse: integer(1, 30),
+    description:
+      'Attempts per webhook delivery before it is `failed`; with the default retry base, 9 attempts span about 25 hours.',
+  },
+  {
+    env: 'WEBHOOK_RETRY_BASE_MS',
+    key: 'webhookRetryBaseMs',
+    fallback: '5000',
+    parse: integer(10, 3_600_000),
+    description:
+      'Delay before the first webhook retry; each next one is 5 times longer (at most 10 hours), with ±20% jitter.',
+  },
+  {
+    env: 'WEBHOOK_DISABLE_AFTER_MS',
+    key: 'webhookDisableAfterMs',
+    fallback: '86400000',
+    parse: integer(1_000, 2_592_000_000),
+    description:
+      'A webhook endpoint whose deliveries have all failed for this long is disabled (`enabled: false`, `disabled_reason: failing`).',
+  },
+  {
+    env: 'WEBHOOK_CONCURRENCY',
+    key: 'webhookConcurrency',
+    fallback: '16',
+    parse: integer(1, 1_000),
+    description: 'Webhook deliveries one worker process sends at once.',
+  },
+  {
+    env: 'WEBHOOK_ENDPOINT_CONCURRENCY',
+    key: 'webhookEndpointConcurrency',
+    fallback: '4',
+    parse: integer(1, 1_000),
+    description:
+      'Deliveries one worker process sends at once to any one endpoint, so a slow receiver cannot take every slot.',
+  },
+  {
+    env: 'WEBHOOK_RETENTION_MS',
+    key: 'webhookRetentionMs',
+    fallback: '604800000',
+    parse: integer(60_000, 31_536_000_000),
+    description: 'How long delivered and failed webhook deliveries stay listed before the reconciler removes them.',
   },
 ];
 

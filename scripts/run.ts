@@ -5,8 +5,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const entry = (relative: string) => fileURLToPath(new URL(relative, import.meta.url));
+// On one machine, webhooks go to receivers on this machine: plain http and loopback addresses are allowed (unless
+// the environment says otherwise); a deployment keeps the defaults, which refuse both.
+const localEnv = {
+  WEBHOOK_ALLOW_HTTP: 'true',
+  WEBHOOK_ALLOW_PRIVATE: 'true',
+  ...process.env,
+};
 // Both processes read ADMIN_PORT; on one machine the worker's comes from WORKER_ADMIN_PORT.
-const workerEnv = { ...process.env, ADMIN_PORT: process.env.WORKER_ADMIN_PORT ?? '9091' };
+const workerEnv = { ...localEnv, ADMIN_PORT: process.env.WORKER_ADMIN_PORT ?? '9091' };
 
 /** The first restart waits this long, each next one twice as long, up to the maximum. */
 const FIRST_BACKOFF_MS = 1_000;
@@ -16,7 +23,7 @@ const HEALTHY_AFTER_MS = 60_000;
 
 // The children get their own process group, so a terminal's Ctrl-C reaches them once, through us,
 // as SIGTERM (a second signal would make them exit without finishing their work).
-const start = (script: string, env: NodeJS.ProcessEnv = process.env) =>
+const start = (script: string, env: NodeJS.ProcessEnv = localEnv) =>
   spawn(process.execPath, [entry(script)], { stdio: 'inherit', detached: true, env });
 
 let exitCode = 0;

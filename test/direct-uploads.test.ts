@@ -268,7 +268,12 @@ describe('direct uploads', function () {
         storage: store,
         logger: testLogger(),
         metrics: createMetrics(),
-        config: { reconcileIntervalMs: 60_000, requeueAfterMs: 60_000, orphanAfterMs },
+        config: {
+          reconcileIntervalMs: 60_000,
+          requeueAfterMs: 60_000,
+          orphanAfterMs,
+          webhookRetentionMs: 7 * 86_400_000,
+        },
       });
       return await reconciler.runOnce();
     } finally {

@@ -30,7 +30,12 @@ describe('the reconciler', () => {
   let reconciler: Reconciler;
   let redis: SharedRedis;
   const metrics = createMetrics();
-  const config: ReconcilerConfig = { reconcileIntervalMs: 60_000, requeueAfterMs: 200, orphanAfterMs: HOUR };
+  const config: ReconcilerConfig = {
+    reconcileIntervalMs: 60_000,
+    requeueAfterMs: 200,
+    orphanAfterMs: HOUR,
+    webhookRetentionMs: 7 * 24 * HOUR,
+  };
 
   before(async () => {
     await truncateFiles();

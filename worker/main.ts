@@ -2,7 +2,10 @@
 import { createAdminServer } from '../core/admin.js';
 import { closeServer, dependencyChecks, listen, runMain, startRuntime, stopOnSignals } from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
+import { Notifications } from '../core/db/index.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
+import { defaultTracer } from '../core/telemetry/spans.js';
+import { WebhookDispatcher } from './dispatcher.js';
 import { podDeletionCostFromConfig } from './podDeletionCost.js';
 import { SharedRedis } from '../core/redis.js';
 import { PROCESSORS } from './processors/index.js';
@@ -12,7 +15,13 @@ import { createWorker } from './worker.js';
 runMain(async () => {
   // Starts tracing first, so that every span of this process is recorded.
   const { config, logger, db, queue, storage, version, tracing } = await startRuntime('worker');
-  const metrics = createMetrics({ queueCounts: () => queue.counts() });
+  const metrics = createMetrics({
+    queueCounts: () => queue.counts(),
+    webhookBacklog: async () => ({
+      ...(await db.webhooks.backlog()),
+      failingEndpoints: await db.webhooks.failingEndpoints(),
+    }),
+  });
   const deletionCost = podDeletionCostFromConfig(config, logger);
   const worker = createWorker({
     db,
@@ -30,6 +39,26 @@ runMain(async () => {
   });
   const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName });
   const reconciler = new Reconciler({ db, queue, redis, storage, logger, metrics, config });
+  const notifications = new Notifications(config.databaseUrl, ['webhook_deliveries'], (err) =>
+    logger.warn({ err }, 'lost the connection that listens for new webhook deliveries; reconnecting'),
+  );
+  const dispatcher = new WebhookDispatcher({
+    db,
+    notifications,
+    logger,
+    metrics,
+    tracer: defaultTracer(),
+    userAgent: `file-processor/${version} (webhooks)`,
+    settings: {
+      timeoutMs: config.webhookTimeoutMs,
+      maxAttempts: config.webhookMaxAttempts,
+      retryBaseMs: config.webhookRetryBaseMs,
+      disableAfterMs: config.webhookDisableAfterMs,
+      concurrency: config.webhookConcurrency,
+      endpointConcurrency: config.webhookEndpointConcurrency,
+      allowPrivate: config.webhookAllowPrivate,
+    },
+  });
 
   let shuttingDown = false;
   const admin = createAdminServer({
@@ -42,13 +71,17 @@ runMain(async () => {
   await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
   worker.start();
   reconciler.start();
+  await notifications.start();
+  dispatcher.start();
   logger.info({ admin_port: config.adminPort, concurrency: config.workerConcurrency, version }, 'worker started');
 
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     shuttingDown = true;
     await reconciler.stop();
     redis.close();
-    await worker.close(config.shutdownTimeoutMs);
+    // Deliveries in flight finish (or are retried by their lease) while the jobs in flight finish.
+    await Promise.all([worker.close(config.shutdownTimeoutMs), dispatcher.stop(config.shutdownTimeoutMs)]);
+    await notifications.close();
     await deletionCost?.close();
     await db.close();
     await closeServer(admin, 1_000);

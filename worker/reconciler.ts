@@ -10,7 +10,10 @@ import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 
-export type ReconcilerConfig = Pick<Config, 'reconcileIntervalMs' | 'requeueAfterMs' | 'orphanAfterMs'>;
+export type ReconcilerConfig = Pick<
+  Config,
+  'reconcileIntervalMs' | 'requeueAfterMs' | 'orphanAfterMs' | 'webhookRetentionMs'
+>;
 
 export interface ReconcilerDeps {
   db: Database;
@@ -33,6 +36,8 @@ export interface ReconcileReport {
   removedKeys: number;
   /** Direct uploads that expired unfinished, with their bytes. */
   removedUploads: number;
+  /** Webhook deliveries, delivered or failed, older than WEBHOOK_RETENTION_MS. */
+  removedDeliveries: number;
 }
 
 const BATCH = 500;
@@ -83,6 +88,7 @@ export class Reconciler {
       removedOrphans: 0,
       removedKeys: 0,
       removedUploads: 0,
+      removedDeliveries: 0,
     };
     await this.requeueQueued(report);
     await this.requeueLost(report);
@@ -154,6 +160,10 @@ export class Reconciler {
 
     if (storage.direct) report.removedUploads = await this.removeExpiredUploads();
     metrics.reconcilerRemoved.inc({ what: 'direct_upload' }, report.removedUploads);
+
+    const retention = new Date(Date.now() - this.deps.config.webhookRetentionMs);
+    report.removedDeliveries = await db.webhooks.prune(retention, BATCH * 10);
+    metrics.reconcilerRemoved.inc({ what: 'webhook_delivery' }, report.removedDeliveries);
   }
 
   /**

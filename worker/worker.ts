@@ -6,6 +6,7 @@ import type { FileJob, FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
+import { activeTraceParent } from '../core/telemetry/spans.js';
 import { ProcessingError, type ProcessingLimits, type ProcessorRegistry } from './processors/index.js';
 import type { RunInParser } from './processors/types.js';
 import { Exclusion } from './exclusion.js';
@@ -123,7 +124,12 @@ export function createWorker(deps: WorkerDeps): Worker {
       });
     } catch (err) {
       if (err instanceof ProcessingError) {
-        const recorded = await db.files.failProcessing(row.id, row.attempts, { code: err.code, message: err.message });
+        const recorded = await db.files.failProcessing(
+          row.id,
+          row.attempts,
+          { code: err.code, message: err.message },
+          activeTraceParent(),
+        );
         return finish(recorded ? 'failed' : 'superseded', { error_code: err.code });
       }
       if (job.retriesLeft > 0) {
@@ -131,10 +137,21 @@ export function createWorker(deps: WorkerDeps): Worker {
         throw err;
       }
       const message = 'Processing kept failing on a transient error; reprocess the file to try again.';
-      const recorded = await db.files.failProcessing(row.id, row.attempts, { code: 'processing_failed', message });
+      const recorded = await db.files.failProcessing(
+        row.id,
+        row.attempts,
+        { code: 'processing_failed', message },
+        activeTraceParent(),
+      );
       return finish(recorded ? 'failed' : 'superseded', { err, error_code: 'processing_failed' });
     }
-    const recorded = await db.files.finishProcessing(row.id, row.attempts, output.result, output.thumbnail);
+    const recorded = await db.files.finishProcessing(
+      row.id,
+      row.attempts,
+      output.result,
+      output.thumbnail,
+      activeTraceParent(),
+    );
     // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written.
     if (!recorded && output.thumbnail && !(await db.files.existing([row.id])).has(row.id)) await storage.remove(row.id);
     finish(recorded ? 'processed' : 'superseded');

@@ -223,25 +223,35 @@ export class FileRepository {
     return rows.length === 1;
   }
 
-  /** processing → processed, only for the attempt that is still current; `thumbnail` says one was stored. */
-  finishProcessing(id: string, attempt: number, result: FileResult, thumbnail = false): Promise<boolean> {
-    return this.finishes.call({ id, attempt, result, thumbnail });
+  /**
+   * processing → processed, only for the attempt that is still current; `thumbnail` says one was stored;
+   * `traceParent` is the trace context its webhook deliveries link to.
+   */
+  finishProcessing(
+    id: string,
+    attempt: number,
+    result: FileResult,
+    thumbnail = false,
+    traceParent: string | null = null,
+  ): Promise<boolean> {
+    return this.finishes.call({ id, attempt, result, thumbnail, traceParent });
   }
 
   private readonly finishes = new Batcher<
-    { id: string; attempt: number; result: FileResult; thumbnail: boolean },
+    { id: string; attempt: number; result: FileResult; thumbnail: boolean; traceParent: string | null },
     boolean
   >(
     async (finishes) => {
       const rows = await this.sql<{ id: string }>(
-        `UPDATE files AS f SET status = 'processed', result = d.result, error = NULL, has_thumbnail = d.thumbnail, processed_at = now(), updated_at = now()
-         FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[]) AS d(id, attempt, result, thumbnail)
+        `UPDATE files AS f SET status = 'processed', result = d.result, error = NULL, has_thumbnail = d.thumbnail, processed_at = now(), updated_at = now(), trace_parent = d.trace_parent
+         FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[], $5::text[]) AS d(id, attempt, result, thumbnail, trace_parent)
          WHERE f.id = d.id AND f.status = 'processing' AND f.attempts = d.attempt RETURNING f.id`,
         [
           finishes.map((done) => done.id),
           finishes.map((done) => done.attempt),
           finishes.map((done) => toJsonb(done.result)),
           finishes.map((done) => done.thumbnail),
+          finishes.map((done) => done.traceParent),
         ],
       );
       const finished = new Set(rows.map((row) => row.id));
@@ -250,12 +260,17 @@ export class FileRepository {
     { max: BATCH_MAX, key: (done) => done.id },
   );
 
-  /** processing → failed, only for the attempt that is still current. */
-  async failProcessing(id: string, attempt: number, error: FileError): Promise<boolean> {
+  /** processing → failed, only for the attempt that is still current (`traceParent` as for finishProcessing). */
+  async failProcessing(
+    id: string,
+    attempt: number,
+    error: FileError,
+    traceParent: string | null = null,
+  ): Promise<boolean> {
     const rows = await this.sql(
-      `UPDATE files SET status = 'failed', error = $3, result = NULL, has_thumbnail = false, updated_at = now()
+      `UPDATE files SET status = 'failed', error = $3, result = NULL, has_thumbnail = false, updated_at = now(), trace_parent = $4
        WHERE id = $1 AND status = 'processing' AND attempts = $2 RETURNING id`,
-      [id, attempt, JSON.stringify(error)],
+      [id, attempt, JSON.stringify(error), traceParent],
     );
     return rows.length === 1;
   }

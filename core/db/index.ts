@@ -5,12 +5,15 @@ import { Sequelize, ConnectionError } from 'sequelize';
 import { FileRepository, type Sql } from './files.js';
 import { IdempotencyKeys } from './idempotency.js';
 import { DirectUploads } from './uploads.js';
+import { Webhooks } from './webhooks.js';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations/index.js';
 
 export { FileRepository } from './files.js';
 export type { Cursor, ListFilter, ListQuery, StalePosition, StaleRow } from './files.js';
 export { IdempotencyKeys, type Claim, type IdempotencyScope } from './idempotency.js';
 export { DirectUploads, type DirectUpload } from './uploads.js';
+export * from './webhooks.js';
+export { Notifications, type Channel } from './notifications.js';
 
 export interface DatabaseOptions {
   url: string;
@@ -21,6 +24,7 @@ export interface Database {
   files: FileRepository;
   idempotencyKeys: IdempotencyKeys;
   uploads: DirectUploads;
+  webhooks: Webhooks;
   /** Answers when PostgreSQL does; throws otherwise. */
   ping(): Promise<void>;
   migrate(): Promise<string[]>;
@@ -55,6 +59,7 @@ export function openDatabase(options: DatabaseOptions): Database {
     files: new FileRepository(sql),
     idempotencyKeys: new IdempotencyKeys(sql),
     uploads: new DirectUploads(sql),
+    webhooks: new Webhooks(sql),
     ping: async () => {
       await sql('SELECT 1');
     },

@@ -12,15 +12,47 @@ export interface Metrics {
   jobWait: Histogram;
   jobAttempts: Histogram<'kind'>;
   queueJobs: Gauge<'state'>;
+  httpWaiters: Gauge;
   reconcilerRequeued: Counter<'reason'>;
   reconcilerRemoved: Counter<'what'>;
   reconcilerFailed: Counter<'reason'>;
+  webhookDeliveries: Counter<'outcome'>;
+  webhookDuration: Histogram<'outcome'>;
+  webhookOutboxPending: Gauge;
+  webhookOutboxOldest: Gauge;
+  webhookEndpointsFailing: Gauge;
 }
 
-export function createMetrics(options: { queueCounts?: () => Promise<Record<string, number>> } = {}): Metrics {
+/** What the webhook gauges read from the database at scrape time (the worker's, where the dispatcher runs). */
+export interface WebhookBacklog {
+  pending: number;
+  oldestSeconds: number;
+  failingEndpoints: number;
+}
+
+export function createMetrics(
+  options: {
+    queueCounts?: () => Promise<Record<string, number>>;
+    webhookBacklog?: () => Promise<WebhookBacklog>;
+    /** Requests waiting on GET /files/{id}/?wait=N (the API's, where they wait). */
+    waiters?: () => number;
+  } = {},
+): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const queueCounts = options.queueCounts;
+  // One read per scrape serves the three gauges (a read less than a second old is the same scrape's).
+  let lastRead: { at: number; backlog: Promise<WebhookBacklog> } | undefined;
+  const readBacklog = async (field: keyof WebhookBacklog): Promise<number | undefined> => {
+    if (!options.webhookBacklog) return undefined;
+    if (!lastRead || Date.now() - lastRead.at > 1_000) lastRead = { at: Date.now(), backlog: options.webhookBacklog() };
+    try {
+      return (await lastRead.backlog)[field];
+    } catch {
+      // PostgreSQL is down: the gauge keeps its last value and /readyz says why.
+      return undefined;
+    }
+  };
   return {
     registry,
     httpRequests: new Counter({
@@ -92,6 +124,46 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
       labelNames: ['reason'],
       registers: [registry],
     }),
+    webhookDeliveries: new Counter({
+      name: 'webhook_deliveries_total',
+      help: 'Webhook delivery attempts, by outcome: delivered, retried (failed, to be tried again), failed (out of attempts, or 410 Gone).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    webhookDuration: new Histogram({
+      name: 'webhook_delivery_duration_seconds',
+      help: 'Time one webhook delivery attempt took, from connecting to the answer, by outcome.',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    webhookOutboxPending: new Gauge({
+      name: 'webhook_outbox_pending',
+      help: 'Webhook deliveries waiting to be sent to enabled endpoints (due now or later), read from PostgreSQL at scrape time by each worker.',
+      registers: [registry],
+      async collect() {
+        const value = await readBacklog('pending');
+        if (value !== undefined) this.set(value);
+      },
+    }),
+    webhookOutboxOldest: new Gauge({
+      name: 'webhook_outbox_oldest_seconds',
+      help: 'Age of the oldest webhook delivery still waiting to be sent to an enabled endpoint (0 when none waits).',
+      registers: [registry],
+      async collect() {
+        const value = await readBacklog('oldestSeconds');
+        if (value !== undefined) this.set(value);
+      },
+    }),
+    webhookEndpointsFailing: new Gauge({
+      name: 'webhook_endpoints_failing',
+      help: 'Enabled webhook endpoints whose deliveries have all failed since their last success.',
+      registers: [registry],
+      async collect() {
+        const value = await readBacklog('failingEndpoints');
+        if (value !== undefined) this.set(value);
+      },
+    }),
     queueJobs: new Gauge({
       name: 'queue_jobs',
       help: 'Jobs in the queue by state, read from Redis at scrape time.',
@@ -104,6 +176,15 @@ export function createMetrics(options: { queueCounts?: () => Promise<Record<stri
         } catch {
           // Redis is down: the gauge keeps its last values and /readyz says why.
         }
+      },
+    }),
+    httpWaiters: new Gauge({
+      name: 'http_waiters',
+      help: 'Requests waiting for their file to be processed or failed (GET /files/{id}/?wait=N), read at scrape time.',
+      // Only a process where requests wait exports it.
+      registers: options.waiters ? [registry] : [],
+      collect() {
+        if (options.waiters) this.set(options.waiters());
       },
     }),
   };

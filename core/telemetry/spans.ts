@@ -19,6 +19,13 @@ const TRACER_NAME = 'file-processor';
 /** The global tracer: the no-op one until the SDK registers a provider (see tracing.ts). */
 export const defaultTracer = (): Tracer => trace.getTracer(TRACER_NAME);
 
+/** The active span's W3C `traceparent`, or null while tracing is off. */
+export function activeTraceParent(): string | null {
+  const carrier: TraceCarrier = {};
+  propagation.inject(context.active(), carrier);
+  return carrier.traceparent ?? null;
+}
+
 /** W3C trace context headers (`traceparent`, `tracestate`), as carried in a job. */
 export type TraceCarrier = Record<string, string>;
 

@@ -5,6 +5,7 @@ import { createFiles } from './0001-create-files.js';
 import { createIdempotencyKeys } from './0002-idempotency-keys.js';
 import { addThumbnail } from './0003-add-thumbnail.js';
 import { createDirectUploads } from './0004-direct-uploads.js';
+import { createWebhooks } from './0005-webhooks.js';
 
 export type RunSql = (sql: string) => Promise<unknown>;
 
@@ -14,7 +15,13 @@ export interface Migration {
   down(params: MigrationParams<RunSql>): Promise<void>;
 }
 
-export const MIGRATIONS: Migration[] = [createFiles, createIdempotencyKeys, addThumbnail, createDirectUploads];
+export const MIGRATIONS: Migration[] = [
+  createFiles,
+  createIdempotencyKeys,
+  addThumbnail,
+  createDirectUploads,
+  createWebhooks,
+];
 
 /** Where umzug records applied migrations. */
 export const MIGRATIONS_TABLE = 'schema_migrations';
