@@ -8,6 +8,8 @@ export interface Received {
   body: string;
   /** Date.now() when the body had arrived. */
   at: number;
+  /** The status it was answered with, once answered. */
+  answered?: number;
 }
 
 type Reply = number | 'hang' | { status: number; body?: string; headers?: Record<string, string> };
@@ -20,6 +22,8 @@ export interface Receiver {
   received: Received[];
   /** Distinct `webhook-id`s received. */
   ids(): Set<string>;
+  /** Requests answered 2xx for a `webhook-id` already answered 2xx: deliveries received twice. */
+  duplicates(): number;
   /** Requests being answered right now, and the most there ever were at once. */
   inFlight: number;
   maxInFlight: number;
@@ -33,6 +37,10 @@ export async function startReceiver(answer: Answer = () => 204): Promise<Receive
     url: '',
     received,
     ids: () => new Set(received.map((one) => String(one.headers['webhook-id']))),
+    duplicates: () => {
+      const succeeded = received.filter((one) => one.answered !== undefined && one.answered < 300);
+      return succeeded.length - new Set(succeeded.map((one) => String(one.headers['webhook-id']))).size;
+    },
     inFlight: 0,
     maxInFlight: 0,
     answer,
@@ -46,13 +54,14 @@ export async function startReceiver(answer: Answer = () => 204): Promise<Receive
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const one = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
+      const one: Received = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
       const pending = receiver.answer(received.length, one);
       received.push(one);
       receiver.maxInFlight = Math.max(receiver.maxInFlight, ++receiver.inFlight);
       res.on('close', () => receiver.inFlight--);
       void Promise.resolve(pending).then((reply) => {
         if (reply === 'hang') return;
+        one.answered = typeof reply === 'number' ? reply : reply.status;
         if (typeof reply === 'number') res.writeHead(reply).end();
         else res.writeHead(reply.status, reply.headers ?? {}).end(reply.body ?? '');
       });
