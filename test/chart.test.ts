@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { BlockList, isIPv6 } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -27,6 +28,7 @@ import {
   podSpecOf,
   validateObject,
   type KubeObject,
+  type Rendered,
   type WithPodSpec,
 } from './support/kubernetes.js';
 import { entry } from './support/processes.js';
@@ -117,6 +119,27 @@ const containerOf = (object: WithPodSpec): IContainer => podSpecOf(object).conta
 const envOf = (object: WithPodSpec) =>
   Object.fromEntries((containerOf(object).env ?? []).map((variable) => [variable.name, variable]));
 const podTemplates = (objects: KubeObject[]) => ofKind(objects, 'Deployment', 'Job', 'Pod');
+
+/** Whether a NetworkPolicy lets its pods open a TCP connection to this address and port. */
+function reaches(policy: Rendered<'NetworkPolicy'>, address: string, port: number): boolean {
+  if (!policy.spec?.policyTypes?.includes('Egress')) return true;
+  const family = isIPv6(address) ? 'ipv6' : 'ipv4';
+  const within = (cidr: string) => {
+    const [network, prefix] = cidr.split('/') as [string, string];
+    if ((isIPv6(network) ? 'ipv6' : 'ipv4') !== family) return false;
+    const block = new BlockList();
+    block.addSubnet(network, Number(prefix), family);
+    return block.check(address, family);
+  };
+  return (policy.spec.egress ?? []).some(
+    (rule) =>
+      (!rule.ports || rule.ports.some((p) => p.port === port && (p.protocol ?? 'TCP') === 'TCP')) &&
+      (!rule.to ||
+        rule.to.some(
+          ({ ipBlock }) => ipBlock && within(ipBlock.cidr) && !(ipBlock.except ?? []).some((except) => within(except)),
+        )),
+  );
+}
 
 describe('the Helm chart (charts/file-processor)', function () {
   this.timeout(60_000);
@@ -595,6 +618,35 @@ describe('the Helm chart (charts/file-processor)', function () {
         '-api',
       );
       expect(toBucket.spec?.egress?.[1]?.ports?.map((p) => p.port)).to.deep.equal([5432, 6379, 9000]);
+    });
+
+    it('lets workers, with egress rules on, send webhooks to port 443 of public addresses only, unless turned off', () => {
+      const egressOn = render({ 'networkPolicy.egress.enabled': true });
+      const worker = only(egressOn, 'NetworkPolicy', '-worker');
+      for (const receiver of ['93.184.216.34', '2606:2800:21f:cb07:6820:80da:af6b:8b2c']) {
+        expect(reaches(worker, receiver, 443), receiver).to.equal(true);
+        expect(reaches(worker, receiver, 8443), `${receiver} port 8443`).to.equal(false);
+        expect(reaches(only(egressOn, 'NetworkPolicy', '-api'), receiver, 443), `API to ${receiver}`).to.equal(false);
+      }
+      // The ranges the service's own address guard refuses (WEBHOOK_ALLOW_PRIVATE off): no way in from a webhook.
+      for (const inside of [
+        '10.0.0.1',
+        '172.20.1.1',
+        '192.168.1.1',
+        '169.254.169.254',
+        '100.64.0.1',
+        'fd00:ec2::254',
+        'fe80::1',
+      ]) {
+        expect(reaches(worker, inside, 443), inside).to.equal(false);
+      }
+      const off = only(
+        render({ 'networkPolicy.egress.enabled': true, 'networkPolicy.egress.webhooks.enabled': false }),
+        'NetworkPolicy',
+        '-worker',
+      );
+      expect(reaches(off, '93.184.216.34', 443)).to.equal(false);
+      expect(reaches(off, '10.0.0.1', 5432), 'the data stores').to.equal(true);
     });
   });
 
