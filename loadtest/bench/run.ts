@@ -18,6 +18,7 @@ import { deleteKeys } from '../../test/support/redisKeys.js';
 import { renderChart, type Bar } from './chart.js';
 import { multipartBody, pngImage, textFile } from './fixtures.js';
 import { benchObjectStorage, type ObjectStorageBench } from './s3.js';
+import { benchWebhooks, type WebhookBench } from './webhooks.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -66,6 +67,8 @@ interface BenchResults {
   e2e_image: EndToEnd;
   /** The same uploads into an S3 bucket (Ceph RGW), against the SDK's own writes to it; direct uploads. */
   object_storage: ObjectStorageBench;
+  /** From a File settling to its webhook reaching a receiver. */
+  webhooks: WebhookBench;
 }
 
 /** Logs the scenario about to run, once the disk has written back what the previous one left dirty. */
@@ -505,6 +508,21 @@ async function main(): Promise<void> {
       smallForm,
       mediumForm,
     );
+    const webhooks = await benchWebhooks({
+      quick,
+      scenario,
+      startApiAndWorker: async (name, env) => {
+        const api = await startApi(name, env);
+        const adminPort = nextPort++;
+        startScript('worker/main.js', { ...api.env, ADMIN_PORT: String(adminPort) }, `worker-${name}`);
+        await waitForPort(`http://127.0.0.1:${adminPort}/readyz`);
+        return api;
+      },
+      sql,
+      uploadBody: (n) => multipartBody(BOUNDARY, `w${n}.txt`, textFile(1024, n)),
+      boundary: BOUNDARY,
+      round,
+    });
     // Last: seeding 10^6 rows leaves PostgreSQL writing and vacuuming for a while after.
     const lister = await startApi('list');
     await seedRows(lister.databaseUrl, 10_000);
@@ -536,6 +554,7 @@ async function main(): Promise<void> {
       e2e_text: withoutUrl(e2eText),
       e2e_image: withoutUrl(e2eImage),
       object_storage: objectStorage,
+      webhooks,
     };
   } finally {
     for (const child of children) child.kill('SIGTERM');
@@ -695,6 +714,13 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
     [
       'CPU of one S3 call: SDK HeadObject / ranged GetObject / presign; the ranged GET by node:http',
       `${r.object_storage.call_cpu_ms.head} / ${r.object_storage.call_cpu_ms.ranged_get} / ${r.object_storage.call_cpu_ms.presign}; ${r.object_storage.call_cpu_ms.ranged_get_node_http} ms`,
+      '',
+      '',
+      true,
+    ],
+    [
+      'webhook latency, File settled to receiver, p50 / p90 / p99 / max',
+      `${r.webhooks.latency_ms.p50} / ${r.webhooks.latency_ms.p90} / ${r.webhooks.latency_ms.p99} / ${r.webhooks.latency_ms.max} ms (${r.webhooks.files} texts at ${r.webhooks.files_per_s}/s)`,
       '',
       '',
       true,
