@@ -22,8 +22,10 @@ import { fileHandlers } from './files.js';
 import { SECURITY_HEADERS } from './headers.js';
 import { buildRouter, openApiDocument, ROUTES } from './routes.js';
 import { traceRequests } from './tracing.js';
+import { webhookHandlers } from './webhooks.js';
 import { refuseOversizedUploads, uploadHandler } from './upload.js';
 import { drainSmallBody } from './body.js';
+import type { Waiters } from './waiting.js';
 
 export type AppConfig = Pick<
   Config,
@@ -40,6 +42,8 @@ export type AppConfig = Pick<
   | 'httpMinRateWindowMs'
   | 'downloadRedirect'
   | 'directUploadExpiresMs'
+  | 'webhookAllowHttp'
+  | 'webhookAllowPrivate'
 >;
 
 export interface AppDeps {
@@ -56,6 +60,8 @@ export interface AppDeps {
   redis: SharedRedis | null;
   /** Tracer of the server spans (default: the global one, a no-op until the SDK starts). */
   tracer?: Tracer;
+  /** For GET /files/{id}/?wait=N; none when waiting is off (MAX_WAITERS=0). */
+  waiters?: Waiters;
 }
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -74,7 +80,15 @@ export function createApp(deps: AppDeps): Koa {
 
   // Koa 3's ctx.origin is the Origin request header, so the base is built from protocol and host.
   const baseUrl = (ctx: Koa.Context) => config.publicUrl ?? `${ctx.protocol}://${ctx.host}`;
-  const files = fileHandlers({ db, queue, storage, logger, baseUrl, downloadRedirect: config.downloadRedirect });
+  const files = fileHandlers({
+    db,
+    queue,
+    storage,
+    logger,
+    baseUrl,
+    downloadRedirect: config.downloadRedirect,
+    waiters: deps.waiters,
+  });
   const document = openApiDocument(deps.version);
   const intake = {
     db,
@@ -92,6 +106,11 @@ export function createApp(deps: AppDeps): Koa {
     minBodyRate: { bytesPerSecond: config.httpMinBytesPerSecond, windowMs: config.httpMinRateWindowMs },
   });
   const direct = directUploadHandlers({ ...intake, expiresMs: config.directUploadExpiresMs });
+  const webhooks = webhookHandlers({
+    db,
+    baseUrl,
+    urlPolicy: { allowHttp: config.webhookAllowHttp, allowPrivate: config.webhookAllowPrivate },
+  });
   const admission = [
     ...(config.rateLimitPerSecond > 0 && deps.redis
       ? [
@@ -110,6 +129,7 @@ export function createApp(deps: AppDeps): Koa {
     createUpload: compose([...admission, direct.createUpload]),
     completeUpload: compose([...admission, direct.completeUpload]),
     ...files,
+    ...webhooks,
     getOpenApi: (ctx) => {
       ctx.body = document;
     },

@@ -20,7 +20,7 @@ export function cors(origins: string[]): Koa.Middleware {
   return koaCors({
     // An origin not listed gets no CORS headers at all (an empty answer tells @koa/cors to add none).
     origin: (ctx) => (anyOrigin ? '*' : allowed.has(ctx.get('Origin')) ? ctx.get('Origin') : ''),
-    allowMethods: ['GET', 'HEAD', 'POST', 'DELETE'],
+    allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
     allowHeaders: ALLOWED_HEADERS,
     exposeHeaders: EXPOSED_HEADERS,
     maxAge: 600,

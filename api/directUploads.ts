@@ -11,6 +11,7 @@ import { sniffKind } from '../core/kinds.js';
 import { HEAD_BYTES, type DirectUploadTarget } from '../core/storage/index.js';
 import { AppError } from './errors.js';
 import { safeFilename } from './filenames.js';
+import { readJsonBody } from './json.js';
 import { pathParam, routeUrl } from './routes.js';
 import { fileUrl, serializeFile } from './serializer.js';
 import { claimIdempotencyKey, enqueueOrLeaveQueued, type FileIntakeDeps } from './upload.js';
@@ -154,19 +155,11 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
 
 /** The JSON announcement, validated: a clear 400 naming each bad field, or the limits' own errors. */
 async function readAnnouncement(ctx: Koa.Context, maxBytes: number): Promise<Announcement> {
-  if (!ctx.is('application/json')) {
-    throw new AppError(
-      'unsupported_media_type',
-      'Send the announcement as application/json: {"name", "size", "sha256"}.',
-    );
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse((await readSmallBody(ctx)).toString('utf8'));
-  } catch (err) {
-    if (err instanceof AppError) throw err;
-    throw new AppError('invalid_body', 'The body is not JSON; send {"name", "size", "sha256"}.');
-  }
+  const body = await readJsonBody(ctx, {
+    what: 'announcement',
+    shape: '{"name", "size", "sha256"}',
+    maxBytes: MAX_BODY_BYTES,
+  });
   const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const errors: Array<{ field: string; message: string }> = [];
   const { name, size, sha256 } = fields;
@@ -183,17 +176,4 @@ async function readAnnouncement(ctx: Koa.Context, maxBytes: number): Promise<Ann
     throw new AppError('file_too_large', `The file is larger than the limit of ${maxBytes} bytes.`);
   }
   return announced;
-}
-
-async function readSmallBody(ctx: Koa.Context): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    length += chunk.length;
-    if (length > MAX_BODY_BYTES) {
-      throw new AppError('invalid_body', `The announcement is longer than ${MAX_BODY_BYTES} bytes; it is not one.`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }

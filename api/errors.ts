@@ -47,6 +47,7 @@ export const ERRORS = {
   range_not_satisfiable: { status: 416, title: 'Range not satisfiable' },
   idempotency_key_reused: { status: 422, title: 'Idempotency key reused' },
   size_mismatch: { status: 422, title: 'Size mismatch' },
+  webhook_url_forbidden: { status: 422, title: 'Webhook URL forbidden' },
   rate_limited: { status: 429, title: 'Too many requests' },
   internal_error: { status: 500, title: 'Internal error' },
   direct_uploads_unavailable: { status: 501, title: 'Direct uploads unavailable' },

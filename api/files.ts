@@ -13,6 +13,7 @@ import { pathParam, routeUrl } from './routes.js';
 import { serializeFile } from './serializer.js';
 import { sendThumbnail } from './thumbnail.js';
 import { enqueueOrLeaveQueued } from './upload.js';
+import { parseWait, type Waiters } from './waiting.js';
 
 export interface FileHandlerDeps {
   db: Database;
@@ -22,7 +23,12 @@ export interface FileHandlerDeps {
   baseUrl: (ctx: Koa.Context) => string;
   /** Answer downloads with a redirect to the store's presigned URL, where it has one (DOWNLOAD_REDIRECT). */
   downloadRedirect?: boolean;
+  /** GET /files/{id}/?wait=N; without them (MAX_WAITERS=0), `wait` is ignored. */
+  waiters?: Waiters;
 }
+
+/** Beyond its wait, a waiting request's connection may stay silent this much longer before the idle timeout. */
+const IDLE_GRACE_MS = 5_000;
 
 const notFound = () => new AppError('not_found', 'There is no file with this id.');
 
@@ -41,7 +47,7 @@ async function findFile(ctx: Koa.Context, db: Database): Promise<FileRow> {
 }
 
 export function fileHandlers(deps: FileHandlerDeps) {
-  const { db, queue, storage, logger, baseUrl } = deps;
+  const { db, queue, storage, logger, baseUrl, waiters } = deps;
 
   const listFiles: Koa.Middleware = async (ctx) => {
     const query = parseListQuery(ctx.query);
@@ -60,7 +66,30 @@ export function fileHandlers(deps: FileHandlerDeps) {
   };
 
   const getFile: Koa.Middleware = async (ctx) => {
-    ctx.body = serializeFile(await findFile(ctx, db), baseUrl(ctx));
+    const id = idOf(ctx);
+    const waitMs = waiters ? parseWait(ctx.query) : null;
+    const row = waiters && waitMs ? await waitFor(ctx, waiters, id, waitMs) : await db.files.findById(id);
+    if (!row) throw notFound();
+    ctx.body = serializeFile(row, baseUrl(ctx));
+  };
+
+  /** Waits for the File to settle; a client that goes away drops its waiter at once. */
+  const waitFor = async (ctx: Koa.Context, waiters: Waiters, id: string, ms: number): Promise<FileRow | null> => {
+    const gone = new AbortController();
+    // The response's 'close' before it is sent means the connection closed (the request's fires when it is read).
+    const onClose = () => gone.abort();
+    ctx.res.once('close', onClose);
+    if (ctx.req.socket.destroyed) gone.abort();
+    // The server closes a connection silent for HTTP_IDLE_TIMEOUT_MS, and a wait is silent by design.
+    const socket = ctx.req.socket;
+    const idleMs = socket.timeout;
+    if (idleMs && idleMs < ms + IDLE_GRACE_MS) socket.setTimeout(ms + IDLE_GRACE_MS);
+    try {
+      return await waiters.waitFor(id, ms, gone.signal, () => db.files.findById(id));
+    } finally {
+      ctx.res.off('close', onClose);
+      if (idleMs && idleMs < ms + IDLE_GRACE_MS) socket.setTimeout(idleMs);
+    }
   };
 
   const getContent: Koa.Middleware = async (ctx) => {

@@ -59,19 +59,34 @@ export function parseListQuery(query: Query): ListQuery {
   return parsed;
 }
 
-/** The cursor is the last row's (uploaded_at, id), opaque to clients. */
-function encodeCursor(cursor: Cursor): string {
-  return Buffer.from(`${cursor.uploadedAt.toISOString()}_${cursor.id}`).toString('base64url');
+/** A keyset position: the last row's (time, id). The files list and the webhook deliveries both page by one. */
+export interface Position {
+  at: Date;
+  id: string;
 }
 
-function decodeCursor(raw: string): Cursor | null {
+/** The position as an opaque cursor. */
+export function encodePosition(position: Position): string {
+  return Buffer.from(`${position.at.toISOString()}_${position.id}`).toString('base64url');
+}
+
+/** The position a cursor of encodePosition holds; null for anything else. */
+export function decodePosition(raw: string): Position | null {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(raw)) return null;
   const [time, rawId, ...rest] = Buffer.from(raw, 'base64url').toString('utf8').split('_');
   const id = parseFileId(rawId ?? '');
   if (rest.length || !time || !id) return null;
   if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(time)) return null;
-  const uploadedAt = new Date(time);
-  return Number.isNaN(uploadedAt.getTime()) ? null : { uploadedAt, id };
+  const at = new Date(time);
+  return Number.isNaN(at.getTime()) ? null : { at, id };
+}
+
+/** The files list's cursor is the last row's (uploaded_at, id), opaque to clients. */
+const encodeCursor = (cursor: Cursor): string => encodePosition({ at: cursor.uploadedAt, id: cursor.id });
+
+function decodeCursor(raw: string): Cursor | null {
+  const position = decodePosition(raw);
+  return position && { uploadedAt: position.at, id: position.id };
 }
 
 /** The absolute URL of the page after this one, keeping the client's filters and limit. */

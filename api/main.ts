@@ -11,16 +11,30 @@ import {
 } from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { SharedRedis } from '../core/redis.js';
+import { Notifications } from '../core/db/index.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { BacklogMonitor } from './admission.js';
 import { createApp } from './app.js';
 import { TokenSet } from './auth.js';
 import { createApiServer } from './server.js';
+import { Waiters } from './waiting.js';
 
 runMain(async () => {
   // Starts tracing first, so that every span of this process is recorded.
   const { config, logger, db, queue, storage, version, tracing } = await startRuntime('api');
-  const metrics = createMetrics({ queueCounts: () => queue.counts() });
+  // GET /files/{id}/?wait=N: one LISTEN connection wakes every waiting request of this process.
+  const notifications =
+    config.maxWaiters > 0
+      ? new Notifications(config.databaseUrl, ['file_settled'], (err) =>
+          logger.warn({ err }, 'the LISTEN connection of waiting requests was lost; reconnecting'),
+        )
+      : null;
+  await notifications?.start();
+  const waiters = notifications ? new Waiters(notifications, config.maxWaiters) : undefined;
+  const metrics = createMetrics({
+    queueCounts: () => queue.counts(),
+    ...(waiters ? { waiters: () => waiters.size } : {}),
+  });
 
   const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger);
   try {
@@ -38,7 +52,7 @@ runMain(async () => {
       ? SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName })
       : null;
 
-  const app = createApp({ config, db, queue, storage, logger, metrics, version, tokens, backlog, redis });
+  const app = createApp({ config, db, queue, storage, logger, metrics, version, tokens, backlog, redis, waiters });
   let shuttingDown = false;
   const server = createApiServer(app, config);
   const admin = createAdminServer({
@@ -57,7 +71,11 @@ runMain(async () => {
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     // Readiness fails first, so no new traffic is routed here; in-flight requests (uploads included) finish.
     shuttingDown = true;
-    await closeServer(server, config.shutdownTimeoutMs);
+    const closed = closeServer(server, config.shutdownTimeoutMs);
+    // Waiting requests answer now with the File as it is rather than hold the drain; clients wait again elsewhere.
+    waiters?.close();
+    await closed;
+    await notifications?.close();
     backlog.stop();
     tokens.stop();
     redis?.close();

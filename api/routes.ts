@@ -3,11 +3,22 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { FileSchema, FILE_KINDS, FILE_STATUSES } from '../core/fileRecord.js';
+import { WEBHOOK_EVENTS } from '../core/db/webhooks.js';
 import { resultSchemas } from '../core/results/index.js';
+import {
+  DEFAULT_DELIVERY_LIMIT,
+  MAX_DELIVERY_LIMIT,
+  NewWebhookEndpointSchema,
+  WebhookDeliverySchema,
+  WebhookEndpointChangeSchema,
+  WebhookEndpointRequestSchema,
+  WebhookEndpointSchema,
+} from '../core/webhooks/schema.js';
 import { ERRORS, ProblemSchema, type ErrorCode } from './errors.js';
 import { DEFAULT_LIMIT, MAX_LIMIT } from './listing.js';
+import { MAX_WAIT_SECONDS } from './waiting.js';
 
-type Method = 'get' | 'post' | 'delete';
+type Method = 'get' | 'post' | 'patch' | 'delete';
 type JsonObject = Record<string, unknown>;
 
 export interface RouteDoc {
@@ -66,6 +77,11 @@ const idempotencyKeyParameter = {
     'created (201, `Idempotent-Replayed: true`) for 24 hours; the same key with other bytes answers 422; while the first ' +
     'request runs, 409.',
   schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
+};
+
+const webhookIdParameter = {
+  ...idParameter,
+  description: 'The webhook endpoint id (a UUID, in any case). Unknown and malformed ids both answer 404.',
 };
 
 export const ROUTES = [
@@ -208,9 +224,26 @@ export const ROUTES = [
     method: 'get',
     path: '/files/{id}/',
     summary: 'Get one file',
+    description:
+      'With `wait`, waits for the file to be `processed` or `failed` instead of polling: answers as soon as it is, ' +
+      'or after `wait` seconds with its current state.',
     tags: ['files'],
-    parameters: [idParameter],
-    responses: { '200': json(ref('File'), 'The file.'), ...problems('not_found') },
+    parameters: [
+      idParameter,
+      {
+        name: 'wait',
+        in: 'query',
+        required: false,
+        description:
+          'Seconds to wait for the file to be `processed` or `failed`; 200 either way. When too many requests are ' +
+          'waiting on the server, 429 with `Retry-After`. Ignored where waiting is turned off (`MAX_WAITERS=0`).',
+        schema: { type: 'integer', minimum: 1, maximum: MAX_WAIT_SECONDS },
+      },
+    ],
+    responses: {
+      '200': json(ref('File'), 'The file.'),
+      ...problems('invalid_query', 'not_found', 'rate_limited'),
+    },
   },
   {
     operationId: 'getContent',
@@ -278,6 +311,120 @@ export const ROUTES = [
     tags: ['files'],
     parameters: [idParameter],
     responses: { '202': json(ref('File'), 'Queued again.'), ...problems('not_found', 'file_processing') },
+  },
+  {
+    operationId: 'createWebhook',
+    method: 'post',
+    path: '/webhooks/',
+    summary: 'Register a webhook endpoint',
+    description:
+      'From now on, each File that settles (`file.processed`, `file.failed`) or is deleted (`file.deleted`) is POSTed to ' +
+      'the URL as `{"type", "timestamp", "data": File}`, for the events chosen, signed as Standard Webhooks says with ' +
+      'the `secret` of this answer, which is shown only here. Delivery is at least once: a 2xx within 10 s is success, ' +
+      'anything else is retried with backoff for about a day. A URL that is not https, carries credentials, or resolves ' +
+      'to a loopback, private, link-local or metadata address answers 422 `webhook_url_forbidden` (unless the operator ' +
+      'allows it).',
+    tags: ['webhooks'],
+    requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookEndpointRequest') } } },
+    responses: {
+      '201': {
+        ...json(ref('NewWebhookEndpoint'), 'The endpoint, with its signing secret.'),
+        headers: {
+          Location: { description: 'URL of the new endpoint.', schema: { type: 'string', format: 'uri' } },
+        },
+      },
+      ...problems('invalid_body', 'unsupported_media_type', 'webhook_url_forbidden'),
+    },
+  },
+  {
+    operationId: 'listWebhooks',
+    method: 'get',
+    path: '/webhooks/',
+    summary: 'List webhook endpoints',
+    description: 'Every endpoint, oldest first (without secrets).',
+    tags: ['webhooks'],
+    responses: { '200': json(ref('WebhookEndpointList'), 'The endpoints.') },
+  },
+  {
+    operationId: 'getWebhook',
+    method: 'get',
+    path: '/webhooks/{id}/',
+    summary: 'Get one webhook endpoint',
+    tags: ['webhooks'],
+    parameters: [webhookIdParameter],
+    responses: { '200': json(ref('WebhookEndpoint'), 'The endpoint.'), ...problems('not_found') },
+  },
+  {
+    operationId: 'updateWebhook',
+    method: 'patch',
+    path: '/webhooks/{id}/',
+    summary: 'Change a webhook endpoint',
+    description:
+      'Changes the fields given. `enabled: false` stops recording events for it (`disabled_reason: manual`); ' +
+      '`enabled: true` enables it again, whatever disabled it, and its deliveries still pending are sent. A new `url` ' +
+      'is checked as at registration. Events are recorded only for endpoints enabled when the change to the File commits.',
+    tags: ['webhooks'],
+    parameters: [webhookIdParameter],
+    requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookEndpointChange') } } },
+    responses: {
+      '200': json(ref('WebhookEndpoint'), 'The endpoint, changed.'),
+      ...problems('invalid_body', 'not_found', 'unsupported_media_type', 'webhook_url_forbidden'),
+    },
+  },
+  {
+    operationId: 'deleteWebhook',
+    method: 'delete',
+    path: '/webhooks/{id}/',
+    summary: 'Delete a webhook endpoint',
+    description: 'Removes the endpoint and its deliveries; those still pending are not sent.',
+    tags: ['webhooks'],
+    parameters: [webhookIdParameter],
+    responses: { '204': { description: 'Deleted.' }, ...problems('not_found') },
+  },
+  {
+    operationId: 'listWebhookDeliveries',
+    method: 'get',
+    path: '/webhooks/{id}/deliveries/',
+    summary: "List an endpoint's deliveries, newest first",
+    description:
+      'What was sent, or is to be, and how it went. Keyset pagination: follow `next` until it is null. Delivered and ' +
+      'failed deliveries are kept for WEBHOOK_RETENTION_MS (7 days by default).',
+    tags: ['webhooks'],
+    parameters: [
+      webhookIdParameter,
+      {
+        name: 'limit',
+        in: 'query',
+        schema: { type: 'integer', minimum: 1, maximum: MAX_DELIVERY_LIMIT, default: DEFAULT_DELIVERY_LIMIT },
+      },
+      { name: 'cursor', in: 'query', description: 'Opaque; taken from `next`.', schema: { type: 'string' } },
+    ],
+    responses: {
+      '200': json(ref('WebhookDeliveryList'), 'A page of deliveries.'),
+      ...problems('invalid_query', 'not_found'),
+    },
+  },
+  {
+    operationId: 'retryWebhookDelivery',
+    method: 'post',
+    path: '/webhooks/{id}/deliveries/{delivery_id}/retry',
+    summary: 'Send a delivery again now',
+    description:
+      'Makes the delivery `pending` and due now, whatever became of it: one more attempt for a `failed` one, at once ' +
+      'for one waiting for its next attempt, again for a `delivered` one. It keeps its id, so the `webhook-id` is the ' +
+      'same. A disabled endpoint gets it once enabled again.',
+    tags: ['webhooks'],
+    parameters: [
+      webhookIdParameter,
+      {
+        name: 'delivery_id',
+        in: 'path',
+        required: true,
+        description: 'The delivery id. Unknown and malformed ids both answer 404.',
+        schema: { type: 'string' },
+      },
+    ],
+    responses: { '202': json(ref('WebhookDelivery'), 'Due now.'), ...problems('not_found') },
   },
   {
     operationId: 'getOpenApi',
@@ -363,9 +510,11 @@ export function openApiDocument(version: string): JsonObject {
     tags: [
       { name: 'files', description: 'The File resource.' },
       { name: 'uploads', description: 'Direct uploads: the bytes go straight to the bucket.' },
+      { name: 'webhooks', description: 'Being told when a File is processed, failed or deleted.' },
       { name: 'meta', description: 'The contract itself.' },
     ],
     paths,
+    webhooks: webhookEvents(),
     components: {
       schemas: {
         File: withResultPerKind(stripId(FileSchema)),
@@ -407,6 +556,36 @@ export function openApiDocument(version: string): JsonObject {
             complete_url: { type: 'string', format: 'uri', description: 'POST here once the bytes are sent.' },
           },
         },
+        WebhookEndpointRequest: stripId(WebhookEndpointRequestSchema),
+        WebhookEndpointChange: stripId(WebhookEndpointChangeSchema),
+        WebhookEndpoint: stripId(WebhookEndpointSchema),
+        NewWebhookEndpoint: stripId(NewWebhookEndpointSchema),
+        WebhookEndpointList: {
+          type: 'object',
+          required: ['results'],
+          properties: { results: { type: 'array', items: ref('WebhookEndpoint') } },
+        },
+        WebhookDelivery: stripId(WebhookDeliverySchema),
+        WebhookDeliveryList: {
+          type: 'object',
+          required: ['results', 'next'],
+          properties: {
+            results: { type: 'array', items: ref('WebhookDelivery') },
+            next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
+          },
+        },
+        WebhookEvent: {
+          type: 'object',
+          required: ['type', 'timestamp', 'data'],
+          properties: {
+            type: { type: 'string', enum: [...WEBHOOK_EVENTS] },
+            timestamp: { type: 'string', format: 'date-time', description: 'When the change committed.' },
+            data: {
+              ...ref('File'),
+              description: 'The File as it was right after the change (before, for a deletion).',
+            },
+          },
+        },
         Problem: stripId(ProblemSchema),
       },
       securitySchemes: {
@@ -418,6 +597,47 @@ export function openApiDocument(version: string): JsonObject {
       },
     },
   };
+}
+
+/** What the service POSTs to a webhook endpoint, one operation per event (OpenAPI 3.1 `webhooks`). */
+function webhookEvents(): JsonObject {
+  const header = (name: string, description: string) => ({
+    name,
+    in: 'header',
+    required: true,
+    description,
+    schema: { type: 'string' },
+  });
+  const parameters = [
+    header('webhook-id', 'The delivery id: the same on every retry of this delivery; deduplicate on it.'),
+    header('webhook-timestamp', 'Seconds since the epoch when this attempt was signed; refuse old ones (5 minutes).'),
+    header(
+      'webhook-signature',
+      '`v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64-decoded ' +
+        'part of the secret after `whsec_` (Standard Webhooks).',
+    ),
+  ];
+  return Object.fromEntries(
+    WEBHOOK_EVENTS.map((event) => [
+      event,
+      {
+        post: {
+          operationId: `on_${event.replace('.', '_')}`,
+          summary: `The ${event} event, sent to the endpoints subscribed to it`,
+          description:
+            'At least once, signed as Standard Webhooks specifies. A 2xx within 10 s is success; anything else (a ' +
+            'redirect included: they are not followed) is retried with exponential backoff for about a day.',
+          tags: ['webhooks'],
+          parameters,
+          requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookEvent') } } },
+          responses: {
+            '2XX': { description: 'Received.' },
+            '410': { description: 'Gone: the endpoint is disabled and gets no more events.' },
+          },
+        },
+      },
+    ]),
+  );
 }
 
 /** The File's `result` as one of the kinds' result schemas (components named by their titles), or null. */

@@ -9,12 +9,19 @@ export type Channel = 'file_settled' | 'webhook_deliveries';
 
 const FIRST_RETRY_MS = 100;
 const MAX_RETRY_MS = 5_000;
+/**
+ * A connection that dies without a reset (a node gone, a NAT entry dropped) would go unnoticed for hours of
+ * TCP keepalive, and every waiter would run to its timeout: a query this often proves it alive.
+ */
+const HEARTBEAT_MS = 15_000;
+const HEARTBEAT_TIMEOUT_MS = 5_000;
 
 export class Notifications {
   private client: pg.Client | null = null;
   private closed = false;
   private retryMs = FIRST_RETRY_MS;
   private retry: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private readonly events = new EventEmitter();
 
   constructor(
@@ -49,6 +56,7 @@ export class Notifications {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retry);
+    clearInterval(this.heartbeat);
     const client = this.client;
     this.client = null;
     await client?.end().catch(() => undefined);
@@ -60,13 +68,18 @@ export class Notifications {
       connectionTimeoutMillis: 5_000,
       application_name: 'file-processor-listen',
       keepAlive: true,
+      keepAliveInitialDelayMillis: HEARTBEAT_MS,
+      query_timeout: HEARTBEAT_TIMEOUT_MS,
     });
     let lost = false;
     const reconnect = (err?: Error) => {
       if (lost) return;
       lost = true;
       if (err) this.onError(err);
-      if (this.client === client) this.client = null;
+      if (this.client === client) {
+        this.client = null;
+        clearInterval(this.heartbeat);
+      }
       client.end().catch(() => undefined);
       if (this.closed) return;
       this.retry = setTimeout(() => void this.connect(), this.retryMs);
@@ -88,6 +101,10 @@ export class Notifications {
     }
     this.client = client;
     this.retryMs = FIRST_RETRY_MS;
+    this.heartbeat = setInterval(() => {
+      client.query('SELECT 1').catch((err: Error) => reconnect(err));
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
     this.events.emit('listening');
   }
 }

@@ -8,9 +8,10 @@ import { createApp } from '../../api/app.js';
 import { BacklogMonitor } from '../../api/admission.js';
 import { TokenSet } from '../../api/auth.js';
 import { createApiServer } from '../../api/server.js';
+import { Waiters } from '../../api/waiting.js';
 import { SharedRedis } from '../../core/redis.js';
 import { loadConfig } from '../../core/config.js';
-import { openDatabase, type Database } from '../../core/db/index.js';
+import { Notifications, openDatabase, type Database } from '../../core/db/index.js';
 import type { File, FileStatus } from '../../core/fileRecord.js';
 import { FileQueue } from '../../core/queue/index.js';
 import type { BlobStore } from '../../core/storage/index.js';
@@ -70,6 +71,9 @@ export interface TestService {
   queueName: string;
   /** The API's HTTP server (e.g. to watch its connections). */
   server: Server;
+  /** GET /files/{id}/?wait=N's waiters and their LISTEN connection; none with MAX_WAITERS=0. */
+  waiters?: Waiters;
+  notifications?: Notifications;
   close(): Promise<void>;
 }
 
@@ -92,8 +96,15 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   });
   if (!options.redisUrl) await queue.ready();
   const storage = await apiStore(options);
-  const metrics = createMetrics({ queueCounts: () => queue.counts() });
   const config = loadConfig('api', { MAX_UPLOAD_BYTES: '10MiB', QUEUE_PREFIX: TEST_ENV.queuePrefix, ...options.env });
+  const notifications =
+    config.maxWaiters > 0 ? new Notifications(TEST_ENV.databaseUrl, ['file_settled'], () => undefined) : undefined;
+  await notifications?.start();
+  const waiters = notifications && new Waiters(notifications, config.maxWaiters);
+  const metrics = createMetrics({
+    queueCounts: () => queue.counts(),
+    ...(waiters ? { waiters: () => waiters.size } : {}),
+  });
   const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger, options.tokenReloadMs);
   await tokens.start();
   const backlog = new BacklogMonitor(queue, 100);
@@ -112,6 +123,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
     backlog,
     redis,
     tracer: options.tracer,
+    waiters,
   });
   const server = createApiServer(app, config);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -129,9 +141,13 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
     logger,
     queueName,
     server,
+    waiters,
+    notifications,
     async close() {
+      waiters?.close();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      await notifications?.close();
       backlog.stop();
       tokens.stop();
       if (!options.rateLimitRedis) redis?.close();

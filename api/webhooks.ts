@@ -1,0 +1,255 @@
+// The webhook endpoints' HTTP API: clients register the URLs that hear of Files settling or being deleted, and
+// read (and retry) what was sent to them. Deliveries are written by a trigger on `files` (migration 0005) and sent
+// by the worker's dispatchers; here they are only listed and rescheduled.
+import type Koa from 'koa';
+import {
+  WEBHOOK_EVENTS,
+  type Database,
+  type EndpointChange,
+  type WebhookDelivery,
+  type WebhookEndpoint,
+  type WebhookEvent,
+} from '../core/db/index.js';
+import { newFileId, parseFileId } from '../core/ids.js';
+import { checkWebhookUrl, WebhookUrlError, type UrlPolicy } from '../core/webhooks/addresses.js';
+import {
+  DEFAULT_DELIVERY_LIMIT,
+  MAX_DELIVERY_LIMIT,
+  MAX_DESCRIPTION_LENGTH,
+  type NewWebhookEndpointJson,
+  type WebhookDeliveryJson,
+  type WebhookEndpointJson,
+} from '../core/webhooks/schema.js';
+import { newSigningSecret } from '../core/webhooks/signing.js';
+import { AppError, type FieldError } from './errors.js';
+import { readJsonBody } from './json.js';
+import { decodePosition, encodePosition } from './listing.js';
+import { pathParam, routeUrl } from './routes.js';
+
+export interface WebhookHandlerDeps {
+  db: Database;
+  baseUrl: (ctx: Koa.Context) => string;
+  /** WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOW_PRIVATE. */
+  urlPolicy: UrlPolicy;
+}
+
+/** A service has a handful of endpoints; the list is not paged, and this bounds it should that go wrong. */
+const MAX_ENDPOINTS = 1000;
+/** An endpoint's JSON is a few hundred bytes; anything longer is not one. */
+const MAX_BODY_BYTES = 16 * 1024;
+const SHAPE = '{"url", "events", "description"}';
+const CREATE_FIELDS = ['url', 'events', 'description'];
+const CHANGE_FIELDS = ['url', 'events', 'description', 'enabled'];
+
+const endpointNotFound = () => new AppError('not_found', 'There is no webhook endpoint with this id.');
+
+/** The path parameter as a canonical id; 404 for a malformed one, as for an unknown one. */
+function idParam(ctx: Koa.Context, name: string, notFound: () => AppError): string {
+  const id = parseFileId(pathParam(ctx, name));
+  if (!id) throw notFound();
+  return id;
+}
+
+export function webhookHandlers(deps: WebhookHandlerDeps) {
+  const { db, baseUrl } = deps;
+
+  /** The URL, normalized, once checkWebhookUrl allows it: what is checked is what the dispatcher will send to. */
+  async function allowedUrl(raw: string): Promise<string> {
+    try {
+      return (await checkWebhookUrl(raw, deps.urlPolicy)).href;
+    } catch (err) {
+      if (!(err instanceof WebhookUrlError)) throw err;
+      throw new AppError('webhook_url_forbidden', err.message, { errors: [{ field: 'url', message: err.message }] });
+    }
+  }
+
+  async function findEndpoint(ctx: Koa.Context): Promise<WebhookEndpoint> {
+    const endpoint = await db.webhooks.findEndpoint(idParam(ctx, 'id', endpointNotFound));
+    if (!endpoint) throw endpointNotFound();
+    return endpoint;
+  }
+
+  const createWebhook: Koa.Middleware = async (ctx) => {
+    const fields = readFields(await readEndpointBody(ctx), CREATE_FIELDS, ['url', 'events']);
+    const url = await allowedUrl(fields.url!);
+    const secret = newSigningSecret();
+    const base = baseUrl(ctx);
+    const endpoint = await db.webhooks.createEndpoint({
+      // A UUIDv7, as File ids are.
+      id: newFileId(),
+      url,
+      events: fields.events!,
+      description: fields.description ?? '',
+      secret,
+      baseUrl: base,
+    });
+    ctx.status = 201;
+    ctx.set('Location', routeUrl(base, 'getWebhook', { id: endpoint.id }));
+    const created: NewWebhookEndpointJson = { ...serializeEndpoint(endpoint), secret };
+    ctx.body = created;
+  };
+
+  const listWebhooks: Koa.Middleware = async (ctx) => {
+    ctx.body = { results: (await db.webhooks.listEndpoints(MAX_ENDPOINTS)).map(serializeEndpoint) };
+  };
+
+  const getWebhook: Koa.Middleware = async (ctx) => {
+    ctx.body = serializeEndpoint(await findEndpoint(ctx));
+  };
+
+  const updateWebhook: Koa.Middleware = async (ctx) => {
+    const id = idParam(ctx, 'id', endpointNotFound);
+    const change = readFields(await readEndpointBody(ctx), CHANGE_FIELDS, []);
+    if (change.url !== undefined) change.url = await allowedUrl(change.url);
+    const endpoint = await db.webhooks.updateEndpoint(id, change);
+    if (!endpoint) throw endpointNotFound();
+    ctx.body = serializeEndpoint(endpoint);
+  };
+
+  const deleteWebhook: Koa.Middleware = async (ctx) => {
+    if (!(await db.webhooks.removeEndpoint(idParam(ctx, 'id', endpointNotFound)))) throw endpointNotFound();
+    ctx.status = 204;
+  };
+
+  const listWebhookDeliveries: Koa.Middleware = async (ctx) => {
+    const endpoint = await findEndpoint(ctx);
+    const query = parseDeliveryQuery(ctx.query);
+    // One row more than asked tells whether a next page exists without counting.
+    const rows = await db.webhooks.deliveries(endpoint.id, query.limit + 1, query.before);
+    const page = rows.slice(0, query.limit);
+    const last = rows.length > query.limit ? page.at(-1) : undefined;
+    const next =
+      last &&
+      new URLSearchParams({ limit: String(query.limit), cursor: encodePosition({ at: last.created_at, id: last.id }) });
+    ctx.body = {
+      results: page.map(serializeDelivery),
+      next: next ? `${routeUrl(baseUrl(ctx), 'listWebhookDeliveries', { id: endpoint.id })}?${next.toString()}` : null,
+    };
+  };
+
+  const retryWebhookDelivery: Koa.Middleware = async (ctx) => {
+    const notFound = () => new AppError('not_found', 'There is no delivery with this id for this webhook endpoint.');
+    const delivery = await db.webhooks.retryDelivery(
+      idParam(ctx, 'id', notFound),
+      idParam(ctx, 'delivery_id', notFound),
+    );
+    if (!delivery) throw notFound();
+    ctx.status = 202;
+    ctx.body = serializeDelivery(delivery);
+  };
+
+  return {
+    createWebhook,
+    listWebhooks,
+    getWebhook,
+    updateWebhook,
+    deleteWebhook,
+    listWebhookDeliveries,
+    retryWebhookDelivery,
+  };
+}
+
+const readEndpointBody = (ctx: Koa.Context) =>
+  readJsonBody(ctx, { what: 'webhook endpoint', shape: SHAPE, maxBytes: MAX_BODY_BYTES });
+
+/**
+ * The fields of a create (all of `required` present) or a change (at least one field), validated: a 400 naming
+ * each bad field. Unknown fields are refused rather than ignored, so that a misspelt `enabled` is not a silent no-op.
+ */
+function readFields(body: unknown, allowed: string[], required: string[]): EndpointChange {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new AppError('invalid_body', `The body is not a JSON object; send ${SHAPE}.`);
+  }
+  const fields = body as Record<string, unknown>;
+  const given = (name: string) => fields[name] !== undefined || required.includes(name);
+  const errors: FieldError[] = [];
+  const parsed: EndpointChange = {};
+  for (const name of Object.keys(fields).filter((key) => !allowed.includes(key))) {
+    errors.push({ field: name, message: `not a field of a webhook endpoint here (${allowed.join(', ')})` });
+  }
+  if (given('url')) {
+    if (typeof fields.url === 'string' && fields.url.length > 0) parsed.url = fields.url;
+    else errors.push({ field: 'url', message: 'the URL to POST events to, https://...' });
+  }
+  if (given('events')) {
+    const events = eventsOf(fields.events);
+    if (events) parsed.events = events;
+    else errors.push({ field: 'events', message: `a non-empty list of events among ${WEBHOOK_EVENTS.join(', ')}` });
+  }
+  if (given('description')) {
+    const { description } = fields;
+    if (typeof description === 'string' && description.length <= MAX_DESCRIPTION_LENGTH)
+      parsed.description = description;
+    else errors.push({ field: 'description', message: `text of at most ${MAX_DESCRIPTION_LENGTH} characters` });
+  }
+  if (given('enabled')) {
+    if (typeof fields.enabled === 'boolean') parsed.enabled = fields.enabled;
+    else errors.push({ field: 'enabled', message: 'true or false' });
+  }
+  if (errors.length) throw new AppError('invalid_body', 'Some fields are invalid; see `errors`.', { errors });
+  if (Object.keys(parsed).length === 0) {
+    throw new AppError('invalid_body', `There is nothing to change; send any of ${allowed.join(', ')}.`);
+  }
+  return parsed;
+}
+
+/** The events, each once, in their canonical order; null unless a non-empty list of known events. */
+function eventsOf(value: unknown): WebhookEvent[] | null {
+  if (!Array.isArray(value) || value.length === 0) return null;
+  if (!value.every((event) => (WEBHOOK_EVENTS as readonly unknown[]).includes(event))) return null;
+  return WEBHOOK_EVENTS.filter((event) => value.includes(event));
+}
+
+interface DeliveryQuery {
+  limit: number;
+  before?: { createdAt: Date; id: string };
+}
+
+/** `limit` and `cursor`, as the files list takes them; every problem reported at once, per field. */
+function parseDeliveryQuery(query: Record<string, string | string[] | undefined>): DeliveryQuery {
+  const errors: FieldError[] = [];
+  const parsed: DeliveryQuery = { limit: DEFAULT_DELIVERY_LIMIT };
+  const { limit, cursor } = query;
+  if (limit !== undefined) {
+    const value = Number(limit);
+    if (typeof limit !== 'string' || !/^\d+$/.test(limit) || value < 1 || value > MAX_DELIVERY_LIMIT) {
+      errors.push({ field: 'limit', message: `Must be a whole number from 1 to ${MAX_DELIVERY_LIMIT}, given once.` });
+    } else parsed.limit = value;
+  }
+  if (cursor !== undefined) {
+    const position = typeof cursor === 'string' ? decodePosition(cursor) : null;
+    if (position) parsed.before = { createdAt: position.at, id: position.id };
+    else errors.push({ field: 'cursor', message: 'Not a cursor this API issued; use the `next` link of a page.' });
+  }
+  if (errors.length)
+    throw new AppError('invalid_query', 'Some query parameters are invalid; see `errors`.', { errors });
+  return parsed;
+}
+
+export function serializeEndpoint(endpoint: WebhookEndpoint): WebhookEndpointJson {
+  return {
+    id: endpoint.id,
+    url: endpoint.url,
+    events: endpoint.events,
+    description: endpoint.description,
+    enabled: endpoint.enabled,
+    disabled_reason: endpoint.disabled_reason,
+    created_at: endpoint.created_at.toISOString(),
+    updated_at: endpoint.updated_at.toISOString(),
+  };
+}
+
+function serializeDelivery(delivery: WebhookDelivery): WebhookDeliveryJson {
+  return {
+    id: delivery.id,
+    event: delivery.event_type,
+    file_id: delivery.file_id,
+    attempts: delivery.attempts,
+    status: delivery.status,
+    last_status: delivery.last_status,
+    last_error: delivery.last_error,
+    next_attempt_at: delivery.next_attempt_at ? delivery.next_attempt_at.toISOString() : null,
+    created_at: delivery.created_at.toISOString(),
+    delivered_at: delivery.delivered_at ? delivery.delivered_at.toISOString() : null,
+  };
+}

@@ -1,0 +1,47 @@
+import { expect } from 'chai';
+import { isForbiddenAddress } from '../core/webhooks/addresses.js';
+
+describe('isForbiddenAddress', () => {
+  const table: Array<[string, boolean, string]> = [
+    ['0.0.0.0', true, 'this network'],
+    ['10.1.2.3', true, 'private'],
+    ['100.64.0.1', true, 'CGNAT'],
+    ['100.127.255.255', true, 'CGNAT, its last address'],
+    ['100.128.0.1', false, 'just past CGNAT'],
+    ['127.0.0.1', true, 'loopback'],
+    ['127.255.255.254', true, 'loopback, all of 127/8'],
+    ['169.254.169.254', true, 'the cloud metadata service'],
+    ['172.16.0.1', true, 'private'],
+    ['172.31.255.255', true, 'private, the last of 172.16/12'],
+    ['172.32.0.1', false, 'just past 172.16/12'],
+    ['192.168.1.1', true, 'private'],
+    ['192.0.2.10', true, 'documentation'],
+    ['198.18.0.1', true, 'benchmarking'],
+    ['224.0.0.251', true, 'multicast'],
+    ['255.255.255.255', true, 'broadcast'],
+    ['8.8.8.8', false, 'public'],
+    ['1.1.1.1', false, 'public'],
+    ['::', true, 'unspecified'],
+    ['::1', true, 'loopback'],
+    ['fe80::1', true, 'link-local'],
+    ['fd00:ec2::254', true, "AWS's IPv6 metadata service (unique local)"],
+    ['fc00::1', true, 'unique local'],
+    ['ff02::1', true, 'multicast'],
+    ['2001:db8::1', true, 'documentation'],
+    ['64:ff9b::a00:1', true, 'NAT64 of 10.0.0.1'],
+    ['64:ff9b::808:808', true, 'NAT64, refused whole'],
+    ['::ffff:127.0.0.1', true, 'IPv4-mapped loopback'],
+    ['::FFFF:10.0.0.1', true, 'IPv4-mapped private, upper case'],
+    ['::ffff:a00:1', true, 'IPv4-mapped private, as the URL parser writes it'],
+    ['::ffff:8.8.8.8', false, 'IPv4-mapped public'],
+    ['2606:4700::1111', false, 'public'],
+    ['2a00:1450:4001:80b::200e', false, 'public'],
+    ['localhost', true, 'not an address at all'],
+    ['', true, 'empty'],
+  ];
+  for (const [address, forbidden, why] of table) {
+    it(`${forbidden ? 'refuses' : 'allows'} ${address || "''"} (${why})`, () => {
+      expect(isForbiddenAddress(address)).to.equal(forbidden);
+    });
+  }
+});
