@@ -5,7 +5,7 @@
 // It wakes on `webhook_deliveries` notifications (sent at commit by the trigger), on its own timers for retries it
 // scheduled, and on a slow poll that catches what a lost notification or another worker's retry left due.
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
-import { serializeFile } from '../api/serializer.js';
+import { serializeFile } from '../core/serializer.js';
 import type { AttemptOutcome, ClaimedDelivery, Database, Notifications } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
 import { signatureHeaders } from '../core/webhooks/signing.js';
