@@ -16,7 +16,7 @@ import { BacklogMonitor, limitRate, refuseWhenOverloaded } from './admission.js'
 import { authenticate, type TokenSet } from './auth.js';
 import { cors } from './cors.js';
 import { directUploadHandlers } from './directUploads.js';
-import { docsAsset, docsPage } from './docs.js';
+import { docsAsset, docsPage, uploadPage } from './docs.js';
 import { AppError, problemResponses } from './errors.js';
 import { fileHandlers } from './files.js';
 import { SECURITY_HEADERS } from './headers.js';
@@ -26,6 +26,10 @@ import { webhookHandlers } from './webhooks.js';
 import { refuseOversizedUploads, uploadHandler } from './upload.js';
 import { drainSmallBody } from './body.js';
 import type { Waiters } from './waiting.js';
+import { MemoryLocker } from '@tus/server';
+import type { Locker } from '@tus/utils';
+import { resumableStoreFor } from '../core/tus/stores.js';
+import { tusUploads } from './tus.js';
 
 export type AppConfig = Pick<
   Config,
@@ -44,6 +48,7 @@ export type AppConfig = Pick<
   | 'directUploadExpiresMs'
   | 'webhookAllowHttp'
   | 'webhookAllowPrivate'
+  | 'tusExpireAfterMs'
 >;
 
 export interface AppDeps {
@@ -62,6 +67,8 @@ export interface AppDeps {
   tracer?: Tracer;
   /** For GET /files/{id}/?wait=N; none when waiting is off (MAX_WAITERS=0). */
   waiters?: Waiters;
+  /** The lock of each resumable upload, shared by every API pod (a RedisLocker); one process alone may use memory. */
+  tusLocker?: Locker;
 }
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -111,6 +118,16 @@ export function createApp(deps: AppDeps): Koa {
     baseUrl,
     urlPolicy: { allowHttp: config.webhookAllowHttp, allowPrivate: config.webhookAllowPrivate },
   });
+  // Made at the first tus request: a test's stand-in blob store never needs one.
+  let tus: Koa.Middleware | undefined;
+  const resumable: Koa.Middleware = async (ctx, next) => {
+    tus ??= tusUploads({
+      ...intake,
+      resumable: resumableStoreFor(storage, config.tusExpireAfterMs),
+      locker: deps.tusLocker ?? new MemoryLocker(),
+    });
+    await tus(ctx, next);
+  };
   const admission = [
     ...(config.rateLimitPerSecond > 0 && deps.redis
       ? [
@@ -128,12 +145,18 @@ export function createApp(deps: AppDeps): Koa {
     uploadFile: compose([refuseOversizedUploads(config.maxUploadBytes), ...admission, upload]),
     createUpload: compose([...admission, direct.createUpload]),
     completeUpload: compose([...admission, direct.completeUpload]),
+    tusOptions: resumable,
+    tusCreate: compose([...admission, resumable]),
+    tusOffset: resumable,
+    tusAppend: resumable,
+    tusTerminate: resumable,
     ...files,
     ...webhooks,
     getOpenApi: (ctx) => {
       ctx.body = document;
     },
     getDocs: docsPage,
+    getUploadPage: uploadPage,
   });
   router.get('docsAsset', '/docs/assets/:asset', docsAsset);
 

@@ -3,8 +3,31 @@
 import koaCors from '@koa/cors';
 import type Koa from 'koa';
 
-const ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id', 'Range', 'If-None-Match'];
+/** What a tus client (tus-js-client in a browser) sends and reads. */
+const TUS_HEADERS = [
+  'Tus-Resumable',
+  'Tus-Version',
+  'Tus-Extension',
+  'Tus-Max-Size',
+  'Tus-Checksum-Algorithm',
+  'Upload-Length',
+  'Upload-Offset',
+  'Upload-Metadata',
+  'Upload-Expires',
+  'Upload-Checksum',
+  'Upload-Defer-Length',
+];
+const ALLOWED_HEADERS = [
+  'Authorization',
+  'Content-Type',
+  'Idempotency-Key',
+  'X-Request-Id',
+  'Range',
+  'If-None-Match',
+  ...TUS_HEADERS,
+];
 const EXPOSED_HEADERS = [
+  ...TUS_HEADERS,
   'Location',
   'X-Request-Id',
   'Idempotent-Replayed',

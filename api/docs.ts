@@ -1,21 +1,31 @@
 // GET /docs: Swagger UI, served from the swagger-ui-dist package (no CDN), pointed at /openapi.json.
-// "Try it out" on POST /upload/ lets a person upload a file from the browser.
+// "Try it out" on POST /upload/ lets a person upload a file from the browser; GET /docs/upload, a resumable one.
 import { createReadStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Koa from 'koa';
 import { AppError } from './errors.js';
 import { pathParam } from './routes.js';
+import { UPLOAD_PAGE, UPLOAD_SCRIPT } from './uploadPage.js';
 
-const distDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+const packageDir = (name: string) => path.dirname(createRequire(import.meta.url).resolve(`${name}/package.json`));
+const swaggerDir = packageDir('swagger-ui-dist');
 
-const ASSETS: Record<string, string> = {
-  'swagger-ui.css': 'text/css; charset=utf-8',
-  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
-  'favicon-32x32.png': 'image/png',
+/** The files served under /docs/assets/, from the packages that ship them. */
+const ASSETS: Record<string, { type: string; file: string }> = {
+  'swagger-ui.css': { type: 'text/css; charset=utf-8', file: path.join(swaggerDir, 'swagger-ui.css') },
+  'swagger-ui-bundle.js': {
+    type: 'text/javascript; charset=utf-8',
+    file: path.join(swaggerDir, 'swagger-ui-bundle.js'),
+  },
+  'favicon-32x32.png': { type: 'image/png', file: path.join(swaggerDir, 'favicon-32x32.png') },
+  'tus.min.js': {
+    type: 'text/javascript; charset=utf-8',
+    file: path.join(packageDir('tus-js-client'), 'dist', 'tus.min.js'),
+  },
 };
 
-// Scripts come from our own origin only: the initializer is a file, not an inline script.
+// Scripts come from our own origin only: each page's script is a file, not an inline script.
 const DOCS_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
 
 const PAGE = `<!doctype html>
@@ -44,22 +54,32 @@ const INIT = `window.ui = SwaggerUIBundle({
 });
 `;
 
+/** The scripts written here rather than shipped by a package. */
+const SCRIPTS: Record<string, string> = { 'init.js': INIT, 'upload.js': UPLOAD_SCRIPT };
+
 export const docsPage: Koa.Middleware = (ctx) => {
   ctx.set('Content-Security-Policy', DOCS_CSP);
   ctx.type = 'text/html; charset=utf-8';
   ctx.body = PAGE;
 };
 
+export const uploadPage: Koa.Middleware = (ctx) => {
+  ctx.set('Content-Security-Policy', DOCS_CSP);
+  ctx.type = 'text/html; charset=utf-8';
+  ctx.body = UPLOAD_PAGE;
+};
+
 export const docsAsset: Koa.Middleware = (ctx) => {
   const name = pathParam(ctx, 'asset');
   ctx.set('Cache-Control', 'public, max-age=86400');
-  if (name === 'init.js') {
+  const script = Object.hasOwn(SCRIPTS, name) ? SCRIPTS[name] : undefined;
+  if (script !== undefined) {
     ctx.type = 'text/javascript; charset=utf-8';
-    ctx.body = INIT;
+    ctx.body = script;
     return;
   }
-  const type = ASSETS[name];
-  if (!type) throw new AppError('not_found', 'There is nothing at this address.');
-  ctx.type = type;
-  ctx.body = createReadStream(path.join(distDir, name));
+  const asset = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
+  if (!asset) throw new AppError('not_found', 'There is nothing at this address.');
+  ctx.type = asset.type;
+  ctx.body = createReadStream(asset.file);
 };

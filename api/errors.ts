@@ -35,6 +35,7 @@ export const ERRORS = {
   invalid_query: { status: 400, title: 'Invalid query parameters' },
   invalid_idempotency_key: { status: 400, title: 'Invalid idempotency key' },
   invalid_body: { status: 400, title: 'Invalid request body' },
+  invalid_tus_request: { status: 400, title: 'Invalid tus request' },
   unauthorized: { status: 401, title: 'Unauthorized' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
@@ -42,13 +43,17 @@ export const ERRORS = {
   file_processing: { status: 409, title: 'File is being processed' },
   upload_incomplete: { status: 409, title: 'Upload incomplete' },
   idempotency_key_in_use: { status: 409, title: 'Idempotency key in use' },
+  upload_offset_mismatch: { status: 409, title: 'Upload offset mismatch' },
+  tus_version_unsupported: { status: 412, title: 'tus version unsupported' },
   file_too_large: { status: 413, title: 'File too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   range_not_satisfiable: { status: 416, title: 'Range not satisfiable' },
   idempotency_key_reused: { status: 422, title: 'Idempotency key reused' },
   size_mismatch: { status: 422, title: 'Size mismatch' },
   webhook_url_forbidden: { status: 422, title: 'Webhook URL forbidden' },
+  upload_locked: { status: 423, title: 'Upload locked' },
   rate_limited: { status: 429, title: 'Too many requests' },
+  upload_checksum_mismatch: { status: 460, title: 'Checksum mismatch' },
   internal_error: { status: 500, title: 'Internal error' },
   direct_uploads_unavailable: { status: 501, title: 'Direct uploads unavailable' },
   service_unavailable: { status: 503, title: 'Service unavailable' },
@@ -66,10 +71,11 @@ export class AppError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly detail: string,
-    readonly extra: { errors?: FieldError[]; headers?: Record<string, string>; cause?: unknown } = {},
+    readonly extra: { errors?: FieldError[]; headers?: Record<string, string>; cause?: unknown; status?: number } = {},
   ) {
     super(detail, { cause: extra.cause });
-    this.status = ERRORS[code].status;
+    // A protocol may require another status for the same code (tus: 410 for an expired upload, a `not_found`).
+    this.status = extra.status ?? ERRORS[code].status;
   }
 }
 

@@ -17,6 +17,7 @@ import { BacklogMonitor } from './admission.js';
 import { createApp } from './app.js';
 import { TokenSet } from './auth.js';
 import { createApiServer } from './server.js';
+import { RedisLocker } from '../core/tus/redisLocker.js';
 import { Waiters } from './waiting.js';
 
 runMain(async () => {
@@ -52,7 +53,26 @@ runMain(async () => {
       ? SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName })
       : null;
 
-  const app = createApp({ config, db, queue, storage, logger, metrics, version, tokens, backlog, redis, waiters });
+  // Any pod continues any resumable upload: the lock each request holds on one is in Redis, and expires with its pod.
+  const tusLocker = new RedisLocker({
+    url: config.redisUrl,
+    prefix: `${config.queuePrefix}:${config.queueName}`,
+    ttlMs: config.tusLockTtlMs,
+  });
+  const app = createApp({
+    config,
+    db,
+    queue,
+    storage,
+    logger,
+    metrics,
+    version,
+    tokens,
+    backlog,
+    redis,
+    waiters,
+    tusLocker,
+  });
   let shuttingDown = false;
   const server = createApiServer(app, config);
   const admin = createAdminServer({
@@ -79,6 +99,7 @@ runMain(async () => {
     backlog.stop();
     tokens.stop();
     redis?.close();
+    await tusLocker.close();
     await queue.close(1_000);
     await db.close();
     await closeServer(admin, 1_000);

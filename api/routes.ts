@@ -18,7 +18,7 @@ import { ERRORS, ProblemSchema, type ErrorCode } from './errors.js';
 import { DEFAULT_LIMIT, MAX_LIMIT } from './listing.js';
 import { MAX_WAIT_SECONDS } from './waiting.js';
 
-type Method = 'get' | 'post' | 'patch' | 'delete';
+type Method = 'get' | 'post' | 'patch' | 'delete' | 'head' | 'options';
 type JsonObject = Record<string, unknown>;
 
 export interface RouteDoc {
@@ -194,6 +194,82 @@ export const ROUTES = [
         'storage_unavailable',
       ),
     },
+  },
+  {
+    operationId: 'tusOptions',
+    method: 'options',
+    path: '/uploads/tus/',
+    summary: 'Resumable uploads (tus 1.0.0): what the server supports',
+    description:
+      'The tus protocol (https://tus.io/protocols/resumable-upload): `Tus-Version`, `Tus-Extension` (creation, ' +
+      'creation-with-upload, termination, expiration, checksum), `Tus-Max-Size` (MAX_UPLOAD_BYTES) and ' +
+      '`Tus-Checksum-Algorithm`. Any tus client (tus-js-client, Uppy, tuspy, tus-java-client) speaks it.',
+    tags: ['uploads'],
+    responses: { '204': { description: 'The tus headers.' } },
+  },
+  {
+    operationId: 'tusCreate',
+    method: 'post',
+    path: '/uploads/tus/',
+    summary: 'Resumable uploads (tus): create an upload',
+    description:
+      '`Upload-Length` and `Upload-Metadata` (`filename <base64>`), optionally the first bytes (creation-with-upload, ' +
+      '`Content-Type: application/offset+octet-stream`). 201 with `Location`, the upload URL, whose last segment is ' +
+      'the id of the File the upload becomes once its last byte arrives (`GET /files/{id}/` answers 404 until then), ' +
+      'and `Upload-Expires` (TUS_EXPIRE_AFTER_MS).',
+    tags: ['uploads'],
+    responses: {
+      '201': { description: 'Created; `Location` is the upload URL.' },
+      ...problems('invalid_tus_request', 'file_too_large', 'tus_version_unsupported', 'upload_checksum_mismatch'),
+    },
+  },
+  {
+    operationId: 'tusOffset',
+    method: 'head',
+    path: '/uploads/tus/{id}',
+    summary: 'Resumable uploads (tus): the offset to resume from',
+    description:
+      '`Upload-Offset` and `Upload-Length`; any API pod answers for any upload. A finished upload answers its length.',
+    tags: ['uploads'],
+    parameters: [{ ...idParameter, description: 'The upload id (the id of the File it becomes).' }],
+    responses: { '200': { description: '`Upload-Offset`, `Upload-Length`.' }, ...problems('not_found') },
+  },
+  {
+    operationId: 'tusAppend',
+    method: 'patch',
+    path: '/uploads/tus/{id}',
+    summary: 'Resumable uploads (tus): append bytes at the offset',
+    description:
+      "`Upload-Offset` must be the upload's offset (else 409), `Content-Type: application/offset+octet-stream`. With " +
+      '`Upload-Checksum: <sha1|sha256|md5> <base64>`, the chunk is verified before it is stored: a mismatch answers 460 ' +
+      'and the offset does not move. While another request holds the upload, 423. The request that stores the last ' +
+      'byte records the File (hashed, sniffed, queued) before it answers 204.',
+    tags: ['uploads'],
+    parameters: [{ ...idParameter, description: 'The upload id.' }],
+    responses: {
+      '204': { description: 'Stored; `Upload-Offset` is the new offset.' },
+      ...problems(
+        'invalid_tus_request',
+        'not_found',
+        'upload_offset_mismatch',
+        'file_too_large',
+        'unsupported_media_type',
+        'upload_locked',
+        'upload_checksum_mismatch',
+        'service_unavailable',
+        'storage_unavailable',
+      ),
+    },
+  },
+  {
+    operationId: 'tusTerminate',
+    method: 'delete',
+    path: '/uploads/tus/{id}',
+    summary: 'Resumable uploads (tus): abandon an unfinished upload',
+    description: 'Removes the upload and its bytes at once (termination). A finished upload is a File: delete that.',
+    tags: ['uploads'],
+    parameters: [{ ...idParameter, description: 'The upload id.' }],
+    responses: { '204': { description: 'Removed.' }, ...problems('not_found', 'invalid_tus_request') },
   },
   {
     operationId: 'listFiles',
@@ -449,6 +525,21 @@ export const ROUTES = [
       },
     },
   },
+  {
+    operationId: 'getUploadPage',
+    method: 'get',
+    path: '/docs/upload',
+    summary: 'A page to try a resumable upload',
+    description:
+      'Uploads a file from the browser with tus-js-client to `/uploads/tus/` (5 MiB chunks, retried, resumed when ' +
+      'the same file is chosen again), then waits on its File until it is processed or failed. The page is public; ' +
+      'its upload needs a bearer token (a field on the page) when the service has tokens.',
+    tags: ['meta'],
+    public: true,
+    responses: {
+      '200': { description: 'An HTML page.', content: { 'text/html': {} } },
+    },
+  },
 ] as const satisfies readonly RouteDoc[];
 
 export type OperationId = (typeof ROUTES)[number]['operationId'];
@@ -502,7 +593,8 @@ export function openApiDocument(version: string): JsonObject {
       version,
       description:
         'Upload files over HTTP; each is processed asynchronously by kind, and its record says what was found. ' +
-        'Every path works with and without a trailing slash. Errors are RFC 9457 problem+json with a stable `code`.',
+        'Every path works with and without a trailing slash. Errors are RFC 9457 problem+json with a stable `code`. ' +
+        'Try a resumable upload from the browser at [/docs/upload](/docs/upload).',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: '/' }],

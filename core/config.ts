@@ -58,6 +58,8 @@ export interface Config {
   podName: string | null;
   podNamespace: string | null;
   maxWaiters: number;
+  tusExpireAfterMs: number;
+  tusLockTtlMs: number;
   webhookAllowHttp: boolean;
   webhookAllowPrivate: boolean;
   webhookTimeoutMs: number;
@@ -590,6 +592,22 @@ export const SETTINGS: Setting[] = [
     parse: integer(0, 3_600_000),
     description:
       '`/healthz` answers 503 while the longest event-loop stall of the last 10 s exceeds this; 0 turns the check off.',
+  },
+  {
+    env: 'TUS_EXPIRE_AFTER_MS',
+    key: 'tusExpireAfterMs',
+    fallback: '86400000',
+    parse: integer(60_000, 2_592_000_000),
+    description:
+      'A resumable (tus) upload not finished this long after it was created expires (`Upload-Expires`), and the reconciler removes its bytes.',
+  },
+  {
+    env: 'TUS_LOCK_TTL_MS',
+    key: 'tusLockTtlMs',
+    fallback: '30000',
+    parse: integer(300, 600_000),
+    description:
+      'The lock a request holds on a resumable upload (in Redis, shared by every API pod) expires this long after its pod stopped renewing it: how long an upload waits after its pod died.',
   },
   {
     env: 'MAX_WAITERS',

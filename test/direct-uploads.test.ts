@@ -273,6 +273,7 @@ describe('direct uploads', function () {
           requeueAfterMs: 60_000,
           orphanAfterMs,
           webhookRetentionMs: 7 * 86_400_000,
+          tusExpireAfterMs: 86_400_000,
         },
       });
       return await reconciler.runOnce();

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { ERRORS } from '../api/errors.js';
-import { ROUTES } from '../api/routes.js';
+import { ROUTES, type RouteDoc } from '../api/routes.js';
+import { CONTENT_PATH, THUMBNAIL_PATH } from '../core/serializer.js';
 import { startService, type TestService } from './support/service.js';
 
 type Document = {
@@ -32,6 +33,12 @@ describe('GET /openapi.json and /docs', () => {
       '/files/{id}/content',
       '/files/{id}/reprocess',
     ]);
+  });
+
+  it("builds the File's URLs (in the worker's webhook payloads too) from the contract's own paths", () => {
+    const paths = new Map((ROUTES as readonly RouteDoc[]).map((route) => [route.operationId, route.path]));
+    expect(CONTENT_PATH).to.equal(paths.get('getContent'));
+    expect(THUMBNAIL_PATH).to.equal(paths.get('getThumbnail'));
   });
 
   it('documents the File with every field of the contract', () => {
@@ -116,5 +123,22 @@ describe('GET /openapi.json and /docs', () => {
     }
     expect(await (await fetch(`${service.url}/docs/assets/init.js`)).text()).to.contain("url: '/openapi.json'");
     expect((await fetch(`${service.url}/docs/assets/..%2Fpackage.json`)).status).to.equal(404);
+    expect((await fetch(`${service.url}/docs/assets/constructor`)).status).to.equal(404);
+  });
+
+  it('serves the resumable-upload page with its scripts, tus-js-client included, from our own origin', async () => {
+    const page = await fetch(`${service.url}/docs/upload`);
+    expect(page.status).to.equal(200);
+    expect(page.headers.get('content-security-policy')).to.contain("default-src 'self'");
+    const html = await page.text();
+    const scripts = [...html.matchAll(/<script([^>]*)>/g)].map((m) => /src="([^"]+)"/.exec(m[1]!)?.[1]);
+    expect(scripts).to.deep.equal(['/docs/assets/tus.min.js', '/docs/assets/upload.js']);
+    for (const script of scripts) {
+      const response = await fetch(`${service.url}${script}`);
+      expect(response.status, script).to.equal(200);
+      expect(response.headers.get('content-type'), script).to.equal('text/javascript; charset=utf-8');
+    }
+    expect(await (await fetch(`${service.url}/docs/assets/tus.min.js`)).text()).to.contain('tus');
+    expect(await (await fetch(`${service.url}/docs/assets/upload.js`)).text()).to.contain("endpoint: '/uploads/tus/'");
   });
 });

@@ -35,6 +35,7 @@ describe('the reconciler', () => {
     requeueAfterMs: 200,
     orphanAfterMs: HOUR,
     webhookRetentionMs: 7 * 24 * HOUR,
+    tusExpireAfterMs: 24 * HOUR,
   };
 
   before(async () => {

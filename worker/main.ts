@@ -10,6 +10,7 @@ import { podDeletionCostFromConfig } from './podDeletionCost.js';
 import { SharedRedis } from '../core/redis.js';
 import { PROCESSORS } from './processors/index.js';
 import { Reconciler } from './reconciler.js';
+import { resumableStoreFor } from '../core/tus/stores.js';
 import { createWorker } from './worker.js';
 
 runMain(async () => {
@@ -38,7 +39,8 @@ runMain(async () => {
     onBusyChange: deletionCost ? (busy) => deletionCost.setBusy(busy) : undefined,
   });
   const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName });
-  const reconciler = new Reconciler({ db, queue, redis, storage, logger, metrics, config });
+  const resumable = resumableStoreFor(storage, config.tusExpireAfterMs);
+  const reconciler = new Reconciler({ db, queue, redis, storage, logger, metrics, config, resumable });
   const notifications = new Notifications(config.databaseUrl, ['webhook_deliveries'], (err) =>
     logger.warn({ err }, 'lost the connection that listens for new webhook deliveries; reconnecting'),
   );

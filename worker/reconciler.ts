@@ -7,12 +7,13 @@ import type { Database, StalePosition, StaleRow } from '../core/db/index.js';
 import type { FileQueue } from '../core/queue/index.js';
 import type { SharedRedis } from '../core/redis.js';
 import type { BlobStore } from '../core/storage/index.js';
+import type { ResumableStore } from '../core/tus/stores.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 
 export type ReconcilerConfig = Pick<
   Config,
-  'reconcileIntervalMs' | 'requeueAfterMs' | 'orphanAfterMs' | 'webhookRetentionMs'
+  'reconcileIntervalMs' | 'requeueAfterMs' | 'orphanAfterMs' | 'webhookRetentionMs' | 'tusExpireAfterMs'
 >;
 
 export interface ReconcilerDeps {
@@ -24,6 +25,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   metrics: Metrics;
   config: ReconcilerConfig;
+  /** Where unfinished resumable uploads live, to remove the expired ones. */
+  resumable?: ResumableStore;
 }
 
 /** What one run did, for logs and tests. */
@@ -38,6 +41,8 @@ export interface ReconcileReport {
   removedUploads: number;
   /** Webhook deliveries, delivered or failed, older than WEBHOOK_RETENTION_MS. */
   removedDeliveries: number;
+  /** Resumable (tus) uploads left unfinished past TUS_EXPIRE_AFTER_MS. */
+  removedResumable: number;
 }
 
 const BATCH = 500;
@@ -89,6 +94,7 @@ export class Reconciler {
       removedKeys: 0,
       removedUploads: 0,
       removedDeliveries: 0,
+      removedResumable: 0,
     };
     await this.requeueQueued(report);
     await this.requeueLost(report);
@@ -164,6 +170,12 @@ export class Reconciler {
     const retention = new Date(Date.now() - this.deps.config.webhookRetentionMs);
     report.removedDeliveries = await db.webhooks.prune(retention, BATCH * 10);
     metrics.reconcilerRemoved.inc({ what: 'webhook_delivery' }, report.removedDeliveries);
+
+    if (this.deps.resumable) {
+      const expiredBefore = new Date(Date.now() - this.deps.config.tusExpireAfterMs);
+      report.removedResumable = await this.deps.resumable.removeExpired(expiredBefore);
+      metrics.reconcilerRemoved.inc({ what: 'resumable_upload' }, report.removedResumable);
+    }
   }
 
   /**

@@ -113,6 +113,19 @@ export class FileRepository {
     return rows[0] ? toRow(rows[0]) : null;
   }
 
+  /** The File of a finished resumable upload: inserted once, whichever completion of it gets here first. */
+  async insertIfAbsent(file: NewFile): Promise<FileRow> {
+    const rows = await this.sql<StoredRow>(
+      `INSERT INTO files (id, name, size, content_type, kind, sha256) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
+      [file.id, file.name, file.size, file.content_type, file.kind, file.sha256],
+    );
+    if (rows[0]) return toRow(rows[0]);
+    const existing = await this.findById(file.id);
+    if (!existing) throw new Error(`File ${file.id} was inserted and removed meanwhile.`);
+    return existing;
+  }
+
   async findById(id: string): Promise<FileRow | null> {
     const rows = await this.sql<StoredRow>(`SELECT ${COLUMNS} FROM files WHERE id = $1`, [id]);
     return rows[0] ? toRow(rows[0]) : null;

@@ -60,6 +60,8 @@ export class S3BlobStore implements BlobStore {
   readonly shardCount = SHARDS;
   readonly direct: DirectUploadTarget = new ConditionalUploads(this);
   readonly client: S3Client;
+  /** What the client was made with, for clients of other libraries on the same bucket (tus's S3Store). */
+  readonly clientConfig: S3ClientConfig;
   private readonly listPageSize: number;
 
   /** `client` settings override ours (credentials, for one); `listPageSize` is S3's 1000 unless a test pages. */
@@ -68,7 +70,7 @@ export class S3BlobStore implements BlobStore {
     { client, listPageSize = 1000 }: { client?: Partial<S3ClientConfig>; listPageSize?: number } = {},
   ) {
     this.listPageSize = listPageSize;
-    this.client = new S3Client({
+    this.clientConfig = {
       region: settings.region,
       forcePathStyle: settings.forcePathStyle,
       ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
@@ -81,7 +83,8 @@ export class S3BlobStore implements BlobStore {
       // Its one warning (a stream body it will not retry) is ours to handle: s3Upload.ts retries, errors are logged.
       logger: SILENT,
       ...client,
-    });
+    };
+    this.client = new S3Client(this.clientConfig);
   }
 
   get bucket(): string {

@@ -18,6 +18,7 @@ import { deleteKeys } from '../../test/support/redisKeys.js';
 import { renderChart, type Bar } from './chart.js';
 import { multipartBody, pngImage, textFile } from './fixtures.js';
 import { benchObjectStorage, type ObjectStorageBench } from './s3.js';
+import { benchTus, type TusBench } from './tus.js';
 import { benchWebhooks, type WebhookBench } from './webhooks.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -69,6 +70,8 @@ interface BenchResults {
   object_storage: ObjectStorageBench;
   /** From a File settling to its webhook reaching a receiver. */
   webhooks: WebhookBench;
+  /** A tus upload in 8 MiB chunks against a POST /upload/ of the same bytes, on one API. */
+  tus: TusBench;
 }
 
 /** Logs the scenario about to run, once the disk has written back what the previous one left dirty. */
@@ -523,6 +526,7 @@ async function main(): Promise<void> {
       boundary: BOUNDARY,
       round,
     });
+    const tus = await benchTus({ quick, scenario, startApi, bigUpload, round });
     // Last: seeding 10^6 rows leaves PostgreSQL writing and vacuuming for a while after.
     const lister = await startApi('list');
     await seedRows(lister.databaseUrl, 10_000);
@@ -555,6 +559,7 @@ async function main(): Promise<void> {
       e2e_image: withoutUrl(e2eImage),
       object_storage: objectStorage,
       webhooks,
+      tus,
     };
   } finally {
     for (const child of children) child.kill('SIGTERM');
@@ -722,6 +727,13 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
       'webhook latency, File settled to receiver, p50 / p90 / p99 / max',
       `${r.webhooks.latency_ms.p50} / ${r.webhooks.latency_ms.p90} / ${r.webhooks.latency_ms.p99} / ${r.webhooks.latency_ms.max} ms (${r.webhooks.files} texts at ${r.webhooks.files_per_s}/s)`,
       '',
+      '',
+      true,
+    ],
+    [
+      '1 GiB tus upload (8 MiB chunks; the last 204 includes the SHA-256 read-back and the File insert) vs POST /upload/, MB/s; API RSS growth',
+      `${r.tus.tus.mb_per_s} / ${r.tus.post.mb_per_s} MB/s (RSS +${r.tus.tus.rss_growth_mib} / +${r.tus.post.rss_growth_mib} MiB)`,
+      `${r.tus.mb_per_s_ratio}`,
       '',
       true,
     ],

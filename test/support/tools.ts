@@ -1,5 +1,5 @@
 // External programs a test needs (Debian's `prometheus` package: prometheus, promtool; Ceph's for the S3
-// gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool). Missing on a
+// gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool; `chromium` for the browser test). Missing on a
 // developer machine, the test is skipped with a message saying how to get them; missing in CI
 // (inCI()), it fails, so a green CI always ran it.
 import { execFile } from 'node:child_process';
@@ -10,7 +10,9 @@ import { promisify } from 'node:util';
 const installHint = (name: string) =>
   name.startsWith('prom')
     ? 'apt-get install -y prometheus'
-    : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
+    : name === 'chromium'
+      ? 'apt-get install -y --no-install-recommends chromium'
+      : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
 
 /**
  * True in CI, which .ci/run marks with CI=true (as most CI services do). The one rule for skipping: a test whose

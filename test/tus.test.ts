@@ -1,0 +1,230 @@
+// Resumable uploads over tus 1.0.0, with tus-js-client, the protocol's own JavaScript client, against the API.
+import { expect } from 'chai';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import * as tus from 'tus-js-client';
+import type { File } from '../core/fileRecord.js';
+import { resumableStoreFor } from '../core/tus/stores.js';
+import { expectProblem } from './support/problems.js';
+import { startService, waitForStatus, type TestService } from './support/service.js';
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** Uploads `bytes` with tus-js-client; resolves with the upload URL once the last byte is stored. */
+export function tusUpload(
+  endpoint: string,
+  bytes: Buffer,
+  options: Partial<tus.UploadOptions> = {},
+): Promise<{ url: string; upload: tus.Upload }> {
+  return new Promise((resolve, reject) => {
+    const upload = new tus.Upload(bytes, {
+      endpoint,
+      chunkSize: 5 * 1024 * 1024,
+      metadata: { filename: 'video.bin', filetype: 'application/octet-stream' },
+      retryDelays: [],
+      ...options,
+      onSuccess: () => resolve({ url: upload.url!, upload }),
+      onError: reject,
+    });
+    upload.start();
+  });
+}
+
+const idOf = (url: string) => url.split('/').pop()!;
+
+const TUS = { 'Tus-Resumable': '1.0.0' };
+const CHUNK = { ...TUS, 'Content-Type': 'application/offset+octet-stream' };
+const base64 = (text: string) => Buffer.from(text).toString('base64');
+
+/** Creates an upload of `length` bytes by hand; its URL. */
+async function create(base: string, length: number, headers: Record<string, string> = {}): Promise<string> {
+  const response = await fetch(`${base}/uploads/tus/`, {
+    method: 'POST',
+    headers: {
+      ...TUS,
+      'Upload-Length': String(length),
+      'Upload-Metadata': `filename ${base64('hand.bin')}`,
+      ...headers,
+    },
+  });
+  expect(response.status, await response.clone().text()).to.equal(201);
+  return response.headers.get('location')!;
+}
+
+const offsetOf = async (url: string): Promise<number> => {
+  const response = await fetch(url, { method: 'HEAD', headers: TUS });
+  expect(response.status).to.equal(200);
+  return Number(response.headers.get('upload-offset'));
+};
+
+const patch = (url: string, offset: number, body: Buffer, headers: Record<string, string> = {}) =>
+  fetch(url, { method: 'PATCH', headers: { ...CHUNK, 'Upload-Offset': String(offset), ...headers }, body });
+
+/** A TCP proxy to `target` that cuts the first connection which has carried more than `cutAfter` bytes upstream. */
+async function cuttingProxy(target: string, cutAfter: number) {
+  const { hostname, port } = new URL(target);
+  let cut = 0;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), hostname);
+    let sent = 0;
+    client.on('data', (chunk: Buffer) => {
+      sent += chunk.length;
+      if (cut === 0 && sent > cutAfter) {
+        cut++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.end());
+    upstream.on('close', () => client.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cuts: () => cut,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+describe('resumable uploads (tus)', function () {
+  this.timeout(60_000);
+  let service: TestService;
+  before(async () => {
+    service = await startService({ env: { MAX_UPLOAD_BYTES: '64MiB' } });
+  });
+  after(() => service.close());
+
+  it('takes 50 MiB in 5 MiB chunks and makes one File of it, with the same sha256', async () => {
+    const bytes = randomBytes(50 * 1024 * 1024);
+    const { url } = await tusUpload(`${service.url}/uploads/tus/`, bytes);
+    const file = (await (await fetch(`${service.url}/files/${idOf(url)}/`)).json()) as File;
+    expect(file).to.include({ id: idOf(url), size: bytes.length, sha256: sha256(bytes), name: 'video.bin' });
+    expect((await waitForStatus(service.url, file.id)).status).to.equal('processed');
+    // The File answers for the upload from now on: HEAD gives its whole length.
+    expect(await offsetOf(url)).to.equal(bytes.length);
+  });
+
+  it('resumes from the offset the server reports after the connection is cut mid-chunk', async () => {
+    const bytes = randomBytes(12 * 1024 * 1024);
+    // Cut 2 MiB into the second chunk; tus-js-client asks for the offset and sends the rest.
+    const proxy = await cuttingProxy(service.url, 7 * 1024 * 1024);
+    try {
+      const { url } = await tusUpload(`${proxy.url}/uploads/tus/`, bytes, { retryDelays: [0, 200, 500] });
+      expect(proxy.cuts()).to.equal(1);
+      const file = await waitForStatus(service.url, idOf(url));
+      expect(file).to.include({ size: bytes.length, sha256: sha256(bytes), status: 'processed' });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('keeps the bytes whole when two clients race on one upload: one of them is refused', async () => {
+    const bytes = randomBytes(6 * 1024 * 1024);
+    const url = await create(service.url, bytes.length);
+    const [first, second] = await Promise.all([patch(url, 0, bytes), patch(url, 0, bytes)]);
+    const statuses = [first.status, second.status].sort();
+    expect(
+      statuses.some((status) => status === 409 || status === 423),
+      `answers ${statuses.join(', ')}`,
+    ).to.equal(true);
+    // Whatever was stored is a prefix of the file: the rest from the server's offset completes it.
+    const offset = await offsetOf(url);
+    if (offset < bytes.length) expect((await patch(url, offset, bytes.subarray(offset))).status).to.equal(204);
+    const file = await waitForStatus(service.url, idOf(url));
+    expect(file).to.include({ size: bytes.length, sha256: sha256(bytes) });
+  });
+
+  it('refuses a chunk whose Upload-Checksum does not match with 460, and the offset does not move', async () => {
+    const bytes = randomBytes(64 * 1024);
+    const url = await create(service.url, bytes.length);
+    const digest = (algorithm: string, data: Buffer) => createHash(algorithm).update(data).digest('base64');
+    const wrong = await patch(url, 0, bytes, { 'Upload-Checksum': `sha1 ${digest('sha1', Buffer.from('other'))}` });
+    await expectProblem(wrong, 460, 'upload_checksum_mismatch');
+    expect(wrong.headers.get('tus-resumable')).to.equal('1.0.0');
+    expect(await offsetOf(url)).to.equal(0);
+    await expectProblem(await patch(url, 0, bytes, { 'Upload-Checksum': 'crc32 AAAA' }), 400, 'invalid_tus_request');
+    const right = await patch(url, 0, bytes, { 'Upload-Checksum': `sha256 ${digest('sha256', bytes)}` });
+    expect(right.status).to.equal(204);
+    expect((await waitForStatus(service.url, idOf(url))).sha256).to.equal(sha256(bytes));
+  });
+
+  it('advertises its extensions, checksum algorithms and Tus-Max-Size', async () => {
+    const response = await fetch(`${service.url}/uploads/tus/`, {
+      method: 'OPTIONS',
+      headers: { ...TUS, Origin: 'https://elsewhere.example' },
+    });
+    // CORS is CORS_ORIGINS' to allow (off here), not @tus/server's, which would answer every origin.
+    expect(response.headers.get('access-control-allow-origin')).to.equal(null);
+    expect(response.status).to.be.oneOf([200, 204]);
+    const extensions = response.headers.get('tus-extension')!.split(',');
+    expect(extensions).to.include.members([
+      'creation',
+      'creation-with-upload',
+      'termination',
+      'expiration',
+      'checksum',
+    ]);
+    expect(response.headers.get('tus-checksum-algorithm')).to.contain('sha256');
+    expect(response.headers.get('tus-max-size')).to.equal(String(64 * 1024 * 1024));
+  });
+
+  it('refuses an upload over Tus-Max-Size with 413, and an empty one', async () => {
+    const over = await fetch(`${service.url}/uploads/tus/`, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Length': String(64 * 1024 * 1024 + 1) },
+    });
+    await expectProblem(over, 413, 'file_too_large');
+    const empty = await fetch(`${service.url}/uploads/tus/`, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Length': '0' },
+    });
+    await expectProblem(empty, 400, 'invalid_tus_request');
+  });
+
+  it('says when an upload expires, removes it once expired, and removes one at once on DELETE', async () => {
+    const url = await create(service.url, 1024);
+    const created = await fetch(url, { method: 'HEAD', headers: TUS });
+    expect(created.status).to.equal(200);
+    expect(await patch(url, 0, randomBytes(100)).then((response) => response.headers.get('upload-expires'))).to.match(
+      /GMT$/,
+    );
+    // As the reconciler does, with an expiry already past.
+    expect(await resumableStoreFor(service.storage, 1).removeExpired(new Date(Date.now() + 60_000))).to.be.at.least(1);
+    expect((await fetch(url, { method: 'HEAD', headers: TUS })).status).to.be.oneOf([404, 410]);
+    expect((await fetch(`${service.url}/files/${idOf(url)}/`)).status).to.equal(404);
+
+    const abandoned = await create(service.url, 1024);
+    expect((await fetch(abandoned, { method: 'DELETE', headers: TUS })).status).to.equal(204);
+    expect((await fetch(abandoned, { method: 'HEAD', headers: TUS })).status).to.be.oneOf([404, 410]);
+  });
+});
+
+describe('resumable uploads (tus) with tokens', function () {
+  this.timeout(60_000);
+  const token = 'tus-test-token-0123456789';
+  let service: TestService;
+  before(async () => {
+    service = await startService({ env: { API_TOKENS: token } });
+  });
+  after(() => service.close());
+
+  it('needs the bearer token like every route', async () => {
+    const refused = await fetch(`${service.url}/uploads/tus/`, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Length': '10' },
+    });
+    await expectProblem(refused, 401, 'unauthorized');
+    const bytes = randomBytes(1000);
+    const { url } = await tusUpload(`${service.url}/uploads/tus/`, bytes, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    const file = await fetch(`${service.url}/files/${idOf(url)}/`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(((await file.json()) as File).sha256).to.equal(sha256(bytes));
+  });
+});
