@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import * as tus from 'tus-js-client';
 import type { File } from '../core/fileRecord.js';
 import { resumableStoreFor } from '../core/tus/stores.js';
+import { sql } from './support/db.js';
 import { expectProblem } from './support/problems.js';
 import { startService, waitForStatus, type TestService } from './support/service.js';
 
@@ -32,6 +33,10 @@ export function tusUpload(
 }
 
 const idOf = (url: string) => url.split('/').pop()!;
+
+/** How many Files hold these bytes (random bytes: only the upload's own File may). */
+const filesWith = async (bytes: Buffer): Promise<number> =>
+  Number((await sql<{ count: string }>('SELECT count(*) FROM files WHERE sha256 = $1', [sha256(bytes)]))[0]!.count);
 
 const TUS = { 'Tus-Resumable': '1.0.0' };
 const CHUNK = { ...TUS, 'Content-Type': 'application/offset+octet-stream' };
@@ -108,6 +113,7 @@ describe('resumable uploads (tus)', function () {
     expect((await waitForStatus(service.url, file.id)).status).to.equal('processed');
     // The File answers for the upload from now on: HEAD gives its whole length.
     expect(await offsetOf(url)).to.equal(bytes.length);
+    expect(await filesWith(bytes)).to.equal(1);
   });
 
   it('resumes from the offset the server reports after the connection is cut mid-chunk', async () => {
@@ -119,6 +125,7 @@ describe('resumable uploads (tus)', function () {
       expect(proxy.cuts()).to.equal(1);
       const file = await waitForStatus(service.url, idOf(url));
       expect(file).to.include({ size: bytes.length, sha256: sha256(bytes), status: 'processed' });
+      expect(await filesWith(bytes)).to.equal(1);
     } finally {
       await proxy.close();
     }
@@ -138,6 +145,7 @@ describe('resumable uploads (tus)', function () {
     if (offset < bytes.length) expect((await patch(url, offset, bytes.subarray(offset))).status).to.equal(204);
     const file = await waitForStatus(service.url, idOf(url));
     expect(file).to.include({ size: bytes.length, sha256: sha256(bytes) });
+    expect(await filesWith(bytes)).to.equal(1);
   });
 
   it('refuses a chunk whose Upload-Checksum does not match with 460, and the offset does not move', async () => {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import * as tus from 'tus-js-client';
 import type { File } from '../../core/fileRecord.js';
+import { sql } from '../support/db.js';
 import { freePort, startProcess, startWorkerProcess, waitUntilReady, type Started } from '../support/processes.js';
 import { waitForStatus } from '../support/service.js';
 import { runStoreEnv } from '../support/stores.js';
@@ -70,6 +71,8 @@ describe('fault: the API process is SIGKILLed in the middle of a resumable uploa
       upload.start();
     });
     const file: File = await waitForStatus(second, id, ['processed', 'failed'], 30_000);
+    const made = await sql<{ count: string }>('SELECT count(*) FROM files WHERE sha256 = $1', [sha256(bytes)]);
+    expect(Number(made[0]!.count), 'Files made of the upload').to.equal(1);
     expect(file).to.include({
       id,
       size: bytes.length,
