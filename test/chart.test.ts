@@ -490,6 +490,28 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(ofKind(defaults, 'TriggerAuthentication'), 'no password, no TriggerAuthentication').to.deep.equal([]);
     });
 
+    it('gives KEDA the ACL username of the URL, or of the existing Secret, along with the password', () => {
+      const objects = render({ 'redis.url': 'redis://worker:s3cret@redis:6379' });
+      const secret = only(objects, 'Secret', 'file-processor');
+      expect(secret.stringData).to.include({ 'redis-username': 'worker', 'redis-password': 's3cret' });
+      expect(only(objects, 'TriggerAuthentication').spec.secretTargetRef).to.deep.equal([
+        { parameter: 'username', name: secret.metadata.name, key: 'redis-username' },
+        { parameter: 'password', name: secret.metadata.name, key: 'redis-password' },
+      ]);
+      const existing = render({ ...EXISTING_SECRETS, 'redis.existingSecretUsernameKey': 'username' });
+      expect(only(existing, 'TriggerAuthentication').spec.secretTargetRef).to.deep.equal([
+        { parameter: 'username', name: 'prod-redis', key: 'username' },
+        { parameter: 'password', name: 'prod-redis', key: 'password' },
+      ]);
+    });
+
+    it('gives KEDA a password with reserved characters from redis.password, as helm cannot decode the URL', () => {
+      const url = 'redis://worker:p%40ss%2Fw0rd@redis:6379';
+      const secret = only(render({ 'redis.url': url, 'redis.password': 'p@ss/w0rd' }), 'Secret', 'file-processor');
+      expect(secret.stringData).to.include({ 'redis-url': url, 'redis-password': 'p@ss/w0rd' });
+      expect(renderError({ 'redis.url': url })).to.contain('set redis.password to the password as it is');
+    });
+
     it('needs redis.address when the Redis URL is in an existing Secret, which the chart cannot read', () => {
       expect(renderError({ 'redis.existingSecret': 'prod-redis' })).to.contain(
         'redis.address (host:port) is needed for KEDA',
@@ -504,6 +526,13 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(hpa.spec.metrics?.[0]?.resource).to.deep.equal({
         name: 'cpu',
         target: { type: 'Utilization', averageUtilization: 70 },
+      });
+      const slower = render({
+        'worker.autoscaling.keda.enabled': false,
+        'worker.autoscaling.keda.scaleDownStabilizationSeconds': 900,
+      });
+      expect(only(slower, 'HorizontalPodAutoscaler', '-worker').spec.behavior?.scaleDown).to.deep.include({
+        stabilizationWindowSeconds: 900,
       });
       const fixed = render({
         'worker.autoscaling.keda.enabled': false,
@@ -544,6 +573,8 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(hookSecret.metadata.annotations).to.include({
         'helm.sh/hook': 'pre-install,pre-upgrade',
         'helm.sh/hook-weight': '-10',
+        // A failed install or upgrade must not leave DATABASE_URL behind, where helm uninstall never looks.
+        'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded,hook-failed',
       });
       expect(hookSecret.stringData).to.deep.equal({
         'database-url': only(defaults, 'Secret', 'file-processor').stringData!['database-url'],

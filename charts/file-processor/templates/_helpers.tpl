@@ -74,11 +74,36 @@ app.kubernetes.io/component: {{ . }}
 {{- if or (not .Values.database.existingSecret) (not .Values.redis.existingSecret) (and .Values.apiTokens.tokens (not .Values.apiTokens.existingSecret)) }}true{{ end }}
 {{- end }}
 
-{{/* user:password of redis.url, parsed once for the Secret and KEDA. */}}
+{{/* The Redis password for KEDA, which takes it as it is: redis.password, or that of redis.url (helm cannot decode it). */}}
 {{- define "file-processor.redisPassword" -}}
 {{- if not .Values.redis.existingSecret }}
 {{- $userinfo := (urlParse .Values.redis.url).userinfo }}
-{{- if contains ":" $userinfo }}{{ (splitn ":" 2 $userinfo)._1 }}{{ end }}
+{{- $password := "" }}
+{{- if contains ":" $userinfo }}{{ $password = (splitn ":" 2 $userinfo)._1 }}{{ end }}
+{{- if .Values.redis.password }}
+{{- .Values.redis.password }}
+{{- else if contains "%" $password }}
+{{- fail "redis.url has a percent-encoded password, which helm cannot decode for KEDA: keep it encoded in redis.url (the app decodes it) and set redis.password to the password as it is" }}
+{{- else }}
+{{- $password }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The ACL username of redis.url (Redis 6+), for the Secret and KEDA; empty for the default user. */}}
+{{- define "file-processor.redisUsername" -}}
+{{- if not .Values.redis.existingSecret }}
+{{- $userinfo := (urlParse .Values.redis.url).userinfo }}
+{{- if contains ":" $userinfo }}{{ (splitn ":" 2 $userinfo)._0 }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the TriggerAuthentication finds the Redis username: "name/key", or empty for the default user. */}}
+{{- define "file-processor.redisUsernameRef" -}}
+{{- if .Values.redis.existingSecret }}
+{{- with .Values.redis.existingSecretUsernameKey }}{{ $.Values.redis.existingSecret }}/{{ . }}{{ end }}
+{{- else if include "file-processor.redisUsername" . }}
+{{- include "file-processor.secretName" . }}/redis-username
 {{- end }}
 {{- end }}
 
