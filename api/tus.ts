@@ -16,7 +16,8 @@ import type Koa from 'koa';
 import type { FileRow } from '../core/fileRecord.js';
 import { newFileId, parseFileId } from '../core/ids.js';
 import { sniffKind } from '../core/kinds.js';
-import { HEAD_BYTES } from '../core/storage/index.js';
+import type { StoredBlob } from '../core/storage/index.js';
+import { BlobMeter } from '../core/storage/meter.js';
 import type { ResumableStore } from '../core/tus/stores.js';
 import { AppError, type ErrorCode } from './errors.js';
 import { safeFilename } from './filenames.js';
@@ -241,19 +242,11 @@ function isMissing(err: unknown): boolean {
   return status_code === 404 || name === 'NoSuchKey' || name === 'NoSuchUpload' || $metadata?.httpStatusCode === 404;
 }
 
-/** The SHA-256, size and first bytes of a finished upload, in one read. */
-async function readBack(bytes: Readable): Promise<{ sha256: string; head: Buffer; size: number }> {
-  const hash = createHash('sha256');
-  const head: Buffer[] = [];
-  let headLength = 0;
-  let size = 0;
-  for await (const chunk of bytes as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    size += chunk.length;
-    if (headLength < HEAD_BYTES) {
-      head.push(chunk.subarray(0, HEAD_BYTES - headLength));
-      headLength += Math.min(chunk.length, HEAD_BYTES - headLength);
-    }
-  }
-  return { sha256: hash.digest('hex'), head: Buffer.concat(head), size };
+/** The SHA-256, size and first bytes of a finished upload, in one read (through the meter every upload uses). */
+async function readBack(bytes: Readable): Promise<StoredBlob> {
+  const meter = new BlobMeter(Number.POSITIVE_INFINITY);
+  await pipeline(bytes, meter, async (chunks: AsyncIterable<Buffer>) => {
+    for await (const _ of chunks);
+  });
+  return meter.blob();
 }

@@ -176,20 +176,29 @@ export class S3BlobStore implements BlobStore {
     await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
   }
 
-  async removeTemporaryBefore(before: Date): Promise<number> {
+  removeTemporaryBefore(before: Date): Promise<number> {
+    return this.abortUploadsBefore(`${this.settings.prefix}blobs/`, before);
+  }
+
+  /**
+   * Aborts the multipart uploads below `prefix` started before `before`, listed page by page; `first` runs before
+   * each abort (to remove what the upload kept beside it). Answers how many.
+   */
+  async abortUploadsBefore(prefix: string, before: Date, first?: (key: string) => Promise<void>): Promise<number> {
     let removed = 0;
     let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
     for (;;) {
       const page = await this.client.send(
         new ListMultipartUploadsCommand({
           Bucket: this.bucket,
-          Prefix: `${this.settings.prefix}blobs/`,
+          Prefix: prefix,
           MaxUploads: this.listPageSize,
           ...markers,
         }),
       );
       for (const upload of page.Uploads ?? []) {
-        if (!upload.Initiated || upload.Initiated >= before) continue;
+        if (!upload.Key || !upload.Initiated || upload.Initiated >= before) continue;
+        await first?.(upload.Key);
         await this.client.send(
           new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
         );

@@ -53,6 +53,17 @@ export function createMetrics(
       return undefined;
     }
   };
+  /** A gauge that reads one field of the webhook backlog at scrape time. */
+  const backlogGauge = (name: string, help: string, field: keyof WebhookBacklog): Gauge =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const value = await readBacklog(field);
+        if (value !== undefined) this.set(value);
+      },
+    });
   return {
     registry,
     httpRequests: new Counter({
@@ -137,33 +148,21 @@ export function createMetrics(
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
-    webhookOutboxPending: new Gauge({
-      name: 'webhook_outbox_pending',
-      help: 'Webhook deliveries waiting to be sent to enabled endpoints (due now or later), read from PostgreSQL at scrape time by each worker.',
-      registers: [registry],
-      async collect() {
-        const value = await readBacklog('pending');
-        if (value !== undefined) this.set(value);
-      },
-    }),
-    webhookOutboxOldest: new Gauge({
-      name: 'webhook_outbox_oldest_seconds',
-      help: 'Age of the oldest webhook delivery still waiting to be sent to an enabled endpoint (0 when none waits).',
-      registers: [registry],
-      async collect() {
-        const value = await readBacklog('oldestSeconds');
-        if (value !== undefined) this.set(value);
-      },
-    }),
-    webhookEndpointsFailing: new Gauge({
-      name: 'webhook_endpoints_failing',
-      help: 'Enabled webhook endpoints whose deliveries have all failed since their last success.',
-      registers: [registry],
-      async collect() {
-        const value = await readBacklog('failingEndpoints');
-        if (value !== undefined) this.set(value);
-      },
-    }),
+    webhookOutboxPending: backlogGauge(
+      'webhook_outbox_pending',
+      'Webhook deliveries waiting to be sent to enabled endpoints (due now or later), read from PostgreSQL at scrape time by each worker.',
+      'pending',
+    ),
+    webhookOutboxOldest: backlogGauge(
+      'webhook_outbox_oldest_seconds',
+      'Age of the oldest webhook delivery still waiting to be sent to an enabled endpoint (0 when none waits).',
+      'oldestSeconds',
+    ),
+    webhookEndpointsFailing: backlogGauge(
+      'webhook_endpoints_failing',
+      'Enabled webhook endpoints whose deliveries have all failed since their last success.',
+      'failingEndpoints',
+    ),
     queueJobs: new Gauge({
       name: 'queue_jobs',
       help: 'Jobs in the queue by state, read from Redis at scrape time.',

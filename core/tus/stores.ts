@@ -7,13 +7,7 @@ import { rename, rm } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CopyObjectCommand,
-  DeleteObjectsCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-} from '@aws-sdk/client-s3';
+import { CopyObjectCommand, DeleteObjectsCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { FileStore } from '@tus/file-store';
 import { S3Store, type MetadataValue } from '@tus/s3-store';
 import type { DataStore, KvStore } from '@tus/utils';
@@ -160,25 +154,8 @@ class BucketUploads implements ResumableStore {
    * S3Store's own deleteExpired lists every multipart upload of the bucket, other services' included, and aborts
    * the old ones: this one looks only below our prefix.
    */
-  async removeExpired(before: Date): Promise<number> {
-    const { client, bucket } = this.storage;
-    let removed = 0;
-    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
-    for (;;) {
-      const page = await client.send(
-        new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: this.prefix, ...markers }),
-      );
-      for (const upload of page.Uploads ?? []) {
-        if (!upload.Key || !upload.Initiated || upload.Initiated >= before) continue;
-        // The metadata first: with it and no multipart upload, S3Store would take the upload for a finished one.
-        await this.discard(this.fileIdOf(upload.Key));
-        await client.send(
-          new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }),
-        );
-        removed++;
-      }
-      if (!page.IsTruncated) return removed;
-      markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
-    }
+  removeExpired(before: Date): Promise<number> {
+    // The metadata first: with it and no multipart upload, S3Store would take the upload for a finished one.
+    return this.storage.abortUploadsBefore(this.prefix, before, (key) => this.discard(this.fileIdOf(key)));
   }
 }
