@@ -33,7 +33,7 @@ runMain(async () => {
   await notifications?.start();
   const waiters = notifications ? new Waiters(notifications, config.maxWaiters) : undefined;
   const metrics = createMetrics({
-    queueCounts: () => queue.counts(),
+    queueCounts: () => queue.countsByQueue(),
     ...(waiters ? { waiters: () => waiters.size } : {}),
   });
 

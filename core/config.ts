@@ -1,6 +1,13 @@
 // Every setting comes from the environment, is parsed once at start into a typed object,
 // and a bad value stops the process with one sentence naming the variable and the fix.
 import path from 'node:path';
+import {
+  parseQueueRoutes,
+  parseWorkerQueues,
+  RouteError,
+  type ConsumedQueue,
+  type QueueRoutes,
+} from './queue/routes.js';
 
 export type Role = 'api' | 'worker' | 'migrate';
 
@@ -16,6 +23,10 @@ export interface Config {
   redisUrl: string;
   queuePrefix: string;
   queueName: string;
+  /** Which queue each kind goes to (QUEUE_ROUTES); by default every kind to `queueName`. */
+  queueRoutes: QueueRoutes;
+  /** The queues a worker takes jobs from, each with its concurrency (WORKER_QUEUES). */
+  workerQueues: ConsumedQueue[];
   blobStore: 'disk' | 's3';
   storageDir: string;
   s3Bucket: string | null;
@@ -291,7 +302,30 @@ export const SETTINGS: Setting[] = [
     parse: name,
     description: "Prefix of the queue's Redis keys (`<prefix>:<name>:waiting`, ...).",
   },
-  { env: 'QUEUE_NAME', key: 'queueName', fallback: 'files', parse: name, description: 'Queue name.' },
+  {
+    env: 'QUEUE_NAME',
+    key: 'queueName',
+    fallback: 'files',
+    parse: name,
+    description: 'Queue name: the one queue of every kind while `QUEUE_ROUTES` is empty.',
+  },
+  {
+    env: 'QUEUE_ROUTES',
+    key: 'queueRoutes',
+    fallback: '',
+    // Read as text here; loadConfig resolves it once QUEUE_NAME is known.
+    parse: (raw) => raw,
+    description:
+      'Worker pools: which queue each kind of file goes to, as `;`-separated rules `kinds=queue`, `*` standing for every kind no rule names, e.g. `image,pdf,video,audio=heavy;*=light`. Every kind must end in exactly one queue. Empty: every kind in `QUEUE_NAME`. The API and every worker must have the same value.',
+  },
+  {
+    env: 'WORKER_QUEUES',
+    key: 'workerQueues',
+    fallback: '',
+    parse: (raw) => raw,
+    description:
+      'The queues a worker takes jobs from, as `queue=concurrency` separated by commas (e.g. `heavy=2`; a concurrency left out is `WORKER_CONCURRENCY`). Empty: every queue of `QUEUE_ROUTES`, each with `WORKER_CONCURRENCY`. A queue no kind is routed to any more may be named, to drain it.',
+  },
   {
     env: 'BLOB_STORE',
     key: 'blobStore',
@@ -371,7 +405,7 @@ export const SETTINGS: Setting[] = [
     key: 'workerConcurrency',
     fallback: '4',
     parse: integer(1, 256),
-    description: 'Jobs one worker process runs at once.',
+    description: 'Jobs one worker process runs at once, per queue it takes jobs from (see `WORKER_QUEUES`).',
   },
   {
     env: 'JOB_RETRIES',
@@ -698,6 +732,20 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
     config[setting.key] = setting.parse(raw, setting.env);
   }
   const loaded = config as Config;
+  try {
+    loaded.queueRoutes = parseQueueRoutes(config.queueRoutes as string, loaded.queueName);
+  } catch (err) {
+    throw new ConfigError(`QUEUE_ROUTES: ${routeProblem(err)}`);
+  }
+  try {
+    loaded.workerQueues = parseWorkerQueues(
+      config.workerQueues as string,
+      loaded.queueRoutes,
+      loaded.workerConcurrency,
+    );
+  } catch (err) {
+    throw new ConfigError(`WORKER_QUEUES: ${routeProblem(err)}`);
+  }
   if (loaded.rateLimitBurst === 0) loaded.rateLimitBurst = loaded.rateLimitPerSecond * 2;
   if (loaded.blobStore === 's3' && loaded.s3Bucket === null && role !== 'migrate') {
     throw new ConfigError('BLOB_STORE=s3 needs S3_BUCKET, the name of an existing bucket.');
@@ -707,6 +755,11 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
   }
   return loaded;
 }
+
+const routeProblem = (err: unknown): string => {
+  if (err instanceof RouteError) return err.message;
+  throw err;
+};
 
 /** host:port of a connection URL, for error messages that must not leak credentials. */
 export function addressOf(connectionUrl: string): string {

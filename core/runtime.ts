@@ -51,8 +51,9 @@ export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runt
   const queue = new FileQueue({
     redisUrl: config.redisUrl,
     prefix: config.queuePrefix,
-    name: config.queueName,
+    routes: config.queueRoutes,
     role: role === 'worker' ? 'consumer' : 'producer',
+    consumes: role === 'worker' ? config.workerQueues : undefined,
     retries: config.jobRetries,
     backoffMs: config.jobBackoffMs,
     stallIntervalMs: config.queueStallIntervalMs,

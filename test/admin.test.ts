@@ -15,7 +15,12 @@ describe('the admin server', () => {
   let redisUp = true;
   let server: Server;
   let url: string;
-  const metrics = createMetrics({ queueCounts: async () => ({ waiting: 3, active: 1, delayed: 0 }) });
+  const metrics = createMetrics({
+    queueCounts: async () => ({
+      files: { waiting: 3, active: 1, delayed: 0 },
+      heavy: { waiting: 2, active: 0, delayed: 0 },
+    }),
+  });
   before(async () => {
     server = createAdminServer({
       registry: metrics.registry,
@@ -77,7 +82,8 @@ describe('the admin server', () => {
     expect(response.status).to.equal(200);
     expect(response.headers.get('content-type')).to.match(/^text\/plain/);
     const text = await response.text();
-    expect(text).to.contain('queue_jobs{state="waiting"} 3');
+    expect(text).to.contain('queue_jobs{queue="files",state="waiting"} 3');
+    expect(text).to.contain('queue_jobs{queue="heavy",state="waiting"} 2');
     expect(text).to.contain('process_cpu_seconds_total');
   });
 
@@ -99,9 +105,9 @@ describe('the admin server', () => {
       expect(api).to.match(/uploads_total\{kind="text"\} 1/);
       expect(api).to.match(/upload_bytes_total\{kind="text"\} 7/);
       const worker = await service.workerMetrics.registry.metrics();
-      expect(worker).to.match(/jobs_processed_total\{kind="text",outcome="processed"\} 1/);
-      expect(worker).to.match(/job_duration_seconds_count\{kind="text"\} 1/);
-      expect(worker).to.match(/job_wait_seconds_count 1/);
+      expect(worker).to.match(/jobs_processed_total\{queue="files-\w+",kind="text",outcome="processed"\} 1/);
+      expect(worker).to.match(/job_duration_seconds_count\{queue="files-\w+",kind="text"\} 1/);
+      expect(worker).to.match(/job_wait_seconds_count\{queue="files-\w+"\} 1/);
     } finally {
       await service.close();
     }

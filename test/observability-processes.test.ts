@@ -172,7 +172,11 @@ describe('observability of the real API and worker processes', function () {
 
     it('answers every query of the dashboard', async () => {
       for (const query of dashboardQueries()) {
-        const expr = query.replaceAll('$namespace', '.*').replaceAll('$job', '.*').replaceAll('$__rate_interval', '1m');
+        const expr = query
+          .replaceAll('$namespace', '.*')
+          .replaceAll('$job', '.*')
+          .replaceAll('$queue', '.*')
+          .replaceAll('$__rate_interval', '1m');
         // Throws when Prometheus rejects the query.
         await prometheus.query(expr);
       }

@@ -118,6 +118,7 @@ describe('alerts and dashboard (observability/)', () => {
       'datasource',
       'namespace',
       'job',
+      'queue',
     ]);
     const ids = board.panels.map((panel) => panel.id);
     expect(new Set(ids).size).to.equal(ids.length);

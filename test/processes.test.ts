@@ -177,10 +177,11 @@ describe('the real processes', function () {
 
   describe('the API and a worker', () => {
     let processes: ApiAndWorker;
+    const queueName = `e2e-${randomBytes(3).toString('hex')}`;
 
     before(async () => {
       processes = await startApiAndWorker({
-        QUEUE_NAME: `e2e-${randomBytes(3).toString('hex')}`,
+        QUEUE_NAME: queueName,
         LOG_LEVEL: 'info',
         SHUTDOWN_TIMEOUT_MS: '5000',
       });
@@ -201,7 +202,7 @@ describe('the real processes', function () {
     it('serves metrics on both admin ports', async () => {
       expect(await (await fetch(`${processes.apiAdmin}/metrics`)).text()).to.contain('uploads_total{kind="text"} 1');
       expect(await (await fetch(`${processes.workerAdmin}/metrics`)).text()).to.contain(
-        'jobs_processed_total{kind="text",outcome="processed"} 1',
+        `jobs_processed_total{queue="${queueName}",kind="text",outcome="processed"} 1`,
       );
     });
 

@@ -220,7 +220,12 @@ describe('FileQueue', () => {
       const [a, b] = [newFileId(), newFileId()];
       expect(await queue.enqueue(a, 'text')).to.equal(true);
       expect(await queue.enqueue(a, 'text'), 'a second enqueue is a no-op').to.equal(false);
-      expect(await queue.jobsExist([a, b])).to.deep.equal([true, false]);
+      expect(
+        await queue.jobsExist([
+          { id: a, kind: 'text' },
+          { id: b, kind: 'text' },
+        ]),
+      ).to.deep.equal([true, false]);
       expect(await queue.jobsExist([])).to.deep.equal([]);
     } finally {
       await queue.close(100);

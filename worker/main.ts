@@ -17,7 +17,7 @@ runMain(async () => {
   // Starts tracing first, so that every span of this process is recorded.
   const { config, logger, db, queue, storage, version, tracing } = await startRuntime('worker');
   const metrics = createMetrics({
-    queueCounts: () => queue.counts(),
+    queueCounts: () => queue.countsByQueue(),
     webhookBacklog: async () => ({
       ...(await db.webhooks.backlog()),
       failingEndpoints: await db.webhooks.failingEndpoints(),
@@ -31,7 +31,8 @@ runMain(async () => {
     logger,
     metrics,
     processors: PROCESSORS,
-    concurrency: config.workerConcurrency,
+    // Each queue runs its own share (WORKER_QUEUES); the parser processes serve them all.
+    concurrency: config.workerQueues.reduce((sum, queue) => sum + queue.concurrency, 0),
     limits: { maxImagePixels: config.imageMaxPixels, pdfMaxDecodedBytes: config.pdfMaxDecodedBytes },
     parserMaxRssBytes: config.parserMaxRssBytes,
     jobTimeoutMs: config.jobTimeoutMs,
@@ -75,7 +76,8 @@ runMain(async () => {
   reconciler.start();
   await notifications.start();
   dispatcher.start();
-  logger.info({ admin_port: config.adminPort, concurrency: config.workerConcurrency, version }, 'worker started');
+  const queues = Object.fromEntries(config.workerQueues.map((queue) => [queue.name, queue.concurrency]));
+  logger.info({ admin_port: config.adminPort, queues, version }, 'worker started');
 
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     shuttingDown = true;

@@ -199,7 +199,7 @@ export class Reconciler {
   }
 
   private async withoutJob(rows: StaleRow[]): Promise<StaleRow[]> {
-    const exists = await this.deps.queue.jobsExist(rows.map((row) => row.id));
+    const exists = await this.deps.queue.jobsExist(rows);
     return rows.filter((_, index) => !exists[index]);
   }
 }

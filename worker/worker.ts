@@ -71,27 +71,35 @@ export function createWorker(deps: WorkerDeps): Worker {
     if (row === 'redelivered') return row;
     if (!row) {
       // Deleted, or already finished by an earlier delivery: nothing to do.
-      metrics.jobsProcessed.inc({ kind: job.data.kind, outcome: 'skipped' });
-      logger.info({ file_id: fileId, kind: job.data.kind, outcome: 'skipped' }, 'job');
+      metrics.jobsProcessed.inc({ queue: job.queue, kind: job.data.kind, outcome: 'skipped' });
+      logger.info({ file_id: fileId, queue: job.queue, kind: job.data.kind, outcome: 'skipped' }, 'job');
       return;
     }
     if (row.status === 'failed') {
       // Its earlier attempts died with their workers (or kept failing): stop re-delivering it.
-      metrics.jobsProcessed.inc({ kind: row.kind, outcome: 'failed' });
+      metrics.jobsProcessed.inc({ queue: job.queue, kind: row.kind, outcome: 'failed' });
       logger.warn(
-        { file_id: row.id, kind: row.kind, outcome: 'failed', attempts: row.attempts, error_code: row.error?.code },
+        {
+          file_id: row.id,
+          queue: job.queue,
+          kind: row.kind,
+          outcome: 'failed',
+          attempts: row.attempts,
+          error_code: row.error?.code,
+        },
         'job',
       );
       return;
     }
-    if (row.attempts === 1) metrics.jobWait.observe(Math.max(0, Date.now() - job.data.enqueued_at) / 1000);
-    metrics.jobAttempts.observe({ kind: row.kind }, row.attempts);
+    if (row.attempts === 1)
+      metrics.jobWait.observe({ queue: job.queue }, Math.max(0, Date.now() - job.data.enqueued_at) / 1000);
+    metrics.jobAttempts.observe({ queue: job.queue, kind: row.kind }, row.attempts);
 
     const started = process.hrtime.bigint();
     const finish = (outcome: Outcome, extra: Record<string, unknown> = {}) => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.jobDuration.observe({ kind: row.kind }, seconds);
-      metrics.jobsProcessed.inc({ kind: row.kind, outcome });
+      metrics.jobDuration.observe({ queue: job.queue, kind: row.kind }, seconds);
+      metrics.jobsProcessed.inc({ queue: job.queue, kind: row.kind, outcome });
       trace.getActiveSpan()?.setAttributes({
         'file_processor.file.kind': row.kind,
         'file_processor.job.outcome': outcome,
@@ -100,6 +108,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       logger.info(
         {
           file_id: row.id,
+          queue: job.queue,
           kind: row.kind,
           outcome,
           attempts: row.attempts,

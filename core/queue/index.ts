@@ -1,6 +1,7 @@
 // The one module that knows bee-queue. A job's id is its file's id, so enqueueing a file that already
 // has a job is a no-op, and the files table (not Redis) is the source of truth.
 //
+// Each pool has its own queue (QUEUE_ROUTES; one queue, QUEUE_NAME, by default), hence its own keys.
 // Redis keys, for queue name `files` and prefix `bq` (QUEUE_NAME, QUEUE_PREFIX):
 //   bq:files:waiting      list   job ids not yet taken          (KEDA reads its length)
 //   bq:files:active       list   job ids a worker is running    (KEDA adds its length: see the chart)
@@ -18,6 +19,9 @@ import beeQueueScripts from 'bee-queue/lib/lua/index.js';
 import { withTimeout } from '../async.js';
 import type { FileKind } from '../fileRecord.js';
 import { defaultTracer, traceProcess, traceSend, type TraceCarrier } from '../telemetry/spans.js';
+import { singleQueue, type ConsumedQueue, type QueueRoutes } from './routes.js';
+
+export { parseQueueRoutes, parseWorkerQueues, singleQueue, type ConsumedQueue, type QueueRoutes } from './routes.js';
 
 /** What a job carries; the row holds everything else. */
 export interface FileJobData {
@@ -33,17 +37,23 @@ export interface FileJob {
   data: FileJobData;
   /** Retries left after this run; 0 means a transient failure now is final. */
   retriesLeft: number;
+  /** The queue the job came from (its pool). */
+  queue: string;
 }
 
 export type QueueState = 'waiting' | 'active' | 'delayed';
 export type QueueCounts = Record<QueueState, number>;
 
-export interface QueueOptions {
+interface CommonQueueOptions {
   redisUrl: string;
   prefix: string;
-  name: string;
   /** Producers (the API) only enqueue; consumers (workers) also take jobs and run retries. */
   role: 'producer' | 'consumer';
+  /**
+   * The queues a consumer takes jobs from, each with its concurrency (WORKER_QUEUES). By default every routed
+   * queue, at the concurrency given to `consume`. A consumer enqueues into every routed queue (the reconciler).
+   */
+  consumes?: readonly ConsumedQueue[];
   retries: number;
   backoffMs: number;
   /** Longest a job may run before the queue gives up on it (bee-queue's job timeout). */
@@ -53,6 +63,9 @@ export interface QueueOptions {
   /** Tracer of the producer and consumer spans (default: the global one, a no-op until the SDK starts). */
   tracer?: Tracer;
 }
+
+/** Either one queue for every kind (`name`), or pools (`routes`, QUEUE_ROUTES). */
+export type QueueOptions = CommonQueueOptions & ({ name: string } | { routes: QueueRoutes });
 
 const ENQUEUE_TIMEOUT_MS = 2_000;
 
@@ -67,15 +80,20 @@ interface CommandClient {
   set(key: string, value: string, mode: 'NX', unit: 'PX', ttl: number, callback: Callback<string | null>): void;
 }
 
-export class FileQueue {
-  private readonly queue: BeeQueue<FileJobData>;
-  private stallTimer: NodeJS.Timeout | undefined;
-  private readonly tracer: Tracer;
+/** One bee-queue queue: one pool's jobs, with its own Redis connections. */
+class Lane {
+  readonly queue: BeeQueue<FileJobData>;
+  stallTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: QueueOptions) {
-    const consumer = options.role === 'consumer';
-    this.tracer = options.tracer ?? defaultTracer();
-    this.queue = new BeeQueue<FileJobData>(options.name, {
+  constructor(
+    readonly name: string,
+    options: CommonQueueOptions,
+    /** Takes jobs (and runs its retries and stall checks) rather than only enqueueing. */
+    readonly consumer: boolean,
+    /** Its own concurrency (WORKER_QUEUES), if it has one. */
+    readonly concurrency?: number,
+  ) {
+    this.queue = new BeeQueue<FileJobData>(name, {
       prefix: options.prefix,
       // A producer must fail fast while Redis is away (the upload still succeeds), not queue commands.
       redis: { url: options.redisUrl, enable_offline_queue: consumer } as BeeQueue.QueueSettings['redis'],
@@ -107,7 +125,7 @@ export class FileQueue {
   }
 
   /** Runs a script-backed call, loading the scripts once more if Redis forgot them. */
-  private async withScripts<T>(call: () => Promise<T>): Promise<T> {
+  async withScripts<T>(call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (err) {
@@ -117,20 +135,66 @@ export class FileQueue {
     }
   }
 
+  command<T>(run: (client: CommandClient, done: Callback<T>) => void): Promise<T> {
+    const client = this.client();
+    if (!client?.connected) return Promise.reject(new Error('The queue is not connected to Redis.'));
+    return new Promise((resolve, reject) => run(client, (err, value) => (err ? reject(err) : resolve(value))));
+  }
+
+  /** bee-queue internal, used only here: its private client, since job lookups and pings need no second connection. */
+  client(): CommandClient | null {
+    return (this.queue as unknown as { client: CommandClient | null }).client;
+  }
+}
+
+/**
+ * The files' queues: one per pool (QUEUE_ROUTES), one in all by default. A job goes to its kind's queue;
+ * a consumer takes jobs from the queues it is given, each at its own concurrency.
+ */
+export class FileQueue {
+  private readonly lanes = new Map<string, Lane>();
+  private readonly routes: QueueRoutes;
+  private readonly tracer: Tracer;
+
+  constructor(private readonly options: QueueOptions) {
+    this.tracer = options.tracer ?? defaultTracer();
+    this.routes = 'routes' in options ? options.routes : singleQueue(options.name);
+    const consumer = options.role === 'consumer';
+    const consumed = new Map(
+      (options.consumes ?? this.routes.queues.map((name) => ({ name, concurrency: undefined }))).map((queue) => [
+        queue.name,
+        queue.concurrency,
+      ]),
+    );
+    for (const name of new Set([...this.routes.queues, ...consumed.keys()])) {
+      this.lanes.set(name, new Lane(name, options, consumer && consumed.has(name), consumed.get(name)));
+    }
+  }
+
+  /** Every queue this process uses: the routed ones, then any it only drains. */
+  get names(): string[] {
+    return [...this.lanes.keys()];
+  }
+
   ready(): Promise<unknown> {
-    return this.queue.ready();
+    return Promise.all([...this.lanes.values()].map((lane) => lane.queue.ready()));
   }
 
-  /** Adds a job for the file; false when it already had one (waiting, running or due for a retry). */
+  /** Adds a job for the file to its kind's queue; false when it already had one (waiting, running or due for a retry). */
   enqueue(fileId: string, kind: FileKind): Promise<boolean> {
-    return traceSend(this.tracer, this.options.name, fileId, (trace) => this.addJob(fileId, kind, trace));
+    const lane = this.laneOf(kind);
+    return traceSend(this.tracer, lane.name, fileId, (trace) => this.addJob(lane, fileId, kind, trace));
   }
 
-  private async addJob(fileId: string, kind: FileKind, trace: TraceCarrier | undefined): Promise<boolean> {
+  private laneOf(kind: FileKind): Lane {
+    return this.lanes.get(this.routes.queueOf(kind))!;
+  }
+
+  private async addJob(lane: Lane, fileId: string, kind: FileKind, trace: TraceCarrier | undefined): Promise<boolean> {
     // While Redis is away, fail at once instead of making every upload wait for the timeout.
-    if (!this.client()?.connected) throw new Error('The queue is not connected to Redis.');
+    if (!lane.client()?.connected) throw new Error('The queue is not connected to Redis.');
     const save = () => {
-      const job = this.queue
+      const job = lane.queue
         .createJob({ file_id: fileId, kind, enqueued_at: Date.now(), ...(trace && { trace }) })
         .setId(fileId)
         .retries(this.options.retries)
@@ -138,68 +202,97 @@ export class FileQueue {
       if (this.options.jobTimeoutMs) job.timeout(this.options.jobTimeoutMs);
       return job.save();
     };
-    const saved = await withTimeout(this.withScripts(save), ENQUEUE_TIMEOUT_MS, 'Enqueueing a job');
+    const saved = await withTimeout(lane.withScripts(save), ENQUEUE_TIMEOUT_MS, 'Enqueueing a job');
     // bee-queue's addJob script answers nil for an id that exists, which surfaces as a job without id.
     return Boolean(saved.id);
   }
 
-  /** Drops the file's job if it is still waiting; a running job finds its row gone and stops. */
+  /**
+   * Drops the file's job if it is still waiting, in whichever queue it is (routes may have changed since it was
+   * enqueued); a running job finds its row gone and stops.
+   */
   async remove(fileId: string): Promise<void> {
-    await this.withScripts(() => this.queue.removeJob(fileId));
+    await Promise.all([...this.lanes.values()].map((lane) => lane.withScripts(() => lane.queue.removeJob(fileId))));
   }
 
-  /** Starts taking jobs. A handler that throws is retried with exponential backoff while retries last. */
+  /**
+   * Starts taking jobs from every queue this consumer was given, each at its own concurrency or else at
+   * `concurrency`. A handler that throws is retried with exponential backoff while retries last.
+   */
   consume(concurrency: number, handler: (job: FileJob) => Promise<void>): void {
-    this.queue.process(concurrency, async (job) => {
-      await traceProcess(this.tracer, this.options.name, String(job.id), job.data.trace, () =>
-        handler({ data: job.data, retriesLeft: Number((job.options as { retries?: number }).retries ?? 0) }),
-      );
-    });
-    // A job whose worker died comes back only when someone runs the stall check.
-    const interval = this.options.stallIntervalMs ?? 5_000;
-    this.stallTimer = setInterval(() => {
-      this.withScripts(() => this.queue.checkStalledJobs()).catch(() => undefined);
-    }, interval);
-    this.stallTimer.unref();
+    for (const lane of this.lanes.values()) {
+      if (!lane.consumer) continue;
+      lane.queue.process(lane.concurrency ?? concurrency, async (job) => {
+        await traceProcess(this.tracer, lane.name, String(job.id), job.data.trace, () =>
+          handler({
+            data: job.data,
+            retriesLeft: Number((job.options as { retries?: number }).retries ?? 0),
+            queue: lane.name,
+          }),
+        );
+      });
+      // A job whose worker died comes back only when someone runs the stall check.
+      lane.stallTimer = setInterval(() => {
+        lane.withScripts(() => lane.queue.checkStalledJobs()).catch(() => undefined);
+      }, this.options.stallIntervalMs ?? 5_000);
+      lane.stallTimer.unref();
+    }
   }
 
-  /** Job counts by state: one round trip of cheap reads, fine at scrape time. */
+  /** Job counts by state over every queue: one round trip of cheap reads per queue, fine at scrape time. */
   async counts(): Promise<QueueCounts> {
-    const health = await this.queue.checkHealth();
-    return { waiting: health.waiting, active: health.active, delayed: health.delayed };
+    const total: QueueCounts = { waiting: 0, active: 0, delayed: 0 };
+    for (const counts of Object.values(await this.countsByQueue())) {
+      for (const state of Object.keys(total) as QueueState[]) total[state] += counts[state];
+    }
+    return total;
   }
 
-  /** For each file id, whether its job still exists (waiting, running or due for a retry). */
-  async jobsExist(fileIds: string[]): Promise<boolean[]> {
-    if (fileIds.length === 0) return [];
-    const jobs = await this.command<Array<string | null>>((client, done) =>
-      client.hmget(this.key('jobs'), fileIds, done),
+  /** Job counts by queue, then state. */
+  async countsByQueue(): Promise<Record<string, QueueCounts>> {
+    const lanes = [...this.lanes.values()];
+    const healths = await Promise.all(lanes.map((lane) => lane.queue.checkHealth()));
+    return Object.fromEntries(
+      lanes.map((lane, n) => {
+        const { waiting, active, delayed } = healths[n]!;
+        return [lane.name, { waiting, active, delayed }];
+      }),
     );
-    return jobs.map((job) => job !== null);
   }
 
-  private key(suffix: string): string {
-    return queueKey(this.options.prefix, this.options.name, suffix);
-  }
-
-  private command<T>(run: (client: CommandClient, done: Callback<T>) => void): Promise<T> {
-    const client = this.client();
-    if (!client?.connected) return Promise.reject(new Error('The queue is not connected to Redis.'));
-    return new Promise((resolve, reject) => run(client, (err, value) => (err ? reject(err) : resolve(value))));
+  /** For each file, whether its job exists (waiting, running or due for a retry) in its kind's queue. */
+  async jobsExist(files: ReadonlyArray<{ id: string; kind: FileKind }>): Promise<boolean[]> {
+    const exists = new Array<boolean>(files.length).fill(false);
+    const byLane = new Map<Lane, number[]>();
+    files.forEach((file, n) => {
+      const lane = this.laneOf(file.kind);
+      byLane.set(lane, [...(byLane.get(lane) ?? []), n]);
+    });
+    await Promise.all(
+      [...byLane].map(async ([lane, indexes]) => {
+        const ids = indexes.map((n) => files[n]!.id);
+        const jobs = await lane.command<Array<string | null>>((client, done) =>
+          client.hmget(queueKey(this.options.prefix, lane.name, 'jobs'), ids, done),
+        );
+        jobs.forEach((job, n) => (exists[indexes[n]!] = job !== null));
+      }),
+    );
+    return exists;
   }
 
   async ping(): Promise<void> {
-    await this.command<string>((client, done) => client.ping(done));
-  }
-
-  /** bee-queue internal, used only here: its private client, since job lookups and pings need no second connection. */
-  private client(): CommandClient | null {
-    return (this.queue as unknown as { client: CommandClient | null }).client;
+    await Promise.all(
+      [...this.lanes.values()].map((lane) => lane.command<string>((client, done) => client.ping(done))),
+    );
   }
 
   /** Stops taking jobs and waits up to `timeoutMs` for running ones. */
   async close(timeoutMs: number): Promise<void> {
-    clearInterval(this.stallTimer);
-    await this.queue.close(timeoutMs);
+    await Promise.all(
+      [...this.lanes.values()].map((lane) => {
+        clearInterval(lane.stallTimer);
+        return lane.queue.close(timeoutMs);
+      }),
+    );
   }
 }

@@ -7,11 +7,11 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   uploads: Counter<'kind'>;
   uploadBytes: Counter<'kind'>;
-  jobsProcessed: Counter<'kind' | 'outcome'>;
-  jobDuration: Histogram<'kind'>;
-  jobWait: Histogram;
-  jobAttempts: Histogram<'kind'>;
-  queueJobs: Gauge<'state'>;
+  jobsProcessed: Counter<'queue' | 'kind' | 'outcome'>;
+  jobDuration: Histogram<'queue' | 'kind'>;
+  jobWait: Histogram<'queue'>;
+  jobAttempts: Histogram<'queue' | 'kind'>;
+  queueJobs: Gauge<'queue' | 'state'>;
   httpWaiters: Gauge;
   reconcilerRequeued: Counter<'reason'>;
   reconcilerRemoved: Counter<'what'>;
@@ -32,7 +32,8 @@ export interface WebhookBacklog {
 
 export function createMetrics(
   options: {
-    queueCounts?: () => Promise<Record<string, number>>;
+    /** Jobs by queue, then state (FileQueue.countsByQueue). */
+    queueCounts?: () => Promise<Record<string, Record<string, number>>>;
     webhookBacklog?: () => Promise<WebhookBacklog>;
     /** Requests waiting on GET /files/{id}/?wait=N (the API's, where they wait). */
     waiters?: () => number;
@@ -93,27 +94,28 @@ export function createMetrics(
     }),
     jobsProcessed: new Counter({
       name: 'jobs_processed_total',
-      help: 'Jobs finished, by kind and outcome (processed, failed, retried, skipped, superseded).',
-      labelNames: ['kind', 'outcome'],
+      help: 'Jobs finished, by queue (pool), kind and outcome (processed, failed, retried, skipped, superseded).',
+      labelNames: ['queue', 'kind', 'outcome'],
       registers: [registry],
     }),
     jobDuration: new Histogram({
       name: 'job_duration_seconds',
-      help: 'Time a processor ran, by kind.',
-      labelNames: ['kind'],
+      help: 'Time a processor ran, by queue (pool) and kind.',
+      labelNames: ['queue', 'kind'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
       registers: [registry],
     }),
     jobWait: new Histogram({
       name: 'job_wait_seconds',
-      help: 'Time from enqueue to the start of processing.',
+      help: 'Time from enqueue to the start of processing, by queue (pool).',
+      labelNames: ['queue'],
       buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
       registers: [registry],
     }),
     jobAttempts: new Histogram({
       name: 'job_attempts',
-      help: 'Attempt number of each processing start, by kind: above 1 is a retry or a re-delivery after a worker died.',
-      labelNames: ['kind'],
+      help: 'Attempt number of each processing start, by queue (pool) and kind: above 1 is a retry or a re-delivery after a worker died.',
+      labelNames: ['queue', 'kind'],
       buckets: [1, 2, 3, 4, 5, 10],
       registers: [registry],
     }),
@@ -165,13 +167,15 @@ export function createMetrics(
     ),
     queueJobs: new Gauge({
       name: 'queue_jobs',
-      help: 'Jobs in the queue by state, read from Redis at scrape time.',
-      labelNames: ['state'],
+      help: 'Jobs by queue (pool) and state, read from Redis at scrape time.',
+      labelNames: ['queue', 'state'],
       registers: [registry],
       async collect() {
         if (!queueCounts) return;
         try {
-          for (const [state, count] of Object.entries(await queueCounts())) this.set({ state }, count);
+          for (const [queue, counts] of Object.entries(await queueCounts())) {
+            for (const [state, count] of Object.entries(counts)) this.set({ queue, state }, count);
+          }
         } catch {
           // Redis is down: the gauge keeps its last values and /readyz says why.
         }

@@ -17,6 +17,7 @@ import { cpuMsOf, rssBytesOf, treeCpuMsOf } from '../../core/procfs.js';
 import { deleteKeys } from '../../test/support/redisKeys.js';
 import { renderChart, type Bar } from './chart.js';
 import { multipartBody, pngImage, textFile } from './fixtures.js';
+import { benchPools, type PoolsBench } from './pools.js';
 import { benchObjectStorage, type ObjectStorageBench } from './s3.js';
 import { benchTus, type TusBench } from './tus.js';
 import { benchWebhooks, type WebhookBench } from './webhooks.js';
@@ -72,6 +73,8 @@ interface BenchResults {
   webhooks: WebhookBench;
   /** A tus upload in 8 MiB chunks against a POST /upload/ of the same bytes, on one API. */
   tus: TusBench;
+  /** Texts behind a burst of images: one shared queue against two pools. */
+  pools: PoolsBench;
 }
 
 /** Logs the scenario about to run, once the disk has written back what the previous one left dirty. */
@@ -511,22 +514,34 @@ async function main(): Promise<void> {
       smallForm,
       mediumForm,
     );
+    /** The production API on a database of its own, and one worker beside it with `workerEnv` on top. */
+    const startApiAndWorker = async (name: string, env: Record<string, string>, workerEnv = {}) => {
+      const api = await startApi(name, env);
+      const adminPort = nextPort++;
+      startScript('worker/main.js', { ...api.env, ...workerEnv, ADMIN_PORT: String(adminPort) }, `worker-${name}`);
+      await waitForPort(`http://127.0.0.1:${adminPort}/readyz`);
+      return api;
+    };
     const webhooks = await benchWebhooks({
       quick,
       scenario,
-      startApiAndWorker: async (name, env) => {
-        const api = await startApi(name, env);
-        const adminPort = nextPort++;
-        startScript('worker/main.js', { ...api.env, ADMIN_PORT: String(adminPort) }, `worker-${name}`);
-        await waitForPort(`http://127.0.0.1:${adminPort}/readyz`);
-        return api;
-      },
+      startApiAndWorker,
       sql,
       uploadBody: (n) => multipartBody(BOUNDARY, `w${n}.txt`, textFile(1024, n)),
       boundary: BOUNDARY,
       round,
     });
     const tus = await benchTus({ quick, scenario, startApi, bigUpload, round });
+    const pools = await benchPools({
+      quick,
+      scenario,
+      startApiAndWorker,
+      sql,
+      imageBody: (n) => multipartBody(BOUNDARY, `burst${n}.png`, pngImage(640, 480, 10_000 + n)),
+      textBody: (n) => multipartBody(BOUNDARY, `steady${n}.txt`, textFile(1024, 20_000 + n)),
+      boundary: BOUNDARY,
+      round,
+    });
     // Last: seeding 10^6 rows leaves PostgreSQL writing and vacuuming for a while after.
     const lister = await startApi('list');
     await seedRows(lister.databaseUrl, 10_000);
@@ -560,6 +575,7 @@ async function main(): Promise<void> {
       object_storage: objectStorage,
       webhooks,
       tus,
+      pools,
     };
   } finally {
     for (const child of children) child.kill('SIGTERM');
@@ -737,6 +753,13 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
       '',
       true,
     ],
+    [
+      `text p95 upload to processed behind a burst of ${r.pools.images} PNGs (${r.pools.texts} texts at ${r.pools.texts_per_s}/s, worker concurrency ${r.pools.worker_concurrency}): two pools vs one shared queue`,
+      `${r.pools.pools.p95_ms} / ${r.pools.shared.p95_ms} ms (p50 ${r.pools.pools.p50_ms} / ${r.pools.shared.p50_ms} ms; images drained in ${r.pools.pools.images_drained_s} / ${r.pools.shared.images_drained_s} s)`,
+      `${r.pools.p95_ratio}`,
+      '≤ 0.2',
+      r.pools.p95_ratio <= 0.2,
+    ],
     ['CPU per text file, upload to processed', cpuPerFile(r.e2e_text), '', '', true],
     ['CPU per 640x480 image, upload to processed', cpuPerFile(r.e2e_image), '', '', true],
   ];
@@ -776,6 +799,7 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
     },
     { label: 'list p99 10^6 / 10^4', value: r.list.p99_ratio, target: 1.2, higherIsBetter: false },
     { label: 'text files/s / 400', value: round(r.e2e_text.files_per_s / 400), target: 1, higherIsBetter: true },
+    { label: 'text p95, pools / shared', value: r.pools.p95_ratio, target: 0.2, higherIsBetter: false },
   ];
   return { markdown, bars };
 }

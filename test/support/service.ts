@@ -102,7 +102,7 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   await notifications?.start();
   const waiters = notifications && new Waiters(notifications, config.maxWaiters);
   const metrics = createMetrics({
-    queueCounts: () => queue.counts(),
+    queueCounts: () => queue.countsByQueue(),
     ...(waiters ? { waiters: () => waiters.size } : {}),
   });
   const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger, options.tokenReloadMs);
@@ -205,7 +205,7 @@ export async function startWorker(
   await consumer.ready();
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const storage = options.storage ?? (await runStore());
-  const metrics = createMetrics({ queueCounts: () => consumer.counts() });
+  const metrics = createMetrics({ queueCounts: () => consumer.countsByQueue() });
   const worker = createWorker({
     db,
     queue: consumer,
