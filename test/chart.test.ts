@@ -1,14 +1,17 @@
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { BlockList, isIPv6 } from 'node:net';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import { BlockList, isIPv6, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import type { IContainer } from 'kubernetes-models/v1';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig, SETTINGS } from '../core/config.js';
+import { FILE_KINDS } from '../core/fileRecord.js';
 import { FileQueue, queueKey } from '../core/queue/index.js';
 import {
   CHART,
@@ -51,12 +54,127 @@ const renderError = (values: Record<string, unknown>): string => {
   throw new Error('expected helm template to fail');
 };
 
+/** The chart's NOTES.txt with these values: helm template leaves it out, so a copy of the chart renders it with tpl. */
+function renderNotes(values: Record<string, unknown> = {}): string {
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'fp-notes-'));
+  try {
+    cpSync(CHART, directory, { recursive: true });
+    cpSync(path.join(CHART, 'templates/NOTES.txt'), path.join(directory, 'notes.txt'));
+    writeFileSync(
+      path.join(directory, 'templates/notes.yaml'),
+      'notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n',
+    );
+    const output = helm([
+      'template',
+      'file-processor',
+      directory,
+      ...setJsonFlags(values),
+      '--show-only',
+      'templates/notes.yaml',
+    ]);
+    return (parseYaml(output) as { notes: string }).notes;
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `helm template --dry-run=server` against a stand-in for the Kubernetes API server that holds these Secrets of the
+ * namespace `files`, so the chart's `lookup` finds them as on an upgrade (plain `helm template` looks up nothing).
+ */
+async function renderOnCluster(
+  secrets: Record<string, Record<string, string>>,
+  values: Record<string, unknown>,
+): Promise<KubeObject[]> {
+  const json = (response: ServerResponse, status: number, body: unknown) => {
+    response.writeHead(status, { 'content-type': 'application/json' });
+    response.end(JSON.stringify(body));
+  };
+  const server = createServer((request, response) => {
+    const { pathname } = new URL(request.url!, 'http://localhost');
+    if (pathname === '/api/v1') {
+      const secret = { name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['get'] };
+      return json(response, 200, {
+        kind: 'APIResourceList',
+        apiVersion: 'v1',
+        groupVersion: 'v1',
+        resources: [secret],
+      });
+    }
+    const name = /^\/api\/v1\/namespaces\/files\/secrets\/([^/]+)$/.exec(pathname)?.[1];
+    const data = name === undefined ? undefined : secrets[name];
+    if (!data)
+      return json(response, 404, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        reason: 'NotFound',
+        code: 404,
+      });
+    const encoded = Object.fromEntries(
+      Object.entries(data).map(([key, value]) => [key, Buffer.from(value).toString('base64')]),
+    );
+    json(response, 200, { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'files' }, data: encoded });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'fp-cluster-'));
+  try {
+    const kubeconfig = path.join(directory, 'kubeconfig');
+    const cluster = { server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'stand-in', cluster }],
+        users: [{ name: 'stand-in', user: {} }],
+        contexts: [{ name: 'stand-in', context: { cluster: 'stand-in', user: 'stand-in' } }],
+        'current-context': 'stand-in',
+      }),
+    );
+    const { stdout } = await promisify(execFile)(
+      layerBinary('helm'),
+      [
+        'template',
+        'file-processor',
+        CHART,
+        '-n',
+        'files',
+        '--dry-run=server',
+        '--kubeconfig',
+        kubeconfig,
+        ...setJsonFlags(values),
+      ],
+      { maxBuffer: 64 * 1024 * 1024 },
+    );
+    return parseObjects(stdout);
+  } finally {
+    server.close();
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
 const EXISTING_SECRETS = {
   'database.existingSecret': 'prod-database',
   'redis.existingSecret': 'prod-redis',
   'redis.address': 'redis.prod.svc:6379',
   'redis.existingSecretPasswordKey': 'password',
   'apiTokens.existingSecret': 'prod-api-tokens',
+};
+
+/** values.yaml's example: images, PDFs and media in the pool "heavy", every other kind in "light". */
+const TWO_POOLS = {
+  'worker.pools': [
+    {
+      name: 'heavy',
+      kinds: ['image', 'pdf', 'video', 'audio'],
+      concurrency: 2,
+      replicas: 1,
+      resources: { requests: { cpu: '1', memory: '512Mi' }, limits: { memory: '768Mi' } },
+      autoscaling: { keda: { maxReplicaCount: 10 }, hpa: { maxReplicas: 4 } },
+    },
+    { name: 'light', kinds: ['*'], concurrency: 8, autoscaling: { keda: { minReplicaCount: 2 } } },
+  ],
 };
 
 /** The value sets an SRE is likely to use; every one must lint and render schema-valid objects. */
@@ -111,6 +229,16 @@ const VALUE_SETS: Record<string, { values?: Record<string, unknown>; valuesFile?
     },
   },
   'k8s/dev/values.yaml (kind, minikube)': { valuesFile: 'k8s/dev/values.yaml' },
+  'two worker pools, a Redis ACL user, monitoring on': {
+    values: {
+      ...TWO_POOLS,
+      'redis.url': 'redis://worker:s3cret@redis.example:6379',
+      'metrics.serviceMonitor.enabled': true,
+      'worker.podDeletionCost.enabled': true,
+      'networkPolicy.egress.enabled': true,
+    },
+  },
+  'two worker pools, KEDA off': { values: { ...TWO_POOLS, 'worker.autoscaling.keda.enabled': false } },
 };
 
 const flagsOf = ({ valuesFile }: { valuesFile?: string }) =>
@@ -190,7 +318,8 @@ describe('the Helm chart (charts/file-processor)', function () {
         ofKind(everything, 'Deployment').flatMap((deployment) => Object.keys(envOf(deployment))),
       );
       // Tokens never go in the ConfigMap: apiTokens puts them in a Secret mounted as the file API_TOKENS_FILE names.
-      const throughOtherValues = new Set(['API_TOKENS']);
+      // worker.pools sets QUEUE_ROUTES on every pod and WORKER_QUEUES on each pool's, so all agree on the queues.
+      const throughOtherValues = new Set(['API_TOKENS', 'QUEUE_ROUTES', 'WORKER_QUEUES']);
       const throughConfig = SETTINGS.filter(
         (setting) => !setByChart.has(setting.env) && !throughOtherValues.has(setting.env),
       );
@@ -290,6 +419,84 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(only(objects, 'TriggerAuthentication').spec.secretTargetRef).to.deep.equal([
         { parameter: 'password', name: 'prod-redis', key: 'password' },
       ]);
+    });
+  });
+
+  describe('API tokens', () => {
+    const GENERATED = 'file-processor-api-token';
+
+    for (const [route, values] of [
+      ['an Ingress', { 'ingress.enabled': true }],
+      ['an HTTPRoute', { 'httpRoute.enabled': true }],
+    ] as const) {
+      it(`generates a token for ${route} without tokens, and mounts it in the API and the helm test pod`, () => {
+        const objects = render(values);
+        const secret = only(objects, 'Secret', GENERATED);
+        const token = Buffer.from(secret.data!['api-tokens']!, 'base64').toString();
+        expect(token).to.match(/^[A-Za-z0-9]{40}$/);
+        for (const pod of [only(objects, 'Deployment', '-api'), only(objects, 'Pod', '-smoke-test')]) {
+          expect(envOf(pod).API_TOKENS_FILE!.value, pod.metadata.name).to.equal(
+            '/var/run/secrets/file-processor/api-tokens',
+          );
+          expect(containerOf(pod).volumeMounts, pod.metadata.name).to.deep.include({
+            name: 'api-tokens',
+            mountPath: '/var/run/secrets/file-processor',
+            readOnly: true,
+          });
+          expect(podSpecOf(pod).volumes, pod.metadata.name).to.deep.include({
+            name: 'api-tokens',
+            secret: { secretName: GENERATED, items: [{ key: 'api-tokens', path: 'api-tokens' }] },
+          });
+        }
+        const notes = renderNotes(values);
+        expect(notes).to.contain(
+          `kubectl -n default get secret ${GENERATED} -o jsonpath='{.data.api-tokens}' | base64 -d`,
+        );
+        expect(notes).not.to.contain('WARNING: no apiTokens');
+      });
+    }
+
+    it('publishes an open API only when apiTokens.allowAnonymous says so, and warns', () => {
+      const values = { 'ingress.enabled': true, 'apiTokens.allowAnonymous': true };
+      const objects = render(values);
+      expect(ofKind(objects, 'Secret').map((secret) => secret.metadata.name)).not.to.include(GENERATED);
+      expect(envOf(only(objects, 'Deployment', '-api'))).not.to.have.property('API_TOKENS_FILE');
+      expect(renderNotes(values)).to.contain('WARNING: no apiTokens: anyone who reaches the API can upload');
+    });
+
+    it('generates nothing without a public route, or when the operator gave tokens', () => {
+      for (const values of [
+        {},
+        { 'ingress.enabled': true, 'apiTokens.tokens': ['0123456789abcdef0123'] },
+        { 'httpRoute.enabled': true, 'apiTokens.existingSecret': 'prod-api-tokens' },
+      ]) {
+        const objects = render(values);
+        expect(
+          ofKind(objects, 'Secret').map((secret) => secret.metadata.name),
+          JSON.stringify(values),
+        ).not.to.include(GENERATED);
+      }
+      const mounted = podSpecOf(
+        only(render({ 'ingress.enabled': true, 'apiTokens.existingSecret': 'prod-api-tokens' }), 'Deployment', '-api'),
+      ).volumes;
+      expect(mounted).to.deep.include({
+        name: 'api-tokens',
+        secret: { secretName: 'prod-api-tokens', items: [{ key: 'api-tokens', path: 'api-tokens' }] },
+      });
+    });
+
+    it('keeps the generated token across upgrades: reuses the one its Secret holds, makes one only when absent', async () => {
+      const kept = 'kept0123456789abcdefghijklmnopqrstuvwxyz';
+      const upgrade = await renderOnCluster({ [GENERATED]: { 'api-tokens': kept } }, { 'ingress.enabled': true });
+      expect(only(upgrade, 'Secret', GENERATED).data).to.deep.equal({
+        'api-tokens': Buffer.from(kept).toString('base64'),
+      });
+      const tokenOf = (objects: KubeObject[]) => only(objects, 'Secret', GENERATED).data!['api-tokens'];
+      const [first, second] = await Promise.all(
+        [1, 2].map(() => renderOnCluster({}, { 'ingress.enabled': true }).then(tokenOf)),
+      );
+      expect(first).not.to.equal(second);
+      expect(Buffer.from(first!, 'base64').toString()).to.match(/^[A-Za-z0-9]{40}$/);
     });
   });
 
@@ -558,6 +765,301 @@ describe('the Helm chart (charts/file-processor)', function () {
         POD_NAMESPACE: { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       });
       expect(podSpecOf(only(objects, 'Deployment', '-api')).automountServiceAccountToken).to.equal(false);
+    });
+  });
+
+  describe('worker pools', () => {
+    const ROUTES = 'image,pdf,video,audio=heavy;*=light';
+    const POOL_LABEL = 'file-processor/pool';
+    /** What a process of this Deployment reads: the ConfigMap, then its own environment over it. */
+    const settingsOf = (objects: KubeObject[], deployment: Rendered<'Deployment'>) => ({
+      ...only(objects, 'ConfigMap').data,
+      ...Object.fromEntries(Object.values(envOf(deployment)).map((variable) => [variable.name, variable.value])),
+    });
+    const selects = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
+      Object.entries(selector).every(([key, value]) => labels[key] === value);
+
+    it('renders the single worker of before when worker.pools is empty: one queue, no routes, no pool label', () => {
+      expect(ofKind(defaults, 'Deployment').map((d) => d.metadata.name)).to.deep.equal([
+        'file-processor-api',
+        'file-processor-worker',
+      ]);
+      for (const deployment of ofKind(defaults, 'Deployment')) {
+        expect(envOf(deployment)).not.to.have.any.keys('QUEUE_ROUTES', 'WORKER_QUEUES');
+        expect(deployment.spec!.template.metadata!.labels).not.to.have.property(POOL_LABEL);
+        expect(loadConfig('worker', settingsOf(defaults, deployment)).workerQueues).to.deep.equal([
+          { name: 'files', concurrency: 4 },
+        ]);
+      }
+    });
+
+    it('gives each pool a Deployment on its own queue, and the API and every worker the same QUEUE_ROUTES', () => {
+      const objects = render(TWO_POOLS);
+      const [api, heavy, light] = ofKind(objects, 'Deployment');
+      expect([api, heavy, light].map((d) => d!.metadata.name)).to.deep.equal([
+        'file-processor-api',
+        'file-processor-worker-heavy',
+        'file-processor-worker-light',
+      ]);
+      for (const deployment of [api!, heavy!, light!]) {
+        expect(envOf(deployment).QUEUE_ROUTES!.value, deployment.metadata.name).to.equal(ROUTES);
+        // What the processes make of it: every kind in the queue of its pool.
+        const { queueRoutes } = loadConfig('api', settingsOf(objects, deployment));
+        expect(Object.fromEntries(FILE_KINDS.map((kind) => [kind, queueRoutes.queueOf(kind)]))).to.deep.equal({
+          image: 'heavy',
+          pdf: 'heavy',
+          video: 'heavy',
+          audio: 'heavy',
+          text: 'light',
+          archive: 'light',
+          other: 'light',
+        });
+      }
+      expect(envOf(api!)).not.to.have.property('WORKER_QUEUES');
+      expect(envOf(heavy!).WORKER_QUEUES!.value).to.equal('heavy=2');
+      expect(envOf(light!).WORKER_QUEUES!.value).to.equal('light=8');
+      expect(loadConfig('worker', settingsOf(objects, heavy!)).workerQueues).to.deep.equal([
+        { name: 'heavy', concurrency: 2 },
+      ]);
+      expect(loadConfig('worker', settingsOf(objects, light!)).workerQueues).to.deep.equal([
+        { name: 'light', concurrency: 8 },
+      ]);
+      expect(heavy!.spec!.template.metadata!.labels).to.include({ [POOL_LABEL]: 'heavy' });
+      expect(containerOf(heavy!).resources).to.deep.equal(TWO_POOLS['worker.pools'][0]!.resources);
+      expect(containerOf(light!).resources, "the worker's").to.deep.equal(
+        containerOf(only(defaults, 'Deployment', '-worker')).resources,
+      );
+    });
+
+    it('scales each pool with KEDA on its own queue, authenticated to Redis as the single worker is', () => {
+      const objects = render({ ...TWO_POOLS, 'redis.url': 'redis://worker:s3cret@redis.example:6380/2' });
+      const secret = only(objects, 'Secret', 'file-processor');
+      const auth = only(objects, 'TriggerAuthentication');
+      expect(auth.spec.secretTargetRef).to.deep.equal([
+        { parameter: 'username', name: secret.metadata.name, key: 'redis-username' },
+        { parameter: 'password', name: secret.metadata.name, key: 'redis-password' },
+      ]);
+      expect(secret.stringData).to.include({ 'redis-username': 'worker', 'redis-password': 's3cret' });
+      const scaled = ofKind(objects, 'ScaledObject');
+      expect(scaled.map((s) => [s.metadata.name, s.spec.scaleTargetRef.name])).to.deep.equal([
+        ['file-processor-worker-heavy', 'file-processor-worker-heavy'],
+        ['file-processor-worker-light', 'file-processor-worker-light'],
+      ]);
+      for (const [object, queue, jobsPerPod, min, max] of [
+        [scaled[0]!, 'heavy', '2', 1, 10],
+        [scaled[1]!, 'light', '8', 2, 20],
+      ] as const) {
+        expect(object.spec).to.include({ minReplicaCount: min, maxReplicaCount: max });
+        expect(object.spec.advanced?.scalingModifiers).to.include({ formula: 'waiting + active', target: jobsPerPod });
+        expect(object.spec.triggers.map((t) => [t.name, t.metadata.listName, t.metadata.listLength])).to.deep.equal([
+          ['waiting', queueKey('bq', queue, 'waiting'), jobsPerPod],
+          ['active', queueKey('bq', queue, 'active'), jobsPerPod],
+        ]);
+        for (const trigger of object.spec.triggers) {
+          expect(trigger.metadata).to.include({
+            address: 'redis.example:6380',
+            databaseIndex: '2',
+            enableTLS: 'false',
+          });
+          expect(trigger.authenticationRef).to.deep.equal({ name: auth.metadata.name });
+        }
+      }
+    });
+
+    it("reads each pool's lists where its jobs really are: an image in heavy's, a text in light's", async () => {
+      const prefix = `${TEST_ENV.queuePrefix}-pools`;
+      const objects = render({ ...TWO_POOLS, 'config.QUEUE_PREFIX': prefix });
+      const listsOf = (pool: string) =>
+        only(objects, 'ScaledObject', `-${pool}`).spec.triggers.map((t) => t.metadata.listName!);
+      const [heavyWaiting, heavyActive] = listsOf('heavy');
+      const [lightWaiting] = listsOf('light');
+      const api = loadConfig('api', settingsOf(objects, only(objects, 'Deployment', '-api')));
+      const worker = loadConfig('worker', settingsOf(objects, only(objects, 'Deployment', '-heavy')));
+      const options = { redisUrl: TEST_ENV.redisUrl, prefix, routes: api.queueRoutes, retries: 0, backoffMs: 10 };
+      const producer = new FileQueue({ ...options, role: 'producer' });
+      const consumer = new FileQueue({ ...options, role: 'consumer', consumes: worker.workerQueues });
+      const redis = new Redis(TEST_ENV.redisUrl);
+      const lengths = async () =>
+        Promise.all([heavyWaiting!, heavyActive!, lightWaiting!].map((list) => redis.llen(list)));
+      let release!: () => void;
+      const running = new Promise<void>((resolve) => (release = resolve));
+      try {
+        await producer.ready();
+        await producer.enqueue('0193a9c2-5b7e-7c1d-9f3a-8d2e4b6a1c10', 'image');
+        await producer.enqueue('0193a9c2-5b7e-7c1d-9f3a-8d2e4b6a1c11', 'text');
+        expect(await lengths()).to.deep.equal([1, 0, 1]);
+        await consumer.ready();
+        let started!: () => void;
+        const taken = new Promise<void>((resolve) => (started = resolve));
+        consumer.consume(1, async () => {
+          started();
+          await running;
+        });
+        await taken;
+        expect(await lengths(), 'the heavy pool runs the image; the text waits for the light pool').to.deep.equal([
+          0, 1, 1,
+        ]);
+      } finally {
+        release();
+        await consumer.close(1_000);
+        await producer.close(1_000);
+        redis.disconnect();
+      }
+    });
+
+    it("falls back to an HPA per pool when KEDA is off, with the pool's bounds and the stabilization window", () => {
+      const objects = render({
+        ...TWO_POOLS,
+        'worker.autoscaling.keda.enabled': false,
+        'worker.autoscaling.keda.scaleDownStabilizationSeconds': 900,
+      });
+      expect(ofKind(objects, 'ScaledObject')).to.deep.equal([]);
+      const hpas = ofKind(objects, 'HorizontalPodAutoscaler').filter((h) => h.metadata.name.includes('-worker'));
+      expect(
+        hpas.map((h) => [h.metadata.name, h.spec.scaleTargetRef.name, h.spec.minReplicas, h.spec.maxReplicas]),
+      ).to.deep.equal([
+        ['file-processor-worker-heavy', 'file-processor-worker-heavy', 1, 4],
+        ['file-processor-worker-light', 'file-processor-worker-light', 1, 10],
+      ]);
+      for (const hpa of hpas) {
+        expect(hpa.spec.behavior?.scaleDown?.stabilizationWindowSeconds, hpa.metadata.name).to.equal(900);
+      }
+      const fixed = render({
+        ...TWO_POOLS,
+        'worker.autoscaling.keda.enabled': false,
+        'worker.autoscaling.hpa.enabled': false,
+        'worker.replicas': 3,
+      });
+      expect(ofKind(fixed, 'Deployment').map((d) => [d.metadata.name, d.spec?.replicas])).to.deep.include.members([
+        ['file-processor-worker-heavy', 1],
+        ['file-processor-worker-light', 3],
+      ]);
+    });
+
+    it("selects each pool's pods apart: Deployment, PDB, Service and spread never take another pool's or the API's", () => {
+      const objects = render({ ...TWO_POOLS, 'metrics.serviceMonitor.enabled': true });
+      const pods = ofKind(objects, 'Deployment').map((d) => ({
+        name: d.metadata.name,
+        labels: d.spec!.template.metadata!.labels,
+      }));
+      expect(pods.map((pod) => pod.name)).to.deep.equal([
+        'file-processor-api',
+        'file-processor-worker-heavy',
+        'file-processor-worker-light',
+      ]);
+      const selected = (selector: Record<string, string>) =>
+        pods.filter((pod) => selects(selector, pod.labels)).map((pod) => pod.name);
+      for (const deployment of ofKind(objects, 'Deployment')) {
+        const own = [deployment.metadata.name];
+        expect(selected(deployment.spec!.selector.matchLabels!), deployment.metadata.name).to.deep.equal(own);
+        for (const constraint of podSpecOf(deployment).topologySpreadConstraints ?? []) {
+          expect(selected(constraint.labelSelector!.matchLabels!), `spread of ${own[0]}`).to.deep.equal(own);
+        }
+      }
+      const budgets = ofKind(objects, 'PodDisruptionBudget');
+      expect(budgets.map((b) => [b.metadata.name, selected(b.spec!.selector!.matchLabels!)])).to.deep.equal(
+        pods.map((pod) => [pod.name, [pod.name]]),
+      );
+      const services = ofKind(objects, 'Service');
+      expect(services.map((s) => [s.metadata.name, selected(s.spec!.selector!)])).to.deep.equal(
+        pods.map((pod) => [pod.name, [pod.name]]),
+      );
+      // Each pool is a scrape job of its own.
+      const monitor = only(objects, 'ServiceMonitor');
+      expect(
+        services
+          .filter((s) => selects(monitor.spec.selector.matchLabels!, s.metadata.labels))
+          .map((s) => s.metadata.name),
+      ).to.deep.equal(pods.map((pod) => pod.name));
+    });
+
+    it("lets the worker NetworkPolicy and the pod-deletion-cost Role cover every pool's pods", () => {
+      const objects = render({ ...TWO_POOLS, 'worker.podDeletionCost.enabled': true });
+      const policy = only(objects, 'NetworkPolicy', '-worker').spec!.podSelector!.matchLabels!;
+      const binding = only(objects, 'RoleBinding');
+      for (const pool of ['-heavy', '-light']) {
+        const deployment = only(objects, 'Deployment', pool);
+        expect(selects(policy, deployment.spec!.template.metadata!.labels), pool).to.equal(true);
+        expect(binding.subjects).to.deep.include({
+          kind: 'ServiceAccount',
+          name: podSpecOf(deployment).serviceAccountName,
+          namespace: 'default',
+        });
+        expect(podSpecOf(deployment).automountServiceAccountToken, pool).to.equal(true);
+        expect(envOf(deployment).POD_DELETION_COST?.value, pool).to.equal('true');
+      }
+      expect(selects(policy, only(objects, 'Deployment', '-api').spec!.template.metadata!.labels)).to.equal(false);
+    });
+
+    it('refuses pools that give a kind two pools, or none, naming the kind', () => {
+      const pools = (...list: Array<{ name: string; kinds: string[] }>) => ({ 'worker.pools': list });
+      expect(
+        renderError(pools({ name: 'heavy', kinds: ['image', 'pdf'] }, { name: 'light', kinds: ['pdf', 'text'] })),
+      ).to.contain('worker.pools: the kind pdf is in two pools, heavy and light');
+      for (const kind of FILE_KINDS) {
+        expect(renderError(pools({ name: 'most', kinds: FILE_KINDS.filter((k) => k !== kind) })), kind).to.contain(
+          `worker.pools: no pool takes the kind ${kind};`,
+        );
+      }
+      expect(renderError(pools({ name: 'a', kinds: ['*'] }, { name: 'b', kinds: ['*'] }))).to.contain(
+        'the pools a and b both take "*"',
+      );
+      expect(renderError(pools({ name: 'a', kinds: ['image'] }, { name: 'a', kinds: ['*'] }))).to.contain(
+        'two pools are named a',
+      );
+      // Each kind of core/ named once, and no "*": a complete set of pools.
+      expect(ofKind(render(pools({ name: 'all', kinds: [...FILE_KINDS] })), 'Deployment')).to.have.length(2);
+    });
+
+    it('are checked by values.schema.json for their shape: a DNS-label name, the kinds of core/, "*" alone', () => {
+      const schema = JSON.parse(readFileSync(path.join(CHART, 'values.schema.json'), 'utf8')) as {
+        properties: {
+          worker: { properties: { pools: { items: { properties: { kinds: { items: { enum: string[] } } } } } } };
+        };
+      };
+      expect(schema.properties.worker.properties.pools.items.properties.kinds.items.enum).to.have.members([
+        ...FILE_KINDS,
+        '*',
+      ]);
+      const one = (pool: Record<string, unknown>) => ({ 'worker.pools': [pool] });
+      expect(renderError(one({ name: 'Heavy', kinds: ['*'] }))).to.match(/worker\.pools\.0\.name/);
+      expect(renderError(one({ name: 'heavy', kinds: ['photo'] }))).to.match(/worker\.pools\.0\.kinds/);
+      expect(renderError(one({ name: 'heavy', kinds: ['image', '*'] }))).to.match(/worker\.pools\.0\.kinds/);
+      expect(renderError(one({ name: 'heavy', kinds: ['image', 'image'] }))).to.match(/worker\.pools\.0\.kinds/);
+      expect(renderError(one({ name: 'heavy', kinds: ['*'], concurrency: 0 }))).to.match(
+        /worker\.pools\.0\.concurrency/,
+      );
+      expect(renderError({ 'config.QUEUE_ROUTES': 'image=heavy;*=light' })).to.match(/config\.QUEUE_ROUTES/);
+    });
+
+    it('keeps draining a queue no kind goes to any more: a pool without kinds', () => {
+      const objects = render({ 'worker.pools': [{ name: 'files', kinds: [] }, ...TWO_POOLS['worker.pools']] });
+      const draining = only(objects, 'Deployment', '-worker-files');
+      expect(envOf(draining).QUEUE_ROUTES!.value).to.equal(ROUTES);
+      expect(loadConfig('worker', settingsOf(objects, draining)).workerQueues).to.deep.equal([
+        { name: 'files', concurrency: 4 },
+      ]);
+      expect(only(objects, 'ScaledObject', '-files').spec.triggers[0]!.metadata.listName).to.equal(
+        queueKey('bq', 'files', 'waiting'),
+      );
+    });
+
+    it("renders values.yaml's commented example as written", () => {
+      const lines = readFileSync(path.join(CHART, 'values.yaml'), 'utf8').split('\n');
+      const start = lines.indexOf('  # pools:');
+      const example = ['pools:'];
+      for (const line of lines.slice(start + 1)) {
+        if (!line.startsWith('  #   ')) break;
+        example.push(line.slice('  # '.length));
+      }
+      const { pools } = parseYaml(example.join('\n')) as { pools: unknown[] };
+      const objects = render({ 'worker.pools': pools });
+      expect(envOf(only(objects, 'Deployment', '-api')).QUEUE_ROUTES!.value).to.equal(ROUTES);
+      expect(ofKind(objects, 'Deployment').map((d) => envOf(d).WORKER_QUEUES?.value)).to.deep.equal([
+        undefined,
+        'heavy=2',
+        'light=8',
+      ]);
     });
   });
 

@@ -24,11 +24,15 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 app.kubernetes.io/part-of: file-processor
 {{- end }}
 
+{{/* Pass (dict "root" $ "component" "worker" "pool" "heavy") for a worker pool's pods. */}}
 {{- define "file-processor.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "file-processor.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- with .component }}
 app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- with .pool }}
+file-processor/pool: {{ . }}
 {{- end }}
 {{- end }}
 
@@ -62,11 +66,42 @@ app.kubernetes.io/component: {{ . }}
 {{- end }}
 
 {{- define "file-processor.apiTokensSecretName" -}}
-{{- default (include "file-processor.secretName" .) .Values.apiTokens.existingSecret }}
+{{- if .Values.apiTokens.existingSecret }}
+{{- .Values.apiTokens.existingSecret }}
+{{- else if .Values.apiTokens.tokens }}
+{{- include "file-processor.secretName" . }}
+{{- else }}
+{{- include "file-processor.generatedApiTokenSecretName" . }}
+{{- end }}
 {{- end }}
 
+{{- define "file-processor.generatedApiTokenSecretName" -}}
+{{- include "file-processor.fullname" . }}-api-token
+{{- end }}
+
+{{/* Whether the API gets bearer tokens: the operator's, or the one the chart generates. */}}
 {{- define "file-processor.hasApiTokens" -}}
-{{- if or .Values.apiTokens.existingSecret .Values.apiTokens.tokens }}true{{ end }}
+{{- if or .Values.apiTokens.existingSecret .Values.apiTokens.tokens (include "file-processor.generatesApiToken" .) }}true{{ end }}
+{{- end }}
+
+{{/* Secure by default: a public route without tokens gets a generated one, unless apiTokens.allowAnonymous. */}}
+{{- define "file-processor.generatesApiToken" -}}
+{{- $public := or .Values.ingress.enabled .Values.httpRoute.enabled }}
+{{- $tokens := or .Values.apiTokens.existingSecret .Values.apiTokens.tokens }}
+{{- if and $public (not $tokens) (not .Values.apiTokens.allowAnonymous) }}true{{ end }}
+{{- end }}
+
+{{/* The generated token: the one the release's Secret already holds (so upgrades keep it), else a new one.
+`lookup` answers nothing in `helm template` and client-side dry runs, which therefore show a new token each time. */}}
+{{- define "file-processor.generatedApiToken" -}}
+{{- $key := .Values.apiTokens.existingSecretKey }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "file-processor.generatedApiTokenSecretName" .) }}
+{{- $stored := dig "data" $key "" $existing }}
+{{- if $stored }}
+{{- $stored | b64dec }}
+{{- else }}
+{{- randAlphaNum 40 }}
+{{- end }}
 {{- end }}
 
 {{/* Whether the chart makes the Secret (anything not taken from an existing Secret). */}}
@@ -231,12 +266,12 @@ annotations:
 {{- end }}
 
 {{/* Where a component's pods may run: spread, node selector, tolerations, affinity; empty when none is set.
-Pass (dict "root" $ "component" "api"). */}}
+Pass (dict "root" $ "component" "api"), and "pool" for a worker pool, whose pods spread among themselves. */}}
 {{- define "file-processor.scheduling" -}}
 {{- $values := get .root.Values .component }}
 {{- with $values.topologySpread }}
 topologySpreadConstraints:
-  {{- include "file-processor.topologySpread" (dict "root" $.root "component" $.component "spread" .) | trim | nindent 2 }}
+  {{- include "file-processor.topologySpread" (dict "root" $.root "component" $.component "pool" $.pool "spread" .) | trim | nindent 2 }}
 {{- end }}
 {{- with $values.nodeSelector }}
 nodeSelector:
@@ -349,4 +384,102 @@ readinessProbe:
 {{- end }}
 - name: tmp
   mountPath: /tmp
+{{- end }}
+
+{{/* The file kinds of core/results (FILE_KINDS), space-separated; a chart test fails when they differ. */}}
+{{- define "file-processor.fileKinds" -}}
+image text pdf archive audio video other
+{{- end }}
+
+{{/* Fails unless every kind is in exactly one of worker.pools (a pool with kinds ["*"] takes the rest), naming
+the kind; JSON schema can check each pool's shape but not this, which spans the list. */}}
+{{- define "file-processor.checkWorkerPools" -}}
+{{- $poolOf := dict }}
+{{- $names := dict }}
+{{- $rest := "" }}
+{{- range $pool := .Values.worker.pools }}
+{{- if hasKey $names $pool.name }}
+{{- fail (printf "worker.pools: two pools are named %s; each pool is a queue of its own" $pool.name) }}
+{{- end }}
+{{- $_ := set $names $pool.name true }}
+{{- range $kind := $pool.kinds }}
+{{- if eq $kind "*" }}
+{{- if $rest }}
+{{- fail (printf "worker.pools: the pools %s and %s both take \"*\" (every kind no other pool names); only one may" $rest $pool.name) }}
+{{- end }}
+{{- $rest = $pool.name }}
+{{- else if hasKey $poolOf $kind }}
+{{- fail (printf "worker.pools: the kind %s is in two pools, %s and %s; each kind goes to exactly one" $kind (get $poolOf $kind) $pool.name) }}
+{{- else }}
+{{- $_ := set $poolOf $kind $pool.name }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if not $rest }}
+{{- range $kind := include "file-processor.fileKinds" . | splitList " " }}
+{{- if not (hasKey $poolOf $kind) }}
+{{- fail (printf "worker.pools: no pool takes the kind %s; add it to a pool's kinds, or give one pool kinds [\"*\"]" $kind) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The worker Deployments to render, as a YAML list: each with its name, queue and pool label (none for the
+single worker of an empty worker.pools), and the worker's values with the pool's own over them. */}}
+{{- define "file-processor.workerPools" -}}
+{{- $worker := .Values.worker }}
+{{- $fullname := include "file-processor.fullname" . }}
+{{- $pools := list }}
+{{- if not $worker.pools }}
+{{- $pools = list (dict
+  "name" ""
+  "fullname" (printf "%s-worker" $fullname)
+  "queue" (include "file-processor.setting" (.Values.config.QUEUE_NAME | default "files"))
+  "replicas" $worker.replicas
+  "resources" $worker.resources
+  "keda" $worker.autoscaling.keda
+  "hpa" $worker.autoscaling.hpa) }}
+{{- else }}
+{{- include "file-processor.checkWorkerPools" . }}
+{{- range $pool := $worker.pools }}
+{{- $keda := deepCopy $worker.autoscaling.keda }}
+{{- with $pool.concurrency }}{{ $_ := set $keda "jobsPerReplica" . }}{{ end }}
+{{- range $key, $value := dig "autoscaling" "keda" dict $pool }}{{ $_ := set $keda $key $value }}{{ end }}
+{{- $hpa := deepCopy $worker.autoscaling.hpa }}
+{{- range $key, $value := dig "autoscaling" "hpa" dict $pool }}{{ $_ := set $hpa $key $value }}{{ end }}
+{{- $pools = append $pools (dict
+  "name" $pool.name
+  "fullname" (printf "%s-worker-%s" $fullname $pool.name)
+  "queue" $pool.name
+  "concurrency" $pool.concurrency
+  "replicas" (ternary $pool.replicas $worker.replicas (hasKey $pool "replicas"))
+  "resources" ($pool.resources | default $worker.resources)
+  "keda" $keda
+  "hpa" $hpa) }}
+{{- end }}
+{{- end }}
+{{- toYaml $pools }}
+{{- end }}
+
+{{/* QUEUE_ROUTES from worker.pools, in their order with the "*" rule last: image,pdf=heavy;*=light. A pool
+without kinds only drains its queue: no kind is routed to it. */}}
+{{- define "file-processor.queueRoutes" -}}
+{{- $rules := list }}
+{{- $rest := list }}
+{{- range .Values.worker.pools }}
+{{- if has "*" .kinds }}
+{{- $rest = list (printf "*=%s" .name) }}
+{{- else if .kinds }}
+{{- $rules = append $rules (printf "%s=%s" (join "," .kinds) .name) }}
+{{- end }}
+{{- end }}
+{{- join ";" (concat $rules $rest) }}
+{{- end }}
+
+{{/* QUEUE_ROUTES for every API and worker pod, with worker.pools; nothing without (one queue for every kind). */}}
+{{- define "file-processor.queueRoutesEnv" -}}
+{{- if .Values.worker.pools }}
+- name: QUEUE_ROUTES
+  value: {{ include "file-processor.queueRoutes" . | quote }}
+{{- end }}
 {{- end }}
