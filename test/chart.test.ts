@@ -770,7 +770,7 @@ describe('the Helm chart (charts/file-processor)', function () {
 
   describe('worker pools', () => {
     const ROUTES = 'image,pdf,video,audio=heavy;*=light';
-    const POOL_LABEL = 'file-processor/pool';
+    const POOL_LABEL = 'file-processor.io/pool';
     /** What a process of this Deployment reads: the ConfigMap, then its own environment over it. */
     const settingsOf = (objects: KubeObject[], deployment: Rendered<'Deployment'>) => ({
       ...only(objects, 'ConfigMap').data,

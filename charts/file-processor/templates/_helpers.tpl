@@ -32,7 +32,7 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ . }}
 {{- end }}
 {{- with .pool }}
-file-processor/pool: {{ . }}
+file-processor.io/pool: {{ . }}
 {{- end }}
 {{- end }}
 
