@@ -2,8 +2,8 @@
 // rate; the texts' upload-to-processed p95 with one queue shared by every kind, against two pools (images in
 // one queue, the rest in another) with the same total worker concurrency in one worker process. Both runs
 // read their latencies from the database's own clock (uploaded_at, processed_at).
-import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { atSteadyRate, quantile, uploader } from './uploads.js';
 
 export interface PoolsBenchTools {
   quick: boolean;
@@ -63,14 +63,7 @@ export async function benchPools(tools: PoolsBenchTools): Promise<PoolsBench> {
         for (let body = pending.shift(); body; body = pending.shift()) await upload(body);
       }),
     );
-    const started = Date.now();
-    const sent: Array<Promise<string>> = [];
-    for (let n = 0; n < texts; n++) {
-      const due = started + (n * 1000) / TEXT_RATE_PER_S;
-      if (due > Date.now()) await sleep(due - Date.now());
-      sent.push(upload(tools.textBody(1_000 + n)));
-    }
-    const ids = await Promise.all(sent);
+    const ids = await atSteadyRate(texts, TEXT_RATE_PER_S, (n) => upload(tools.textBody(1_000 + n)));
     await settled(tools, service.databaseUrl);
     const latencies = (
       await tools.sql<{ ms: number }>(
@@ -86,8 +79,7 @@ export async function benchPools(tools: PoolsBenchTools): Promise<PoolsBench> {
       service.databaseUrl,
       "SELECT (extract(epoch FROM max(processed_at)) * 1000)::float8 AS at FROM files WHERE kind = 'image'",
     );
-    const at = (q: number) =>
-      tools.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!, 1);
+    const at = (q: number) => tools.round(quantile(latencies, q), 1);
     return {
       p50_ms: at(0.5),
       p95_ms: at(0.95),
@@ -120,27 +112,4 @@ async function settled(tools: PoolsBenchTools, databaseUrl: string): Promise<voi
     if (Date.now() > deadline) throw new Error(`${row?.count} files still unsettled after 10 minutes`);
     await sleep(200);
   }
-}
-
-/** POSTs one multipart body to /upload/ and resolves with the new File's id. */
-function uploader(url: string, boundary: string): (body: Buffer) => Promise<string> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  return (body) =>
-    new Promise<string>((resolve, reject) => {
-      const request = http.request(`${url}/upload/`, {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length },
-      });
-      request.on('response', (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          if (response.statusCode !== 201) return reject(new Error(`upload answered ${response.statusCode}`));
-          resolve((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: string }).id);
-        });
-      });
-      request.on('error', reject);
-      request.end(body);
-    });
 }

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { newSigningSecret } from '../../core/webhooks/signing.js';
+import { atSteadyRate, quantile, uploader } from './uploads.js';
 
 export interface WebhookBenchTools {
   quick: boolean;
@@ -56,34 +57,14 @@ export async function benchWebhooks(tools: WebhookBenchTools): Promise<WebhookBe
         service.url,
       ],
     );
-    const upload = (body: Buffer) =>
-      new Promise<string>((resolve, reject) => {
-        const request = http.request(`${service.url}/upload/`, {
-          method: 'POST',
-          headers: { 'content-type': `multipart/form-data; boundary=${tools.boundary}`, 'content-length': body.length },
-        });
-        request.on('response', (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('end', () => resolve((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: string }).id));
-        });
-        request.on('error', reject);
-        request.end(body);
-      });
+    const upload = uploader(service.url, tools.boundary);
     // Untimed first: fresh processes run their first requests unoptimized.
     const warmUp = await Promise.all(Array.from({ length: 100 }, (_, n) => upload(tools.uploadBody(n))));
     while (warmUp.some((id) => !received.has(id))) await sleep(50);
 
     const count = tools.quick ? 200 : 1000;
     await tools.scenario(`webhook latency: ${count} files at ${RATE_PER_S}/s`);
-    const started = Date.now();
-    const sent: Array<Promise<string>> = [];
-    for (let n = 0; n < count; n++) {
-      const due = started + (n * 1000) / RATE_PER_S;
-      if (due > Date.now()) await sleep(due - Date.now());
-      sent.push(upload(tools.uploadBody(100 + n)));
-    }
-    const ids = await Promise.all(sent);
+    const ids = await atSteadyRate(count, RATE_PER_S, (n) => upload(tools.uploadBody(100 + n)));
     const deadline = Date.now() + 120_000;
     while (ids.some((id) => !received.has(id)) && Date.now() < deadline) await sleep(50);
     const rows = await tools.sql<{ id: string; settled_ms: number }>(
@@ -95,8 +76,7 @@ export async function benchWebhooks(tools: WebhookBenchTools): Promise<WebhookBe
       .filter((row) => received.has(row.id))
       .map((row) => received.get(row.id)! - row.settled_ms)
       .sort((a, b) => a - b);
-    const at = (q: number) =>
-      tools.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!, 1);
+    const at = (q: number) => tools.round(quantile(latencies, q), 1);
     return {
       files: latencies.length,
       files_per_s: RATE_PER_S,
