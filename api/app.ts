@@ -151,6 +151,8 @@ export function createApp(deps: AppDeps): Koa {
     tusAppend: resumable,
     tusTerminate: resumable,
     ...files,
+    // A bulk re-queue adds to the backlog as uploads do: refused alike while the queue is over MAX_BACKLOG.
+    reprocessFiles: compose([...admission, files.reprocessFiles]),
     ...webhooks,
     getOpenApi: (ctx) => {
       ctx.body = document;

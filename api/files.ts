@@ -1,6 +1,6 @@
 // Handlers of the File resource other than the upload.
 import type Koa from 'koa';
-import type { Database } from '../core/db/index.js';
+import type { Cursor, Database } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
 import { parseFileId } from '../core/ids.js';
 import type { FileQueue } from '../core/queue/index.js';
@@ -8,7 +8,16 @@ import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import { sendContent } from './content.js';
 import { AppError } from './errors.js';
-import { nextPageUrl, parseListQuery } from './listing.js';
+import { readJsonBody } from './json.js';
+import {
+  encodeCursor,
+  nextPageUrl,
+  parseListQuery,
+  parseReprocessRequest,
+  REPROCESS_SHAPE,
+  type ReprocessFilesResult,
+  type ReprocessRequest,
+} from './listing.js';
 import { pathParam, routeUrl } from './routes.js';
 import { serializeFile } from './serializer.js';
 import { sendThumbnail } from './thumbnail.js';
@@ -26,6 +35,11 @@ export interface FileHandlerDeps {
   /** GET /files/{id}/?wait=N; without them (MAX_WAITERS=0), `wait` is ignored. */
   waiters?: Waiters;
 }
+
+/** A bulk reprocess re-queues this many files per statement: each page's row locks are held for one statement only. */
+const REQUEUE_PAGE = 500;
+/** A bulk reprocess's filters are a few dozen bytes; anything much longer is not them. */
+const MAX_FILTERS_BYTES = 4096;
 
 /** Beyond its wait, a waiting request's connection may stay silent this much longer before the idle timeout. */
 const IDLE_GRACE_MS = 5_000;
@@ -130,5 +144,51 @@ export function fileHandlers(deps: FileHandlerDeps) {
     ctx.body = serializeFile(outcome.row, baseUrl(ctx));
   };
 
-  return { listFiles, getFile, getContent, getThumbnail, deleteFile, reprocessFile };
+  const reprocessFiles: Koa.Middleware = async (ctx) => {
+    const request = parseReprocessRequest(
+      await readJsonBody(ctx, { what: 'filters', shape: REPROCESS_SHAPE, maxBytes: MAX_FILTERS_BYTES }),
+    );
+    const { filter, limit, dryRun } = request;
+    const { count, last } = dryRun
+      ? await db.files.countMatching(filter, limit, request.after)
+      : await requeueMatching(request);
+    // Only a call that took all it may take can leave files behind; re-queued ones are behind `last`.
+    const more = count === limit && last !== null && (await db.files.countMatching(filter, 1, last)).count > 0;
+    const result: ReprocessFilesResult = {
+      matched: count,
+      requeued: dryRun ? 0 : count,
+      dry_run: dryRun,
+      next_cursor: more && last ? encodeCursor(last) : null,
+    };
+    logger.info({ request_id: ctx.state.requestId, filter, ...result }, 'bulk reprocess');
+    // A dry run is done when it answers; a re-queue has only begun.
+    ctx.status = dryRun ? 200 : 202;
+    ctx.body = result;
+  };
+
+  /** Re-queues up to `limit` matching files a page at a time, enqueueing each page once its rows are committed. */
+  async function requeueMatching({ filter, limit, after }: ReprocessRequest) {
+    let count = 0;
+    let last: Cursor | null = after ?? null;
+    while (count < limit) {
+      const size = Math.min(REQUEUE_PAGE, limit - count);
+      const rows = await db.files.requeueMatching(filter, size, last ?? undefined);
+      // Redis away: one line per page, not per file; the rows stay queued and the reconciler enqueues them.
+      const enqueued = await Promise.allSettled(rows.map((row) => queue.enqueue(row.id, row.kind)));
+      const failed = enqueued.filter((outcome) => outcome.status === 'rejected');
+      if (failed.length > 0) {
+        logger.warn(
+          { err: failed[0]!.reason, files: failed.length },
+          'could not enqueue re-queued files; they stay queued',
+        );
+      }
+      count += rows.length;
+      const end = rows.at(-1);
+      if (end) last = { uploadedAt: end.uploaded_at, id: end.id };
+      if (rows.length < size) break;
+    }
+    return { count, last };
+  }
+
+  return { listFiles, getFile, getContent, getThumbnail, deleteFile, reprocessFile, reprocessFiles };
 }

@@ -1,11 +1,16 @@
-// GET /files/ query parameters and the opaque keyset cursor.
-import type { Cursor, ListQuery } from '../core/db/index.js';
+// The filters of the File list: GET /files/'s query parameters, POST /files/reprocess's body, and the opaque
+// keyset cursor.
+import { Type, type Static } from '@sinclair/typebox';
+import type { Cursor, ListFilter, ListQuery } from '../core/db/index.js';
 import { FILE_KINDS, FILE_STATUSES, type FileKind, type FileStatus } from '../core/fileRecord.js';
 import { parseFileId } from '../core/ids.js';
+import { StringEnum } from '../core/results/common.js';
 import { AppError, type FieldError } from './errors.js';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
+/** Error codes are short identifiers (`processing_failed`); a longer one matches nothing. */
+export const MAX_ERROR_CODE_LENGTH = 200;
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -38,6 +43,18 @@ export function parseListQuery(query: Query): ListQuery {
   if (kind !== undefined) {
     if ((FILE_KINDS as readonly string[]).includes(kind)) parsed.kind = kind as FileKind;
     else errors.push({ field: 'kind', message: `Must be one of ${FILE_KINDS.join(', ')}.` });
+  }
+  const errorCode = single('error_code');
+  if (errorCode !== undefined) {
+    const message = errorCodeProblem(errorCode);
+    if (message) errors.push({ field: 'error_code', message });
+    else parsed.errorCode = errorCode;
+  }
+  const uploadedBefore = single('uploaded_before');
+  if (uploadedBefore !== undefined) {
+    const at = parseTimestamp(uploadedBefore);
+    if (at) parsed.uploadedBefore = at;
+    else errors.push({ field: 'uploaded_before', message: TIMESTAMP_FORM });
   }
   const processed = single('processed');
   if (processed !== undefined) {
@@ -81,8 +98,8 @@ export function decodePosition(raw: string): Position | null {
   return Number.isNaN(at.getTime()) ? null : { at, id };
 }
 
-/** The files list's cursor is the last row's (uploaded_at, id), opaque to clients. */
-const encodeCursor = (cursor: Cursor): string => encodePosition({ at: cursor.uploadedAt, id: cursor.id });
+/** The files list's cursor (and the bulk reprocess's) is the last row's (uploaded_at, id), opaque to clients. */
+export const encodeCursor = (cursor: Cursor): string => encodePosition({ at: cursor.uploadedAt, id: cursor.id });
 
 function decodeCursor(raw: string): Cursor | null {
   const position = decodePosition(raw);
@@ -96,6 +113,170 @@ export function nextPageUrl(listUrl: string, query: ListQuery, last: Cursor): st
   if (query.status) params.set('status', query.status);
   if (query.kind) params.set('kind', query.kind);
   if (query.processed !== undefined) params.set('processed', String(query.processed));
+  if (query.errorCode !== undefined) params.set('error_code', query.errorCode);
+  if (query.uploadedBefore) params.set('uploaded_before', query.uploadedBefore.toISOString());
   params.set('cursor', encodeCursor(last));
   return `${listUrl}?${params.toString()}`;
+}
+
+const TIMESTAMP_FORM = 'Must be an RFC 3339 timestamp, such as 2026-11-26T18:07:14.123Z.';
+const RFC_3339 = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
+
+/**
+ * An RFC 3339 timestamp as the first millisecond not before it (`uploaded_at` is stored to the millisecond, so
+ * `uploaded_at < it` means the same); null for anything else, an impossible date included.
+ */
+export function parseTimestamp(raw: string): Date | null {
+  const match = RFC_3339.exec(raw);
+  if (!match) return null;
+  const [, year, month, day, hour, minute, second, fraction = '', zone = ''] = match;
+  const daysInMonth = new Date(Date.UTC(Number(year), Number(month), 0)).getUTCDate();
+  if (Number(month) < 1 || Number(day) < 1 || Number(day) > daysInMonth) return null;
+  if (Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) return null;
+  const millis = fraction.slice(1, 4).padEnd(3, '0');
+  const at = Date.parse(`${year}-${month}-${day}T${hour}:${minute}:${second}.${millis}${zone.toUpperCase()}`);
+  if (Number.isNaN(at)) return null;
+  return new Date(/[1-9]/.test(fraction.slice(4)) ? at + 1 : at);
+}
+
+/** Why an `error_code` filter is not one, or null when it is. */
+const errorCodeProblem = (value: unknown): string | null =>
+  typeof value === 'string' && value.length > 0 && value.length <= MAX_ERROR_CODE_LENGTH
+    ? null
+    : `Must be the \`code\` of a failure (such as processing_failed): 1 to ${MAX_ERROR_CODE_LENGTH} characters.`;
+
+/** The statuses a bulk reprocess takes: settled files. Queued and processing ones are in the queue already. */
+export const REPROCESS_STATUSES = ['failed', 'processed'] as const;
+export const DEFAULT_REPROCESS_LIMIT = 1000;
+export const MAX_REPROCESS_LIMIT = 10_000;
+
+export const ReprocessFilesRequestSchema = Type.Object(
+  {
+    status: Type.Optional(
+      StringEnum(REPROCESS_STATUSES, {
+        description: 'The files to take: `failed` (the default) or `processed`. Queued and processing files never are.',
+      }),
+    ),
+    kind: Type.Optional(StringEnum(FILE_KINDS)),
+    error_code: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: MAX_ERROR_CODE_LENGTH,
+        description: 'Only files whose last failure had this `error.code`, such as `processing_failed`.',
+      }),
+    ),
+    uploaded_before: Type.Optional(
+      Type.String({
+        format: 'date-time',
+        description: 'Only files uploaded strictly before this instant (RFC 3339). Give it to fix where the set ends.',
+      }),
+    ),
+    dry_run: Type.Optional(
+      Type.Boolean({ default: false, description: 'Count the files this call would take, and change nothing.' }),
+    ),
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_REPROCESS_LIMIT,
+        default: DEFAULT_REPROCESS_LIMIT,
+        description: 'The most files this call takes.',
+      }),
+    ),
+    cursor: Type.Optional(
+      Type.Union([Type.String(), Type.Null()], {
+        description: "Where to go on from: a previous answer's `next_cursor`, with the same filters (null: the start).",
+      }),
+    ),
+  },
+  { $id: 'ReprocessFilesRequest', additionalProperties: false },
+);
+
+export const ReprocessFilesResultSchema = Type.Object(
+  {
+    matched: Type.Integer({
+      minimum: 0,
+      description: 'The matching files this call took (with `dry_run`, would take): `limit` at most.',
+    }),
+    requeued: Type.Integer({
+      minimum: 0,
+      description: 'The files put back in the queue (`queued`): `matched`, or 0 with `dry_run`.',
+    }),
+    dry_run: Type.Boolean(),
+    next_cursor: Type.Union([Type.String(), Type.Null()], {
+      description:
+        'Null when no more files match. Else more do, beyond `limit`: send the same body with this `cursor` to go on ' +
+        'from the last file taken (or counted).',
+    }),
+  },
+  { $id: 'ReprocessFilesResult' },
+);
+export type ReprocessFilesResult = Static<typeof ReprocessFilesResultSchema>;
+
+/** A bulk reprocess, as its body asks for it. */
+export interface ReprocessRequest {
+  filter: ListFilter & { status: (typeof REPROCESS_STATUSES)[number] };
+  limit: number;
+  dryRun: boolean;
+  after?: Cursor;
+}
+
+const REPROCESS_FIELDS = Object.keys(ReprocessFilesRequestSchema.properties);
+export const REPROCESS_SHAPE = `{${REPROCESS_FIELDS.map((field) => `"${field}"`).join(', ')}}, each optional`;
+
+/**
+ * POST /files/reprocess's body, validated: a 400 naming each bad field. Unknown fields are refused rather than
+ * ignored, so that a misspelt `dry_run` never re-queues for real.
+ */
+export function parseReprocessRequest(body: unknown): ReprocessRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new AppError('invalid_body', `The body is not a JSON object; send ${REPROCESS_SHAPE}.`);
+  }
+  const fields = body as Record<string, unknown>;
+  const errors: FieldError[] = [];
+  const request: ReprocessRequest = { filter: { status: 'failed' }, limit: DEFAULT_REPROCESS_LIMIT, dryRun: false };
+  for (const name of Object.keys(fields).filter((key) => !REPROCESS_FIELDS.includes(key))) {
+    errors.push({ field: name, message: `Not a filter of a bulk reprocess (${REPROCESS_FIELDS.join(', ')}).` });
+  }
+  const { status, kind, error_code, uploaded_before, dry_run, limit, cursor } = fields;
+  if (status !== undefined) {
+    if ((REPROCESS_STATUSES as readonly unknown[]).includes(status))
+      request.filter.status = status as ReprocessRequest['filter']['status'];
+    else
+      errors.push({
+        field: 'status',
+        message: 'Must be failed or processed: queued and processing files are in the queue already.',
+      });
+  }
+  if (kind !== undefined) {
+    if ((FILE_KINDS as readonly unknown[]).includes(kind)) request.filter.kind = kind as FileKind;
+    else errors.push({ field: 'kind', message: `Must be one of ${FILE_KINDS.join(', ')}.` });
+  }
+  if (error_code !== undefined) {
+    const message = errorCodeProblem(error_code);
+    if (message) errors.push({ field: 'error_code', message });
+    else request.filter.errorCode = error_code as string;
+  }
+  if (uploaded_before !== undefined) {
+    const at = typeof uploaded_before === 'string' ? parseTimestamp(uploaded_before) : null;
+    if (at) request.filter.uploadedBefore = at;
+    else errors.push({ field: 'uploaded_before', message: TIMESTAMP_FORM });
+  }
+  if (dry_run !== undefined) {
+    if (typeof dry_run === 'boolean') request.dryRun = dry_run;
+    else errors.push({ field: 'dry_run', message: 'Must be true or false.' });
+  }
+  if (limit !== undefined) {
+    if (Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= MAX_REPROCESS_LIMIT)
+      request.limit = limit as number;
+    else errors.push({ field: 'limit', message: `Must be a whole number from 1 to ${MAX_REPROCESS_LIMIT}.` });
+  }
+  // null is the start: a client may send the `next_cursor` it has, from the first call on.
+  if (cursor !== undefined && cursor !== null) {
+    const after = typeof cursor === 'string' ? decodeCursor(cursor) : null;
+    if (after) request.after = after;
+    else
+      errors.push({ field: 'cursor', message: "Not a cursor this API issued; use a previous answer's `next_cursor`." });
+  }
+  if (errors.length) throw new AppError('invalid_body', 'Some fields are invalid; see `errors`.', { errors });
+  return request;
 }

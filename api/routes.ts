@@ -15,7 +15,13 @@ import {
   WebhookEndpointSchema,
 } from '../core/webhooks/schema.js';
 import { ERRORS, ProblemSchema, type ErrorCode } from './errors.js';
-import { DEFAULT_LIMIT, MAX_LIMIT } from './listing.js';
+import {
+  DEFAULT_LIMIT,
+  MAX_ERROR_CODE_LENGTH,
+  MAX_LIMIT,
+  ReprocessFilesRequestSchema,
+  ReprocessFilesResultSchema,
+} from './listing.js';
 import { MAX_WAIT_SECONDS } from './waiting.js';
 
 type Method = 'get' | 'post' | 'patch' | 'delete' | 'head' | 'options';
@@ -289,6 +295,18 @@ export const ROUTES = [
       { name: 'status', in: 'query', schema: { type: 'string', enum: [...FILE_STATUSES] } },
       { name: 'processed', in: 'query', schema: { type: 'boolean' } },
       { name: 'kind', in: 'query', schema: { type: 'string', enum: [...FILE_KINDS] } },
+      {
+        name: 'error_code',
+        in: 'query',
+        description: 'Only files whose last failure had this `error.code` (such as `processing_failed`).',
+        schema: { type: 'string', minLength: 1, maxLength: MAX_ERROR_CODE_LENGTH },
+      },
+      {
+        name: 'uploaded_before',
+        in: 'query',
+        description: 'Only files uploaded strictly before this instant (RFC 3339).',
+        schema: { type: 'string', format: 'date-time' },
+      },
     ],
     responses: {
       '200': json(ref('FileList'), 'A page of files.'),
@@ -387,6 +405,28 @@ export const ROUTES = [
     tags: ['files'],
     parameters: [idParameter],
     responses: { '202': json(ref('File'), 'Queued again.'), ...problems('not_found', 'file_processing') },
+  },
+  {
+    operationId: 'reprocessFiles',
+    method: 'post',
+    path: '/files/reprocess',
+    summary: 'Process the files matching filters again (bulk retry)',
+    description:
+      'Puts back in the queue, as `POST /files/{id}/reprocess` does one, up to `limit` settled files matching the ' +
+      'filters, oldest upload first: by default the `failed` ones. Queued and processing files are never taken, so a ' +
+      'file re-queued is left alone by the same call repeated while it waits. When more match than `limit`, ' +
+      '`next_cursor` says where to go on from: send the same body with it as `cursor` until it is null. A file that ' +
+      'fails again meanwhile lies behind the cursor and is not taken twice in one walk; `uploaded_before` fixes where ' +
+      'the walk ends. With `dry_run`, 200 and the count of the files the call would take (`limit` at most), nothing ' +
+      'changed. The filters match `GET /files/` with the same parameters (`status`, `kind`, `error_code`, ' +
+      '`uploaded_before`), so a client can see what a call would take. No webhook event is sent for the re-queue.',
+    tags: ['files'],
+    requestBody: { required: true, content: { 'application/json': { schema: ref('ReprocessFilesRequest') } } },
+    responses: {
+      '200': json(ref('ReprocessFilesResult'), 'A dry run: what the call would take; nothing changed.'),
+      '202': json(ref('ReprocessFilesResult'), 'The files taken are queued again.'),
+      ...problems('invalid_body', 'unsupported_media_type', 'rate_limited', 'service_unavailable', 'overloaded'),
+    },
   },
   {
     operationId: 'createWebhook',
@@ -648,6 +688,8 @@ export function openApiDocument(version: string): JsonObject {
             complete_url: { type: 'string', format: 'uri', description: 'POST here once the bytes are sent.' },
           },
         },
+        ReprocessFilesRequest: stripId(ReprocessFilesRequestSchema),
+        ReprocessFilesResult: stripId(ReprocessFilesResultSchema),
         WebhookEndpointRequest: stripId(WebhookEndpointRequestSchema),
         WebhookEndpointChange: stripId(WebhookEndpointChangeSchema),
         WebhookEndpoint: stripId(WebhookEndpointSchema),

@@ -45,7 +45,11 @@ export async function startRuntime(role: Exclude<Role, 'migrate'>): Promise<Runt
   const tracing = await startTracing({ name, version: VERSION });
   const config = loadConfig(role);
   const logger = createLogger({ level: config.logLevel, name });
-  const db = openDatabase({ url: config.databaseUrl, poolMax: config.databasePoolMax });
+  const db = openDatabase({
+    url: config.databaseUrl,
+    poolMax: config.databasePoolMax,
+    insertBatchMax: config.databaseInsertBatchMax,
+  });
   await checkDatabase(db, config.databaseUrl);
 
   const queue = new FileQueue({

@@ -91,6 +91,54 @@ describe('the File resource', () => {
       }
     });
 
+    it('filters by error_code and uploaded_before, and keeps them in the next link', async () => {
+      const failing = uploaded.slice(0, 3).map((f) => f.id);
+      await sql(
+        `UPDATE files SET status = 'failed', error = jsonb_build_object('code', c.code, 'message', 'It broke.')
+         FROM unnest($1::uuid[], $2::text[]) AS c(id, code) WHERE files.id = c.id`,
+        [failing, ['blob_missing', 'blob_missing', 'processing_failed']],
+      );
+      try {
+        const ids = async (url: string) => (await getJson<Page>(url)).results.map((f) => f.id);
+        expect(await ids(`${service.url}/files/?error_code=blob_missing`)).to.deep.equal([failing[1], failing[0]]);
+        expect(await ids(`${service.url}/files/?error_code=processing_failed&status=failed`)).to.deep.equal([
+          failing[2],
+        ]);
+        expect(await ids(`${service.url}/files/?error_code=blob_missing&status=processed`)).to.deep.equal([]);
+        const byCode = await getJson<Page>(`${service.url}/files/?error_code=blob_missing&limit=1`);
+        expect(new URL(byCode.next!).searchParams.get('error_code')).to.equal('blob_missing');
+        expect(await ids(byCode.next!)).to.deep.equal([failing[0]]);
+
+        const bound = uploaded[3]!.uploaded_at;
+        const olderThan = (instant: number) =>
+          uploaded
+            .filter((f) => Date.parse(f.uploaded_at) < instant)
+            .map((f) => f.id)
+            .reverse();
+        expect(olderThan(Date.parse(bound))).to.have.length.within(1, 3);
+        expect(await ids(`${service.url}/files/?uploaded_before=${bound}`)).to.deep.equal(olderThan(Date.parse(bound)));
+        // A digit below the millisecond: uploaded[3] itself was uploaded before it.
+        const justAfter = bound.replace('Z', '1Z');
+        expect(await ids(`${service.url}/files/?uploaded_before=${justAfter}`)).to.deep.equal(
+          olderThan(Date.parse(bound) + 1),
+        );
+        const paged = await getJson<Page>(`${service.url}/files/?uploaded_before=${justAfter}&limit=1`);
+        expect(new URL(paged.next!).searchParams.get('uploaded_before')).to.equal(
+          new Date(Date.parse(bound) + 1).toISOString(),
+        );
+        expect(await ids(paged.next!)).to.deep.equal(olderThan(Date.parse(bound) + 1).slice(1, 2));
+
+        const problem = await expectProblem(
+          await fetch(`${service.url}/files/?error_code=&uploaded_before=yesterday`),
+          400,
+          'invalid_query',
+        );
+        expect(problem.errors!.map((e) => e.field)).to.have.members(['error_code', 'uploaded_before']);
+      } finally {
+        await sql("UPDATE files SET status = 'processed', error = NULL WHERE id = ANY($1::uuid[])", [failing]);
+      }
+    });
+
     it('answers 400 invalid_query with an entry per bad parameter', async () => {
       const forged = Buffer.from('2026-01-01T00:00:00.000Z_not-a-uuid').toString('base64url');
       const problem = await expectProblem(

@@ -2,7 +2,7 @@
 // State changes are conditional updates, so a stale or duplicate job can never move a row backwards.
 import type { FileError, FileKind, FileResult, FileRow, FileStatus, NewFile } from '../fileRecord.js';
 import { Batcher } from '../batcher.js';
-import { insertRemembered, type IdempotencyScope } from './idempotency.js';
+import { insertManyRemembered, type IdempotencyScope } from './idempotency.js';
 
 /** Runs one parameterized statement and returns its rows. */
 export type Sql = <T = Record<string, unknown>>(text: string, values?: unknown[]) => Promise<T[]>;
@@ -11,6 +11,10 @@ export interface ListFilter {
   status?: FileStatus;
   kind?: FileKind;
   processed?: boolean;
+  /** The `code` of the file's last failure (`error->>'code'`). */
+  errorCode?: string;
+  /** Uploaded strictly before this instant. */
+  uploadedBefore?: Date;
 }
 
 /** Position after which a page starts: the last row of the previous page. */
@@ -85,17 +89,53 @@ const F_COLUMNS = COLUMNS.split(', ')
 const BATCH_MAX = 32;
 
 export class FileRepository {
-  constructor(private readonly sql: Sql) {}
+  private readonly inserts: Batcher<{ file: NewFile; idempotency: IdempotencyScope | undefined }, FileRow>;
+
+  constructor(
+    private readonly sql: Sql,
+    insertBatchMax = BATCH_MAX,
+  ) {
+    this.inserts = new Batcher((inserts) => this.insertBatch(inserts), {
+      max: insertBatchMax,
+      key: (insert) => insert.file.id.toLowerCase(),
+    });
+  }
 
   /**
-   * The upload hot path: one round trip. With an idempotency key, the same statement records the
-   * file against the key, so a key is never left pointing nowhere.
+   * The upload hot path: one round trip, shared by the uploads whose INSERT comes while the previous one is in flight
+   * (see core/batcher.ts). With an idempotency key, the same statement records the file against the key, so a key
+   * is never left pointing nowhere.
    */
-  async insert(file: NewFile, idempotency?: IdempotencyScope): Promise<FileRow> {
-    const values = [file.id, file.name, file.size, file.content_type, file.kind, file.sha256];
-    const insert = `INSERT INTO files (id, name, size, content_type, kind, sha256) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`;
-    const rows = await insertRemembered<StoredRow>(this.sql, insert, values, idempotency, { id: 1, sha256: 6 });
-    return toRow(rows[0]!);
+  insert(file: NewFile, idempotency?: IdempotencyScope): Promise<FileRow> {
+    return this.inserts.call({ file, idempotency });
+  }
+
+  private async insertBatch(
+    inserts: Array<{ file: NewFile; idempotency: IdempotencyScope | undefined }>,
+  ): Promise<FileRow[]> {
+    const files = inserts.map((insert) => insert.file);
+    const rows = await insertManyRemembered<StoredRow>(
+      this.sql,
+      `INSERT INTO files (id, name, size, content_type, kind, sha256)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+       RETURNING ${COLUMNS}`,
+      [
+        files.map((file) => file.id),
+        files.map((file) => file.name),
+        files.map((file) => file.size),
+        files.map((file) => file.content_type),
+        files.map((file) => file.kind),
+        files.map((file) => file.sha256),
+      ],
+      inserts.map((insert) => insert.idempotency),
+      { id: 1, sha256: 6 },
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return files.map((file) => {
+      const row = byId.get(file.id.toLowerCase());
+      if (!row) throw new Error(`File ${file.id} is missing from the rows its INSERT returned.`);
+      return toRow(row);
+    });
   }
 
   /**
@@ -136,9 +176,7 @@ export class FileRepository {
     const where: string[] = [];
     const values: unknown[] = [];
     const bind = (value: unknown) => `$${values.push(value)}`;
-    if (query.status) where.push(`status = ${bind(query.status)}`);
-    if (query.kind) where.push(`kind = ${bind(query.kind)}`);
-    if (query.processed !== undefined) where.push(query.processed ? "status = 'processed'" : "status <> 'processed'");
+    where.push(...this.filterConditions(query, bind));
     if (query.after) where.push(`(uploaded_at, id) < (${bind(query.after.uploadedAt)}, ${bind(query.after.id)})`);
     const rows = await this.sql<StoredRow>(
       `SELECT ${COLUMNS} FROM files ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
@@ -300,5 +338,72 @@ export class FileRepository {
     );
     if (rows[0]) return { row: toRow(rows[0]) };
     return (await this.findById(id)) ? { busy: true } : null;
+  }
+
+  /**
+   * A page of a bulk reprocess: the next `limit` settled files matching `filter` after `after`, in (uploaded_at, id)
+   * order, back to queued as `requeue` puts one; answered in that order. A row another transaction holds is skipped:
+   * it is being reprocessed or deleted, so it leaves the filter anyway. Moving to queued emits no webhook event.
+   */
+  async requeueMatching(
+    filter: ListFilter & { status: 'processed' | 'failed' },
+    limit: number,
+    after?: Cursor,
+  ): Promise<FileRow[]> {
+    const { where, values, bind } = this.settledAfter(filter, after);
+    const rows = await this.sql<StoredRow>(
+      `WITH picked AS (
+         SELECT id FROM files WHERE ${where} ORDER BY uploaded_at, id LIMIT ${bind(limit)} FOR UPDATE SKIP LOCKED
+       ), taken AS (
+         UPDATE files AS f SET status = 'queued', attempts = 0, result = NULL, error = NULL, has_thumbnail = false, updated_at = now()
+         FROM picked WHERE f.id = picked.id RETURNING ${F_COLUMNS}
+       )
+       SELECT ${COLUMNS} FROM taken ORDER BY uploaded_at, id`,
+      values,
+    );
+    return rows.map(toRow);
+  }
+
+  /**
+   * How many settled files match `filter` after `after`, counting `limit` at most, and the position of the last one
+   * counted (null when none match): what requeueMatching with the same arguments would take, changing nothing.
+   */
+  async countMatching(
+    filter: ListFilter & { status: 'processed' | 'failed' },
+    limit: number,
+    after?: Cursor,
+  ): Promise<{ count: number; last: Cursor | null }> {
+    const { where, values, bind } = this.settledAfter(filter, after);
+    const rows = await this.sql<{ count: number; uploaded_at: Date; id: string }>(
+      `SELECT (count(*) OVER ())::int AS count, uploaded_at, id
+       FROM (SELECT uploaded_at, id FROM files WHERE ${where} ORDER BY uploaded_at, id LIMIT ${bind(limit)}) AS matching
+       ORDER BY uploaded_at DESC, id DESC LIMIT 1`,
+      values,
+    );
+    const last = rows[0];
+    return last ? { count: last.count, last: { uploadedAt: last.uploaded_at, id: last.id } } : { count: 0, last: null };
+  }
+
+  /** The WHERE of a bulk reprocess page: the filter, and past `after` in ascending (uploaded_at, id) order. */
+  private settledAfter(filter: ListFilter & { status: 'processed' | 'failed' }, after?: Cursor) {
+    const values: unknown[] = [];
+    const bind = (value: unknown) => `$${values.push(value)}`;
+    const conditions = this.filterConditions(filter, bind);
+    if (after) conditions.push(`(uploaded_at, id) > (${bind(after.uploadedAt)}, ${bind(after.id)})`);
+    return { where: conditions.join(' AND '), values, bind };
+  }
+
+  /** The conditions of a ListFilter, each value bound with `bind`. */
+  private filterConditions(filter: ListFilter, bind: (value: unknown) => string): string[] {
+    const conditions: string[] = [];
+    if (filter.status) conditions.push(`status = ${bind(filter.status)}`);
+    if (filter.kind) conditions.push(`kind = ${bind(filter.kind)}`);
+    if (filter.processed !== undefined)
+      conditions.push(filter.processed ? "status = 'processed'" : "status <> 'processed'");
+    // Only failed files carry an error (every other transition clears it): saying so lets the partial index serve it.
+    if (filter.errorCode !== undefined)
+      conditions.push(`status = 'failed' AND error->>'code' = ${bind(filter.errorCode)}`);
+    if (filter.uploadedBefore) conditions.push(`uploaded_at < ${bind(filter.uploadedBefore)}`);
+    return conditions;
   }
 }

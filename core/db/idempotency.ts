@@ -35,6 +35,31 @@ export function insertRemembered<T>(
   );
 }
 
+/**
+ * insertRemembered for many rows: `insert` inserts them from arrays (INSERT ... SELECT FROM unnest(...) RETURNING),
+ * and the same statement completes the key of each row that has one (`idempotency[n]` for the n-th row) with that
+ * row's id and sha256 (the array parameters numbered `id` and `sha256`).
+ */
+export function insertManyRemembered<T>(
+  sql: Sql,
+  insert: string,
+  values: unknown[],
+  idempotency: Array<IdempotencyScope | undefined>,
+  refs: { id: number; sha256: number },
+): Promise<T[]> {
+  if (idempotency.every((scope) => !scope)) return sql<T>(insert, values);
+  const [scopes, keys] = [values.length + 1, values.length + 2];
+  return sql<T>(
+    `WITH inserted AS (${insert}),
+          remembered AS (UPDATE idempotency_keys AS k SET file_id = r.id, sha256 = r.sha256, completed_at = now()
+                         FROM unnest($${refs.id}::uuid[], $${refs.sha256}::text[], $${scopes}::text[], $${keys}::text[])
+                           AS r(id, sha256, scope, key)
+                         WHERE k.scope = r.scope AND k.key = r.key)
+     SELECT * FROM inserted`,
+    [...values, idempotency.map((scope) => scope?.scope ?? null), idempotency.map((scope) => scope?.key ?? null)],
+  );
+}
+
 export class IdempotencyKeys {
   constructor(private readonly sql: Sql) {}
 

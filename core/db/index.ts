@@ -18,6 +18,8 @@ export { Notifications, type Channel } from './notifications.js';
 export interface DatabaseOptions {
   url: string;
   poolMax: number;
+  /** Most uploads one INSERT carries (DATABASE_INSERT_BATCH_MAX); 1 inserts each alone. */
+  insertBatchMax?: number;
 }
 
 export interface Database {
@@ -56,7 +58,7 @@ export function openDatabase(options: DatabaseOptions): Database {
   };
 
   return {
-    files: new FileRepository(sql),
+    files: new FileRepository(sql, options.insertBatchMax),
     idempotencyKeys: new IdempotencyKeys(sql),
     uploads: new DirectUploads(sql),
     webhooks: new Webhooks(sql),

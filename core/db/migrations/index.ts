@@ -6,6 +6,7 @@ import { createIdempotencyKeys } from './0002-idempotency-keys.js';
 import { addThumbnail } from './0003-add-thumbnail.js';
 import { createDirectUploads } from './0004-direct-uploads.js';
 import { createWebhooks } from './0005-webhooks.js';
+import { addFailedErrorCodeIndex } from './0006-failed-error-code.js';
 
 export type RunSql = (sql: string) => Promise<unknown>;
 
@@ -21,6 +22,7 @@ export const MIGRATIONS: Migration[] = [
   addThumbnail,
   createDirectUploads,
   createWebhooks,
+  addFailedErrorCodeIndex,
 ];
 
 /** Where umzug records applied migrations. */
