@@ -33,7 +33,7 @@ const work = path.join(root, 'loadtest', 'results', '.work', stamp);
 const BOUNDARY = 'benchBoundary7MA4YWxkTrZu0gW';
 
 interface Target {
-  name: 'service' | 'baseline';
+  name: 'service' | 'baseline' | 'floor';
   url: string;
   databaseUrl: string;
   storageDir: string;
@@ -66,6 +66,8 @@ interface BenchResults {
   upload_1gib: { service: BigUpload; baseline: BigUpload; mb_per_s_ratio: number };
   list: { small: ListLatency; large: ListLatency; p99_ratio: number; deep_p99_ratio: number };
   e2e_text: EndToEnd;
+  /** e2e_text with DATABASE_INSERT_BATCH_MAX=1: the API's INSERTs one per upload, as before batching. */
+  e2e_text_single_insert: EndToEnd;
   e2e_image: EndToEnd;
   /** The same uploads into an S3 bucket (Ceph RGW), against the SDK's own writes to it; direct uploads. */
   object_storage: ObjectStorageBench;
@@ -178,15 +180,16 @@ async function startApi(
   };
 }
 
-async function startBaseline(): Promise<Target> {
+/** A bare server of loadtest/bench/ (`baseline`, or `floor`: busboy → file, one INSERT, one LPUSH) on a database of its own. */
+async function startBaseline(name: 'baseline' | 'floor' = 'baseline'): Promise<Target> {
   const port = nextPort++;
-  const env = { ...baseEnv('baseline'), PORT: String(port) };
+  const env = { ...baseEnv(name), PORT: String(port) };
   databases.push(env.DATABASE_URL);
   await runScript('core/db/migrate.js', env);
-  const bare = startScript('loadtest/bench/baseline.js', env, 'baseline');
+  const bare = startScript(`loadtest/bench/${name}.js`, env, name);
   await waitForPort(`http://127.0.0.1:${port}/`);
   return {
-    name: 'baseline',
+    name,
     url: `http://127.0.0.1:${port}`,
     databaseUrl: env.DATABASE_URL,
     storageDir: env.STORAGE_DIR,
@@ -232,13 +235,13 @@ async function load(url: string, options: LoadOptions): Promise<LoadStats> {
   };
 }
 
-/** Alternates service and baseline rounds, so drift hits both; reports the median round of each. */
-async function compareUploads(service: Target, baseline: Target, body: Buffer, connections: number) {
-  const rounds: Record<'service' | 'baseline', LoadStats[]> = { service: [], baseline: [] };
-  for (const target of [service, baseline])
-    await load(`${target.url}/upload/`, { method: 'POST', body, connections, seconds: 2 });
+/** Alternates service, baseline (and floor) rounds, so drift hits each; reports the median round of each. */
+async function compareUploads(service: Target, baseline: Target, body: Buffer, connections: number, floor?: Target) {
+  const rounds: Record<Target['name'], LoadStats[]> = { service: [], baseline: [], floor: [] };
+  const targets = floor ? [service, baseline, floor] : [service, baseline];
+  for (const target of targets) await load(`${target.url}/upload/`, { method: 'POST', body, connections, seconds: 2 });
   for (let n = 0; n < ROUNDS; n++) {
-    for (const target of n % 2 ? [baseline, service] : [service, baseline]) {
+    for (const target of n % 2 ? [...targets].reverse() : targets) {
       rounds[target.name].push(
         await load(`${target.url}/upload/`, {
           method: 'POST',
@@ -251,14 +254,24 @@ async function compareUploads(service: Target, baseline: Target, body: Buffer, c
     }
   }
   const pick = (all: LoadStats[]) => all.find((stats) => stats.rps === median(all.map((s) => s.rps)))!;
-  const result = { service: pick(rounds.service), baseline: pick(rounds.baseline), rounds };
+  const result = {
+    service: pick(rounds.service),
+    baseline: pick(rounds.baseline),
+    ...(floor && { floor: pick(rounds.floor) }),
+    rounds,
+  };
   // Saturated, latency is connections / throughput (Little's law) whatever the code does; at half the
   // service's capacity it shows the code's own latency, the figure a latency objective is set against.
   const rate = Math.round(result.service.rps / 2);
   const atHalf = async (target: Target) =>
     load(`${target.url}/upload/`, { method: 'POST', body, connections, seconds: SECONDS, rate });
   const half_load = { rate, service: await atHalf(service), baseline: await atHalf(baseline) };
-  return { ...result, half_load, rps_ratio: round(result.service.rps / result.baseline.rps) };
+  return {
+    ...result,
+    half_load,
+    rps_ratio: round(result.service.rps / result.baseline.rps),
+    ...(result.floor && { floor_rps_ratio: round(result.service.rps / result.floor.rps) }),
+  };
 }
 
 /** CPU seconds (user + system) a process has used; 0 once it is gone. */
@@ -398,13 +411,22 @@ async function listLatency(target: Target, rows: number) {
 
 const E2E_CONCURRENCY = 8;
 
-/** Files per second from the first upload to the last one processed, with `workers` worker processes. */
-async function endToEnd(kind: string, files: Buffer[], workers: number) {
-  const service = await startApi(`e2e_${kind}`, { WORKER_CONCURRENCY: String(E2E_CONCURRENCY) });
+/**
+ * Files per second from the first upload to the last one processed, with `workers` worker processes; `env` goes to
+ * the API and the workers.
+ */
+async function endToEnd(
+  kind: string,
+  files: Buffer[],
+  workers: number,
+  env: Record<string, string> = {},
+  label = kind,
+) {
+  const service = await startApi(`e2e_${label}`, { WORKER_CONCURRENCY: String(E2E_CONCURRENCY), ...env });
   const pool: ChildProcess[] = [];
   for (let n = 0; n < workers; n++) {
     const adminPort = nextPort++;
-    pool.push(startScript('worker/main.js', { ...service.env, ADMIN_PORT: String(adminPort) }, `worker-${kind}-${n}`));
+    pool.push(startScript('worker/main.js', { ...service.env, ADMIN_PORT: String(adminPort) }, `worker-${label}-${n}`));
     await waitForPort(`http://127.0.0.1:${adminPort}/readyz`);
   }
   const send = async (queue: Buffer[]) => {
@@ -470,12 +492,14 @@ async function main(): Promise<void> {
   try {
     const service = await startApi('uploads');
     const baseline = await startBaseline();
+    const floor = await startBaseline('floor');
     await scenario('1 KiB uploads, 16 connections');
     const upload1kib = await compareUploads(
       service,
       baseline,
       multipartBody(BOUNDARY, 'small.txt', textFile(1024, 1)),
       16,
+      floor,
     );
     await scenario('1 MiB uploads, 8 connections');
     const upload1mib = await compareUploads(
@@ -493,6 +517,9 @@ async function main(): Promise<void> {
       multipartBody(BOUNDARY, `t${n}.txt`, textFile(1024 + (n % 8) * 512, n)),
     );
     const e2eText = await endToEnd('text', texts, 1);
+    // The same, with each upload's INSERT alone (as before they were batched): PostgreSQL's CPU per file, before/after.
+    await scenario('end to end: text, one INSERT per upload');
+    const e2eTextSingle = await endToEnd('text', texts, 1, { DATABASE_INSERT_BATCH_MAX: '1' }, 'text_single_insert');
     await scenario('end to end: images');
     const images = Array.from({ length: quick ? 100 : 600 }, (_, n) =>
       multipartBody(BOUNDARY, `i${n}.png`, pngImage(640, 480, n)),
@@ -571,6 +598,7 @@ async function main(): Promise<void> {
         deep_p99_ratio: round(large.deep_page.p99_ms / Math.max(1, small.deep_page.p99_ms)),
       },
       e2e_text: withoutUrl(e2eText),
+      e2e_text_single_insert: withoutUrl(e2eTextSingle),
       e2e_image: withoutUrl(e2eImage),
       object_storage: objectStorage,
       webhooks,
@@ -618,6 +646,13 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
       `${r.upload_1kib.rps_ratio}`,
       '≥ 0.7',
       r.upload_1kib.rps_ratio >= 0.7,
+    ],
+    [
+      '1 KiB uploads, RPS vs the bare floor (busboy → file, one INSERT, one LPUSH); CPU per upload of the API / floor process',
+      `${r.upload_1kib.service.rps} / ${r.upload_1kib.floor?.rps}; ${r.upload_1kib.service.server_cpu_ms} / ${r.upload_1kib.floor?.server_cpu_ms} ms`,
+      `${r.upload_1kib.floor_rps_ratio}`,
+      '≥ 0.7',
+      (r.upload_1kib.floor_rps_ratio ?? 0) >= 0.7,
     ],
     [
       '1 KiB uploads, p99, saturated',
@@ -761,6 +796,13 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
       r.pools.p95_ratio <= 0.2,
     ],
     ['CPU per text file, upload to processed', cpuPerFile(r.e2e_text), '', '', true],
+    [
+      "PostgreSQL CPU per text file, upload to processed: the API's INSERTs batched vs one per upload (DATABASE_INSERT_BATCH_MAX=1)",
+      `${r.e2e_text.cpu_ms_per_file.postgres} / ${r.e2e_text_single_insert.cpu_ms_per_file.postgres} ms (${r.e2e_text.files_per_s} / ${r.e2e_text_single_insert.files_per_s} files/s)`,
+      `${round(r.e2e_text.cpu_ms_per_file.postgres / r.e2e_text_single_insert.cpu_ms_per_file.postgres)}`,
+      '≤ 1.0 ms',
+      r.e2e_text.cpu_ms_per_file.postgres <= 1.0,
+    ],
     ['CPU per 640x480 image, upload to processed', cpuPerFile(r.e2e_image), '', '', true],
   ];
   const markdown = [
