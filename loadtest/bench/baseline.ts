@@ -2,22 +2,16 @@
 // stream the part to a temporary file while hashing it, rename it into place, one INSERT, one enqueue.
 // It skips what the service adds on top (validation, sniffing, problem+json, logs, metrics, idempotency).
 import BeeQueue from 'bee-queue';
-import busboy from 'busboy';
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import pg from 'pg';
+import { databasePool, env, serveBareUploads } from './bareServer.js';
 
-const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const storage = env('STORAGE_DIR', './data-baseline');
-const pool = new pg.Pool({
-  connectionString: env('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/file_processor'),
-  max: 10,
-});
+const pool = databasePool();
 const queue = new BeeQueue(env('QUEUE_NAME', 'baseline'), {
   prefix: env('QUEUE_PREFIX', 'bq'),
   redis: { url: env('REDIS_URL', 'redis://127.0.0.1:6379') } as BeeQueue.QueueSettings['redis'],
@@ -49,40 +43,6 @@ async function store(stream: NodeJS.ReadableStream, filename: string): Promise<u
   return rows[0];
 }
 
-const server = http.createServer((req, res) => {
-  let parser: busboy.Busboy;
-  try {
-    parser = busboy({ headers: req.headers });
-  } catch {
-    res.writeHead(req.method === 'POST' ? 400 : 200);
-    res.end();
-    return;
-  }
-  let stored: Promise<unknown> | undefined;
-  parser.on('file', (_field, stream, info) => {
-    stored = store(stream, info.filename ?? 'file');
-  });
-  parser.on('close', () => {
-    (stored ?? Promise.reject(new Error('no file'))).then(
-      (row) => {
-        res.writeHead(201, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(row));
-      },
-      () => {
-        res.writeHead(400);
-        res.end();
-      },
-    );
-  });
-  req.pipe(parser);
-});
-
-await Promise.all(
-  Array.from({ length: 256 }, (_, n) =>
-    mkdir(path.join(storage, 'blobs', n.toString(16).padStart(2, '0')), { recursive: true }),
-  ),
-);
 await mkdir(path.join(storage, 'tmp'), { recursive: true });
 await queue.ready();
-server.listen(Number(env('PORT', '8081')), '127.0.0.1');
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+await serveBareUploads(store, { blobs: path.join(storage, 'blobs'), port: '8081' });

@@ -3,21 +3,14 @@
 // no hashing, no temporary file, no job record, no framework. Below the baseline (baseline.ts), which keeps the
 // service's durable shape (hash, rename into place, a bee-queue job a worker can take); the service cannot reach
 // it, and the distance says what the service's promises and machinery cost.
-import busboy from 'busboy';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import pg from 'pg';
+import { databasePool, env, serveBareUploads } from './bareServer.js';
 
-const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const storage = env('STORAGE_DIR', './data-floor');
-const pool = new pg.Pool({
-  connectionString: env('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/file_processor'),
-  max: 10,
-});
+const pool = databasePool();
 const redis = new Redis(env('REDIS_URL', 'redis://127.0.0.1:6379'));
 const waiting = `${env('QUEUE_PREFIX', 'bq')}:${env('QUEUE_NAME', 'floor')}:waiting`;
 // The column is NOT NULL; the floor hashes nothing.
@@ -41,38 +34,4 @@ async function store(stream: NodeJS.ReadableStream, filename: string): Promise<u
   return rows[0];
 }
 
-const server = http.createServer((req, res) => {
-  let parser: busboy.Busboy;
-  try {
-    parser = busboy({ headers: req.headers });
-  } catch {
-    res.writeHead(req.method === 'POST' ? 400 : 200);
-    res.end();
-    return;
-  }
-  let stored: Promise<unknown> | undefined;
-  parser.on('file', (_field, stream, info) => {
-    stored = store(stream, info.filename ?? 'file');
-  });
-  parser.on('close', () => {
-    (stored ?? Promise.reject(new Error('no file'))).then(
-      (row) => {
-        res.writeHead(201, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(row));
-      },
-      () => {
-        res.writeHead(400);
-        res.end();
-      },
-    );
-  });
-  req.pipe(parser);
-});
-
-await Promise.all(
-  Array.from({ length: 256 }, (_, n) =>
-    mkdir(path.join(storage, n.toString(16).padStart(2, '0')), { recursive: true }),
-  ),
-);
-server.listen(Number(env('PORT', '8082')), '127.0.0.1');
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+await serveBareUploads(store, { blobs: storage, port: '8082' });
