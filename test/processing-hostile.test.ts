@@ -140,6 +140,6 @@ describe('hostile files through a real worker process', function () {
     expect((await fetch(`${admin}/healthz`)).status).to.equal(200);
     expect((await fetch(`${admin}/readyz`)).status).to.equal(200);
     const metrics = await (await fetch(`${admin}/metrics`)).text();
-    expect(metrics).to.match(/jobs_processed_total\{kind="image",outcome="failed"\} [1-9]/);
+    expect(metrics).to.match(/jobs_processed_total\{queue="[^"]+",kind="image",outcome="failed"\} [1-9]/);
   });
 });

@@ -1,6 +1,7 @@
 // Applies and reverts migrations with umzug. Loaded only by `npm run migrate` and tests: umzug brings
 // a command-line toolkit that has no place in the API's and workers' memory.
-import type { Sequelize } from 'sequelize';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { QueryTypes, type Sequelize } from 'sequelize';
 import { SequelizeStorage, Umzug } from 'umzug';
 import { MIGRATIONS, MIGRATIONS_TABLE, type RunSql } from './migrations/index.js';
 
@@ -27,11 +28,23 @@ export async function migrateDownAll(sequelize: Sequelize): Promise<string[]> {
   return withMigrationLock(sequelize, async () => (await umzugFor(sequelize).down({ to: 0 })).map((m) => m.name));
 }
 
+/** How long a migrating process waits between two tries of the lock another one holds. */
+const LOCK_RETRY_MS = 200;
+
 async function withMigrationLock<T>(sequelize: Sequelize, work: () => Promise<T>): Promise<T> {
   // The lock lives in one transaction (one connection) for the whole run while the migrations use
-  // other connections of the pool, so a migrating pool needs at least two.
-  return sequelize.transaction(async (transaction) => {
-    await sequelize.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`, { transaction });
-    return work();
-  });
+  // other connections of the pool, so a migrating pool needs at least two. The others try it and wait
+  // outside any statement: a process blocked in pg_advisory_xact_lock holds a snapshot, and CREATE INDEX
+  // CONCURRENTLY in the holder's migrations waits for every older snapshot to end, which would never happen.
+  for (;;) {
+    const outcome = await sequelize.transaction(async (transaction) => {
+      const [row] = await sequelize.query<{ locked: boolean }>(
+        `SELECT pg_try_advisory_xact_lock(${MIGRATION_LOCK}) AS locked`,
+        { transaction, type: QueryTypes.SELECT },
+      );
+      return row?.locked ? { value: await work() } : undefined;
+    });
+    if (outcome) return outcome.value;
+    await sleep(LOCK_RETRY_MS);
+  }
 }

@@ -242,7 +242,9 @@ describe('hostile files against a real worker process', function () {
   const jobsEnded = async (kind: string): Promise<number> => {
     const metrics = await (await fetch(`${admin}/metrics`)).text();
     return [
-      ...metrics.matchAll(new RegExp(`^jobs_processed_total\\{kind="${kind}",outcome="\\w+"\\} (\\d+)`, 'gm')),
+      ...metrics.matchAll(
+        new RegExp(`^jobs_processed_total\\{queue="[^"]+",kind="${kind}",outcome="\\w+"\\} (\\d+)`, 'gm'),
+      ),
     ].reduce((sum, [, count]) => sum + Number(count), 0);
   };
 
