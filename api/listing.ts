@@ -41,8 +41,8 @@ export function parseListQuery(query: Query): ListQuery {
   }
   const kind = single('kind');
   if (kind !== undefined) {
-    if ((FILE_KINDS as readonly string[]).includes(kind)) parsed.kind = kind as FileKind;
-    else errors.push({ field: 'kind', message: `Must be one of ${FILE_KINDS.join(', ')}.` });
+    if (isKind(kind)) parsed.kind = kind;
+    else errors.push({ field: 'kind', message: KIND_FORM });
   }
   const errorCode = single('error_code');
   if (errorCode !== undefined) {
@@ -118,6 +118,9 @@ export function nextPageUrl(listUrl: string, query: ListQuery, last: Cursor): st
   params.set('cursor', encodeCursor(last));
   return `${listUrl}?${params.toString()}`;
 }
+
+const isKind = (value: unknown): value is FileKind => (FILE_KINDS as readonly unknown[]).includes(value);
+const KIND_FORM = `Must be one of ${FILE_KINDS.join(', ')}.`;
 
 const TIMESTAMP_FORM = 'Must be an RFC 3339 timestamp, such as 2026-11-26T18:07:14.123Z.';
 const RFC_3339 = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
@@ -248,8 +251,8 @@ export function parseReprocessRequest(body: unknown): ReprocessRequest {
       });
   }
   if (kind !== undefined) {
-    if ((FILE_KINDS as readonly unknown[]).includes(kind)) request.filter.kind = kind as FileKind;
-    else errors.push({ field: 'kind', message: `Must be one of ${FILE_KINDS.join(', ')}.` });
+    if (isKind(kind)) request.filter.kind = kind;
+    else errors.push({ field: 'kind', message: KIND_FORM });
   }
   if (error_code !== undefined) {
     const message = errorCodeProblem(error_code);

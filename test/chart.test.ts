@@ -269,6 +269,26 @@ function reaches(policy: Rendered<'NetworkPolicy'>, address: string, port: numbe
   );
 }
 
+/** Lets `consumer` take one job, runs `check` while that job runs, then lets the job end and closes the consumer. */
+async function whileRunningOneJob(consumer: FileQueue, check: () => Promise<void>): Promise<void> {
+  let release!: () => void;
+  const running = new Promise<void>((resolve) => (release = resolve));
+  let started!: () => void;
+  const taken = new Promise<void>((resolve) => (started = resolve));
+  try {
+    await consumer.ready();
+    consumer.consume(1, async () => {
+      started();
+      await running;
+    });
+    await taken;
+    await check();
+  } finally {
+    release();
+    await consumer.close(1_000);
+  }
+}
+
 describe('the Helm chart (charts/file-processor)', function () {
   this.timeout(60_000);
   let defaults: KubeObject[];
@@ -654,26 +674,15 @@ describe('the Helm chart (charts/file-processor)', function () {
       ).spec.triggers.map((t) => t.metadata.listName);
       const options = { redisUrl: TEST_ENV.redisUrl, prefix, name, retries: 0, backoffMs: 10 };
       const producer = new FileQueue({ ...options, role: 'producer' });
-      const consumer = new FileQueue({ ...options, role: 'consumer' });
       const redis = new Redis(TEST_ENV.redisUrl);
-      let release!: () => void;
-      const running = new Promise<void>((resolve) => (release = resolve));
       try {
         await producer.ready();
         await producer.enqueue('0193a9c2-5b7e-7c1d-9f3a-8d2e4b6a1c0f', 'text');
         expect([await redis.llen(waitingList!), await redis.llen(activeList!)]).to.deep.equal([1, 0]);
-        await consumer.ready();
-        let started!: () => void;
-        const taken = new Promise<void>((resolve) => (started = resolve));
-        consumer.consume(1, async () => {
-          started();
-          await running;
+        await whileRunningOneJob(new FileQueue({ ...options, role: 'consumer' }), async () => {
+          expect([await redis.llen(waitingList!), await redis.llen(activeList!)]).to.deep.equal([0, 1]);
         });
-        await taken;
-        expect([await redis.llen(waitingList!), await redis.llen(activeList!)]).to.deep.equal([0, 1]);
       } finally {
-        release();
-        await consumer.close(1_000);
         await producer.close(1_000);
         redis.disconnect();
       }
@@ -877,31 +886,21 @@ describe('the Helm chart (charts/file-processor)', function () {
       const worker = loadConfig('worker', settingsOf(objects, only(objects, 'Deployment', '-heavy')));
       const options = { redisUrl: TEST_ENV.redisUrl, prefix, routes: api.queueRoutes, retries: 0, backoffMs: 10 };
       const producer = new FileQueue({ ...options, role: 'producer' });
-      const consumer = new FileQueue({ ...options, role: 'consumer', consumes: worker.workerQueues });
       const redis = new Redis(TEST_ENV.redisUrl);
       const lengths = async () =>
         Promise.all([heavyWaiting!, heavyActive!, lightWaiting!].map((list) => redis.llen(list)));
-      let release!: () => void;
-      const running = new Promise<void>((resolve) => (release = resolve));
       try {
         await producer.ready();
         await producer.enqueue('0193a9c2-5b7e-7c1d-9f3a-8d2e4b6a1c10', 'image');
         await producer.enqueue('0193a9c2-5b7e-7c1d-9f3a-8d2e4b6a1c11', 'text');
         expect(await lengths()).to.deep.equal([1, 0, 1]);
-        await consumer.ready();
-        let started!: () => void;
-        const taken = new Promise<void>((resolve) => (started = resolve));
-        consumer.consume(1, async () => {
-          started();
-          await running;
+        const consumer = new FileQueue({ ...options, role: 'consumer', consumes: worker.workerQueues });
+        await whileRunningOneJob(consumer, async () => {
+          expect(await lengths(), 'the heavy pool runs the image; the text waits for the light pool').to.deep.equal([
+            0, 1, 1,
+          ]);
         });
-        await taken;
-        expect(await lengths(), 'the heavy pool runs the image; the text waits for the light pool').to.deep.equal([
-          0, 1, 1,
-        ]);
       } finally {
-        release();
-        await consumer.close(1_000);
         await producer.close(1_000);
         redis.disconnect();
       }

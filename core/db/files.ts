@@ -76,6 +76,10 @@ const toJsonb = (value: unknown): string =>
     typeof field === 'string' ? field.replaceAll('\0', '\ufffd') : field,
   );
 
+/** What re-queueing resets, for one file and in bulk: a fresh start, as if just uploaded. */
+const REQUEUE_SET =
+  "status = 'queued', attempts = 0, result = NULL, error = NULL, has_thumbnail = false, updated_at = now()";
+
 /** COLUMNS of `files AS f`, for statements that join it with another row source. */
 const F_COLUMNS = COLUMNS.split(', ')
   .map((column) => `f.${column}`)
@@ -332,7 +336,7 @@ export class FileRepository {
    */
   async requeue(id: string): Promise<{ row: FileRow } | { busy: true } | null> {
     const rows = await this.sql<StoredRow>(
-      `UPDATE files SET status = 'queued', attempts = 0, result = NULL, error = NULL, has_thumbnail = false, updated_at = now()
+      `UPDATE files SET ${REQUEUE_SET}
        WHERE id = $1 AND status <> 'processing' RETURNING ${COLUMNS}`,
       [id],
     );
@@ -355,7 +359,7 @@ export class FileRepository {
       `WITH picked AS (
          SELECT id FROM files WHERE ${where} ORDER BY uploaded_at, id LIMIT ${bind(limit)} FOR UPDATE SKIP LOCKED
        ), taken AS (
-         UPDATE files AS f SET status = 'queued', attempts = 0, result = NULL, error = NULL, has_thumbnail = false, updated_at = now()
+         UPDATE files AS f SET ${REQUEUE_SET}
          FROM picked WHERE f.id = picked.id RETURNING ${F_COLUMNS}
        )
        SELECT ${COLUMNS} FROM taken ORDER BY uploaded_at, id`,

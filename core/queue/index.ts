@@ -171,11 +171,6 @@ export class FileQueue {
     }
   }
 
-  /** Every queue this process uses: the routed ones, then any it only drains. */
-  get names(): string[] {
-    return [...this.lanes.keys()];
-  }
-
   ready(): Promise<unknown> {
     return Promise.all([...this.lanes.values()].map((lane) => lane.queue.ready()));
   }
@@ -266,7 +261,9 @@ export class FileQueue {
     const byLane = new Map<Lane, number[]>();
     files.forEach((file, n) => {
       const lane = this.laneOf(file.kind);
-      byLane.set(lane, [...(byLane.get(lane) ?? []), n]);
+      const indexes = byLane.get(lane) ?? [];
+      indexes.push(n);
+      byLane.set(lane, indexes);
     });
     await Promise.all(
       [...byLane].map(async ([lane, indexes]) => {
