@@ -66,6 +66,7 @@ export interface Config {
   imageMaxPixels: number;
   parserMaxRssBytes: number;
   pdfMaxDecodedBytes: number;
+  maxResultBytes: number;
   podDeletionCost: boolean;
   podName: string | null;
   podNamespace: string | null;
@@ -133,6 +134,17 @@ const bytes: Parse<number> = (raw, name) => {
   }
   return value;
 };
+
+/** A size from `min` to `max` bytes, where a smaller or larger one would break what the setting bounds. */
+const bytesWithin =
+  (min: number, max: number): Parse<number> =>
+  (raw, name) => {
+    const value = bytes(raw, name);
+    if (value < min || value > max) {
+      throw new ConfigError(`${name} must be a size from ${min} to ${max} bytes (such as 64KiB), got "${raw}".`);
+    }
+    return value;
+  };
 
 const boolean: Parse<boolean> = (raw, name) => {
   if (/^(1|true|yes|on)$/i.test(raw)) return true;
@@ -598,6 +610,14 @@ export const SETTINGS: Setting[] = [
     parse: bytes,
     description:
       "Most bytes a PDF's streams may decode to (inflated page content, fonts); past it the PDF is `processed` with its text cut short and a warning, so a small file cannot inflate to gigabytes.",
+  },
+  {
+    env: 'MAX_RESULT_BYTES',
+    key: 'maxResultBytes',
+    fallback: '64KiB',
+    parse: bytesWithin(4 * 1024, 16 * 1024 * 1024),
+    description:
+      'Largest `result` a file may have, as JSON: past it the longest lists and strings are cut and `result.truncated` is true (every string taken out of a file is also cut to 1 KiB, and every list to 100 items), so no file can swell what a list page or a webhook carries.',
   },
   {
     env: 'POD_DELETION_COST',

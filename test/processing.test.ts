@@ -376,7 +376,12 @@ describe('type-aware processing', function () {
         content_type: 'application/octet-stream',
         thumbnail: null,
       });
-      expect(done.result).to.deep.equal({ sha256_verified: true, bytes_read: content.length, warnings: [] });
+      expect(done.result).to.deep.equal({
+        sha256_verified: true,
+        bytes_read: content.length,
+        warnings: [],
+        truncated: false,
+      });
     });
 
     it('keeps zip-based documents as other, and zip-based packages as archives', async () => {

@@ -358,11 +358,15 @@ describe('the worker', () => {
       expect(await db.files.findById(rows[3]!.id)).to.include({ status: 'processing' });
     });
 
-    it('records a result whose strings hold NUL characters, which jsonb refuses, with U+FFFD instead', async () => {
+    it('records a result whose strings hold NUL characters or lone surrogates, which jsonb refuses, with U+FFFD instead', async () => {
       const row = await newRow();
       await db.files.startProcessing(row.id, 5);
-      expect(await db.files.finishProcessing(row.id, 1, { title: 'a\u0000b', names: ['\u0000'] })).to.equal(true);
-      expect((await db.files.findById(row.id))!.result).to.deep.equal({ title: 'a\ufffdb', names: ['\ufffd'] });
+      const result = { title: 'a\u0000b', names: ['\u0000', 'cut inside a pair \ud83d'] };
+      expect(await db.files.finishProcessing(row.id, 1, result)).to.equal(true);
+      expect((await db.files.findById(row.id))!.result).to.deep.equal({
+        title: 'a\ufffdb',
+        names: ['\ufffd', 'cut inside a pair \ufffd'],
+      });
     });
 
     it('never moves a finished file back to processing', async () => {

@@ -34,6 +34,7 @@ runMain(async () => {
     // Each queue runs its own share (WORKER_QUEUES); the parser processes serve them all.
     concurrency: config.workerQueues.reduce((sum, queue) => sum + queue.concurrency, 0),
     limits: { maxImagePixels: config.imageMaxPixels, pdfMaxDecodedBytes: config.pdfMaxDecodedBytes },
+    maxResultBytes: config.maxResultBytes,
     parserMaxRssBytes: config.parserMaxRssBytes,
     jobTimeoutMs: config.jobTimeoutMs,
     maxAttempts: config.maxAttempts,

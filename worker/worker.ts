@@ -7,6 +7,15 @@ import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import { activeTraceParent } from '../core/telemetry/spans.js';
+import { isDataRefused } from '../core/db/index.js';
+import type { FileError } from '../core/fileRecord.js';
+import {
+  boundResult,
+  boundString,
+  MAX_ERROR_MESSAGE_BYTES,
+  MAX_RESULT_ITEMS,
+  MAX_RESULT_STRING_BYTES,
+} from '../core/results/bounds.js';
 import { ProcessingError, type ProcessingLimits, type ProcessorRegistry } from './processors/index.js';
 import type { RunInParser } from './processors/types.js';
 import { Exclusion } from './exclusion.js';
@@ -25,6 +34,8 @@ export interface WorkerDeps {
   limits: ProcessingLimits;
   /** Longest one job may run (JOB_TIMEOUT_MS). */
   jobTimeoutMs: number;
+  /** Largest result stored for one file, as JSON (MAX_RESULT_BYTES). */
+  maxResultBytes: number;
   /** RSS ceiling of one parser process (PARSER_MAX_RSS_BYTES). */
   parserMaxRssBytes: number;
   /** Where parsing runs; by default one child process per concurrent job. */
@@ -52,6 +63,11 @@ export function createWorker(deps: WorkerDeps): Worker {
     deps.parsers ?? new ParserProcesses({ size: deps.concurrency, maxRssBytes: deps.parserMaxRssBytes, preload });
   // Parsing gets what is left of the job's time, less a reserve to record the outcome before the queue gives up.
   const parsingBudgetMs = deps.jobTimeoutMs - Math.min(5_000, deps.jobTimeoutMs / 10);
+  const resultBounds = {
+    maxBytes: deps.maxResultBytes,
+    maxStringBytes: MAX_RESULT_STRING_BYTES,
+    maxItems: MAX_RESULT_ITEMS,
+  };
 
   // A re-delivered job runs alone: if it is what kills this worker, the crash charges nobody else an attempt.
   // Waiting for that (either way) takes at most a quarter of the job's time, which runs from when it was taken.
@@ -105,7 +121,8 @@ export function createWorker(deps: WorkerDeps): Worker {
         'file_processor.job.outcome': outcome,
         'file_processor.job.attempt': row.attempts,
       });
-      logger.info(
+      // An error beside the outcome (a retry, a refusal) is logged at this attempt, where it happened.
+      logger[extra.err ? 'warn' : 'info'](
         {
           file_id: row.id,
           queue: job.queue,
@@ -122,48 +139,44 @@ export function createWorker(deps: WorkerDeps): Worker {
     // The CPU time a parse may use is its share of the job's time too; the deadline bounds the waiting.
     const limits = { deadline: takenAt + parsingBudgetMs, cpuMs: parsingBudgetMs };
     const inParser: RunInParser = (module, analysis, ...args) => parsers.run(module, analysis, args, limits);
-    let output;
+    const fail = async (error: FileError, extra: Record<string, unknown> = {}) => {
+      const bounded = { code: error.code, message: boundString(error.message, MAX_ERROR_MESSAGE_BYTES) };
+      const recorded = await db.files.failProcessing(row.id, row.attempts, bounded, activeTraceParent());
+      finish(recorded ? 'failed' : 'superseded', { ...extra, error_code: error.code });
+    };
     try {
-      output = await processors[row.kind].process({
+      const output = await processors[row.kind].process({
         file: row,
         storage,
         limits: deps.limits,
         inParser,
         deadline: limits.deadline,
       });
+      const { thumbnail } = output;
+      const result = boundResult(output.result, resultBounds);
+      const recorded = await db.files.finishProcessing(row.id, row.attempts, result, thumbnail, activeTraceParent());
+      // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written.
+      if (!recorded && thumbnail && !(await db.files.existing([row.id])).has(row.id)) await storage.remove(row.id);
+      finish(recorded ? 'processed' : 'superseded', { result_bytes: Buffer.byteLength(JSON.stringify(result)) });
     } catch (err) {
-      if (err instanceof ProcessingError) {
-        const recorded = await db.files.failProcessing(
-          row.id,
-          row.attempts,
-          { code: err.code, message: err.message },
-          activeTraceParent(),
+      if (err instanceof ProcessingError) return fail({ code: err.code, message: err.message });
+      if (isDataRefused(err)) {
+        // The same result would be refused again: the file fails once, with why, instead of crashing its attempts away.
+        return fail(
+          {
+            code: 'result_unstorable',
+            message: `The database refused what processing found (${String((err as Error).message)}); reprocess the file to try again.`,
+          },
+          { err },
         );
-        return finish(recorded ? 'failed' : 'superseded', { error_code: err.code });
       }
       if (job.retriesLeft > 0) {
         finish('retried', { err });
         throw err;
       }
       const message = 'Processing kept failing on a transient error; reprocess the file to try again.';
-      const recorded = await db.files.failProcessing(
-        row.id,
-        row.attempts,
-        { code: 'processing_failed', message },
-        activeTraceParent(),
-      );
-      return finish(recorded ? 'failed' : 'superseded', { err, error_code: 'processing_failed' });
+      return fail({ code: 'processing_failed', message }, { err });
     }
-    const recorded = await db.files.finishProcessing(
-      row.id,
-      row.attempts,
-      output.result,
-      output.thumbnail,
-      activeTraceParent(),
-    );
-    // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written.
-    if (!recorded && output.thumbnail && !(await db.files.existing([row.id])).has(row.id)) await storage.remove(row.id);
-    finish(recorded ? 'processed' : 'superseded');
   }
 
   let running = 0;

@@ -2,6 +2,7 @@
 // State changes are conditional updates, so a stale or duplicate job can never move a row backwards.
 import type { FileError, FileKind, FileResult, FileRow, FileStatus, NewFile } from '../fileRecord.js';
 import { Batcher } from '../batcher.js';
+import { storableString } from '../results/bounds.js';
 import { insertManyRemembered, type IdempotencyScope } from './idempotency.js';
 
 /** Runs one parameterized statement and returns its rows. */
@@ -68,13 +69,12 @@ type Unlisted = Exclude<keyof FileRow, (typeof ROW_COLUMNS)[number]>;
 const _everyColumnListed: [Unlisted] extends [never] ? true : Unlisted = true;
 const COLUMNS = ROW_COLUMNS.join(', ');
 /**
- * JSON for a jsonb column. PostgreSQL's jsonb refuses the NUL character, which a parsed file can put in any
- * string (a PDF title in UTF-16, a CSV header): it becomes U+FFFD, the replacement character.
+ * JSON for a jsonb column. PostgreSQL's jsonb refuses NUL and lone surrogates, which a parsed file can put in any
+ * string (a PDF title in UTF-16, a name cut inside a pair): both become U+FFFD, the replacement character. The
+ * worker bounds results before this (core/results/bounds.ts); this is the last line for every jsonb written.
  */
 const toJsonb = (value: unknown): string =>
-  JSON.stringify(value, (_key, field: unknown) =>
-    typeof field === 'string' ? field.replaceAll('\0', '\ufffd') : field,
-  );
+  JSON.stringify(value, (_key, field: unknown) => (typeof field === 'string' ? storableString(field) : field));
 
 /** What re-queueing resets, for one file and in bulk: a fresh start, as if just uploaded. */
 const REQUEUE_SET =

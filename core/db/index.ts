@@ -101,6 +101,13 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   );
 }
 
+/**
+ * True when PostgreSQL refused the data itself, so the same statement would be refused again: a data exception
+ * (class 22: an untranslatable character, a value too long), an integrity constraint (class 23) or a program limit
+ * (class 54: a jsonb or an index row too large).
+ */
+export const isDataRefused = (err: unknown): boolean => /^(22|23|54)/.test(databaseErrorCode(err) ?? '');
+
 /** Runs `work` on a connection to the server's `postgres` database, with the target database's name. */
 async function withMaintenanceConnection<T>(
   url: string,

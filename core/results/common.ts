@@ -10,6 +10,14 @@ const CommonResultFields = {
     description:
       'Things a client should know although the file was processed: a bomb-like compression ratio, text that is not valid UTF-8, ...',
   }),
+  truncated: Type.Optional(
+    Type.Boolean({
+      description:
+        'True when something the file holds was cut to keep the result bounded: a string longer than 1 KiB, a list ' +
+        'longer than 100 items, or the whole result past `MAX_RESULT_BYTES` (64 KiB by default). Absent from results ' +
+        'recorded before it existed.',
+    }),
+  ),
 };
 
 export const CommonResultSchema = Type.Object(CommonResultFields);

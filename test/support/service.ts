@@ -39,6 +39,8 @@ export interface ServiceOptions {
   maxImagePixels?: number;
   /** PDF_MAX_DECODED_BYTES (default 64 MiB). */
   pdfMaxDecodedBytes?: number;
+  /** MAX_RESULT_BYTES (default 64 KiB). */
+  maxResultBytes?: number;
   /** The worker's parser processes (default: one per concurrent job). */
   parsers?: ParserProcesses;
   /** Replace the database (e.g. one that cannot connect). */
@@ -194,6 +196,7 @@ export async function startWorker(
     | 'jobTimeoutMs'
     | 'maxImagePixels'
     | 'pdfMaxDecodedBytes'
+    | 'maxResultBytes'
     | 'parsers'
     | 'tracer'
     | 'logger'
@@ -219,6 +222,7 @@ export async function startWorker(
       maxImagePixels: options.maxImagePixels ?? 50_000_000,
       pdfMaxDecodedBytes: options.pdfMaxDecodedBytes ?? 64 * 1024 * 1024,
     },
+    maxResultBytes: options.maxResultBytes ?? 64 * 1024,
     jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
     parserMaxRssBytes: 256 * 1024 * 1024,
     ...(options.parsers ? { parsers: options.parsers } : {}),

@@ -15,8 +15,6 @@ type ArchiveFields = Omit<ArchiveResult, keyof CommonResult>;
 
 /** Above this ratio of declared sizes, an archive is reported as bomb-like. */
 const BOMB_RATIO = 100;
-/** Longer names are cut in the result: a zip may carry names of 64 KiB. */
-const LISTED_NAME_CHARS = 1024;
 /** From this many entries on, an archive is reported as one that would flood a disk when extracted. */
 const MANY_ENTRIES = 10_000;
 
@@ -87,10 +85,9 @@ function readZip(source: BlobSource, size: number): Promise<ArchiveFields> {
         fields.uncompressed_bytes! += entry.uncompressedSize;
         if (entry.isEncrypted()) fields.encrypted_entries!++;
         if (fields.names.length < LISTED_NAMES) {
+          // Names of up to 64 KiB: the worker cuts them on a character with every string of the result (bounds.ts).
           fields.names.push(
-            yauzl
-              .getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false)
-              .slice(0, LISTED_NAME_CHARS),
+            yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false),
           );
         }
         zip.readEntry();

@@ -134,10 +134,20 @@ class RangesFromReader {
   /** After a failure, or once pdf.js gave up on its requests. */
   private stopped = false;
 
+  /** Bytes read beyond a request: doubled while pdf.js asks for the range right after the last one, else none. */
+  private readAhead = 0;
+  private lastEnd = -1;
+
   constructor(pdfjs: Pdfjs, reader: BlobReader, size: number) {
     this.transport = new pdfjs.PDFDataRangeTransport(size, null);
-    this.transport.requestDataRange = (begin, end) => {
+    this.transport.requestDataRange = (begin, requestedEnd) => {
       if (this.stopped) return;
+      // pdf.js parses an object again from its start each time it meets a byte not yet read, so an object of n chunks
+      // cost n re-parses of up to n chunks (a 1 MB string: 9 s). Reading ahead along such a walk makes it log n.
+      this.readAhead =
+        begin === this.lastEnd ? Math.min(MAX_READ_AHEAD_BYTES, Math.max(requestedEnd - begin, this.readAhead * 2)) : 0;
+      const end = Math.min(size, requestedEnd + this.readAhead);
+      this.lastEnd = end;
       const chunk = new Uint8Array(end - begin);
       reader
         .read(chunk, 0, chunk.length, begin)
@@ -159,6 +169,9 @@ class RangesFromReader {
   /** `work`, or the first failed read if it comes first. */
   orFailedRead = <T>(work: Promise<T>): Promise<T> => Promise.race([work, this.failed.promise]);
 }
+
+/** Sequential reads ahead grow to this; a multiple of pdf.js's 64 KiB chunks, as pdf.js needs. */
+const MAX_READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 /** 67108864 as "64 MiB", other sizes in bytes. */
 const sizeInWords = (bytes: number): string =>
