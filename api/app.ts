@@ -168,6 +168,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(problemResponses(logger));
   if (config.corsOrigins.length) app.use(cors(config.corsOrigins));
   app.use(routingEdges);
+  app.use(refuseNulInQuery);
   app.use(authenticate(deps.tokens));
   app.use(router.routes());
   app.use(router.allowedMethods());
@@ -221,6 +222,19 @@ const closeUnreadBodies: Koa.Middleware = async (ctx, next) => {
   if (ctx.req.complete) return;
   const cutAtLimit = ctx.status === 408 || ctx.status === 413;
   if (cutAtLimit || !(await drainSmallBody(ctx.req))) ctx.set('Connection', 'close');
+};
+
+/** PostgreSQL's text refuses NUL: a query parameter that holds one is the client's 400 on every route, never a 500. */
+const refuseNulInQuery: Koa.Middleware = async (ctx, next) => {
+  const withNul = Object.entries(ctx.query).filter(
+    ([name, value]) => name.includes('\0') || [value ?? []].flat().some((given) => given.includes('\0')),
+  );
+  if (withNul.length > 0) {
+    throw new AppError('invalid_query', 'Some query parameters are invalid; see `errors`.', {
+      errors: withNul.map(([field]) => ({ field, message: 'Holds a NUL character (%00), which is not allowed.' })),
+    });
+  }
+  await next();
 };
 
 /**

@@ -153,15 +153,24 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
   return { createUpload, completeUpload };
 }
 
+const ANNOUNCEMENT_FIELDS = ['name', 'size', 'sha256'];
+const ANNOUNCEMENT_SHAPE = '{"name", "size", "sha256"}, each required';
+
 /** The JSON announcement, validated: a clear 400 naming each bad field, or the limits' own errors. */
 async function readAnnouncement(ctx: Koa.Context, maxBytes: number): Promise<Announcement> {
   const body = await readJsonBody(ctx, {
     what: 'announcement',
-    shape: '{"name", "size", "sha256"}',
+    shape: ANNOUNCEMENT_SHAPE,
     maxBytes: MAX_BODY_BYTES,
   });
-  const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new AppError('invalid_body', `The body is not a JSON object; send ${ANNOUNCEMENT_SHAPE}.`);
+  }
+  const fields = body as Record<string, unknown>;
   const errors: Array<{ field: string; message: string }> = [];
+  // Refused rather than ignored, as in every body: a client that sends more expects it to mean something.
+  for (const field of Object.keys(fields).filter((key) => !ANNOUNCEMENT_FIELDS.includes(key)))
+    errors.push({ field, message: `not a field of an announcement (${ANNOUNCEMENT_FIELDS.join(', ')})` });
   const { name, size, sha256 } = fields;
   if (typeof name !== 'string' || name.length === 0 || name.length > 1024)
     errors.push({ field: 'name', message: 'a file name of 1 to 1024 characters' });

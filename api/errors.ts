@@ -89,6 +89,9 @@ export function problemResponses(logger: Logger): Koa.Middleware {
   return async (ctx, next) => {
     try {
       await next();
+      // Koa would serialize an object body after every middleware has returned, where a failure (a body too large to
+      // be a string) is a plain-text 500 that no middleware sees and the log records as a success.
+      if (isJsonValue(ctx.body)) ctx.body = JSON.stringify(ctx.body);
     } catch (thrown) {
       const err = asAppError(thrown);
       if (err.status >= 500) {
@@ -118,6 +121,11 @@ export function problemResponses(logger: Logger): Koa.Middleware {
     }
   };
 }
+
+/** A body Koa would send as JSON: a plain object or an array (not a Buffer, a stream, a string or a Blob). */
+const isJsonValue = (body: unknown): body is object =>
+  Array.isArray(body) ||
+  (typeof body === 'object' && body !== null && Object.getPrototypeOf(body) === Object.prototype);
 
 /** The blob store did not answer: nothing was kept, and the same request may be sent again shortly. */
 export const storageUnavailable = (cause: unknown): AppError =>

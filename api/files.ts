@@ -11,6 +11,7 @@ import { AppError } from './errors.js';
 import { readJsonBody } from './json.js';
 import {
   encodeCursor,
+  LIST_PAGE_MAX_BYTES,
   nextPageUrl,
   parseListQuery,
   parseReprocessRequest,
@@ -65,15 +66,13 @@ export function fileHandlers(deps: FileHandlerDeps) {
 
   const listFiles: Koa.Middleware = async (ctx) => {
     const query = parseListQuery(ctx.query);
-    // One row more than asked tells whether a next page exists without counting.
-    const rows = await db.files.list({ ...query, limit: query.limit + 1 });
-    const page = rows.slice(0, query.limit);
-    const last = page.at(-1);
+    const { rows, more } = await db.files.list({ ...query, maxBytes: LIST_PAGE_MAX_BYTES });
+    const last = rows.at(-1);
     const base = baseUrl(ctx);
     ctx.body = {
-      results: page.map((row) => serializeFile(row, base)),
+      results: rows.map((row) => serializeFile(row, base)),
       next:
-        rows.length > query.limit && last
+        more && last
           ? nextPageUrl(routeUrl(base, 'listFiles'), query, { uploadedAt: last.uploaded_at, id: last.id })
           : null,
     };

@@ -9,6 +9,11 @@ import { AppError, type FieldError } from './errors.js';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
+/**
+ * A list page stops early past this many bytes of records (results, errors, names), so that no page of any `limit`
+ * costs the API more than a few tens of MiB however large the records are.
+ */
+export const LIST_PAGE_MAX_BYTES = 4 * 1024 * 1024;
 /** Error codes are short identifiers (`processing_failed`); a longer one matches nothing. */
 export const MAX_ERROR_CODE_LENGTH = 200;
 

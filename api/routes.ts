@@ -17,6 +17,7 @@ import {
 import { ERRORS, ProblemSchema, type ErrorCode } from './errors.js';
 import {
   DEFAULT_LIMIT,
+  LIST_PAGE_MAX_BYTES,
   MAX_ERROR_CODE_LENGTH,
   MAX_LIMIT,
   ReprocessFilesRequestSchema,
@@ -283,7 +284,10 @@ export const ROUTES = [
     path: '/files/',
     summary: 'List files, newest first',
     description:
-      'Keyset pagination: follow `next` until it is null. The cost of a page does not grow with the table or the page number.',
+      'Keyset pagination: follow `next` until it is null. The cost of a page does not grow with the table or the page number. ' +
+      `A page holds \`limit\` files at most, and fewer when their records pass ${LIST_PAGE_MAX_BYTES / (1024 * 1024)} MiB ` +
+      '(results, errors and names as JSON): the file that crosses it is the last, so a page always has one file, and ' +
+      '`next` goes on after it.',
     tags: ['files'],
     parameters: [
       {

@@ -206,6 +206,23 @@ describe('direct uploads', function () {
       400,
       'invalid_body',
     );
+    const valid = `"name": "a.bin", "size": 1, "sha256": "${sha256(Buffer.from('x'))}"`;
+    for (const [body, field] of [
+      [`{${valid}, "colour": "red"}`, 'colour'],
+      [`{${valid}, "size": 2}`, 'size'],
+      [`{"name": "\\u0000.bin", "size": 1, "sha256": "${sha256(Buffer.from('x'))}"}`, 'name'],
+    ]) {
+      const refused = await fetch(`${service.url}/uploads/`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body,
+      });
+      const fieldProblem = await expectProblem(refused, 400, 'invalid_body');
+      expect(
+        fieldProblem.errors!.map((error) => error.field),
+        body,
+      ).to.deep.equal([field]);
+    }
     await expectProblem(await announce({ name: 'empty', size: 0, sha256: sha256(Buffer.alloc(0)) }), 400, 'file_empty');
     await expectProblem(
       await announce({ name: 'big', size: 1024 * 1024 + 1, sha256: sha256(Buffer.from('x')) }),

@@ -175,19 +175,38 @@ export class FileRepository {
     return rows[0] ? toRow(rows[0]) : null;
   }
 
-  /** Newest first, keyset-paginated: the cost of a page does not depend on its position. */
-  async list(query: ListQuery): Promise<FileRow[]> {
-    const where: string[] = [];
+  /**
+   * A page of files, newest first, keyset-paginated (the cost of a page does not depend on its position), of `limit`
+   * rows at most and stopping once `maxBytes` of records are in it (the row that crosses it is the last; a page has
+   * one row at least). `more` says whether rows follow it. A row's bytes are its result, error and name as text.
+   */
+  async list(query: ListQuery & { maxBytes: number }): Promise<{ rows: FileRow[]; more: boolean }> {
     const values: unknown[] = [];
     const bind = (value: unknown) => `$${values.push(value)}`;
-    where.push(...this.filterConditions(query, bind));
+    const where = this.filterConditions(query, bind);
     if (query.after) where.push(`(uploaded_at, id) < (${bind(query.after.uploadedAt)}, ${bind(query.after.id)})`);
-    const rows = await this.sql<StoredRow>(
-      `SELECT ${COLUMNS} FROM files ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY uploaded_at DESC, id DESC LIMIT ${bind(query.limit)}`,
+    const weight =
+      "octet_length(coalesce(result::text, '')) + octet_length(coalesce(error::text, '')) + octet_length(name)";
+    const order = 'ORDER BY uploaded_at DESC, id DESC';
+    // Each row knows the bytes of the rows before it in the page, and before its predecessor: the page ends at the
+    // row that crosses the budget, and one row past it comes back too, to tell that more follow.
+    const rows = await this.sql<StoredRow & { bytes_before: string | null }>(
+      `SELECT ${COLUMNS}, bytes_before FROM (
+         SELECT ${COLUMNS},
+           sum(${weight}) OVER (${order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS bytes_before,
+           sum(${weight}) OVER (${order} ROWS BETWEEN UNBOUNDED PRECEDING AND 2 PRECEDING) AS bytes_before_previous
+         FROM files ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ${order} LIMIT ${bind(query.limit + 1)}
+       ) AS page
+       WHERE coalesce(bytes_before_previous, 0) < ${bind(query.maxBytes)}
+       ${order}`,
       values,
     );
-    return rows.map(toRow);
+    const page = rows.filter((row) => Number(row.bytes_before ?? 0) < query.maxBytes).slice(0, query.limit);
+    return {
+      rows: page.map(({ bytes_before: _, ...row }) => toRow(row)),
+      more: rows.length > page.length,
+    };
   }
 
   async remove(id: string): Promise<FileRow | null> {
