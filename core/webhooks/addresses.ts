@@ -29,7 +29,8 @@ for (const [network, prefix] of [
 for (const [network, prefix] of [
   ['::', 128], // unspecified
   ['::1', 128], // loopback
-  ['64:ff9b::', 96], // NAT64 of IPv4 addresses (checked as IPv4 below, refused whole here)
+  ['64:ff9b::', 96], // NAT64 of IPv4 addresses, refused whole
+  ['64:ff9b:1::', 48], // NAT64 for local use (RFC 8215)
   ['100::', 64], // discard
   ['2001:db8::', 32], // documentation
   ['fc00::', 7], // unique local (fd00:ec2::254 is AWS's metadata service)
@@ -39,15 +40,51 @@ for (const [network, prefix] of [
   FORBIDDEN.addSubnet(network, prefix, 'ipv6');
 }
 
-/** An IPv4 address written as IPv6 (`::ffff:10.0.0.1`), as the IPv4 address it is. */
-const unmapped = (address: string): string => /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? address;
+/**
+ * The eight 16-bit groups of an IPv6 address (`::` expanded, a trailing dotted IPv4 read as two groups, a zone
+ * dropped); null when it is not one.
+ */
+function ipv6Groups(address: string): number[] | null {
+  if (isIP(address) !== 6) return null;
+  let text = address.replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const groupsOf = (part: string) => (part ? part.split(':').map((group) => parseInt(group, 16)) : []);
+  const [before, after] = [groupsOf(head), groupsOf(tail ?? '')];
+  return tail === undefined
+    ? before
+    : [...before, ...Array<number>(8 - before.length - after.length).fill(0), ...after];
+}
+
+const ipv4Of = (high: number, low: number): string => [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+
+/**
+ * The IPv4 addresses an IPv6 address carries, which route to them: IPv4-mapped (`::ffff:0:0/96`), IPv4-compatible
+ * (`::/96`, deprecated), IPv4-translated (`::ffff:0:0:0/96`), 6to4 (`2002::/16`, the address in bits 16-47) and
+ * Teredo (`2001::/32`, the server in bits 32-63 and the client, inverted, in the last 32). NAT64 is refused whole.
+ */
+function embeddedIpv4(groups: number[]): string[] {
+  const [g0, g1, g2, g3, g4, g5, g6, g7] = groups as [number, number, number, number, number, number, number, number];
+  const zeros = (count: number) => groups.slice(0, count).every((group) => group === 0);
+  if (zeros(5) && (g5 === 0xffff || g5 === 0)) return [ipv4Of(g6, g7)];
+  if (zeros(4) && g4 === 0xffff && g5 === 0) return [ipv4Of(g6, g7)];
+  if (g0 === 0x2002) return [ipv4Of(g1, g2)];
+  if (g0 === 0x2001 && g1 === 0) return [ipv4Of(g2, g3), ipv4Of(~g6 & 0xffff, ~g7 & 0xffff)];
+  return [];
+}
 
 /** True for an address webhooks may not reach unless WEBHOOK_ALLOW_PRIVATE=true. */
 export function isForbiddenAddress(address: string): boolean {
-  const plain = unmapped(address);
-  const family = isIP(plain);
+  const family = isIP(address);
   if (family === 0) return true;
-  return FORBIDDEN.check(plain, family === 4 ? 'ipv4' : 'ipv6');
+  if (family === 4) return FORBIDDEN.check(address, 'ipv4');
+  if (FORBIDDEN.check(address, 'ipv6')) return true;
+  // Every spelling of an IPv6 address that embeds an IPv4 one is checked as that IPv4 address too.
+  return embeddedIpv4(ipv6Groups(address)!).some((ipv4) => FORBIDDEN.check(ipv4, 'ipv4'));
 }
 
 export interface UrlPolicy {
