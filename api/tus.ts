@@ -54,22 +54,57 @@ const CODE_OF_STATUS: Record<number, ErrorCode> = {
 export function tusUploads(deps: TusDeps): Koa.Middleware {
   const { db, resumable, logger } = deps;
 
-  /** Turns the finished upload into its File, at most once: every step may run again after a failure. */
-  async function complete(upload: Upload): Promise<FileRow> {
+  /**
+   * Turns the finished upload into its File, at most once: every step may run again after a failure. @tus/server
+   * lets go of the upload's lock before it calls onUploadFinish, so the request that looks at the upload next (a
+   * DELETE, a HEAD) may complete it at the same time: one completion runs per upload in this process, and one that
+   * finds the bytes adopted or removed by another (in another pod too) answers with its File, or tus's 404.
+   */
+  function complete(upload: Upload): Promise<FileRow> {
     const fileId = resumable.fileIdOf(upload.id);
+    const running = completing.get(fileId);
+    if (running) return running;
+    const completion = completeOnce(fileId, upload).finally(() => completing.delete(fileId));
+    completing.set(fileId, completion);
+    return completion;
+  }
+  const completing = new Map<string, Promise<FileRow>>();
+
+  async function completeOnce(fileId: string, upload: Upload): Promise<FileRow> {
     const existing = await db.files.findById(fileId);
     if (existing) {
       await resumable.discard(fileId);
       return existing;
     }
-    // The chunks may have come through several pods, and a SHA-256 cannot be carried from one to the next: the
-    // hash and the head for sniffing come from one read of the finished upload.
-    const { sha256, head, size } = await readBack(await resumable.read(fileId));
-    if (size !== upload.size) throw new Error(`The upload holds ${size} bytes, not the ${upload.size} announced.`);
-    const name = safeFilename(upload.metadata?.filename ?? upload.metadata?.name ?? undefined);
-    const sniffed = await sniffKind(head, name);
-    if (!(await resumable.adopt(fileId))) throw new Error(`The bytes of upload ${fileId} are gone.`);
-    const row = await db.files.insertIfAbsent({ id: fileId, name, size, sha256, ...sniffed });
+    let stored: { sha256: string; head: Buffer; size: number; name: string };
+    try {
+      // The chunks may have come through several pods, and a SHA-256 cannot be carried from one to the next: the
+      // hash and the head for sniffing come from one read of the finished upload.
+      const { sha256, head, size } = await readBack(await resumable.read(fileId));
+      if (size !== upload.size) throw new Error(`The upload holds ${size} bytes, not the ${upload.size} announced.`);
+      if (!(await resumable.adopt(fileId))) throw Object.assign(new Error('The bytes are gone.'), { code: 'ENOENT' });
+      stored = {
+        sha256,
+        head,
+        size,
+        name: safeFilename(upload.metadata?.filename ?? upload.metadata?.name ?? undefined),
+      };
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      // Another completion took the bytes first (its File is the answer), or the upload was removed meanwhile.
+      const done = await db.files.findById(fileId);
+      if (done) return done;
+      // eslint-disable-next-line @typescript-eslint/only-throw-error
+      throw ERRORS.FILE_NOT_FOUND;
+    }
+    const sniffed = await sniffKind(stored.head, stored.name);
+    const row = await db.files.insertIfAbsent({
+      id: fileId,
+      name: stored.name,
+      size: stored.size,
+      sha256: stored.sha256,
+      ...sniffed,
+    });
     await enqueueOrLeaveQueued(deps.queue, logger, row);
     deps.metrics.uploads.inc({ kind: row.kind });
     deps.metrics.uploadBytes.inc({ kind: row.kind }, row.size);
@@ -91,12 +126,14 @@ export function tusUploads(deps: TusDeps): Koa.Middleware {
     try {
       upload = await storedUpload(id);
     } catch (err) {
-      if (!isMissing(err)) throw err;
-      const row = await db.files.findById(resumable.fileIdOf(id));
+      // Between a completion's adopting the bytes and its discarding the upload, the file store says 410 Gone.
+      const gone = (err as { status_code?: number }).status_code === 410;
+      if (!isMissing(err) && !gone) throw err;
+      const fileId = resumable.fileIdOf(id);
+      const row = await (completing.get(fileId)?.catch(() => null) ?? db.files.findById(fileId));
       // S3Store lets the bucket's NoSuchKey through as it is: a 404 to the client either way. tus's errors are
       // plain {status_code, body} objects, which its handlers recognize.
-      // eslint-disable-next-line @typescript-eslint/only-throw-error
-      if (!row) throw ERRORS.FILE_NOT_FOUND;
+      if (!row) throw gone ? err : ERRORS.FILE_NOT_FOUND;
       return new Upload({ id, size: row.size, offset: row.size, metadata: { filename: row.name } });
     }
     if (upload.size !== undefined && upload.offset === upload.size) await complete(upload);
@@ -170,11 +207,19 @@ async function answer(ctx: Koa.Context, response: Response): Promise<void> {
     headers['tus-checksum-algorithm'] = CHECKSUM_ALGORITHMS.join(',');
   }
   const text = await response.text();
+  if (response.status >= 500) {
+    // @tus/server answers an unexpected error with its message (a path, a database's name): the log keeps it.
+    throw new AppError(
+      response.status === 503 ? 'service_unavailable' : 'internal_error',
+      'The upload could not be handled right now; ask its offset (HEAD) and resume it.',
+      { headers: { 'Tus-Resumable': '1.0.0' }, status: response.status, cause: new Error(text.trim()) },
+    );
+  }
   if (response.status >= 400) {
     delete headers['content-type'];
     delete headers['content-length'];
     throw new AppError(
-      CODE_OF_STATUS[response.status] ?? 'internal_error',
+      CODE_OF_STATUS[response.status] ?? 'invalid_tus_request',
       text.trim() || `The upload failed (${response.status}).`,
       { headers, status: response.status },
     );
@@ -232,14 +277,21 @@ async function verifiedChunk(ctx: Koa.Context, header: string, maxBytes: number)
   }
 }
 
-/** The datastore has no such upload: tus's own 404, or the bucket's (S3Store does not translate it). */
+/** The datastore has no such upload: tus's own 404, the disk's ENOENT, or the bucket's (S3Store does not translate it). */
 function isMissing(err: unknown): boolean {
   const { status_code, name, $metadata } = err as {
     status_code?: number;
     name?: string;
     $metadata?: { httpStatusCode?: number };
   };
-  return status_code === 404 || name === 'NoSuchKey' || name === 'NoSuchUpload' || $metadata?.httpStatusCode === 404;
+  const { code } = err as { code?: unknown };
+  return (
+    status_code === 404 ||
+    code === 'ENOENT' ||
+    name === 'NoSuchKey' ||
+    name === 'NoSuchUpload' ||
+    $metadata?.httpStatusCode === 404
+  );
 }
 
 /** The SHA-256, size and first bytes of a finished upload, in one read (through the meter every upload uses). */

@@ -211,6 +211,25 @@ describe('resumable uploads (tus)', function () {
     expect((await fetch(abandoned, { method: 'DELETE', headers: TUS })).status).to.equal(204);
     expect((await fetch(abandoned, { method: 'HEAD', headers: TUS })).status).to.be.oneOf([404, 410]);
   });
+
+  it('answers tus codes, never a 500 or a path, to a DELETE racing the last PATCH, and ends with one File or none', async () => {
+    const outcomes = new Set<string>();
+    for (let round = 0; round < 30; round++) {
+      const bytes = randomBytes(256 * 1024);
+      const url = await create(service.url, bytes.length);
+      const patching = patch(url, 0, bytes);
+      await new Promise((resolve) => setTimeout(resolve, round % 6));
+      const [patched, deleted] = await Promise.all([patching, fetch(url, { method: 'DELETE', headers: TUS })]);
+      const answers = [await patched.text(), await deleted.text()].join(' ');
+      expect(answers).not.to.match(/ENOENT|\/tmp\/|fp_test_|Something went wrong/);
+      const files = await filesWith(bytes);
+      // The PATCH first: its File, and a finished upload cannot be terminated (400). The DELETE first: nothing.
+      if (patched.status === 204) expect([deleted.status, files], answers).to.deep.equal([400, 1]);
+      else expect([patched.status, deleted.status, files], answers).to.deep.equal([404, 204, 0]);
+      outcomes.add(`${patched.status}/${deleted.status}`);
+    }
+    expect([...outcomes]).to.include('204/400');
+  });
 });
 
 describe('resumable uploads (tus) with tokens', function () {
