@@ -1,6 +1,7 @@
 // The reconciler: makes the queue and the blob store agree with the files table again after whatever
 // went wrong (Redis lost its jobs, a worker died, a pod crashed mid-upload). One worker runs it at a
-// time (a lock in Redis); every step is idempotent, so two running at once would only waste work.
+// time: the leader, which holds a lock in Redis and renews it while it lives; every step is idempotent, so
+// two running at once would only waste work.
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../core/config.js';
 import type { Database, StalePosition, StaleRow } from '../core/db/index.js';
@@ -47,40 +48,81 @@ export interface ReconcileReport {
 
 const BATCH = 500;
 
+/** The leader lock's name in Redis (`<prefix>:<queue>:reconciler`). */
+const LOCK = 'reconciler';
+
 export class Reconciler {
   private readonly owner = randomUUID();
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
+  /** Renews the leader lock while this reconciler holds it, a run in progress or not. */
+  private renewal: NodeJS.Timeout | undefined;
+  private running: Promise<boolean> | undefined;
+  private stopped = false;
   /** Where the walk over stale queued rows resumes: a long backlog is covered over several runs. */
   private queuedPosition: StalePosition | undefined;
   private nextShard = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
+  /** The leader lock lives one interval past its last renewal: a leader that died is replaced within two. */
+  private get lockTtlMs(): number {
+    return this.deps.config.reconcileIntervalMs;
+  }
+
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.deps.config.reconcileIntervalMs);
     this.timer.unref();
   }
 
-  /** Stops scheduling runs and waits for the one in progress. */
+  /** Stops scheduling runs, waits for the one in progress and hands the lock over to whichever worker ticks next. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     await this.running;
+    this.stopRenewing();
+    // Redis away: the lock expires by itself.
+    await this.deps.redis.releaseLock(LOCK, this.owner).catch(() => undefined);
   }
 
-  private async tick(): Promise<void> {
-    if (this.running) return;
+  /** Runs every step if this reconciler leads (holds the lock, or finds it free); answers whether it ran. */
+  async tick(): Promise<boolean> {
+    if (this.running || this.stopped) return false;
     this.running = this.runIfLeader()
-      .catch((err: unknown) => this.deps.logger.warn({ err }, 'reconciler run failed; the next one retries'))
+      .catch((err: unknown) => {
+        this.deps.logger.warn({ err }, 'reconciler run failed; the next one retries');
+        return false;
+      })
       .finally(() => (this.running = undefined));
-    await this.running;
+    return this.running;
   }
 
-  private async runIfLeader(): Promise<void> {
-    // The lock outlives the interval a little, so runs do not overlap across workers.
-    if (!(await this.deps.redis.tryLock('reconciler', this.owner, this.deps.config.reconcileIntervalMs))) return;
+  private async runIfLeader(): Promise<boolean> {
+    if (!(await this.deps.redis.holdLock(LOCK, this.owner, this.lockTtlMs))) {
+      this.stopRenewing();
+      return false;
+    }
+    this.keepRenewing();
     const report = await this.runOnce();
     if (Object.values(report).some(Boolean)) this.deps.logger.info({ ...report }, 'reconciled');
+    return true;
+  }
+
+  /** Renews at a third of the lock's life, so one late or failed renewal does not lose it. */
+  private keepRenewing(): void {
+    if (this.renewal) return;
+    this.renewal = setInterval(() => void this.renew(), Math.max(1, Math.floor(this.lockTtlMs / 3)));
+    this.renewal.unref();
+  }
+
+  private async renew(): Promise<void> {
+    // Redis away: the lock may expire meanwhile, and the next tick takes it again or finds another leader.
+    const held = await this.deps.redis.renewLock(LOCK, this.owner, this.lockTtlMs).catch(() => true);
+    if (!held) this.stopRenewing();
+  }
+
+  private stopRenewing(): void {
+    clearInterval(this.renewal);
+    this.renewal = undefined;
   }
 
   /** One pass of every step. */
