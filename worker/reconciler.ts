@@ -28,6 +28,8 @@ export interface ReconcilerDeps {
   config: ReconcilerConfig;
   /** Where unfinished resumable uploads live, to remove the expired ones. */
   resumable?: ResumableStore;
+  /** Keys the orphan sweep lists a run: SWEEP_KEYS_PER_RUN unless a test makes the store span several runs. */
+  sweepKeysPerRun?: number;
 }
 
 /** What one run did, for logs and tests. */
@@ -48,6 +50,9 @@ export interface ReconcileReport {
 
 const BATCH = 500;
 
+/** Keys the orphan sweep lists a run (ten ListObjectsV2 pages in a bucket): a store this size is swept every run. */
+export const SWEEP_KEYS_PER_RUN = 10_000;
+
 /** The leader lock's name in Redis (`<prefix>:<queue>:reconciler`). */
 const LOCK = 'reconciler';
 
@@ -60,7 +65,8 @@ export class Reconciler {
   private stopped = false;
   /** Where the walk over stale queued rows resumes: a long backlog is covered over several runs. */
   private queuedPosition: StalePosition | undefined;
-  private nextShard = 0;
+  /** Where the orphan sweep resumes: a store of more than SWEEP_KEYS_PER_RUN keys is covered over several runs. */
+  private sweepCursor: string | null = null;
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -177,30 +183,14 @@ export class Reconciler {
     }
   }
 
-  /** Temporary files of dead uploads, blobs without a row (one shard per run), expired idempotency keys. */
+  /** Temporary files of dead uploads, blobs without a row, expired idempotency keys, uploads and deliveries. */
   private async removeLeftovers(report: ReconcileReport): Promise<void> {
     const { db, storage, metrics } = this.deps;
     const orphanBefore = new Date(Date.now() - this.deps.config.orphanAfterMs);
     report.removedTemporary = await storage.removeTemporaryBefore(orphanBefore);
     metrics.reconcilerRemoved.inc({ what: 'temporary' }, report.removedTemporary);
 
-    const shard = this.nextShard;
-    this.nextShard = (shard + 1) % storage.shardCount;
-    const ids = await storage.idsInShard(shard);
-    for (let start = 0; start < ids.length; start += BATCH) {
-      const batch = ids.slice(start, start + BATCH);
-      const known = await db.files.existing(batch);
-      // A direct upload's bytes arrive before its File: they are not orphans while the upload lives.
-      const completing = storage.direct ? await db.uploads.pending(batch) : new Set<string>();
-      for (const id of batch.filter((candidate) => !known.has(candidate) && !completing.has(candidate))) {
-        // Young blobs may belong to an upload between its rename and its INSERT.
-        const written = await storage.writtenAt(id);
-        if (written && written < orphanBefore) {
-          await storage.remove(id);
-          report.removedOrphans++;
-        }
-      }
-    }
+    report.removedOrphans = await this.removeOrphans(orphanBefore);
     metrics.reconcilerRemoved.inc({ what: 'blob' }, report.removedOrphans);
 
     report.removedKeys = await db.idempotencyKeys.removeExpired(BATCH * 10);
@@ -218,6 +208,32 @@ export class Reconciler {
       report.removedResumable = await this.deps.resumable.removeExpired(expiredBefore);
       metrics.reconcilerRemoved.inc({ what: 'resumable_upload' }, report.removedResumable);
     }
+  }
+
+  /**
+   * Blobs with neither a File nor a direct upload, last written before `orphanBefore` (younger ones may
+   * belong to an upload between its bytes and its INSERT). Lists SWEEP_KEYS_PER_RUN keys a run from where the last
+   * run stopped, so a round over the whole store takes ceil(keys / SWEEP_KEYS_PER_RUN) runs.
+   */
+  private async removeOrphans(orphanBefore: Date): Promise<number> {
+    const { db, storage } = this.deps;
+    const page = await storage.listIds(this.sweepCursor, this.deps.sweepKeysPerRun ?? SWEEP_KEYS_PER_RUN);
+    this.sweepCursor = page.cursor;
+    let removed = 0;
+    for (let start = 0; start < page.ids.length; start += BATCH) {
+      const batch = page.ids.slice(start, start + BATCH);
+      const known = await db.files.existing(batch);
+      // A direct upload's bytes arrive before its File: they are not orphans while the upload lives.
+      const uploads = storage.direct ? await db.uploads.pending(batch) : new Set<string>();
+      for (const id of batch.filter((candidate) => !known.has(candidate) && !uploads.has(candidate))) {
+        const written = await storage.writtenAt(id);
+        if (written && written < orphanBefore) {
+          await storage.remove(id);
+          removed++;
+        }
+      }
+    }
+    return removed;
   }
 
   /**

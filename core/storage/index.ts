@@ -57,10 +57,11 @@ export interface BlobStore {
   // For the reconciler's sweep of leftovers:
   /** Removes temporary files of uploads that never finished, last written before `before`; returns how many. */
   removeTemporaryBefore(before: Date): Promise<number>;
-  /** How many shards the blobs are spread over (the sweep visits one per run). */
-  readonly shardCount: number;
-  /** The ids that have a blob (original or derived) in one shard. */
-  idsInShard(shard: number): Promise<string[]>;
+  /**
+   * The ids that have a blob (original or derived) among the next `maxKeys` keys after `cursor` (from the first
+   * without one), in the store's key order, and the cursor the next page starts after: null once at the end.
+   */
+  listIds(cursor: string | null, maxKeys: number): Promise<BlobIdPage>;
   /** When any blob of the id was last written; null when it has none. */
   writtenAt(id: string): Promise<Date | null>;
 }
@@ -83,6 +84,11 @@ export interface DirectUploadTarget {
   ): Promise<{ url: string; headers: Record<string, string> }>;
   /** The uploaded blob's size and its first `length` bytes (for sniffing), in one read; null while there is none. */
   uploaded(id: string, length: number): Promise<{ size: number; head: Buffer } | null>;
+}
+
+export interface BlobIdPage {
+  ids: string[];
+  cursor: string | null;
 }
 
 export class BlobTooLargeError extends Error {

@@ -3,7 +3,7 @@
 // An upload streams in as a multipart upload (s3Upload.ts: parts of the stream's own chunks, PARTS_IN_FLIGHT at
 // once, so memory stays bounded whatever the size); until it completes, the bytes are an unfinished multipart upload,
 // which is what "temporary" means here: the reconciler aborts those that were never completed. The shards
-// are only key prefixes, kept so the reconciler's sweep visits one page-listed prefix per run.
+// are only key prefixes here, kept so a bucket and a directory name a blob alike.
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -20,6 +20,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   BLOB_VARIANTS,
+  type BlobIdPage,
   type BlobSource,
   type BlobStore,
   type BlobVariant,
@@ -42,7 +43,6 @@ export interface S3Settings {
 }
 
 const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
-const SHARDS = 256;
 const shardName = (shard: number) => shard.toString(16).padStart(2, '0');
 
 const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -57,7 +57,6 @@ const DOWNLOAD_URL_SECONDS = 300;
 const PARTS_IN_FLIGHT = 4;
 
 export class S3BlobStore implements BlobStore {
-  readonly shardCount = SHARDS;
   readonly direct: DirectUploadTarget = new ConditionalUploads(this);
   readonly client: S3Client;
   /** What the client was made with, for clients of other libraries on the same bucket (tus's S3Store). */
@@ -209,26 +208,32 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async idsInShard(shard: number): Promise<string[]> {
-    const prefix = this.shardPrefix(shard);
+  async listIds(cursor: string | null, maxKeys: number): Promise<BlobIdPage> {
+    // Every shard in one listing, page after page: its cost follows the keys, not the 256 prefixes.
+    const prefix = `${this.settings.prefix}blobs/`;
     const ids = new Set<string>();
-    let token: string | undefined;
-    do {
+    let after = cursor;
+    let listed = 0;
+    for (;;) {
       const page = await this.client.send(
         new ListObjectsV2Command({
           Bucket: this.bucket,
           Prefix: prefix,
-          MaxKeys: this.listPageSize,
-          ContinuationToken: token,
+          MaxKeys: Math.min(this.listPageSize, maxKeys - listed),
+          ...(after ? { StartAfter: after } : {}),
         }),
       );
-      for (const object of page.Contents ?? []) {
-        const id = object.Key?.slice(prefix.length).split('.')[0];
-        if (id && SAFE_KEY.test(id)) ids.add(id);
+      const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [object.Key] : []));
+      for (const key of keys) {
+        const [shard, name, ...deeper] = key.slice(prefix.length).split('/');
+        const id = name?.split('.')[0];
+        if (shard?.length === 2 && id && !deeper.length && SAFE_KEY.test(id)) ids.add(id);
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return [...ids];
+      listed += keys.length;
+      after = keys.at(-1) ?? after;
+      if (!page.IsTruncated || !keys.length) return { ids: [...ids], cursor: null };
+      if (listed >= maxKeys) return { ids: [...ids], cursor: after };
+    }
   }
 
   async writtenAt(id: string): Promise<Date | null> {
