@@ -165,6 +165,15 @@ for (const [name, make] of Object.entries(BACKENDS)) {
       await isMissing(store.open(id, { variant: 'thumbnail' }));
     });
 
+    it('removes a variant alone, and the original stays', async () => {
+      const id = newFileId();
+      await store.put(id, Readable.from([Buffer.from('original')]), { maxBytes: 100 });
+      await store.put(id, Readable.from([Buffer.from('preview')]), { maxBytes: 100, variant: 'thumbnail' });
+      await store.remove(id, { variant: 'thumbnail' });
+      await isMissing(store.open(id, { variant: 'thumbnail' }));
+      expect((await read(await store.open(id))).toString()).to.equal('original');
+    });
+
     it('rejects with ENOENT for a blob that does not exist; removing one is not an error', async () => {
       const id = newFileId();
       await isMissing(store.open(id));

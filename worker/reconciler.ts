@@ -40,7 +40,10 @@ export interface ReconcileReport {
   removedTemporary: number;
   removedOrphans: number;
   removedKeys: number;
-  /** Direct uploads that expired unfinished, with their bytes. */
+  /**
+   * Direct uploads forgotten once their presigned PUT was dead, with the object at their key when no File owns it
+   * (never completed, or the placeholder of a deleted File).
+   */
   removedUploads: number;
   /** Webhook deliveries, delivered or failed, older than WEBHOOK_RETENTION_MS. */
   removedDeliveries: number;
@@ -196,7 +199,7 @@ export class Reconciler {
     report.removedKeys = await db.idempotencyKeys.removeExpired(BATCH * 10);
     metrics.reconcilerRemoved.inc({ what: 'idempotency_key' }, report.removedKeys);
 
-    if (storage.direct) report.removedUploads = await this.removeExpiredUploads();
+    if (storage.direct) report.removedUploads = await this.forgetExpiredUploads();
     metrics.reconcilerRemoved.inc({ what: 'direct_upload' }, report.removedUploads);
 
     const retention = new Date(Date.now() - this.deps.config.webhookRetentionMs);
@@ -211,7 +214,7 @@ export class Reconciler {
   }
 
   /**
-   * Blobs with neither a File nor a direct upload, last written before `orphanBefore` (younger ones may
+   * Blobs with neither a File nor a remembered direct upload, last written before `orphanBefore` (younger ones may
    * belong to an upload between its bytes and its INSERT). Lists SWEEP_KEYS_PER_RUN keys a run from where the last
    * run stopped, so a round over the whole store takes ceil(keys / SWEEP_KEYS_PER_RUN) runs.
    */
@@ -223,8 +226,8 @@ export class Reconciler {
     for (let start = 0; start < page.ids.length; start += BATCH) {
       const batch = page.ids.slice(start, start + BATCH);
       const known = await db.files.existing(batch);
-      // A direct upload's bytes arrive before its File: they are not orphans while the upload lives.
-      const uploads = storage.direct ? await db.uploads.pending(batch) : new Set<string>();
+      // An upload's object is its own until it is forgotten: bytes before their File, or a deleted File's placeholder.
+      const uploads = storage.direct ? await db.uploads.remembered(batch) : new Set<string>();
       for (const id of batch.filter((candidate) => !known.has(candidate) && !uploads.has(candidate))) {
         const written = await storage.writtenAt(id);
         if (written && written < orphanBefore) {
@@ -237,19 +240,15 @@ export class Reconciler {
   }
 
   /**
-   * Expired direct uploads are forgotten, then lose their bytes: once the row is gone no File can be made from
-   * them. A removal that fails leaves an orphan, and so does a PUT replayed after its File was deleted: the
-   * sweep over the shards takes those.
+   * Direct uploads are remembered until their presigned PUT is dead (expired, plus the bucket's clock skew); then
+   * they are forgotten, and the object at their key goes unless a File owns it: an upload never completed, or the
+   * placeholder left by the DELETE of its File. A removal that fails leaves an orphan, which the sweep takes.
    */
-  private async removeExpiredUploads(): Promise<number> {
+  private async forgetExpiredUploads(): Promise<number> {
     const { db, storage } = this.deps;
-    let removed = 0;
-    for (const id of await db.uploads.expired(BATCH)) {
-      if (!(await db.uploads.removeExpired(id))) continue;
-      await storage.remove(id);
-      removed++;
-    }
-    return removed;
+    const unowned = await db.uploads.forgetExpired(BATCH * 10);
+    for (const id of unowned) await storage.remove(id);
+    return unowned.length;
   }
 
   private staleBefore(): Date {

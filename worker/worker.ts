@@ -161,8 +161,11 @@ export function createWorker(deps: WorkerDeps): Worker {
       output.thumbnail,
       activeTraceParent(),
     );
-    // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written.
-    if (!recorded && output.thumbnail && !(await db.files.existing([row.id])).has(row.id)) await storage.remove(row.id);
+    // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written. The
+    // thumbnail alone goes: the original's key may hold the placeholder that bars a direct upload's replayed PUT.
+    if (!recorded && output.thumbnail && !(await db.files.existing([row.id])).has(row.id)) {
+      await storage.remove(row.id, { variant: 'thumbnail' });
+    }
     finish(recorded ? 'processed' : 'superseded');
   }
 

@@ -49,8 +49,8 @@ export interface BlobStore {
   downloadUrl?(id: string, headers: { contentDisposition: string; contentType: string }): Promise<string>;
   /** Direct uploads into the store, where a client can reach it without the API (a bucket). */
   readonly direct?: DirectUploadTarget;
-  /** Removes the blob and every variant of it; a missing blob is not an error. */
-  remove(id: string): Promise<void>;
+  /** Removes the blob and every variant of it, or with `variant` that one alone; a missing blob is not an error. */
+  remove(id: string, options?: { variant?: BlobVariant }): Promise<void>;
   /** Answers when the store can be written; throws otherwise (readiness). */
   ping(): Promise<void>;
 
@@ -84,6 +84,11 @@ export interface DirectUploadTarget {
   ): Promise<{ url: string; headers: Record<string, string> }>;
   /** The uploaded blob's size and its first `length` bytes (for sniffing), in one read; null while there is none. */
   uploaded(id: string, length: number): Promise<{ size: number; head: Buffer } | null>;
+  /**
+   * Removes the bytes of the blob and its variants but leaves an empty object at its key, on which the presigned
+   * PUT is refused: a replay of it cannot put bytes back. `BlobStore.remove` takes the placeholder away.
+   */
+  removeBarringReplays(id: string): Promise<void>;
 }
 
 export interface BlobIdPage {

@@ -69,8 +69,9 @@ export class LocalDiskStore implements BlobStore {
     return Promise.resolve({ path: this.pathOf(id) });
   }
 
-  async remove(id: string): Promise<void> {
-    const paths = [this.pathOf(id), ...BLOB_VARIANTS.map((variant) => this.pathOf(id, variant))];
+  async remove(id: string, options: { variant?: BlobVariant } = {}): Promise<void> {
+    const variants = options.variant ? [options.variant] : [undefined, ...BLOB_VARIANTS];
+    const paths = variants.map((variant) => this.pathOf(id, variant));
     await Promise.all(paths.map((blob) => unlink(blob).catch(ignoreMissing)));
   }
 

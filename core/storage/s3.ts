@@ -159,8 +159,8 @@ export class S3BlobStore implements BlobStore {
     return getSignedUrl(this.client, command, { expiresIn: DOWNLOAD_URL_SECONDS });
   }
 
-  async remove(id: string): Promise<void> {
-    const keys = this.keysOf(id);
+  async remove(id: string, options: { variant?: BlobVariant } = {}): Promise<void> {
+    const keys = options.variant ? [this.keyOf(id, options.variant)] : this.keysOf(id);
     // One DeleteObject per key: DeleteObjects needs a Content-MD5 that some S3-compatible stores insist on.
     await Promise.all(
       keys.map((Key) =>
@@ -273,7 +273,8 @@ const SINGLE_PUT_MAX_BYTES = 5 * 1024 ** 3;
 /**
  * Direct uploads PUT straight to the blob's own key, with the length and `If-None-Match: *` signed in: the
  * bucket takes exactly the announced size, and only while there is no object, so a PUT replayed after
- * completion (a presigned URL cannot be revoked) is refused 412 and can never change a File's bytes.
+ * completion (a presigned URL cannot be revoked) is refused 412 and can never change a File's bytes; after the
+ * File is deleted an empty placeholder at the key keeps refusing it, until the URL is dead.
  */
 class ConditionalUploads implements DirectUploadTarget {
   readonly maxBytes = SINGLE_PUT_MAX_BYTES;
@@ -308,5 +309,19 @@ class ConditionalUploads implements DirectUploadTarget {
       if (statusOf(err) === 416) return { size: 0, head: Buffer.alloc(0) };
       throw unavailable(err, 'reading');
     }
+  }
+
+  async removeBarringReplays(id: string): Promise<void> {
+    const { client, bucket } = this.store;
+    // The bytes are overwritten, not deleted first: there is no moment without an object for a replay to land in.
+    const placeholder = new PutObjectCommand({ Bucket: bucket, Key: this.store.keyOf(id), Body: '' });
+    const variants = BLOB_VARIANTS.map(
+      (variant) => new DeleteObjectCommand({ Bucket: bucket, Key: this.store.keyOf(id, variant) }),
+    );
+    await Promise.all([client.send(placeholder), ...variants.map((command) => client.send(command))]).catch(
+      (err: unknown) => {
+        throw unavailable(err, 'removing');
+      },
+    );
   }
 }
