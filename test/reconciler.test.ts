@@ -10,7 +10,7 @@ import { FileQueue } from '../core/queue/index.js';
 import type { SharedRedis } from '../core/redis.js';
 import { LocalDiskStore } from '../core/storage/index.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
-import { Reconciler, type ReconcileReport, type ReconcilerConfig } from '../worker/reconciler.js';
+import { emptyReport, Reconciler, type ReconcilerConfig } from '../worker/reconciler.js';
 import { sql, truncateFiles } from './support/db.js';
 import { eventually } from './support/eventually.js';
 import { TEST_ENV } from './support/env.js';
@@ -26,6 +26,15 @@ import {
 
 const HOUR = 3_600_000;
 
+/** Rows untouched for 200 ms count as stale, so the tests need not wait. */
+const config: ReconcilerConfig = {
+  reconcileIntervalMs: 60_000,
+  requeueAfterMs: 200,
+  orphanAfterMs: HOUR,
+  webhookRetentionMs: 7 * 24 * HOUR,
+  tusExpireAfterMs: 24 * HOUR,
+};
+
 describe('the reconciler', () => {
   let service: TestService;
   let db: Database;
@@ -33,13 +42,6 @@ describe('the reconciler', () => {
   let reconciler: Reconciler;
   let redis: SharedRedis;
   const metrics = createMetrics();
-  const config: ReconcilerConfig = {
-    reconcileIntervalMs: 60_000,
-    requeueAfterMs: 200,
-    orphanAfterMs: HOUR,
-    webhookRetentionMs: 7 * 24 * HOUR,
-    tusExpireAfterMs: 24 * HOUR,
-  };
 
   before(async () => {
     await truncateFiles();
@@ -192,13 +194,6 @@ describe('the reconciler', () => {
 describe("the reconciler's leader lock", () => {
   let service: TestService;
   let db: Database;
-  const config: ReconcilerConfig = {
-    reconcileIntervalMs: 60_000,
-    requeueAfterMs: 60_000,
-    orphanAfterMs: HOUR,
-    webhookRetentionMs: 7 * 24 * HOUR,
-    tusExpireAfterMs: 24 * HOUR,
-  };
   /** Everything a reconciler opened, closed after each test. */
   let opened: Array<{ reconciler: Reconciler; redis: SharedRedis }>;
 
@@ -317,18 +312,6 @@ describe("the reconciler's leader lock", () => {
     }, 'b takes over');
     expect(runs).to.deep.equal(['a', 'b']);
   });
-});
-
-const emptyReport = (): ReconcileReport => ({
-  requeuedQueued: 0,
-  requeuedLost: 0,
-  failedBlobMissing: 0,
-  removedTemporary: 0,
-  removedOrphans: 0,
-  removedKeys: 0,
-  removedUploads: 0,
-  removedDeliveries: 0,
-  removedResumable: 0,
 });
 
 describe('the attempts cap', () => {

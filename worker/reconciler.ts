@@ -51,6 +51,19 @@ export interface ReconcileReport {
   removedResumable: number;
 }
 
+/** A run that has done nothing yet. */
+export const emptyReport = (): ReconcileReport => ({
+  requeuedQueued: 0,
+  requeuedLost: 0,
+  failedBlobMissing: 0,
+  removedTemporary: 0,
+  removedOrphans: 0,
+  removedKeys: 0,
+  removedUploads: 0,
+  removedDeliveries: 0,
+  removedResumable: 0,
+});
+
 const BATCH = 500;
 
 /** Keys the orphan sweep lists a run (ten ListObjectsV2 pages in a bucket): a store this size is swept every run. */
@@ -136,17 +149,7 @@ export class Reconciler {
 
   /** One pass of every step. */
   async runOnce(): Promise<ReconcileReport> {
-    const report: ReconcileReport = {
-      requeuedQueued: 0,
-      requeuedLost: 0,
-      failedBlobMissing: 0,
-      removedTemporary: 0,
-      removedOrphans: 0,
-      removedKeys: 0,
-      removedUploads: 0,
-      removedDeliveries: 0,
-      removedResumable: 0,
-    };
+    const report = emptyReport();
     await this.requeueQueued(report);
     await this.requeueLost(report);
     await this.removeLeftovers(report);
