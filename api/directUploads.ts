@@ -1,8 +1,9 @@
 // Direct uploads (BLOB_STORE=s3): POST /uploads/ announces a file and answers a presigned PUT with its
 // length signed in, which can only create the blob; the client sends the bytes straight to the bucket;
 // POST /uploads/{id}/complete reads the object's size and head in one request, sniffs the kind and records the
-// File in the statement that ends the upload, so an upload becomes one File at most. The bytes never pass
-// through the API; the worker checks the announced sha256.
+// File in the statement that marks the upload completed, so an upload becomes one File at most. The bytes never
+// pass through the API; the worker checks the announced sha256. The upload is remembered until its PUT is dead
+// (core/db/uploads.ts), so a DELETE of the File can leave the key barred to a replay of it (api/files.ts).
 import type Koa from 'koa';
 import type { DirectUpload } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
@@ -118,7 +119,7 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
       // A complete running beside this one recorded the File first: its File is the answer.
       const done = await db.files.findById(id);
       if (done) return answerFile(ctx, done, true);
-      // Expired between the two statements: the reconciler forgot the upload, and its bytes go too.
+      // Expired between the two statements: no File can be made of its bytes, which go now rather than at expiry.
       await storage.remove(id);
       throw notFound();
     }

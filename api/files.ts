@@ -113,15 +113,21 @@ export function fileHandlers(deps: FileHandlerDeps) {
     await sendThumbnail(ctx, await findFile(ctx, db), storage);
   };
 
+  /** The bytes of a deleted File; where its direct upload's PUT may still be replayed, a placeholder bars it. */
+  const removeBlobs = async (id: string): Promise<void> => {
+    if (storage.direct && (await db.uploads.hasLivePut(id))) return storage.direct.removeBarringReplays(id);
+    return storage.remove(id);
+  };
+
   const deleteFile: Koa.Middleware = async (ctx) => {
     const id = idOf(ctx);
     const row = await db.files.remove(id);
     if (!row) throw notFound();
     // The row is gone, so the file is gone for clients; leftovers are logged and swept later.
     await Promise.all([
-      storage
-        .remove(id)
-        .catch((err: unknown) => logger.error({ err, file_id: id }, 'could not remove the bytes of a deleted file')),
+      removeBlobs(id).catch((err: unknown) =>
+        logger.error({ err, file_id: id }, 'could not remove the bytes of a deleted file'),
+      ),
       queue
         .remove(id)
         .catch((err: unknown) => logger.warn({ err, file_id: id }, 'could not remove the job of a deleted file')),

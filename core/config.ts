@@ -563,7 +563,8 @@ export const SETTINGS: Setting[] = [
     key: 'reconcileIntervalMs',
     fallback: '30000',
     parse: integer(100, 3_600_000),
-    description: "How often the worker's reconciler runs.",
+    description:
+      "How often the worker's reconciler runs, in one worker at a time: the leader, whose Redis lock lives one interval past its last renewal, so another worker takes over within two intervals of its death.",
   },
   {
     env: 'REQUEUE_AFTER_MS',

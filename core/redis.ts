@@ -26,6 +26,20 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, wait}
 `;
 
+// A lock is taken when free and renewed when ours, in one step; and only ever renewed or released while it
+// still holds our owner value (after a pause longer than its ttl another owner may hold it, and keeps it).
+const HOLD_LOCK = `
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if owner then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+const RENEW_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 export interface SharedRedisOptions {
   url: string;
   /** The queue's key prefix and name: keys live beside the queue's (`<prefix>:<queue>:...`). */
@@ -63,10 +77,26 @@ export class SharedRedis {
     return { allowed: allowed === 1, waitMs };
   }
 
-  /** Takes a lock that expires by itself after `ttlMs`; false when another process holds it. */
-  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
-    const key = queueKey(this.options.prefix, this.options.queueName, name);
-    return (await this.client.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK';
+  /**
+   * Takes the lock `name` for `owner` when it is free, or renews it when `owner` holds it already; either way it
+   * expires by itself `ttlMs` later unless renewed. False while another owner holds it.
+   */
+  async holdLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.client.eval(HOLD_LOCK, 1, this.lockKey(name), owner, ttlMs)) === 1;
+  }
+
+  /** Pushes the expiry of a lock `owner` holds to `ttlMs` from now; false when it is not (or no longer) theirs. */
+  async renewLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.client.eval(RENEW_LOCK, 1, this.lockKey(name), owner, ttlMs)) === 1;
+  }
+
+  /** Frees a lock `owner` holds, for another to take at once; a lock held by someone else stays. */
+  async releaseLock(name: string, owner: string): Promise<void> {
+    await this.client.eval(RELEASE_LOCK, 1, this.lockKey(name), owner);
+  }
+
+  private lockKey(name: string): string {
+    return queueKey(this.options.prefix, this.options.queueName, name);
   }
 
   close(): void {

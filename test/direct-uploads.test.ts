@@ -5,8 +5,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PRESIGNED_CLOCK_SKEW_MS } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
+import { newFileId } from '../core/ids.js';
 import type { S3BlobStore } from '../core/storage/index.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { Reconciler } from '../worker/reconciler.js';
@@ -153,11 +156,54 @@ describe('direct uploads', function () {
     expect((await fetch(offer.url, { method: 'PUT', body: 'the fake content' })).status).to.equal(403);
     const content = await fetch(`${service.url}/files/${offer.id}/content`);
     expect(Buffer.from(await content.arrayBuffer()).toString()).to.equal('the real content');
-    // Once the File is deleted a replay can only make an orphan, never a File again.
+  });
+
+  it('refuses a replay of the PUT after its File was deleted, keeps no bytes, and frees the key once the URL is dead', async () => {
+    const bytes = Buffer.from('deleted for good');
+    const offer = await offerFor(bytes, 'deleted.txt');
+    expect((await put(offer, bytes)).status).to.equal(200);
+    expect((await complete(offer)).status).to.equal(201);
     expect((await fetch(`${service.url}/files/${offer.id}/`, { method: 'DELETE' })).status).to.equal(204);
-    expect((await put(offer, Buffer.from('the fake content'))).status).to.equal(200);
+
+    // The URL is still valid, but the key is not free: the replay is refused, and the bucket holds no bytes of it.
+    expect((await put(offer, bytes)).status).to.equal(412);
+    expect(await storedBytes(offer.id)).to.equal(0);
     await expectProblem(await complete(offer), 404, 'not_found');
     await expectProblem(await fetch(`${service.url}/files/${offer.id}/`), 404, 'not_found');
+    await expectProblem(await fetch(`${service.url}/files/${offer.id}/content`), 404, 'not_found');
+    // A sweep that takes every orphan at once leaves the key barred while the URL lives.
+    await reconcile(0);
+    expect((await put(offer, bytes)).status).to.equal(412);
+    expect(await storedBytes(offer.id)).to.equal(0);
+
+    // Once the URL is dead, even by a bucket clock behind ours, the upload is forgotten and its key freed.
+    await sql(
+      `UPDATE direct_uploads SET expires_at = now() - $1 * interval '1 millisecond' - interval '1 second' WHERE id = $2`,
+      [PRESIGNED_CLOCK_SKEW_MS, offer.id],
+    );
+    expect((await reconcile(3_600_000)).removedUploads).to.be.at.least(1);
+    expect(await hasBlob(store, offer.id)).to.equal(false);
+    expect(await sql('SELECT id FROM direct_uploads WHERE id = $1', [offer.id])).to.deep.equal([]);
+    await expectProblem(await fetch(`${service.url}/files/${offer.id}/`), 404, 'not_found');
+  });
+
+  it('sweeps every orphan of the bucket in one run, and spares the bytes of live uploads and of Files', async () => {
+    const pending = randomBytes(300);
+    const pendingOffer = await offerFor(pending, 'pending.bin');
+    await put(pendingOffer, pending);
+    const kept = randomBytes(300);
+    const keptOffer = await offerFor(kept, 'kept.bin');
+    await put(keptOffer, kept);
+    expect((await complete(keptOffer)).status).to.equal(201);
+    const orphans = [newFileId(), newFileId(), newFileId()];
+    for (const id of orphans) await store.put(id, Readable.from([Buffer.from('no row')]), { maxBytes: 100 });
+
+    const report = await reconcile(0);
+    expect(report.removedOrphans).to.be.at.least(orphans.length);
+    for (const id of orphans) expect(await hasBlob(store, id), id).to.equal(false);
+    expect(await storedBytes(pendingOffer.id)).to.equal(pending.length);
+    expect(await storedBytes(keptOffer.id)).to.equal(kept.length);
+    expect((await complete(pendingOffer)).status).to.equal(201);
   });
 
   it('replays an announcement with the same Idempotency-Key and sha256, and refuses other bytes under it', async () => {
@@ -245,6 +291,11 @@ describe('direct uploads', function () {
     await put(offer, bytes);
     await sql("UPDATE direct_uploads SET expires_at = now() - interval '1 second' WHERE id = $1", [offer.id]);
     await expectProblem(await complete(offer), 404, 'not_found');
+    // Its URL may still work by a bucket clock behind ours: the upload is remembered until that cannot be.
+    await sql(
+      `UPDATE direct_uploads SET expires_at = now() - $1 * interval '1 millisecond' - interval '1 second' WHERE id = $2`,
+      [PRESIGNED_CLOCK_SKEW_MS, offer.id],
+    );
     const report = await reconcile(3_600_000);
     expect(report.removedUploads).to.be.at.least(1);
     expect(await hasBlob(store, offer.id)).to.equal(false);
@@ -273,6 +324,17 @@ describe('direct uploads', function () {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  /** The size of the object at the blob's key; null when there is none. */
+  async function storedBytes(id: string): Promise<number | null> {
+    const head = await store.client
+      .send(new HeadObjectCommand({ Bucket: store.bucket, Key: store.keyOf(id) }))
+      .catch((err: { $metadata?: { httpStatusCode?: number } }) => {
+        if (err.$metadata?.httpStatusCode === 404) return null;
+        throw err;
+      });
+    return head ? (head.ContentLength ?? 0) : null;
+  }
 
   /** One run of the reconciler over this store, with orphans older than `orphanAfterMs` removed. */
   async function reconcile(orphanAfterMs: number) {

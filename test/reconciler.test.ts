@@ -1,15 +1,18 @@
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { openDatabase, type Database } from '../core/db/index.js';
 import { newFileId } from '../core/ids.js';
 import { FileQueue } from '../core/queue/index.js';
 import type { SharedRedis } from '../core/redis.js';
 import { LocalDiskStore } from '../core/storage/index.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
-import { Reconciler, type ReconcilerConfig } from '../worker/reconciler.js';
+import { emptyReport, Reconciler, type ReconcilerConfig } from '../worker/reconciler.js';
 import { sql, truncateFiles } from './support/db.js';
+import { eventually } from './support/eventually.js';
 import { TEST_ENV } from './support/env.js';
 import {
   sharedRedisFor,
@@ -23,6 +26,15 @@ import {
 
 const HOUR = 3_600_000;
 
+/** Rows untouched for 200 ms count as stale, so the tests need not wait. */
+const config: ReconcilerConfig = {
+  reconcileIntervalMs: 60_000,
+  requeueAfterMs: 200,
+  orphanAfterMs: HOUR,
+  webhookRetentionMs: 7 * 24 * HOUR,
+  tusExpireAfterMs: 24 * HOUR,
+};
+
 describe('the reconciler', () => {
   let service: TestService;
   let db: Database;
@@ -30,13 +42,6 @@ describe('the reconciler', () => {
   let reconciler: Reconciler;
   let redis: SharedRedis;
   const metrics = createMetrics();
-  const config: ReconcilerConfig = {
-    reconcileIntervalMs: 60_000,
-    requeueAfterMs: 200,
-    orphanAfterMs: HOUR,
-    webhookRetentionMs: 7 * 24 * HOUR,
-    tusExpireAfterMs: 24 * HOUR,
-  };
 
   before(async () => {
     await truncateFiles();
@@ -118,7 +123,7 @@ describe('the reconciler', () => {
     }
   });
 
-  it('removes temporary files and blobs without a row once they are old, and nothing younger', async () => {
+  it('removes temporary files and blobs without a row once they are old, and nothing younger, in one run', async () => {
     const staleTemp = path.join(storage.tmpDir, `${newFileId()}.part`);
     const freshTemp = path.join(storage.tmpDir, `${newFileId()}.part`);
     const oldOrphan = newFileId();
@@ -136,9 +141,7 @@ describe('the reconciler', () => {
     await utimes(storage.pathOf(oldOrphan, 'thumbnail'), old, old);
     await utimes(storage.pathOf(kept.id), old, old);
 
-    let removed = 0;
-    for (let shard = 0; shard < storage.shardCount; shard++) removed += (await reconciler.runOnce()).removedOrphans;
-    expect(removed).to.equal(1);
+    expect((await reconciler.runOnce()).removedOrphans).to.equal(1);
     expect(existsSync(staleTemp)).to.equal(false);
     expect(existsSync(freshTemp)).to.equal(true);
     expect(existsSync(storage.pathOf(oldOrphan))).to.equal(false);
@@ -157,30 +160,157 @@ describe('the reconciler', () => {
     ]);
   });
 
-  it('runs in one worker at a time', async () => {
-    const runs: string[] = [];
-    const competitors = [1, 2, 3].map((n) => {
-      const competitor = new Reconciler({
+  it('sweeps a store larger than one run lists over the next runs, resuming where the last one stopped', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'fp-sweep-'));
+    const store = new LocalDiskStore(root);
+    try {
+      await store.init();
+      const orphans = Array.from({ length: 6 }, () => newFileId());
+      const old = new Date(Date.now() - 2 * HOUR);
+      for (const id of orphans) {
+        await writeFile(store.pathOf(id), 'no row');
+        await utimes(store.pathOf(id), old, old);
+      }
+      const sweeper = new Reconciler({
         db,
         queue: service.queue,
         redis,
-        storage,
+        storage: store,
         logger: testLogger(),
         metrics: createMetrics(),
-        config: { ...config, reconcileIntervalMs: 400 },
+        config,
+        sweepKeysPerRun: 2,
       });
-      const original = competitor.runOnce.bind(competitor);
-      competitor.runOnce = async () => {
-        runs.push(`r${n}`);
-        return original();
-      };
-      return competitor;
+      const removed = [];
+      for (let run = 0; run < 3; run++) removed.push((await sweeper.runOnce()).removedOrphans);
+      expect(removed).to.deep.equal([2, 2, 2]);
+      expect(orphans.filter((id) => existsSync(store.pathOf(id)))).to.deep.equal([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the reconciler's leader lock", () => {
+  let service: TestService;
+  let db: Database;
+  /** Everything a reconciler opened, closed after each test. */
+  let opened: Array<{ reconciler: Reconciler; redis: SharedRedis }>;
+
+  before(async () => {
+    service = await startService({ worker: false });
+    db = openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 2 });
+  });
+  beforeEach(() => (opened = []));
+  afterEach(async () => {
+    for (const { reconciler, redis } of opened) {
+      await reconciler.stop();
+      redis.close();
+    }
+  });
+  after(async () => {
+    await service.close();
+    await db.close();
+  });
+
+  /** A reconciler with its own Redis connection (closing it is the process dying), whose runs are written to `runs`. */
+  function competitor(name: string, runs: string[], reconcileIntervalMs = 60_000, run?: () => Promise<void>) {
+    const redis = sharedRedisFor(service.queueName);
+    const reconciler = new Reconciler({
+      db,
+      queue: service.queue,
+      redis,
+      storage: new LocalDiskStore(TEST_ENV.storageDir),
+      logger: testLogger(),
+      metrics: createMetrics(),
+      config: { ...config, reconcileIntervalMs },
     });
-    competitors.forEach((competitor) => competitor.start());
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    await Promise.all(competitors.map((competitor) => competitor.stop()));
-    // Three reconcilers ticked twice each (six chances); the lock lets one run per interval.
-    expect(runs.length).to.be.within(1, 3);
+    // What a run does is the other tests' business: here, who ran, and for how long.
+    reconciler.runOnce = async () => {
+      runs.push(name);
+      await run?.();
+      return emptyReport();
+    };
+    opened.push({ reconciler, redis });
+    return { reconciler, redis };
+  }
+
+  it('runs in exactly one reconciler on each round of ticks, the same one every time, until it stops', async () => {
+    const runs: string[] = [];
+    const [first, second] = [competitor('a', runs), competitor('b', runs)];
+    await Promise.all([first.redis.ready(), second.redis.ready()]);
+    const [a, b] = [first.reconciler, second.reconciler];
+    const rounds: string[][] = [];
+    for (let round = 0; round < 5; round++) {
+      const before = runs.length;
+      await Promise.all([a.tick(), b.tick()]);
+      rounds.push(runs.slice(before));
+    }
+    const leader = rounds[0]![0]!;
+    expect(rounds).to.deep.equal(Array.from({ length: 5 }, () => [leader]));
+
+    // A leader that stops hands the lock over: the other runs at its next tick.
+    const [stopping, other] = leader === 'a' ? [a, b] : [b, a];
+    await stopping.stop();
+    await other.tick();
+    expect(runs.slice(5)).to.deep.equal([leader === 'a' ? 'b' : 'a']);
+  });
+
+  it('runs on every tick of the leader when both tick on their own', async () => {
+    const runs: string[] = [];
+    const ticks: Array<{ name: string; ran: boolean }> = [];
+    const both = ['a', 'b'].map((name) => {
+      const { reconciler, redis } = competitor(name, runs, 200);
+      const tick = reconciler.tick.bind(reconciler);
+      reconciler.tick = async () => {
+        const ran = await tick();
+        ticks.push({ name, ran });
+        return ran;
+      };
+      return { reconciler, redis };
+    });
+    await Promise.all(both.map(({ redis }) => redis.ready()));
+    both.forEach(({ reconciler }) => reconciler.start());
+    await eventually(() => runs.length >= 10, 'ten runs');
+    await Promise.all(opened.map(({ reconciler }) => reconciler.stop()));
+    const leader = runs[0]!;
+    expect(new Set(runs)).to.deep.equal(new Set([leader]));
+    expect(ticks.filter((tick) => tick.name === leader).map((tick) => tick.ran)).to.not.include(false);
+    expect(ticks.filter((tick) => tick.name !== leader).map((tick) => tick.ran)).to.not.include(true);
+  });
+
+  it('keeps the lock through a run longer than the lock lives, and loses it once its process dies', async () => {
+    const runs: string[] = [];
+    const interval = 1_000;
+    let finishRun = () => undefined as void;
+    const longRun = () => new Promise<void>((resolve) => (finishRun = resolve));
+    const a = competitor('a', runs, interval, longRun);
+    const other = competitor('b', runs, interval);
+    await Promise.all([a.redis.ready(), other.redis.ready()]);
+    const b = other.reconciler;
+
+    const leading = a.reconciler.tick();
+    try {
+      await eventually(() => runs.length === 1, 'a starts its run');
+      // Three lifetimes of the lock go by while the run goes on: the leader renews it all along.
+      for (const end = Date.now() + 3 * interval; Date.now() < end; await sleep(100)) {
+        await b.tick();
+        expect(runs, 'b ran while a was still in its run').to.deep.equal(['a']);
+      }
+    } finally {
+      finishRun();
+    }
+    await leading;
+
+    // The leader's process dies: nothing renews its lock, which expires, and b takes over.
+    a.redis.close();
+    await b.tick();
+    expect(runs, 'b ran before the lock of the dead leader expired').to.deep.equal(['a']);
+    await eventually(async () => {
+      await b.tick();
+      return runs.includes('b');
+    }, 'b takes over');
+    expect(runs).to.deep.equal(['a', 'b']);
   });
 });
 

@@ -165,6 +165,15 @@ for (const [name, make] of Object.entries(BACKENDS)) {
       await isMissing(store.open(id, { variant: 'thumbnail' }));
     });
 
+    it('removes a variant alone, and the original stays', async () => {
+      const id = newFileId();
+      await store.put(id, Readable.from([Buffer.from('original')]), { maxBytes: 100 });
+      await store.put(id, Readable.from([Buffer.from('preview')]), { maxBytes: 100, variant: 'thumbnail' });
+      await store.remove(id, { variant: 'thumbnail' });
+      await isMissing(store.open(id, { variant: 'thumbnail' }));
+      expect((await read(await store.open(id))).toString()).to.equal('original');
+    });
+
     it('rejects with ENOENT for a blob that does not exist; removing one is not an error', async () => {
       const id = newFileId();
       await isMissing(store.open(id));
@@ -230,19 +239,27 @@ for (const [name, make] of Object.entries(BACKENDS)) {
       expect(await backend.unfinished()).to.equal(0);
     });
 
-    it("lists a shard's ids, a variant-only id once, across pages", async () => {
+    it('lists every id once, a variant-only one too, and walks the same ids page by page from a cursor', async () => {
       const paged = await backend.paged();
-      // Ids that share their last two hex digits share a shard.
-      const tail = randomBytes(1).toString('hex');
-      const ids = Array.from({ length: 5 }, () => `${newFileId().slice(0, -2)}${tail}`);
+      const ids = Array.from({ length: 5 }, () => newFileId());
       for (const id of ids.slice(0, 4)) await paged.put(id, Readable.from([Buffer.from(id)]), { maxBytes: 100 });
       await paged.put(ids[0]!, Readable.from([Buffer.from('t')]), { maxBytes: 100, variant: 'thumbnail' });
       await paged.put(ids[4]!, Readable.from([Buffer.from('t')]), { maxBytes: 100, variant: 'thumbnail' });
-      const listed = await paged.idsInShard(parseInt(tail, 16));
-      expect([...listed].sort()).to.include.members([...ids].sort());
-      expect(listed.filter((id) => id === ids[0])).to.have.length(1);
-      const other = (parseInt(tail, 16) + 1) % paged.shardCount;
-      expect(await paged.idsInShard(other)).to.not.include.members(ids);
+
+      const whole = await paged.listIds(null, 10_000);
+      expect(whole.cursor).to.equal(null);
+      expect(whole.ids).to.include.members(ids);
+      expect(whole.ids.filter((id) => id === ids[0])).to.have.length(1);
+
+      const walked = new Set<string>();
+      let cursor: string | null = null;
+      do {
+        const page = await paged.listIds(cursor, 3);
+        expect(page.ids.length).to.be.at.most(3);
+        page.ids.forEach((id) => walked.add(id));
+        cursor = page.cursor;
+      } while (cursor !== null);
+      expect([...walked].sort()).to.deep.equal([...whole.ids].sort());
     });
 
     it('tells when any blob of an id was last written', async () => {

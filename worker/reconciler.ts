@@ -1,6 +1,7 @@
 // The reconciler: makes the queue and the blob store agree with the files table again after whatever
 // went wrong (Redis lost its jobs, a worker died, a pod crashed mid-upload). One worker runs it at a
-// time (a lock in Redis); every step is idempotent, so two running at once would only waste work.
+// time: the leader, which holds a lock in Redis and renews it while it lives; every step is idempotent, so
+// two running at once would only waste work.
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../core/config.js';
 import type { Database, StalePosition, StaleRow } from '../core/db/index.js';
@@ -27,6 +28,8 @@ export interface ReconcilerDeps {
   config: ReconcilerConfig;
   /** Where unfinished resumable uploads live, to remove the expired ones. */
   resumable?: ResumableStore;
+  /** Keys the orphan sweep lists a run: SWEEP_KEYS_PER_RUN unless a test makes the store span several runs. */
+  sweepKeysPerRun?: number;
 }
 
 /** What one run did, for logs and tests. */
@@ -37,7 +40,10 @@ export interface ReconcileReport {
   removedTemporary: number;
   removedOrphans: number;
   removedKeys: number;
-  /** Direct uploads that expired unfinished, with their bytes. */
+  /**
+   * Direct uploads forgotten once their presigned PUT was dead, with the object at their key when no File owns it
+   * (never completed, or the placeholder of a deleted File).
+   */
   removedUploads: number;
   /** Webhook deliveries, delivered or failed, older than WEBHOOK_RETENTION_MS. */
   removedDeliveries: number;
@@ -45,57 +51,105 @@ export interface ReconcileReport {
   removedResumable: number;
 }
 
+/** A run that has done nothing yet. */
+export const emptyReport = (): ReconcileReport => ({
+  requeuedQueued: 0,
+  requeuedLost: 0,
+  failedBlobMissing: 0,
+  removedTemporary: 0,
+  removedOrphans: 0,
+  removedKeys: 0,
+  removedUploads: 0,
+  removedDeliveries: 0,
+  removedResumable: 0,
+});
+
 const BATCH = 500;
+
+/** Keys the orphan sweep lists a run (ten ListObjectsV2 pages in a bucket): a store this size is swept every run. */
+export const SWEEP_KEYS_PER_RUN = 10_000;
+
+/** The leader lock's name in Redis (`<prefix>:<queue>:reconciler`). */
+const LOCK = 'reconciler';
 
 export class Reconciler {
   private readonly owner = randomUUID();
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
+  /** Renews the leader lock while this reconciler holds it, a run in progress or not. */
+  private renewal: NodeJS.Timeout | undefined;
+  private running: Promise<boolean> | undefined;
+  private stopped = false;
   /** Where the walk over stale queued rows resumes: a long backlog is covered over several runs. */
   private queuedPosition: StalePosition | undefined;
-  private nextShard = 0;
+  /** Where the orphan sweep resumes: a store of more than SWEEP_KEYS_PER_RUN keys is covered over several runs. */
+  private sweepCursor: string | null = null;
 
   constructor(private readonly deps: ReconcilerDeps) {}
+
+  /** The leader lock lives one interval past its last renewal: a leader that died is replaced within two. */
+  private get lockTtlMs(): number {
+    return this.deps.config.reconcileIntervalMs;
+  }
 
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.deps.config.reconcileIntervalMs);
     this.timer.unref();
   }
 
-  /** Stops scheduling runs and waits for the one in progress. */
+  /** Stops scheduling runs, waits for the one in progress and hands the lock over to whichever worker ticks next. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     await this.running;
+    this.stopRenewing();
+    // Redis away: the lock expires by itself.
+    await this.deps.redis.releaseLock(LOCK, this.owner).catch(() => undefined);
   }
 
-  private async tick(): Promise<void> {
-    if (this.running) return;
+  /** Runs every step if this reconciler leads (holds the lock, or finds it free); answers whether it ran. */
+  async tick(): Promise<boolean> {
+    if (this.running || this.stopped) return false;
     this.running = this.runIfLeader()
-      .catch((err: unknown) => this.deps.logger.warn({ err }, 'reconciler run failed; the next one retries'))
+      .catch((err: unknown) => {
+        this.deps.logger.warn({ err }, 'reconciler run failed; the next one retries');
+        return false;
+      })
       .finally(() => (this.running = undefined));
-    await this.running;
+    return this.running;
   }
 
-  private async runIfLeader(): Promise<void> {
-    // The lock outlives the interval a little, so runs do not overlap across workers.
-    if (!(await this.deps.redis.tryLock('reconciler', this.owner, this.deps.config.reconcileIntervalMs))) return;
+  private async runIfLeader(): Promise<boolean> {
+    if (!(await this.deps.redis.holdLock(LOCK, this.owner, this.lockTtlMs))) {
+      this.stopRenewing();
+      return false;
+    }
+    this.keepRenewing();
     const report = await this.runOnce();
     if (Object.values(report).some(Boolean)) this.deps.logger.info({ ...report }, 'reconciled');
+    return true;
+  }
+
+  /** Renews at a third of the lock's life, so one late or failed renewal does not lose it. */
+  private keepRenewing(): void {
+    if (this.renewal) return;
+    this.renewal = setInterval(() => void this.renew(), Math.max(1, Math.floor(this.lockTtlMs / 3)));
+    this.renewal.unref();
+  }
+
+  private async renew(): Promise<void> {
+    // Redis away: the lock may expire meanwhile, and the next tick takes it again or finds another leader.
+    const held = await this.deps.redis.renewLock(LOCK, this.owner, this.lockTtlMs).catch(() => true);
+    if (!held) this.stopRenewing();
+  }
+
+  private stopRenewing(): void {
+    clearInterval(this.renewal);
+    this.renewal = undefined;
   }
 
   /** One pass of every step. */
   async runOnce(): Promise<ReconcileReport> {
-    const report: ReconcileReport = {
-      requeuedQueued: 0,
-      requeuedLost: 0,
-      failedBlobMissing: 0,
-      removedTemporary: 0,
-      removedOrphans: 0,
-      removedKeys: 0,
-      removedUploads: 0,
-      removedDeliveries: 0,
-      removedResumable: 0,
-    };
+    const report = emptyReport();
     await this.requeueQueued(report);
     await this.requeueLost(report);
     await this.removeLeftovers(report);
@@ -135,36 +189,20 @@ export class Reconciler {
     }
   }
 
-  /** Temporary files of dead uploads, blobs without a row (one shard per run), expired idempotency keys. */
+  /** Temporary files of dead uploads, blobs without a row, expired idempotency keys, uploads and deliveries. */
   private async removeLeftovers(report: ReconcileReport): Promise<void> {
     const { db, storage, metrics } = this.deps;
     const orphanBefore = new Date(Date.now() - this.deps.config.orphanAfterMs);
     report.removedTemporary = await storage.removeTemporaryBefore(orphanBefore);
     metrics.reconcilerRemoved.inc({ what: 'temporary' }, report.removedTemporary);
 
-    const shard = this.nextShard;
-    this.nextShard = (shard + 1) % storage.shardCount;
-    const ids = await storage.idsInShard(shard);
-    for (let start = 0; start < ids.length; start += BATCH) {
-      const batch = ids.slice(start, start + BATCH);
-      const known = await db.files.existing(batch);
-      // A direct upload's bytes arrive before its File: they are not orphans while the upload lives.
-      const completing = storage.direct ? await db.uploads.pending(batch) : new Set<string>();
-      for (const id of batch.filter((candidate) => !known.has(candidate) && !completing.has(candidate))) {
-        // Young blobs may belong to an upload between its rename and its INSERT.
-        const written = await storage.writtenAt(id);
-        if (written && written < orphanBefore) {
-          await storage.remove(id);
-          report.removedOrphans++;
-        }
-      }
-    }
+    report.removedOrphans = await this.removeOrphans(orphanBefore);
     metrics.reconcilerRemoved.inc({ what: 'blob' }, report.removedOrphans);
 
     report.removedKeys = await db.idempotencyKeys.removeExpired(BATCH * 10);
     metrics.reconcilerRemoved.inc({ what: 'idempotency_key' }, report.removedKeys);
 
-    if (storage.direct) report.removedUploads = await this.removeExpiredUploads();
+    if (storage.direct) report.removedUploads = await this.forgetExpiredUploads();
     metrics.reconcilerRemoved.inc({ what: 'direct_upload' }, report.removedUploads);
 
     const retention = new Date(Date.now() - this.deps.config.webhookRetentionMs);
@@ -179,19 +217,41 @@ export class Reconciler {
   }
 
   /**
-   * Expired direct uploads are forgotten, then lose their bytes: once the row is gone no File can be made from
-   * them. A removal that fails leaves an orphan, and so does a PUT replayed after its File was deleted: the
-   * sweep over the shards takes those.
+   * Blobs with neither a File nor a remembered direct upload, last written before `orphanBefore` (younger ones may
+   * belong to an upload between its bytes and its INSERT). Lists SWEEP_KEYS_PER_RUN keys a run from where the last
+   * run stopped, so a round over the whole store takes ceil(keys / SWEEP_KEYS_PER_RUN) runs.
    */
-  private async removeExpiredUploads(): Promise<number> {
+  private async removeOrphans(orphanBefore: Date): Promise<number> {
     const { db, storage } = this.deps;
+    const page = await storage.listIds(this.sweepCursor, this.deps.sweepKeysPerRun ?? SWEEP_KEYS_PER_RUN);
+    this.sweepCursor = page.cursor;
     let removed = 0;
-    for (const id of await db.uploads.expired(BATCH)) {
-      if (!(await db.uploads.removeExpired(id))) continue;
-      await storage.remove(id);
-      removed++;
+    for (let start = 0; start < page.ids.length; start += BATCH) {
+      const batch = page.ids.slice(start, start + BATCH);
+      const known = await db.files.existing(batch);
+      // An upload's object is its own until it is forgotten: bytes before their File, or a deleted File's placeholder.
+      const uploads = storage.direct ? await db.uploads.remembered(batch) : new Set<string>();
+      for (const id of batch.filter((candidate) => !known.has(candidate) && !uploads.has(candidate))) {
+        const written = await storage.writtenAt(id);
+        if (written && written < orphanBefore) {
+          await storage.remove(id);
+          removed++;
+        }
+      }
     }
     return removed;
+  }
+
+  /**
+   * Direct uploads are remembered until their presigned PUT is dead (expired, plus the bucket's clock skew); then
+   * they are forgotten, and the object at their key goes unless a File owns it: an upload never completed, or the
+   * placeholder left by the DELETE of its File. A removal that fails leaves an orphan, which the sweep takes.
+   */
+  private async forgetExpiredUploads(): Promise<number> {
+    const { db, storage } = this.deps;
+    const unowned = await db.uploads.forgetExpired(BATCH * 10);
+    for (const id of unowned) await storage.remove(id);
+    return unowned.length;
   }
 
   private staleBefore(): Date {

@@ -155,8 +155,11 @@ export function createWorker(deps: WorkerDeps): Worker {
       const { thumbnail } = output;
       const result = boundResult(output.result, resultBounds);
       const recorded = await db.files.finishProcessing(row.id, row.attempts, result, thumbnail, activeTraceParent());
-      // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written.
-      if (!recorded && thumbnail && !(await db.files.existing([row.id])).has(row.id)) await storage.remove(row.id);
+      // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written. The
+      // thumbnail alone goes: the original's key may hold the placeholder that bars a direct upload's replayed PUT.
+      if (!recorded && thumbnail && !(await db.files.existing([row.id])).has(row.id)) {
+        await storage.remove(row.id, { variant: 'thumbnail' });
+      }
       finish(recorded ? 'processed' : 'superseded', { result_bytes: Buffer.byteLength(JSON.stringify(result)) });
     } catch (err) {
       if (err instanceof ProcessingError) return fail({ code: err.code, message: err.message });

@@ -143,12 +143,13 @@ export class FileRepository {
   }
 
   /**
-   * The File of a completed direct upload: inserted in the statement that removes the live upload, so an
+   * The File of a completed direct upload: inserted in the statement that marks the live upload completed, so an
    * upload becomes one File at most. Null when there was no live upload (unknown, expired or completed).
    */
   async insertFromUpload(file: NewFile): Promise<FileRow | null> {
     const rows = await this.sql<StoredRow>(
-      `WITH claimed AS (DELETE FROM direct_uploads WHERE id = $1 AND expires_at > now() RETURNING id)
+      `WITH claimed AS (UPDATE direct_uploads SET completed_at = now()
+                        WHERE id = $1 AND expires_at > now() AND completed_at IS NULL RETURNING id)
        INSERT INTO files (id, name, size, content_type, kind, sha256)
        SELECT $1::uuid, $2::text, $3::bigint, $4::text, $5::text, $6::char(64) FROM claimed
        RETURNING ${COLUMNS}`,

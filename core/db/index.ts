@@ -11,7 +11,7 @@ import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations/index.js';
 export { FileRepository } from './files.js';
 export type { Cursor, ListFilter, ListQuery, StalePosition, StaleRow } from './files.js';
 export { IdempotencyKeys, type Claim, type IdempotencyScope } from './idempotency.js';
-export { DirectUploads, type DirectUpload } from './uploads.js';
+export { DirectUploads, PRESIGNED_CLOCK_SKEW_MS, type DirectUpload } from './uploads.js';
 export * from './webhooks.js';
 export { Notifications, type Channel } from './notifications.js';
 

@@ -49,18 +49,19 @@ export interface BlobStore {
   downloadUrl?(id: string, headers: { contentDisposition: string; contentType: string }): Promise<string>;
   /** Direct uploads into the store, where a client can reach it without the API (a bucket). */
   readonly direct?: DirectUploadTarget;
-  /** Removes the blob and every variant of it; a missing blob is not an error. */
-  remove(id: string): Promise<void>;
+  /** Removes the blob and every variant of it, or with `variant` that one alone; a missing blob is not an error. */
+  remove(id: string, options?: { variant?: BlobVariant }): Promise<void>;
   /** Answers when the store can be written; throws otherwise (readiness). */
   ping(): Promise<void>;
 
   // For the reconciler's sweep of leftovers:
   /** Removes temporary files of uploads that never finished, last written before `before`; returns how many. */
   removeTemporaryBefore(before: Date): Promise<number>;
-  /** How many shards the blobs are spread over (the sweep visits one per run). */
-  readonly shardCount: number;
-  /** The ids that have a blob (original or derived) in one shard. */
-  idsInShard(shard: number): Promise<string[]>;
+  /**
+   * The ids that have a blob (original or derived) among the next `maxKeys` keys after `cursor` (from the first
+   * without one), in the store's key order, and the cursor the next page starts after: null once at the end.
+   */
+  listIds(cursor: string | null, maxKeys: number): Promise<BlobIdPage>;
   /** When any blob of the id was last written; null when it has none. */
   writtenAt(id: string): Promise<Date | null>;
 }
@@ -83,6 +84,16 @@ export interface DirectUploadTarget {
   ): Promise<{ url: string; headers: Record<string, string> }>;
   /** The uploaded blob's size and its first `length` bytes (for sniffing), in one read; null while there is none. */
   uploaded(id: string, length: number): Promise<{ size: number; head: Buffer } | null>;
+  /**
+   * Removes the bytes of the blob and its variants but leaves an empty object at its key, on which the presigned
+   * PUT is refused: a replay of it cannot put bytes back. `BlobStore.remove` takes the placeholder away.
+   */
+  removeBarringReplays(id: string): Promise<void>;
+}
+
+export interface BlobIdPage {
+  ids: string[];
+  cursor: string | null;
 }
 
 export class BlobTooLargeError extends Error {

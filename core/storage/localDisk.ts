@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   BLOB_VARIANTS,
+  type BlobIdPage,
   type BlobSource,
   type BlobStore,
   type BlobVariant,
@@ -26,9 +27,9 @@ const SAFE_VARIANT = /^[a-z0-9]{1,16}$/;
 
 const SHARDS = 256;
 const shardName = (shard: number) => shard.toString(16).padStart(2, '0');
+const CURSOR = /^[0-9a-f]{2}\/./;
 
 export class LocalDiskStore implements BlobStore {
-  readonly shardCount = SHARDS;
   readonly blobDir: string;
   readonly tmpDir: string;
 
@@ -68,8 +69,9 @@ export class LocalDiskStore implements BlobStore {
     return Promise.resolve({ path: this.pathOf(id) });
   }
 
-  async remove(id: string): Promise<void> {
-    const paths = [this.pathOf(id), ...BLOB_VARIANTS.map((variant) => this.pathOf(id, variant))];
+  async remove(id: string, options: { variant?: BlobVariant } = {}): Promise<void> {
+    const variants = options.variant ? [options.variant] : [undefined, ...BLOB_VARIANTS];
+    const paths = variants.map((variant) => this.pathOf(id, variant));
     await Promise.all(paths.map((blob) => unlink(blob).catch(ignoreMissing)));
   }
 
@@ -96,9 +98,22 @@ export class LocalDiskStore implements BlobStore {
     return removed;
   }
 
-  async idsInShard(shard: number): Promise<string[]> {
-    const names = await readdir(path.join(this.blobDir, shardName(shard))).catch(() => []);
-    return [...new Set(names.map((name) => name.split('.')[0]!).filter((id) => SAFE_KEY.test(id)))];
+  async listIds(cursor: string | null, maxKeys: number): Promise<BlobIdPage> {
+    // The cursor is the last name listed, "<shard>/<name>": shards in order, names sorted within each.
+    const from =
+      cursor && CURSOR.test(cursor) ? { shard: parseInt(cursor.slice(0, 2), 16), name: cursor.slice(3) } : null;
+    const ids = new Set<string>();
+    let listed = 0;
+    for (let shard = from?.shard ?? 0; shard < SHARDS; shard++) {
+      const names = (await readdir(path.join(this.blobDir, shardName(shard))).catch(() => [] as string[])).sort();
+      for (const name of names) {
+        if (from && shard === from.shard && name <= from.name) continue;
+        const id = name.split('.')[0]!;
+        if (SAFE_KEY.test(id)) ids.add(id);
+        if (++listed >= maxKeys) return { ids: [...ids], cursor: `${shardName(shard)}/${name}` };
+      }
+    }
+    return { ids: [...ids], cursor: null };
   }
 
   async writtenAt(id: string): Promise<Date | null> {

@@ -3,7 +3,7 @@
 // An upload streams in as a multipart upload (s3Upload.ts: parts of the stream's own chunks, PARTS_IN_FLIGHT at
 // once, so memory stays bounded whatever the size); until it completes, the bytes are an unfinished multipart upload,
 // which is what "temporary" means here: the reconciler aborts those that were never completed. The shards
-// are only key prefixes, kept so the reconciler's sweep visits one page-listed prefix per run.
+// are only key prefixes here, kept so a bucket and a directory name a blob alike.
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -20,6 +20,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   BLOB_VARIANTS,
+  type BlobIdPage,
   type BlobSource,
   type BlobStore,
   type BlobVariant,
@@ -42,7 +43,6 @@ export interface S3Settings {
 }
 
 const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
-const SHARDS = 256;
 const shardName = (shard: number) => shard.toString(16).padStart(2, '0');
 
 const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -57,7 +57,6 @@ const DOWNLOAD_URL_SECONDS = 300;
 const PARTS_IN_FLIGHT = 4;
 
 export class S3BlobStore implements BlobStore {
-  readonly shardCount = SHARDS;
   readonly direct: DirectUploadTarget = new ConditionalUploads(this);
   readonly client: S3Client;
   /** What the client was made with, for clients of other libraries on the same bucket (tus's S3Store). */
@@ -160,8 +159,8 @@ export class S3BlobStore implements BlobStore {
     return getSignedUrl(this.client, command, { expiresIn: DOWNLOAD_URL_SECONDS });
   }
 
-  async remove(id: string): Promise<void> {
-    const keys = this.keysOf(id);
+  async remove(id: string, options: { variant?: BlobVariant } = {}): Promise<void> {
+    const keys = options.variant ? [this.keyOf(id, options.variant)] : this.keysOf(id);
     // One DeleteObject per key: DeleteObjects needs a Content-MD5 that some S3-compatible stores insist on.
     await Promise.all(
       keys.map((Key) =>
@@ -209,26 +208,32 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async idsInShard(shard: number): Promise<string[]> {
-    const prefix = this.shardPrefix(shard);
+  async listIds(cursor: string | null, maxKeys: number): Promise<BlobIdPage> {
+    // Every shard in one listing, page after page: its cost follows the keys, not the 256 prefixes.
+    const prefix = `${this.settings.prefix}blobs/`;
     const ids = new Set<string>();
-    let token: string | undefined;
-    do {
+    let after = cursor;
+    let listed = 0;
+    for (;;) {
       const page = await this.client.send(
         new ListObjectsV2Command({
           Bucket: this.bucket,
           Prefix: prefix,
-          MaxKeys: this.listPageSize,
-          ContinuationToken: token,
+          MaxKeys: Math.min(this.listPageSize, maxKeys - listed),
+          ...(after ? { StartAfter: after } : {}),
         }),
       );
-      for (const object of page.Contents ?? []) {
-        const id = object.Key?.slice(prefix.length).split('.')[0];
-        if (id && SAFE_KEY.test(id)) ids.add(id);
+      const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [object.Key] : []));
+      for (const key of keys) {
+        const [shard, name, ...deeper] = key.slice(prefix.length).split('/');
+        const id = name?.split('.')[0];
+        if (shard?.length === 2 && id && !deeper.length && SAFE_KEY.test(id)) ids.add(id);
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return [...ids];
+      listed += keys.length;
+      after = keys.at(-1) ?? after;
+      if (!page.IsTruncated || !keys.length) return { ids: [...ids], cursor: null };
+      if (listed >= maxKeys) return { ids: [...ids], cursor: after };
+    }
   }
 
   async writtenAt(id: string): Promise<Date | null> {
@@ -268,7 +273,8 @@ const SINGLE_PUT_MAX_BYTES = 5 * 1024 ** 3;
 /**
  * Direct uploads PUT straight to the blob's own key, with the length and `If-None-Match: *` signed in: the
  * bucket takes exactly the announced size, and only while there is no object, so a PUT replayed after
- * completion (a presigned URL cannot be revoked) is refused 412 and can never change a File's bytes.
+ * completion (a presigned URL cannot be revoked) is refused 412 and can never change a File's bytes; after the
+ * File is deleted an empty placeholder at the key keeps refusing it, until the URL is dead.
  */
 class ConditionalUploads implements DirectUploadTarget {
   readonly maxBytes = SINGLE_PUT_MAX_BYTES;
@@ -303,5 +309,19 @@ class ConditionalUploads implements DirectUploadTarget {
       if (statusOf(err) === 416) return { size: 0, head: Buffer.alloc(0) };
       throw unavailable(err, 'reading');
     }
+  }
+
+  async removeBarringReplays(id: string): Promise<void> {
+    const { client, bucket } = this.store;
+    // The bytes are overwritten, not deleted first: there is no moment without an object for a replay to land in.
+    const placeholder = new PutObjectCommand({ Bucket: bucket, Key: this.store.keyOf(id), Body: '' });
+    const variants = BLOB_VARIANTS.map(
+      (variant) => new DeleteObjectCommand({ Bucket: bucket, Key: this.store.keyOf(id, variant) }),
+    );
+    await Promise.all([client.send(placeholder), ...variants.map((command) => client.send(command))]).catch(
+      (err: unknown) => {
+        throw unavailable(err, 'removing');
+      },
+    );
   }
 }
