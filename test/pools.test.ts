@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../core/config.js';
 import { parseQueueRoutes, parseWorkerQueues, RouteError } from '../core/queue/routes.js';
+import { truncateFiles } from './support/db.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { png } from './support/fixtures.js';
@@ -99,6 +100,9 @@ describe('worker pools', () => {
     const key = (queue: string, suffix: string) => `${TEST_ENV.queuePrefix}:${queue}:${suffix}`;
 
     before(async () => {
+      // The reconciler takes every stale queued row of the database, so the rows earlier suites left queued would
+      // land in these queues too.
+      await truncateFiles();
       redis = new Redis(TEST_ENV.redisUrl);
       processes = await startApiAndWorker({ ...env, WORKER_QUEUES: `${light}=2` });
     });
