@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { boundResult, MAX_RESULT_ITEMS, MAX_RESULT_STRING_BYTES } from '../core/results/bounds.js';
 import { captureLogs } from './support/logs.js';
 import { sql } from './support/db.js';
-import { pdf, zip } from './support/fixtures.js';
+import { matroska, pdf, pdfWithInfoInObjectStream, zip } from './support/fixtures.js';
 import { startService, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const KIB = 1024;
@@ -98,6 +98,27 @@ describe('records a client can read, through a real worker', function () {
     expect(done.status, JSON.stringify(done.error)).to.equal('processed');
     expect(done.result).to.include({ title: 'T'.repeat(MAX_RESULT_STRING_BYTES), truncated: true });
     expect(jsonBytes(done.result)).to.be.below(8 * KIB);
+  });
+
+  it('stores the 3.7 KB PDF whose title, author and producer inflate to a megabyte each within its bounds', async () => {
+    const megabyte = (letter: string) => letter.repeat(1024 * KIB);
+    const content = pdfWithInfoInObjectStream({ Title: megabyte('T'), Author: megabyte('A'), Producer: megabyte('P') });
+    expect(content.length).to.be.below(4 * KIB);
+    const file = await uploadFile(service.url, { name: 'packed.pdf', content });
+    const done = await waitForStatus(service.url, file.id, ['processed', 'failed'], 20_000);
+    expect([done.status, done.attempts]).to.deep.equal(['processed', 1]);
+    expect(done.result).to.include({ pages: 1, author: 'A'.repeat(MAX_RESULT_STRING_BYTES), truncated: true });
+    expect(jsonBytes(done.result)).to.be.below(8 * KIB);
+  });
+
+  it('stores a Matroska of 42 tracks whose codec ids are 200 KiB each as a result of a few kilobytes', async () => {
+    const codecIds = Array.from({ length: 42 }, (_, i) => `V_${i}_${'X'.repeat(200 * KIB)}`);
+    const file = await uploadFile(service.url, { name: 'codecs.mkv', content: matroska(codecIds) });
+    const done = await waitForStatus(service.url, file.id, ['processed', 'failed'], 20_000);
+    expect([done.status, done.kind], JSON.stringify(done.error)).to.deep.equal(['processed', 'video']);
+    expect(done.result!.codecs).to.have.length(42);
+    expect(jsonBytes(done.result)).to.be.at.most(64 * KIB);
+    expect(done.result).to.include({ width: 320, truncated: true });
   });
 
   it('keeps the whole result of a zip of 100 long names under MAX_RESULT_BYTES', async () => {

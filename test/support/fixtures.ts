@@ -442,3 +442,88 @@ export function mp4(
 /** The first `fraction` of `bytes`, as a transfer cut short would leave it. */
 export const truncated = (bytes: Buffer, fraction = 0.5): Buffer =>
   bytes.subarray(0, Math.max(1, Math.floor(bytes.length * fraction)));
+
+/**
+ * A PDF 1.5 whose information dictionary (`/Title`, `/Author`, ...) is stored in a compressed object stream, found
+ * through a cross-reference stream: strings of megabytes deflate to a few kilobytes there.
+ */
+export function pdfWithInfoInObjectStream(info: Record<string, string>): Buffer {
+  const escape = (text: string) => text.replace(/[\\()]/g, (c) => `\\${c}`);
+  const dictionary = `<< ${Object.entries(info)
+    .map(([key, value]) => `/${key} (${escape(value)})`)
+    .join(' ')} >>`;
+  const packed = deflateSync(Buffer.from(`6 0 ${dictionary}`, 'latin1'));
+  const content = 'BT /F1 12 Tf 72 720 Td (Information packed away) Tj ET';
+  const objects = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>',
+    `<< /Length ${content.length} >>\nstream\n${content}\nendstream`,
+    `<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length ${packed.length} >>\nstream\n${packed.toString('latin1')}\nendstream`,
+  ];
+  const { body: objectsText, offsets } = pdfBody('1.5', objects, 1);
+  let body = objectsText;
+  const xrefAt = Buffer.byteLength(body, 'latin1');
+  const entry = (type: number, field2: number, field3: number) => {
+    const bytes = Buffer.alloc(7);
+    bytes[0] = type;
+    bytes.writeUInt32BE(field2, 1);
+    bytes.writeUInt16BE(field3, 5);
+    return bytes;
+  };
+  // Objects 1-5 at their offsets, 6 (the information) in object stream 5, 7 the cross-reference stream itself.
+  const entries = Buffer.concat([
+    entry(0, 0, 65535),
+    ...offsets.map((offset) => entry(1, offset, 0)),
+    entry(2, 5, 0),
+    entry(1, xrefAt, 0),
+  ]);
+  body += `7 0 obj\n<< /Type /XRef /Size 8 /W [1 4 2] /Root 1 0 R /Info 6 0 R /Length ${entries.length} >>\nstream\n${entries.toString('latin1')}\nendstream\nendobj\n`;
+  body += `startxref\n${xrefAt}\n%%EOF\n`;
+  return Buffer.from(body, 'latin1');
+}
+
+/** An EBML element: its id (marker bits included), an 8-byte size and its data. */
+function ebml(id: number, ...children: Buffer[]): Buffer {
+  const data = Buffer.concat(children);
+  const idBytes = Buffer.from(
+    id.toString(16).padStart(id > 0xffffff ? 8 : id > 0xffff ? 6 : id > 0xff ? 4 : 2, '0'),
+    'hex',
+  );
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64BE(BigInt(data.length) | (1n << 56n));
+  return Buffer.concat([idBytes, size, data]);
+}
+
+const ebmlUint = (id: number, value: number) => ebml(id, Buffer.from([value >> 8, value & 0xff]));
+
+/** A Matroska file of one video track per codec id (its headers only: no cluster). */
+export function matroska(codecIds: string[], width = 320, height = 240): Buffer {
+  const header = ebml(
+    0x1a45dfa3,
+    ebmlUint(0x4286, 1),
+    ebmlUint(0x42f7, 1),
+    ebmlUint(0x42f2, 4),
+    ebmlUint(0x42f3, 8),
+    ebml(0x4282, Buffer.from('matroska')),
+    ebmlUint(0x4287, 4),
+    ebmlUint(0x4285, 2),
+  );
+  const duration = Buffer.alloc(8);
+  duration.writeDoubleBE(2000);
+  const segmentInfo = ebml(0x1549a966, ebml(0x2ad7b1, Buffer.from([0x0f, 0x42, 0x40])), ebml(0x4489, duration));
+  const tracks = ebml(
+    0x1654ae6b,
+    ...codecIds.map((codecId, i) =>
+      ebml(
+        0xae,
+        ebmlUint(0xd7, i + 1),
+        ebmlUint(0x73c5, i + 1),
+        ebmlUint(0x83, 1),
+        ebml(0x86, Buffer.from(codecId)),
+        ebml(0xe0, ebmlUint(0xb0, width), ebmlUint(0xba, height)),
+      ),
+    ),
+  );
+  return Buffer.concat([header, ebml(0x18538067, segmentInfo, tracks)]);
+}
