@@ -1,6 +1,6 @@
 // The webhook endpoints' HTTP API: clients register the URLs that hear of Files settling or being deleted, and
-// read (and retry) what was sent to them. Deliveries are written by a trigger on `files` (migration 0005) and sent
-// by the worker's dispatchers; here they are only listed and rescheduled.
+// read (and retry) what was sent to them. Events are written by a trigger on `files` (migration 0007), made into
+// deliveries and sent by the worker's dispatchers; here deliveries are only listed and rescheduled.
 import type Koa from 'koa';
 import {
   WEBHOOK_EVENTS,

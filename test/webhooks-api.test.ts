@@ -93,6 +93,11 @@ async function insertDelivery(
   return inserted!.id;
 }
 
+/** Fans out every event waiting, as the workers' dispatchers do (no worker runs here). */
+async function fanOutEverything(service: TestService): Promise<void> {
+  for (;;) if ((await service.db.webhooks.fanOut(100, 5_000)).events === 0) return;
+}
+
 describe('webhook endpoints API', () => {
   /** Sends anywhere (as tests and `make run` do). */
   let open: TestService;
@@ -481,9 +486,11 @@ describe('webhook endpoints API', () => {
       const deaf = await create(open.url, { url: 'https://hooks.example/off', events: ['file.processed'] });
       await call(open.url, 'PATCH', `/webhooks/${deaf.id}/`, { enabled: false });
       const file = await uploadFile(open.url, { name: 'note.txt', content: 'hello\n' });
-      // No worker here: the File is settled as a worker would settle it.
+      // No worker here: the File is settled as a worker would settle it, and its events fanned out as a worker's
+      // dispatcher would.
       await sql("UPDATE files SET status = 'processed', processed_at = now() WHERE id = $1", [file.id]);
       expect((await call(open.url, 'DELETE', `/files/${file.id}/`)).status).to.equal(204);
+      await fanOutEverything(open);
 
       const { results } = await json<{ results: Delivery[] }>(
         await fetch(`${open.url}/webhooks/${listening.id}/deliveries/`),

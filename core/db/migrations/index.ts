@@ -7,6 +7,7 @@ import { addThumbnail } from './0003-add-thumbnail.js';
 import { createDirectUploads } from './0004-direct-uploads.js';
 import { createWebhooks } from './0005-webhooks.js';
 import { addFailedErrorCodeIndex } from './0006-failed-error-code.js';
+import { createWebhookEvents } from './0007-webhook-events.js';
 
 export type RunSql = (sql: string) => Promise<unknown>;
 
@@ -23,6 +24,7 @@ export const MIGRATIONS: Migration[] = [
   createDirectUploads,
   createWebhooks,
   addFailedErrorCodeIndex,
+  createWebhookEvents,
 ];
 
 /** Where umzug records applied migrations. */
