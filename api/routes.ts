@@ -439,7 +439,8 @@ export const ROUTES = [
       'the `secret` of this answer, which is shown only here. Delivery is at least once: a 2xx within 10 s is success, ' +
       'anything else is retried with backoff for about a day. A URL that is not https, carries credentials, or resolves ' +
       'to a loopback, private, link-local or metadata address answers 422 `webhook_url_forbidden` (unless the operator ' +
-      'allows it).',
+      'allows it). The service keeps at most MAX_WEBHOOK_ENDPOINTS endpoints (100 by default), enabled or not, whoever ' +
+      'registered them: past it, 409 `webhook_limit_reached` until one is deleted.',
     tags: ['webhooks'],
     requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookEndpointRequest') } } },
     responses: {
@@ -449,7 +450,7 @@ export const ROUTES = [
           Location: { description: 'URL of the new endpoint.', schema: { type: 'string', format: 'uri' } },
         },
       },
-      ...problems('invalid_body', 'unsupported_media_type', 'webhook_url_forbidden'),
+      ...problems('invalid_body', 'unsupported_media_type', 'webhook_url_forbidden', 'webhook_limit_reached'),
     },
   },
   {

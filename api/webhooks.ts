@@ -31,6 +31,8 @@ export interface WebhookHandlerDeps {
   baseUrl: (ctx: Koa.Context) => string;
   /** WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOW_PRIVATE. */
   urlPolicy: UrlPolicy;
+  /** MAX_WEBHOOK_ENDPOINTS. */
+  maxEndpoints: number;
 }
 
 /** A service has a handful of endpoints; the list is not paged, and this bounds it should that go wrong. */
@@ -74,15 +76,25 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
     const url = await allowedUrl(fields.url!);
     const secret = newSigningSecret();
     const base = baseUrl(ctx);
-    const endpoint = await db.webhooks.createEndpoint({
-      // A UUIDv7, as File ids are.
-      id: newFileId(),
-      url,
-      events: fields.events!,
-      description: fields.description ?? '',
-      secret,
-      baseUrl: base,
-    });
+    const endpoint = await db.webhooks.createEndpoint(
+      {
+        // A UUIDv7, as File ids are.
+        id: newFileId(),
+        url,
+        events: fields.events!,
+        description: fields.description ?? '',
+        secret,
+        baseUrl: base,
+      },
+      deps.maxEndpoints,
+    );
+    if (!endpoint) {
+      throw new AppError(
+        'webhook_limit_reached',
+        `There are ${deps.maxEndpoints} webhook endpoints already, the most this service keeps ` +
+          '(MAX_WEBHOOK_ENDPOINTS); delete one you no longer use, or send more events to one receiver.',
+      );
+    }
     ctx.status = 201;
     ctx.set('Location', routeUrl(base, 'getWebhook', { id: endpoint.id }));
     const created: NewWebhookEndpointJson = { ...serializeEndpoint(endpoint), secret };

@@ -335,14 +335,17 @@ describe('POST /files/reprocess', function () {
   });
 
   it('sends no webhook event for the files it re-queues', async () => {
-    const endpoint = await service.db.webhooks.createEndpoint({
-      id: newFileId(),
-      url: 'https://hooks.example.com/files',
-      events: ['file.processed', 'file.failed', 'file.deleted'],
-      description: '',
-      secret: newSigningSecret(),
-      baseUrl: service.url,
-    });
+    const endpoint = (await service.db.webhooks.createEndpoint(
+      {
+        id: newFileId(),
+        url: 'https://hooks.example.com/files',
+        events: ['file.processed', 'file.failed', 'file.deleted'],
+        description: '',
+        secret: newSigningSecret(),
+        baseUrl: service.url,
+      },
+      Number.MAX_SAFE_INTEGER,
+    ))!;
     const events = async (ids: string[]) =>
       Number(
         (await sql<{ n: string }>('SELECT count(*) AS n FROM webhook_events WHERE file_id = ANY ($1)', [ids]))[0]!.n,

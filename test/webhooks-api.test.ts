@@ -69,6 +69,20 @@ async function expectForbiddenUrl(response: Response, url: string): Promise<Prob
 const endpointCount = async () =>
   Number((await sql<{ n: string }>('SELECT count(*) AS n FROM webhook_endpoints'))[0]!.n);
 
+/**
+ * `count` endpoints written straight into the table, as many registrations would leave them: the first `disabled`
+ * of them disabled, and `sameInstant` at a time sharing their `created_at`.
+ */
+async function insertEndpoints(count: number, options: { disabled?: number; sameInstant?: number } = {}) {
+  await sql(
+    `INSERT INTO webhook_endpoints (id, url, events, secret, base_url, enabled, created_at)
+     SELECT gen_random_uuid(), 'https://hooks.example/' || g, '{file.processed}', 'whsec_x', 'https://api.example',
+            g > $2, now() - ((g - 1) / $3) * interval '1 second'
+     FROM generate_series(1, $1) AS g`,
+    [count, options.disabled ?? 0, options.sameInstant ?? 1],
+  );
+}
+
 /** A delivery row written as the trigger and the dispatcher would leave it. */
 async function insertDelivery(
   endpointId: string,
@@ -105,22 +119,25 @@ describe('webhook endpoints API', () => {
   let strict: TestService;
   /** http allowed, private addresses not. */
   let httpOnly: TestService;
+  /** MAX_WEBHOOK_ENDPOINTS=30. */
+  let capped: TestService;
 
   const create = async (base: string, body: Record<string, unknown>) =>
     json<Endpoint>(await call(base, 'POST', '/webhooks/', body), 201);
 
   before(async () => {
-    [open, strict, httpOnly] = await Promise.all([
+    [open, strict, httpOnly, capped] = await Promise.all([
       startService({ worker: false, env: { WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW_PRIVATE: 'true' } }),
       startService({ worker: false }),
       startService({ worker: false, env: { WEBHOOK_ALLOW_HTTP: 'true' } }),
+      startService({ worker: false, env: { MAX_WEBHOOK_ENDPOINTS: '30' } }),
     ]);
   });
   // Endpoints left behind would record the events of the suites that run after this one.
   beforeEach(() => sql('DELETE FROM webhook_endpoints'));
   after(async () => {
     await sql('DELETE FROM webhook_endpoints');
-    await Promise.all([open?.close(), strict?.close(), httpOnly?.close()]);
+    await Promise.all([open?.close(), strict?.close(), httpOnly?.close(), capped?.close()]);
   });
 
   describe('POST /webhooks/', () => {
@@ -257,6 +274,36 @@ describe('webhook endpoints API', () => {
       expect((await create(httpOnly.url, { url: 'http://8.8.8.8/hook', events })).url).to.equal('http://8.8.8.8/hook');
       expect((await create(strict.url, { url: 'https://8.8.8.8/hook', events })).url).to.equal('https://8.8.8.8/hook');
       expect((await create(open.url, { url: 'https://[::1]/', events })).url).to.equal('https://[::1]/');
+    });
+  });
+
+  describe('POST /webhooks/ at MAX_WEBHOOK_ENDPOINTS', () => {
+    const register = (n: number) =>
+      call(capped.url, 'POST', '/webhooks/', { url: `https://8.8.8.8/hooks/${n}`, events: ['file.processed'] });
+
+    it('answers 409 webhook_limit_reached past the cap, counting disabled endpoints too, and keeps nothing', async () => {
+      await insertEndpoints(30, { disabled: 1 });
+      const problem = await expectProblem(await register(0), 409, 'webhook_limit_reached');
+      expect(problem.detail).to.contain('30').and.contain('MAX_WEBHOOK_ENDPOINTS');
+      expect(await endpointCount()).to.equal(30);
+
+      // Deleting one makes room for one.
+      const [one] = await sql<{ id: string }>('SELECT id FROM webhook_endpoints LIMIT 1');
+      expect((await call(capped.url, 'DELETE', `/webhooks/${one!.id}/`)).status).to.equal(204);
+      expect((await register(1)).status).to.equal(201);
+      await expectProblem(await register(2), 409, 'webhook_limit_reached');
+      expect(await endpointCount()).to.equal(30);
+    });
+
+    it('lets exactly as many of 20 concurrent registrations through as there is room for', async () => {
+      await insertEndpoints(25);
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, n) => register(n)));
+      const statuses = answers.map((response) => response.status);
+      expect(statuses.filter((status) => status === 201)).to.have.length(5);
+      expect(statuses.filter((status) => status === 409)).to.have.length(15);
+      for (const refused of answers.filter((response) => response.status === 409))
+        await expectProblem(refused, 409, 'webhook_limit_reached');
+      expect(await endpointCount()).to.equal(30);
     });
   });
 

@@ -93,15 +93,11 @@ describe('webhook deliveries', function () {
 
   async function register(url: string, events = ALL_EVENTS): Promise<WebhookEndpoint & { secret: string }> {
     const secret = newSigningSecret();
-    const endpoint = await service.db.webhooks.createEndpoint({
-      id: newFileId(),
-      url,
-      events,
-      description: '',
-      secret,
-      baseUrl: service.url,
-    });
-    return { ...endpoint, secret };
+    const endpoint = await service.db.webhooks.createEndpoint(
+      { id: newFileId(), url, events, description: '', secret, baseUrl: service.url },
+      Number.MAX_SAFE_INTEGER,
+    );
+    return { ...endpoint!, secret };
   }
 
   const processedFile = async (content = 'hello webhooks'): Promise<File> => {

@@ -1,7 +1,7 @@
 // Webhook endpoints, events and deliveries. Events are written by the `files` trigger (migration 0007), in the
 // transaction of the change they announce, one per change; here the dispatchers fan them out into one delivery per
 // endpoint, claim the deliveries and record their outcomes, and the API lists and retries them.
-import type { Sql } from './files.js';
+import type { Sql, Transaction } from './files.js';
 
 export const WEBHOOK_EVENTS = ['file.processed', 'file.failed', 'file.deleted'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
@@ -99,6 +99,9 @@ const ENDPOINT_COLUMNS =
 const DELIVERY_COLUMNS =
   "d.id, d.endpoint_id, d.event_type, d.file_id, d.status, d.attempts, CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
 
+/** Serializes endpoint creations (any constant; `pg_advisory_xact_lock` keys are per database). */
+const ENDPOINT_CREATION_LOCK = 0x77656268;
+
 /**
  * Whether endpoint `e` gets event `ev`: it subscribes to the event's type, was made no later than it, and was enabled
  * when it happened (enabled, and not re-enabled since; or disabled only after it). One change of `enabled` between an
@@ -108,15 +111,26 @@ const RECEIVES = `ev.type = ANY (e.events) AND e.created_at <= ev.created_at
   AND CASE WHEN e.enabled THEN e.enabled_changed_at <= ev.created_at ELSE e.enabled_changed_at > ev.created_at END`;
 
 export class Webhooks {
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly transaction: Transaction,
+  ) {}
 
-  async createEndpoint(endpoint: NewEndpoint): Promise<WebhookEndpoint> {
-    const rows = await this.sql<WebhookEndpoint>(
-      `INSERT INTO webhook_endpoints (id, url, events, description, secret, base_url) VALUES ($1, $2, $3, $4, $5, $6)
-       RETURNING ${ENDPOINT_COLUMNS}`,
-      [endpoint.id, endpoint.url, endpoint.events, endpoint.description, endpoint.secret, endpoint.baseUrl],
-    );
-    return rows[0]!;
+  /**
+   * Registers the endpoint unless `max` exist already (then null). Creations take turns on a lock, so each counts
+   * what the one before it made: concurrent requests at the cap cannot all slip in.
+   */
+  createEndpoint(endpoint: NewEndpoint, max: number): Promise<WebhookEndpoint | null> {
+    return this.transaction(async (sql) => {
+      await sql('SELECT pg_advisory_xact_lock($1)', [ENDPOINT_CREATION_LOCK]);
+      const rows = await sql<WebhookEndpoint>(
+        `INSERT INTO webhook_endpoints (id, url, events, description, secret, base_url)
+         SELECT $1, $2, $3, $4, $5, $6 WHERE (SELECT count(*) FROM webhook_endpoints) < $7
+         RETURNING ${ENDPOINT_COLUMNS}`,
+        [endpoint.id, endpoint.url, endpoint.events, endpoint.description, endpoint.secret, endpoint.baseUrl, max],
+      );
+      return rows[0] ?? null;
+    });
   }
 
   /** Every endpoint, oldest first (a service has a handful; the cap keeps a mistake bounded). */
