@@ -7,7 +7,9 @@ import { WEBHOOK_EVENTS } from '../core/db/webhooks.js';
 import { resultSchemas } from '../core/results/index.js';
 import {
   DEFAULT_DELIVERY_LIMIT,
+  DEFAULT_ENDPOINT_LIMIT,
   MAX_DELIVERY_LIMIT,
+  MAX_ENDPOINT_LIMIT,
   NewWebhookEndpointSchema,
   WebhookDeliverySchema,
   WebhookEndpointChangeSchema,
@@ -457,10 +459,21 @@ export const ROUTES = [
     operationId: 'listWebhooks',
     method: 'get',
     path: '/webhooks/',
-    summary: 'List webhook endpoints',
-    description: 'Every endpoint, oldest first (without secrets).',
+    summary: 'List webhook endpoints, oldest first',
+    description: 'Without their secrets. Keyset pagination: follow `next` until it is null.',
     tags: ['webhooks'],
-    responses: { '200': json(ref('WebhookEndpointList'), 'The endpoints.') },
+    parameters: [
+      {
+        name: 'limit',
+        in: 'query',
+        schema: { type: 'integer', minimum: 1, maximum: MAX_ENDPOINT_LIMIT, default: DEFAULT_ENDPOINT_LIMIT },
+      },
+      { name: 'cursor', in: 'query', description: 'Opaque; taken from `next`.', schema: { type: 'string' } },
+    ],
+    responses: {
+      '200': json(ref('WebhookEndpointList'), 'A page of endpoints.'),
+      ...problems('invalid_query'),
+    },
   },
   {
     operationId: 'getWebhook',
@@ -697,8 +710,11 @@ export function openApiDocument(version: string): JsonObject {
         NewWebhookEndpoint: stripId(NewWebhookEndpointSchema),
         WebhookEndpointList: {
           type: 'object',
-          required: ['results'],
-          properties: { results: { type: 'array', items: ref('WebhookEndpoint') } },
+          required: ['results', 'next'],
+          properties: {
+            results: { type: 'array', items: ref('WebhookEndpoint') },
+            next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
+          },
         },
         WebhookDelivery: stripId(WebhookDeliverySchema),
         WebhookDeliveryList: {

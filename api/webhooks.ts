@@ -14,8 +14,10 @@ import { newFileId, parseFileId } from '../core/ids.js';
 import { checkWebhookUrl, WebhookUrlError, type UrlPolicy } from '../core/webhooks/addresses.js';
 import {
   DEFAULT_DELIVERY_LIMIT,
+  DEFAULT_ENDPOINT_LIMIT,
   MAX_DELIVERY_LIMIT,
   MAX_DESCRIPTION_LENGTH,
+  MAX_ENDPOINT_LIMIT,
   type NewWebhookEndpointJson,
   type WebhookDeliveryJson,
   type WebhookEndpointJson,
@@ -23,7 +25,7 @@ import {
 import { newSigningSecret } from '../core/webhooks/signing.js';
 import { AppError, type FieldError } from './errors.js';
 import { readJsonBody } from './json.js';
-import { decodePosition, encodePosition } from './listing.js';
+import { decodePosition, encodePosition, type Position } from './listing.js';
 import { pathParam, routeUrl } from './routes.js';
 
 export interface WebhookHandlerDeps {
@@ -35,8 +37,6 @@ export interface WebhookHandlerDeps {
   maxEndpoints: number;
 }
 
-/** A service has a handful of endpoints; the list is not paged, and this bounds it should that go wrong. */
-const MAX_ENDPOINTS = 1000;
 /** An endpoint's JSON is a few hundred bytes; anything longer is not one. */
 const MAX_BODY_BYTES = 16 * 1024;
 const SHAPE = '{"url", "events", "description"}';
@@ -102,7 +102,18 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
   };
 
   const listWebhooks: Koa.Middleware = async (ctx) => {
-    ctx.body = { results: (await db.webhooks.listEndpoints(MAX_ENDPOINTS)).map(serializeEndpoint) };
+    const query = parsePageQuery(ctx.query, DEFAULT_ENDPOINT_LIMIT, MAX_ENDPOINT_LIMIT);
+    // One row more than asked tells whether a next page exists without counting.
+    const rows = await db.webhooks.listEndpoints(
+      query.limit + 1,
+      query.position && { createdAt: query.position.at, id: query.position.id },
+    );
+    const page = rows.slice(0, query.limit);
+    const last = rows.length > query.limit ? page.at(-1) : undefined;
+    ctx.body = {
+      results: page.map(serializeEndpoint),
+      next: last ? pageUrl(routeUrl(baseUrl(ctx), 'listWebhooks', {}), query.limit, last) : null,
+    };
   };
 
   const getWebhook: Koa.Middleware = async (ctx) => {
@@ -125,17 +136,19 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
 
   const listWebhookDeliveries: Koa.Middleware = async (ctx) => {
     const endpoint = await findEndpoint(ctx);
-    const query = parseDeliveryQuery(ctx.query);
-    // One row more than asked tells whether a next page exists without counting.
-    const rows = await db.webhooks.deliveries(endpoint.id, query.limit + 1, query.before);
+    const query = parsePageQuery(ctx.query, DEFAULT_DELIVERY_LIMIT, MAX_DELIVERY_LIMIT);
+    const rows = await db.webhooks.deliveries(
+      endpoint.id,
+      query.limit + 1,
+      query.position && { createdAt: query.position.at, id: query.position.id },
+    );
     const page = rows.slice(0, query.limit);
     const last = rows.length > query.limit ? page.at(-1) : undefined;
-    const next =
-      last &&
-      new URLSearchParams({ limit: String(query.limit), cursor: encodePosition({ at: last.created_at, id: last.id }) });
     ctx.body = {
       results: page.map(serializeDelivery),
-      next: next ? `${routeUrl(baseUrl(ctx), 'listWebhookDeliveries', { id: endpoint.id })}?${next.toString()}` : null,
+      next: last
+        ? pageUrl(routeUrl(baseUrl(ctx), 'listWebhookDeliveries', { id: endpoint.id }), query.limit, last)
+        : null,
     };
   };
 
@@ -212,30 +225,44 @@ function eventsOf(value: unknown): WebhookEvent[] | null {
   return WEBHOOK_EVENTS.filter((event) => value.includes(event));
 }
 
-interface DeliveryQuery {
+interface PageQuery {
   limit: number;
-  before?: { createdAt: Date; id: string };
+  /** Where the page starts: just past the last row of the page before. */
+  position?: Position;
 }
 
 /** `limit` and `cursor`, as the files list takes them; every problem reported at once, per field. */
-function parseDeliveryQuery(query: Record<string, string | string[] | undefined>): DeliveryQuery {
+function parsePageQuery(
+  query: Record<string, string | string[] | undefined>,
+  defaultLimit: number,
+  maxLimit: number,
+): PageQuery {
   const errors: FieldError[] = [];
-  const parsed: DeliveryQuery = { limit: DEFAULT_DELIVERY_LIMIT };
+  const parsed: PageQuery = { limit: defaultLimit };
   const { limit, cursor } = query;
   if (limit !== undefined) {
     const value = Number(limit);
-    if (typeof limit !== 'string' || !/^\d+$/.test(limit) || value < 1 || value > MAX_DELIVERY_LIMIT) {
-      errors.push({ field: 'limit', message: `Must be a whole number from 1 to ${MAX_DELIVERY_LIMIT}, given once.` });
+    if (typeof limit !== 'string' || !/^\d+$/.test(limit) || value < 1 || value > maxLimit) {
+      errors.push({ field: 'limit', message: `Must be a whole number from 1 to ${maxLimit}, given once.` });
     } else parsed.limit = value;
   }
   if (cursor !== undefined) {
     const position = typeof cursor === 'string' ? decodePosition(cursor) : null;
-    if (position) parsed.before = { createdAt: position.at, id: position.id };
+    if (position) parsed.position = position;
     else errors.push({ field: 'cursor', message: 'Not a cursor this API issued; use the `next` link of a page.' });
   }
   if (errors.length)
     throw new AppError('invalid_query', 'Some query parameters are invalid; see `errors`.', { errors });
   return parsed;
+}
+
+/** The page after the one that ended with `last`, at the same `limit`. */
+function pageUrl(listUrl: string, limit: number, last: { created_at: Date; id: string }): string {
+  const params = new URLSearchParams({
+    limit: String(limit),
+    cursor: encodePosition({ at: last.created_at, id: last.id }),
+  });
+  return `${listUrl}?${params.toString()}`;
 }
 
 export function serializeEndpoint(endpoint: WebhookEndpoint): WebhookEndpointJson {

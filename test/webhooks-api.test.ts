@@ -173,7 +173,7 @@ describe('webhook endpoints API', () => {
 
       const { secret, ...shown } = created;
       expect(await json<Endpoint>(await fetch(response.headers.get('location')!), 200)).to.deep.equal(shown);
-      expect(await json(await fetch(`${open.url}/webhooks/`), 200)).to.deep.equal({ results: [shown] });
+      expect(await json(await fetch(`${open.url}/webhooks/`), 200)).to.deep.equal({ results: [shown], next: null });
       const patched = await json<Endpoint>(
         await call(open.url, 'PATCH', `/webhooks/${created.id}/`, { description: 'x' }),
         200,
@@ -316,6 +316,50 @@ describe('webhook endpoints API', () => {
       for (const endpoint of results) expect(Object.keys(endpoint)).to.have.members(ENDPOINT_FIELDS);
       const one = await json<Endpoint>(await fetch(`${open.url}/webhooks/${second.id.toUpperCase()}`), 200);
       expect(one).to.include({ id: second.id, url: 'https://hooks.example/b' });
+    });
+
+    it('pages through the endpoints oldest first, each exactly once, by following next', async () => {
+      // Endpoints made in the same millisecond are ordered by id.
+      await insertEndpoints(23, { sameInstant: 3 });
+      const expected = (await sql<{ id: string }>('SELECT id FROM webhook_endpoints ORDER BY created_at, id')).map(
+        (row) => row.id,
+      );
+      const seen: string[] = [];
+      const sizes: number[] = [];
+      let next: string | null = `${open.url}/webhooks/?limit=5`;
+      // Bounded, so that a cursor that does not move fails the test rather than hanging it.
+      while (next && sizes.length < 10) {
+        const page: { results: Endpoint[]; next: string | null } = await json(await fetch(next), 200);
+        seen.push(...page.results.map((endpoint) => endpoint.id));
+        sizes.push(page.results.length);
+        for (const endpoint of page.results) expect(Object.keys(endpoint)).to.have.members(ENDPOINT_FIELDS);
+        next = page.next;
+        if (next) expect(next.startsWith(`${open.url}/webhooks/?limit=5&cursor=`), next).to.equal(true);
+      }
+      expect(sizes).to.deep.equal([5, 5, 5, 5, 3]);
+      expect(seen).to.deep.equal(expected);
+
+      // By default a page holds every endpoint the default MAX_WEBHOOK_ENDPOINTS allows.
+      const all = await json<{ results: Endpoint[]; next: string | null }>(await fetch(`${open.url}/webhooks/`), 200);
+      expect(all.results.map((endpoint) => endpoint.id)).to.deep.equal(expected);
+      expect(all.next).to.equal(null);
+    });
+
+    it('answers 400 invalid_query for a bad limit or a forged cursor', async () => {
+      for (const [query, fields] of [
+        ['limit=0', ['limit']],
+        ['limit=1001', ['limit']],
+        ['limit=ten&cursor=abc', ['limit', 'cursor']],
+        ['limit=1&limit=2', ['limit']],
+        [`cursor=${Buffer.from(`2026-01-01T00:00:00.000Z_${UNKNOWN_ID}_x`).toString('base64url')}`, ['cursor']],
+      ] as const) {
+        const problem = await expectProblem(await fetch(`${open.url}/webhooks/?${query}`), 400, 'invalid_query');
+        expect(
+          problem.errors?.map((error) => error.field),
+          query,
+        ).to.deep.equal(fields);
+      }
+      expect((await fetch(`${open.url}/webhooks/?limit=1000`)).status).to.equal(200);
     });
 
     it('answers 404 not_found for an unknown or malformed id, on every route below it', async () => {

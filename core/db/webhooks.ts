@@ -133,9 +133,13 @@ export class Webhooks {
     });
   }
 
-  /** Every endpoint, oldest first (a service has a handful; the cap keeps a mistake bounded). */
-  listEndpoints(limit: number): Promise<WebhookEndpoint[]> {
-    return this.sql(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, id LIMIT $1`, [limit]);
+  /** A page of endpoints, oldest first, from just after `after` when given. */
+  listEndpoints(limit: number, after?: { createdAt: Date; id: string }): Promise<WebhookEndpoint[]> {
+    const position = after ? 'WHERE (created_at, id) > ($2, $3)' : '';
+    return this.sql(
+      `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints ${position} ORDER BY created_at, id LIMIT $1`,
+      after ? [limit, after.createdAt, after.id] : [limit],
+    );
   }
 
   async findEndpoint(id: string): Promise<WebhookEndpoint | null> {
