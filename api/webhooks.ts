@@ -103,17 +103,11 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
 
   const listWebhooks: Koa.Middleware = async (ctx) => {
     const query = parsePageQuery(ctx.query, DEFAULT_ENDPOINT_LIMIT, MAX_ENDPOINT_LIMIT);
-    // One row more than asked tells whether a next page exists without counting.
     const rows = await db.webhooks.listEndpoints(
       query.limit + 1,
       query.position && { createdAt: query.position.at, id: query.position.id },
     );
-    const page = rows.slice(0, query.limit);
-    const last = rows.length > query.limit ? page.at(-1) : undefined;
-    ctx.body = {
-      results: page.map(serializeEndpoint),
-      next: last ? pageUrl(routeUrl(baseUrl(ctx), 'listWebhooks', {}), query.limit, last) : null,
-    };
+    ctx.body = pageOf(rows, query.limit, routeUrl(baseUrl(ctx), 'listWebhooks'), serializeEndpoint);
   };
 
   const getWebhook: Koa.Middleware = async (ctx) => {
@@ -142,14 +136,8 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
       query.limit + 1,
       query.position && { createdAt: query.position.at, id: query.position.id },
     );
-    const page = rows.slice(0, query.limit);
-    const last = rows.length > query.limit ? page.at(-1) : undefined;
-    ctx.body = {
-      results: page.map(serializeDelivery),
-      next: last
-        ? pageUrl(routeUrl(baseUrl(ctx), 'listWebhookDeliveries', { id: endpoint.id }), query.limit, last)
-        : null,
-    };
+    const listUrl = routeUrl(baseUrl(ctx), 'listWebhookDeliveries', { id: endpoint.id });
+    ctx.body = pageOf(rows, query.limit, listUrl, serializeDelivery);
   };
 
   const retryWebhookDelivery: Koa.Middleware = async (ctx) => {
@@ -256,13 +244,23 @@ function parsePageQuery(
   return parsed;
 }
 
-/** The page after the one that ended with `last`, at the same `limit`. */
-function pageUrl(listUrl: string, limit: number, last: { created_at: Date; id: string }): string {
-  const params = new URLSearchParams({
-    limit: String(limit),
-    cursor: encodePosition({ at: last.created_at, id: last.id }),
-  });
-  return `${listUrl}?${params.toString()}`;
+/**
+ * A page of a list walked by (created_at, id): `rows` were read one more than `limit`, which tells whether a next
+ * page exists without counting; `next` is its URL, at the same `limit`.
+ */
+function pageOf<Row extends { created_at: Date; id: string }, Json>(
+  rows: Row[],
+  limit: number,
+  listUrl: string,
+  serialize: (row: Row) => Json,
+): { results: Json[]; next: string | null } {
+  const page = rows.slice(0, limit);
+  const last = rows.length > limit ? page.at(-1) : undefined;
+  const cursor = last && encodePosition({ at: last.created_at, id: last.id });
+  return {
+    results: page.map(serialize),
+    next: cursor ? `${listUrl}?${new URLSearchParams({ limit: String(limit), cursor }).toString()}` : null,
+  };
 }
 
 export function serializeEndpoint(endpoint: WebhookEndpoint): WebhookEndpointJson {

@@ -26,28 +26,15 @@ export const createWebhookEvents: Migration = {
     // The reconciler's pruning walks the events older than the retention.
     await sql('CREATE INDEX IF NOT EXISTS webhook_events_created ON webhook_events (created_at)');
     // First, so that settling a File no longer touches webhook_deliveries while it is altered below.
-    await sql(`
-      CREATE OR REPLACE FUNCTION file_events() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        changed files;
-        event text;
-      BEGIN
-        IF TG_OP = 'DELETE' THEN
-          changed := OLD;
-          event := 'file.deleted';
-        ELSE
-          changed := NEW;
-          event := 'file.' || NEW.status;
-        END IF;
+    await sql(
+      fileEvents(`
         -- One row whatever the number of endpoints: the check stops at the first subscriber.
         IF EXISTS (SELECT 1 FROM webhook_endpoints AS e WHERE e.enabled AND event = ANY (e.events)) THEN
           INSERT INTO webhook_events (type, file_id, file) VALUES (event, changed.id, to_jsonb(changed));
           -- Identical notifications in one transaction arrive as one: a batch of 32 wakes the dispatchers once.
           PERFORM pg_notify('webhook_deliveries', '');
-        END IF;
-        PERFORM pg_notify('file_settled', changed.id::text);
-        RETURN NULL;
-      END $$`);
+        END IF;`),
+    );
     // When `enabled` last changed (or the endpoint was made): the fan-out gives an event to the endpoints that were
     // enabled when it happened, however late it runs. Existing endpoints count as changed now.
     await sql(
@@ -70,29 +57,16 @@ export const createWebhookEvents: Migration = {
   async down({ context: sql }) {
     // Back to a delivery per endpoint written by the trigger: events not yet fanned out are fanned out the old way
     // (to the endpoints enabled now), and every delivery gets its File back from its event.
-    await sql(`
-      CREATE OR REPLACE FUNCTION file_events() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        changed files;
-        event text;
-      BEGIN
-        IF TG_OP = 'DELETE' THEN
-          changed := OLD;
-          event := 'file.deleted';
-        ELSE
-          changed := NEW;
-          event := 'file.' || NEW.status;
-        END IF;
+    await sql(
+      fileEvents(`
         INSERT INTO webhook_deliveries (endpoint_id, event_type, file_id, file)
           SELECT endpoint.id, event, changed.id, to_jsonb(changed)
           FROM webhook_endpoints AS endpoint
           WHERE endpoint.enabled AND event = ANY (endpoint.events);
         IF FOUND THEN
           PERFORM pg_notify('webhook_deliveries', '');
-        END IF;
-        PERFORM pg_notify('file_settled', changed.id::text);
-        RETURN NULL;
-      END $$`);
+        END IF;`),
+    );
     await sql(`
       INSERT INTO webhook_deliveries (endpoint_id, event_type, file_id, file, created_at)
       SELECT e.id, ev.type, ev.file_id, ev.file, ev.created_at
@@ -111,3 +85,22 @@ export const createWebhookEvents: Migration = {
 
 /** The statement, failing after 2 s waiting for its lock instead of queueing every later statement behind it. */
 const briefLock = (statement: string): string => `DO $$ BEGIN SET LOCAL lock_timeout = '2s'; ${statement}; END $$`;
+
+/** The trigger function of `files` (migration 0005): `record` writes what the change (`changed`, `event`) makes. */
+const fileEvents = (record: string): string => `
+  CREATE OR REPLACE FUNCTION file_events() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE
+    changed files;
+    event text;
+  BEGIN
+    IF TG_OP = 'DELETE' THEN
+      changed := OLD;
+      event := 'file.deleted';
+    ELSE
+      changed := NEW;
+      event := 'file.' || NEW.status;
+    END IF;
+    ${record}
+    PERFORM pg_notify('file_settled', changed.id::text);
+    RETURN NULL;
+  END $$`;
