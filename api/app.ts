@@ -48,6 +48,7 @@ export type AppConfig = Pick<
   | 'directUploadExpiresMs'
   | 'webhookAllowHttp'
   | 'webhookAllowPrivate'
+  | 'maxWebhookEndpoints'
   | 'tusExpireAfterMs'
 >;
 
@@ -117,6 +118,7 @@ export function createApp(deps: AppDeps): Koa {
     db,
     baseUrl,
     urlPolicy: { allowHttp: config.webhookAllowHttp, allowPrivate: config.webhookAllowPrivate },
+    maxEndpoints: config.maxWebhookEndpoints,
   });
   // Made at the first tus request: a test's stand-in blob store never needs one.
   let tus: Koa.Middleware | undefined;

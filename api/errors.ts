@@ -44,6 +44,7 @@ export const ERRORS = {
   upload_incomplete: { status: 409, title: 'Upload incomplete' },
   idempotency_key_in_use: { status: 409, title: 'Idempotency key in use' },
   upload_offset_mismatch: { status: 409, title: 'Upload offset mismatch' },
+  webhook_limit_reached: { status: 409, title: 'Webhook endpoint limit reached' },
   tus_version_unsupported: { status: 412, title: 'tus version unsupported' },
   file_too_large: { status: 413, title: 'File too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },

@@ -7,7 +7,9 @@ import { WEBHOOK_EVENTS } from '../core/db/webhooks.js';
 import { resultSchemas } from '../core/results/index.js';
 import {
   DEFAULT_DELIVERY_LIMIT,
+  DEFAULT_ENDPOINT_LIMIT,
   MAX_DELIVERY_LIMIT,
+  MAX_ENDPOINT_LIMIT,
   NewWebhookEndpointSchema,
   WebhookDeliverySchema,
   WebhookEndpointChangeSchema,
@@ -443,7 +445,8 @@ export const ROUTES = [
       'the `secret` of this answer, which is shown only here. Delivery is at least once: a 2xx within 10 s is success, ' +
       'anything else is retried with backoff for about a day. A URL that is not https, carries credentials, or resolves ' +
       'to a loopback, private, link-local or metadata address answers 422 `webhook_url_forbidden` (unless the operator ' +
-      'allows it).',
+      'allows it). The service keeps at most MAX_WEBHOOK_ENDPOINTS endpoints (100 by default), enabled or not, whoever ' +
+      'registered them: past it, 409 `webhook_limit_reached` until one is deleted.',
     tags: ['webhooks'],
     requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookEndpointRequest') } } },
     responses: {
@@ -453,17 +456,28 @@ export const ROUTES = [
           Location: { description: 'URL of the new endpoint.', schema: { type: 'string', format: 'uri' } },
         },
       },
-      ...problems('invalid_body', 'unsupported_media_type', 'webhook_url_forbidden'),
+      ...problems('invalid_body', 'unsupported_media_type', 'webhook_url_forbidden', 'webhook_limit_reached'),
     },
   },
   {
     operationId: 'listWebhooks',
     method: 'get',
     path: '/webhooks/',
-    summary: 'List webhook endpoints',
-    description: 'Every endpoint, oldest first (without secrets).',
+    summary: 'List webhook endpoints, oldest first',
+    description: 'Without their secrets. Keyset pagination: follow `next` until it is null.',
     tags: ['webhooks'],
-    responses: { '200': json(ref('WebhookEndpointList'), 'The endpoints.') },
+    parameters: [
+      {
+        name: 'limit',
+        in: 'query',
+        schema: { type: 'integer', minimum: 1, maximum: MAX_ENDPOINT_LIMIT, default: DEFAULT_ENDPOINT_LIMIT },
+      },
+      { name: 'cursor', in: 'query', description: 'Opaque; taken from `next`.', schema: { type: 'string' } },
+    ],
+    responses: {
+      '200': json(ref('WebhookEndpointList'), 'A page of endpoints.'),
+      ...problems('invalid_query'),
+    },
   },
   {
     operationId: 'getWebhook',
@@ -700,8 +714,11 @@ export function openApiDocument(version: string): JsonObject {
         NewWebhookEndpoint: stripId(NewWebhookEndpointSchema),
         WebhookEndpointList: {
           type: 'object',
-          required: ['results'],
-          properties: { results: { type: 'array', items: ref('WebhookEndpoint') } },
+          required: ['results', 'next'],
+          properties: {
+            results: { type: 'array', items: ref('WebhookEndpoint') },
+            next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
+          },
         },
         WebhookDelivery: stripId(WebhookDeliverySchema),
         WebhookDeliveryList: {

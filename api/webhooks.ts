@@ -1,6 +1,6 @@
 // The webhook endpoints' HTTP API: clients register the URLs that hear of Files settling or being deleted, and
-// read (and retry) what was sent to them. Deliveries are written by a trigger on `files` (migration 0005) and sent
-// by the worker's dispatchers; here they are only listed and rescheduled.
+// read (and retry) what was sent to them. Events are written by a trigger on `files` (migration 0007), made into
+// deliveries and sent by the worker's dispatchers; here deliveries are only listed and rescheduled.
 import type Koa from 'koa';
 import {
   WEBHOOK_EVENTS,
@@ -14,8 +14,10 @@ import { newFileId, parseFileId } from '../core/ids.js';
 import { checkWebhookUrl, WebhookUrlError, type UrlPolicy } from '../core/webhooks/addresses.js';
 import {
   DEFAULT_DELIVERY_LIMIT,
+  DEFAULT_ENDPOINT_LIMIT,
   MAX_DELIVERY_LIMIT,
   MAX_DESCRIPTION_LENGTH,
+  MAX_ENDPOINT_LIMIT,
   type NewWebhookEndpointJson,
   type WebhookDeliveryJson,
   type WebhookEndpointJson,
@@ -23,7 +25,7 @@ import {
 import { newSigningSecret } from '../core/webhooks/signing.js';
 import { AppError, type FieldError } from './errors.js';
 import { readJsonBody } from './json.js';
-import { decodePosition, encodePosition } from './listing.js';
+import { decodePosition, encodePosition, type Position } from './listing.js';
 import { pathParam, routeUrl } from './routes.js';
 
 export interface WebhookHandlerDeps {
@@ -31,10 +33,10 @@ export interface WebhookHandlerDeps {
   baseUrl: (ctx: Koa.Context) => string;
   /** WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOW_PRIVATE. */
   urlPolicy: UrlPolicy;
+  /** MAX_WEBHOOK_ENDPOINTS. */
+  maxEndpoints: number;
 }
 
-/** A service has a handful of endpoints; the list is not paged, and this bounds it should that go wrong. */
-const MAX_ENDPOINTS = 1000;
 /** An endpoint's JSON is a few hundred bytes; anything longer is not one. */
 const MAX_BODY_BYTES = 16 * 1024;
 const SHAPE = '{"url", "events", "description"}';
@@ -74,15 +76,25 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
     const url = await allowedUrl(fields.url!);
     const secret = newSigningSecret();
     const base = baseUrl(ctx);
-    const endpoint = await db.webhooks.createEndpoint({
-      // A UUIDv7, as File ids are.
-      id: newFileId(),
-      url,
-      events: fields.events!,
-      description: fields.description ?? '',
-      secret,
-      baseUrl: base,
-    });
+    const endpoint = await db.webhooks.createEndpoint(
+      {
+        // A UUIDv7, as File ids are.
+        id: newFileId(),
+        url,
+        events: fields.events!,
+        description: fields.description ?? '',
+        secret,
+        baseUrl: base,
+      },
+      deps.maxEndpoints,
+    );
+    if (!endpoint) {
+      throw new AppError(
+        'webhook_limit_reached',
+        `There are ${deps.maxEndpoints} webhook endpoints already, the most this service keeps ` +
+          '(MAX_WEBHOOK_ENDPOINTS); delete one you no longer use, or send more events to one receiver.',
+      );
+    }
     ctx.status = 201;
     ctx.set('Location', routeUrl(base, 'getWebhook', { id: endpoint.id }));
     const created: NewWebhookEndpointJson = { ...serializeEndpoint(endpoint), secret };
@@ -90,7 +102,12 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
   };
 
   const listWebhooks: Koa.Middleware = async (ctx) => {
-    ctx.body = { results: (await db.webhooks.listEndpoints(MAX_ENDPOINTS)).map(serializeEndpoint) };
+    const query = parsePageQuery(ctx.query, DEFAULT_ENDPOINT_LIMIT, MAX_ENDPOINT_LIMIT);
+    const rows = await db.webhooks.listEndpoints(
+      query.limit + 1,
+      query.position && { createdAt: query.position.at, id: query.position.id },
+    );
+    ctx.body = pageOf(rows, query.limit, routeUrl(baseUrl(ctx), 'listWebhooks'), serializeEndpoint);
   };
 
   const getWebhook: Koa.Middleware = async (ctx) => {
@@ -113,18 +130,14 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
 
   const listWebhookDeliveries: Koa.Middleware = async (ctx) => {
     const endpoint = await findEndpoint(ctx);
-    const query = parseDeliveryQuery(ctx.query);
-    // One row more than asked tells whether a next page exists without counting.
-    const rows = await db.webhooks.deliveries(endpoint.id, query.limit + 1, query.before);
-    const page = rows.slice(0, query.limit);
-    const last = rows.length > query.limit ? page.at(-1) : undefined;
-    const next =
-      last &&
-      new URLSearchParams({ limit: String(query.limit), cursor: encodePosition({ at: last.created_at, id: last.id }) });
-    ctx.body = {
-      results: page.map(serializeDelivery),
-      next: next ? `${routeUrl(baseUrl(ctx), 'listWebhookDeliveries', { id: endpoint.id })}?${next.toString()}` : null,
-    };
+    const query = parsePageQuery(ctx.query, DEFAULT_DELIVERY_LIMIT, MAX_DELIVERY_LIMIT);
+    const rows = await db.webhooks.deliveries(
+      endpoint.id,
+      query.limit + 1,
+      query.position && { createdAt: query.position.at, id: query.position.id },
+    );
+    const listUrl = routeUrl(baseUrl(ctx), 'listWebhookDeliveries', { id: endpoint.id });
+    ctx.body = pageOf(rows, query.limit, listUrl, serializeDelivery);
   };
 
   const retryWebhookDelivery: Koa.Middleware = async (ctx) => {
@@ -200,30 +213,54 @@ function eventsOf(value: unknown): WebhookEvent[] | null {
   return WEBHOOK_EVENTS.filter((event) => value.includes(event));
 }
 
-interface DeliveryQuery {
+interface PageQuery {
   limit: number;
-  before?: { createdAt: Date; id: string };
+  /** Where the page starts: just past the last row of the page before. */
+  position?: Position;
 }
 
 /** `limit` and `cursor`, as the files list takes them; every problem reported at once, per field. */
-function parseDeliveryQuery(query: Record<string, string | string[] | undefined>): DeliveryQuery {
+function parsePageQuery(
+  query: Record<string, string | string[] | undefined>,
+  defaultLimit: number,
+  maxLimit: number,
+): PageQuery {
   const errors: FieldError[] = [];
-  const parsed: DeliveryQuery = { limit: DEFAULT_DELIVERY_LIMIT };
+  const parsed: PageQuery = { limit: defaultLimit };
   const { limit, cursor } = query;
   if (limit !== undefined) {
     const value = Number(limit);
-    if (typeof limit !== 'string' || !/^\d+$/.test(limit) || value < 1 || value > MAX_DELIVERY_LIMIT) {
-      errors.push({ field: 'limit', message: `Must be a whole number from 1 to ${MAX_DELIVERY_LIMIT}, given once.` });
+    if (typeof limit !== 'string' || !/^\d+$/.test(limit) || value < 1 || value > maxLimit) {
+      errors.push({ field: 'limit', message: `Must be a whole number from 1 to ${maxLimit}, given once.` });
     } else parsed.limit = value;
   }
   if (cursor !== undefined) {
     const position = typeof cursor === 'string' ? decodePosition(cursor) : null;
-    if (position) parsed.before = { createdAt: position.at, id: position.id };
+    if (position) parsed.position = position;
     else errors.push({ field: 'cursor', message: 'Not a cursor this API issued; use the `next` link of a page.' });
   }
   if (errors.length)
     throw new AppError('invalid_query', 'Some query parameters are invalid; see `errors`.', { errors });
   return parsed;
+}
+
+/**
+ * A page of a list walked by (created_at, id): `rows` were read one more than `limit`, which tells whether a next
+ * page exists without counting; `next` is its URL, at the same `limit`.
+ */
+function pageOf<Row extends { created_at: Date; id: string }, Json>(
+  rows: Row[],
+  limit: number,
+  listUrl: string,
+  serialize: (row: Row) => Json,
+): { results: Json[]; next: string | null } {
+  const page = rows.slice(0, limit);
+  const last = rows.length > limit ? page.at(-1) : undefined;
+  const cursor = last && encodePosition({ at: last.created_at, id: last.id });
+  return {
+    results: page.map(serialize),
+    next: cursor ? `${listUrl}?${new URLSearchParams({ limit: String(limit), cursor }).toString()}` : null,
+  };
 }
 
 export function serializeEndpoint(endpoint: WebhookEndpoint): WebhookEndpointJson {

@@ -82,6 +82,7 @@ export interface Config {
   webhookConcurrency: number;
   webhookEndpointConcurrency: number;
   webhookRetentionMs: number;
+  maxWebhookEndpoints: number;
 }
 
 export class ConfigError extends Error {
@@ -750,6 +751,14 @@ export const SETTINGS: Setting[] = [
     fallback: '604800000',
     parse: integer(60_000, 31_536_000_000),
     description: 'How long delivered and failed webhook deliveries stay listed before the reconciler removes them.',
+  },
+  {
+    env: 'MAX_WEBHOOK_ENDPOINTS',
+    key: 'maxWebhookEndpoints',
+    fallback: '100',
+    parse: integer(1, 10_000),
+    description:
+      'Webhook endpoints the service keeps, enabled or not, whoever registered them; `POST /webhooks/` beyond it answers `409 webhook_limit_reached`. Each File event is sent to every endpoint subscribed to it, so this bounds the work one event makes.',
   },
 ];
 

@@ -160,6 +160,57 @@ describe('the reconciler', () => {
     ]);
   });
 
+  it('removes webhook deliveries and events past WEBHOOK_RETENTION_MS, but never an event a pending delivery needs', async () => {
+    const [endpoint] = await sql<{ id: string }>(
+      `INSERT INTO webhook_endpoints (id, url, events, secret, base_url)
+       VALUES (gen_random_uuid(), 'https://hooks.example/', '{file.processed}', 'whsec_x', 'https://api.example')
+       RETURNING id`,
+    );
+    const event = async (name: string, age: string, fannedOut = true) =>
+      (
+        await sql<{ id: string }>(
+          `INSERT INTO webhook_events (type, file_id, file, created_at, fanned_out_at)
+           VALUES ('file.processed', gen_random_uuid(), jsonb_build_object('name', $1::text), now() - $2::interval,
+                   CASE WHEN $3 THEN now() - $2::interval END)
+           RETURNING id::text`,
+          [name, age, fannedOut],
+        )
+      )[0]!.id;
+    const delivery = async (eventId: string | null, age: string, status: string) =>
+      (
+        await sql<{ id: string }>(
+          `INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, file_id, file, created_at, status)
+           VALUES ($1, $2, 'file.processed', gen_random_uuid(), CASE WHEN $2::bigint IS NULL THEN '{}'::jsonb END,
+                   now() - $3::interval, $4)
+           RETURNING id`,
+          [endpoint!.id, eventId, age, status],
+        )
+      )[0]!.id;
+    const sent = await event('sent', '8 days');
+    const sentDelivery = await delivery(sent, '8 days', 'delivered');
+    // Pending for a week (its endpoint disabled, say): it will need its event's File whenever it is sent.
+    const waiting = await event('waiting', '8 days');
+    const waitingDelivery = await delivery(waiting, '8 days', 'pending');
+    const unfanned = await event('not fanned out yet', '8 days', false);
+    const young = await event('young, for no endpoint', '1 hour');
+    const orphaned = await event('old, its endpoint deleted', '8 days');
+    // Written before migration 0008, with its own File.
+    const carried = await delivery(null, '8 days', 'failed');
+
+    const report = await reconciler.runOnce();
+    expect(report).to.include({ removedDeliveries: 2, removedEvents: 2 });
+    const deliveries = await sql<{ id: string }>('SELECT id FROM webhook_deliveries WHERE id = ANY ($1)', [
+      [sentDelivery, waitingDelivery, carried],
+    ]);
+    expect(deliveries.map((row) => row.id)).to.deep.equal([waitingDelivery]);
+    const events = await sql<{ id: string }>('SELECT id::text FROM webhook_events WHERE id = ANY ($1::bigint[])', [
+      [sent, waiting, unfanned, young, orphaned],
+    ]);
+    expect(events.map((row) => row.id)).to.have.members([waiting, unfanned, young]);
+    await sql('DELETE FROM webhook_endpoints WHERE id = $1', [endpoint!.id]);
+    await sql('DELETE FROM webhook_events WHERE id = ANY ($1::bigint[])', [[waiting, unfanned, young]]);
+  });
+
   it('sweeps a store larger than one run lists over the next runs, resuming where the last one stopped', async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), 'fp-sweep-'));
     const store = new LocalDiskStore(root);

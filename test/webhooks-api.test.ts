@@ -69,6 +69,20 @@ async function expectForbiddenUrl(response: Response, url: string): Promise<Prob
 const endpointCount = async () =>
   Number((await sql<{ n: string }>('SELECT count(*) AS n FROM webhook_endpoints'))[0]!.n);
 
+/**
+ * `count` endpoints written straight into the table, as many registrations would leave them: the first `disabled`
+ * of them disabled, and `sameInstant` at a time sharing their `created_at`.
+ */
+async function insertEndpoints(count: number, options: { disabled?: number; sameInstant?: number } = {}) {
+  await sql(
+    `INSERT INTO webhook_endpoints (id, url, events, secret, base_url, enabled, created_at)
+     SELECT gen_random_uuid(), 'https://hooks.example/' || g, '{file.processed}', 'whsec_x', 'https://api.example',
+            g > $2, now() - ((g - 1) / $3) * interval '1 second'
+     FROM generate_series(1, $1) AS g`,
+    [count, options.disabled ?? 0, options.sameInstant ?? 1],
+  );
+}
+
 /** A delivery row written as the trigger and the dispatcher would leave it. */
 async function insertDelivery(
   endpointId: string,
@@ -93,6 +107,11 @@ async function insertDelivery(
   return inserted!.id;
 }
 
+/** Fans out every event waiting, as the workers' dispatchers do (no worker runs here). */
+async function fanOutEverything(service: TestService): Promise<void> {
+  for (;;) if ((await service.db.webhooks.fanOut(100, 5_000)).events === 0) return;
+}
+
 describe('webhook endpoints API', () => {
   /** Sends anywhere (as tests and `make run` do). */
   let open: TestService;
@@ -100,22 +119,25 @@ describe('webhook endpoints API', () => {
   let strict: TestService;
   /** http allowed, private addresses not. */
   let httpOnly: TestService;
+  /** MAX_WEBHOOK_ENDPOINTS=30. */
+  let capped: TestService;
 
   const create = async (base: string, body: Record<string, unknown>) =>
     json<Endpoint>(await call(base, 'POST', '/webhooks/', body), 201);
 
   before(async () => {
-    [open, strict, httpOnly] = await Promise.all([
+    [open, strict, httpOnly, capped] = await Promise.all([
       startService({ worker: false, env: { WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW_PRIVATE: 'true' } }),
       startService({ worker: false }),
       startService({ worker: false, env: { WEBHOOK_ALLOW_HTTP: 'true' } }),
+      startService({ worker: false, env: { MAX_WEBHOOK_ENDPOINTS: '30' } }),
     ]);
   });
   // Endpoints left behind would record the events of the suites that run after this one.
   beforeEach(() => sql('DELETE FROM webhook_endpoints'));
   after(async () => {
     await sql('DELETE FROM webhook_endpoints');
-    await Promise.all([open?.close(), strict?.close(), httpOnly?.close()]);
+    await Promise.all([open?.close(), strict?.close(), httpOnly?.close(), capped?.close()]);
   });
 
   describe('POST /webhooks/', () => {
@@ -151,7 +173,7 @@ describe('webhook endpoints API', () => {
 
       const { secret, ...shown } = created;
       expect(await json<Endpoint>(await fetch(response.headers.get('location')!), 200)).to.deep.equal(shown);
-      expect(await json(await fetch(`${open.url}/webhooks/`), 200)).to.deep.equal({ results: [shown] });
+      expect(await json(await fetch(`${open.url}/webhooks/`), 200)).to.deep.equal({ results: [shown], next: null });
       const patched = await json<Endpoint>(
         await call(open.url, 'PATCH', `/webhooks/${created.id}/`, { description: 'x' }),
         200,
@@ -259,6 +281,36 @@ describe('webhook endpoints API', () => {
     });
   });
 
+  describe('POST /webhooks/ at MAX_WEBHOOK_ENDPOINTS', () => {
+    const register = (n: number) =>
+      call(capped.url, 'POST', '/webhooks/', { url: `https://8.8.8.8/hooks/${n}`, events: ['file.processed'] });
+
+    it('answers 409 webhook_limit_reached past the cap, counting disabled endpoints too, and keeps nothing', async () => {
+      await insertEndpoints(30, { disabled: 1 });
+      const problem = await expectProblem(await register(0), 409, 'webhook_limit_reached');
+      expect(problem.detail).to.contain('30').and.contain('MAX_WEBHOOK_ENDPOINTS');
+      expect(await endpointCount()).to.equal(30);
+
+      // Deleting one makes room for one.
+      const [one] = await sql<{ id: string }>('SELECT id FROM webhook_endpoints LIMIT 1');
+      expect((await call(capped.url, 'DELETE', `/webhooks/${one!.id}/`)).status).to.equal(204);
+      expect((await register(1)).status).to.equal(201);
+      await expectProblem(await register(2), 409, 'webhook_limit_reached');
+      expect(await endpointCount()).to.equal(30);
+    });
+
+    it('lets exactly as many of 20 concurrent registrations through as there is room for', async () => {
+      await insertEndpoints(25);
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, n) => register(n)));
+      const statuses = answers.map((response) => response.status);
+      expect(statuses.filter((status) => status === 201)).to.have.length(5);
+      expect(statuses.filter((status) => status === 409)).to.have.length(15);
+      for (const refused of answers.filter((response) => response.status === 409))
+        await expectProblem(refused, 409, 'webhook_limit_reached');
+      expect(await endpointCount()).to.equal(30);
+    });
+  });
+
   describe('GET /webhooks/ and GET /webhooks/{id}/', () => {
     it('lists every endpoint, oldest first, without secrets', async () => {
       const first = await create(open.url, { url: 'https://hooks.example/a', events: ['file.processed'] });
@@ -268,6 +320,50 @@ describe('webhook endpoints API', () => {
       for (const endpoint of results) expect(Object.keys(endpoint)).to.have.members(ENDPOINT_FIELDS);
       const one = await json<Endpoint>(await fetch(`${open.url}/webhooks/${second.id.toUpperCase()}`), 200);
       expect(one).to.include({ id: second.id, url: 'https://hooks.example/b' });
+    });
+
+    it('pages through the endpoints oldest first, each exactly once, by following next', async () => {
+      // Endpoints made in the same millisecond are ordered by id.
+      await insertEndpoints(23, { sameInstant: 3 });
+      const expected = (await sql<{ id: string }>('SELECT id FROM webhook_endpoints ORDER BY created_at, id')).map(
+        (row) => row.id,
+      );
+      const seen: string[] = [];
+      const sizes: number[] = [];
+      let next: string | null = `${open.url}/webhooks/?limit=5`;
+      // Bounded, so that a cursor that does not move fails the test rather than hanging it.
+      while (next && sizes.length < 10) {
+        const page: { results: Endpoint[]; next: string | null } = await json(await fetch(next), 200);
+        seen.push(...page.results.map((endpoint) => endpoint.id));
+        sizes.push(page.results.length);
+        for (const endpoint of page.results) expect(Object.keys(endpoint)).to.have.members(ENDPOINT_FIELDS);
+        next = page.next;
+        if (next) expect(next.startsWith(`${open.url}/webhooks/?limit=5&cursor=`), next).to.equal(true);
+      }
+      expect(sizes).to.deep.equal([5, 5, 5, 5, 3]);
+      expect(seen).to.deep.equal(expected);
+
+      // By default a page holds every endpoint the default MAX_WEBHOOK_ENDPOINTS allows.
+      const all = await json<{ results: Endpoint[]; next: string | null }>(await fetch(`${open.url}/webhooks/`), 200);
+      expect(all.results.map((endpoint) => endpoint.id)).to.deep.equal(expected);
+      expect(all.next).to.equal(null);
+    });
+
+    it('answers 400 invalid_query for a bad limit or a forged cursor', async () => {
+      for (const [query, fields] of [
+        ['limit=0', ['limit']],
+        ['limit=1001', ['limit']],
+        ['limit=ten&cursor=abc', ['limit', 'cursor']],
+        ['limit=1&limit=2', ['limit']],
+        [`cursor=${Buffer.from(`2026-01-01T00:00:00.000Z_${UNKNOWN_ID}_x`).toString('base64url')}`, ['cursor']],
+      ] as const) {
+        const problem = await expectProblem(await fetch(`${open.url}/webhooks/?${query}`), 400, 'invalid_query');
+        expect(
+          problem.errors?.map((error) => error.field),
+          query,
+        ).to.deep.equal(fields);
+      }
+      expect((await fetch(`${open.url}/webhooks/?limit=1000`)).status).to.equal(200);
     });
 
     it('answers 404 not_found for an unknown or malformed id, on every route below it', async () => {
@@ -485,9 +581,11 @@ describe('webhook endpoints API', () => {
       const deaf = await create(open.url, { url: 'https://hooks.example/off', events: ['file.processed'] });
       await call(open.url, 'PATCH', `/webhooks/${deaf.id}/`, { enabled: false });
       const file = await uploadFile(open.url, { name: 'note.txt', content: 'hello\n' });
-      // No worker here: the File is settled as a worker would settle it.
+      // No worker here: the File is settled as a worker would settle it, and its events fanned out as a worker's
+      // dispatcher would.
       await sql("UPDATE files SET status = 'processed', processed_at = now() WHERE id = $1", [file.id]);
       expect((await call(open.url, 'DELETE', `/files/${file.id}/`)).status).to.equal(204);
+      await fanOutEverything(open);
 
       const { results } = await json<{ results: Delivery[] }>(
         await fetch(`${open.url}/webhooks/${listening.id}/deliveries/`),

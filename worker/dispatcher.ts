@@ -1,7 +1,8 @@
-// The webhook dispatcher, in every worker process: it claims due deliveries from PostgreSQL (the outbox the
-// `files` trigger writes), sends them, and records each outcome. Nothing about a delivery lives only in memory:
-// a claimed delivery is leased, so one whose worker dies mid-send is taken again by any worker when the lease
-// ends, and Redis plays no part at all (a Redis outage delays processing, never a notification).
+// The webhook dispatcher, in every worker process: it fans the events the `files` trigger writes out into one
+// delivery per endpoint, claims due deliveries from PostgreSQL, sends them, and records each outcome. Nothing about
+// an event or a delivery lives only in memory: a fan-out is one statement, done whole or not at all; a claimed
+// delivery is leased, so one whose worker dies mid-send is taken again by any worker when the lease ends; and Redis
+// plays no part at all (a Redis outage delays processing, never a notification).
 // It wakes on `webhook_deliveries` notifications (sent at commit by the trigger), on its own timers for retries it
 // scheduled, and on a slow poll that catches what a lost notification or another worker's retry left due.
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
@@ -41,6 +42,9 @@ const MAX_RETRY_DELAY_MS = 10 * 3600_000;
 /** A delivery's lease outlasts its send by this much; past it, another worker may take it. */
 const LEASE_MARGIN_MS = 30_000;
 const DEFAULT_POLL_MS = 1_000;
+/** Events one fan-out takes at most, and about the most deliveries it makes (fewer events with many endpoints). */
+const FANOUT_EVENTS = 100;
+const FANOUT_DELIVERIES = 5_000;
 
 /** The wait before attempt `attempt + 1`, after `attempt` failed: base × 5^(attempt-1), at most 10 h, ±20%. */
 export function retryDelayMs(attempt: number, baseMs: number, random = Math.random()): number {
@@ -104,8 +108,11 @@ export class WebhookDispatcher {
     try {
       do {
         this.claimAgain = false;
+        // Fanning out does not wait for a free slot: any worker may send what it makes.
+        const fanned = await db.webhooks.fanOut(FANOUT_EVENTS, FANOUT_DELIVERIES);
+        if (fanned.events > 0) this.claimAgain = true;
         const free = settings.concurrency - this.sending;
-        if (free <= 0) return;
+        if (free <= 0) continue;
         const claimed = await db.webhooks.claim(
           this.busy,
           settings.endpointConcurrency,

@@ -47,6 +47,8 @@ export interface ReconcileReport {
   removedUploads: number;
   /** Webhook deliveries, delivered or failed, older than WEBHOOK_RETENTION_MS. */
   removedDeliveries: number;
+  /** Webhook events older than WEBHOOK_RETENTION_MS, fanned out, that no delivery refers to any more. */
+  removedEvents: number;
   /** Resumable (tus) uploads left unfinished past TUS_EXPIRE_AFTER_MS. */
   removedResumable: number;
 }
@@ -61,6 +63,7 @@ export const emptyReport = (): ReconcileReport => ({
   removedKeys: 0,
   removedUploads: 0,
   removedDeliveries: 0,
+  removedEvents: 0,
   removedResumable: 0,
 });
 
@@ -206,8 +209,11 @@ export class Reconciler {
     metrics.reconcilerRemoved.inc({ what: 'direct_upload' }, report.removedUploads);
 
     const retention = new Date(Date.now() - this.deps.config.webhookRetentionMs);
-    report.removedDeliveries = await db.webhooks.prune(retention, BATCH * 10);
+    const pruned = await db.webhooks.prune(retention, BATCH * 10);
+    report.removedDeliveries = pruned.deliveries;
+    report.removedEvents = pruned.events;
     metrics.reconcilerRemoved.inc({ what: 'webhook_delivery' }, report.removedDeliveries);
+    metrics.reconcilerRemoved.inc({ what: 'webhook_event' }, report.removedEvents);
 
     if (this.deps.resumable) {
       const expiredBefore = new Date(Date.now() - this.deps.config.tusExpireAfterMs);

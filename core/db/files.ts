@@ -8,6 +8,9 @@ import { insertManyRemembered, type IdempotencyScope } from './idempotency.js';
 /** Runs one parameterized statement and returns its rows. */
 export type Sql = <T = Record<string, unknown>>(text: string, values?: unknown[]) => Promise<T[]>;
 
+/** Runs `work`'s statements in one transaction on one connection: committed if it resolves, rolled back if not. */
+export type Transaction = <R>(work: (sql: Sql) => Promise<R>) => Promise<R>;
+
 export interface ListFilter {
   status?: FileStatus;
   kind?: FileKind;

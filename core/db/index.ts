@@ -2,7 +2,7 @@
 // of its errors. No model: every statement is SQL over the pool (see ARCHITECTURE.md, Data).
 import pg from 'pg';
 import { Sequelize, ConnectionError } from 'sequelize';
-import { FileRepository, type Sql } from './files.js';
+import { FileRepository, type Sql, type Transaction } from './files.js';
 import { IdempotencyKeys } from './idempotency.js';
 import { DirectUploads } from './uploads.js';
 import { Webhooks } from './webhooks.js';
@@ -57,11 +57,29 @@ export function openDatabase(options: DatabaseOptions): Database {
     }
   };
 
+  // Statements that must see each other's effects under one lock share a connection and a transaction.
+  const transaction: Transaction = async (work) => {
+    const client = (await sequelize.connectionManager.getConnection({ type: 'write' })) as pg.ClientBase;
+    try {
+      await client.query('BEGIN');
+      const result = await work(
+        async <T>(text: string, values: unknown[] = []) => (await client.query(text, values)).rows as T[],
+      );
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      sequelize.connectionManager.releaseConnection(client);
+    }
+  };
+
   return {
     files: new FileRepository(sql, options.insertBatchMax),
     idempotencyKeys: new IdempotencyKeys(sql),
     uploads: new DirectUploads(sql),
-    webhooks: new Webhooks(sql),
+    webhooks: new Webhooks(sql, transaction),
     ping: async () => {
       await sql('SELECT 1');
     },

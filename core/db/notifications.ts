@@ -1,5 +1,6 @@
-// What the `files` trigger (migration 0005) notifies at commit, heard on one connection per process that does
-// nothing but LISTEN: `file_settled` (payload: the File's id) and `webhook_deliveries` (new deliveries to send).
+// What the `files` trigger (migrations 0005, 0007) notifies at commit, heard on one connection per process that does
+// nothing but LISTEN: `file_settled` (payload: the File's id) and `webhook_deliveries` (new events to make into
+// deliveries, or a delivery due again: work for the dispatchers).
 // A notification sent while this connection was down is lost, so every (re)connection announces itself
 // (`onListening`): whoever waits for something then looks at the database once instead.
 import { EventEmitter } from 'node:events';

@@ -1,7 +1,7 @@
-// Webhook endpoints and their deliveries. Deliveries are written by the `files` trigger (migration 0005), in the
-// transaction of the change they announce; here they are claimed by the dispatchers, their outcomes recorded, and
-// listed and retried for the API.
-import type { Sql } from './files.js';
+// Webhook endpoints, events and deliveries. Events are written by the `files` trigger (migration 0007), in the
+// transaction of the change they announce, one per change; here the dispatchers fan them out into one delivery per
+// endpoint, claim the deliveries and record their outcomes, and the API lists and retries them.
+import type { Sql, Transaction } from './files.js';
 
 export const WEBHOOK_EVENTS = ['file.processed', 'file.failed', 'file.deleted'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
@@ -66,6 +66,21 @@ export interface ClaimedDelivery extends WebhookDelivery {
   base_url: string;
 }
 
+/** What one fan-out did. */
+export interface FanOut {
+  /** Events fanned out (now marked so); 0 when none waited. */
+  events: number;
+  /** Deliveries made of them. */
+  deliveries: number;
+}
+
+/** What one pruning removed. */
+export interface Pruned {
+  deliveries: number;
+  /** Events fanned out long ago that no delivery needs any more. */
+  events: number;
+}
+
 /** What one attempt came to. */
 export type AttemptOutcome =
   | { ok: true; status: number }
@@ -84,21 +99,47 @@ const ENDPOINT_COLUMNS =
 const DELIVERY_COLUMNS =
   "d.id, d.endpoint_id, d.event_type, d.file_id, d.status, d.attempts, CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
 
-export class Webhooks {
-  constructor(private readonly sql: Sql) {}
+/** Serializes endpoint creations (any constant; `pg_advisory_xact_lock` keys are per database). */
+const ENDPOINT_CREATION_LOCK = 0x77656268;
 
-  async createEndpoint(endpoint: NewEndpoint): Promise<WebhookEndpoint> {
-    const rows = await this.sql<WebhookEndpoint>(
-      `INSERT INTO webhook_endpoints (id, url, events, description, secret, base_url) VALUES ($1, $2, $3, $4, $5, $6)
-       RETURNING ${ENDPOINT_COLUMNS}`,
-      [endpoint.id, endpoint.url, endpoint.events, endpoint.description, endpoint.secret, endpoint.baseUrl],
-    );
-    return rows[0]!;
+/**
+ * Whether endpoint `e` gets event `ev`: it subscribes to the event's type, was made no later than it, and was enabled
+ * when it happened (enabled, and not re-enabled since; or disabled only after it). One change of `enabled` between an
+ * event and its fan-out is judged exactly; the fan-out runs within moments unless every dispatcher is down.
+ */
+const RECEIVES = `ev.type = ANY (e.events) AND e.created_at <= ev.created_at
+  AND CASE WHEN e.enabled THEN e.enabled_changed_at <= ev.created_at ELSE e.enabled_changed_at > ev.created_at END`;
+
+export class Webhooks {
+  constructor(
+    private readonly sql: Sql,
+    private readonly transaction: Transaction,
+  ) {}
+
+  /**
+   * Registers the endpoint unless `max` exist already (then null). Creations take turns on a lock, so each counts
+   * what the one before it made: concurrent requests at the cap cannot all slip in.
+   */
+  createEndpoint(endpoint: NewEndpoint, max: number): Promise<WebhookEndpoint | null> {
+    return this.transaction(async (sql) => {
+      await sql('SELECT pg_advisory_xact_lock($1)', [ENDPOINT_CREATION_LOCK]);
+      const rows = await sql<WebhookEndpoint>(
+        `INSERT INTO webhook_endpoints (id, url, events, description, secret, base_url)
+         SELECT $1, $2, $3, $4, $5, $6 WHERE (SELECT count(*) FROM webhook_endpoints) < $7
+         RETURNING ${ENDPOINT_COLUMNS}`,
+        [endpoint.id, endpoint.url, endpoint.events, endpoint.description, endpoint.secret, endpoint.baseUrl, max],
+      );
+      return rows[0] ?? null;
+    });
   }
 
-  /** Every endpoint, oldest first (a service has a handful; the cap keeps a mistake bounded). */
-  listEndpoints(limit: number): Promise<WebhookEndpoint[]> {
-    return this.sql(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, id LIMIT $1`, [limit]);
+  /** A page of endpoints, oldest first, from just after `after` when given. */
+  listEndpoints(limit: number, after?: { createdAt: Date; id: string }): Promise<WebhookEndpoint[]> {
+    const position = after ? 'WHERE (created_at, id) > ($2, $3)' : '';
+    return this.sql(
+      `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints ${position} ORDER BY created_at, id LIMIT $1`,
+      after ? [limit, after.createdAt, after.id] : [limit],
+    );
   }
 
   async findEndpoint(id: string): Promise<WebhookEndpoint | null> {
@@ -118,6 +159,7 @@ export class Webhooks {
          enabled = coalesce($5, enabled),
          disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason WHEN $5 THEN NULL ELSE 'manual' END,
          failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
+         enabled_changed_at = CASE WHEN $5 IS DISTINCT FROM enabled AND $5 IS NOT NULL THEN now() ELSE enabled_changed_at END,
          updated_at = now()
        WHERE id = $1 RETURNING ${ENDPOINT_COLUMNS}`,
       [id, change.url ?? null, change.events ?? null, change.description ?? null, change.enabled ?? null],
@@ -164,6 +206,35 @@ export class Webhooks {
   }
 
   /**
+   * Fans out up to `events` events, oldest first, into a delivery for each endpoint that gets it (see RECEIVES), and
+   * marks them fanned out, in one statement: an event is fanned out whole or not at all, whatever dies meanwhile.
+   * Fewer events go at once when there are many endpoints, so that one statement makes about `deliveries` rows at
+   * most. SKIP LOCKED lets every worker fan out at once, each its own events. A delivery's `created_at` is its
+   * event's: when the change happened, which its payload says and its list is ordered by.
+   */
+  async fanOut(events: number, deliveries: number): Promise<FanOut> {
+    const rows = await this.sql<FanOut>(
+      `WITH taken AS (
+         SELECT id, type, file_id, created_at FROM webhook_events
+         WHERE fanned_out_at IS NULL ORDER BY id
+         LIMIT greatest(1, least($1, $2 / greatest(1, (SELECT count(*) FROM webhook_endpoints WHERE enabled))))
+         FOR UPDATE SKIP LOCKED
+       ), marked AS (
+         UPDATE webhook_events AS ev SET fanned_out_at = now() FROM taken WHERE ev.id = taken.id RETURNING ev.id
+       ), made AS (
+         INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, file_id, created_at)
+         SELECT e.id, ev.id, ev.type, ev.file_id, ev.created_at
+         FROM taken AS ev JOIN webhook_endpoints AS e ON ${RECEIVES}
+         ON CONFLICT (event_id, endpoint_id) WHERE event_id IS NOT NULL DO NOTHING
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM marked)::int AS events, (SELECT count(*) FROM made)::int AS deliveries`,
+      [events, deliveries],
+    );
+    return rows[0]!;
+  }
+
+  /**
    * Takes due deliveries of enabled endpoints, oldest first per endpoint: at most `perEndpoint` less what this
    * process is sending to it already (`busy`), and `total` in all. Each attempt is counted as it is taken, and the
    * delivery is leased until `leaseMs` from now: if this process dies while sending, another one takes it then.
@@ -187,7 +258,9 @@ export class Webhooks {
          LIMIT $5
        ) AS taken
        WHERE d.id = taken.id
-       RETURNING ${DELIVERY_COLUMNS}, d.file, taken.url, taken.secret, taken.base_url`,
+       RETURNING ${DELIVERY_COLUMNS}, taken.url, taken.secret, taken.base_url,
+         -- Deliveries made before migration 0007 carry their own File.
+         coalesce(d.file, (SELECT ev.file FROM webhook_events AS ev WHERE ev.id = d.event_id)) AS file`,
       [[...busy.keys()], [...busy.values()], perEndpoint, leaseMs, total],
     );
   }
@@ -224,6 +297,7 @@ export class Webhooks {
          enabled = e.enabled AND NOT (s.gone OR s.too_long),
          disabled_reason = CASE WHEN NOT e.enabled THEN e.disabled_reason WHEN s.gone THEN 'gone'
                                 WHEN s.too_long THEN 'failing' END,
+         enabled_changed_at = CASE WHEN e.enabled AND (s.gone OR s.too_long) THEN now() ELSE e.enabled_changed_at END,
          updated_at = CASE WHEN e.enabled AND (s.gone OR s.too_long) THEN now() ELSE e.updated_at END
        FROM streak AS s WHERE e.id = s.id RETURNING e.enabled`,
       [id, outcome.status, outcome.error, outcome.retryAt, outcome.gone, disableAfterMs],
@@ -231,12 +305,19 @@ export class Webhooks {
     return rows[0]?.enabled ?? true;
   }
 
-  /** Deliveries waiting to be sent to enabled endpoints, and how long the oldest has waited since its event. */
+  /**
+   * What waits to be sent: deliveries pending for enabled endpoints, and events not fanned out yet (each counts one:
+   * with no dispatcher at work, these are what grows); and how long the oldest of them has waited since its event.
+   */
   async backlog(): Promise<{ pending: number; oldestSeconds: number }> {
     const rows = await this.sql<{ pending: string; oldest: number | null }>(
-      `SELECT count(*) AS pending, extract(epoch FROM now() - min(d.created_at))::float8 AS oldest
-       FROM webhook_deliveries AS d JOIN webhook_endpoints AS e ON e.id = d.endpoint_id
-       WHERE d.status = 'pending' AND e.enabled`,
+      `SELECT sum(n) AS pending, extract(epoch FROM now() - min(oldest))::float8 AS oldest FROM (
+         SELECT count(*) AS n, min(d.created_at) AS oldest
+         FROM webhook_deliveries AS d JOIN webhook_endpoints AS e ON e.id = d.endpoint_id
+         WHERE d.status = 'pending' AND e.enabled
+         UNION ALL
+         SELECT count(*), min(created_at) FROM webhook_events WHERE fanned_out_at IS NULL
+       ) AS waiting`,
     );
     return { pending: Number(rows[0]?.pending ?? 0), oldestSeconds: rows[0]?.oldest ?? 0 };
   }
@@ -249,14 +330,27 @@ export class Webhooks {
     return Number(rows[0]?.failing ?? 0);
   }
 
-  /** Removes up to `limit` delivered or failed deliveries created before `before`; answers how many. */
-  async prune(before: Date, limit: number): Promise<number> {
-    const rows = await this.sql(
+  /**
+   * Removes up to `limit` delivered or failed deliveries whose event happened before `before`, then up to `limit`
+   * events fanned out before then that no delivery refers to any more (a pending one keeps its event, however old).
+   */
+  async prune(before: Date, limit: number): Promise<Pruned> {
+    const deliveries = await this.sql(
       `DELETE FROM webhook_deliveries WHERE id IN (
          SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1 LIMIT $2
        ) RETURNING 1`,
       [before, limit],
     );
-    return rows.length;
+    // A fanned-out event gets no more deliveries, so one that none refers to now never will.
+    const events = await this.sql(
+      `DELETE FROM webhook_events WHERE id IN (
+         SELECT ev.id FROM webhook_events AS ev
+         WHERE ev.created_at < $1 AND ev.fanned_out_at IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries AS d WHERE d.event_id = ev.id)
+         LIMIT $2
+       ) RETURNING 1`,
+      [before, limit],
+    );
+    return { deliveries: deliveries.length, events: events.length };
   }
 }

@@ -152,12 +152,12 @@ export function createMetrics(
     }),
     webhookOutboxPending: backlogGauge(
       'webhook_outbox_pending',
-      'Webhook deliveries waiting to be sent to enabled endpoints (due now or later), read from PostgreSQL at scrape time by each worker.',
+      'Webhook deliveries waiting to be sent to enabled endpoints (due now or later), and events not made into deliveries yet, read from PostgreSQL at scrape time by each worker.',
       'pending',
     ),
     webhookOutboxOldest: backlogGauge(
       'webhook_outbox_oldest_seconds',
-      'Age of the oldest webhook delivery still waiting to be sent to an enabled endpoint (0 when none waits).',
+      'Age of the oldest webhook delivery still waiting to be sent to an enabled endpoint, or event not made into deliveries yet (0 when none waits).',
       'oldestSeconds',
     ),
     webhookEndpointsFailing: backlogGauge(

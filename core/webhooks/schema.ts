@@ -13,6 +13,10 @@ export const MAX_DESCRIPTION_LENGTH = 1024;
 export const DEFAULT_DELIVERY_LIMIT = 50;
 export const MAX_DELIVERY_LIMIT = 200;
 
+/** The page size of the endpoints list (`limit`): by default a page holds every endpoint MAX_WEBHOOK_ENDPOINTS allows. */
+export const DEFAULT_ENDPOINT_LIMIT = 100;
+export const MAX_ENDPOINT_LIMIT = 1000;
+
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
 const Timestamp = (description: string) =>

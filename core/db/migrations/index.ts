@@ -8,6 +8,7 @@ import { createDirectUploads } from './0004-direct-uploads.js';
 import { createWebhooks } from './0005-webhooks.js';
 import { addFailedErrorCodeIndex } from './0006-failed-error-code.js';
 import { addDirectUploadCompleted } from './0007-direct-upload-completed.js';
+import { createWebhookEvents } from './0008-webhook-events.js';
 
 export type RunSql = (sql: string) => Promise<unknown>;
 
@@ -25,6 +26,7 @@ export const MIGRATIONS: Migration[] = [
   createWebhooks,
   addFailedErrorCodeIndex,
   addDirectUploadCompleted,
+  createWebhookEvents,
 ];
 
 /** Where umzug records applied migrations. */
