@@ -18,7 +18,7 @@ const FileErrorSchema = Type.Object(
   {
     code: Type.String({
       description:
-        'Stable, machine-readable reason: `corrupt_file`, `unsupported_format`, `image_too_large`, `timeout`, `parser_crashed`, ' +
+        'Stable, machine-readable reason: `corrupt_file`, `unsupported_format`, `image_too_large`, `too_complex`, `timeout`, `parser_crashed`, ' +
         '`out_of_memory`, `checksum_mismatch`, `blob_missing` (permanent) or `processing_failed` (transient errors outlasted the retries).',
     }),
     message: Type.String({ description: 'What went wrong, for a person.' }),

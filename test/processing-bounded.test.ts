@@ -1,5 +1,6 @@
-// Bounded work per file: crafted inputs that made a parser loop without moving on, or hold memory in
-// proportion to what the file declares, end quickly with a clear outcome. The analyses are called directly.
+// Bounded work per file: crafted inputs that made a parser loop without moving on, hold memory in proportion to
+// what the file declares, or ask for work far beyond what they are (scans, frames, directories),
+// end quickly with a clear outcome. The analyses, and the walks that count against the caps, are called directly.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, statSync } from 'node:fs';
@@ -8,13 +9,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { deflateSync } from 'node:zlib';
+import { Readable } from 'node:stream';
+import sharp from 'sharp';
 import { analyzeArchive } from '../worker/processors/archive.js';
+import type { BlobReader } from '../worker/processors/blobSource.js';
+import {
+  analyzeImage,
+  GIF_MAX_FRAMES,
+  JPEG_MAX_SCANS,
+  TIFF_MAX_DIRECTORIES,
+  WEBP_MAX_FRAMES,
+} from '../worker/processors/image.js';
+import { imageStructure } from '../worker/processors/imageStructure.js';
 import { analyzePdf } from '../worker/processors/pdf.js';
 import { analyzeVideo } from '../worker/processors/video.js';
 import { patchPdfjsWorker, PDFJS_WORKER_FILE } from '../worker/processors/pdfDecodeBudget.js';
 import type { Analyzed, AnalysisInput, ProcessingLimits } from '../worker/processors/types.js';
 import { deflatedRepeats, mp4, pdf, pdfWithObjectStream, tar, zip } from './support/fixtures.js';
 import { rejection } from './support/eventually.js';
+import { animatedWebp, gif, progressiveJpeg, tiffOfDirectories } from './support/hostileFixtures.js';
 
 const LIMITS: ProcessingLimits = { maxImagePixels: 50_000_000, pdfMaxDecodedBytes: 64 * 1024 * 1024 };
 
@@ -323,5 +336,214 @@ describe('PDF decoding budget', () => {
     expect(() => patchPdfjsWorker(upgraded)).to.throw(
       /pdfjs-dist changed: .*" {2}ensureBuffer\(requested\) \{" was found nowhere in pdf.worker.mjs/,
     );
+  });
+});
+
+/** A blob in memory, for the structure walks. */
+function bufferReader(bytes: Buffer): BlobReader {
+  return {
+    read: async (buffer, offset, length, position) => {
+      const bytesRead = Math.max(0, Math.min(length, bytes.length - position));
+      buffer.set(bytes.subarray(position, position + bytesRead), offset);
+      return { bytesRead };
+    },
+    stream: () => Readable.from([bytes]),
+    close: async () => {},
+  };
+}
+
+const IMAGE_WALK_LIMITS = { jpegScans: JPEG_MAX_SCANS, tiffDirectories: TIFF_MAX_DIRECTORIES };
+const walkImage = (bytes: Buffer) => imageStructure(bufferReader(bytes), IMAGE_WALK_LIMITS);
+
+/** Five frames of 40×30, the first half transparent, joined into an animation by libvips. */
+async function animation(format: 'gif' | 'webp'): Promise<Buffer> {
+  const frames = await Promise.all(
+    ['#ff000080', '#00ff00', '#0000ff', '#ffffff', '#000000'].map((background) =>
+      sharp({ create: { width: 40, height: 30, channels: 4, background } })
+        .png()
+        .toBuffer(),
+    ),
+  );
+  return sharp(frames, { join: { animated: true } })
+    .toFormat(format)
+    .toBuffer();
+}
+
+const analyzeImageFile = (name: string, content: Buffer, ms?: number) =>
+  analyze(analyzeImage, name, content, 'image/x-unknown', ms);
+
+describe('JPEG scans', () => {
+  const photo = () => sharp({ create: { width: 64, height: 48, channels: 3, background: '#336699' } });
+
+  it('counts the scans of JPEGs as encoders write them: one for a baseline, ten for a progressive one', async () => {
+    expect(await walkImage(await photo().jpeg().toBuffer())).to.deep.equal({ format: 'jpeg', scans: 1 });
+    expect(await walkImage(await photo().jpeg({ progressive: true }).toBuffer())).to.deep.equal({
+      format: 'jpeg',
+      scans: 10,
+    });
+    expect(await walkImage(progressiveJpeg(7))).to.deep.equal({ format: 'jpeg', scans: 7 });
+  });
+
+  it('stops counting one scan past the cap, however many follow', async () => {
+    expect(await walkImage(progressiveJpeg(40_000, 4096, 4096))).to.deep.equal({
+      format: 'jpeg',
+      scans: JPEG_MAX_SCANS + 1,
+    });
+  });
+
+  it('processes a JPEG of 40,000 scans from its header alone, with a warning and no thumbnail, where decoding it took more than the 55 s budget', async () => {
+    const { fields, warnings, thumbnail } = await analyzeImageFile(
+      'scans.jpg',
+      progressiveJpeg(40_000, 4096, 4096),
+      10_000,
+    );
+    expect(fields).to.deep.equal({
+      format: 'jpeg',
+      width: 4096,
+      height: 4096,
+      orientation: null,
+      alpha: false,
+      pages: 1,
+      color_space: 'b-w',
+      thumbnail: null,
+    });
+    expect(warnings).to.deep.equal([
+      `The JPEG has more than ${JPEG_MAX_SCANS} scans, the most this service decodes; its header was read but not its pixels, so it has no thumbnail.`,
+    ]);
+    expect(thumbnail).to.equal(undefined);
+  });
+
+  it('still decodes a JPEG of as many scans as the cap, thumbnail and all', async () => {
+    const { fields, warnings } = await analyzeImageFile('cap.jpg', progressiveJpeg(JPEG_MAX_SCANS));
+    expect(fields.thumbnail).to.deep.include({ width: 256, height: 256 });
+    expect(warnings).to.deep.equal([]);
+  });
+});
+
+describe('animation frames', () => {
+  it('counts the frames of GIFs and WebPs, and reads their canvas, as libvips does', async () => {
+    for (const format of ['gif', 'webp'] as const) {
+      const bytes = await animation(format);
+      const { pages, width, height, hasAlpha } = await sharp(bytes).metadata();
+      expect(await walkImage(bytes), format).to.deep.equal({
+        format,
+        frames: pages,
+        canvas: { width, height, alpha: hasAlpha },
+      });
+    }
+  });
+
+  it('tells a GIF past its frame cap from its own walk, frames, size and transparency, with a warning and no thumbnail', async () => {
+    const { fields, warnings } = await analyzeImageFile('frames.gif', gif(GIF_MAX_FRAMES + 1), 10_000);
+    expect(fields).to.deep.equal({
+      format: 'gif',
+      width: 1,
+      height: 1,
+      orientation: null,
+      alpha: false,
+      pages: GIF_MAX_FRAMES + 1,
+      color_space: 'srgb',
+      thumbnail: null,
+    });
+    expect(warnings).to.deep.equal([
+      `The GIF has ${GIF_MAX_FRAMES + 1} frames, more than the ${GIF_MAX_FRAMES} this service decodes; its frames were counted but not decoded, so it has no thumbnail.`,
+    ]);
+  });
+
+  it('tells a WebP of 200,000 frames from its own walk in well under the 55 s libvips took', async () => {
+    const { fields, warnings } = await analyzeImageFile('frames.webp', await animatedWebp(200_000), 10_000);
+    expect(fields).to.deep.include({
+      format: 'webp',
+      width: 1,
+      height: 1,
+      alpha: true,
+      pages: 200_000,
+      thumbnail: null,
+    });
+    expect(warnings).to.have.length(1);
+  });
+
+  it('still fails an animation past its frame cap with image_too_large when its canvas is over the pixel limit', async () => {
+    const wide = gif(GIF_MAX_FRAMES + 1);
+    wide.writeUInt16LE(65_535, 6);
+    wide.writeUInt16LE(65_535, 8);
+    expect(await rejection(analyzeImageFile('wide.gif', wide))).to.include({ code: 'image_too_large' });
+  });
+
+  it('hands a WebP of as many frames as the cap to libvips, thumbnail and all', async function () {
+    this.timeout(30_000);
+    const { fields, warnings } = await analyzeImageFile('cap.webp', await animatedWebp(WEBP_MAX_FRAMES), 20_000);
+    expect(fields).to.deep.include({
+      pages: WEBP_MAX_FRAMES,
+      thumbnail: { width: 1, height: 1, bytes: fields.thumbnail!.bytes },
+    });
+    expect(warnings).to.deep.equal([]);
+  });
+});
+
+describe('TIFF directories', () => {
+  it('counts the directories of a TIFF, either byte order, classic or BigTIFF', async () => {
+    for (const bigEndian of [false, true])
+      for (const bigTiff of [false, true])
+        expect(
+          await walkImage(tiffOfDirectories(3, { bigEndian, bigTiff })),
+          JSON.stringify({ bigEndian, bigTiff }),
+        ).to.deep.equal({ format: 'tiff', directories: 3 });
+  });
+
+  it('ends the chain at a directory that links back to one already seen, as libtiff does', async () => {
+    const looped = tiffOfDirectories(3);
+    looped.writeUInt32LE(10, looped.length - 4); // the last directory links to the first
+    expect(await walkImage(looped)).to.deep.equal({ format: 'tiff', directories: 3 });
+  });
+
+  it('fails a TIFF of 600,000 directories with too_complex before libvips reads them, where it took 32 s', async function () {
+    this.timeout(30_000);
+    expect(await rejection(analyzeImageFile('directories.tif', tiffOfDirectories(600_000), 10_000))).to.include({
+      code: 'too_complex',
+      message: `The TIFF has more than ${TIFF_MAX_DIRECTORIES} directories (pages), the most this service reads; it was not decoded.`,
+    });
+  });
+
+  it('still decodes a TIFF of as many directories as the cap', async function () {
+    this.timeout(30_000);
+    const { fields } = await analyzeImageFile('cap.tif', tiffOfDirectories(TIFF_MAX_DIRECTORIES), 20_000);
+    expect(fields).to.deep.include({ format: 'tiff', pages: TIFF_MAX_DIRECTORIES });
+  });
+});
+
+describe('structure walks on damaged files', () => {
+  /** A generator of numbers from `seed`, the same each run (mulberry32). */
+  function random(seed: number): () => number {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  it('end, without throwing, on every file cut short or overwritten with garbage', async function () {
+    this.timeout(60_000);
+    const next = random(25);
+    const samples: Array<[string, Buffer, (bytes: Buffer) => Promise<unknown>]> = [
+      ['jpeg', progressiveJpeg(20, 64, 64), walkImage],
+      ['gif', gif(20), walkImage],
+      ['webp', await animatedWebp(20), walkImage],
+      ['tiff', tiffOfDirectories(20), walkImage],
+      ['bigtiff', tiffOfDirectories(20, { bigEndian: true, bigTiff: true }), walkImage],
+    ];
+    for (const [name, whole, walk] of samples) {
+      for (let cut = 0; cut <= whole.length; cut += Math.max(1, Math.floor(whole.length / 97))) {
+        await walk(whole.subarray(0, cut)).catch((err: Error) => expect.fail(`${name} cut at ${cut}: ${err.message}`));
+      }
+      for (let round = 0; round < 200; round++) {
+        const damaged = Buffer.from(whole);
+        const at = Math.floor(next() * damaged.length);
+        for (let i = at; i < Math.min(damaged.length, at + 1 + Math.floor(next() * 16)); i++)
+          damaged[i] = Math.floor(next() * 256);
+        await walk(damaged).catch((err: Error) => expect.fail(`${name} damaged at ${at}: ${err.message}`));
+      }
+    }
   });
 });
