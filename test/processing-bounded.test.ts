@@ -1,5 +1,5 @@
 // Bounded work per file: crafted inputs that made a parser loop without moving on, hold memory in proportion to
-// what the file declares, or ask for work far beyond what they are (scans, frames, directories),
+// what the file declares, or ask for work far beyond what they are (scans, frames, directories, pages, boxes),
 // end quickly with a clear outcome. The analyses, and the walks that count against the caps, are called directly.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -12,6 +12,7 @@ import { deflateSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import sharp from 'sharp';
 import { analyzeArchive } from '../worker/processors/archive.js';
+import { analyzeAudio } from '../worker/processors/audio.js';
 import type { BlobReader } from '../worker/processors/blobSource.js';
 import {
   analyzeImage,
@@ -21,13 +22,29 @@ import {
   WEBP_MAX_FRAMES,
 } from '../worker/processors/image.js';
 import { imageStructure } from '../worker/processors/imageStructure.js';
+import {
+  MP4_MAX_BOXES,
+  MP4_MAX_BRANDS,
+  OGG_MAX_PACKET_PAGES,
+  OGG_MAX_PAGES,
+  OGG_MAX_STREAMS,
+} from '../worker/processors/media.js';
+import { mediaStructure } from '../worker/processors/mediaStructure.js';
 import { analyzePdf } from '../worker/processors/pdf.js';
 import { analyzeVideo } from '../worker/processors/video.js';
 import { patchPdfjsWorker, PDFJS_WORKER_FILE } from '../worker/processors/pdfDecodeBudget.js';
 import type { Analyzed, AnalysisInput, ProcessingLimits } from '../worker/processors/types.js';
 import { deflatedRepeats, mp4, pdf, pdfWithObjectStream, tar, zip } from './support/fixtures.js';
 import { rejection } from './support/eventually.js';
-import { animatedWebp, gif, progressiveJpeg, tiffOfDirectories } from './support/hostileFixtures.js';
+import {
+  animatedWebp,
+  gif,
+  mp4WithBrands,
+  mp4WithEmptyBoxes,
+  oggOpus,
+  progressiveJpeg,
+  tiffOfDirectories,
+} from './support/hostileFixtures.js';
 
 const LIMITS: ProcessingLimits = { maxImagePixels: 50_000_000, pdfMaxDecodedBytes: 64 * 1024 * 1024 };
 
@@ -159,11 +176,42 @@ describe('MP4 boxes', () => {
     return header;
   };
 
-  it('reads the frame size and duration after 200,000 empty boxes in seconds, where a read per box took 30 s', async function () {
+  it('reads the frame size and duration after 100,000 empty boxes in seconds, where a read per box took 15 s', async function () {
     this.timeout(60_000);
-    const content = Buffer.concat([ftyp, Buffer.concat(Array.from({ length: 200_000 }, () => boxHeader(8))), rest]);
+    const content = Buffer.concat([ftyp, Buffer.concat(Array.from({ length: 100_000 }, () => boxHeader(8))), rest]);
     const { fields } = await analyzeMp4('many-boxes.mp4', content, 8_000);
     expect(fields).to.deep.include({ duration_seconds: 3, width: 640, height: 360, codecs: ['avc1'] });
+  });
+
+  it('counts the boxes music-metadata walks, inside the movie, its tracks and their sample tables too', async () => {
+    // ftyp; moov: mvhd, trak (tkhd, mdia: mdhd, hdlr, minf: vmhd, dinf, stbl: stsd, stts, stsc, stsz, stco); mdat.
+    expect(await walkMedia(clip)).to.deep.equal({ container: 'iso', boxes: 18, brands: 4 });
+    const moovOfEmptyBoxes = isoBox('moov', Buffer.concat(Array.from({ length: 10 }, () => boxHeader(8))));
+    expect(await walkMedia(Buffer.concat([ftyp, moovOfEmptyBoxes]))).to.deep.include({ boxes: 12 });
+  });
+
+  it('fails an MP4 of more boxes than the cap with too_complex, at the top or inside the movie, before music-metadata walks them', async () => {
+    const tooMany = MP4_MAX_BOXES + 1;
+    const expected = {
+      code: 'too_complex',
+      message: `The MP4 file has more than ${MP4_MAX_BOXES} boxes, the most this service reads; it was not read.`,
+    };
+    expect(await rejection(analyzeMp4('flood.mp4', mp4WithEmptyBoxes(tooMany), 10_000))).to.include(expected);
+    const inside = isoBox('moov', Buffer.concat(Array.from({ length: tooMany }, () => boxHeader(8))));
+    expect(await rejection(analyzeMp4('inside.mp4', Buffer.concat([ftyp, inside]), 10_000))).to.include(expected);
+  });
+
+  it('fails an MP4 whose ftyp lists 150,000 brands with too_complex at once, where dropping repeats held a slot 55 s', async () => {
+    expect(await rejection(analyzeMp4('brands.mp4', mp4WithBrands(150_000), 10_000))).to.include({
+      code: 'too_complex',
+      message: `The MP4 file lists 150000 compatible brands, more than the ${MP4_MAX_BRANDS} this service reads; it was not read.`,
+    });
+  });
+
+  it('still reads an MP4 listing as many brands as the cap, its container named by them in a bounded string', async () => {
+    const { fields } = await analyzeMp4('cap.mp4', mp4WithBrands(MP4_MAX_BRANDS, rest));
+    expect(fields).to.deep.include({ duration_seconds: 3, width: 640, height: 360 });
+    expect(fields.container!.split('/')).to.have.length(MP4_MAX_BRANDS + 1);
   });
 
   it('fails a box of 64-bit size 0 or smaller than its header as corrupt_file, and reads a last box of size 0 to the end', async () => {
@@ -353,7 +401,21 @@ function bufferReader(bytes: Buffer): BlobReader {
 }
 
 const IMAGE_WALK_LIMITS = { jpegScans: JPEG_MAX_SCANS, tiffDirectories: TIFF_MAX_DIRECTORIES };
+const MEDIA_WALK_LIMITS = {
+  oggPages: OGG_MAX_PAGES,
+  oggStreams: OGG_MAX_STREAMS,
+  oggPacketPages: OGG_MAX_PACKET_PAGES,
+  isoBoxes: MP4_MAX_BOXES,
+};
 const walkImage = (bytes: Buffer) => imageStructure(bufferReader(bytes), IMAGE_WALK_LIMITS);
+const walkMedia = (bytes: Buffer) => mediaStructure(bufferReader(bytes), bytes.length, MEDIA_WALK_LIMITS);
+
+function isoBox(type: string, body: Buffer): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(8 + body.length);
+  header.write(type, 4, 'latin1');
+  return Buffer.concat([header, body]);
+}
 
 /** Five frames of 40×30, the first half transparent, joined into an animation by libvips. */
 async function animation(format: 'gif' | 'webp'): Promise<Buffer> {
@@ -512,6 +574,60 @@ describe('TIFF directories', () => {
   });
 });
 
+describe('Ogg pages', () => {
+  const analyzeOgg = (name: string, content: Buffer, ms?: number) =>
+    analyze(analyzeAudio, name, content, 'audio/ogg', ms);
+
+  it('counts the pages of an Ogg stream to its last, and of a chained file only its first link, as music-metadata reads them', async () => {
+    const link = oggOpus(50);
+    const counted = { container: 'ogg', pages: 50, streams: 1, packetPages: 1, bytesWithinLimit: link.length };
+    expect(await walkMedia(link)).to.deep.equal(counted);
+    expect(await walkMedia(Buffer.concat([link, oggOpus(50, { serial: 7 })]))).to.deep.equal({
+      ...counted,
+      bytesWithinLimit: 2 * link.length,
+    });
+  });
+
+  it('reads an Ogg of 300,000 pages up to the cap: its codec and channels, a warning instead of its duration', async function () {
+    this.timeout(30_000);
+    const { fields, warnings } = await analyzeOgg('pages.opus', oggOpus(300_000), 10_000);
+    expect(fields).to.deep.equal({
+      container: 'Ogg',
+      duration_seconds: null,
+      codecs: ['Opus'],
+      bitrate: null,
+      sample_rate: 48_000,
+      channels: 2,
+    });
+    expect(warnings).to.deep.equal([
+      `The Ogg file has more than ${OGG_MAX_PAGES} pages, the most this service reads; its duration and bitrate were not read.`,
+    ]);
+  });
+
+  it('still reads the duration of an Ogg of as many pages as the cap', async function () {
+    this.timeout(30_000);
+    const { fields, warnings } = await analyzeOgg('cap.opus', oggOpus(OGG_MAX_PAGES), 10_000);
+    expect(fields.duration_seconds).to.be.closeTo((OGG_MAX_PAGES - 2) * 0.02, 0.1);
+    expect(warnings).to.deep.equal([]);
+  });
+
+  it('fails an Ogg whose packet spans 40,000 pages with too_complex, where joining them took 29 s', async () => {
+    expect(await rejection(analyzeOgg('packet.opus', oggOpus(40_000, { continued: true }), 10_000))).to.include({
+      code: 'too_complex',
+      message: `The Ogg file has a packet spread over more than ${OGG_MAX_PACKET_PAGES} pages, the most this service reads; it was not read.`,
+    });
+  });
+
+  it('fails an Ogg of more logical streams at once than the cap with too_complex', async () => {
+    // Each stream's two header pages, none ended: music-metadata looks at every one of them at each page.
+    const streams = Array.from({ length: OGG_MAX_STREAMS + 1 }, (_, serial) => oggOpus(2, { serial }));
+    expect(await rejection(analyzeOgg('streams.opus', Buffer.concat(streams)))).to.include({
+      code: 'too_complex',
+      message: `The Ogg file has more than ${OGG_MAX_STREAMS} logical streams, the most this service reads; it was not read.`,
+    });
+  });
+});
+
 describe('structure walks on damaged files', () => {
   /** A generator of numbers from `seed`, the same each run (mulberry32). */
   function random(seed: number): () => number {
@@ -532,6 +648,8 @@ describe('structure walks on damaged files', () => {
       ['webp', await animatedWebp(20), walkImage],
       ['tiff', tiffOfDirectories(20), walkImage],
       ['bigtiff', tiffOfDirectories(20, { bigEndian: true, bigTiff: true }), walkImage],
+      ['ogg', oggOpus(20), walkMedia],
+      ['mp4', mp4(), walkMedia],
     ];
     for (const [name, whole, walk] of samples) {
       for (let cut = 0; cut <= whole.length; cut += Math.max(1, Math.floor(whole.length / 97))) {
