@@ -417,6 +417,23 @@ function isoBox(type: string, body: Buffer): Buffer {
   return Buffer.concat([header, body]);
 }
 
+/** `bytes`, a GIF, with its logical screen set to `width`×`height`. */
+function withScreen(bytes: Buffer, width: number, height: number): Buffer {
+  const copy = Buffer.from(bytes);
+  copy.writeUInt16LE(width, 6);
+  copy.writeUInt16LE(height, 8);
+  return copy;
+}
+
+/** `bytes`, a GIF of `gif()`, with its first frame placed at (`left`, `top`). */
+function withFrameAt(bytes: Buffer, left: number, top: number): Buffer {
+  const copy = Buffer.from(bytes);
+  const descriptor = copy.indexOf(0x2c, 13);
+  copy.writeUInt16LE(left, descriptor + 1);
+  copy.writeUInt16LE(top, descriptor + 3);
+  return copy;
+}
+
 /** Five frames of 40×30, the first half transparent, joined into an animation by libvips. */
 async function animation(format: 'gif' | 'webp'): Promise<Buffer> {
   const frames = await Promise.all(
@@ -484,10 +501,17 @@ describe('JPEG scans', () => {
 
 describe('animation frames', () => {
   it('counts the frames of GIFs and WebPs, and reads their canvas, as libvips does', async () => {
-    for (const format of ['gif', 'webp'] as const) {
-      const bytes = await animation(format);
-      const { pages, width, height, hasAlpha } = await sharp(bytes).metadata();
-      expect(await walkImage(bytes), format).to.deep.equal({
+    const samples: Array<[string, Buffer]> = [
+      ['gif', await animation('gif')],
+      ['webp', await animation('webp')],
+      ["gif of a maker's screen", withScreen(gif(3), 640, 480)],
+      ['gif of a huge screen', withScreen(gif(3), 65_535, 65_535)],
+      ['gif of an empty screen', withScreen(gif(3), 0, 0)],
+      ['gif whose first frame overflows its screen', withFrameAt(withScreen(gif(3), 10, 10), 20, 5)],
+    ];
+    for (const [name, bytes] of samples) {
+      const { format, pages, width, height, hasAlpha } = await sharp(bytes).metadata();
+      expect(await walkImage(bytes), name).to.deep.equal({
         format,
         frames: pages,
         canvas: { width, height, alpha: hasAlpha },
@@ -526,10 +550,10 @@ describe('animation frames', () => {
   });
 
   it('still fails an animation past its frame cap with image_too_large when its canvas is over the pixel limit', async () => {
-    const wide = gif(GIF_MAX_FRAMES + 1);
-    wide.writeUInt16LE(65_535, 6);
-    wide.writeUInt16LE(65_535, 8);
-    expect(await rejection(analyzeImageFile('wide.gif', wide))).to.include({ code: 'image_too_large' });
+    const wide = await animatedWebp(WEBP_MAX_FRAMES + 1);
+    wide.writeUIntLE(16_383, 24, 3); // the VP8X canvas, stored less one: 16384 × 16384
+    wide.writeUIntLE(16_383, 27, 3);
+    expect(await rejection(analyzeImageFile('wide.webp', wide))).to.include({ code: 'image_too_large' });
   });
 
   it('hands a WebP of as many frames as the cap to libvips, thumbnail and all', async function () {

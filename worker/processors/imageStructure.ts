@@ -86,9 +86,18 @@ async function nextMarker(fields: FieldReader, at: number): Promise<number> {
 /** Bytes of a GIF colour table, from the packed field that declares it. */
 const colourTableBytes = (packed: number) => (packed & 0x80 ? 3 << ((packed & 0x07) + 1) : 0);
 
-/** Image descriptors of a GIF, to its trailer; alpha when a graphic control extension declares a transparent colour. */
+/** Screens GIFs were often made on, whose size libnsgif (libvips' GIF decoder) takes for no size of the GIF's own. */
+const MAKERS_SCREENS = new Set(['640x480', '640x512', '800x600', '1024x768', '1280x1024', '1600x1200']);
+
+/**
+ * Image descriptors of a GIF, to its trailer. The canvas is libnsgif's: the logical screen, or 1×1 when that is a
+ * maker's screen, empty or over 2048, grown to hold the first frame; alpha when a frame declares a transparent colour.
+ */
 async function gifFrames(fields: FieldReader): Promise<{ frames: number; canvas: Canvas }> {
   const canvas = { width: fields.u16(6, true), height: fields.u16(8, true), alpha: false };
+  const { width, height } = canvas;
+  if (MAKERS_SCREENS.has(`${width}x${height}`) || !width || !height || width > 2048 || height > 2048)
+    Object.assign(canvas, { width: 1, height: 1 });
   let frames = 0;
   // Where the next block begins, or a chain of sub-blocks (a length byte, then as many bytes) that ends in an empty one.
   let at = 13 + colourTableBytes(fields.u8(10));
@@ -107,7 +116,10 @@ async function gifFrames(fields: FieldReader): Promise<{ frames: number; canvas:
       at += 2;
     } else if (introducer === 0x2c) {
       if (!fields.holds(at, 10) && !(await fields.load(at, 10))) break;
-      frames++;
+      if (frames++ === 0) {
+        canvas.width = Math.max(canvas.width, fields.u16(at + 1, true) + fields.u16(at + 5, true));
+        canvas.height = Math.max(canvas.height, fields.u16(at + 3, true) + fields.u16(at + 7, true));
+      }
       // The descriptor, its local colour table and the LZW code size come before the data.
       at += 10 + colourTableBytes(fields.u8(at + 9)) + 1;
     } else {
