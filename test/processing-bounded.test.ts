@@ -39,6 +39,7 @@ import { rejection } from './support/eventually.js';
 import {
   animatedWebp,
   gif,
+  isoBox,
   mp4WithBrands,
   mp4WithEmptyBoxes,
   oggOpus,
@@ -409,13 +410,6 @@ const MEDIA_WALK_LIMITS = {
 };
 const walkImage = (bytes: Buffer) => imageStructure(bufferReader(bytes), IMAGE_WALK_LIMITS);
 const walkMedia = (bytes: Buffer) => mediaStructure(bufferReader(bytes), bytes.length, MEDIA_WALK_LIMITS);
-
-function isoBox(type: string, body: Buffer): Buffer {
-  const header = Buffer.alloc(8);
-  header.writeUInt32BE(8 + body.length);
-  header.write(type, 4, 'latin1');
-  return Buffer.concat([header, body]);
-}
 
 /** `bytes`, a GIF, with its logical screen set to `width`×`height`. */
 function withScreen(bytes: Buffer, width: number, height: number): Buffer {

@@ -2,8 +2,8 @@
 // Each is valid as far as its format goes: a parser has no error to stop on, only the work it is asked for.
 import sharp from 'sharp';
 
-/** A 4-byte big-endian box or chunk length, then its type, then its body. */
-function isoBox(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
+/** An ISO base media (MP4) box: its 4-byte big-endian length, its type, then its body. */
+export function isoBox(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
   const header = Buffer.alloc(8);
   header.writeUInt32BE(8 + body.length);
   header.write(type, 4, 'latin1');
