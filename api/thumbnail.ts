@@ -6,7 +6,11 @@ import type { BlobStore } from '../core/storage/index.js';
 import { AppError } from './errors.js';
 
 export async function sendThumbnail(ctx: Koa.Context, row: FileRow, storage: BlobStore): Promise<void> {
-  if (!row.has_thumbnail) throw new AppError('not_found', 'This file has no thumbnail; processed images have one.');
+  if (!row.has_thumbnail)
+    throw new AppError(
+      'not_found',
+      'This file has no thumbnail; processed images have one, unless a warning says it was too costly to decode.',
+    );
   ctx.set('Cache-Control', 'private, no-cache');
   ctx.set('Content-Security-Policy', 'sandbox');
   ctx.type = 'image/webp';

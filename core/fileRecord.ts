@@ -18,10 +18,10 @@ const FileErrorSchema = Type.Object(
   {
     code: Type.String({
       description:
-        'Stable, machine-readable reason: `corrupt_file`, `unsupported_format`, `image_too_large`, `timeout`, `parser_crashed`, ' +
-        '`out_of_memory`, `checksum_mismatch`, `blob_missing`, `result_unstorable` (the database refused what processing ' +
-        'found) (permanent); `processing_failed` (transient errors outlasted the retries) or `too_many_attempts` ' +
-        '(processing started `MAX_ATTEMPTS` times without finishing).',
+        'Stable, machine-readable reason: `corrupt_file`, `unsupported_format`, `image_too_large`, `too_complex`, `timeout`, ' +
+        '`parser_crashed`, `out_of_memory`, `checksum_mismatch`, `blob_missing`, `result_unstorable` (the database refused ' +
+        'what processing found) (permanent); `processing_failed` (transient errors outlasted the retries) or ' +
+        '`too_many_attempts` (processing started `MAX_ATTEMPTS` times without finishing).',
     }),
     message: Type.String({ maxLength: 1024, description: 'What went wrong, for a person (at most 1 KiB).' }),
   },

@@ -18,16 +18,19 @@ export const ImageResultSchema = kindResult('ImageResult', 'The result of a file
   alpha: Type.Boolean({ description: 'The image has an alpha channel.' }),
   pages: Type.Integer({ minimum: 1, description: 'Pages or animation frames (1 for a still image).' }),
   color_space: OrNull(Type.String({ description: 'Colour space the decoder reports (`srgb`, `cmyk`, `b-w`, ...).' })),
-  thumbnail: Type.Object(
-    {
-      width: Type.Integer({ minimum: 1 }),
-      height: Type.Integer({ minimum: 1 }),
-      bytes: Type.Integer({ minimum: 1 }),
-    },
-    {
-      description:
-        'The WebP preview served at `GET /files/{id}/thumbnail`: at most 256 px on its longer side, upright.',
-    },
+  thumbnail: OrNull(
+    Type.Object(
+      {
+        width: Type.Integer({ minimum: 1 }),
+        height: Type.Integer({ minimum: 1 }),
+        bytes: Type.Integer({ minimum: 1 }),
+      },
+      {
+        description:
+          'The WebP preview served at `GET /files/{id}/thumbnail`: at most 256 px on its longer side, upright; ' +
+          '`null` for an image too costly to decode (more scans or frames than the service decodes, with a warning).',
+      },
+    ),
   ),
 });
 export type ImageResult = Static<typeof ImageResultSchema>;

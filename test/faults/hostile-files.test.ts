@@ -1,6 +1,7 @@
 // Hostile files against a real worker process, one case at a time: each file must end as expected, on its first
-// attempt, within a bound far below what it cost before; the worker keeps its pid, its process tree stays under the
-// chart's memory limit, and an innocent file uploaded beside it is processed. HOSTILE_TABLE=1 prints the table.
+// attempt, within a bound far below what it cost before (counted once it is uploaded); the worker keeps its pid, its
+// process tree stays under the chart's memory limit, and an innocent file uploaded beside it is processed.
+// HOSTILE_TABLE=1 prints the table, with how long each job held its slot by the worker's log.
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { createGzip } from 'node:zlib';
@@ -9,7 +10,17 @@ import type { File } from '../../core/fileRecord.js';
 import { rssBytesOf } from '../../core/procfs.js';
 import { eventually } from '../support/eventually.js';
 import { deflatedRepeats, pdf, pdfOf, pngDeclaring, tar, zip } from '../support/fixtures.js';
+import {
+  animatedWebp,
+  gif,
+  mp4WithBrands,
+  mp4WithEmptyBoxes,
+  oggOpus,
+  progressiveJpeg,
+  tiffOfDirectories,
+} from '../support/hostileFixtures.js';
 import { storedFiles } from '../support/leftovers.js';
+import { parseLogLines } from '../support/logs.js';
 import { killStartedProcesses, processTree, startWorkerProcess, type Started } from '../support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from '../support/service.js';
 
@@ -26,21 +37,6 @@ interface HostileCase {
   expected: Expected;
   /** What the bug it guards against cost, and the bound now. */
   withinSeconds: number;
-}
-
-/** One GIF frame of one pixel, with its graphic control extension. */
-const GIF_FRAME = Buffer.from('21f9040001000000' + '2c000000000100010000' + '0202440100', 'hex');
-
-function gif(frames: number): Buffer {
-  const header = Buffer.from('474946383961' + '01000100' + '800000' + '000000ffffff', 'hex');
-  return Buffer.concat([header, ...Array.from({ length: frames }, () => GIF_FRAME), Buffer.from(';')]);
-}
-
-function box(type: string, body = Buffer.alloc(0)): Buffer {
-  const header = Buffer.alloc(8);
-  header.writeUInt32BE(8 + body.length);
-  header.write(type, 4, 'latin1');
-  return Buffer.concat([header, body]);
 }
 
 /** A PDF whose page tree holds itself. */
@@ -176,19 +172,86 @@ const CASES: HostileCase[] = [
   },
   {
     what: 'an MP4 of 500,000 empty boxes',
-    files: async () => [
-      {
-        name: 'boxes.mp4',
-        content: Buffer.concat([
-          box('ftyp', Buffer.from('isom\0\0\x02\0isomiso2mp41', 'latin1')),
-          ...Array.from({ length: 500_000 }, () => box('free')),
-        ]),
+    files: async () => [{ name: 'boxes.mp4', content: mp4WithEmptyBoxes(500_000) }],
+    expected: { failed: 'too_complex' },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a 1.6 MB progressive JPEG of 40,000 scans',
+    files: async () => [{ name: 'scans.jpg', content: progressiveJpeg(40_000, 4096, 4096) }],
+    expected: { warning: /more than 100 scans.*no thumbnail/ },
+    withinSeconds: 10,
+  },
+  {
+    what: 'four such JPEGs at once, one per job slot',
+    files: async () => {
+      const content = progressiveJpeg(40_000, 4096, 4096);
+      return Array.from({ length: 4 }, (_, i) => ({ name: `scans-${i}.jpg`, content }));
+    },
+    expected: { warning: /more than 100 scans.*no thumbnail/ },
+    withinSeconds: 15,
+  },
+  {
+    what: 'a 600 KB MP4 whose ftyp lists 150,000 brands',
+    files: async () => [{ name: 'brands.mp4', content: mp4WithBrands(150_000) }],
+    expected: { failed: 'too_complex' },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a 10 MB animated WebP of 200,000 frames',
+    files: async () => [{ name: 'frames.webp', content: await animatedWebp(200_000) }],
+    expected: {
+      processed: (file) => {
+        expect(file.result).to.deep.include({ format: 'webp', pages: 200_000, width: 1, height: 1, thumbnail: null });
+        expect(file.result!.warnings).to.deep.equal([
+          'The WebP has 200000 frames, more than the 10000 this service decodes; its frames were counted but not decoded, so it has no thumbnail.',
+        ]);
       },
-    ],
-    expected: { warning: /declares no duration/ },
+    },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a 23 MB GIF of 1,000,000 frames',
+    files: async () => [{ name: 'frames.gif', content: gif(1_000_000) }],
+    expected: {
+      processed: (file) =>
+        expect(file.result).to.deep.include({ format: 'gif', pages: 1_000_000, width: 1, height: 1, thumbnail: null }),
+    },
+    withinSeconds: 10,
+  },
+  {
+    what: 'an 87 MB Ogg of 3,000,000 pages',
+    files: async () => [{ name: 'pages.opus', content: oggOpus(3_000_000) }],
+    expected: {
+      processed: (file) => {
+        expect(file.result).to.deep.include({ codecs: ['Opus'], channels: 2, duration_seconds: null });
+        expect((file.result!.warnings as string[]).join(' ')).to.match(/more than 100000 pages/);
+      },
+    },
+    withinSeconds: 15,
+  },
+  {
+    what: 'a 1.2 MB Ogg whose 40,000 pages make one packet',
+    files: async () => [{ name: 'packet.opus', content: oggOpus(40_000, { continued: true }) }],
+    expected: { failed: 'too_complex' },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a 68 MB TIFF of 600,000 directories',
+    files: async () => [{ name: 'directories.tif', content: tiffOfDirectories(600_000) }],
+    expected: { failed: 'too_complex' },
     withinSeconds: 15,
   },
 ];
+
+/** How long the worker's job for `fileId` took (its `job` log line's duration_ms), in seconds. */
+const jobSeconds = (workerOutput: string, fileId: string): number =>
+  Math.max(
+    0,
+    ...parseLogLines(workerOutput)
+      .filter((line) => line.msg === 'job' && line.file_id === fileId)
+      .map((line) => Number(line.duration_ms) / 1000),
+  );
 
 const outcomeOf = (file: File): string =>
   file.status === 'failed'
@@ -200,7 +263,11 @@ interface Row {
   outcome: string;
   attempts: string;
   seconds: number;
+  /** The longest a hostile file's job held its slot, from the worker's log. */
+  slotSeconds: number;
   peakMib: number;
+  /** The largest stored result among the files, in bytes of JSON. */
+  resultBytes: number;
 }
 
 describe('hostile files against a real worker process', function () {
@@ -212,12 +279,14 @@ describe('hostile files against a real worker process', function () {
   const rows: Row[] = [];
 
   before(async () => {
-    service = await startService({ worker: false, jobTimeoutMs: 60_000, env: { MAX_UPLOAD_BYTES: '64MiB' } });
+    service = await startService({ worker: false, jobTimeoutMs: 60_000, env: { MAX_UPLOAD_BYTES: '96MiB' } });
     ({ worker, admin } = await startWorkerProcess({
       QUEUE_NAME: service.queueName,
       WORKER_CONCURRENCY: '4',
       PARSER_MAX_RSS_BYTES: '256MiB',
       JOB_TIMEOUT_MS: '60000',
+      // For its `job` lines: how long each job held its slot.
+      LOG_LEVEL: 'info',
     }));
     workerPid = worker.child.pid!;
   });
@@ -226,10 +295,10 @@ describe('hostile files against a real worker process', function () {
     if (process.env.HOSTILE_TABLE) {
       const lines = rows.map(
         (row) =>
-          `| ${row.what} | ${row.outcome} | ${row.attempts} | ${row.seconds.toFixed(1)} s | ${row.peakMib} MiB | no |`,
+          `| ${row.what} | ${row.outcome} | ${row.attempts} | ${row.seconds.toFixed(1)} s | ${row.slotSeconds.toFixed(1)} s | ${row.resultBytes} B | ${row.peakMib} MiB | no |`,
       );
       process.stdout.write(
-        `\n| file | outcome | attempts | time | worker tree peak RSS | worker restarted |\n|---|---|---|---:|---:|---|\n${lines.join('\n')}\n`,
+        `\n| file | outcome | attempts | time | slot held | result | worker tree peak RSS | worker restarted |\n|---|---|---|---:|---:|---:|---:|---|\n${lines.join('\n')}\n`,
       );
     }
     worker?.child.kill('SIGTERM');
@@ -270,9 +339,11 @@ describe('hostile files against a real worker process', function () {
     it(`ends ${hostile.what} as expected, at its first attempt, with the worker up and an innocent file processed`, async () => {
       const parts = await hostile.files();
       const imageJobsBefore = await jobsEnded('image');
-      const started = Date.now();
+      let started = Date.now();
       const { value: files, peak } = await peakTreeRss(async () => {
         const uploaded = await Promise.all(parts.map((part) => uploadFile(service.url, part)));
+        // From here on the time is the worker's: an upload of 87 MB takes seconds of its own.
+        started = Date.now();
         const innocent = await uploadFile(service.url, { name: 'innocent.txt', content: 'nothing to see here\n' });
         if (hostile.expected === 'deleted') {
           await waitForStatus(service.url, uploaded[0]!.id, ['processing'], 20_000);
@@ -322,7 +393,9 @@ describe('hostile files against a real worker process', function () {
         outcome: files.length === 0 ? 'deleted, nothing left behind' : [...new Set(files.map(outcomeOf))].join(', '),
         attempts: files.length === 0 ? '1' : [...new Set(files.map((file) => file.attempts))].join(', '),
         seconds,
+        slotSeconds: Math.max(0, ...files.map((file) => jobSeconds(worker.output(), file.id))),
         peakMib: Math.round(peak / MIB),
+        resultBytes: Math.max(0, ...files.map((file) => JSON.stringify(file.result ?? null).length)),
       });
     });
   }

@@ -10,8 +10,8 @@ export async function analyzeAudio({
   contentType,
   size,
 }: AnalysisInput): Promise<Analyzed<Omit<AudioResult, keyof CommonResult>>> {
-  const { fields, warnings } = await readMediaHeaders(source, contentType, size);
-  return { fields, warnings: [...warnings, ...durationWarnings(fields)] };
+  const { fields, warnings, durationUnread } = await readMediaHeaders(source, contentType, size);
+  return { fields, warnings: durationUnread ? warnings : [...warnings, ...durationWarnings(fields)] };
 }
 
 export const audioProcessor = analyzingProcessor(import.meta.url, analyzeAudio);

@@ -82,6 +82,71 @@ export class WindowedFile {
 
 const WINDOW_BYTES = 64 * 1024;
 
+/**
+ * Numbers and tags at positions of a blob, for walks over millions of small headers (frames, pages, boxes): each
+ * comes from the window at hand, without a view or a promise per field; `has` loads a window when one is needed.
+ */
+export class FieldReader {
+  private bytes: Buffer = Buffer.alloc(0);
+  private start = 0;
+
+  constructor(private readonly file: WindowedFile) {}
+
+  /** The `length` bytes at `position` are at hand: no window to load. */
+  holds(position: number, length: number): boolean {
+    const from = position - this.start;
+    return from >= 0 && from + length <= this.bytes.length;
+  }
+
+  /** Loads the window from `position`: false when the file has fewer than `length` bytes there. */
+  async load(position: number, length: number): Promise<boolean> {
+    // A position taken from the file may be anything; past 2^53 it is past the end of any file.
+    if (position < 0 || !Number.isSafeInteger(position + length)) return false;
+    this.bytes = await this.file.bytesAt(position, Math.max(length, WINDOW_BYTES));
+    this.start = position;
+    return this.bytes.length >= length;
+  }
+
+  /** The `length` bytes at `position` are in the file, and at hand after this. */
+  async has(position: number, length: number): Promise<boolean> {
+    return this.holds(position, length) || this.load(position, length);
+  }
+
+  /** A window's bytes from `position` (at least `has` made sure of), for searching. */
+  rest(position: number): Buffer {
+    return this.bytes.subarray(position - this.start);
+  }
+
+  u8(position: number): number {
+    return this.bytes[position - this.start]!;
+  }
+
+  u16(position: number, littleEndian = false): number {
+    const at = position - this.start;
+    return littleEndian ? this.bytes.readUInt16LE(at) : this.bytes.readUInt16BE(at);
+  }
+
+  u24le(position: number): number {
+    return this.bytes.readUIntLE(position - this.start, 3);
+  }
+
+  u32(position: number, littleEndian = false): number {
+    const at = position - this.start;
+    return littleEndian ? this.bytes.readUInt32LE(at) : this.bytes.readUInt32BE(at);
+  }
+
+  /** A 64-bit size or offset, as a number: beyond 2^53 it is past the end of any file anyway. */
+  u64(position: number, littleEndian = false): number {
+    const at = position - this.start;
+    return Number(littleEndian ? this.bytes.readBigUInt64LE(at) : this.bytes.readBigUInt64BE(at));
+  }
+
+  latin1(position: number, length: number): string {
+    const at = position - this.start;
+    return this.bytes.toString('latin1', at, at + length);
+  }
+}
+
 export interface AnalyzingOptions {
   /**
    * Files up to this size are read once and analysed on the event loop, skipping the round trip to a parser

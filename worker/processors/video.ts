@@ -15,7 +15,7 @@ type VideoFields = Omit<VideoResult, keyof CommonResult>;
 const MAX_MOOV_BYTES = 64 * 1024 * 1024;
 
 export async function analyzeVideo({ source, contentType, size }: AnalysisInput): Promise<Analyzed<VideoFields>> {
-  const { fields, metadata, warnings } = await readMediaHeaders(source, contentType, size);
+  const { fields, metadata, warnings, durationUnread } = await readMediaHeaders(source, contentType, size);
   const track = metadata.format.trackInfo.find((info) => info.video?.pixelWidth && info.video.pixelHeight)?.video;
   // The movie header fills in what the tracks leave out: the frame size, or the duration of a video without audio.
   const movie = track && fields.duration_seconds !== null ? null : await isoMovieHeaders(source, size);
@@ -25,7 +25,7 @@ export async function analyzeVideo({ source, contentType, size }: AnalysisInput)
     width: track?.pixelWidth ?? movie?.width ?? null,
     height: track?.pixelHeight ?? movie?.height ?? null,
   };
-  return { fields: video, warnings: [...warnings, ...durationWarnings(video)] };
+  return { fields: video, warnings: durationUnread ? warnings : [...warnings, ...durationWarnings(video)] };
 }
 
 interface MovieHeaders {
