@@ -9,7 +9,16 @@ import sharp from 'sharp';
 import type { File } from '../../core/fileRecord.js';
 import { rssBytesOf } from '../../core/procfs.js';
 import { eventually } from '../support/eventually.js';
-import { deflatedRepeats, pdf, pdfOf, pngDeclaring, tar, zip } from '../support/fixtures.js';
+import {
+  deflatedRepeats,
+  matroska,
+  pdf,
+  pdfOf,
+  pdfWithInfoInObjectStream,
+  pngDeclaring,
+  tar,
+  zip,
+} from '../support/fixtures.js';
 import {
   animatedWebp,
   gif,
@@ -240,6 +249,50 @@ const CASES: HostileCase[] = [
     what: 'a 68 MB TIFF of 600,000 directories',
     files: async () => [{ name: 'directories.tif', content: tiffOfDirectories(600_000) }],
     expected: { failed: 'too_complex' },
+    withinSeconds: 15,
+  },
+  {
+    what: 'a 2 KB zip whose entry name is 1,023 letters and an emoji',
+    files: async () => [{ name: 'emoji.zip', content: zip([{ name: `${'a'.repeat(1023)}😀`, content: 'x' }]) }],
+    expected: {
+      processed: (file) => expect(file.result).to.deep.include({ names: ['a'.repeat(1023)], truncated: true }),
+    },
+    withinSeconds: 10,
+  },
+  {
+    what: 'a 3.7 KB PDF whose Title, Author and Producer inflate to 1 MB each in an object stream',
+    files: async () => [
+      {
+        name: 'packed.pdf',
+        content: pdfWithInfoInObjectStream({
+          Title: 'T'.repeat(MIB),
+          Author: 'A'.repeat(MIB),
+          Producer: 'P'.repeat(MIB),
+        }),
+      },
+    ],
+    expected: { processed: (file) => expect(file.result).to.include({ title: 'T'.repeat(1024), truncated: true }) },
+    withinSeconds: 15,
+  },
+  {
+    what: 'a 3 MB PDF whose Title, Author and Producer are 1 MB strings, read by ranges',
+    files: async () => [
+      {
+        name: 'strings.pdf',
+        content: pdf(['Hello'], { title: 'T'.repeat(MIB), author: 'A'.repeat(MIB), producer: 'P'.repeat(MIB) }),
+      },
+    ],
+    expected: { processed: (file) => expect(file.result).to.include({ producer: 'P'.repeat(1024), truncated: true }) },
+    withinSeconds: 20,
+  },
+  {
+    what: 'a 42 MB Matroska of 42 tracks whose codec ids are 1 MB each',
+    files: async () => [
+      { name: 'codecs.mkv', content: matroska(Array.from({ length: 42 }, (_, i) => `V_${i}_${'X'.repeat(MIB)}`)) },
+    ],
+    expected: {
+      processed: (file) => expect(Buffer.byteLength(JSON.stringify(file.result))).to.be.at.most(64 * 1024),
+    },
     withinSeconds: 15,
   },
 ];
