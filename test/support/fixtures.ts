@@ -278,6 +278,15 @@ function pdfBody(version: string, objects: string[], firstId: number): { body: s
   return { body, offsets };
 }
 
+/** An entry of a cross-reference stream of /W [1 4 2]: its type (0 free, 1 at an offset, 2 in an object stream). */
+function xrefEntry(type: number, field2: number, field3: number): Buffer {
+  const bytes = Buffer.alloc(7);
+  bytes[0] = type;
+  bytes.writeUInt32BE(field2, 1);
+  bytes.writeUInt16BE(field3, 5);
+  return bytes;
+}
+
 /**
  * A one-page PDF 1.5 whose catalog is stored in a compressed object stream (as most writers store objects
  * now), found through a cross-reference stream; `objectStream` is that stream's deflated data, which must
@@ -296,18 +305,11 @@ export function pdfWithObjectStream(objectStream: Buffer): Buffer {
   let body = objectsText;
   // Entries of 1 + 4 + 2 bytes: type 0 (free), 2 (in object stream 5, index 0) for the catalog, 1 (at an offset) for the rest.
   const xrefAt = Buffer.byteLength(body, 'latin1');
-  const entry = (type: number, field2: number, field3: number) => {
-    const bytes = Buffer.alloc(7);
-    bytes[0] = type;
-    bytes.writeUInt32BE(field2, 1);
-    bytes.writeUInt16BE(field3, 5);
-    return bytes;
-  };
   const entries = Buffer.concat([
-    entry(0, 0, 65535),
-    entry(2, 5, 0),
-    ...offsets.map((offset) => entry(1, offset, 0)),
-    entry(1, xrefAt, 0),
+    xrefEntry(0, 0, 65535),
+    xrefEntry(2, 5, 0),
+    ...offsets.map((offset) => xrefEntry(1, offset, 0)),
+    xrefEntry(1, xrefAt, 0),
   ]);
   body += `7 0 obj\n<< /Type /XRef /Size 8 /W [1 4 2] /Root 1 0 R /Length ${entries.length} >>\nstream\n${entries.toString('latin1')}\nendstream\nendobj\n`;
   body += `startxref\n${xrefAt}\n%%EOF\n`;
@@ -464,19 +466,12 @@ export function pdfWithInfoInObjectStream(info: Record<string, string>): Buffer 
   const { body: objectsText, offsets } = pdfBody('1.5', objects, 1);
   let body = objectsText;
   const xrefAt = Buffer.byteLength(body, 'latin1');
-  const entry = (type: number, field2: number, field3: number) => {
-    const bytes = Buffer.alloc(7);
-    bytes[0] = type;
-    bytes.writeUInt32BE(field2, 1);
-    bytes.writeUInt16BE(field3, 5);
-    return bytes;
-  };
   // Objects 1-5 at their offsets, 6 (the information) in object stream 5, 7 the cross-reference stream itself.
   const entries = Buffer.concat([
-    entry(0, 0, 65535),
-    ...offsets.map((offset) => entry(1, offset, 0)),
-    entry(2, 5, 0),
-    entry(1, xrefAt, 0),
+    xrefEntry(0, 0, 65535),
+    ...offsets.map((offset) => xrefEntry(1, offset, 0)),
+    xrefEntry(2, 5, 0),
+    xrefEntry(1, xrefAt, 0),
   ]);
   body += `7 0 obj\n<< /Type /XRef /Size 8 /W [1 4 2] /Root 1 0 R /Info 6 0 R /Length ${entries.length} >>\nstream\n${entries.toString('latin1')}\nendstream\nendobj\n`;
   body += `startxref\n${xrefAt}\n%%EOF\n`;
