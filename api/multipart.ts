@@ -4,7 +4,7 @@
 import busboy from 'busboy';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import {
   BlobTooLargeError,
   isStorageFull,
@@ -92,7 +92,7 @@ export async function receiveFile(
       );
     }
     stream.once('limit', () => fail(new BlobTooLargeError(maxFileBytes)));
-    const id = newFileId();
+    const id = newId();
     const filename = decodeFormDataName(info.filename);
     stored = storage.put(id, stream, { maxBytes: maxFileBytes }).then(async (blob) => {
       if (blob.size === 0) {

@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import sharp from 'sharp';
 import { dropDatabase, ensureDatabaseExists, openDatabase } from '../core/db/index.js';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import { sniffKind } from '../core/kinds.js';
 import { FileQueue } from '../core/queue/index.js';
 import { HEAD_BYTES, LocalDiskStore } from '../core/storage/index.js';
@@ -174,7 +174,7 @@ async function main(): Promise<void> {
       const sniffed = await sniffKind(sample.bytes.subarray(0, HEAD_BYTES), sample.name);
       const ids: string[] = [];
       for (let i = 0; i < count; i++) {
-        const id = newFileId();
+        const id = newId();
         const blob = await storage.put(id, Readable.from([sample.bytes]), { maxBytes: sample.bytes.length });
         await db.files.insert({ id, name: sample.name, size: blob.size, sha256: blob.sha256, ...sniffed });
         ids.push(id);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Batcher } from '../core/batcher.js';
 import { openDatabase, type Database } from '../core/db/index.js';
 import type { NewFile } from '../core/fileRecord.js';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import { sql } from './support/db.js';
 import { TEST_ENV } from './support/env.js';
 import { rejection } from './support/eventually.js';
@@ -72,7 +72,7 @@ describe('FileRepository.insert, batched', () => {
   after(() => db.close());
 
   const newFile = (change: Partial<NewFile> = {}): NewFile => ({
-    id: newFileId(),
+    id: newId(),
     name: 'a.txt',
     size: 1,
     content_type: 'text/plain',
@@ -134,7 +134,7 @@ describe('FileRepository.insert, batched', () => {
   });
 
   it('completes the idempotency key of each row that has one, in the statement that inserts it', async () => {
-    const keys = ['k1', 'k2'].map((key) => ({ scope: `batch-${newFileId()}`, key }));
+    const keys = ['k1', 'k2'].map((key) => ({ scope: `batch-${newId()}`, key }));
     for (const scope of keys) expect(await db.idempotencyKeys.claim(scope, 60_000)).to.deep.equal({ state: 'claimed' });
     const files = [newFile(), newFile({ sha256: 'b'.repeat(64) }), newFile(), newFile({ sha256: 'c'.repeat(64) })];
     await Promise.all([

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openDatabase, type Database } from '../core/db/index.js';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import { FileQueue } from '../core/queue/index.js';
 import type { SharedRedis } from '../core/redis.js';
 import { LocalDiskStore } from '../core/storage/index.js';
@@ -124,10 +124,10 @@ describe('the reconciler', () => {
   });
 
   it('removes temporary files and blobs without a row once they are old, and nothing younger, in one run', async () => {
-    const staleTemp = path.join(storage.tmpDir, `${newFileId()}.part`);
-    const freshTemp = path.join(storage.tmpDir, `${newFileId()}.part`);
-    const oldOrphan = newFileId();
-    const youngOrphan = newFileId();
+    const staleTemp = path.join(storage.tmpDir, `${newId()}.part`);
+    const freshTemp = path.join(storage.tmpDir, `${newId()}.part`);
+    const oldOrphan = newId();
+    const youngOrphan = newId();
     const kept = await uploadFile(service.url, { content: 'has a row' });
     const old = new Date(Date.now() - 2 * HOUR);
     await writeFile(staleTemp, 'dead upload');
@@ -216,7 +216,7 @@ describe('the reconciler', () => {
     const store = new LocalDiskStore(root);
     try {
       await store.init();
-      const orphans = Array.from({ length: 6 }, () => newFileId());
+      const orphans = Array.from({ length: 6 }, () => newId());
       const old = new Date(Date.now() - 2 * HOUR);
       for (const id of orphans) {
         await writeFile(store.pathOf(id), 'no row');
@@ -398,7 +398,7 @@ describe('FileQueue', () => {
     });
     await queue.ready();
     try {
-      const [a, b] = [newFileId(), newFileId()];
+      const [a, b] = [newId(), newId()];
       expect(await queue.enqueue(a, 'text')).to.equal(true);
       expect(await queue.enqueue(a, 'text'), 'a second enqueue is a no-op').to.equal(false);
       expect(

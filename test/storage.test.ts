@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import {
   BlobTooLargeError,
   HEAD_BYTES,
@@ -114,7 +114,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     after(() => backend?.destroy());
 
     it('stores the bytes and reads them back, with their size, sha256 and head', async () => {
-      const id = newFileId();
+      const id = newId();
       const bytes = bytesOf(10_000);
       const blob = await store.put(id, Readable.from([bytes.subarray(0, 3000), bytes.subarray(3000)]), {
         maxBytes: 10_000,
@@ -124,7 +124,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     });
 
     it('streams a file of several parts in and out whole (20 MiB)', async () => {
-      const id = newFileId();
+      const id = newId();
       const bytes = bytesOf(20 * 1024 * 1024 + 17);
       const chunks = Array.from({ length: 21 }, (_, n) => bytes.subarray(n * 1024 * 1024, (n + 1) * 1024 * 1024));
       const blob = await store.put(id, Readable.from(chunks), { maxBytes: bytes.length });
@@ -134,13 +134,13 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     });
 
     it('stores an empty blob', async () => {
-      const id = newFileId();
+      const id = newId();
       expect((await store.put(id, Readable.from([]), { maxBytes: 10 })).size).to.equal(0);
       expect((await read(await store.open(id))).length).to.equal(0);
     });
 
     it('reads inclusive byte ranges: the first byte, the middle, the last byte', async () => {
-      const id = newFileId();
+      const id = newId();
       const bytes = bytesOf(1000);
       await store.put(id, Readable.from([bytes]), { maxBytes: 1000 });
       for (const [start, end] of [
@@ -155,7 +155,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     });
 
     it('keeps a variant beside the original and removes both together', async () => {
-      const id = newFileId();
+      const id = newId();
       await store.put(id, Readable.from([Buffer.from('original')]), { maxBytes: 100 });
       await store.put(id, Readable.from([Buffer.from('preview')]), { maxBytes: 100, variant: 'thumbnail' });
       expect((await read(await store.open(id, { variant: 'thumbnail' }))).toString()).to.equal('preview');
@@ -166,7 +166,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     });
 
     it('removes a variant alone, and the original stays', async () => {
-      const id = newFileId();
+      const id = newId();
       await store.put(id, Readable.from([Buffer.from('original')]), { maxBytes: 100 });
       await store.put(id, Readable.from([Buffer.from('preview')]), { maxBytes: 100, variant: 'thumbnail' });
       await store.remove(id, { variant: 'thumbnail' });
@@ -175,7 +175,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     });
 
     it('rejects with ENOENT for a blob that does not exist; removing one is not an error', async () => {
-      const id = newFileId();
+      const id = newId();
       await isMissing(store.open(id));
       await isMissing(store.open(id, { range: { start: 0, end: 9 } }));
       await store.remove(id);
@@ -183,14 +183,14 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     });
 
     it('replaces a blob written again under the same id', async () => {
-      const id = newFileId();
+      const id = newId();
       await store.put(id, Readable.from([Buffer.from('first')]), { maxBytes: 100 });
       await store.put(id, Readable.from([Buffer.from('second')]), { maxBytes: 100 });
       expect((await read(await store.open(id))).toString()).to.equal('second');
     });
 
     it('refuses a blob over the limit, stops reading there and keeps nothing', async () => {
-      const id = newFileId();
+      const id = newId();
       const limit = 1024 * 1024;
       const { source, pulled } = endless(64 * 1024 * 1024);
       expect(await rejection(store.put(id, source, { maxBytes: limit }))).to.be.instanceOf(BlobTooLargeError);
@@ -201,17 +201,17 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     });
 
     it('keeps a blob of exactly the limit and refuses one byte more', async () => {
-      const id = newFileId();
+      const id = newId();
       const bytes = bytesOf(4096);
       expect((await store.put(id, Readable.from([bytes]), { maxBytes: 4096 })).size).to.equal(4096);
-      const over = newFileId();
+      const over = newId();
       const refused = await rejection(store.put(over, Readable.from([bytes, Buffer.from('!')]), { maxBytes: 4096 }));
       expect(refused).to.be.instanceOf(BlobTooLargeError);
       await isMissing(store.open(over));
     });
 
     it('refuses a blob over the limit after several parts and keeps nothing', async () => {
-      const id = newFileId();
+      const id = newId();
       const limit = 17 * 1024 * 1024;
       const { source } = endless(40 * 1024 * 1024);
       expect(await rejection(store.put(id, source, { maxBytes: limit }))).to.be.instanceOf(BlobTooLargeError);
@@ -222,7 +222,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     for (const how of ['error', 'close'] as const) {
       it(`keeps nothing when the source ${how === 'error' ? 'fails' : 'closes early'} (small and multipart)`, async () => {
         for (const size of [1000, 9 * 1024 * 1024]) {
-          const id = newFileId();
+          const id = newId();
           await rejection(store.put(id, brokenSource(bytesOf(size), how), { maxBytes: 100 * 1024 * 1024 }));
           await isMissing(store.open(id));
           expect(await backend.unfinished(), `${size} bytes`).to.equal(0);
@@ -231,7 +231,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     }
 
     it('removes unfinished uploads last written before the given time, and only those', async () => {
-      const id = newFileId();
+      const id = newId();
       await backend.leaveUnfinished(id);
       expect(await store.removeTemporaryBefore(new Date(Date.now() - 60_000))).to.equal(0);
       expect(await backend.unfinished()).to.equal(1);
@@ -241,7 +241,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
 
     it('lists every id once, a variant-only one too, and walks the same ids page by page from a cursor', async () => {
       const paged = await backend.paged();
-      const ids = Array.from({ length: 5 }, () => newFileId());
+      const ids = Array.from({ length: 5 }, () => newId());
       for (const id of ids.slice(0, 4)) await paged.put(id, Readable.from([Buffer.from(id)]), { maxBytes: 100 });
       await paged.put(ids[0]!, Readable.from([Buffer.from('t')]), { maxBytes: 100, variant: 'thumbnail' });
       await paged.put(ids[4]!, Readable.from([Buffer.from('t')]), { maxBytes: 100, variant: 'thumbnail' });
@@ -263,7 +263,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     });
 
     it('tells when any blob of an id was last written', async () => {
-      const id = newFileId();
+      const id = newId();
       const before = Date.now() - 2_000;
       await store.put(id, Readable.from([Buffer.from('x')]), { maxBytes: 10 });
       const written = await store.writtenAt(id);
@@ -271,7 +271,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
     });
 
     it('tells a parser where to read ranges itself, with no copy: a path on disk, a presigned GET in a bucket', async () => {
-      const id = newFileId();
+      const id = newId();
       const bytes = bytesOf(5000);
       await store.put(id, Readable.from([bytes]), { maxBytes: 5000 });
       const source = await store.source(id, 60_000);
@@ -287,7 +287,7 @@ for (const [name, make] of Object.entries(BACKENDS)) {
       expect(await read(source, 4990, 4999)).to.deep.equal(bytes.subarray(4990));
       if ('url' in source) expect(Number(new URL(source.url).searchParams.get('X-Amz-Expires'))).to.equal(60);
       // Nothing is checked up front: whoever reads a missing blob finds it missing.
-      expect(await read(await store.source(newFileId(), 60_000), 0, 9)).to.equal(404);
+      expect(await read(await store.source(newId(), 60_000), 0, 9)).to.equal(404);
     });
 
     it('answers ping when it can be used', async () => {
@@ -352,7 +352,7 @@ describe('S3 bucket specifics', function () {
     );
     try {
       const bytes = bytesOf(12 * 1024 * 1024);
-      const id = newFileId();
+      const id = newId();
       const stored = await proxied.put(
         id,
         Readable.from(Array.from({ length: 192 }, (_, n) => bytes.subarray(n * 65536, (n + 1) * 65536))),

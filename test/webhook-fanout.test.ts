@@ -15,7 +15,7 @@ import {
 } from '../core/db/index.js';
 import { MIGRATIONS, type RunSql } from '../core/db/migrations/index.js';
 import type { File } from '../core/fileRecord.js';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import { defaultTracer } from '../core/telemetry/spans.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { newSigningSecret } from '../core/webhooks/signing.js';
@@ -250,7 +250,7 @@ describe('migration 0008 on a database whose deliveries carry their File (0005)'
   };
   /** A File row, settled by an UPDATE as the worker's is: the trigger of the schema of the moment records it. */
   const settledFile = async (name: string): Promise<string> => {
-    const id = newFileId();
+    const id = newId();
     await client.query(
       `INSERT INTO files (id, name, size, content_type, kind, sha256, status) VALUES ($1, $2, 5, 'text/plain', 'text', repeat('a', 64), 'processing')`,
       [id, name],
@@ -278,7 +278,7 @@ describe('migration 0008 on a database whose deliveries carry their File (0005)'
     receivers.push(hook);
     await client.query(
       `INSERT INTO webhook_endpoints (id, url, events, secret, base_url) VALUES ($1, $2, '{file.processed}', $3, 'http://api.example')`,
-      [newFileId(), hook.url, newSigningSecret()],
+      [newId(), hook.url, newSigningSecret()],
     );
     const before = await settledFile('before.txt');
     const { rows } = await client.query<{ file_id: string }>(

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Webhook } from 'standardwebhooks';
 import { Notifications, type WebhookEndpoint, type WebhookEvent } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import { defaultTracer } from '../core/telemetry/spans.js';
 import { createMetrics, type Metrics } from '../core/telemetry/metrics.js';
 import { newSigningSecret } from '../core/webhooks/signing.js';
@@ -94,7 +94,7 @@ describe('webhook deliveries', function () {
   async function register(url: string, events = ALL_EVENTS): Promise<WebhookEndpoint & { secret: string }> {
     const secret = newSigningSecret();
     const endpoint = await service.db.webhooks.createEndpoint(
-      { id: newFileId(), url, events, description: '', secret, baseUrl: service.url },
+      { id: newId(), url, events, description: '', secret, baseUrl: service.url },
       Number.MAX_SAFE_INTEGER,
     );
     return { ...endpoint!, secret };

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { openDatabase, type Database } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import type { BlobStore } from '../core/storage/index.js';
 import { archiveProcessor } from '../worker/processors/archive.js';
@@ -288,7 +288,7 @@ describe('the worker', () => {
 
     const newRow = () =>
       db.files.insert({
-        id: newFileId(),
+        id: newId(),
         name: 'x',
         size: 1,
         content_type: 'text/plain',
@@ -313,7 +313,7 @@ describe('the worker', () => {
 
     it('answers each of many concurrent starts and finishes for its own row, batched or not', async () => {
       const rows = await Promise.all(Array.from({ length: 20 }, newRow));
-      const gone = newFileId();
+      const gone = newId();
       const done = rows[0]!;
       await db.files.startProcessing(done.id, 5);
       await db.files.finishProcessing(done.id, 1, { early: true });
