@@ -19,6 +19,7 @@ import { directUploadHandlers } from './directUploads.js';
 import { docsAsset, docsPage, uploadPage } from './docs.js';
 import { AppError, problemResponses } from './errors.js';
 import { fileHandlers } from './files.js';
+import { FileIntake } from './intake.js';
 import { SECURITY_HEADERS } from './headers.js';
 import { buildRouter, openApiDocument, ROUTES } from './routes.js';
 import { traceRequests } from './tracing.js';
@@ -98,22 +99,21 @@ export function createApp(deps: AppDeps): Koa {
     waiters: deps.waiters,
   });
   const document = openApiDocument(deps.version);
-  const intake = {
+  const waysIn = {
     db,
-    queue,
+    intake: new FileIntake({ db, queue, logger, metrics }),
     storage,
     logger,
-    metrics,
     maxUploadBytes: config.maxUploadBytes,
     // No request outlives the request timeout, so a key claimed longer ago than that was abandoned.
     idempotencyAbandonAfterMs: config.httpRequestTimeoutMs + 60_000,
     baseUrl,
   };
   const upload = uploadHandler({
-    ...intake,
+    ...waysIn,
     minBodyRate: { bytesPerSecond: config.httpMinBytesPerSecond, windowMs: config.httpMinRateWindowMs },
   });
-  const direct = directUploadHandlers({ ...intake, expiresMs: config.directUploadExpiresMs });
+  const direct = directUploadHandlers({ ...waysIn, expiresMs: config.directUploadExpiresMs });
   const webhooks = webhookHandlers({
     db,
     baseUrl,
@@ -124,7 +124,7 @@ export function createApp(deps: AppDeps): Koa {
   let tus: Koa.Middleware | undefined;
   const resumable: Koa.Middleware = async (ctx, next) => {
     tus ??= tusUploads({
-      ...intake,
+      ...waysIn,
       resumable: resumableStoreFor(storage, config.tusExpireAfterMs),
       locker: deps.tusLocker ?? new MemoryLocker(),
     });

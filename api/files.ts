@@ -2,27 +2,27 @@
 import type Koa from 'koa';
 import type { Cursor, Database } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
-import { parseFileId } from '../core/ids.js';
+import { parseId } from '../core/ids.js';
 import type { FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import { sendContent } from './content.js';
 import { AppError } from './errors.js';
-import { readJsonBody } from './json.js';
+import { readBody } from './json.js';
 import {
   encodeCursor,
   LIST_PAGE_MAX_BYTES,
   nextPageUrl,
   parseListQuery,
-  parseReprocessRequest,
-  REPROCESS_SHAPE,
+  reprocessRequestOf,
+  ReprocessFilesRequestSchema,
   type ReprocessFilesResult,
   type ReprocessRequest,
 } from './listing.js';
 import { pathParam, routeUrl } from './routes.js';
 import { serializeFile } from './serializer.js';
 import { sendThumbnail } from './thumbnail.js';
-import { enqueueOrLeaveQueued } from './upload.js';
+import { enqueueOrLeaveQueued } from './intake.js';
 import { parseWait, type Waiters } from './waiting.js';
 
 export interface FileHandlerDeps {
@@ -49,7 +49,7 @@ const notFound = () => new AppError('not_found', 'There is no file with this id.
 
 /** The `id` path parameter in canonical form; 404 for a malformed id, as for an unknown one. */
 function idOf(ctx: Koa.Context): string {
-  const id = parseFileId(pathParam(ctx, 'id'));
+  const id = parseId(pathParam(ctx, 'id'));
   if (!id) throw notFound();
   return id;
 }
@@ -150,8 +150,12 @@ export function fileHandlers(deps: FileHandlerDeps) {
   };
 
   const reprocessFiles: Koa.Middleware = async (ctx) => {
-    const request = parseReprocessRequest(
-      await readJsonBody(ctx, { what: 'filters', shape: REPROCESS_SHAPE, maxBytes: MAX_FILTERS_BYTES }),
+    const request = reprocessRequestOf(
+      await readBody(ctx, ReprocessFilesRequestSchema, {
+        what: 'filters',
+        maxBytes: MAX_FILTERS_BYTES,
+        mayBeEmpty: true,
+      }),
     );
     const { filter, limit, dryRun } = request;
     const { count, last } = dryRun

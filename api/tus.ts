@@ -14,18 +14,17 @@ import { Server } from '@tus/server';
 import { ERRORS, Upload, type Locker } from '@tus/utils';
 import type Koa from 'koa';
 import type { FileRow } from '../core/fileRecord.js';
-import { newFileId, parseFileId } from '../core/ids.js';
-import { sniffKind } from '../core/kinds.js';
+import { newId, parseId } from '../core/ids.js';
 import type { StoredBlob } from '../core/storage/index.js';
 import { BlobMeter } from '../core/storage/meter.js';
 import type { ResumableStore } from '../core/tus/stores.js';
 import { AppError, type ErrorCode } from './errors.js';
-import { safeFilename } from './filenames.js';
-import { enqueueOrLeaveQueued, type FileIntakeDeps } from './upload.js';
+import type { Arrival } from './intake.js';
+import type { WayInDeps } from './upload.js';
 
 export const TUS_PATH = '/uploads/tus';
 
-export interface TusDeps extends Omit<FileIntakeDeps, 'idempotencyAbandonAfterMs'> {
+export interface TusDeps extends Omit<WayInDeps, 'idempotencyAbandonAfterMs'> {
   resumable: ResumableStore;
   locker: Locker;
 }
@@ -76,19 +75,15 @@ export function tusUploads(deps: TusDeps): Koa.Middleware {
       await resumable.discard(fileId);
       return existing;
     }
-    let stored: { sha256: string; head: Buffer; size: number; name: string };
+    let arrival: Arrival;
     try {
       // The chunks may have come through several pods, and a SHA-256 cannot be carried from one to the next: the
       // hash and the head for sniffing come from one read of the finished upload.
       const { sha256, head, size } = await readBack(await resumable.read(fileId));
       if (size !== upload.size) throw new Error(`The upload holds ${size} bytes, not the ${upload.size} announced.`);
       if (!(await resumable.adopt(fileId))) throw Object.assign(new Error('The bytes are gone.'), { code: 'ENOENT' });
-      stored = {
-        sha256,
-        head,
-        size,
-        name: safeFilename(upload.metadata?.filename ?? upload.metadata?.name ?? undefined),
-      };
+      const filename = upload.metadata?.filename ?? upload.metadata?.name ?? undefined;
+      arrival = { id: fileId, filename, size, sha256, head };
     } catch (err) {
       if (!isMissing(err)) throw err;
       // Another completion took the bytes first (its File is the answer), or the upload was removed meanwhile.
@@ -97,17 +92,7 @@ export function tusUploads(deps: TusDeps): Koa.Middleware {
       // eslint-disable-next-line @typescript-eslint/only-throw-error
       throw ERRORS.FILE_NOT_FOUND;
     }
-    const sniffed = await sniffKind(stored.head, stored.name);
-    const row = await db.files.insertIfAbsent({
-      id: fileId,
-      name: stored.name,
-      size: stored.size,
-      sha256: stored.sha256,
-      ...sniffed,
-    });
-    await enqueueOrLeaveQueued(deps.queue, logger, row);
-    deps.metrics.uploads.inc({ kind: row.kind });
-    deps.metrics.uploadBytes.inc({ kind: row.kind }, row.size);
+    const row = await deps.intake.admit(arrival, { way: 'resumable' });
     await resumable
       .discard(fileId)
       .catch((err: unknown) =>
@@ -146,10 +131,10 @@ export function tusUploads(deps: TusDeps): Koa.Middleware {
     locker: deps.locker,
     maxSize: deps.maxUploadBytes,
     disableTerminationForFinishedUploads: true,
-    namingFunction: () => resumable.uploadIdOf(newFileId()),
+    namingFunction: () => resumable.uploadIdOf(newId()),
     generateUrl: (req, { id }) => `${req.headers.get(BASE_HEADER)}${TUS_PATH}/${resumable.fileIdOf(id)}`,
     getFileIdFromRequest: (_req, lastPath) => {
-      const fileId = lastPath ? parseFileId(lastPath) : null;
+      const fileId = lastPath ? parseId(lastPath) : null;
       return fileId ? resumable.uploadIdOf(fileId) : undefined;
     },
     onUploadCreate: (_req, upload) => {
