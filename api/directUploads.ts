@@ -4,35 +4,31 @@
 // File in the statement that marks the upload completed, so an upload becomes one File at most. The bytes never
 // pass through the API; the worker checks the announced sha256. The upload is remembered until its PUT is dead
 // (core/db/uploads.ts), so a DELETE of the File can leave the key barred to a replay of it (api/files.ts).
+import { Type, type Static } from '@sinclair/typebox';
 import type Koa from 'koa';
 import type { DirectUpload } from '../core/db/index.js';
 import type { FileRow } from '../core/fileRecord.js';
-import { newFileId, parseFileId } from '../core/ids.js';
-import { sniffKind } from '../core/kinds.js';
+import { newId, parseId } from '../core/ids.js';
 import { HEAD_BYTES, type DirectUploadTarget } from '../core/storage/index.js';
 import { AppError } from './errors.js';
 import { safeFilename } from './filenames.js';
-import { readJsonBody } from './json.js';
+import { readBody } from './json.js';
 import { pathParam, routeUrl } from './routes.js';
 import { fileUrl, serializeFile } from './serializer.js';
-import { claimIdempotencyKey, enqueueOrLeaveQueued, type FileIntakeDeps } from './upload.js';
+import { claimIdempotencyKey } from './intake.js';
+import type { WayInDeps } from './upload.js';
 
-export interface DirectUploadDeps extends FileIntakeDeps {
+export interface DirectUploadDeps extends WayInDeps {
   expiresMs: number;
 }
 
 /** The announcement's JSON is small; anything longer is not one. */
 const MAX_BODY_BYTES = 16 * 1024;
-const SHA256 = /^[0-9a-f]{64}$/;
 
-interface Announcement {
-  name: string;
-  size: number;
-  sha256: string;
-}
+type Announcement = Static<typeof DirectUploadRequestSchema>;
 
 export function directUploadHandlers(deps: DirectUploadDeps) {
-  const { db, storage, logger } = deps;
+  const { db, storage } = deps;
 
   const target = (): DirectUploadTarget => {
     if (storage.direct) return storage.direct;
@@ -87,7 +83,7 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
       }
       const upload = await db.uploads.create(
         {
-          id: newFileId(),
+          id: newId(),
           name: safeFilename(announced.name),
           size: announced.size,
           sha256: announced.sha256,
@@ -104,7 +100,7 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
 
   const completeUpload: Koa.Middleware = async (ctx) => {
     const direct = target();
-    const id = parseFileId(pathParam(ctx, 'id'));
+    const id = parseId(pathParam(ctx, 'id'));
     const notFound = () => new AppError('not_found', 'There is no upload with this id, or it expired.');
     if (!id) throw notFound();
     const upload = await db.uploads.findLive(id);
@@ -123,13 +119,10 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
       await storage.remove(id);
       throw notFound();
     }
-    await enqueueOrLeaveQueued(deps.queue, logger, row);
-    deps.metrics.uploads.inc({ kind: row.kind });
-    deps.metrics.uploadBytes.inc({ kind: row.kind }, row.size);
     answerFile(ctx, row, false);
   };
 
-  /** Checks what arrived and records its File; null when the upload ended meanwhile. */
+  /** Checks what arrived and makes its File; null when the upload ended meanwhile. */
   async function recordUpload(direct: DirectUploadTarget, upload: DirectUpload): Promise<FileRow | null> {
     const { id } = upload;
     const uploaded = await direct.uploaded(id, HEAD_BYTES);
@@ -147,40 +140,32 @@ export function directUploadHandlers(deps: DirectUploadDeps) {
         `The object has ${size} bytes, not the ${upload.size} announced; it was removed: PUT the file again.`,
       );
     }
-    const sniffed = await sniffKind(head, upload.name);
-    return db.files.insertFromUpload({ id, name: upload.name, size, sha256: upload.sha256, ...sniffed });
+    return deps.intake.admit({ id, filename: upload.name, size, sha256: upload.sha256, head }, { way: 'direct' });
   }
 
   return { createUpload, completeUpload };
 }
 
-const ANNOUNCEMENT_FIELDS = ['name', 'size', 'sha256'];
-const ANNOUNCEMENT_SHAPE = '{"name", "size", "sha256"}, each required';
+/** The announcement: the OpenAPI document's `DirectUploadRequest`, and its validator. */
+export const DirectUploadRequestSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 1024, description: 'The file name, as for an upload.' }),
+    size: Type.Integer({
+      minimum: 0,
+      description: 'Exactly how many bytes will be sent (0 answers `file_empty`; over the limit, `file_too_large`).',
+    }),
+    sha256: Type.String({
+      pattern: '^[0-9a-f]{64}$',
+      errorMessage: 'The SHA-256 of the bytes, 64 lowercase hex digits.',
+      description: 'SHA-256 of the bytes, lowercase hex: required, and checked by the worker (`checksum_mismatch`).',
+    }),
+  },
+  { additionalProperties: false, $id: 'DirectUploadRequest' },
+);
 
-/** The JSON announcement, validated: a clear 400 naming each bad field, or the limits' own errors. */
+/** The JSON announcement, validated by its schema, then against the limits (their own errors). */
 async function readAnnouncement(ctx: Koa.Context, maxBytes: number): Promise<Announcement> {
-  const body = await readJsonBody(ctx, {
-    what: 'announcement',
-    shape: ANNOUNCEMENT_SHAPE,
-    maxBytes: MAX_BODY_BYTES,
-  });
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new AppError('invalid_body', `The body is not a JSON object; send ${ANNOUNCEMENT_SHAPE}.`);
-  }
-  const fields = body as Record<string, unknown>;
-  const errors: Array<{ field: string; message: string }> = [];
-  // Refused rather than ignored, as in every body: a client that sends more expects it to mean something.
-  for (const field of Object.keys(fields).filter((key) => !ANNOUNCEMENT_FIELDS.includes(key)))
-    errors.push({ field, message: `not a field of an announcement (${ANNOUNCEMENT_FIELDS.join(', ')})` });
-  const { name, size, sha256 } = fields;
-  if (typeof name !== 'string' || name.length === 0 || name.length > 1024)
-    errors.push({ field: 'name', message: 'a file name of 1 to 1024 characters' });
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
-    errors.push({ field: 'size', message: 'the size in bytes, a whole number' });
-  if (typeof sha256 !== 'string' || !SHA256.test(sha256))
-    errors.push({ field: 'sha256', message: 'the SHA-256 of the bytes, 64 lowercase hex digits' });
-  if (errors.length) throw new AppError('invalid_body', 'Some fields are invalid; see `errors`.', { errors });
-  const announced = { name, size, sha256 } as Announcement;
+  const announced = await readBody(ctx, DirectUploadRequestSchema, { what: 'announcement', maxBytes: MAX_BODY_BYTES });
   if (announced.size === 0) throw new AppError('file_empty', 'The file is empty; there is nothing to process.');
   if (announced.size > maxBytes) {
     throw new AppError('file_too_large', `The file is larger than the limit of ${maxBytes} bytes.`);

@@ -1,27 +1,39 @@
-// Small JSON request bodies (a direct upload's announcement, a webhook endpoint), read whole and parsed. They are
-// a few hundred bytes, so a body over the cap is not one of them and is not read further.
+// JSON request bodies (a direct upload's announcement, a webhook endpoint, a bulk reprocess's filters), read whole,
+// parsed and checked against the schema the OpenAPI document shows for them. They are a few hundred bytes, so a body
+// over the cap is not one of them and is not read further.
+import type { Static, TObject } from '@sinclair/typebox';
 import type Koa from 'koa';
 import { AppError } from './errors.js';
+import { validated } from './validation.js';
 
 export interface JsonBodyOptions {
   /** What the body is, for the errors: "announcement". */
   what: string;
-  /** What it looks like, for the errors: '{"name", "size", "sha256"}'. */
-  shape: string;
   maxBytes: number;
+  /** A request without a body (no Content-Type, no length) is an empty object: every field of the schema is optional. */
+  mayBeEmpty?: boolean;
 }
 
-/** The parsed body (any JSON value); 415 unless it is application/json, 400 when it is too long or not JSON. */
-export async function readJsonBody(ctx: Koa.Context, options: JsonBodyOptions): Promise<unknown> {
+/**
+ * The body, as `schema` types it: 415 unless it is application/json, 400 `invalid_body` when it is too long, not
+ * JSON, gives a field twice, holds NUL, or is not what the schema says (an entry per field).
+ */
+export async function readBody<T extends TObject>(
+  ctx: Koa.Context,
+  schema: T,
+  options: JsonBodyOptions,
+): Promise<Static<T>> {
+  const shape = shapeOf(schema);
+  if (options.mayBeEmpty && !ctx.request.type && !hasBody(ctx)) return validated(schema, {}, options.what);
   if (!ctx.is('application/json')) {
-    throw new AppError('unsupported_media_type', `Send the ${options.what} as application/json: ${options.shape}.`);
+    throw new AppError('unsupported_media_type', `Send the ${options.what} as application/json: ${shape}.`);
   }
   const text = (await readSmallBody(ctx, options)).toString('utf8');
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
-    throw new AppError('invalid_body', `The body is not JSON; send ${options.shape}.`);
+    throw new AppError('invalid_body', `The body is not JSON; send ${shape}.`);
   }
   // JSON.parse keeps the last of a field given twice; which one the client meant is not ours to guess.
   const twice = firstDuplicateKey(text);
@@ -29,8 +41,20 @@ export async function readJsonBody(ctx: Koa.Context, options: JsonBodyOptions): 
   // PostgreSQL's text refuses NUL: a 400 here, not a 500 from the statement.
   const withNul = pathToNul(body);
   if (withNul !== null) throw fieldError(withNul, 'This field holds a NUL character (\\u0000), which is not allowed.');
-  return body;
+  return validated(schema, body, options.what);
 }
+
+/** `{"name", "size", "sha256"}`, the required fields first, for a sentence about what to send. */
+function shapeOf(schema: TObject): string {
+  const required = new Set(schema.required ?? []);
+  const fields = Object.keys(schema.properties).sort((a, b) => Number(required.has(b)) - Number(required.has(a)));
+  const listed = `{${fields.map((field) => `"${field}"`).join(', ')}}`;
+  return required.size === 0 ? `${listed}, each optional` : listed;
+}
+
+/** Whether the request says it carries a body (a length above zero, or chunks). */
+const hasBody = (ctx: Koa.Context): boolean =>
+  Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding') !== '';
 
 const fieldError = (field: string, message: string) =>
   new AppError('invalid_body', 'Some fields are invalid; see `errors`.', { errors: [{ field, message }] });

@@ -3,7 +3,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Cursor, ListFilter, ListQuery } from '../core/db/index.js';
 import { FILE_KINDS, FILE_STATUSES, type FileKind, type FileStatus } from '../core/fileRecord.js';
-import { parseFileId } from '../core/ids.js';
+import { parseId } from '../core/ids.js';
 import { StringEnum } from '../core/results/common.js';
 import { AppError, type FieldError } from './errors.js';
 
@@ -96,7 +96,7 @@ export function encodePosition(position: Position): string {
 export function decodePosition(raw: string): Position | null {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(raw)) return null;
   const [time, rawId, ...rest] = Buffer.from(raw, 'base64url').toString('utf8').split('_');
-  const id = parseFileId(rawId ?? '');
+  const id = parseId(rawId ?? '');
   if (rest.length || !time || !id) return null;
   if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(time)) return null;
   const at = new Date(time);
@@ -176,6 +176,7 @@ export const ReprocessFilesRequestSchema = Type.Object(
     uploaded_before: Type.Optional(
       Type.String({
         format: 'date-time',
+        errorMessage: TIMESTAMP_FORM,
         description: 'Only files uploaded strictly before this instant (RFC 3339). Give it to fix where the set ends.',
       }),
     ),
@@ -191,8 +192,9 @@ export const ReprocessFilesRequestSchema = Type.Object(
       }),
     ),
     cursor: Type.Optional(
-      Type.Union([Type.String(), Type.Null()], {
+      Type.Union([Type.String({ format: 'cursor' }), Type.Null()], {
         description: "Where to go on from: a previous answer's `next_cursor`, with the same filters (null: the start).",
+        errorMessage: "Not a cursor this API issued; use a previous answer's `next_cursor`.",
       }),
     ),
   },
@@ -228,63 +230,20 @@ export interface ReprocessRequest {
   after?: Cursor;
 }
 
-const REPROCESS_FIELDS = Object.keys(ReprocessFilesRequestSchema.properties);
-export const REPROCESS_SHAPE = `{${REPROCESS_FIELDS.map((field) => `"${field}"`).join(', ')}}, each optional`;
-
 /**
- * POST /files/reprocess's body, validated: a 400 naming each bad field. Unknown fields are refused rather than
- * ignored, so that a misspelt `dry_run` never re-queues for real.
+ * POST /files/reprocess's body, validated by its schema (unknown fields are refused rather than ignored, so that a
+ * misspelt `dry_run` never re-queues for real), as the request it asks for.
  */
-export function parseReprocessRequest(body: unknown): ReprocessRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new AppError('invalid_body', `The body is not a JSON object; send ${REPROCESS_SHAPE}.`);
-  }
-  const fields = body as Record<string, unknown>;
-  const errors: FieldError[] = [];
-  const request: ReprocessRequest = { filter: { status: 'failed' }, limit: DEFAULT_REPROCESS_LIMIT, dryRun: false };
-  for (const name of Object.keys(fields).filter((key) => !REPROCESS_FIELDS.includes(key))) {
-    errors.push({ field: name, message: `Not a filter of a bulk reprocess (${REPROCESS_FIELDS.join(', ')}).` });
-  }
-  const { status, kind, error_code, uploaded_before, dry_run, limit, cursor } = fields;
-  if (status !== undefined) {
-    if ((REPROCESS_STATUSES as readonly unknown[]).includes(status))
-      request.filter.status = status as ReprocessRequest['filter']['status'];
-    else
-      errors.push({
-        field: 'status',
-        message: 'Must be failed or processed: queued and processing files are in the queue already.',
-      });
-  }
-  if (kind !== undefined) {
-    if (isKind(kind)) request.filter.kind = kind;
-    else errors.push({ field: 'kind', message: KIND_FORM });
-  }
-  if (error_code !== undefined) {
-    const message = errorCodeProblem(error_code);
-    if (message) errors.push({ field: 'error_code', message });
-    else request.filter.errorCode = error_code as string;
-  }
-  if (uploaded_before !== undefined) {
-    const at = typeof uploaded_before === 'string' ? parseTimestamp(uploaded_before) : null;
-    if (at) request.filter.uploadedBefore = at;
-    else errors.push({ field: 'uploaded_before', message: TIMESTAMP_FORM });
-  }
-  if (dry_run !== undefined) {
-    if (typeof dry_run === 'boolean') request.dryRun = dry_run;
-    else errors.push({ field: 'dry_run', message: 'Must be true or false.' });
-  }
-  if (limit !== undefined) {
-    if (Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= MAX_REPROCESS_LIMIT)
-      request.limit = limit as number;
-    else errors.push({ field: 'limit', message: `Must be a whole number from 1 to ${MAX_REPROCESS_LIMIT}.` });
-  }
+export function reprocessRequestOf(body: Static<typeof ReprocessFilesRequestSchema>): ReprocessRequest {
+  const request: ReprocessRequest = {
+    filter: { status: body.status ?? 'failed' },
+    limit: body.limit ?? DEFAULT_REPROCESS_LIMIT,
+    dryRun: body.dry_run ?? false,
+  };
+  if (body.kind) request.filter.kind = body.kind;
+  if (body.error_code !== undefined) request.filter.errorCode = body.error_code;
+  if (body.uploaded_before !== undefined) request.filter.uploadedBefore = parseTimestamp(body.uploaded_before)!;
   // null is the start: a client may send the `next_cursor` it has, from the first call on.
-  if (cursor !== undefined && cursor !== null) {
-    const after = typeof cursor === 'string' ? decodeCursor(cursor) : null;
-    if (after) request.after = after;
-    else
-      errors.push({ field: 'cursor', message: "Not a cursor this API issued; use a previous answer's `next_cursor`." });
-  }
-  if (errors.length) throw new AppError('invalid_body', 'Some fields are invalid; see `errors`.', { errors });
+  if (body.cursor) request.after = decodeCursor(body.cursor)!;
   return request;
 }

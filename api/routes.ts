@@ -16,7 +16,8 @@ import {
   WebhookEndpointRequestSchema,
   WebhookEndpointSchema,
 } from '../core/webhooks/schema.js';
-import { ERRORS, ProblemSchema, type ErrorCode } from './errors.js';
+import { DirectUploadRequestSchema } from './directUploads.js';
+import { AppError, ERRORS, ProblemSchema, type ErrorCode } from './errors.js';
 import {
   DEFAULT_LIMIT,
   LIST_PAGE_MAX_BYTES,
@@ -67,6 +68,16 @@ function problems(...codes: ErrorCode[]): Record<string, JsonObject> {
       },
     ]),
   );
+}
+
+/** `responses` with `code` among them: added to the description of its status's response, or as a response of its own. */
+function withProblem(responses: Record<string, JsonObject>, code: ErrorCode): Record<string, JsonObject> {
+  const status = String(ERRORS[code].status);
+  const existing = responses[status];
+  if (!existing) return { ...responses, ...problems(code) };
+  const description = String(existing.description);
+  if (description.includes(`\`${code}\``)) return responses;
+  return { ...responses, [status]: { ...existing, description: `${description}; \`${code}\`: ${ERRORS[code].title}` } };
 }
 
 const idParameter = {
@@ -628,20 +639,40 @@ export function buildRouter(handlers: Handlers): Router {
   for (const route of ROUTES as readonly RouteDoc[]) {
     // Requests arrive with any trailing slash already stripped (see app.ts).
     const path = route.path.replace(/\{(\w+)\}/g, ':$1').replace(/(.)\/$/, '$1');
-    router.register(path, [route.method.toUpperCase()], handlers[route.operationId as OperationId], {
+    const handler = handlers[route.operationId as OperationId];
+    router.register(path, [route.method.toUpperCase()], route.public ? handler : [onlyItsQuery(route), handler], {
       name: route.operationId,
     });
   }
   return router;
 }
 
+/** A query parameter the route does not take answers 400: a misspelt filter must not quietly list every file. */
+function onlyItsQuery(route: RouteDoc): Koa.Middleware {
+  const taken = (route.parameters ?? [])
+    .filter((parameter) => parameter.in === 'query')
+    .map(({ name }) => String(name));
+  return async (ctx, next) => {
+    const unknown = Object.keys(ctx.query).filter((name) => !taken.includes(name));
+    if (unknown.length > 0) {
+      const message =
+        taken.length > 0 ? `Not a parameter of this route (${taken.join(', ')}).` : 'This route takes no query.';
+      throw new AppError('invalid_query', "Some query parameters are not this route's; see `errors`.", {
+        errors: unknown.map((field) => ({ field, message })),
+      });
+    }
+    await next();
+  };
+}
+
 /** The OpenAPI 3.1 document, built from the table and the shared schemas. */
 export function openApiDocument(version: string): JsonObject {
   const paths: Record<string, Record<string, JsonObject>> = {};
   for (const { method, path, public: isPublic, ...operation } of ROUTES as readonly RouteDoc[]) {
+    // Every guarded route may answer 401, and 400 invalid_query to a query parameter it does not take.
     const guarded = isPublic
       ? { security: [] }
-      : { responses: { ...operation.responses, ...problems('unauthorized') } };
+      : { responses: withProblem(withProblem(operation.responses, 'unauthorized'), 'invalid_query') };
     paths[path] = { ...paths[path], [method]: { ...operation, ...guarded } };
   }
   return {
@@ -677,15 +708,7 @@ export function openApiDocument(version: string): JsonObject {
             next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
           },
         },
-        DirectUploadRequest: {
-          type: 'object',
-          required: ['name', 'size', 'sha256'],
-          properties: {
-            name: { type: 'string', minLength: 1, maxLength: 1024, description: 'The file name, as for an upload.' },
-            size: { type: 'integer', minimum: 1, description: 'Exactly how many bytes will be sent.' },
-            sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the bytes, lowercase hex.' },
-          },
-        },
+        DirectUploadRequest: stripId(DirectUploadRequestSchema),
         DirectUpload: {
           type: 'object',
           required: ['id', 'method', 'url', 'headers', 'expires_at', 'complete_url'],

@@ -10,21 +10,22 @@ import {
   type WebhookEndpoint,
   type WebhookEvent,
 } from '../core/db/index.js';
-import { newFileId, parseFileId } from '../core/ids.js';
+import { newId, parseId } from '../core/ids.js';
 import { checkWebhookUrl, WebhookUrlError, type UrlPolicy } from '../core/webhooks/addresses.js';
 import {
   DEFAULT_DELIVERY_LIMIT,
   DEFAULT_ENDPOINT_LIMIT,
   MAX_DELIVERY_LIMIT,
-  MAX_DESCRIPTION_LENGTH,
   MAX_ENDPOINT_LIMIT,
+  WebhookEndpointChangeSchema,
+  WebhookEndpointRequestSchema,
   type NewWebhookEndpointJson,
   type WebhookDeliveryJson,
   type WebhookEndpointJson,
 } from '../core/webhooks/schema.js';
 import { newSigningSecret } from '../core/webhooks/signing.js';
 import { AppError, type FieldError } from './errors.js';
-import { readJsonBody } from './json.js';
+import { readBody } from './json.js';
 import { decodePosition, encodePosition, type Position } from './listing.js';
 import { pathParam, routeUrl } from './routes.js';
 
@@ -39,15 +40,12 @@ export interface WebhookHandlerDeps {
 
 /** An endpoint's JSON is a few hundred bytes; anything longer is not one. */
 const MAX_BODY_BYTES = 16 * 1024;
-const SHAPE = '{"url", "events", "description"}';
-const CREATE_FIELDS = ['url', 'events', 'description'];
-const CHANGE_FIELDS = ['url', 'events', 'description', 'enabled'];
 
 const endpointNotFound = () => new AppError('not_found', 'There is no webhook endpoint with this id.');
 
 /** The path parameter as a canonical id; 404 for a malformed one, as for an unknown one. */
 function idParam(ctx: Koa.Context, name: string, notFound: () => AppError): string {
-  const id = parseFileId(pathParam(ctx, name));
+  const id = parseId(pathParam(ctx, name));
   if (!id) throw notFound();
   return id;
 }
@@ -72,16 +70,16 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
   }
 
   const createWebhook: Koa.Middleware = async (ctx) => {
-    const fields = readFields(await readEndpointBody(ctx), CREATE_FIELDS, ['url', 'events']);
-    const url = await allowedUrl(fields.url!);
+    const fields = await readBody(ctx, WebhookEndpointRequestSchema, bodyOptions);
+    const url = await allowedUrl(fields.url);
     const secret = newSigningSecret();
     const base = baseUrl(ctx);
     const endpoint = await db.webhooks.createEndpoint(
       {
         // A UUIDv7, as File ids are.
-        id: newFileId(),
+        id: newId(),
         url,
-        events: fields.events!,
+        events: canonicalEvents(fields.events),
         description: fields.description ?? '',
         secret,
         baseUrl: base,
@@ -116,8 +114,9 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
 
   const updateWebhook: Koa.Middleware = async (ctx) => {
     const id = idParam(ctx, 'id', endpointNotFound);
-    const change = readFields(await readEndpointBody(ctx), CHANGE_FIELDS, []);
+    const change: EndpointChange = await readBody(ctx, WebhookEndpointChangeSchema, bodyOptions);
     if (change.url !== undefined) change.url = await allowedUrl(change.url);
+    if (change.events !== undefined) change.events = canonicalEvents(change.events);
     const endpoint = await db.webhooks.updateEndpoint(id, change);
     if (!endpoint) throw endpointNotFound();
     ctx.body = serializeEndpoint(endpoint);
@@ -162,56 +161,11 @@ export function webhookHandlers(deps: WebhookHandlerDeps) {
   };
 }
 
-const readEndpointBody = (ctx: Koa.Context) =>
-  readJsonBody(ctx, { what: 'webhook endpoint', shape: SHAPE, maxBytes: MAX_BODY_BYTES });
+const bodyOptions = { what: 'webhook endpoint', maxBytes: MAX_BODY_BYTES };
 
-/**
- * The fields of a create (all of `required` present) or a change (at least one field), validated: a 400 naming
- * each bad field. Unknown fields are refused rather than ignored, so that a misspelt `enabled` is not a silent no-op.
- */
-function readFields(body: unknown, allowed: string[], required: string[]): EndpointChange {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new AppError('invalid_body', `The body is not a JSON object; send ${SHAPE}.`);
-  }
-  const fields = body as Record<string, unknown>;
-  const given = (name: string) => fields[name] !== undefined || required.includes(name);
-  const errors: FieldError[] = [];
-  const parsed: EndpointChange = {};
-  for (const name of Object.keys(fields).filter((key) => !allowed.includes(key))) {
-    errors.push({ field: name, message: `not a field of a webhook endpoint here (${allowed.join(', ')})` });
-  }
-  if (given('url')) {
-    if (typeof fields.url === 'string' && fields.url.length > 0) parsed.url = fields.url;
-    else errors.push({ field: 'url', message: 'the URL to POST events to, https://...' });
-  }
-  if (given('events')) {
-    const events = eventsOf(fields.events);
-    if (events) parsed.events = events;
-    else errors.push({ field: 'events', message: `a non-empty list of events among ${WEBHOOK_EVENTS.join(', ')}` });
-  }
-  if (given('description')) {
-    const { description } = fields;
-    if (typeof description === 'string' && description.length <= MAX_DESCRIPTION_LENGTH)
-      parsed.description = description;
-    else errors.push({ field: 'description', message: `text of at most ${MAX_DESCRIPTION_LENGTH} characters` });
-  }
-  if (given('enabled')) {
-    if (typeof fields.enabled === 'boolean') parsed.enabled = fields.enabled;
-    else errors.push({ field: 'enabled', message: 'true or false' });
-  }
-  if (errors.length) throw new AppError('invalid_body', 'Some fields are invalid; see `errors`.', { errors });
-  if (Object.keys(parsed).length === 0) {
-    throw new AppError('invalid_body', `There is nothing to change; send any of ${allowed.join(', ')}.`);
-  }
-  return parsed;
-}
-
-/** The events, each once, in their canonical order; null unless a non-empty list of known events. */
-function eventsOf(value: unknown): WebhookEvent[] | null {
-  if (!Array.isArray(value) || value.length === 0) return null;
-  if (!value.every((event) => (WEBHOOK_EVENTS as readonly unknown[]).includes(event))) return null;
-  return WEBHOOK_EVENTS.filter((event) => value.includes(event));
-}
+/** The events, each once, in their canonical order. */
+const canonicalEvents = (events: readonly WebhookEvent[]): WebhookEvent[] =>
+  WEBHOOK_EVENTS.filter((event) => events.includes(event));
 
 interface PageQuery {
   limit: number;

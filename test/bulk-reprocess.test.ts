@@ -2,7 +2,7 @@
 // the rows, the jobs in the queue and, at the end, a worker processing the files again.
 import { expect } from 'chai';
 import type { File, FileKind, FileStatus } from '../core/fileRecord.js';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import { newSigningSecret } from '../core/webhooks/signing.js';
 import { sql, truncateFiles } from './support/db.js';
 import { expectProblem } from './support/problems.js';
@@ -53,7 +53,7 @@ async function insertFiles(
 ): Promise<string[]> {
   const { status = 'failed', kind = 'text', at = BASE } = options;
   const code = options.code === undefined ? (status === 'failed' ? 'processing_failed' : null) : options.code;
-  const ids = Array.from({ length: count }, () => newFileId());
+  const ids = Array.from({ length: count }, () => newId());
   await sql(
     `INSERT INTO files (id, name, size, content_type, kind, sha256, status, attempts, error, uploaded_at)
      SELECT t.id, 'f', 1, 'text/plain', $2, repeat('0', 64), $3, 2,
@@ -337,7 +337,7 @@ describe('POST /files/reprocess', function () {
   it('sends no webhook event for the files it re-queues', async () => {
     const endpoint = (await service.db.webhooks.createEndpoint(
       {
-        id: newFileId(),
+        id: newId(),
         url: 'https://hooks.example.com/files',
         events: ['file.processed', 'file.failed', 'file.deleted'],
         description: '',

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PRESIGNED_CLOCK_SKEW_MS } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
-import { newFileId } from '../core/ids.js';
+import { newId } from '../core/ids.js';
 import type { S3BlobStore } from '../core/storage/index.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { Reconciler } from '../worker/reconciler.js';
@@ -195,7 +195,7 @@ describe('direct uploads', function () {
     const keptOffer = await offerFor(kept, 'kept.bin');
     await put(keptOffer, kept);
     expect((await complete(keptOffer)).status).to.equal(201);
-    const orphans = [newFileId(), newFileId(), newFileId()];
+    const orphans = [newId(), newId(), newId()];
     for (const id of orphans) await store.put(id, Readable.from([Buffer.from('no row')]), { maxBytes: 100 });
 
     const report = await reconcile(0);

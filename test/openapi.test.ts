@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import { ERRORS } from '../api/errors.js';
 import { ROUTES, type RouteDoc } from '../api/routes.js';
 import { CONTENT_PATH, THUMBNAIL_PATH } from '../core/serializer.js';
@@ -94,6 +95,17 @@ describe('GET /openapi.json and /docs', () => {
       'encrypted_entries',
     ]);
     expect(document.paths['/files/{id}/thumbnail']!.get!.responses['404']!.description).to.contain('not_found');
+  });
+
+  it("documents every error code in README.md's table, under the anchor its problem's type links to", async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    for (const [code, { status }] of Object.entries(ERRORS)) {
+      const anchor = `errors-${code.replaceAll('_', '-')}`;
+      expect(readme, code).to.include(`| ${status} | <a id="${anchor}"></a>\`${code}\` |`);
+    }
+    // The type a problem carries is the link to that row.
+    const problem = (await (await fetch(`${service.url}/nowhere`)).json()) as { type: string };
+    expect(problem.type).to.match(/README\.md#errors-not-found$/);
   });
 
   it('lists the error codes each operation can answer', () => {

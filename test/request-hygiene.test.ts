@@ -104,6 +104,55 @@ describe('request hygiene on every route', function () {
   });
 });
 
+describe('query parameters a route does not take', function () {
+  let service: TestService;
+  before(async () => {
+    service = await startService({ worker: false });
+  });
+  after(() => service.close());
+
+  it('answers 400 invalid_query naming each, so that a misspelt filter never lists every file', async () => {
+    const problem = await expectProblem(await fetch(`${service.url}/files/?name=x&kind=image`), 400, 'invalid_query');
+    expect(problem.errors).to.deep.equal([
+      {
+        field: 'name',
+        message: 'Not a parameter of this route (limit, cursor, status, processed, kind, error_code, uploaded_before).',
+      },
+    ]);
+    const none = await expectProblem(
+      await fetch(`${service.url}/files/00000000-0000-7000-8000-000000000000/content?x=1`),
+      400,
+      'invalid_query',
+    );
+    expect(none.errors).to.deep.equal([{ field: 'x', message: 'This route takes no query.' }]);
+    expect((await fetch(`${service.url}/files/?kind=image&limit=5`)).status).to.equal(200);
+  });
+});
+
+describe('POST /files/reprocess without a body', function () {
+  let service: TestService;
+  before(async () => {
+    service = await startService({ worker: false });
+  });
+  after(() => service.close());
+
+  it('takes it as the empty filter (every field is optional): failed files, up to 1,000', async () => {
+    const response = await fetch(`${service.url}/files/reprocess`, { method: 'POST' });
+    expect(response.status, await response.clone().text()).to.equal(202);
+    expect(await response.json()).to.deep.include({ dry_run: false, next_cursor: null });
+    // A body of another type is still refused: only its absence means "nothing to filter".
+    await expectProblem(
+      await fetch(`${service.url}/files/reprocess`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'text/plain' },
+        body: 'x',
+      }),
+      415,
+      'unsupported_media_type',
+    );
+  });
+});
+
 describe('a response body that cannot be serialized', () => {
   it('is a problem+json 500, and the log records the 500 the client got', async () => {
     const logs = captureLogs('info');

@@ -1,5 +1,5 @@
 // What every result carries, whatever the kind: the bytes were read back and matched their record.
-import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
+import { Kind, Type, TypeRegistry, type Static, type TObject, type TProperties } from '@sinclair/typebox';
 
 const CommonResultFields = {
   sha256_verified: Type.Boolean({
@@ -33,6 +33,11 @@ export const kindResult = <T extends TProperties>(title: string, description: st
 export const OrNull = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()]);
 
-/** A string enum rendered as `{"type": "string", "enum": [...]}`, which OpenAPI tools show best. */
+/**
+ * A string enum rendered as `{"type": "string", "enum": [...]}`, which OpenAPI tools show best, and checked as one by
+ * TypeBox's validator (a kind of its own: TypeBox knows no `enum` keyword).
+ */
 export const StringEnum = <T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
-  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+  Type.Unsafe<T[number]>({ [Kind]: 'StringEnum', type: 'string', enum: [...values], ...options });
+
+TypeRegistry.Set<{ enum: unknown[] }>('StringEnum', (schema, value) => schema.enum.includes(value));

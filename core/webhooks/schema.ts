@@ -27,11 +27,12 @@ const Events = Type.Array(
     description:
       '`file.processed` and `file.failed` when a File settles, `file.deleted` when it is deleted; the payload is the File as it was.',
   }),
-  { minItems: 1, uniqueItems: true, description: 'The events sent to this endpoint (duplicates are removed).' },
+  { minItems: 1, description: 'The events sent to this endpoint (duplicates are removed).' },
 );
 const Url = Type.String({
   format: 'uri',
   maxLength: 2048,
+  errorMessage: 'An absolute URL of at most 2048 characters, https://...',
   description:
     'Where events are POSTed: `https://` (also `http://` with WEBHOOK_ALLOW_HTTP), without credentials or fragment, ' +
     'not resolving to a loopback, private, link-local or metadata address (unless WEBHOOK_ALLOW_PRIVATE).',
@@ -88,7 +89,12 @@ export const WebhookEndpointChangeSchema = Type.Object(
       Type.Boolean({ description: 'false disables the endpoint (`manual`); true enables it again.' }),
     ),
   },
-  { additionalProperties: false, minProperties: 1, $id: 'WebhookEndpointChange' },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    errorMessage: 'Send at least one field to change (url, events, description, enabled).',
+    $id: 'WebhookEndpointChange',
+  },
 );
 
 export const WebhookDeliverySchema = Type.Object(
