@@ -6,9 +6,8 @@
 // It wakes on `webhook_deliveries` notifications (sent at commit by the trigger), on its own timers for retries it
 // scheduled, and on a slow poll that catches what a lost notification or another worker's retry left due.
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
-import { serializeFile } from '../core/serializer.js';
 import type { AttemptOutcome, ClaimedDelivery, Database, Notifications } from '../core/db/index.js';
-import type { FileRow } from '../core/fileRecord.js';
+import { eventBody, traceParentOf, type StoredEvent } from '../core/webhooks/events.js';
 import { signatureHeaders } from '../core/webhooks/signing.js';
 import { sendWebhook, type SendResult } from '../core/webhooks/send.js';
 import type { Logger } from '../core/telemetry/logger.js';
@@ -160,18 +159,14 @@ export class WebhookDispatcher {
           'file.id': delivery.file_id,
           'url.full': delivery.url,
         },
-        links: linkTo(delivery.file),
+        links: linkTo(eventOf(delivery)),
       },
       ROOT_CONTEXT,
     );
     const started = process.hrtime.bigint();
     let result: SendResult;
     try {
-      const body = JSON.stringify({
-        type: delivery.event_type,
-        timestamp: delivery.created_at.toISOString(),
-        data: serializeFile(fileRowOf(delivery.file), delivery.base_url),
-      });
+      const body = eventBody(eventOf(delivery), delivery.base_url);
       const headers = signatureHeaders(delivery.secret, delivery.id, Math.floor(Date.now() / 1000), body);
       result = await context.with(trace.setSpan(ROOT_CONTEXT, span), () =>
         sendWebhook(new URL(delivery.url), headers, body, {
@@ -234,21 +229,17 @@ export class WebhookDispatcher {
   }
 }
 
-/** The `files` row as to_jsonb wrote it, as the FileRow the serializer takes. */
-function fileRowOf(file: Record<string, unknown>): FileRow {
-  const row = file as unknown as FileRow & { uploaded_at: string; processed_at: string | null };
-  return {
-    ...row,
-    size: Number(row.size),
-    uploaded_at: new Date(row.uploaded_at),
-    processed_at: row.processed_at ? new Date(row.processed_at) : null,
-  };
-}
+/** The event a delivery announces. */
+const eventOf = (delivery: ClaimedDelivery): StoredEvent => ({
+  type: delivery.event_type,
+  createdAt: delivery.created_at,
+  file: delivery.file,
+});
 
 /** A link to the span that settled the File, when tracing was on then (its trace context is kept in the row). */
-function linkTo(file: Record<string, unknown>) {
-  const traceparent = file.trace_parent;
-  if (typeof traceparent !== 'string') return [];
+function linkTo(event: StoredEvent) {
+  const traceparent = traceParentOf(event);
+  if (traceparent === null) return [];
   const linked = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, { traceparent }));
   return linked ? [{ context: linked }] : [];
 }

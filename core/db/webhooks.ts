@@ -59,8 +59,8 @@ export interface WebhookDelivery {
 
 /** A delivery a dispatcher took, with what sending it needs. */
 export interface ClaimedDelivery extends WebhookDelivery {
-  /** The `files` row as it was when the event happened (to_jsonb: timestamps as ISO strings). */
-  file: Record<string, unknown>;
+  /** The `files` row as it was when the event happened, as stored (core/webhooks/events.ts reads it). */
+  file: unknown;
   url: string;
   secret: string;
   base_url: string;
@@ -181,14 +181,6 @@ export class Webhooks {
        ORDER BY d.created_at DESC, d.id DESC LIMIT $2`,
       before ? [endpointId, limit, before.createdAt, before.id] : [endpointId, limit],
     );
-  }
-
-  async findDelivery(endpointId: string, id: string): Promise<WebhookDelivery | null> {
-    const rows = await this.sql<WebhookDelivery>(
-      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries AS d WHERE d.endpoint_id = $1 AND d.id = $2`,
-      [endpointId, id],
-    );
-    return rows[0] ?? null;
   }
 
   /**
