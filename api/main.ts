@@ -81,13 +81,7 @@ runMain(async () => {
     eventLoop: watchEventLoop({ maxDelayMs: config.livenessMaxEventLoopDelayMs }),
     checks: [...dependencyChecks({ db, queue }), { name: 'storage', check: () => storage.ping() }],
   });
-  await listen(server, config.port, config.host, 'PORT');
-  await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
-  logger.info(
-    { port: config.port, admin_port: config.adminPort, version, authentication: tokens.enabled },
-    'api listening',
-  );
-
+  // From here on a signal stops the API cleanly, even one that comes while it is still starting.
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     // Readiness fails first, so no new traffic is routed here; in-flight requests (uploads included) finish.
     shuttingDown = true;
@@ -105,4 +99,10 @@ runMain(async () => {
     await closeServer(admin, 1_000);
     await tracing.shutdown();
   });
+  await listen(server, config.port, config.host, 'PORT');
+  await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
+  logger.info(
+    { port: config.port, admin_port: config.adminPort, version, authentication: tokens.enabled },
+    'api listening',
+  );
 });

@@ -1,12 +1,12 @@
 import { expect } from 'chai';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { analyzeImage } from '../worker/processors/image.js';
 import { ProcessingError, type Processor } from '../worker/processors/index.js';
-import { ParserProcesses, v8Flags } from '../worker/parsers.js';
+import { ParserProcesses, removeDeadParserDirectories, v8Flags } from '../worker/parsers.js';
 import {
   abortLikeV8OutOfHeap,
   abortProcess,
@@ -235,12 +235,30 @@ describe('parser processes', function () {
     );
   });
 
-  it('dies with its parent, even while a parser spins', async () => {
+  it("removes every child's temporary directory when it closes", async () => {
+    const dirs = await Promise.all(
+      [1, 2].map(() => parsers.run(ANALYZERS_MODULE, temporaryDirectory, [], limits(10_000))),
+    );
+    expect(dirs.every((dir) => existsSync(dir))).to.equal(true);
+    await parsers.close();
+    expect(dirs.filter((dir) => existsSync(dir))).to.deep.equal([]);
+  });
+
+  it("dies with its parent, even while a parser spins, and the next worker's start removes what it left", async () => {
     const parent = startProcess('dist/test/support/spinningParent.js');
     const pid = Number(await eventually(() => /^child (\d+)$/m.exec(parent.output())?.[1], 'the spinning child'));
     parent.child.kill('SIGKILL');
     await parent.exited;
     await eventually(() => gone(pid), 'the orphaned child is gone', 5_000);
+    const ownedBy = (owner: number) =>
+      readdirSync(os.tmpdir()).filter((name) => name.startsWith(`fp-parser-${owner}-`));
+    // Nobody was left to remove the killed parent's child's directory; a live worker's stays.
+    expect(ownedBy(parent.child.pid!)).to.have.length(1);
+    await parsers.warm();
+    expect(ownedBy(process.pid).length).to.be.at.least(2);
+    expect(removeDeadParserDirectories()).to.be.at.least(1);
+    expect(ownedBy(parent.child.pid!)).to.deep.equal([]);
+    expect(ownedBy(process.pid).length).to.be.at.least(2);
   });
 });
 

@@ -71,15 +71,7 @@ runMain(async () => {
     eventLoop: watchEventLoop({ maxDelayMs: config.livenessMaxEventLoopDelayMs }),
     checks: [...dependencyChecks({ db, queue })],
   });
-  await worker.warm();
-  await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
-  worker.start();
-  reconciler.start();
-  await notifications.start();
-  dispatcher.start();
-  const queues = Object.fromEntries(config.workerQueues.map((queue) => [queue.name, queue.concurrency]));
-  logger.info({ admin_port: config.adminPort, queues, version }, 'worker started');
-
+  // From here on a signal stops the worker cleanly, even one that comes while it is still starting.
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     shuttingDown = true;
     await reconciler.stop();
@@ -92,4 +84,15 @@ runMain(async () => {
     await closeServer(admin, 1_000);
     await tracing.shutdown();
   });
+  await worker.warm();
+  await listen(admin, config.adminPort, config.host, 'ADMIN_PORT');
+  // A signal while warming: the shutdown has closed what it found, and nothing more starts.
+  if (shuttingDown) return;
+  worker.start();
+  reconciler.start();
+  await notifications.start();
+  if (shuttingDown) return;
+  dispatcher.start();
+  const queues = Object.fromEntries(config.workerQueues.map((queue) => [queue.name, queue.concurrency]));
+  logger.info({ admin_port: config.adminPort, queues, version }, 'worker started');
 });

@@ -4,7 +4,7 @@
 // is watched while it parses: past its RSS ceiling, its CPU time or its deadline it is killed, its file fails
 // at once (`out_of_memory`, `timeout`, `parser_crashed`), and a fresh child, warm again, takes its place.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cpuMsOf, rssBytesOf } from '../core/procfs.js';
@@ -69,6 +69,8 @@ interface Child {
 }
 
 const CHILD_ENTRY = new URL('./parserProcess.js', import.meta.url);
+/** A child's temporary directory is `fp-parser-<worker pid>-<random>`: whose it was outlives the worker. */
+const TMPDIR_PREFIX = 'fp-parser-';
 const STDERR_KEPT = 8 * 1024;
 /** How long closing waits for idle children to exit on their own before killing them. */
 const CLOSE_GRACE_MS = 2_000;
@@ -92,6 +94,31 @@ export function v8Flags(maxRssBytes: number): string[] {
   return [
     `--max-old-space-size=${Math.floor(Math.max(MIN_OLD_SPACE_BYTES, maxRssBytes - CHILD_BASELINE_BYTES) / MIB)}`,
   ];
+}
+
+/**
+ * Removes the temporary directories of parsers whose worker is gone (killed before it could remove them), leaving
+ * those of live workers alone; answers how many went. A worker runs it as it starts.
+ */
+export function removeDeadParserDirectories(root = os.tmpdir()): number {
+  let removed = 0;
+  for (const name of readdirSync(root)) {
+    const owner = new RegExp(`^${TMPDIR_PREFIX}(\\d+)-`).exec(name)?.[1];
+    if (owner === undefined || isAlive(Number(owner))) continue;
+    rmSync(path.join(root, name), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
+/** Whether a process with this pid exists (EPERM: it does, and is someone else's). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export class ParserProcesses {
@@ -234,7 +261,7 @@ export class ParserProcesses {
 
   private spawn(): Child {
     // The child's own os.tmpdir(), removed when it exits: a parser killed while it held a copy of a blob leaves nothing.
-    const tmpdir = mkdtempSync(path.join(os.tmpdir(), 'fp-parser-'));
+    const tmpdir = mkdtempSync(path.join(os.tmpdir(), `${TMPDIR_PREFIX}${process.pid}-`));
     const subprocess = fork(CHILD_ENTRY, [], {
       execArgv: v8Flags(this.options.maxRssBytes),
       env: { ...process.env, [PRELOAD_ENV]: JSON.stringify(this.options.preload ?? []), TMPDIR: tmpdir },

@@ -19,7 +19,7 @@ import {
 import { ProcessingError, type ProcessingLimits, type ProcessorRegistry } from './processors/index.js';
 import type { RunInParser } from './processors/types.js';
 import { Exclusion } from './exclusion.js';
-import { ParserProcesses } from './parsers.js';
+import { ParserProcesses, removeDeadParserDirectories } from './parsers.js';
 
 export interface WorkerDeps {
   db: Database;
@@ -193,7 +193,11 @@ export function createWorker(deps: WorkerDeps): Worker {
   }
 
   return {
-    warm: () => parsers.warm(),
+    warm: () => {
+      // What parsers of a worker killed before it could clean up left in the temporary directory.
+      removeDeadParserDirectories();
+      return parsers.warm();
+    },
     start: () => queue.consume(deps.concurrency, deps.onBusyChange ? handleCountingRunning : handle),
     close: async (timeoutMs) => {
       await queue.close(timeoutMs);

@@ -1,8 +1,16 @@
 import { expect } from 'chai';
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import type { File } from '../../core/fileRecord.js';
 import { bigBinaryFile, uploadFromDisk } from '../support/fixtures.js';
 import { connect, parseResponse, readUntilClosed } from '../support/raw.js';
+import {
+  freePort,
+  killStartedProcesses,
+  startProcess,
+  startWorkerProcess,
+  waitUntilReady,
+} from '../support/processes.js';
 import { usePrivateStack, waitFor } from '../support/stack.js';
 
 describe('fault: SIGTERM while work is in flight', function () {
@@ -62,5 +70,26 @@ describe('fault: SIGTERM while work is in flight', function () {
     const byId = Object.fromEntries(rows.map((row) => [row.id, row]));
     expect(byId[first.id]).to.include({ status: 'processed', attempts: 1 });
     expect(byId[second.id]).to.include({ status: 'queued', attempts: 0 });
+  });
+});
+
+describe('fault: SIGTERM the moment a process is ready', function () {
+  this.timeout(60_000);
+  afterEach(() => killStartedProcesses());
+
+  it('stops a worker cleanly, exit 0, and leaves none of its parsers behind', async () => {
+    const { worker } = await startWorkerProcess({ QUEUE_NAME: `ready-${process.pid}` });
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited, worker.output().slice(-2_000)).to.equal(0);
+    const left = readdirSync(os.tmpdir()).filter((name) => name.startsWith(`fp-parser-${worker.child.pid}-`));
+    expect(left).to.deep.equal([]);
+  });
+
+  it('stops an API cleanly, exit 0', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const api = startProcess('dist/api/main.js', { PORT: String(port), ADMIN_PORT: String(adminPort) });
+    await waitUntilReady(api, `http://127.0.0.1:${adminPort}/readyz`);
+    api.child.kill('SIGTERM');
+    expect(await api.exited, api.output().slice(-2_000)).to.equal(0);
   });
 });
