@@ -275,6 +275,10 @@ describe('direct uploads', function () {
       413,
       'file_too_large',
     );
+    // The limit itself is allowed, as for every way in.
+    expect((await announce({ name: 'limit', size: 1024 * 1024, sha256: sha256(Buffer.from('x')) })).status).to.equal(
+      201,
+    );
   });
 
   it('answers 404 for an unknown upload, and for an expired one, whose bytes the reconciler removes', async () => {

@@ -20,6 +20,7 @@ import {
   oomScoreAdjustment,
   spinForever,
   spinOverTemporaryFile,
+  spinFor,
   temporaryDirectory,
   throwUncaught,
 } from './support/analyzers.js';
@@ -104,6 +105,14 @@ describe('parser processes', function () {
     expect(err).to.include({ code: 'timeout' });
     expect(err.message).to.contain('300 ms of CPU time');
     expect(Date.now() - started).to.be.below(10_000);
+  });
+
+  it("counts each parse's CPU time from its own start, so a warm child that parsed before gets its whole budget", async () => {
+    // Four parses of 250 ms of CPU each, on one child, within 600 ms each: the child's lifetime CPU passes it.
+    const pids = [];
+    for (let parse = 0; parse < 4; parse++)
+      pids.push(await parsers.run(ANALYZERS_MODULE, spinFor, [250], limits(60_000, 600)));
+    expect(new Set(pids).size).to.equal(1);
   });
 
   it('fails with parser_crashed when an uncaught exception or an abort kills the child', async () => {

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { isForbiddenAddress } from '../core/webhooks/addresses.js';
+import http from 'node:http';
+import { guardLookup, isForbiddenAddress, type ResolveAll } from '../core/webhooks/addresses.js';
+import { startReceiver } from './support/receiver.js';
 
 describe('isForbiddenAddress', () => {
   const table: Array<[string, boolean, string]> = [
@@ -58,4 +60,43 @@ describe('isForbiddenAddress', () => {
       expect(isForbiddenAddress(address)).to.equal(forbidden);
     });
   }
+});
+
+describe('guardLookup', () => {
+  /** A name that resolves, as a rebinding or split-horizon DNS may answer, to a public and then a loopback address. */
+  const twoFaced: ResolveAll = (_hostname, _options, callback) =>
+    callback(null, [
+      { address: '93.184.215.14', family: 4 },
+      { address: '127.0.0.1', family: 4 },
+    ]);
+
+  it('refuses a name that resolves to a public and a loopback address, and nothing reaches the loopback one', async () => {
+    const receiver = await startReceiver();
+    try {
+      const { port } = new URL(receiver.url);
+      const outcome = await new Promise<NodeJS.ErrnoException | number>((resolve) => {
+        const request = http.request(`http://two-faced.example:${port}/hook`, {
+          method: 'POST',
+          lookup: guardLookup(twoFaced),
+          timeout: 5_000,
+        });
+        request.on('response', (response) => resolve(response.statusCode ?? 0));
+        request.on('error', resolve);
+        request.on('timeout', () => request.destroy());
+        request.end('{}');
+      });
+      expect((outcome as NodeJS.ErrnoException).code).to.equal('EFORBIDDEN');
+      expect(receiver.received).to.deep.equal([]);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('lets a name through whose every address is allowed', async () => {
+    const lookup = guardLookup((_hostname, _options, callback) => callback(null, [{ address: '8.8.8.8', family: 4 }]));
+    const address = await new Promise<string>((resolve, reject) =>
+      lookup('public.example', { all: false }, (err, found) => (err ? reject(err) : resolve(found as string))),
+    );
+    expect(address).to.equal('8.8.8.8');
+  });
 });

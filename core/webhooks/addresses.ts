@@ -144,27 +144,40 @@ async function resolve(host: string): Promise<string[]> {
   );
 }
 
+/** Resolves a name to every address it has, as `dns.lookup` with `all: true` does. */
+export type ResolveAll = (
+  hostname: string,
+  options: LookupAllOptions,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
 /**
- * The `lookup` of a webhook's connection: resolves the name and fails the connection when any address it
- * gives is forbidden, so the address checked is the address used. (An address written in the URL is not looked
- * up by Node: assertSendable checks it.)
+ * The `lookup` of a webhook's connection, over `resolve`: fails the connection when any address the name gives is
+ * forbidden, so the address checked is the address used (a connection may try every address it was given).
  */
-export const guardedLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, all: true, verbatim: true }, (err, addresses: LookupAddress[]) => {
-    if (err) return callback(err, '', 0);
-    const forbidden = addresses.find((entry) => isForbiddenAddress(entry.address));
-    if (forbidden) {
-      const refused = Object.assign(
-        new WebhookUrlError(`${hostname} resolves to ${forbidden.address}, which webhooks may not reach.`),
-        { code: 'EFORBIDDEN' },
-      );
-      return callback(refused, '', 0);
-    }
-    if (options.all) return (callback as (err: null, addresses: LookupAddress[]) => void)(null, addresses);
-    const first = addresses[0]!;
-    callback(null, first.address, first.family);
-  });
-};
+export function guardLookup(resolve: ResolveAll): LookupFunction {
+  return (hostname, options, callback) => {
+    resolve(hostname, { ...options, all: true, verbatim: true }, (err, addresses) => {
+      if (err) return callback(err, '', 0);
+      const forbidden = addresses.find((entry) => isForbiddenAddress(entry.address));
+      if (forbidden) {
+        const refused = Object.assign(
+          new WebhookUrlError(`${hostname} resolves to ${forbidden.address}, which webhooks may not reach.`),
+          { code: 'EFORBIDDEN' },
+        );
+        return callback(refused, '', 0);
+      }
+      if (options.all) return (callback as (err: null, addresses: LookupAddress[]) => void)(null, addresses);
+      const first = addresses[0]!;
+      callback(null, first.address, first.family);
+    });
+  };
+}
+
+/** The `lookup` of every webhook connection: the system's resolver, guarded. (An address written in the URL is not looked up by Node: assertSendable checks it.) */
+export const guardedLookup: LookupFunction = guardLookup((hostname, options, callback) =>
+  dnsLookup(hostname, options, callback),
+);
 
 /** Before a send: a URL written with a forbidden address is refused here, as names are by guardedLookup. */
 export function assertSendable(url: URL): void {

@@ -22,6 +22,17 @@ export async function throwUncaught(): Promise<never> {
   return sleep<never>(60_000);
 }
 
+/** Keeps the CPU busy for `cpuMs` of this process's CPU time (not of the clock, which a busy machine stretches). */
+export async function spinFor(cpuMs: number): Promise<number> {
+  const start = process.cpuUsage();
+  let used = 0;
+  while (used < cpuMs) {
+    const { user, system } = process.cpuUsage(start);
+    used = (user + system) / 1000;
+  }
+  return process.pid;
+}
+
 /** Allocates until the thread's heap limit stops it. */
 export async function exhaustMemory(): Promise<never> {
   const hoard: number[][] = [];
