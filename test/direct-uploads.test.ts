@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PRESIGNED_CLOCK_SKEW_MS } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
@@ -205,6 +206,25 @@ describe('direct uploads', function () {
     expect(await storedBytes(pendingOffer.id)).to.equal(pending.length);
     expect(await storedBytes(keptOffer.id)).to.equal(kept.length);
     expect((await complete(pendingOffer)).status).to.equal(201);
+  });
+
+  it('keeps the bytes of a live upload older than ORPHAN_AFTER_MS (DIRECT_UPLOAD_EXPIRES_MS is longer), and completes it', async () => {
+    const orphanAfterMs = 1_000;
+    const bytes = randomBytes(400);
+    const offer = await offerFor(bytes, 'slow-client.bin');
+    expect(Date.parse(offer.expires_at) - Date.now()).to.be.above(orphanAfterMs);
+    expect((await put(offer, bytes)).status).to.equal(200);
+    const orphan = newFileId();
+    await store.put(orphan, Readable.from([Buffer.from('no row')]), { maxBytes: 100 });
+    // Both older than ORPHAN_AFTER_MS by the bucket's clock, whose LastModified counts whole seconds.
+    await sleep(2 * orphanAfterMs + 100);
+
+    for (let run = 0; run < 2; run++) await reconcile(orphanAfterMs);
+    expect(await hasBlob(store, orphan), 'the orphan of the same age').to.equal(false);
+    expect(await storedBytes(offer.id)).to.equal(bytes.length);
+    expect((await complete(offer)).status).to.equal(201);
+    const done = await waitForStatus(service.url, offer.id);
+    expect(done).to.include({ status: 'processed', sha256: sha256(bytes) });
   });
 
   it('replays an announcement with the same Idempotency-Key and sha256, and refuses other bytes under it', async () => {
