@@ -565,7 +565,7 @@ export const SETTINGS: Setting[] = [
     fallback: '30000',
     parse: integer(100, 3_600_000),
     description:
-      "How often the worker's reconciler runs, in one worker at a time: the leader, whose Redis lock lives one interval past its last renewal, so another worker takes over within two intervals of its death.",
+      "How often the worker's reconciler ticks, in one worker at a time: the leader, whose Redis lock lives one interval past its last renewal, so another worker takes over within two intervals of its death. Its repairs (re-queues, orphan blobs) run at every tick, its housekeeping (temporary files, idempotency keys, direct and resumable uploads, webhook retention) every tenth, at most an hour apart.",
   },
   {
     env: 'REQUEUE_AFTER_MS',

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PRESIGNED_CLOCK_SKEW_MS } from '../core/db/index.js';
 import type { File } from '../core/fileRecord.js';
@@ -13,6 +14,7 @@ import { newId } from '../core/ids.js';
 import type { S3BlobStore } from '../core/storage/index.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { Reconciler } from '../worker/reconciler.js';
+import { sweepsFor } from '../worker/sweeps/index.js';
 import { sql } from './support/db.js';
 import { rowCount } from './support/leftovers.js';
 import { expectProblem } from './support/problems.js';
@@ -181,7 +183,7 @@ describe('direct uploads', function () {
       `UPDATE direct_uploads SET expires_at = now() - $1 * interval '1 millisecond' - interval '1 second' WHERE id = $2`,
       [PRESIGNED_CLOCK_SKEW_MS, offer.id],
     );
-    expect((await reconcile(3_600_000)).removedUploads).to.be.at.least(1);
+    expect((await reconcile(3_600_000)).swept.direct_uploads!.removed).to.be.at.least(1);
     expect(await hasBlob(store, offer.id)).to.equal(false);
     expect(await sql('SELECT id FROM direct_uploads WHERE id = $1', [offer.id])).to.deep.equal([]);
     await expectProblem(await fetch(`${service.url}/files/${offer.id}/`), 404, 'not_found');
@@ -199,11 +201,30 @@ describe('direct uploads', function () {
     for (const id of orphans) await store.put(id, Readable.from([Buffer.from('no row')]), { maxBytes: 100 });
 
     const report = await reconcile(0);
-    expect(report.removedOrphans).to.be.at.least(orphans.length);
+    expect(report.swept.orphan_blobs!.removed).to.be.at.least(orphans.length);
     for (const id of orphans) expect(await hasBlob(store, id), id).to.equal(false);
     expect(await storedBytes(pendingOffer.id)).to.equal(pending.length);
     expect(await storedBytes(keptOffer.id)).to.equal(kept.length);
     expect((await complete(pendingOffer)).status).to.equal(201);
+  });
+
+  it('keeps the bytes of a live upload older than ORPHAN_AFTER_MS (DIRECT_UPLOAD_EXPIRES_MS is longer), and completes it', async () => {
+    const orphanAfterMs = 1_000;
+    const bytes = randomBytes(400);
+    const offer = await offerFor(bytes, 'slow-client.bin');
+    expect(Date.parse(offer.expires_at) - Date.now()).to.be.above(orphanAfterMs);
+    expect((await put(offer, bytes)).status).to.equal(200);
+    const orphan = newId();
+    await store.put(orphan, Readable.from([Buffer.from('no row')]), { maxBytes: 100 });
+    // Both older than ORPHAN_AFTER_MS by the bucket's clock, whose LastModified counts whole seconds.
+    await sleep(2 * orphanAfterMs + 100);
+
+    for (let run = 0; run < 2; run++) await reconcile(orphanAfterMs);
+    expect(await hasBlob(store, orphan), 'the orphan of the same age').to.equal(false);
+    expect(await storedBytes(offer.id)).to.equal(bytes.length);
+    expect((await complete(offer)).status).to.equal(201);
+    const done = await waitForStatus(service.url, offer.id);
+    expect(done).to.include({ status: 'processed', sha256: sha256(bytes) });
   });
 
   it('replays an announcement with the same Idempotency-Key and sha256, and refuses other bytes under it', async () => {
@@ -301,7 +322,7 @@ describe('direct uploads', function () {
       [PRESIGNED_CLOCK_SKEW_MS, offer.id],
     );
     const report = await reconcile(3_600_000);
-    expect(report.removedUploads).to.be.at.least(1);
+    expect(report.swept.direct_uploads!.removed).to.be.at.least(1);
     expect(await hasBlob(store, offer.id)).to.equal(false);
     expect(await sql('SELECT id FROM direct_uploads WHERE id = $1', [offer.id])).to.deep.equal([]);
   });
@@ -340,25 +361,19 @@ describe('direct uploads', function () {
     return head ? (head.ContentLength ?? 0) : null;
   }
 
-  /** One run of the reconciler over this store, with orphans older than `orphanAfterMs` removed. */
+  /** One run of every sweep of the reconciler over this store, with orphans older than `orphanAfterMs` removed. */
   async function reconcile(orphanAfterMs: number) {
     const redis = sharedRedisFor(service.queueName);
     try {
-      const reconciler = new Reconciler({
-        db: service.db,
-        queue: service.queue,
-        redis,
-        storage: store,
-        logger: testLogger(),
-        metrics: createMetrics(),
-        config: {
-          reconcileIntervalMs: 60_000,
-          requeueAfterMs: 60_000,
-          orphanAfterMs,
-          webhookRetentionMs: 7 * 86_400_000,
-          tusExpireAfterMs: 86_400_000,
-        },
-      });
+      const config = {
+        reconcileIntervalMs: 60_000,
+        requeueAfterMs: 60_000,
+        orphanAfterMs,
+        webhookRetentionMs: 7 * 86_400_000,
+        tusExpireAfterMs: 86_400_000,
+      };
+      const sweeps = sweepsFor({ db: service.db, queue: service.queue, storage: store, config });
+      const reconciler = new Reconciler({ redis, logger: testLogger(), metrics: createMetrics(), config, sweeps });
       return await reconciler.runOnce();
     } finally {
       redis.close();

@@ -135,11 +135,15 @@ describe('observability', () => {
       expect(await registry.metrics()).to.not.match(UUID);
     });
 
-    it('defines the reconciler counter, by reason, for the reconciler to move', async () => {
+    it("defines the reconciler's metrics, by sweep, for the reconciler to move", async () => {
       const metrics = createMetrics();
-      expect(await metrics.registry.metrics()).to.contain('# TYPE reconciler_requeued_total counter');
-      metrics.reconcilerRequeued.inc({ reason: 'queued' });
-      expect(await seriesValue(metrics.registry, 'reconciler_requeued_total', { reason: 'queued' })).to.equal(1);
+      const text = await metrics.registry.metrics();
+      expect(text).to.contain('# TYPE reconciler_items_total counter');
+      expect(text).to.contain('# TYPE reconciler_sweep_duration_seconds histogram');
+      expect(text).to.contain('# TYPE reconciler_sweep_errors_total counter');
+      metrics.reconcilerItems.inc({ sweep: 'requeue_queued', outcome: 'requeued' });
+      const labels = { sweep: 'requeue_queued', outcome: 'requeued' };
+      expect(await seriesValue(metrics.registry, 'reconciler_items_total', labels)).to.equal(1);
     });
 
     it("exports the process's default metrics", async () => {

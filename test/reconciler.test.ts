@@ -9,11 +9,15 @@ import { newId } from '../core/ids.js';
 import { FileQueue } from '../core/queue/index.js';
 import type { SharedRedis } from '../core/redis.js';
 import { LocalDiskStore } from '../core/storage/index.js';
-import { createMetrics } from '../core/telemetry/metrics.js';
-import { emptyReport, Reconciler, type ReconcilerConfig } from '../worker/reconciler.js';
+import { createMetrics, type Metrics } from '../core/telemetry/metrics.js';
+import { resumableStoreFor } from '../core/tus/stores.js';
+import { Reconciler } from '../worker/reconciler.js';
+import { sweepsFor, type Sweep, type SweepConfig, type SweepDeps } from '../worker/sweeps/index.js';
 import { sql, truncateFiles } from './support/db.js';
 import { eventually } from './support/eventually.js';
 import { TEST_ENV } from './support/env.js';
+import { captureLogs } from './support/logs.js';
+import { seriesValue } from './support/metrics.js';
 import {
   sharedRedisFor,
   startService,
@@ -27,7 +31,7 @@ import {
 const HOUR = 3_600_000;
 
 /** Rows untouched for 200 ms count as stale, so the tests need not wait. */
-const config: ReconcilerConfig = {
+const config: SweepConfig = {
   reconcileIntervalMs: 60_000,
   requeueAfterMs: 200,
   orphanAfterMs: HOUR,
@@ -35,7 +39,7 @@ const config: ReconcilerConfig = {
   tusExpireAfterMs: 24 * HOUR,
 };
 
-describe('the reconciler', () => {
+describe("the reconciler's sweeps", () => {
   let service: TestService;
   let db: Database;
   let storage: LocalDiskStore;
@@ -49,7 +53,7 @@ describe('the reconciler', () => {
     db = openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 2 });
     storage = new LocalDiskStore(TEST_ENV.storageDir);
     redis = sharedRedisFor(service.queueName);
-    reconciler = new Reconciler({ db, queue: service.queue, redis, storage, logger: testLogger(), metrics, config });
+    reconciler = reconcilerWith({}, metrics);
   });
   after(async () => {
     await service.close();
@@ -57,7 +61,48 @@ describe('the reconciler', () => {
     await db.close();
   });
 
+  /** A reconciler of the worker's sweeps over this service's database, queue and store, unless `deps` says otherwise. */
+  function reconcilerWith(deps: Partial<SweepDeps>, registry: Metrics = createMetrics()): Reconciler {
+    const sweeps = sweepsFor({ db, queue: service.queue, storage, config, ...deps });
+    return new Reconciler({ redis, logger: testLogger(), metrics: registry, config, sweeps });
+  }
+
   const ageRow = (id: string) => sql("UPDATE files SET updated_at = now() - interval '1 minute' WHERE id = $1", [id]);
+
+  it('has a sweep for each repair and each housekeeping task, those of the store it has only', () => {
+    const names = (deps: Partial<SweepDeps>) =>
+      sweepsFor({ db, queue: service.queue, storage, config, ...deps }).map((sweep) => sweep.name);
+    expect(names({})).to.deep.equal([
+      'requeue_queued',
+      'requeue_lost',
+      'orphan_blobs',
+      'temporary_files',
+      'idempotency_keys',
+      'webhook_retention',
+    ]);
+    // Direct uploads need a bucket; resumable uploads their store.
+    expect(names({ resumable: resumableStoreFor(storage, HOUR) })).to.include('resumable_uploads');
+  });
+
+  it('repairs at every tick and keeps house every tenth, at most an hour apart', () => {
+    const intervals = (reconcileIntervalMs: number) =>
+      Object.fromEntries(
+        sweepsFor({ db, queue: service.queue, storage, config: { ...config, reconcileIntervalMs } }).map((sweep) => [
+          sweep.name,
+          sweep.intervalMs,
+        ]),
+      );
+    expect(intervals(30_000)).to.deep.equal({
+      requeue_queued: 30_000,
+      requeue_lost: 30_000,
+      orphan_blobs: 30_000,
+      temporary_files: 300_000,
+      idempotency_keys: 300_000,
+      webhook_retention: 300_000,
+    });
+    expect(intervals(HOUR / 2)).to.include({ requeue_queued: HOUR / 2, temporary_files: HOUR });
+    expect(intervals(HOUR)).to.include({ requeue_queued: HOUR, temporary_files: HOUR });
+  });
 
   it('re-enqueues a queued file whose job was lost, and the worker processes it', async () => {
     const redisDown = await startService({ worker: false, redisUrl: 'redis://127.0.0.1:9' });
@@ -69,9 +114,14 @@ describe('the reconciler', () => {
     }
     await ageRow(id);
     const report = await reconciler.runOnce();
-    expect(report.requeuedQueued).to.equal(1);
+    expect(report.swept.requeue_queued).to.deep.equal({ requeued: 1, failed: 0 });
     expect((await waitForStatus(service.url, id)).status).to.equal('processed');
-    expect((await metrics.reconcilerRequeued.get()).values).to.deep.include({ labels: { reason: 'queued' }, value: 1 });
+    const items = (outcome: string) =>
+      seriesValue(metrics.registry, 'reconciler_items_total', { sweep: 'requeue_queued', outcome });
+    expect([await items('requeued'), await items('failed')]).to.deep.equal([1, 0]);
+    expect(await seriesValue(metrics.registry, 'reconciler_sweep_duration_seconds_count')).to.equal(
+      Object.keys(report.swept).length,
+    );
   });
 
   it('leaves alone a queued file whose job is waiting', async () => {
@@ -79,16 +129,8 @@ describe('the reconciler', () => {
     try {
       const file = await uploadFile(idle.url, { content: 'waiting its turn' });
       await ageRow(file.id);
-      const idleReconciler = new Reconciler({
-        db,
-        queue: idle.queue,
-        redis,
-        storage,
-        logger: testLogger(),
-        metrics: createMetrics(),
-        config,
-      });
-      expect((await idleReconciler.runOnce()).requeuedQueued).to.equal(0);
+      const idleReconciler = reconcilerWith({ queue: idle.queue });
+      expect((await idleReconciler.runOnce()).swept.requeue_queued).to.include({ requeued: 0 });
       expect((await idle.queue.counts()).waiting).to.equal(1);
     } finally {
       await idle.close();
@@ -103,7 +145,7 @@ describe('the reconciler', () => {
       [file.id],
     );
     const report = await reconciler.runOnce();
-    expect(report.requeuedLost).to.equal(1);
+    expect(report.swept.requeue_lost).to.deep.equal({ requeued: 1 });
     const done = await waitForStatus(service.url, file.id);
     expect(done).to.include({ status: 'processed', attempts: 2 });
   });
@@ -114,7 +156,7 @@ describe('the reconciler', () => {
       const file = await uploadFile(idle.url, { content: 'bytes about to vanish' });
       await storage.remove(file.id);
       await ageRow(file.id);
-      expect((await reconciler.runOnce()).failedBlobMissing).to.equal(1);
+      expect((await reconciler.runOnce()).swept.requeue_queued).to.deep.equal({ requeued: 0, failed: 1 });
       const row = await db.files.findById(file.id);
       expect(row).to.include({ status: 'failed' });
       expect(row!.error!.code).to.equal('blob_missing');
@@ -141,7 +183,9 @@ describe('the reconciler', () => {
     await utimes(storage.pathOf(oldOrphan, 'thumbnail'), old, old);
     await utimes(storage.pathOf(kept.id), old, old);
 
-    expect((await reconciler.runOnce()).removedOrphans).to.equal(1);
+    const report = await reconciler.runOnce();
+    expect(report.swept.orphan_blobs).to.deep.equal({ removed: 1 });
+    expect(report.swept.temporary_files!.removed).to.be.at.least(1);
     expect(existsSync(staleTemp)).to.equal(false);
     expect(existsSync(freshTemp)).to.equal(true);
     expect(existsSync(storage.pathOf(oldOrphan))).to.equal(false);
@@ -154,10 +198,18 @@ describe('the reconciler', () => {
     await sql(
       "INSERT INTO idempotency_keys (scope, key, created_at) VALUES ('ip:x', 'ancient', now() - interval '25 hours'), ('ip:x', 'recent', now())",
     );
-    expect((await reconciler.runOnce()).removedKeys).to.equal(1);
+    expect((await reconciler.runOnce()).swept.idempotency_keys).to.deep.equal({ removed: 1 });
     expect((await sql("SELECT key FROM idempotency_keys WHERE scope = 'ip:x'")).map((row) => row.key)).to.deep.equal([
       'recent',
     ]);
+  });
+
+  it('forgets more idempotency keys than one statement removes, in one run of statements one after the other', async () => {
+    // Three statements' worth with batches of 5,000: a housekeeping run of ten statements takes them all.
+    await sql(
+      "INSERT INTO idempotency_keys (scope, key, created_at) SELECT 'ip:y', 'k' || n, now() - interval '25 hours' FROM generate_series(1, 12000) AS n",
+    );
+    expect((await reconciler.runOnce()).swept.idempotency_keys).to.deep.equal({ removed: 12_000 });
   });
 
   it('removes webhook deliveries and events past WEBHOOK_RETENTION_MS, but never an event a pending delivery needs', async () => {
@@ -198,7 +250,7 @@ describe('the reconciler', () => {
     const carried = await delivery(null, '8 days', 'failed');
 
     const report = await reconciler.runOnce();
-    expect(report).to.include({ removedDeliveries: 2, removedEvents: 2 });
+    expect(report.swept.webhook_retention).to.deep.equal({ deliveries_removed: 2, events_removed: 2 });
     const deliveries = await sql<{ id: string }>('SELECT id FROM webhook_deliveries WHERE id = ANY ($1)', [
       [sentDelivery, waitingDelivery, carried],
     ]);
@@ -211,46 +263,67 @@ describe('the reconciler', () => {
     await sql('DELETE FROM webhook_events WHERE id = ANY ($1::bigint[])', [[waiting, unfanned, young]]);
   });
 
-  it('sweeps a store larger than one run lists over the next runs, resuming where the last one stopped', async () => {
+  it('walks a store larger than one run lists over the next runs, past what it keeps, and starts over after the last key', async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), 'fp-sweep-'));
     const store = new LocalDiskStore(root);
     try {
       await store.init();
-      const orphans = Array.from({ length: 6 }, () => newId());
+      // The store lists its keys by shard (an id's last two hex digits): two young blobs first, then the orphans.
+      const inShard = (shard: string) => `${newId().slice(0, -2)}${shard}`;
+      const young = [inShard('00'), inShard('00')];
+      const orphans = [inShard('80'), inShard('80'), inShard('ff'), inShard('ff')];
       const old = new Date(Date.now() - 2 * HOUR);
-      for (const id of orphans) {
-        await writeFile(store.pathOf(id), 'no row');
-        await utimes(store.pathOf(id), old, old);
-      }
-      const sweeper = new Reconciler({
-        db,
-        queue: service.queue,
-        redis,
-        storage: store,
-        logger: testLogger(),
-        metrics: createMetrics(),
-        config,
-        sweepKeysPerRun: 2,
-      });
-      const removed = [];
-      for (let run = 0; run < 3; run++) removed.push((await sweeper.runOnce()).removedOrphans);
-      expect(removed).to.deep.equal([2, 2, 2]);
+      const writeOrphans = async () => {
+        for (const id of orphans) {
+          await writeFile(store.pathOf(id), 'no row');
+          await utimes(store.pathOf(id), old, old);
+        }
+      };
+      for (const id of young) await writeFile(store.pathOf(id), 'no row yet');
+      await writeOrphans();
+      const sweeper = reconcilerWith({ storage: store, orphanKeysPerRun: 2 });
+      const removed = async () => (await sweeper.runOnce()).swept.orphan_blobs!.removed;
+
+      const firstRound = [await removed(), await removed(), await removed()];
+      expect(firstRound).to.deep.equal([0, 2, 2]);
       expect(orphans.filter((id) => existsSync(store.pathOf(id)))).to.deep.equal([]);
+
+      // Orphans again, every one behind where the first round ended: the next round takes them.
+      await writeOrphans();
+      let secondRound = 0;
+      for (let run = 0; run < 4; run++) secondRound += (await removed()) ?? 0;
+      expect(secondRound).to.equal(orphans.length);
+      expect(orphans.filter((id) => existsSync(store.pathOf(id)))).to.deep.equal([]);
+      expect(young.filter((id) => existsSync(store.pathOf(id)))).to.deep.equal(young);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
   });
+
+  it('removes resumable uploads past TUS_EXPIRE_AFTER_MS', async () => {
+    const created = await fetch(`${service.url}/uploads/tus/`, {
+      method: 'POST',
+      headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '1024' },
+    });
+    expect(created.status).to.equal(201);
+    const upload = created.headers.get('location')!;
+    await sleep(10);
+    // The store's expiry says when an upload expires: 1 ms after it was made.
+    const report = await reconcilerWith({ resumable: resumableStoreFor(service.storage, 1) }).runOnce();
+    expect(report.swept.resumable_uploads!.removed).to.be.at.least(1);
+    expect((await fetch(upload, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })).status).to.be.oneOf([
+      404, 410,
+    ]);
+  });
 });
 
-describe("the reconciler's leader lock", () => {
+describe("the reconciler's leader loop", () => {
   let service: TestService;
-  let db: Database;
   /** Everything a reconciler opened, closed after each test. */
   let opened: Array<{ reconciler: Reconciler; redis: SharedRedis }>;
 
   before(async () => {
     service = await startService({ worker: false });
-    db = openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 2 });
   });
   beforeEach(() => (opened = []));
   afterEach(async () => {
@@ -259,32 +332,30 @@ describe("the reconciler's leader lock", () => {
       redis.close();
     }
   });
-  after(async () => {
-    await service.close();
-    await db.close();
-  });
+  after(() => service.close());
 
-  /** A reconciler with its own Redis connection (closing it is the process dying), whose runs are written to `runs`. */
-  function competitor(name: string, runs: string[], reconcileIntervalMs = 60_000, run?: () => Promise<void>) {
-    const redis = sharedRedisFor(service.queueName);
-    const reconciler = new Reconciler({
-      db,
-      queue: service.queue,
-      redis,
-      storage: new LocalDiskStore(TEST_ENV.storageDir),
-      logger: testLogger(),
-      metrics: createMetrics(),
-      config: { ...config, reconcileIntervalMs },
-    });
-    // What a run does is the other tests' business: here, who ran, and for how long.
-    reconciler.runOnce = async () => {
+  /** A sweep that writes `name` into `runs` at each of its runs, and takes as long as `run`. */
+  const probe = (name: string, runs: string[], intervalMs = 0, run?: () => Promise<void>): Sweep => ({
+    name,
+    intervalMs,
+    async run() {
       runs.push(name);
       await run?.();
-      return emptyReport();
-    };
+      return { probed: 1 };
+    },
+  });
+
+  /** A reconciler with its own Redis connection (closing it is the process dying), running `sweeps`. */
+  function reconcilerOf(sweeps: Sweep[], reconcileIntervalMs = 60_000, metrics = createMetrics(), logs = testLogger()) {
+    const redis = sharedRedisFor(service.queueName);
+    const reconciler = new Reconciler({ redis, logger: logs, metrics, config: { reconcileIntervalMs }, sweeps });
     opened.push({ reconciler, redis });
     return { reconciler, redis };
   }
+
+  /** A reconciler whose one sweep writes `name` into `runs` at every tick it leads. */
+  const competitor = (name: string, runs: string[], reconcileIntervalMs = 60_000, run?: () => Promise<void>) =>
+    reconcilerOf([probe(name, runs, 0, run)], reconcileIntervalMs);
 
   it('runs in exactly one reconciler on each round of ticks, the same one every time, until it stops', async () => {
     const runs: string[] = [];
@@ -362,6 +433,69 @@ describe("the reconciler's leader lock", () => {
       return runs.includes('b');
     }, 'b takes over');
     expect(runs).to.deep.equal(['a', 'b']);
+  });
+
+  it('runs each sweep when its interval has gone by since it last started, and not before', async () => {
+    const runs: string[] = [];
+    const { reconciler, redis } = reconcilerOf([probe('each tick', runs, 100), probe('slow', runs, 1_000)], 100);
+    await redis.ready();
+    await reconciler.tick();
+    await sleep(150);
+    await reconciler.tick();
+    expect(runs).to.deep.equal(['each tick', 'slow', 'each tick']);
+    await sleep(1_000);
+    await reconciler.tick();
+    expect(runs.slice(3)).to.deep.equal(['each tick', 'slow']);
+  });
+
+  it('runs the other sweeps when one throws, and logs and counts the failure under its name', async () => {
+    const runs: string[] = [];
+    const metrics = createMetrics();
+    const logs = captureLogs();
+    const broken: Sweep = {
+      name: 'broken',
+      intervalMs: 0,
+      run: () => Promise.reject(new Error('the store refused the listing')),
+    };
+    const { reconciler } = reconcilerOf(
+      [probe('before', runs), broken, probe('after', runs)],
+      60_000,
+      metrics,
+      logs.logger,
+    );
+    const report = await reconciler.runOnce();
+    expect(runs).to.deep.equal(['before', 'after']);
+    expect(Object.keys(report.swept)).to.deep.equal(['before', 'after']);
+    expect((report.failed.broken as Error).message).to.equal('the store refused the listing');
+    const failure = logs.lines().find((line) => line.msg === 'reconciler sweep failed; its next run retries');
+    expect(failure).to.deep.include({ sweep: 'broken', level: 'warn' });
+    expect(JSON.stringify(failure)).to.contain('the store refused the listing');
+    expect(
+      logs
+        .lines()
+        .filter((line) => line.msg === 'swept')
+        .map((line) => line.sweep),
+    ).to.deep.equal(['before', 'after']);
+    const errors = (sweep: string) => seriesValue(metrics.registry, 'reconciler_sweep_errors_total', { sweep });
+    expect([await errors('broken'), await errors('before')]).to.deep.equal([1, 0]);
+    const timed = (sweep: string) =>
+      seriesValue(metrics.registry, 'reconciler_sweep_duration_seconds_count', { sweep });
+    expect([await timed('before'), await timed('broken'), await timed('after')]).to.deep.equal([1, 1, 1]);
+    expect(
+      await seriesValue(metrics.registry, 'reconciler_items_total', { sweep: 'after', outcome: 'probed' }),
+    ).to.equal(1);
+  });
+
+  it('refuses two sweeps of one name, whose logs and metrics would mix', () => {
+    const redis = sharedRedisFor(service.queueName);
+    try {
+      const twins = [probe('twin', []), probe('twin', [])];
+      const make = () =>
+        new Reconciler({ redis, logger: testLogger(), metrics: createMetrics(), config, sweeps: twins });
+      expect(make).to.throw(/twin/);
+    } finally {
+      redis.close();
+    }
   });
 });
 

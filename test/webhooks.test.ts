@@ -174,6 +174,35 @@ describe('webhook deliveries', function () {
     expect((await service.db.webhooks.findEndpoint(endpoint.id))!.enabled).to.equal(true);
   });
 
+  it('holds a retry scheduled before its endpoint was disabled, and sends it once the endpoint is enabled again', async () => {
+    const hook = await receiver((n) => (n === 0 ? 500 : 204));
+    const endpoint = await register(hook.url);
+    // The retry is due 1.6 to 2.4 s after the first attempt: time enough to disable the endpoint before.
+    await startDispatcher({ retryBaseMs: 2_000 });
+    await processedFile();
+    await eventually(
+      async () => (await deliveriesOf(endpoint.id))[0]?.last_status === 500,
+      'the first attempt failing',
+    );
+    const patch = (enabled: boolean) =>
+      fetch(`${service.url}/webhooks/${endpoint.id}/`, {
+        method: 'PATCH',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ enabled }),
+      });
+    expect((await patch(false)).status).to.equal(200);
+
+    // Past the retry's time, the dispatcher's own timer for it and several polls.
+    await sleep(3_000);
+    expect(hook.received).to.have.length(1);
+    expect((await deliveriesOf(endpoint.id))[0]).to.include({ status: 'pending', attempts: 1 });
+
+    expect((await patch(true)).status).to.equal(200);
+    await eventually(async () => (await deliveriesOf(endpoint.id))[0]?.status === 'delivered', 'the retry');
+    expect(hook.received).to.have.length(2);
+    expect(hook.ids().size).to.equal(1);
+  });
+
   it('disables an endpoint that answers 410 Gone, and records no more events for it', async () => {
     const hook = await receiver(() => 410);
     const endpoint = await register(hook.url);

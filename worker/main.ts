@@ -10,6 +10,7 @@ import { podDeletionCostFromConfig } from './podDeletionCost.js';
 import { SharedRedis } from '../core/redis.js';
 import { PROCESSORS } from './processors/index.js';
 import { Reconciler } from './reconciler.js';
+import { sweepsFor } from './sweeps/index.js';
 import { resumableStoreFor } from '../core/tus/stores.js';
 import { createWorker } from './worker.js';
 
@@ -42,7 +43,8 @@ runMain(async () => {
   });
   const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName });
   const resumable = resumableStoreFor(storage, config.tusExpireAfterMs);
-  const reconciler = new Reconciler({ db, queue, redis, storage, logger, metrics, config, resumable });
+  const sweeps = sweepsFor({ db, queue, storage, config, resumable });
+  const reconciler = new Reconciler({ redis, logger, metrics, config, sweeps });
   const notifications = new Notifications(config.databaseUrl, ['webhook_deliveries'], (err) =>
     logger.warn({ err }, 'lost the connection that listens for new webhook deliveries; reconnecting'),
   );

@@ -49,20 +49,21 @@ export class DirectUploads {
   }
 
   /**
-   * Forgets up to `limit` uploads whose presigned PUT is dead (expired PRESIGNED_CLOCK_SKEW_MS ago), oldest first,
-   * and answers the ids whose object no File owns (never completed, or its File deleted since): theirs to remove.
+   * Forgets up to `limit` uploads whose presigned PUT is dead (expired PRESIGNED_CLOCK_SKEW_MS ago), oldest first;
+   * answers how many, and the ids whose object no File owns (never completed, or its File deleted since): theirs to
+   * remove.
    */
-  async forgetExpired(limit: number): Promise<string[]> {
-    const rows = await this.sql<{ id: string }>(
+  async forgetExpired(limit: number): Promise<{ forgotten: number; unowned: string[] }> {
+    const rows = await this.sql<{ id: string; owned: boolean }>(
       `WITH forgotten AS (
          DELETE FROM direct_uploads WHERE id IN (
            SELECT id FROM direct_uploads WHERE expires_at <= now() - $1 * interval '1 millisecond'
            ORDER BY expires_at LIMIT $2)
          RETURNING id)
-       SELECT id FROM forgotten WHERE NOT EXISTS (SELECT 1 FROM files WHERE files.id = forgotten.id)`,
+       SELECT id, EXISTS (SELECT 1 FROM files WHERE files.id = forgotten.id) AS owned FROM forgotten`,
       [PRESIGNED_CLOCK_SKEW_MS, limit],
     );
-    return rows.map((row) => row.id);
+    return { forgotten: rows.length, unowned: rows.filter((row) => !row.owned).map((row) => row.id) };
   }
 
   /** Which of these ids belong to a remembered upload (their objects are the upload's, though they have no File). */

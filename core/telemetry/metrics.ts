@@ -13,9 +13,9 @@ export interface Metrics {
   jobAttempts: Histogram<'queue' | 'kind'>;
   queueJobs: Gauge<'queue' | 'state'>;
   httpWaiters: Gauge;
-  reconcilerRequeued: Counter<'reason'>;
-  reconcilerRemoved: Counter<'what'>;
-  reconcilerFailed: Counter<'reason'>;
+  reconcilerItems: Counter<'sweep' | 'outcome'>;
+  reconcilerSweepDuration: Histogram<'sweep'>;
+  reconcilerSweepErrors: Counter<'sweep'>;
   webhookDeliveries: Counter<'outcome'>;
   webhookDuration: Histogram<'outcome'>;
   webhookOutboxPending: Gauge;
@@ -119,22 +119,23 @@ export function createMetrics(
       buckets: [1, 2, 3, 4, 5, 10],
       registers: [registry],
     }),
-    reconcilerRequeued: new Counter({
-      name: 'reconciler_requeued_total',
-      help: 'Files the reconciler put back in the queue: queued without a job, or processing with their job gone.',
-      labelNames: ['reason'],
+    reconcilerItems: new Counter({
+      name: 'reconciler_items_total',
+      help: "Items the reconciler's sweeps handled, by sweep (requeue_queued, orphan_blobs, ...) and outcome (requeued, failed, removed, ...).",
+      labelNames: ['sweep', 'outcome'],
       registers: [registry],
     }),
-    reconcilerRemoved: new Counter({
-      name: 'reconciler_removed_total',
-      help: 'Leftovers the reconciler removed: temporary files, blobs without a row, expired idempotency keys, dead direct uploads.',
-      labelNames: ['what'],
+    reconcilerSweepDuration: new Histogram({
+      name: 'reconciler_sweep_duration_seconds',
+      help: 'Time one run of a reconciler sweep took, finished or failed, by sweep.',
+      labelNames: ['sweep'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
       registers: [registry],
     }),
-    reconcilerFailed: new Counter({
-      name: 'reconciler_failed_total',
-      help: 'Files the reconciler marked failed (their bytes are missing).',
-      labelNames: ['reason'],
+    reconcilerSweepErrors: new Counter({
+      name: 'reconciler_sweep_errors_total',
+      help: 'Runs of a reconciler sweep that failed (threw), by sweep; the other sweeps ran on.',
+      labelNames: ['sweep'],
       registers: [registry],
     }),
     webhookDeliveries: new Counter({
