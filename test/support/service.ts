@@ -4,14 +4,12 @@ import type { Tracer } from '@opentelemetry/api';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { createApp } from '../../api/app.js';
-import { BacklogMonitor } from '../../api/admission.js';
-import { TokenSet } from '../../api/auth.js';
-import { createApiServer } from '../../api/server.js';
-import { Waiters } from '../../api/waiting.js';
+import { composeApi } from '../../api/compose.js';
+import { MemoryLocker } from '@tus/server';
+import type { Waiters } from '../../api/waiting.js';
 import { SharedRedis } from '../../core/redis.js';
 import { loadConfig } from '../../core/config.js';
-import { Notifications, openDatabase, type Database } from '../../core/db/index.js';
+import { openDatabase, type Notifications, type Database } from '../../core/db/index.js';
 import type { File, FileStatus } from '../../core/fileRecord.js';
 import { FileQueue } from '../../core/queue/index.js';
 import type { BlobStore } from '../../core/storage/index.js';
@@ -98,36 +96,32 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
   });
   if (!options.redisUrl) await queue.ready();
   const storage = await apiStore(options);
-  const config = loadConfig('api', { MAX_UPLOAD_BYTES: '10MiB', QUEUE_PREFIX: TEST_ENV.queuePrefix, ...options.env });
-  const notifications =
-    config.maxWaiters > 0 ? new Notifications(TEST_ENV.databaseUrl, ['file_settled'], () => undefined) : undefined;
-  await notifications?.start();
-  const waiters = notifications && new Waiters(notifications, config.maxWaiters);
-  const metrics = createMetrics({
-    queueCounts: () => queue.countsByQueue(),
-    ...(waiters ? { waiters: () => waiters.size } : {}),
+  const config = loadConfig('api', {
+    DATABASE_URL: TEST_ENV.databaseUrl,
+    REDIS_URL: options.redisUrl ?? TEST_ENV.redisUrl,
+    MAX_UPLOAD_BYTES: '10MiB',
+    QUEUE_PREFIX: TEST_ENV.queuePrefix,
+    ...options.env,
   });
-  const tokens = new TokenSet(config.apiTokens, config.apiTokensFile, logger, options.tokenReloadMs);
-  await tokens.start();
-  const backlog = new BacklogMonitor(queue, 100);
-  backlog.start();
-  const redis = config.rateLimitPerSecond > 0 ? (options.rateLimitRedis ?? sharedRedisFor(queueName)) : null;
-  if (redis && !options.rateLimitRedis) await redis.ready();
-  const app = createApp({
+  // Rate-limit buckets of this service's own, beside its queue.
+  const ownRedis = config.rateLimitPerSecond > 0 && !options.rateLimitRedis ? sharedRedisFor(queueName) : undefined;
+  if (ownRedis) await ownRedis.ready();
+  const api = composeApi({
     config,
+    logger,
     db,
     queue,
     storage,
-    logger,
-    metrics,
     version: VERSION,
-    tokens,
-    backlog,
-    redis,
     tracer: options.tracer,
-    waiters,
+    // One process: its uploads' locks may live in memory (RedisLocker has its own suite).
+    tusLocker: new MemoryLocker(),
+    rateLimitRedis: options.rateLimitRedis ?? ownRedis,
+    tokenReloadMs: options.tokenReloadMs,
+    backlogRefreshMs: 100,
   });
-  const server = createApiServer(app, config);
+  await api.start();
+  const { server, metrics, waiters, notifications } = api;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -146,13 +140,8 @@ export async function startService(options: ServiceOptions = {}): Promise<TestSe
     waiters,
     notifications,
     async close() {
-      waiters?.close();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await notifications?.close();
-      backlog.stop();
-      tokens.stop();
-      if (!options.rateLimitRedis) redis?.close();
+      await api.stop(0);
+      ownRedis?.close();
       await worker?.close();
       await queue.close(1_000).catch(() => undefined);
       await db.close();
