@@ -30,6 +30,7 @@ import {
   parseObjects,
   podSpecOf,
   validateObject,
+  type Kind,
   type KubeObject,
   type Rendered,
   type WithPodSpec,
@@ -1059,6 +1060,123 @@ describe('the Helm chart (charts/file-processor)', function () {
         'heavy=2',
         'light=8',
       ]);
+    });
+  });
+
+  describe('object names', () => {
+    // Helm's longest release name (53 characters), and two pools with the schema's longest names (30), alike but
+    // for their last character.
+    const RELEASE = 'files-of-the-accounting-department-eu-west-production';
+    const LONG_POOLS = [
+      { name: 'photos-and-scanned-documents-a', kinds: ['image', 'pdf'] },
+      { name: 'photos-and-scanned-documents-b', kinds: ['*'] },
+    ];
+    // Every object the chart can make, and every reference from one to another.
+    const EVERYTHING = {
+      'worker.pools': LONG_POOLS,
+      'ingress.enabled': true,
+      'ingress.tls.enabled': true,
+      'metrics.serviceMonitor.enabled': true,
+      'metrics.prometheusRule.enabled': true,
+      'metrics.dashboard.enabled': true,
+      'worker.podDeletionCost.enabled': true,
+      'redis.url': 'redis://worker:s3cret@redis.example:6379',
+    };
+    const renderAs = (release: string, values: Record<string, unknown>) =>
+      parseObjects(helm(['template', release, CHART, ...setJsonFlags(values)]));
+    const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+    const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+    const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+    /** Every label map in an object: its own labels, its pod template's, and the selectors that match labels. */
+    const labelMaps = (value: unknown, key = ''): Array<Record<string, string>> => {
+      if (typeof value !== 'object' || value === null) return [];
+      const own =
+        ['labels', 'matchLabels', 'selector'].includes(key) && Object.values(value).every((v) => typeof v === 'string');
+      return [
+        ...(own ? [value as Record<string, string>] : []),
+        ...Object.entries(value).flatMap(([k, v]) => labelMaps(v, k)),
+      ];
+    };
+
+    it('fit what the API server takes, for the longest release and pool names: 63 characters, unique, referenced right', () => {
+      for (const values of [EVERYTHING, { ...EVERYTHING, 'worker.autoscaling.keda.enabled': false }]) {
+        const objects = renderAs(RELEASE, values);
+        for (const object of objects) {
+          const { name } = object.metadata;
+          // A Service's name is a DNS-1035 label; a Job's and a ScaledObject's become label values: 63 for all.
+          expect(name, `${object.kind} ${name}`).to.match(object.kind === 'Service' ? DNS_1035_LABEL : DNS_1123_LABEL);
+          expect(name.length, `${object.kind} ${name}`).to.be.at.most(63);
+          for (const labels of labelMaps(object)) {
+            for (const [key, value] of Object.entries(labels)) {
+              expect(value, `${object.kind} ${name}: ${key}`).to.match(LABEL_VALUE);
+              expect(value.length, `${object.kind} ${name}: ${key}`).to.be.at.most(63);
+            }
+          }
+        }
+        const names = (kind: Kind) => ofKind(objects, kind).map((object) => object.metadata.name);
+        for (const kind of new Set(objects.map((object) => object.kind as Kind))) {
+          expect(new Set(names(kind)).size, `${kind} names are unique`).to.equal(names(kind).length);
+        }
+        const deployments = names('Deployment');
+        expect(deployments).to.have.length(3);
+        for (const pool of LONG_POOLS) {
+          expect(
+            deployments.filter((name) => name.endsWith(`-worker-${pool.name}`)),
+            pool.name,
+          ).to.have.length(1);
+        }
+        const targets = [...ofKind(objects, 'ScaledObject'), ...ofKind(objects, 'HorizontalPodAutoscaler')].map(
+          (scaler) => scaler.spec.scaleTargetRef.name,
+        );
+        expect(targets).to.have.length(3);
+        expect(deployments).to.include.members(targets);
+        for (const scaled of ofKind(objects, 'ScaledObject')) {
+          for (const trigger of scaled.spec.triggers) {
+            expect(names('TriggerAuthentication')).to.include(trigger.authenticationRef!.name);
+          }
+        }
+        expect(names('Service')).to.include(
+          only(objects, 'Ingress').spec!.rules![0]!.http!.paths[0]!.backend.service!.name,
+        );
+        expect(envOf(only(objects, 'Pod')).API_URL!.value).to.match(
+          new RegExp(`^http://(${names('Service').join('|')}):80$`),
+        );
+        expect(names('Role')).to.include(only(objects, 'RoleBinding').roleRef.name);
+        for (const pod of podTemplates(objects)) {
+          for (const volume of podSpecOf(pod).volumes ?? []) {
+            if (volume.persistentVolumeClaim)
+              expect(names('PersistentVolumeClaim')).to.include(volume.persistentVolumeClaim.claimName);
+            if (volume.secret) expect(names('Secret')).to.include(volume.secret.secretName);
+          }
+          for (const variable of containerOf(pod).env ?? []) {
+            const secret = variable.valueFrom?.secretKeyRef?.name;
+            if (secret) expect(names('Secret'), `${pod.metadata.name}: ${variable.name}`).to.include(secret);
+          }
+        }
+      }
+    });
+
+    it('stay as they were while they fit: shortened only past 63 characters, keeping what they name', () => {
+      const api = (fullnameOverride: string) => only(render({ fullnameOverride }), 'Service', '-api').metadata.name;
+      const fits = 'f'.repeat(59);
+      expect(api(fits)).to.equal(`${fits}-api`);
+      const longer = api(`${fits}g`);
+      expect(longer)
+        .to.have.length(63)
+        .and.match(/^f+-[0-9a-f]{8}-api$/);
+      expect(api(`${fits}h`), 'another long name').not.to.equal(longer);
+    });
+
+    it('refuse what no Service name can be: a release name with a leading digit or a dot, a bad override', () => {
+      for (const release of ['1st-files', 'files.eu']) {
+        expect(() => renderAs(release, {}), release).to.throw(/refuses for a Service.*choose another release name/);
+      }
+      expect(renderError({ fullnameOverride: 'Files' })).to.match(/fullnameOverride/);
+      expect(renderError({ fullnameOverride: '1files' })).to.match(/fullnameOverride/);
+      expect(renderError({ nameOverride: 'file_processor' })).to.match(/nameOverride/);
+      expect(renderError({ 'worker.pools': [{ name: 'p'.repeat(31), kinds: ['*'] }] })).to.match(
+        /worker\.pools\.0\.name/,
+      );
     });
   });
 

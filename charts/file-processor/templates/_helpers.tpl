@@ -2,16 +2,39 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The name of the release's objects, or its start: a Service's too, hence a DNS-1035 label. Helm lets a release
+name start with a digit or hold dots; the API server would refuse the Services only halfway through the install. */}}
 {{- define "file-processor.fullname" -}}
+{{- $fullname := "" }}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- $fullname = .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- $fullname = .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- $fullname = printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
 {{- end }}
+{{- end }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) }}
+{{- fail (printf "the release's objects would be named %s..., which Kubernetes refuses for a Service (lowercase letters, digits and '-', starting with a letter): choose another release name, or set fullnameOverride" $fullname) }}
+{{- end }}
+{{- $fullname }}
+{{- end }}
+
+{{/* The name of one of the release's objects, <fullname>-<suffix>, as it is when it fits in 63 characters (a
+Service's name; a Job's and a ScaledObject's end up in label values). Longer, the fullname is cut and followed by 8
+hex digits of the whole name's hash, then the suffix: two long names never meet, and each still says what it is.
+Pass (list $ "worker-heavy"); suffixes are at most 37 characters ("worker-" and a pool name). */}}
+{{- define "file-processor.objectName" -}}
+{{- $fullname := include "file-processor.fullname" (first .) }}
+{{- $suffix := last . }}
+{{- $name := printf "%s-%s" $fullname $suffix }}
+{{- if le (len $name) 63 }}
+{{- $name }}
+{{- else }}
+{{- $room := sub 63 (add (len $suffix) 10) | int }}
+{{- printf "%s-%s-%s" ($fullname | trunc $room | trimSuffix "-") ($name | sha256sum | trunc 8) $suffix }}
 {{- end }}
 {{- end }}
 
@@ -76,7 +99,7 @@ file-processor.io/pool: {{ . }}
 {{- end }}
 
 {{- define "file-processor.generatedApiTokenSecretName" -}}
-{{- include "file-processor.fullname" . }}-api-token
+{{- include "file-processor.objectName" (list . "api-token") }}
 {{- end }}
 
 {{/* Whether the API gets bearer tokens: the operator's, or the one the chart generates. */}}
@@ -371,7 +394,7 @@ readinessProbe:
 {{- if not (include "file-processor.usesBucket" .) }}
 - name: blobs
   persistentVolumeClaim:
-    claimName: {{ .Values.persistence.existingClaim | default (printf "%s-blobs" (include "file-processor.fullname" .)) }}
+    claimName: {{ .Values.persistence.existingClaim | default (include "file-processor.objectName" (list . "blobs")) }}
 {{- end }}
 - name: tmp
   emptyDir: {}
@@ -428,12 +451,11 @@ the kind; JSON schema can check each pool's shape but not this, which spans the 
 single worker of an empty worker.pools), and the worker's values with the pool's own over them. */}}
 {{- define "file-processor.workerPools" -}}
 {{- $worker := .Values.worker }}
-{{- $fullname := include "file-processor.fullname" . }}
 {{- $pools := list }}
 {{- if not $worker.pools }}
 {{- $pools = list (dict
   "name" ""
-  "fullname" (printf "%s-worker" $fullname)
+  "fullname" (include "file-processor.objectName" (list . "worker"))
   "queue" (include "file-processor.setting" (.Values.config.QUEUE_NAME | default "files"))
   "replicas" $worker.replicas
   "resources" $worker.resources
@@ -449,7 +471,7 @@ single worker of an empty worker.pools), and the worker's values with the pool's
 {{- range $key, $value := dig "autoscaling" "hpa" dict $pool }}{{ $_ := set $hpa $key $value }}{{ end }}
 {{- $pools = append $pools (dict
   "name" $pool.name
-  "fullname" (printf "%s-worker-%s" $fullname $pool.name)
+  "fullname" (include "file-processor.objectName" (list $ (printf "worker-%s" $pool.name)))
   "queue" $pool.name
   "concurrency" $pool.concurrency
   "replicas" (ternary $pool.replicas $worker.replicas (hasKey $pool "replicas"))
