@@ -1363,6 +1363,33 @@ describe('the Helm chart (charts/file-processor)', function () {
     });
   });
 
+  describe('NOTES.txt', () => {
+    /** The values NOTES.txt says still point at k8s/dev's trial PostgreSQL or Redis. */
+    const warnedAbout = (values: Record<string, unknown>) =>
+      renderNotes(values)
+        .split('\n')
+        .flatMap((line) => /^WARNING: (\S+) still points at .*k8s\/dev/.exec(line)?.[1] ?? []);
+
+    it("warns about each value still pointing at k8s/dev's trial PostgreSQL or Redis, and about no other", () => {
+      expect(warnedAbout({})).to.deep.equal(['database.url', 'redis.url']);
+      expect(warnedAbout({ 'database.existingSecret': 'prod-database' })).to.deep.equal(['redis.url']);
+      expect(warnedAbout({ 'database.url': 'postgres://app:pw@db.prod:5432/files' })).to.deep.equal(['redis.url']);
+      expect(warnedAbout({ 'redis.url': 'redis://redis.prod:6379' })).to.deep.equal(['database.url']);
+      expect(warnedAbout(EXISTING_SECRETS)).to.deep.equal([]);
+      // KEDA would watch the trial Redis while the app reads the URL of the existing Secret.
+      expect(
+        warnedAbout({ ...EXISTING_SECRETS, 'redis.address': 'file-processor-redis.files.svc:6379' }),
+      ).to.deep.equal(['redis.address']);
+      // The trial's host by its Service name or its cluster DNS name, not a host that merely starts alike.
+      expect(
+        warnedAbout({
+          'database.url': 'postgres://app:pw@file-processor-postgres-prod:5432/files',
+          'redis.url': 'redis://file-processor-redis.files.svc.cluster.local:6379',
+        }),
+      ).to.deep.equal(['redis.url']);
+    });
+  });
+
   it('helm test runs the smoke test from the API image against the API Service, with a token when there are tokens', () => {
     const smokeTest = renderChart({ 'apiTokens.tokens': ['0123456789abcdef0123'] }, [
       '--show-only',

@@ -174,6 +174,28 @@ file-processor.io/pool: {{ . }}
 {{- end }}
 {{- end }}
 
+{{/* The values that still point at k8s/dev's PostgreSQL or Redis (the defaults), for NOTES.txt to warn about each:
+a YAML list of {value, host, store, instead}. A URL in an existing Secret is not the chart's to read. */}}
+{{- define "file-processor.trialStores" -}}
+{{- $given := list }}
+{{- if not .Values.database.existingSecret }}
+{{- $given = append $given (dict "value" "database.url" "host" (urlParse .Values.database.url).hostname "trial" "file-processor-postgres" "store" "PostgreSQL" "instead" "database.existingSecret") }}
+{{- end }}
+{{- if not .Values.redis.existingSecret }}
+{{- $given = append $given (dict "value" "redis.url" "host" (urlParse .Values.redis.url).hostname "trial" "file-processor-redis" "store" "Redis" "instead" "redis.existingSecret") }}
+{{- end }}
+{{- with .Values.redis.address }}
+{{- $given = append $given (dict "value" "redis.address" "host" (first (splitList ":" .)) "trial" "file-processor-redis" "store" "Redis") }}
+{{- end }}
+{{- $trial := list }}
+{{- range $given }}
+{{- if or (eq .host .trial) (hasPrefix (printf "%s." .trial) .host) }}
+{{- $trial = append $trial . }}
+{{- end }}
+{{- end }}
+{{- toYaml $trial }}
+{{- end }}
+
 {{- define "file-processor.redisAddress" -}}
 {{- if .Values.redis.address }}
 {{- .Values.redis.address }}
