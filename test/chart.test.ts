@@ -722,11 +722,51 @@ describe('the Helm chart (charts/file-processor)', function () {
       ]);
     });
 
-    it('gives KEDA a password with reserved characters from redis.password, as helm cannot decode the URL', () => {
+    // A URL carries what it reserves percent-encoded ('@', '/', '%'...); the app decodes the userinfo, and takes
+    // everything after its first ':' as the password, a raw ':' included. KEDA gets both alone, from the Secret.
+    for (const [form, user, password, inUrl] of [
+      ['an encoded username', 'files@eu', 's3cret', 's3cret'],
+      ['an encoded password', 'files', 'p@ss/w:rd%', encodeURIComponent('p@ss/w:rd%')],
+      ['a raw ":" in the password', 'files', 'pass:word', 'pass:word'],
+    ] as const) {
+      it(`gives KEDA the ACL user and password the app reads from redis.url, with ${form}: a real ACL user takes them`, async () => {
+        const username = `fp-chart-${randomBytes(3).toString('hex')}-${user}`;
+        const server = new URL(TEST_ENV.redisUrl);
+        const url = `redis://${encodeURIComponent(username)}:${inUrl}@${server.host}`;
+        const admin = new Redis(TEST_ENV.redisUrl);
+        const clients: Redis[] = [];
+        const whoami = async (client: Redis) => {
+          clients.push(client);
+          return client.call('ACL', 'WHOAMI');
+        };
+        try {
+          // The user may do no more than connect and say who it is; the default user takes any password.
+          await admin.call('ACL', 'SETUSER', username, 'on', `>${password}`, 'resetkeys', 'resetchannels', '-@all');
+          await admin.call('ACL', 'SETUSER', username, '+ping', '+info', '+hello', '+client', '+acl|whoami');
+          const objects = render({ 'redis.url': url });
+          // What KEDA reads: the keys the TriggerAuthentication names, of the Secret it names.
+          const secrets = ofKind(objects, 'Secret');
+          const credentials = Object.fromEntries(
+            only(objects, 'TriggerAuthentication').spec.secretTargetRef!.map(({ parameter, name, key }) => [
+              parameter,
+              secrets.find((secret) => secret.metadata.name === name)?.stringData?.[key],
+            ]),
+          );
+          expect(credentials).to.deep.equal({ username, password });
+          const keda = new Redis({ host: server.hostname, port: Number(server.port || 6379), ...credentials });
+          expect(await whoami(keda), 'KEDA').to.equal(username);
+          expect(await whoami(new Redis(url)), 'the app, from the URL').to.equal(username);
+        } finally {
+          await admin.call('ACL', 'DELUSER', username);
+          for (const client of [admin, ...clients]) client.disconnect();
+        }
+      });
+    }
+
+    it('takes redis.password over the password of redis.url when it is given', () => {
       const url = 'redis://worker:p%40ss%2Fw0rd@redis:6379';
-      const secret = only(render({ 'redis.url': url, 'redis.password': 'p@ss/w0rd' }), 'Secret', 'file-processor');
-      expect(secret.stringData).to.include({ 'redis-url': url, 'redis-password': 'p@ss/w0rd' });
-      expect(renderError({ 'redis.url': url })).to.contain('set redis.password to the password as it is');
+      const secret = only(render({ 'redis.url': url, 'redis.password': 'other' }), 'Secret', 'file-processor');
+      expect(secret.stringData).to.include({ 'redis-url': url, 'redis-username': 'worker', 'redis-password': 'other' });
     });
 
     it('needs redis.address when the Redis URL is in an existing Secret, which the chart cannot read', () => {

@@ -132,27 +132,30 @@ file-processor.io/pool: {{ . }}
 {{- if or (not .Values.database.existingSecret) (not .Values.redis.existingSecret) (and .Values.apiTokens.tokens (not .Values.apiTokens.existingSecret)) }}true{{ end }}
 {{- end }}
 
-{{/* The Redis password for KEDA, which takes it as it is: redis.password, or that of redis.url (helm cannot decode it). */}}
+{{/* A piece of a URL's userinfo, percent-decoded as the app decodes it. Helm has no decoding function, but urlParse
+gives a URL's path decoded; userinfo as urlParse gives it has every '/', '?', '#' and '%' encoded, so it is all path. */}}
+{{- define "file-processor.percentDecoded" -}}
+{{- (urlParse (printf "decode:///%s" .)).path | trimPrefix "/" }}
+{{- end }}
+
+{{/* The Redis password for KEDA, which takes it alone: redis.password, or that of redis.url decoded, which the app
+reads as everything after the userinfo's first ':' (a raw ':' included). urlParse gives userinfo re-encoded. */}}
 {{- define "file-processor.redisPassword" -}}
 {{- if not .Values.redis.existingSecret }}
 {{- $userinfo := (urlParse .Values.redis.url).userinfo }}
-{{- $password := "" }}
-{{- if contains ":" $userinfo }}{{ $password = (splitn ":" 2 $userinfo)._1 }}{{ end }}
 {{- if .Values.redis.password }}
 {{- .Values.redis.password }}
-{{- else if contains "%" $password }}
-{{- fail "redis.url has a percent-encoded password, which helm cannot decode for KEDA: keep it encoded in redis.url (the app decodes it) and set redis.password to the password as it is" }}
-{{- else }}
-{{- $password }}
+{{- else if contains ":" $userinfo }}
+{{- include "file-processor.percentDecoded" (splitn ":" 2 $userinfo)._1 }}
 {{- end }}
 {{- end }}
 {{- end }}
 
-{{/* The ACL username of redis.url (Redis 6+), for the Secret and KEDA; empty for the default user. */}}
+{{/* The ACL username of redis.url (Redis 6+), decoded, for the Secret and KEDA; empty for the default user. */}}
 {{- define "file-processor.redisUsername" -}}
 {{- if not .Values.redis.existingSecret }}
 {{- $userinfo := (urlParse .Values.redis.url).userinfo }}
-{{- if contains ":" $userinfo }}{{ (splitn ":" 2 $userinfo)._0 }}{{ end }}
+{{- if contains ":" $userinfo }}{{ include "file-processor.percentDecoded" (splitn ":" 2 $userinfo)._0 }}{{ end }}
 {{- end }}
 {{- end }}
 
