@@ -36,6 +36,7 @@ import {
   type WithPodSpec,
 } from './support/kubernetes.js';
 import { entry } from './support/processes.js';
+import { startStandInCluster } from './support/standInCluster.js';
 import { inCI } from './support/tools.js';
 
 // Several tests render the same values: helm renders each (values, flags) once. No test changes the objects it gets.
@@ -248,6 +249,9 @@ const containerOf = (object: WithPodSpec): IContainer => podSpecOf(object).conta
 const envOf = (object: WithPodSpec) =>
   Object.fromEntries((containerOf(object).env ?? []).map((variable) => [variable.name, variable]));
 const podTemplates = (objects: KubeObject[]) => ofKind(objects, 'Deployment', 'Job', 'Pod');
+/** The objects an install makes: all but the hooks Helm runs at `helm uninstall`, which bear some of their names. */
+const installed = (objects: KubeObject[]) =>
+  objects.filter((object) => object.metadata.annotations?.['helm.sh/hook'] !== 'post-delete');
 
 /** Whether a NetworkPolicy lets its pods open a TCP connection to this address and port. */
 function reaches(policy: Rendered<'NetworkPolicy'>, address: string, port: number): boolean {
@@ -416,7 +420,7 @@ describe('the Helm chart (charts/file-processor)', function () {
     });
 
     it('reads existing Secrets and claim instead of making its own', () => {
-      const objects = render({ ...EXISTING_SECRETS, 'persistence.existingClaim': 'shared-blobs' });
+      const objects = installed(render({ ...EXISTING_SECRETS, 'persistence.existingClaim': 'shared-blobs' }));
       expect(ofKind(objects, 'Secret').map((s) => s.metadata.name)).to.deep.equal([]);
       expect(ofKind(objects, 'PersistentVolumeClaim')).to.deep.equal([]);
       for (const deployment of ofKind(objects, 'Deployment')) {
@@ -526,7 +530,8 @@ describe('the Helm chart (charts/file-processor)', function () {
       const pods = podTemplates(
         render({ 'worker.podDeletionCost.enabled': true, 'apiTokens.tokens': ['0123456789abcdef0123'] }),
       );
-      expect(pods.map((p) => p.kind).sort()).to.deep.equal(['Deployment', 'Deployment', 'Job', 'Pod']);
+      // The Jobs: the migration, and the one helm uninstall makes (which runs no pod, but is admitted as one).
+      expect(pods.map((p) => p.kind).sort()).to.deep.equal(['Deployment', 'Deployment', 'Job', 'Job', 'Pod']);
       for (const pod of pods) {
         const spec = podSpecOf(pod);
         expect(spec.securityContext, pod.metadata.name).to.include({ runAsNonRoot: true, runAsUser: 10001 });
@@ -1153,7 +1158,7 @@ describe('the Helm chart (charts/file-processor)', function () {
             }
           }
         }
-        const names = (kind: Kind) => ofKind(objects, kind).map((object) => object.metadata.name);
+        const names = (kind: Kind) => ofKind(installed(objects), kind).map((object) => object.metadata.name);
         for (const kind of new Set(objects.map((object) => object.kind as Kind))) {
           expect(new Set(names(kind)).size, `${kind} names are unique`).to.equal(names(kind).length);
         }
@@ -1222,17 +1227,17 @@ describe('the Helm chart (charts/file-processor)', function () {
 
   describe('the migration', () => {
     it('runs as a hook before install and upgrade, reading DATABASE_URL from a hook Secret made just before it', () => {
-      const job = only(defaults, 'Job');
+      const job = only(installed(defaults), 'Job');
       expect(job.metadata.annotations).to.include({
         'helm.sh/hook': 'pre-install,pre-upgrade',
         'helm.sh/hook-weight': '0',
       });
       expect(containerOf(job).command).to.deep.equal(['node', 'dist/core/db/migrate.js']);
-      const hookSecret = only(defaults, 'Secret', '-migration');
+      const hookSecret = only(installed(defaults), 'Secret', '-migration');
       expect(hookSecret.metadata.annotations).to.include({
         'helm.sh/hook': 'pre-install,pre-upgrade',
         'helm.sh/hook-weight': '-10',
-        // A failed install or upgrade must not leave DATABASE_URL behind, where helm uninstall never looks.
+        // Gone once the migration succeeded, and after a failure where Helm applies hook-failed to every hook (3.19+).
         'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded,hook-failed',
       });
       expect(hookSecret.stringData).to.deep.equal({
@@ -1247,6 +1252,61 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(spec).not.to.have.property('serviceAccountName');
       expect(containerOf(job)).not.to.have.property('envFrom');
       expect(spec.volumes).to.deep.equal([{ name: 'tmp', emptyDir: {} }]);
+    });
+
+    it('keeps a failed Job for its logs: until the next attempt, helm uninstall or migration.ttlSecondsAfterFinished', () => {
+      const job = only(installed(defaults), 'Job');
+      expect(job.metadata.annotations).to.include({
+        'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded',
+      });
+      expect(job.spec!.ttlSecondsAfterFinished).to.equal(86_400);
+      const shorter = only(installed(render({ 'migration.ttlSecondsAfterFinished': 3_600 })), 'Job');
+      expect(shorter.spec!.ttlSecondsAfterFinished).to.equal(3_600);
+    });
+
+    it('has helm uninstall delete the Secret and the Job a failed install left, by hooks of their names that run no pod', () => {
+      const name = only(installed(defaults), 'Job').metadata.name;
+      // Also when the URL comes from an existing Secret now: an earlier revision may have made the hook Secret.
+      for (const values of [{}, { 'database.existingSecret': 'prod-database' }]) {
+        const atUninstall = render(values).filter((object) => installed([object]).length === 0);
+        expect(atUninstall.map((object) => `${object.kind}/${object.metadata.name}`)).to.deep.equal([
+          `Secret/${name}`,
+          `Job/${name}`,
+        ]);
+        for (const hook of atUninstall) {
+          // Helm deletes an object of the hook's name before making it, then the hook once it is done.
+          expect(hook.metadata.annotations).to.deep.equal({
+            'helm.sh/hook': 'post-delete',
+            'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded,hook-failed',
+          });
+        }
+        const [secret, job] = atUninstall as [Rendered<'Secret'>, Rendered<'Job'>];
+        expect(secret).not.to.have.any.keys('data', 'stringData');
+        expect(job.spec!.completions, 'nothing to complete: no pod').to.equal(0);
+      }
+      // Left out of k8s/, where kubectl would apply them over the migration's own Secret and Job.
+      const manifests = parseObjects(readFileSync(MANIFESTS, 'utf8'));
+      expect(installed(manifests)).to.deep.equal(manifests);
+    });
+
+    it('leaves nothing after a failed install and helm uninstall (Helm 3.17): no DATABASE_URL, no Job, no pod', async () => {
+      const cluster = await startStandInCluster();
+      try {
+        const install = await cluster.helm([
+          ...['install', 'files', CHART, '-n', 'files'],
+          ...['--disable-openapi-validation', '--timeout', '60s'],
+        ]);
+        expect(install.code, install.stdout).not.to.equal(0);
+        expect(install.stderr).to.match(/failed pre-install[^]*job files-file-processor-migration failed/);
+        // Until then, the failed Job and its pod stay for their logs.
+        expect(cluster.objects()).to.include('Job/files-file-processor-migration');
+        expect(cluster.objects().filter((object) => object.startsWith('Pod/'))).to.have.length(1);
+        const uninstall = await cluster.helm(['uninstall', 'files', '-n', 'files', '--timeout', '60s']);
+        expect(uninstall.code, uninstall.stderr).to.equal(0);
+        expect(cluster.objects()).to.deep.equal([]);
+      } finally {
+        await cluster.close();
+      }
     });
   });
 
