@@ -1,12 +1,10 @@
 import { expect } from 'chai';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type ServerResponse } from 'node:http';
-import { BlockList, isIPv6, type AddressInfo } from 'node:net';
+import { BlockList, isIPv6 } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import type { IContainer } from 'kubernetes-models/v1';
 import { parse as parseYaml } from 'yaml';
@@ -81,78 +79,23 @@ function renderNotes(values: Record<string, unknown> = {}): string {
 }
 
 /**
- * `helm template --dry-run=server` against a stand-in for the Kubernetes API server that holds these Secrets of the
- * namespace `files`, so the chart's `lookup` finds them as on an upgrade (plain `helm template` looks up nothing).
+ * `helm template --dry-run=server` against a stand-in cluster that holds these Secrets of the namespace `files`,
+ * so the chart's `lookup` finds them as on an upgrade (plain `helm template` looks up nothing).
  */
 async function renderOnCluster(
   secrets: Record<string, Record<string, string>>,
   values: Record<string, unknown>,
 ): Promise<KubeObject[]> {
-  const json = (response: ServerResponse, status: number, body: unknown) => {
-    response.writeHead(status, { 'content-type': 'application/json' });
-    response.end(JSON.stringify(body));
-  };
-  const server = createServer((request, response) => {
-    const { pathname } = new URL(request.url!, 'http://localhost');
-    if (pathname === '/api/v1') {
-      const secret = { name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['get'] };
-      return json(response, 200, {
-        kind: 'APIResourceList',
-        apiVersion: 'v1',
-        groupVersion: 'v1',
-        resources: [secret],
-      });
-    }
-    const name = /^\/api\/v1\/namespaces\/files\/secrets\/([^/]+)$/.exec(pathname)?.[1];
-    const data = name === undefined ? undefined : secrets[name];
-    if (!data)
-      return json(response, 404, {
-        kind: 'Status',
-        apiVersion: 'v1',
-        status: 'Failure',
-        reason: 'NotFound',
-        code: 404,
-      });
-    const encoded = Object.fromEntries(
-      Object.entries(data).map(([key, value]) => [key, Buffer.from(value).toString('base64')]),
-    );
-    json(response, 200, { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'files' }, data: encoded });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const directory = mkdtempSync(path.join(os.tmpdir(), 'fp-cluster-'));
+  const cluster = await startStandInCluster(secrets);
   try {
-    const kubeconfig = path.join(directory, 'kubeconfig');
-    const cluster = { server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-    writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'stand-in', cluster }],
-        users: [{ name: 'stand-in', user: {} }],
-        contexts: [{ name: 'stand-in', context: { cluster: 'stand-in', user: 'stand-in' } }],
-        'current-context': 'stand-in',
-      }),
-    );
-    const { stdout } = await promisify(execFile)(
-      layerBinary('helm'),
-      [
-        'template',
-        'file-processor',
-        CHART,
-        '-n',
-        'files',
-        '--dry-run=server',
-        '--kubeconfig',
-        kubeconfig,
-        ...setJsonFlags(values),
-      ],
-      { maxBuffer: 64 * 1024 * 1024 },
-    );
-    return parseObjects(stdout);
+    const rendered = await cluster.helm([
+      ...['template', 'file-processor', CHART, '-n', 'files', '--dry-run=server'],
+      ...setJsonFlags(values),
+    ]);
+    if (rendered.code !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
+    return parseObjects(rendered.stdout);
   } finally {
-    server.close();
-    rmSync(directory, { recursive: true, force: true });
+    await cluster.close();
   }
 }
 

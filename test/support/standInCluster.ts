@@ -1,5 +1,5 @@
-// A stand-in for a Kubernetes cluster, just enough for the real `helm install` and `helm uninstall` to run
-// against: discovery of the kinds the chart renders, objects kept in memory (Helm's release records included),
+// A stand-in for a Kubernetes cluster, just enough for the real `helm install`, `helm uninstall` and
+// `helm template --dry-run=server` (whose `lookup` finds the Secrets it was given) to run against: discovery of the kinds the chart renders, objects kept in memory (Helm's release records included),
 // lists by label and by name, watches, deletion that cascades to a Job's pods when asked as the API server does,
 // and a job controller whose every Job fails after its one pod failed (a migration that cannot reach its
 // database), except a Job with `completions: 0`, complete at once without a pod as the real controller makes it.
@@ -148,7 +148,10 @@ function secretFromProtobuf(body: Buffer): StoredObject {
   return secret;
 }
 
-export async function startStandInCluster(): Promise<StandInCluster> {
+/** Starts a stand-in cluster holding these Secrets (name: key: value) in the namespace `files`. */
+export async function startStandInCluster(
+  secrets: Record<string, Record<string, string>> = {},
+): Promise<StandInCluster> {
   /** Objects by `groupVersion/resource/namespace/name`. */
   const store = new Map<string, StoredObject>();
   let revision = 0;
@@ -161,6 +164,15 @@ export async function startStandInCluster(): Promise<StandInCluster> {
     object.metadata.resourceVersion = String(++revision);
     store.set(keyOf(groupVersion, resource, namespace, object.metadata.name), object);
   };
+  for (const [name, data] of Object.entries(secrets)) {
+    const encoded = Object.entries(data).map(([key, value]) => [key, Buffer.from(value).toString('base64')] as const);
+    save('v1', 'secrets', 'files', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name },
+      data: Object.fromEntries(encoded),
+    });
+  }
 
   /** The job controller: one failed pod and a failed Job, or complete at once when there is nothing to complete. */
   const runJob = (namespace: string, job: StoredObject) => {
@@ -198,7 +210,7 @@ export async function startStandInCluster(): Promise<StandInCluster> {
     if (pathname === '/version')
       return [200, { major: '1', minor: '32', gitVersion: 'v1.32.0', platform: 'linux/amd64' }];
     // Helm validates hooks against the OpenAPI schema: an empty one (a valid, empty protobuf document) knows no
-    // kind, and so lets every object through unchecked, as the schemas of the tests above check them.
+    // kind, and so lets every object through (the chart tests check each against its schema themselves).
     if (pathname === '/openapi/v2') return [200, Buffer.alloc(0)];
     if (pathname === '/api') return [200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] }];
     if (pathname === '/apis') {
@@ -229,12 +241,12 @@ export async function startStandInCluster(): Promise<StandInCluster> {
     if (!route || !kind) return [404, status(404, 'NotFound', `no route for ${method} ${pathname}`)];
     const [, , , namespace, resource, name] = route as unknown as [string, string, string, string, string, string?];
     if (!name && method === 'GET') {
+      // A watch (-1: a stream left open): the list said everything, and nothing changes by itself; the caller hangs up.
+      if (searchParams.get('watch') === 'true') return [-1, undefined];
       const items = [...store.entries()]
         .filter(([key]) => key.startsWith(`${groupVersion}/${resource}/${namespace}/`))
         .map(([, object]) => object)
         .filter((object) => matches(object, searchParams.get('labelSelector'), searchParams.get('fieldSelector')));
-      // A watch: everything is already in the list, and nothing changes by itself; the caller hangs up.
-      if (searchParams.get('watch') === 'true') return [-1, undefined];
       return [
         200,
         { kind: `${kind}List`, apiVersion: groupVersion, metadata: { resourceVersion: String(revision) }, items },
@@ -276,7 +288,7 @@ export async function startStandInCluster(): Promise<StandInCluster> {
         ? undefined
         : !protobuf
           ? (JSON.parse(raw.toString()) as StoredObject)
-          : url.pathname.endsWith('/secrets') || request.method === 'PUT'
+          : /\/secrets(\/|$)/.test(url.pathname) && request.method !== 'DELETE'
             ? secretFromProtobuf(raw)
             : undefined;
       const [code, answer] = handle(request.method!, url, body);
