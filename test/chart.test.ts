@@ -473,7 +473,7 @@ describe('the Helm chart (charts/file-processor)', function () {
       const pods = podTemplates(
         render({ 'worker.podDeletionCost.enabled': true, 'apiTokens.tokens': ['0123456789abcdef0123'] }),
       );
-      // The Jobs: the migration, and the one helm uninstall makes (which runs no pod, but is admitted as one).
+      // Two Jobs: the migration's, and helm uninstall's, which runs no pod but whose template must pass all the same.
       expect(pods.map((p) => p.kind).sort()).to.deep.equal(['Deployment', 'Deployment', 'Job', 'Job', 'Pod']);
       for (const pod of pods) {
         const spec = podSpecOf(pod);
