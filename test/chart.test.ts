@@ -1,12 +1,10 @@
 import { expect } from 'chai';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type ServerResponse } from 'node:http';
-import { BlockList, isIPv6, type AddressInfo } from 'node:net';
+import { BlockList, isIPv6 } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import type { IContainer } from 'kubernetes-models/v1';
 import { parse as parseYaml } from 'yaml';
@@ -30,11 +28,13 @@ import {
   parseObjects,
   podSpecOf,
   validateObject,
+  type Kind,
   type KubeObject,
   type Rendered,
   type WithPodSpec,
 } from './support/kubernetes.js';
 import { entry } from './support/processes.js';
+import { startStandInCluster } from './support/standInCluster.js';
 import { inCI } from './support/tools.js';
 
 // Several tests render the same values: helm renders each (values, flags) once. No test changes the objects it gets.
@@ -79,78 +79,23 @@ function renderNotes(values: Record<string, unknown> = {}): string {
 }
 
 /**
- * `helm template --dry-run=server` against a stand-in for the Kubernetes API server that holds these Secrets of the
- * namespace `files`, so the chart's `lookup` finds them as on an upgrade (plain `helm template` looks up nothing).
+ * `helm template --dry-run=server` against a stand-in cluster that holds these Secrets of the namespace `files`,
+ * so the chart's `lookup` finds them as on an upgrade (plain `helm template` looks up nothing).
  */
 async function renderOnCluster(
   secrets: Record<string, Record<string, string>>,
   values: Record<string, unknown>,
 ): Promise<KubeObject[]> {
-  const json = (response: ServerResponse, status: number, body: unknown) => {
-    response.writeHead(status, { 'content-type': 'application/json' });
-    response.end(JSON.stringify(body));
-  };
-  const server = createServer((request, response) => {
-    const { pathname } = new URL(request.url!, 'http://localhost');
-    if (pathname === '/api/v1') {
-      const secret = { name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['get'] };
-      return json(response, 200, {
-        kind: 'APIResourceList',
-        apiVersion: 'v1',
-        groupVersion: 'v1',
-        resources: [secret],
-      });
-    }
-    const name = /^\/api\/v1\/namespaces\/files\/secrets\/([^/]+)$/.exec(pathname)?.[1];
-    const data = name === undefined ? undefined : secrets[name];
-    if (!data)
-      return json(response, 404, {
-        kind: 'Status',
-        apiVersion: 'v1',
-        status: 'Failure',
-        reason: 'NotFound',
-        code: 404,
-      });
-    const encoded = Object.fromEntries(
-      Object.entries(data).map(([key, value]) => [key, Buffer.from(value).toString('base64')]),
-    );
-    json(response, 200, { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'files' }, data: encoded });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const directory = mkdtempSync(path.join(os.tmpdir(), 'fp-cluster-'));
+  const cluster = await startStandInCluster(secrets);
   try {
-    const kubeconfig = path.join(directory, 'kubeconfig');
-    const cluster = { server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-    writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'stand-in', cluster }],
-        users: [{ name: 'stand-in', user: {} }],
-        contexts: [{ name: 'stand-in', context: { cluster: 'stand-in', user: 'stand-in' } }],
-        'current-context': 'stand-in',
-      }),
-    );
-    const { stdout } = await promisify(execFile)(
-      layerBinary('helm'),
-      [
-        'template',
-        'file-processor',
-        CHART,
-        '-n',
-        'files',
-        '--dry-run=server',
-        '--kubeconfig',
-        kubeconfig,
-        ...setJsonFlags(values),
-      ],
-      { maxBuffer: 64 * 1024 * 1024 },
-    );
-    return parseObjects(stdout);
+    const rendered = await cluster.helm([
+      ...['template', 'file-processor', CHART, '-n', 'files', '--dry-run=server'],
+      ...setJsonFlags(values),
+    ]);
+    if (rendered.code !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
+    return parseObjects(rendered.stdout);
   } finally {
-    server.close();
-    rmSync(directory, { recursive: true, force: true });
+    await cluster.close();
   }
 }
 
@@ -247,6 +192,9 @@ const containerOf = (object: WithPodSpec): IContainer => podSpecOf(object).conta
 const envOf = (object: WithPodSpec) =>
   Object.fromEntries((containerOf(object).env ?? []).map((variable) => [variable.name, variable]));
 const podTemplates = (objects: KubeObject[]) => ofKind(objects, 'Deployment', 'Job', 'Pod');
+/** The objects an install makes: all but the hooks Helm runs at `helm uninstall`, which bear some of their names. */
+const installed = (objects: KubeObject[]) =>
+  objects.filter((object) => object.metadata.annotations?.['helm.sh/hook'] !== 'post-delete');
 
 /** Whether a NetworkPolicy lets its pods open a TCP connection to this address and port. */
 function reaches(policy: Rendered<'NetworkPolicy'>, address: string, port: number): boolean {
@@ -415,7 +363,7 @@ describe('the Helm chart (charts/file-processor)', function () {
     });
 
     it('reads existing Secrets and claim instead of making its own', () => {
-      const objects = render({ ...EXISTING_SECRETS, 'persistence.existingClaim': 'shared-blobs' });
+      const objects = installed(render({ ...EXISTING_SECRETS, 'persistence.existingClaim': 'shared-blobs' }));
       expect(ofKind(objects, 'Secret').map((s) => s.metadata.name)).to.deep.equal([]);
       expect(ofKind(objects, 'PersistentVolumeClaim')).to.deep.equal([]);
       for (const deployment of ofKind(objects, 'Deployment')) {
@@ -525,7 +473,8 @@ describe('the Helm chart (charts/file-processor)', function () {
       const pods = podTemplates(
         render({ 'worker.podDeletionCost.enabled': true, 'apiTokens.tokens': ['0123456789abcdef0123'] }),
       );
-      expect(pods.map((p) => p.kind).sort()).to.deep.equal(['Deployment', 'Deployment', 'Job', 'Pod']);
+      // Two Jobs: the migration's, and helm uninstall's, which runs no pod but whose template must pass all the same.
+      expect(pods.map((p) => p.kind).sort()).to.deep.equal(['Deployment', 'Deployment', 'Job', 'Job', 'Pod']);
       for (const pod of pods) {
         const spec = podSpecOf(pod);
         expect(spec.securityContext, pod.metadata.name).to.include({ runAsNonRoot: true, runAsUser: 10001 });
@@ -721,11 +670,51 @@ describe('the Helm chart (charts/file-processor)', function () {
       ]);
     });
 
-    it('gives KEDA a password with reserved characters from redis.password, as helm cannot decode the URL', () => {
+    // A URL carries what it reserves percent-encoded ('@', '/', '%'...); the app decodes the userinfo, and takes
+    // everything after its first ':' as the password, a raw ':' included. KEDA gets both alone, from the Secret.
+    for (const [form, user, password, inUrl] of [
+      ['an encoded username', 'files@eu', 's3cret', 's3cret'],
+      ['an encoded password', 'files', 'p@ss/w:rd%', encodeURIComponent('p@ss/w:rd%')],
+      ['a raw ":" in the password', 'files', 'pass:word', 'pass:word'],
+    ] as const) {
+      it(`gives KEDA the ACL user and password the app reads from redis.url, with ${form}: a real ACL user takes them`, async () => {
+        const username = `fp-chart-${randomBytes(3).toString('hex')}-${user}`;
+        const server = new URL(TEST_ENV.redisUrl);
+        const url = `redis://${encodeURIComponent(username)}:${inUrl}@${server.host}`;
+        const admin = new Redis(TEST_ENV.redisUrl);
+        const clients: Redis[] = [];
+        const whoami = async (client: Redis) => {
+          clients.push(client);
+          return client.call('ACL', 'WHOAMI');
+        };
+        try {
+          // The user may do no more than connect and say who it is; the default user takes any password.
+          await admin.call('ACL', 'SETUSER', username, 'on', `>${password}`, 'resetkeys', 'resetchannels', '-@all');
+          await admin.call('ACL', 'SETUSER', username, '+ping', '+info', '+hello', '+client', '+acl|whoami');
+          const objects = render({ 'redis.url': url });
+          // What KEDA reads: the keys the TriggerAuthentication names, of the Secret it names.
+          const secrets = ofKind(objects, 'Secret');
+          const credentials = Object.fromEntries(
+            only(objects, 'TriggerAuthentication').spec.secretTargetRef!.map(({ parameter, name, key }) => [
+              parameter,
+              secrets.find((secret) => secret.metadata.name === name)?.stringData?.[key],
+            ]),
+          );
+          expect(credentials).to.deep.equal({ username, password });
+          const keda = new Redis({ host: server.hostname, port: Number(server.port || 6379), ...credentials });
+          expect(await whoami(keda), 'KEDA').to.equal(username);
+          expect(await whoami(new Redis(url)), 'the app, from the URL').to.equal(username);
+        } finally {
+          await admin.call('ACL', 'DELUSER', username);
+          for (const client of [admin, ...clients]) client.disconnect();
+        }
+      });
+    }
+
+    it('takes redis.password over the password of redis.url when it is given', () => {
       const url = 'redis://worker:p%40ss%2Fw0rd@redis:6379';
-      const secret = only(render({ 'redis.url': url, 'redis.password': 'p@ss/w0rd' }), 'Secret', 'file-processor');
-      expect(secret.stringData).to.include({ 'redis-url': url, 'redis-password': 'p@ss/w0rd' });
-      expect(renderError({ 'redis.url': url })).to.contain('set redis.password to the password as it is');
+      const secret = only(render({ 'redis.url': url, 'redis.password': 'other' }), 'Secret', 'file-processor');
+      expect(secret.stringData).to.include({ 'redis-url': url, 'redis-username': 'worker', 'redis-password': 'other' });
     });
 
     it('needs redis.address when the Redis URL is in an existing Secret, which the chart cannot read', () => {
@@ -1062,19 +1051,136 @@ describe('the Helm chart (charts/file-processor)', function () {
     });
   });
 
+  describe('object names', () => {
+    // Helm's longest release name (53 characters), and two pools with the schema's longest names (30), alike but
+    // for their last character.
+    const RELEASE = 'files-of-the-accounting-department-eu-west-production';
+    const LONG_POOLS = [
+      { name: 'photos-and-scanned-documents-a', kinds: ['image', 'pdf'] },
+      { name: 'photos-and-scanned-documents-b', kinds: ['*'] },
+    ];
+    // Every object the chart can make, and every reference from one to another.
+    const EVERYTHING = {
+      'worker.pools': LONG_POOLS,
+      'ingress.enabled': true,
+      'ingress.tls.enabled': true,
+      'metrics.serviceMonitor.enabled': true,
+      'metrics.prometheusRule.enabled': true,
+      'metrics.dashboard.enabled': true,
+      'worker.podDeletionCost.enabled': true,
+      'redis.url': 'redis://worker:s3cret@redis.example:6379',
+    };
+    const renderAs = (release: string, values: Record<string, unknown>) =>
+      parseObjects(helm(['template', release, CHART, ...setJsonFlags(values)]));
+    const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+    const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+    const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+    /** Every label map in an object: its own labels, its pod template's, and the selectors that match labels. */
+    const labelMaps = (value: unknown, key = ''): Array<Record<string, string>> => {
+      if (typeof value !== 'object' || value === null) return [];
+      const own =
+        ['labels', 'matchLabels', 'selector'].includes(key) && Object.values(value).every((v) => typeof v === 'string');
+      return [
+        ...(own ? [value as Record<string, string>] : []),
+        ...Object.entries(value).flatMap(([k, v]) => labelMaps(v, k)),
+      ];
+    };
+
+    it('fit what the API server takes, for the longest release and pool names: 63 characters, unique, referenced right', () => {
+      for (const values of [EVERYTHING, { ...EVERYTHING, 'worker.autoscaling.keda.enabled': false }]) {
+        const objects = renderAs(RELEASE, values);
+        for (const object of objects) {
+          const { name } = object.metadata;
+          // A Service's name is a DNS-1035 label; a Job's and a ScaledObject's become label values: 63 for all.
+          expect(name, `${object.kind} ${name}`).to.match(object.kind === 'Service' ? DNS_1035_LABEL : DNS_1123_LABEL);
+          expect(name.length, `${object.kind} ${name}`).to.be.at.most(63);
+          for (const labels of labelMaps(object)) {
+            for (const [key, value] of Object.entries(labels)) {
+              expect(value, `${object.kind} ${name}: ${key}`).to.match(LABEL_VALUE);
+              expect(value.length, `${object.kind} ${name}: ${key}`).to.be.at.most(63);
+            }
+          }
+        }
+        const names = (kind: Kind) => ofKind(installed(objects), kind).map((object) => object.metadata.name);
+        for (const kind of new Set(objects.map((object) => object.kind as Kind))) {
+          expect(new Set(names(kind)).size, `${kind} names are unique`).to.equal(names(kind).length);
+        }
+        const deployments = names('Deployment');
+        expect(deployments).to.have.length(3);
+        for (const pool of LONG_POOLS) {
+          expect(
+            deployments.filter((name) => name.endsWith(`-worker-${pool.name}`)),
+            pool.name,
+          ).to.have.length(1);
+        }
+        const targets = [...ofKind(objects, 'ScaledObject'), ...ofKind(objects, 'HorizontalPodAutoscaler')].map(
+          (scaler) => scaler.spec.scaleTargetRef.name,
+        );
+        expect(targets).to.have.length(3);
+        expect(deployments).to.include.members(targets);
+        for (const scaled of ofKind(objects, 'ScaledObject')) {
+          for (const trigger of scaled.spec.triggers) {
+            expect(names('TriggerAuthentication')).to.include(trigger.authenticationRef!.name);
+          }
+        }
+        expect(names('Service')).to.include(
+          only(objects, 'Ingress').spec!.rules![0]!.http!.paths[0]!.backend.service!.name,
+        );
+        expect(envOf(only(objects, 'Pod')).API_URL!.value).to.match(
+          new RegExp(`^http://(${names('Service').join('|')}):80$`),
+        );
+        expect(names('Role')).to.include(only(objects, 'RoleBinding').roleRef.name);
+        for (const pod of podTemplates(objects)) {
+          for (const volume of podSpecOf(pod).volumes ?? []) {
+            if (volume.persistentVolumeClaim)
+              expect(names('PersistentVolumeClaim')).to.include(volume.persistentVolumeClaim.claimName);
+            if (volume.secret) expect(names('Secret')).to.include(volume.secret.secretName);
+          }
+          for (const variable of containerOf(pod).env ?? []) {
+            const secret = variable.valueFrom?.secretKeyRef?.name;
+            if (secret) expect(names('Secret'), `${pod.metadata.name}: ${variable.name}`).to.include(secret);
+          }
+        }
+      }
+    });
+
+    it('stay as they were while they fit: shortened only past 63 characters, keeping what they name', () => {
+      const api = (fullnameOverride: string) => only(render({ fullnameOverride }), 'Service', '-api').metadata.name;
+      const fits = 'f'.repeat(59);
+      expect(api(fits)).to.equal(`${fits}-api`);
+      const longer = api(`${fits}g`);
+      expect(longer)
+        .to.have.length(63)
+        .and.match(/^f+-[0-9a-f]{8}-api$/);
+      expect(api(`${fits}h`), 'another long name').not.to.equal(longer);
+    });
+
+    it('refuse what no Service name can be: a release name with a leading digit or a dot, a bad override', () => {
+      for (const release of ['1st-files', 'files.eu']) {
+        expect(() => renderAs(release, {}), release).to.throw(/refuses for a Service.*choose another release name/);
+      }
+      expect(renderError({ fullnameOverride: 'Files' })).to.match(/fullnameOverride/);
+      expect(renderError({ fullnameOverride: '1files' })).to.match(/fullnameOverride/);
+      expect(renderError({ nameOverride: 'file_processor' })).to.match(/nameOverride/);
+      expect(renderError({ 'worker.pools': [{ name: 'p'.repeat(31), kinds: ['*'] }] })).to.match(
+        /worker\.pools\.0\.name/,
+      );
+    });
+  });
+
   describe('the migration', () => {
     it('runs as a hook before install and upgrade, reading DATABASE_URL from a hook Secret made just before it', () => {
-      const job = only(defaults, 'Job');
+      const job = only(installed(defaults), 'Job');
       expect(job.metadata.annotations).to.include({
         'helm.sh/hook': 'pre-install,pre-upgrade',
         'helm.sh/hook-weight': '0',
       });
       expect(containerOf(job).command).to.deep.equal(['node', 'dist/core/db/migrate.js']);
-      const hookSecret = only(defaults, 'Secret', '-migration');
+      const hookSecret = only(installed(defaults), 'Secret', '-migration');
       expect(hookSecret.metadata.annotations).to.include({
         'helm.sh/hook': 'pre-install,pre-upgrade',
         'helm.sh/hook-weight': '-10',
-        // A failed install or upgrade must not leave DATABASE_URL behind, where helm uninstall never looks.
+        // Gone once the migration succeeded, and after a failure where Helm applies hook-failed to every hook (3.19+).
         'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded,hook-failed',
       });
       expect(hookSecret.stringData).to.deep.equal({
@@ -1089,6 +1195,61 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(spec).not.to.have.property('serviceAccountName');
       expect(containerOf(job)).not.to.have.property('envFrom');
       expect(spec.volumes).to.deep.equal([{ name: 'tmp', emptyDir: {} }]);
+    });
+
+    it('keeps a failed Job for its logs: until the next attempt, helm uninstall or migration.ttlSecondsAfterFinished', () => {
+      const job = only(installed(defaults), 'Job');
+      expect(job.metadata.annotations).to.include({
+        'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded',
+      });
+      expect(job.spec!.ttlSecondsAfterFinished).to.equal(86_400);
+      const shorter = only(installed(render({ 'migration.ttlSecondsAfterFinished': 3_600 })), 'Job');
+      expect(shorter.spec!.ttlSecondsAfterFinished).to.equal(3_600);
+    });
+
+    it('has helm uninstall delete the Secret and the Job a failed install left, by hooks of their names that run no pod', () => {
+      const name = only(installed(defaults), 'Job').metadata.name;
+      // Also when the URL comes from an existing Secret now: an earlier revision may have made the hook Secret.
+      for (const values of [{}, { 'database.existingSecret': 'prod-database' }]) {
+        const atUninstall = render(values).filter((object) => installed([object]).length === 0);
+        expect(atUninstall.map((object) => `${object.kind}/${object.metadata.name}`)).to.deep.equal([
+          `Secret/${name}`,
+          `Job/${name}`,
+        ]);
+        for (const hook of atUninstall) {
+          // Helm deletes an object of the hook's name before making it, then the hook once it is done.
+          expect(hook.metadata.annotations).to.deep.equal({
+            'helm.sh/hook': 'post-delete',
+            'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded,hook-failed',
+          });
+        }
+        const [secret, job] = atUninstall as [Rendered<'Secret'>, Rendered<'Job'>];
+        expect(secret).not.to.have.any.keys('data', 'stringData');
+        expect(job.spec!.completions, 'nothing to complete: no pod').to.equal(0);
+      }
+      // Left out of k8s/, where kubectl would apply them over the migration's own Secret and Job.
+      const manifests = parseObjects(readFileSync(MANIFESTS, 'utf8'));
+      expect(installed(manifests)).to.deep.equal(manifests);
+    });
+
+    it('leaves nothing after a failed install and helm uninstall (Helm 3.17): no DATABASE_URL, no Job, no pod', async () => {
+      const cluster = await startStandInCluster();
+      try {
+        const install = await cluster.helm([
+          ...['install', 'files', CHART, '-n', 'files'],
+          ...['--disable-openapi-validation', '--timeout', '60s'],
+        ]);
+        expect(install.code, install.stdout).not.to.equal(0);
+        expect(install.stderr).to.match(/failed pre-install[^]*job files-file-processor-migration failed/);
+        // Until then, the failed Job and its pod stay for their logs.
+        expect(cluster.objects()).to.include('Job/files-file-processor-migration');
+        expect(cluster.objects().filter((object) => object.startsWith('Pod/'))).to.have.length(1);
+        const uninstall = await cluster.helm(['uninstall', 'files', '-n', 'files', '--timeout', '60s']);
+        expect(uninstall.code, uninstall.stderr).to.equal(0);
+        expect(cluster.objects()).to.deep.equal([]);
+      } finally {
+        await cluster.close();
+      }
     });
   });
 
@@ -1242,6 +1403,33 @@ describe('the Helm chart (charts/file-processor)', function () {
 
     it('leaves the monitoring objects out by default, for clusters without prometheus-operator', () => {
       expect(defaults.filter((object) => object.apiVersion.startsWith('monitoring.coreos.com'))).to.deep.equal([]);
+    });
+  });
+
+  describe('NOTES.txt', () => {
+    /** The values NOTES.txt says still point at k8s/dev's trial PostgreSQL or Redis. */
+    const warnedAbout = (values: Record<string, unknown>) =>
+      renderNotes(values)
+        .split('\n')
+        .flatMap((line) => /^WARNING: (\S+) still points at .*k8s\/dev/.exec(line)?.[1] ?? []);
+
+    it("warns about each value still pointing at k8s/dev's trial PostgreSQL or Redis, and about no other", () => {
+      expect(warnedAbout({})).to.deep.equal(['database.url', 'redis.url']);
+      expect(warnedAbout({ 'database.existingSecret': 'prod-database' })).to.deep.equal(['redis.url']);
+      expect(warnedAbout({ 'database.url': 'postgres://app:pw@db.prod:5432/files' })).to.deep.equal(['redis.url']);
+      expect(warnedAbout({ 'redis.url': 'redis://redis.prod:6379' })).to.deep.equal(['database.url']);
+      expect(warnedAbout(EXISTING_SECRETS)).to.deep.equal([]);
+      // KEDA would watch the trial Redis while the app reads the URL of the existing Secret.
+      expect(
+        warnedAbout({ ...EXISTING_SECRETS, 'redis.address': 'file-processor-redis.files.svc:6379' }),
+      ).to.deep.equal(['redis.address']);
+      // The trial's host by its Service name or its cluster DNS name, not a host that merely starts alike.
+      expect(
+        warnedAbout({
+          'database.url': 'postgres://app:pw@file-processor-postgres-prod:5432/files',
+          'redis.url': 'redis://file-processor-redis.files.svc.cluster.local:6379',
+        }),
+      ).to.deep.equal(['redis.url']);
     });
   });
 

@@ -2,16 +2,39 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The name of the release's objects, or its start: a Service's too, hence a DNS-1035 label. Helm lets a release
+name start with a digit or hold dots; the API server would refuse the Services only halfway through the install. */}}
 {{- define "file-processor.fullname" -}}
+{{- $fullname := "" }}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- $fullname = .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- $fullname = .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- $fullname = printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
 {{- end }}
+{{- end }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) }}
+{{- fail (printf "the release's objects would be named %s..., which Kubernetes refuses for a Service (lowercase letters, digits and '-', starting with a letter): choose another release name, or set fullnameOverride" $fullname) }}
+{{- end }}
+{{- $fullname }}
+{{- end }}
+
+{{/* The name of one of the release's objects, <fullname>-<suffix>, as it is when it fits in 63 characters (a
+Service's name; a Job's and a ScaledObject's end up in label values). Longer, the fullname is cut and followed by 8
+hex digits of the whole name's hash, then the suffix: two long names never meet, and each still says what it is.
+Pass (list $ "worker-heavy"); suffixes are at most 37 characters ("worker-" and a pool name). */}}
+{{- define "file-processor.objectName" -}}
+{{- $fullname := include "file-processor.fullname" (first .) }}
+{{- $suffix := last . }}
+{{- $name := printf "%s-%s" $fullname $suffix }}
+{{- if le (len $name) 63 }}
+{{- $name }}
+{{- else }}
+{{- $room := sub 63 (add (len $suffix) 10) | int }}
+{{- printf "%s-%s-%s" ($fullname | trunc $room | trimSuffix "-") ($name | sha256sum | trunc 8) $suffix }}
 {{- end }}
 {{- end }}
 
@@ -76,7 +99,7 @@ file-processor.io/pool: {{ . }}
 {{- end }}
 
 {{- define "file-processor.generatedApiTokenSecretName" -}}
-{{- include "file-processor.fullname" . }}-api-token
+{{- include "file-processor.objectName" (list . "api-token") }}
 {{- end }}
 
 {{/* Whether the API gets bearer tokens: the operator's, or the one the chart generates. */}}
@@ -109,27 +132,30 @@ file-processor.io/pool: {{ . }}
 {{- if or (not .Values.database.existingSecret) (not .Values.redis.existingSecret) (and .Values.apiTokens.tokens (not .Values.apiTokens.existingSecret)) }}true{{ end }}
 {{- end }}
 
-{{/* The Redis password for KEDA, which takes it as it is: redis.password, or that of redis.url (helm cannot decode it). */}}
+{{/* A piece of a URL's userinfo, percent-decoded as the app decodes it. Helm has no decoding function, but urlParse
+gives a URL's path decoded; userinfo as urlParse gives it has every '/', '?', '#' and '%' encoded, so it is all path. */}}
+{{- define "file-processor.percentDecoded" -}}
+{{- (urlParse (printf "decode:///%s" .)).path | trimPrefix "/" }}
+{{- end }}
+
+{{/* The Redis password for KEDA, which takes it alone: redis.password, or that of redis.url decoded, which the app
+reads as everything after the userinfo's first ':' (a raw ':' included). urlParse gives userinfo re-encoded. */}}
 {{- define "file-processor.redisPassword" -}}
 {{- if not .Values.redis.existingSecret }}
 {{- $userinfo := (urlParse .Values.redis.url).userinfo }}
-{{- $password := "" }}
-{{- if contains ":" $userinfo }}{{ $password = (splitn ":" 2 $userinfo)._1 }}{{ end }}
 {{- if .Values.redis.password }}
 {{- .Values.redis.password }}
-{{- else if contains "%" $password }}
-{{- fail "redis.url has a percent-encoded password, which helm cannot decode for KEDA: keep it encoded in redis.url (the app decodes it) and set redis.password to the password as it is" }}
-{{- else }}
-{{- $password }}
+{{- else if contains ":" $userinfo }}
+{{- include "file-processor.percentDecoded" (splitn ":" 2 $userinfo)._1 }}
 {{- end }}
 {{- end }}
 {{- end }}
 
-{{/* The ACL username of redis.url (Redis 6+), for the Secret and KEDA; empty for the default user. */}}
+{{/* The ACL username of redis.url (Redis 6+), decoded, for the Secret and KEDA; empty for the default user. */}}
 {{- define "file-processor.redisUsername" -}}
 {{- if not .Values.redis.existingSecret }}
 {{- $userinfo := (urlParse .Values.redis.url).userinfo }}
-{{- if contains ":" $userinfo }}{{ (splitn ":" 2 $userinfo)._0 }}{{ end }}
+{{- if contains ":" $userinfo }}{{ include "file-processor.percentDecoded" (splitn ":" 2 $userinfo)._0 }}{{ end }}
 {{- end }}
 {{- end }}
 
@@ -149,6 +175,28 @@ file-processor.io/pool: {{ . }}
 {{- else if include "file-processor.redisPassword" . }}
 {{- include "file-processor.secretName" . }}/redis-password
 {{- end }}
+{{- end }}
+
+{{/* The values that still point at k8s/dev's PostgreSQL or Redis (the defaults), for NOTES.txt to warn about each:
+a YAML list of {value, host, store, instead}. A URL in an existing Secret is not the chart's to read. */}}
+{{- define "file-processor.trialStores" -}}
+{{- $given := list }}
+{{- if not .Values.database.existingSecret }}
+{{- $given = append $given (dict "value" "database.url" "host" (urlParse .Values.database.url).hostname "trial" "file-processor-postgres" "store" "PostgreSQL" "instead" "database.existingSecret") }}
+{{- end }}
+{{- if not .Values.redis.existingSecret }}
+{{- $given = append $given (dict "value" "redis.url" "host" (urlParse .Values.redis.url).hostname "trial" "file-processor-redis" "store" "Redis" "instead" "redis.existingSecret") }}
+{{- end }}
+{{- with .Values.redis.address }}
+{{- $given = append $given (dict "value" "redis.address" "host" (first (splitList ":" .)) "trial" "file-processor-redis" "store" "Redis") }}
+{{- end }}
+{{- $trial := list }}
+{{- range $given }}
+{{- if or (eq .host .trial) (hasPrefix (printf "%s." .trial) .host) }}
+{{- $trial = append $trial . }}
+{{- end }}
+{{- end }}
+{{- toYaml $trial }}
 {{- end }}
 
 {{- define "file-processor.redisAddress" -}}
@@ -371,7 +419,7 @@ readinessProbe:
 {{- if not (include "file-processor.usesBucket" .) }}
 - name: blobs
   persistentVolumeClaim:
-    claimName: {{ .Values.persistence.existingClaim | default (printf "%s-blobs" (include "file-processor.fullname" .)) }}
+    claimName: {{ .Values.persistence.existingClaim | default (include "file-processor.objectName" (list . "blobs")) }}
 {{- end }}
 - name: tmp
   emptyDir: {}
@@ -428,12 +476,11 @@ the kind; JSON schema can check each pool's shape but not this, which spans the 
 single worker of an empty worker.pools), and the worker's values with the pool's own over them. */}}
 {{- define "file-processor.workerPools" -}}
 {{- $worker := .Values.worker }}
-{{- $fullname := include "file-processor.fullname" . }}
 {{- $pools := list }}
 {{- if not $worker.pools }}
 {{- $pools = list (dict
   "name" ""
-  "fullname" (printf "%s-worker" $fullname)
+  "fullname" (include "file-processor.objectName" (list . "worker"))
   "queue" (include "file-processor.setting" (.Values.config.QUEUE_NAME | default "files"))
   "replicas" $worker.replicas
   "resources" $worker.resources
@@ -449,7 +496,7 @@ single worker of an empty worker.pools), and the worker's values with the pool's
 {{- range $key, $value := dig "autoscaling" "hpa" dict $pool }}{{ $_ := set $hpa $key $value }}{{ end }}
 {{- $pools = append $pools (dict
   "name" $pool.name
-  "fullname" (printf "%s-worker-%s" $fullname $pool.name)
+  "fullname" (include "file-processor.objectName" (list $ (printf "worker-%s" $pool.name)))
   "queue" $pool.name
   "concurrency" $pool.concurrency
   "replicas" (ternary $pool.replicas $worker.replicas (hasKey $pool "replicas"))
