@@ -21,7 +21,8 @@ import { VERSION } from '../../core/runtime.js';
 import { PROCESSORS, type Processor, type ProcessorRegistry } from '../../worker/processors/index.js';
 import { otherProcessor } from '../../worker/processors/other.js';
 import type { ParserProcesses } from '../../worker/parsers.js';
-import { createWorker, type WorkerDeps } from '../../worker/worker.js';
+import { composeWorker } from '../../worker/compose.js';
+import type { WorkerDeps } from '../../worker/worker.js';
 import { TEST_ENV } from './env.js';
 
 export interface ServiceOptions {
@@ -197,31 +198,37 @@ export async function startWorker(
   await consumer.ready();
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const storage = options.storage ?? (await runStore());
-  const metrics = createMetrics({ queueCounts: () => consumer.countsByQueue() });
-  const worker = createWorker({
+  const config = loadConfig('worker', {
+    DATABASE_URL: TEST_ENV.databaseUrl,
+    REDIS_URL: TEST_ENV.redisUrl,
+    QUEUE_PREFIX: TEST_ENV.queuePrefix,
+    QUEUE_NAME: queueName,
+    WORKER_CONCURRENCY: '4',
+    MAX_ATTEMPTS: String(options.maxAttempts ?? 5),
+    JOB_TIMEOUT_MS: String(options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS),
+    IMAGE_MAX_PIXELS: String(options.maxImagePixels ?? 50_000_000),
+    PDF_MAX_DECODED_BYTES: String(options.pdfMaxDecodedBytes ?? 64 * 1024 * 1024),
+    MAX_RESULT_BYTES: String(options.maxResultBytes ?? 64 * 1024),
+    PARSER_MAX_RSS_BYTES: '256MiB',
+  });
+  const composed = composeWorker({
+    config,
+    logger: options.logger ?? testLogger(),
     db,
     queue: consumer,
     storage,
-    logger: options.logger ?? testLogger(),
-    metrics,
+    version: VERSION,
+    tracer: options.tracer,
     processors: { ...PROCESSORS, ...options.processors },
-    concurrency: 4,
-    maxAttempts: options.maxAttempts ?? 5,
-    limits: {
-      maxImagePixels: options.maxImagePixels ?? 50_000_000,
-      pdfMaxDecodedBytes: options.pdfMaxDecodedBytes ?? 64 * 1024 * 1024,
-    },
-    maxResultBytes: options.maxResultBytes ?? 64 * 1024,
-    jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
-    parserMaxRssBytes: 256 * 1024 * 1024,
-    ...(options.parsers ? { parsers: options.parsers } : {}),
+    parsers: options.parsers,
     onBusyChange: options.onBusyChange,
   });
-  worker.start();
+  // Jobs only: the tests that need the reconciler or the dispatcher run theirs.
+  await composed.start(['jobs']);
   return {
-    metrics,
+    metrics: composed.metrics,
     async close() {
-      await worker.close(5_000);
+      await composed.stop(5_000);
       if (!options.db) await db.close();
     },
   };
