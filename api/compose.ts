@@ -6,14 +6,10 @@ import type { Server } from 'node:http';
 import type Koa from 'koa';
 import type { Locker } from '@tus/utils';
 import { createAdminServer } from '../core/admin.js';
-import type { Config } from '../core/config.js';
-import { Notifications, type Database } from '../core/db/index.js';
-import type { FileQueue } from '../core/queue/index.js';
+import { Notifications } from '../core/db/index.js';
 import { SharedRedis } from '../core/redis.js';
-import { closeServer, dependencyChecks, StartupError } from '../core/runtime.js';
-import type { BlobStore } from '../core/storage/index.js';
+import { closeServer, dependencyChecks, StartupError, type ProcessParts } from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
-import type { Logger } from '../core/telemetry/logger.js';
 import { createMetrics, type Metrics } from '../core/telemetry/metrics.js';
 import { RedisLocker } from '../core/tus/redisLocker.js';
 import { BacklogMonitor } from './admission.js';
@@ -22,13 +18,7 @@ import { TokenSet } from './auth.js';
 import { createApiServer } from './server.js';
 import { Waiters } from './waiting.js';
 
-export interface ApiParts {
-  config: Config;
-  logger: Logger;
-  db: Database;
-  queue: FileQueue;
-  storage: BlobStore;
-  version: string;
+export interface ApiParts extends ProcessParts {
   /** Tracer of the server and producer spans (default: the global one). */
   tracer?: Tracer;
   /** The lock of each resumable upload (default: in Redis, shared by every API pod). */

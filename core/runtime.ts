@@ -22,6 +22,9 @@ export interface Runtime {
   tracing: Tracing;
 }
 
+/** What a process is composed of (api/compose.ts, worker/compose.ts): the runtime less its tracing, which main owns. */
+export type ProcessParts = Omit<Runtime, 'tracing'>;
+
 /** What /readyz checks in every process; the API adds its blob store. */
 export const dependencyChecks = ({ db, queue }: Pick<Runtime, 'db' | 'queue'>): ReadinessCheck[] => [
   { name: 'postgres', check: () => db.ping() },

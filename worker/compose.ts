@@ -4,14 +4,10 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { Server } from 'node:http';
 import { createAdminServer } from '../core/admin.js';
-import type { Config } from '../core/config.js';
-import { Notifications, type Database } from '../core/db/index.js';
-import type { FileQueue } from '../core/queue/index.js';
+import { Notifications } from '../core/db/index.js';
 import { SharedRedis } from '../core/redis.js';
-import { closeServer, dependencyChecks } from '../core/runtime.js';
-import type { BlobStore } from '../core/storage/index.js';
+import { closeServer, dependencyChecks, type ProcessParts } from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
-import type { Logger } from '../core/telemetry/logger.js';
 import { createMetrics, type Metrics } from '../core/telemetry/metrics.js';
 import { defaultTracer } from '../core/telemetry/spans.js';
 import { resumableStoreFor } from '../core/tus/stores.js';
@@ -23,13 +19,7 @@ import { Reconciler } from './reconciler.js';
 import { sweepsFor } from './sweeps/index.js';
 import { createWorker, type Worker } from './worker.js';
 
-export interface WorkerParts {
-  config: Config;
-  logger: Logger;
-  db: Database;
-  queue: FileQueue;
-  storage: BlobStore;
-  version: string;
+export interface WorkerParts extends ProcessParts {
   tracer?: Tracer;
   /** The processor of each kind (default: PROCESSORS). */
   processors?: ProcessorRegistry;

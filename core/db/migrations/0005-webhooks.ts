@@ -1,3 +1,4 @@
+import { DELIVERY_PER_ENDPOINT, fileEvents } from './fileEvents.js';
 import type { Migration } from './index.js';
 
 // Webhook endpoints, and their deliveries, which are the outbox: a trigger on `files` writes one delivery per
@@ -49,30 +50,7 @@ export const createWebhooks: Migration = {
     // An endpoint's recent deliveries, newest first; and the reconciler's pruning of old ones.
     await sql('CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, created_at DESC)');
     await sql("CREATE INDEX webhook_deliveries_done ON webhook_deliveries (created_at) WHERE status <> 'pending'");
-    await sql(`
-      CREATE FUNCTION file_events() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        changed files;
-        event text;
-      BEGIN
-        IF TG_OP = 'DELETE' THEN
-          changed := OLD;
-          event := 'file.deleted';
-        ELSE
-          changed := NEW;
-          event := 'file.' || NEW.status;
-        END IF;
-        INSERT INTO webhook_deliveries (endpoint_id, event_type, file_id, file)
-          SELECT endpoint.id, event, changed.id, to_jsonb(changed)
-          FROM webhook_endpoints AS endpoint
-          WHERE endpoint.enabled AND event = ANY (endpoint.events);
-        IF FOUND THEN
-          -- Identical notifications in one transaction arrive as one: a batch of 32 wakes the dispatchers once.
-          PERFORM pg_notify('webhook_deliveries', '');
-        END IF;
-        PERFORM pg_notify('file_settled', changed.id::text);
-        RETURN NULL;
-      END $$`);
+    await sql(fileEvents(DELIVERY_PER_ENDPOINT));
     await sql(`
       CREATE TRIGGER files_settled AFTER UPDATE OF status ON files FOR EACH ROW
       WHEN (NEW.status IN ('processed', 'failed') AND OLD.status IS DISTINCT FROM NEW.status)

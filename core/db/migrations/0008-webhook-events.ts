@@ -1,3 +1,4 @@
+import { DELIVERY_PER_ENDPOINT, fileEvents } from './fileEvents.js';
 import type { Migration } from './index.js';
 
 // The webhook outbox becomes events plus a fan-out. Migration 0005's trigger wrote one delivery per endpoint, each
@@ -57,16 +58,7 @@ export const createWebhookEvents: Migration = {
   async down({ context: sql }) {
     // Back to a delivery per endpoint written by the trigger: events not yet fanned out are fanned out the old way
     // (to the endpoints enabled now), and every delivery gets its File back from its event.
-    await sql(
-      fileEvents(`
-        INSERT INTO webhook_deliveries (endpoint_id, event_type, file_id, file)
-          SELECT endpoint.id, event, changed.id, to_jsonb(changed)
-          FROM webhook_endpoints AS endpoint
-          WHERE endpoint.enabled AND event = ANY (endpoint.events);
-        IF FOUND THEN
-          PERFORM pg_notify('webhook_deliveries', '');
-        END IF;`),
-    );
+    await sql(fileEvents(DELIVERY_PER_ENDPOINT));
     await sql(`
       INSERT INTO webhook_deliveries (endpoint_id, event_type, file_id, file, created_at)
       SELECT e.id, ev.type, ev.file_id, ev.file, ev.created_at
@@ -85,22 +77,3 @@ export const createWebhookEvents: Migration = {
 
 /** The statement, failing after 2 s waiting for its lock instead of queueing every later statement behind it. */
 const briefLock = (statement: string): string => `DO $$ BEGIN SET LOCAL lock_timeout = '2s'; ${statement}; END $$`;
-
-/** The trigger function of `files` (migration 0005): `record` writes what the change (`changed`, `event`) makes. */
-const fileEvents = (record: string): string => `
-  CREATE OR REPLACE FUNCTION file_events() RETURNS trigger LANGUAGE plpgsql AS $$
-  DECLARE
-    changed files;
-    event text;
-  BEGIN
-    IF TG_OP = 'DELETE' THEN
-      changed := OLD;
-      event := 'file.deleted';
-    ELSE
-      changed := NEW;
-      event := 'file.' || NEW.status;
-    END IF;
-    ${record}
-    PERFORM pg_notify('file_settled', changed.id::text);
-    RETURN NULL;
-  END $$`;
