@@ -95,6 +95,11 @@ const CLOSE_BRACKET = 0x5d;
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
 const COMMA = 0x2c;
+const PLUS = 0x2b;
+const MINUS = 0x2d;
+const DOT = 0x2e;
+const ZERO = 0x30;
+const LOWER_E = 0x65;
 const SEMICOLON = 0x3b;
 const BAR = 0x7c;
 
@@ -118,11 +123,7 @@ const KEY = 2;
 const KEY_OR_CLOSE = 3;
 const AFTER_KEY = 4;
 const AFTER_VALUE = 5;
-const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?/y;
-const NUMBER_CHARACTERS = /[-+0-9.eE]*/y;
 const LITERALS = ['true', 'false', 'null'];
-// eslint-disable-next-line no-control-regex -- control characters must be escaped inside JSON strings
-const STRING_SPECIAL = /["\\\u0000-\u001f]/g;
 
 /**
  * CLEAR for an object or array that is valid JSON, or valid as far as a cut head goes; PLAUSIBLE for a valid
@@ -189,13 +190,11 @@ function jsonValueEnd(text: string, start: number, complete: boolean): number | 
 
 /** After the string at `start`: -1 when it breaks, undefined when the text ends inside it. */
 function jsonStringEnd(text: string, start: number): number | undefined {
-  STRING_SPECIAL.lastIndex = start + 1;
-  // Most of a document is string content: jump from one quote, backslash or control character to the next.
-  while (STRING_SPECIAL.test(text)) {
-    const c = text.charCodeAt(STRING_SPECIAL.lastIndex - 1);
-    if (c === QUOTE) return STRING_SPECIAL.lastIndex;
-    if (c !== BACKSLASH) return -1;
-    STRING_SPECIAL.lastIndex++;
+  for (let i = start + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) return i + 1;
+    if (c === BACKSLASH) i++;
+    else if (c < SPACE) return -1;
   }
   return undefined;
 }
@@ -208,19 +207,39 @@ function jsonScalarEnd(text: string, start: number, complete: boolean): number |
     if (after === undefined) return complete ? undefined : text.length;
     return after < 0 ? undefined : after;
   }
-  NUMBER_CHARACTERS.lastIndex = start;
-  NUMBER_CHARACTERS.test(text);
-  const run = NUMBER_CHARACTERS.lastIndex;
-  if (run > start) {
-    NUMBER.lastIndex = start;
-    if (NUMBER.test(text) && NUMBER.lastIndex === run) return run;
-    return run === text.length && !complete ? run : undefined;
-  }
+  if (c === MINUS || isDigit(c)) return jsonNumberEnd(text, start, complete);
   for (const literal of LITERALS) {
     if (text.startsWith(literal, start)) return start + literal.length;
     if (!complete && start + literal.length > text.length && literal.startsWith(text.slice(start))) return text.length;
   }
   return undefined;
+}
+
+/** After the number at `start`, as RFC 8259 writes numbers; the text's length when a cut text ends inside it. */
+function jsonNumberEnd(text: string, start: number, complete: boolean): number | undefined {
+  let i = start;
+  const cut = () => (!complete && i >= text.length ? text.length : undefined);
+  if (text.charCodeAt(i) === MINUS) i++;
+  if (text.charCodeAt(i) === ZERO) i++;
+  else if (isDigit(text.charCodeAt(i))) i = skipDigits(text, i);
+  else return cut();
+  if (text.charCodeAt(i) === DOT) {
+    if (!isDigit(text.charCodeAt(++i))) return cut();
+    i = skipDigits(text, i);
+  }
+  if ((text.charCodeAt(i) | 0x20) === LOWER_E) {
+    const sign = text.charCodeAt(++i);
+    if (sign === PLUS || sign === MINUS) i++;
+    if (!isDigit(text.charCodeAt(i))) return cut();
+    i = skipDigits(text, i);
+  }
+  return i;
+}
+
+function skipDigits(text: string, from: number): number {
+  let i = from;
+  while (isDigit(text.charCodeAt(i))) i++;
+  return i;
 }
 
 // Markup: the prolog (XML declaration, comments, processing instructions, doctype), then the root element.
