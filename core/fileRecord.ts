@@ -40,7 +40,10 @@ export const FileSchema = Type.Object(
     file: Type.String({ format: 'uri', description: 'Absolute URL of the original bytes.' }),
     name: Type.String({ maxLength: 255, description: "The client's filename reduced to a safe base name." }),
     size: Type.Integer({ minimum: 1, description: 'Bytes stored.' }),
-    content_type: Type.String({ description: 'MIME type detected from the bytes, never taken from the client.' }),
+    content_type: Type.String({
+      description:
+        "MIME type detected from the bytes, never taken from the client; the name's extension only breaks a tie between text formats the content leaves open.",
+    }),
     kind: StringEnum(FILE_KINDS, { description: 'File kind, decided at upload from the bytes.' }),
     sha256: Type.String({
       pattern: '^[0-9a-f]{64}$',

@@ -165,6 +165,23 @@ describe('type-aware processing', function () {
       expect(tsv.result!.csv).to.deep.equal({ delimiter: '\t', columns: 2, header: true, rows: 2 });
     });
 
+    it('summarizes a CSV renamed .txt or without an extension as a CSV, and a JSON named .csv as JSON', async () => {
+      const people =
+        'name,born,city\nAda Lovelace,1815,London\n"Hopper, Grace",1906,"New York,\nNY"\nAlan Turing,1912,Wilmslow\n';
+      for (const name of ['people.txt', 'people']) {
+        const done = await processed(service, { name, content: people });
+        expect([done.kind, done.content_type], name).to.deep.equal(['text', 'text/csv; charset=utf-8']);
+        expect(done.result, name).to.deep.include({ json: null, warnings: [] });
+        expect(done.result!.csv, name).to.deep.equal({ delimiter: ',', columns: 3, header: true, rows: 3 });
+      }
+      const json = await processed(service, { name: 'people.csv', content: JSON.stringify([{ name: 'Ada' }, {}]) });
+      expect(json.content_type).to.equal('application/json; charset=utf-8');
+      expect(json.result).to.deep.include({
+        csv: null,
+        json: { valid: true, top_level: 'array', keys: null, items: 2, error: null },
+      });
+    });
+
     it('checks JSON: validity, top-level type and its key or item count', async () => {
       const object = await processed(service, {
         name: 'config.json',

@@ -90,7 +90,7 @@ async function scan(
   if (csv?.unterminatedQuote) warnings.push('The CSV ends inside a quoted field; the file may be truncated.');
   const jsonSummary = json?.end() ?? null;
   if (jsonSummary && !jsonSummary.valid)
-    warnings.push(`The file is named as JSON but is not valid JSON (${jsonSummary.error})`);
+    warnings.push(`The file was sniffed as JSON but is not valid JSON (${jsonSummary.error})`);
   return { encoding, bom, ...counts.summary(), csv: csvSummary, json: jsonSummary };
 }
 
