@@ -5,7 +5,6 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as tus from 'tus-js-client';
 import type { File } from '../core/fileRecord.js';
-import { resumableStoreFor } from '../core/tus/stores.js';
 import { sql } from './support/db.js';
 import { expectProblem } from './support/problems.js';
 import { startService, waitForStatus, type TestService } from './support/service.js';
@@ -203,7 +202,7 @@ describe('resumable uploads (tus)', function () {
       /GMT$/,
     );
     // As the reconciler does, with an expiry already past.
-    expect(await resumableStoreFor(service.storage, 1).removeExpired(new Date(Date.now() + 60_000))).to.be.at.least(1);
+    expect(await service.storage.resumable(1).removeExpired(new Date(Date.now() + 60_000))).to.be.at.least(1);
     expect((await fetch(url, { method: 'HEAD', headers: TUS })).status).to.be.oneOf([404, 410]);
     expect((await fetch(`${service.url}/files/${idOf(url)}/`)).status).to.equal(404);
 

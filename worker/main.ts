@@ -10,7 +10,6 @@ import { podDeletionCostFromConfig } from './podDeletionCost.js';
 import { SharedRedis } from '../core/redis.js';
 import { PROCESSORS } from './processors/index.js';
 import { Reconciler } from './reconciler.js';
-import { resumableStoreFor } from '../core/tus/stores.js';
 import { createWorker } from './worker.js';
 
 runMain(async () => {
@@ -41,7 +40,7 @@ runMain(async () => {
     onBusyChange: deletionCost ? (busy) => deletionCost.setBusy(busy) : undefined,
   });
   const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName });
-  const resumable = resumableStoreFor(storage, config.tusExpireAfterMs);
+  const resumable = storage.resumable(config.tusExpireAfterMs);
   const reconciler = new Reconciler({ db, queue, redis, storage, logger, metrics, config, resumable });
   const notifications = new Notifications(config.databaseUrl, ['webhook_deliveries'], (err) =>
     logger.warn({ err }, 'lost the connection that listens for new webhook deliveries; reconnecting'),
