@@ -10,7 +10,7 @@ import {
   stopOnSignals,
 } from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
-import { SharedRedis } from '../core/redis.js';
+import { lockKey, SharedRedis } from '../core/redis.js';
 import { Notifications } from '../core/db/index.js';
 import { createMetrics } from '../core/telemetry/metrics.js';
 import { BacklogMonitor } from './admission.js';
@@ -49,14 +49,12 @@ runMain(async () => {
   backlog.start();
   // Rate limits are shared by all API pods through Redis; commands fail fast (and the limit fails open) while it is away.
   const redis =
-    config.rateLimitPerSecond > 0
-      ? SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName })
-      : null;
+    config.rateLimitPerSecond > 0 ? SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix }) : null;
 
   // Any pod continues any resumable upload: the lock each request holds on one is in Redis, and expires with its pod.
   const tusLocker = new RedisLocker({
     url: config.redisUrl,
-    prefix: `${config.queuePrefix}:${config.queueName}`,
+    namespace: lockKey(config.queuePrefix, 'tus'),
     ttlMs: config.tusLockTtlMs,
   });
   const app = createApp({

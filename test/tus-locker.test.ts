@@ -5,12 +5,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ERRORS } from '@tus/utils';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import { lockKey } from '../core/redis.js';
 import { RedisLocker, type RedisLockerOptions } from '../core/tus/redisLocker.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually, rejection } from './support/eventually.js';
 import { startRedis } from './support/servers.js';
 
-const prefix = `${TEST_ENV.queuePrefix}:tus`;
+const namespace = lockKey(TEST_ENV.queuePrefix, 'tus');
 const noAbort = new AbortController().signal;
 
 describe('RedisLocker', () => {
@@ -19,7 +20,7 @@ describe('RedisLocker', () => {
   let id: string;
 
   async function pod(options: Partial<RedisLockerOptions> = {}): Promise<RedisLocker> {
-    const locker = new RedisLocker({ url: TEST_ENV.redisUrl, prefix, ...options });
+    const locker = new RedisLocker({ url: TEST_ENV.redisUrl, namespace, ...options });
     pods.push(locker);
     await locker.ready();
     return locker;
@@ -59,7 +60,7 @@ describe('RedisLocker', () => {
 
     await held.unlock();
     await waiting;
-    expect(await redis.pttl(`${prefix}:tuslock:${id}`)).to.be.above(0);
+    expect(await redis.pttl(`${TEST_ENV.queuePrefix}:lock:tus:${id}`)).to.be.above(0);
   });
 
   it('asks the holder on another pod to release, and hands over soon after it unlocks', async () => {
@@ -124,7 +125,7 @@ describe('RedisLocker', () => {
   });
 
   it("tells a holder whose lock expired to stop, and its late unlock leaves the new holder's lock", async () => {
-    const key = `${prefix}:tuslock:${id}`;
+    const key = `${namespace}:${id}`;
     const stale = await pod({ ttlMs: 600 });
     const staleLock = stale.newLock(id);
     let asked = 0;

@@ -39,7 +39,7 @@ runMain(async () => {
     maxAttempts: config.maxAttempts,
     onBusyChange: deletionCost ? (busy) => deletionCost.setBusy(busy) : undefined,
   });
-  const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName });
+  const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix });
   const resumable = storage.resumable(config.tusExpireAfterMs);
   const reconciler = new Reconciler({ db, queue, redis, storage, logger, metrics, config, resumable });
   const notifications = new Notifications(config.databaseUrl, ['webhook_deliveries'], (err) =>
