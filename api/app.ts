@@ -29,7 +29,6 @@ import { drainSmallBody } from './body.js';
 import type { Waiters } from './waiting.js';
 import { MemoryLocker } from '@tus/server';
 import type { Locker } from '@tus/utils';
-import { resumableStoreFor } from '../core/tus/stores.js';
 import { tusUploads } from './tus.js';
 
 export type AppConfig = Pick<
@@ -125,7 +124,7 @@ export function createApp(deps: AppDeps): Koa {
   const resumable: Koa.Middleware = async (ctx, next) => {
     tus ??= tusUploads({
       ...waysIn,
-      resumable: resumableStoreFor(storage, config.tusExpireAfterMs),
+      resumable: storage.resumable(config.tusExpireAfterMs),
       locker: deps.tusLocker ?? new MemoryLocker(),
     });
     await tus(ctx, next);

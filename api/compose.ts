@@ -7,7 +7,7 @@ import type Koa from 'koa';
 import type { Locker } from '@tus/utils';
 import { createAdminServer } from '../core/admin.js';
 import { Notifications } from '../core/db/index.js';
-import { SharedRedis } from '../core/redis.js';
+import { lockKey, SharedRedis } from '../core/redis.js';
 import { closeServer, dependencyChecks, StartupError, type ProcessParts } from '../core/runtime.js';
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics, type Metrics } from '../core/telemetry/metrics.js';
@@ -65,15 +65,13 @@ export function composeApi(parts: ApiParts): ComposedApi {
   const ownRedis = config.rateLimitPerSecond > 0 && !parts.rateLimitRedis;
   const redis =
     parts.rateLimitRedis ??
-    (ownRedis
-      ? SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName })
-      : null);
+    (ownRedis ? SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix }) : null);
   // Any pod continues any resumable upload: the lock each request holds on one is in Redis, and expires with its pod.
   const ownLocker = parts.tusLocker
     ? null
     : new RedisLocker({
         url: config.redisUrl,
-        prefix: `${config.queuePrefix}:${config.queueName}`,
+        namespace: lockKey(config.queuePrefix, 'tus'),
         ttlMs: config.tusLockTtlMs,
       });
   const app = createApp({

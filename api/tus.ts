@@ -2,7 +2,8 @@
 // as a Koa middleware: request ids, auth, metrics, logs and traces apply as to every route, and its errors become
 // problem+json with the status codes the protocol requires. What @tus/server does not have is added here: the
 // checksum extension (a chunk with Upload-Checksum is spooled and verified before a byte reaches the store) and
-// the completion, which turns the last byte into a File: the upload id is the File id.
+// the completion, which turns the last byte into a File: the upload id is the File id. The blob store keeps the
+// uploads (its ResumableStore); @tus/server is given that store's DataStore inside a CompletingDataStore.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import type { FileRow } from '../core/fileRecord.js';
 import { newId, parseId } from '../core/ids.js';
 import type { StoredBlob } from '../core/storage/index.js';
 import { BlobMeter } from '../core/storage/meter.js';
+import { CompletingDataStore, type CompletedUpload } from '../core/tus/completingStore.js';
 import type { ResumableStore } from '../core/tus/stores.js';
 import { AppError, type ErrorCode } from './errors.js';
 import type { Arrival } from './intake.js';
@@ -31,6 +33,8 @@ export interface TusDeps extends Omit<WayInDeps, 'idempotencyAbandonAfterMs'> {
 
 /** The checksum algorithms Upload-Checksum may name (`Tus-Checksum-Algorithm`). */
 const CHECKSUM_ALGORITHMS = ['sha1', 'sha256', 'md5'];
+
+const EMPTY = 'The file is empty; there is nothing to process.';
 
 /** Our own header on the Request handed to @tus/server: the API's origin as this client sees it. */
 const BASE_HEADER = 'x-file-processor-base';
@@ -101,29 +105,17 @@ export function tusUploads(deps: TusDeps): Koa.Middleware {
     return row;
   }
 
-  // A finished upload is answered from its File once its bytes were adopted, and one whose completion failed
+  // A finished upload is answered from its File once its leftovers are gone, and one whose completion failed
   // part-way (the database away, a pod killed) is completed by the next request that looks at it, HEAD included,
   // under the upload's lock.
-  const { datastore } = resumable;
-  const storedUpload = datastore.getUpload.bind(datastore);
-  datastore.getUpload = async (id: string): Promise<Upload> => {
-    let upload: Upload;
-    try {
-      upload = await storedUpload(id);
-    } catch (err) {
-      // Between a completion's adopting the bytes and its discarding the upload, the file store says 410 Gone.
-      const gone = (err as { status_code?: number }).status_code === 410;
-      if (!isMissing(err) && !gone) throw err;
-      const fileId = resumable.fileIdOf(id);
+  const datastore = new CompletingDataStore(resumable.datastore, {
+    complete: (upload) => complete(upload).then(completedAs),
+    async completed(uploadId) {
+      const fileId = resumable.fileIdOf(uploadId);
       const row = await (completing.get(fileId)?.catch(() => null) ?? db.files.findById(fileId));
-      // S3Store lets the bucket's NoSuchKey through as it is: a 404 to the client either way. tus's errors are
-      // plain {status_code, body} objects, which its handlers recognize.
-      if (!row) throw gone ? err : ERRORS.FILE_NOT_FOUND;
-      return new Upload({ id, size: row.size, offset: row.size, metadata: { filename: row.name } });
-    }
-    if (upload.size !== undefined && upload.offset === upload.size) await complete(upload);
-    return upload;
-  };
+      return row && completedAs(row);
+    },
+  });
 
   const server = new Server({
     path: TUS_PATH,
@@ -141,7 +133,7 @@ export function tusUploads(deps: TusDeps): Koa.Middleware {
       if (upload.size === 0) {
         // A tus error: a {status_code, body} object, not an Error.
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-        return Promise.reject({ status_code: 400, body: 'The file is empty; there is nothing to process.' });
+        return Promise.reject({ status_code: 400, body: EMPTY });
       }
       return Promise.resolve({});
     },
@@ -154,6 +146,10 @@ export function tusUploads(deps: TusDeps): Koa.Middleware {
   return async (ctx) => {
     let spool: string | undefined;
     try {
+      // The length of an upload that gave none at creation (Upload-Defer-Length) comes with a PATCH: not empty either.
+      if (ctx.method === 'PATCH' && Number.parseInt(ctx.get('upload-length'), 10) === 0) {
+        throw new AppError('invalid_tus_request', EMPTY, { headers: { 'Tus-Resumable': '1.0.0' } });
+      }
       const checksum = ctx.get('upload-checksum');
       if (checksum && ['PATCH', 'POST'].includes(ctx.method))
         spool = await verifiedChunk(ctx, checksum, deps.maxUploadBytes);
@@ -262,22 +258,14 @@ async function verifiedChunk(ctx: Koa.Context, header: string, maxBytes: number)
   }
 }
 
-/** The datastore has no such upload: tus's own 404, the disk's ENOENT, or the bucket's (S3Store does not translate it). */
+/** The upload is not there (any more): tus's 404, or a store's ENOENT (ResumableStore.read, adopt). */
 function isMissing(err: unknown): boolean {
-  const { status_code, name, $metadata } = err as {
-    status_code?: number;
-    name?: string;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const { code } = err as { code?: unknown };
-  return (
-    status_code === 404 ||
-    code === 'ENOENT' ||
-    name === 'NoSuchKey' ||
-    name === 'NoSuchUpload' ||
-    $metadata?.httpStatusCode === 404
-  );
+  const { status_code, code } = err as { status_code?: unknown; code?: unknown };
+  return status_code === 404 || code === 'ENOENT';
 }
+
+/** What the File answers for the upload it was. */
+const completedAs = (row: FileRow): CompletedUpload => ({ size: row.size, name: row.name });
 
 /** The SHA-256, size and first bytes of a finished upload, in one read (through the meter every upload uses). */
 async function readBack(bytes: Readable): Promise<StoredBlob> {

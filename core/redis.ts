@@ -2,7 +2,12 @@
 // buckets and the reconciler's leader lock. bee-queue keeps its own client (the `redis` v3 package, which
 // ioredis cannot share), and what depends on its internals stays in core/queue.
 import { Redis } from 'ioredis';
-import { queueKey } from './queue/index.js';
+
+/**
+ * Where the lock `name` lives: `<prefix>:lock:<name>`, beside the queues rather than inside one, since a lock is the
+ * service's (every pool's workers, every API pod), and a queue's name is only one pool's.
+ */
+export const lockKey = (prefix: string, name: string): string => `${prefix}:lock:${name}`;
 
 // Refill by elapsed time on Redis' own clock (pods' clocks may disagree), take one token if there is one,
 // else say how long until there will be. Returns {allowed, wait_ms}.
@@ -42,9 +47,8 @@ return 0`;
 
 export interface SharedRedisOptions {
   url: string;
-  /** The queue's key prefix and name: keys live beside the queue's (`<prefix>:<queue>:...`). */
+  /** QUEUE_PREFIX: the keys live beside the queues' (`<prefix>:ratelimit:...`, `<prefix>:lock:...`). */
   prefix: string;
-  queueName: string;
 }
 
 export class SharedRedis {
@@ -96,7 +100,7 @@ export class SharedRedis {
   }
 
   private lockKey(name: string): string {
-    return queueKey(this.options.prefix, this.options.queueName, name);
+    return lockKey(this.options.prefix, name);
   }
 
   close(): void {

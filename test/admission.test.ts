@@ -77,7 +77,7 @@ describe('admission control', () => {
   });
 
   it('lets uploads through while the rate limiter cannot reach Redis', async () => {
-    const unreachable = SharedRedis.connect({ url: 'redis://127.0.0.1:9', prefix: 'fp-test', queueName: 'none' });
+    const unreachable = SharedRedis.connect({ url: 'redis://127.0.0.1:9', prefix: 'fp-test' });
     const service = await startService({
       worker: false,
       env: { RATE_LIMIT_PER_SECOND: '1' },

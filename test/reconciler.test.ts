@@ -10,7 +10,6 @@ import { FileQueue } from '../core/queue/index.js';
 import type { SharedRedis } from '../core/redis.js';
 import { LocalDiskStore } from '../core/storage/index.js';
 import { createMetrics, type Metrics } from '../core/telemetry/metrics.js';
-import { resumableStoreFor } from '../core/tus/stores.js';
 import { Reconciler } from '../worker/reconciler.js';
 import { sweepsFor, type Sweep, type SweepConfig, type SweepDeps } from '../worker/sweeps/index.js';
 import { sql, truncateFiles } from './support/db.js';
@@ -81,7 +80,7 @@ describe("the reconciler's sweeps", () => {
       'webhook_retention',
     ]);
     // Direct uploads need a bucket; resumable uploads their store.
-    expect(names({ resumable: resumableStoreFor(storage, HOUR) })).to.include('resumable_uploads');
+    expect(names({ resumable: storage.resumable(HOUR) })).to.include('resumable_uploads');
   });
 
   it('repairs at every tick and keeps house every tenth, at most an hour apart', () => {
@@ -308,8 +307,11 @@ describe("the reconciler's sweeps", () => {
     expect(created.status).to.equal(201);
     const upload = created.headers.get('location')!;
     await sleep(10);
-    // The store's expiry says when an upload expires: 1 ms after it was made.
-    const report = await reconcilerWith({ resumable: resumableStoreFor(service.storage, 1) }).runOnce();
+    // An upload expires TUS_EXPIRE_AFTER_MS after it was made: 1 ms here.
+    const report = await reconcilerWith({
+      resumable: service.storage.resumable(1),
+      config: { ...config, tusExpireAfterMs: 1 },
+    }).runOnce();
     expect(report.swept.resumable_uploads!.removed).to.be.at.least(1);
     expect((await fetch(upload, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })).status).to.be.oneOf([
       404, 410,

@@ -1,38 +1,154 @@
-// The tus upload lock shared through Redis: each RedisLocker here stands for one API pod, with its own
-// connections, on the shared test Redis under this run's prefix.
+// The tus upload lock: one contract run against every locker @tus/server may be given (MemoryLocker, which a single
+// process may use, and our RedisLocker, shared by every API pod), then what only a lock in Redis does. A "pod" here
+// is a holder that sees the others' locks: the one MemoryLocker of a process, or a RedisLocker with connections of
+// its own, on the shared test Redis under this run's prefix.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ERRORS } from '@tus/utils';
+import { MemoryLocker } from '@tus/server';
+import { ERRORS, type Locker } from '@tus/utils';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import { lockKey } from '../core/redis.js';
 import { RedisLocker, type RedisLockerOptions } from '../core/tus/redisLocker.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually, rejection } from './support/eventually.js';
 import { startRedis } from './support/servers.js';
 
-const prefix = `${TEST_ENV.queuePrefix}:tus`;
+const namespace = lockKey(TEST_ENV.queuePrefix, 'tus');
 const noAbort = new AbortController().signal;
+const nothingToRelease = () => undefined;
 
-describe('RedisLocker', () => {
+interface LockerBackend {
+  /** `count` pods that see each other's locks, each waiting `acquireTimeoutMs` at most for one. */
+  pods(count: number, acquireTimeoutMs?: number): Promise<Locker[]>;
+  close(): Promise<void>;
+}
+
+const BACKENDS: Record<string, () => LockerBackend> = {
+  MemoryLocker: () => ({
+    // One process, one locker: its requests all share it.
+    pods: (count, acquireTimeoutMs = 10_000) =>
+      Promise.resolve(Array<Locker>(count).fill(new MemoryLocker({ acquireLockTimeout: acquireTimeoutMs }))),
+    close: () => Promise.resolve(),
+  }),
+  RedisLocker: () => {
+    const opened: RedisLocker[] = [];
+    return {
+      async pods(count, acquireTimeoutMs) {
+        const pods = Array.from({ length: count }, () => {
+          const locker = new RedisLocker({ url: TEST_ENV.redisUrl, namespace, acquireTimeoutMs });
+          opened.push(locker);
+          return locker;
+        });
+        await Promise.all(pods.map((locker) => locker.ready()));
+        return pods;
+      },
+      close: async () => void (await Promise.all(opened.map((locker) => locker.close()))),
+    };
+  },
+};
+
+/** Whether a promise has settled yet, without waiting for it. */
+function settled(promise: Promise<unknown>): () => boolean {
+  let done = false;
+  promise.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  return () => done;
+}
+
+for (const [name, make] of Object.entries(BACKENDS)) {
+  describe(`Locker contract: ${name}`, () => {
+    let backend: LockerBackend;
+    let id: string;
+    beforeEach(() => {
+      backend = make();
+      id = `upload-${randomBytes(4).toString('hex')}`;
+    });
+    afterEach(() => backend.close());
+
+    it('holds an upload for one request at a time: the next waits until it is unlocked, then has it', async () => {
+      const [first, second] = await backend.pods(2);
+      const held = first!.newLock(id);
+      await held.lock(noAbort, nothingToRelease);
+
+      const waiting = second!.newLock(id).lock(noAbort, nothingToRelease);
+      const acquired = settled(waiting);
+      await sleep(500);
+      expect(acquired(), 'a held lock was taken').to.equal(false);
+
+      await held.unlock();
+      await waiting;
+    });
+
+    it('holds different uploads at once', async () => {
+      const [first, second] = await backend.pods(2);
+      await first!.newLock(id).lock(noAbort, nothingToRelease);
+      await second!.newLock(`${id}-other`).lock(noAbort, nothingToRelease);
+    });
+
+    it('asks the holder to release the upload for another request, which has it as soon as the holder lets go', async () => {
+      const [holder, other] = await backend.pods(2);
+      const held = holder!.newLock(id);
+      let unlockedAt = 0;
+      let asked = 0;
+      // As @tus/server's holder does: asked, its request stops and unlocks.
+      await held.lock(noAbort, async () => {
+        if (asked++ > 0) return;
+        await sleep(100);
+        unlockedAt = Date.now();
+        await held.unlock();
+      });
+      expect(asked, 'asked before anyone wanted the upload').to.equal(0);
+
+      await other!.newLock(id).lock(noAbort, nothingToRelease);
+      expect(asked).to.be.above(0);
+      expect(unlockedAt).to.be.above(0);
+      expect(Date.now() - unlockedAt).to.be.below(500);
+    });
+
+    it('gives an upload again once its holder unlocked it', async () => {
+      const [pod] = await backend.pods(1);
+      for (let round = 0; round < 3; round++) {
+        const lock = pod!.newLock(id);
+        await lock.lock(noAbort, nothingToRelease);
+        await lock.unlock();
+      }
+    });
+
+    it("throws tus's lock-timeout error when the upload stays held past the acquire timeout", async () => {
+      const [holder, other] = await backend.pods(2, 400);
+      await holder!.newLock(id).lock(noAbort, nothingToRelease);
+      const startedAt = Date.now();
+      expect(await rejection(other!.newLock(id).lock(noAbort, nothingToRelease))).to.equal(ERRORS.ERR_LOCK_TIMEOUT);
+      expect(Date.now() - startedAt).to.be.within(350, 1_500);
+    });
+
+    it("stops waiting when the waiting request is cancelled, with tus's lock-timeout error", async () => {
+      const [holder, other] = await backend.pods(2, 20_000);
+      await holder!.newLock(id).lock(noAbort, nothingToRelease);
+      const request = new AbortController();
+      const waiting = other!.newLock(id).lock(request.signal, nothingToRelease);
+      await sleep(200);
+      const abortedAt = Date.now();
+      request.abort();
+      expect(await rejection(waiting)).to.equal(ERRORS.ERR_LOCK_TIMEOUT);
+      expect(Date.now() - abortedAt).to.be.below(300);
+    });
+  });
+}
+
+describe('RedisLocker across pods', () => {
   let pods: RedisLocker[] = [];
   let redis: Redis;
   let id: string;
 
   async function pod(options: Partial<RedisLockerOptions> = {}): Promise<RedisLocker> {
-    const locker = new RedisLocker({ url: TEST_ENV.redisUrl, prefix, ...options });
+    const locker = new RedisLocker({ url: TEST_ENV.redisUrl, namespace, ...options });
     pods.push(locker);
     await locker.ready();
     return locker;
-  }
-
-  /** A promise's outcome so far, without waiting for it. */
-  function settled(promise: Promise<unknown>): () => boolean {
-    let done = false;
-    promise.then(
-      () => (done = true),
-      () => (done = true),
-    );
-    return () => done;
   }
 
   before(() => {
@@ -47,84 +163,31 @@ describe('RedisLocker', () => {
     pods = [];
   });
 
-  it('makes a second pod wait until the first unlocks, then gives it the lock', async () => {
-    const [first, second] = [await pod(), await pod()];
-    const held = first.newLock(id);
-    await held.lock(noAbort, () => undefined);
-
-    const waiting = second.newLock(id).lock(noAbort, () => undefined);
-    const acquired = settled(waiting);
-    await sleep(500);
-    expect(acquired(), 'the second pod took a held lock').to.equal(false);
-
-    await held.unlock();
-    await waiting;
-    expect(await redis.pttl(`${prefix}:tuslock:${id}`)).to.be.above(0);
-  });
-
-  it('asks the holder on another pod to release, and hands over soon after it unlocks', async () => {
-    const [holder, other] = [await pod(), await pod()];
-    const held = holder.newLock(id);
-    let asked = 0;
-    await held.lock(noAbort, () => void asked++);
-    expect(asked).to.equal(0);
-
-    const waiting = other.newLock(id).lock(noAbort, () => undefined);
-    await eventually(() => asked > 0, "the holder's requestRelease being called", 2_000);
-    const unlockedAt = Date.now();
-    await held.unlock();
-    await waiting;
-    expect(Date.now() - unlockedAt).to.be.below(500);
+  it('keeps a lock in a namespace of locks, not of a queue: <QUEUE_PREFIX>:lock:tus:<id>, expiring', async () => {
+    await (await pod()).newLock(id).lock(noAbort, nothingToRelease);
+    expect(await redis.pttl(`${TEST_ENV.queuePrefix}:lock:tus:${id}`)).to.be.within(1, 30_000);
   });
 
   it("keeps a live holder's lock past its ttl by renewing it", async () => {
     const holder = await pod({ ttlMs: 300 });
-    await holder.newLock(id).lock(noAbort, () => undefined);
+    await holder.newLock(id).lock(noAbort, nothingToRelease);
     const other = await pod({ ttlMs: 300, acquireTimeoutMs: 1_200 });
-    const err = await rejection(other.newLock(id).lock(noAbort, () => undefined));
-    expect(err).to.equal(ERRORS.ERR_LOCK_TIMEOUT);
+    expect(await rejection(other.newLock(id).lock(noAbort, nothingToRelease))).to.equal(ERRORS.ERR_LOCK_TIMEOUT);
   });
 
   it('gives the upload of a pod that died holding it to another pod after about the ttl', async () => {
     const dying = await pod({ ttlMs: 500 });
-    await dying.newLock(id).lock(noAbort, () => undefined);
+    await dying.newLock(id).lock(noAbort, nothingToRelease);
     await dying.close();
 
     const other = await pod({ ttlMs: 500, acquireTimeoutMs: 5_000 });
     const startedAt = Date.now();
-    await other.newLock(id).lock(noAbort, () => undefined);
-    const waited = Date.now() - startedAt;
-    expect(waited).to.be.within(250, 1_500);
-  });
-
-  it('throws the tus lock-timeout error when the lock stays held past acquireTimeoutMs', async () => {
-    const holder = await pod();
-    await holder.newLock(id).lock(noAbort, () => undefined);
-    const other = await pod({ acquireTimeoutMs: 400 });
-
-    const startedAt = Date.now();
-    const err = await rejection(other.newLock(id).lock(noAbort, () => undefined));
-    expect(err).to.equal(ERRORS.ERR_LOCK_TIMEOUT);
-    expect(Date.now() - startedAt).to.be.within(350, 1_500);
-  });
-
-  it('stops waiting when the request aborts', async () => {
-    const holder = await pod();
-    await holder.newLock(id).lock(noAbort, () => undefined);
-    const other = await pod({ acquireTimeoutMs: 20_000 });
-
-    const request = new AbortController();
-    const waiting = other.newLock(id).lock(request.signal, () => undefined);
-    await sleep(200);
-    const abortedAt = Date.now();
-    request.abort();
-    const err = await rejection(waiting);
-    expect(err).to.equal(ERRORS.ERR_LOCK_TIMEOUT);
-    expect(Date.now() - abortedAt).to.be.below(300);
+    await other.newLock(id).lock(noAbort, nothingToRelease);
+    expect(Date.now() - startedAt).to.be.within(250, 1_500);
   });
 
   it("tells a holder whose lock expired to stop, and its late unlock leaves the new holder's lock", async () => {
-    const key = `${prefix}:tuslock:${id}`;
+    const key = `${namespace}:${id}`;
     const stale = await pod({ ttlMs: 600 });
     const staleLock = stale.newLock(id);
     let asked = 0;
@@ -133,7 +196,7 @@ describe('RedisLocker', () => {
     await redis.del(key);
 
     const current = await pod();
-    await current.newLock(id).lock(noAbort, () => undefined);
+    await current.newLock(id).lock(noAbort, nothingToRelease);
     const token = await redis.get(key);
     expect(token).to.be.a('string');
     await eventually(() => asked > 0, 'the stale holder being asked to stop', 2_000);
@@ -151,7 +214,7 @@ describe('RedisLocker', () => {
       const other = await pod({ url: server.url });
 
       await server.stop();
-      const err = await rejection(other.newLock(`${id}-other`).lock(noAbort, () => undefined));
+      const err = await rejection(other.newLock(`${id}-other`).lock(noAbort, nothingToRelease));
       expect(err).to.not.equal(ERRORS.ERR_LOCK_TIMEOUT);
       expect(err).to.be.instanceOf(Error);
       expect(asked).to.equal(0);

@@ -5,7 +5,6 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as tus from 'tus-js-client';
 import type { File } from '../core/fileRecord.js';
-import { resumableStoreFor } from '../core/tus/stores.js';
 import { sql } from './support/db.js';
 import { expectProblem } from './support/problems.js';
 import { startService, waitForStatus, type TestService } from './support/service.js';
@@ -42,13 +41,13 @@ const TUS = { 'Tus-Resumable': '1.0.0' };
 const CHUNK = { ...TUS, 'Content-Type': 'application/offset+octet-stream' };
 const base64 = (text: string) => Buffer.from(text).toString('base64');
 
-/** Creates an upload of `length` bytes by hand; its URL. */
-async function create(base: string, length: number, headers: Record<string, string> = {}): Promise<string> {
+/** Creates an upload of `length` bytes by hand (null: a length the client gives later); its URL. */
+async function create(base: string, length: number | null, headers: Record<string, string> = {}): Promise<string> {
   const response = await fetch(`${base}/uploads/tus/`, {
     method: 'POST',
     headers: {
       ...TUS,
-      'Upload-Length': String(length),
+      ...(length === null ? { 'Upload-Defer-Length': '1' } : { 'Upload-Length': String(length) }),
       'Upload-Metadata': `filename ${base64('hand.bin')}`,
       ...headers,
     },
@@ -65,6 +64,17 @@ const offsetOf = async (url: string): Promise<number> => {
 
 const patch = (url: string, offset: number, body: Buffer, headers: Record<string, string> = {}) =>
   fetch(url, { method: 'PATCH', headers: { ...CHUNK, 'Upload-Offset': String(offset), ...headers }, body });
+
+/** Makes PostgreSQL refuse to insert the File `id` (a trigger of this run's database) until stop(). */
+async function refuseInsertsOf(id: string): Promise<{ stop(): Promise<void> }> {
+  const name = `refuse_${id.replaceAll('-', '_')}`;
+  await sql(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
+  await sql(
+    `CREATE TRIGGER ${name} BEFORE INSERT ON files FOR EACH ROW WHEN (NEW.id = '${id}') EXECUTE FUNCTION ${name}()`,
+  );
+  return { stop: () => sql(`DROP FUNCTION ${name}() CASCADE`).then(() => undefined) };
+}
 
 /** A TCP proxy to `target` that cuts the first connection which has carried more than `cutAfter` bytes upstream. */
 async function cuttingProxy(target: string, cutAfter: number) {
@@ -162,6 +172,78 @@ describe('resumable uploads (tus)', function () {
     expect((await waitForStatus(service.url, idOf(url))).sha256).to.equal(sha256(bytes));
   });
 
+  it('refuses a creation carrying data whose Upload-Checksum does not match with 460, and keeps nothing', async () => {
+    const bytes = randomBytes(64 * 1024);
+    const digest = (data: Buffer) => createHash('sha256').update(data).digest('base64');
+    const createWith = (checksum: string) =>
+      fetch(`${service.url}/uploads/tus/`, {
+        method: 'POST',
+        headers: {
+          ...CHUNK,
+          'Upload-Length': String(bytes.length),
+          'Upload-Metadata': `filename ${base64('whole.bin')}`,
+          'Upload-Checksum': `sha256 ${checksum}`,
+        },
+        body: bytes,
+      });
+    // The whole file in the creation: accepted, it would be a File at once.
+    const wrong = await createWith(digest(Buffer.from('other')));
+    await expectProblem(wrong, 460, 'upload_checksum_mismatch');
+    expect(wrong.headers.get('location')).to.equal(null);
+    expect(await filesWith(bytes)).to.equal(0);
+
+    const right = await createWith(digest(bytes));
+    expect(right.status).to.equal(201);
+    expect(Number(right.headers.get('upload-offset'))).to.equal(bytes.length);
+    expect((await waitForStatus(service.url, idOf(right.headers.get('location')!))).sha256).to.equal(sha256(bytes));
+    expect(await filesWith(bytes)).to.equal(1);
+  });
+
+  it('takes an upload whose length comes later (Upload-Defer-Length), and refuses it empty once the length is 0', async () => {
+    const bytes = randomBytes(100 * 1024);
+    const url = await create(service.url, null);
+    const head = await fetch(url, { method: 'HEAD', headers: TUS });
+    expect(head.headers.get('upload-defer-length')).to.equal('1');
+    expect((await patch(url, 0, bytes.subarray(0, 40_000))).status).to.equal(204);
+    const last = await patch(url, 40_000, bytes.subarray(40_000), { 'Upload-Length': String(bytes.length) });
+    expect(last.status, await last.text()).to.equal(204);
+    const file = await waitForStatus(service.url, idOf(url));
+    expect(file).to.include({ size: bytes.length, sha256: sha256(bytes), name: 'hand.bin' });
+    expect(await filesWith(bytes)).to.equal(1);
+
+    const empty = await create(service.url, null);
+    await expectProblem(await patch(empty, 0, Buffer.alloc(0), { 'Upload-Length': '0' }), 400, 'invalid_tus_request');
+    expect((await fetch(`${service.url}/files/${idOf(empty)}/`)).status).to.equal(404);
+  });
+
+  for (const next of ['HEAD', 'PATCH'] as const) {
+    it(`makes the File of a finished upload whose completion failed at the next ${next}, and one File only`, async () => {
+      const bytes = randomBytes(300 * 1024);
+      const url = await create(service.url, bytes.length);
+      expect((await patch(url, 0, bytes.subarray(0, 100_000))).status).to.equal(204);
+      const refusal = await refuseInsertsOf(idOf(url));
+      try {
+        // The last byte is stored, and the database refuses the File.
+        const last = await patch(url, 100_000, bytes.subarray(100_000));
+        expect(last.status, await last.clone().text()).to.equal(500);
+        expect(await filesWith(bytes)).to.equal(0);
+      } finally {
+        await refusal.stop();
+      }
+      if (next === 'HEAD') {
+        expect(await offsetOf(url)).to.equal(bytes.length);
+      } else {
+        // The client sends its last chunk again, from the offset it had: the upload is a File by then.
+        const again = await patch(url, 100_000, bytes.subarray(100_000));
+        await expectProblem(again, 409, 'upload_offset_mismatch');
+      }
+      const file = await waitForStatus(service.url, idOf(url));
+      expect(file).to.include({ size: bytes.length, sha256: sha256(bytes), name: 'hand.bin', status: 'processed' });
+      expect(await offsetOf(url)).to.equal(bytes.length);
+      expect(await filesWith(bytes)).to.equal(1);
+    });
+  }
+
   it('advertises its extensions, checksum algorithms and Tus-Max-Size', async () => {
     const response = await fetch(`${service.url}/uploads/tus/`, {
       method: 'OPTIONS',
@@ -203,7 +285,7 @@ describe('resumable uploads (tus)', function () {
       /GMT$/,
     );
     // As the reconciler does, with an expiry already past.
-    expect(await resumableStoreFor(service.storage, 1).removeExpired(new Date(Date.now() + 60_000))).to.be.at.least(1);
+    expect(await service.storage.resumable(1).removeExpired(new Date(Date.now() + 60_000))).to.be.at.least(1);
     expect((await fetch(url, { method: 'HEAD', headers: TUS })).status).to.be.oneOf([404, 410]);
     expect((await fetch(`${service.url}/files/${idOf(url)}/`)).status).to.equal(404);
 

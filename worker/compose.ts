@@ -10,7 +10,6 @@ import { closeServer, dependencyChecks, type ProcessParts } from '../core/runtim
 import { watchEventLoop } from '../core/telemetry/eventLoop.js';
 import { createMetrics, type Metrics } from '../core/telemetry/metrics.js';
 import { defaultTracer } from '../core/telemetry/spans.js';
-import { resumableStoreFor } from '../core/tus/stores.js';
 import { WebhookDispatcher } from './dispatcher.js';
 import type { ParserProcesses } from './parsers.js';
 import { podDeletionCostFromConfig } from './podDeletionCost.js';
@@ -72,8 +71,8 @@ export function composeWorker(parts: WorkerParts): ComposedWorker {
     ...(parts.parsers ? { parsers: parts.parsers } : {}),
     onBusyChange: parts.onBusyChange ?? (deletionCost ? (busy) => deletionCost.setBusy(busy) : undefined),
   });
-  const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix, queueName: config.queueName });
-  const resumable = resumableStoreFor(storage, config.tusExpireAfterMs);
+  const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix });
+  const resumable = storage.resumable(config.tusExpireAfterMs);
   const reconciler = new Reconciler({
     redis,
     logger,

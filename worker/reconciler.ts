@@ -28,7 +28,7 @@ export interface ReconcileReport {
   failed: Record<string, unknown>;
 }
 
-/** The leader lock's name in Redis (`<prefix>:<queue>:reconciler`). */
+/** The leader lock's name in Redis (`<prefix>:lock:reconciler`). */
 const LOCK = 'reconciler';
 
 export class Reconciler {

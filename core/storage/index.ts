@@ -1,6 +1,7 @@
 // The blob store: where the bytes of a file (and its derived files) live, behind a small interface
 // so an object store can replace the local disk in one place.
 import type { Readable } from 'node:stream';
+import type { ResumableStore } from '../tus/stores.js';
 
 export { LocalDiskStore } from './localDisk.js';
 export { S3BlobStore, type S3Settings } from './s3.js';
@@ -49,6 +50,11 @@ export interface BlobStore {
   downloadUrl?(id: string, headers: { contentDisposition: string; contentType: string }): Promise<string>;
   /** Direct uploads into the store, where a client can reach it without the API (a bucket). */
   readonly direct?: DirectUploadTarget;
+  /**
+   * The store's resumable (tus) uploads, kept in its own place by the tus DataStore that suits it, and expiring
+   * `expireAfterMs` after their creation; made once per process.
+   */
+  resumable(expireAfterMs: number): ResumableStore;
   /** Removes the blob and every variant of it, or with `variant` that one alone; a missing blob is not an error. */
   remove(id: string, options?: { variant?: BlobVariant }): Promise<void>;
   /** Answers when the store can be written; throws otherwise (readiness). */

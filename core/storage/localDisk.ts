@@ -1,6 +1,7 @@
 // Blobs on a local (or shared, ReadWriteMany) file system:
 //   <root>/blobs/<xx>/<id>[.<variant>]   where xx are the last two hex digits of the id
 //   <root>/tmp/<id>.part                  while an upload streams in
+//   <root>/tus/<id>, <id>.json            resumable uploads (localDiskResumable.ts)
 // The shard comes from the random tail of the id: a UUIDv7 starts with a timestamp, so its first
 // digits would put every file of the same weeks in one directory. The 256 shard directories are made
 // once at start, so an upload never pays a mkdir; at 10^7 files a directory holds about 40,000 entries,
@@ -20,6 +21,8 @@ import {
   type ByteRange,
   type StoredBlob,
 } from './index.js';
+import { ResumableDiskUploads } from './localDiskResumable.js';
+import type { ResumableStore } from '../tus/stores.js';
 import { BlobMeter, pipeInto } from './meter.js';
 
 const SAFE_KEY = /^[0-9a-z-]{8,64}$/i;
@@ -63,6 +66,10 @@ export class LocalDiskStore implements BlobStore {
     // Opening first turns a missing blob into a rejected promise rather than a stream error mid-response.
     const handle = await open(this.pathOf(id, options.variant), 'r');
     return handle.createReadStream(options.range ? { start: options.range.start, end: options.range.end } : {});
+  }
+
+  resumable(expireAfterMs: number): ResumableStore {
+    return new ResumableDiskUploads(this, expireAfterMs);
   }
 
   source(id: string): Promise<BlobSource> {

@@ -1,5 +1,6 @@
 // Blobs in an S3-compatible bucket (AWS S3, Ceph RGW, MinIO, R2, GCS interoperability):
 //   <prefix>blobs/<xx>/<id>[.<variant>]   xx the last two hex digits of the id, as on disk
+//   <prefix>tus/<id>[.info|.part]         resumable uploads (s3Resumable.ts)
 // An upload streams in as a multipart upload (s3Upload.ts: parts of the stream's own chunks, PARTS_IN_FLIGHT at
 // once, so memory stays bounded whatever the size); until it completes, the bytes are an unfinished multipart upload,
 // which is what "temporary" means here: the reconciler aborts those that were never completed. The shards
@@ -30,6 +31,8 @@ import {
 } from './index.js';
 import { BlobMeter } from './meter.js';
 import { missing, statusOf, unavailable } from './s3Errors.js';
+import { ResumableBucketUploads } from './s3Resumable.js';
+import type { ResumableStore } from '../tus/stores.js';
 import { partBytesFor, writeObject } from './s3Upload.js';
 
 export interface S3Settings {
@@ -140,6 +143,10 @@ export class S3BlobStore implements BlobStore {
         throw missing(err) ?? unavailable(err, 'reading');
       });
     return answer.Body as Readable;
+  }
+
+  resumable(expireAfterMs: number): ResumableStore {
+    return new ResumableBucketUploads(this, expireAfterMs);
   }
 
   /** A presigned GET: a parser process reads the ranges it needs over HTTP, with no copy and no SDK. */

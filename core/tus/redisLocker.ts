@@ -1,8 +1,8 @@
 // The tus upload lock, shared by every API pod through Redis: a PATCH that lands on any pod waits for the
 // request holding the upload (on whichever pod) and asks it to stop, as @tus/server's MemoryLocker does
-// within one process. Keys: `<prefix>:tuslock:<id>` = a random token per holder, expiring after ttlMs
-// unless renewed, so the lock of a pod that dies frees itself. Channels: `<prefix>:tuslock:release`
-// (message: an id; its holder is asked to stop) and `<prefix>:tuslock:released` (an id was unlocked).
+// within one process. Keys: `<namespace>:<id>` = a random token per holder, expiring after ttlMs
+// unless renewed, so the lock of a pod that dies frees itself. Channels: `<namespace>:release`
+// (message: an id; its holder is asked to stop) and `<namespace>:released` (an id was unlocked).
 // While Redis is away, lock() rejects with Redis' error: the tus request fails with 500 and the client retries.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -25,7 +25,8 @@ const POLL_MS = 100;
 
 export interface RedisLockerOptions {
   url: string;
-  prefix: string;
+  /** What the keys and channels start with (`lockKey(QUEUE_PREFIX, 'tus')` in core/redis.ts). */
+  namespace: string;
   /** How long a lock outlives a pod that died holding it; renewed every third of it while held. */
   ttlMs?: number;
   /** How long lock() waits before ERR_LOCK_TIMEOUT; above @tus/server's lockDrainTimeout (3 s by default),
@@ -48,7 +49,7 @@ export class RedisLocker implements Locker {
   constructor(private readonly options: RedisLockerOptions) {
     this.ttlMs = options.ttlMs ?? 30_000;
     this.acquireTimeoutMs = options.acquireTimeoutMs ?? 10_000;
-    this.channels = { release: `${options.prefix}:tuslock:release`, released: `${options.prefix}:tuslock:released` };
+    this.channels = { release: `${options.namespace}:release`, released: `${options.namespace}:released` };
     // Commands fail fast while Redis is away, as in core/redis.ts.
     this.client = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     this.client.on('error', () => undefined);
@@ -73,7 +74,7 @@ export class RedisLocker implements Locker {
   }
 
   key(id: string): string {
-    return `${this.options.prefix}:tuslock:${id}`;
+    return `${this.options.namespace}:${id}`;
   }
 
   async tryAcquire(id: string, token: string): Promise<boolean> {

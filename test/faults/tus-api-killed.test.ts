@@ -12,8 +12,13 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 describe('fault: the API process is SIGKILLed in the middle of a resumable upload', function () {
   this.timeout(120_000);
   const started: Started[] = [];
-  after(() => {
-    for (const process of started) process.child.kill('SIGKILL');
+  // The survivors stop as pods do, letting go of their locks: the worker's reconciler lock is the whole run's.
+  after(async () => {
+    for (const process of started) process.child.kill('SIGTERM');
+    const stopped = Promise.all(started.map((process) => process.exited));
+    const late = setTimeout(() => started.forEach((process) => process.child.kill('SIGKILL')), 15_000);
+    await stopped;
+    clearTimeout(late);
   });
 
   async function startApi(env: Record<string, string>): Promise<string> {

@@ -78,9 +78,12 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-/** The test Redis for what talks to it outside the queue (rate limits, the reconciler's lock). */
+/**
+ * The test Redis for what talks to it outside the queue (rate limits, the reconciler's lock), in a namespace of the
+ * service's queue: each service of a run is a deployment of its own, with its own leader.
+ */
 export const sharedRedisFor = (queueName: string): SharedRedis =>
-  SharedRedis.connect({ url: TEST_ENV.redisUrl, prefix: TEST_ENV.queuePrefix, queueName });
+  SharedRedis.connect({ url: TEST_ENV.redisUrl, prefix: `${TEST_ENV.queuePrefix}:${queueName}` });
 
 /** Silent unless TEST_LOG_LEVEL says otherwise (captureLogs in logs.ts keeps what is logged). */
 export const testLogger = (): Logger => createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
