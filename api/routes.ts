@@ -80,6 +80,16 @@ function withProblem(responses: Record<string, JsonObject>, code: ErrorCode): Re
   return { ...responses, [status]: { ...existing, description: `${description}; \`${code}\`: ${ERRORS[code].title}` } };
 }
 
+/** A page of a keyset-paginated list: its items, and the URL of the next page. */
+const pageOf = (item: string) => ({
+  type: 'object',
+  required: ['results', 'next'],
+  properties: {
+    results: { type: 'array', items: ref(item) },
+    next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
+  },
+});
+
 const idParameter = {
   name: 'id',
   in: 'path',
@@ -700,14 +710,7 @@ export function openApiDocument(version: string): JsonObject {
       schemas: {
         File: withResultPerKind(stripId(FileSchema)),
         ...Object.fromEntries(resultSchemas().map(([, schema]) => [schema.title, stripId(schema)])),
-        FileList: {
-          type: 'object',
-          required: ['results', 'next'],
-          properties: {
-            results: { type: 'array', items: ref('File') },
-            next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
-          },
-        },
+        FileList: pageOf('File'),
         DirectUploadRequest: stripId(DirectUploadRequestSchema),
         DirectUpload: {
           type: 'object',
@@ -735,23 +738,9 @@ export function openApiDocument(version: string): JsonObject {
         WebhookEndpointChange: stripId(WebhookEndpointChangeSchema),
         WebhookEndpoint: stripId(WebhookEndpointSchema),
         NewWebhookEndpoint: stripId(NewWebhookEndpointSchema),
-        WebhookEndpointList: {
-          type: 'object',
-          required: ['results', 'next'],
-          properties: {
-            results: { type: 'array', items: ref('WebhookEndpoint') },
-            next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
-          },
-        },
+        WebhookEndpointList: pageOf('WebhookEndpoint'),
         WebhookDelivery: stripId(WebhookDeliverySchema),
-        WebhookDeliveryList: {
-          type: 'object',
-          required: ['results', 'next'],
-          properties: {
-            results: { type: 'array', items: ref('WebhookDelivery') },
-            next: { type: ['string', 'null'], format: 'uri', description: 'The next page, or null on the last one.' },
-          },
-        },
+        WebhookDeliveryList: pageOf('WebhookDelivery'),
         WebhookEvent: {
           type: 'object',
           required: ['type', 'timestamp', 'data'],
