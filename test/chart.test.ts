@@ -1717,6 +1717,10 @@ describe('the Helm chart (charts/file-processor)', function () {
         rules.some((rule) => /NoWorker/.test(rule.alert)),
         'no worker',
       ).to.equal(true);
+      expect(
+        rules.some((rule) => rule.alert === 'FileProcessorScannerDown' && rule.expr.includes('scanner_up')),
+        'no worker reaches clamd',
+      ).to.equal(true);
       const dashboard = JSON.parse(only(objects, 'ConfigMap', '-dashboard').data!['file-processor.json']!) as {
         title: string;
       };
