@@ -184,6 +184,19 @@ const VALUE_SETS: Record<string, { values?: Record<string, unknown>; valuesFile?
     },
   },
   'two worker pools, KEDA off': { values: { ...TWO_POOLS, 'worker.autoscaling.keda.enabled': false } },
+  "malware scanning by the chart's clamd, two replicas, two pools, egress rules and monitoring on": {
+    values: {
+      ...TWO_POOLS,
+      'scanning.clamav.enabled': true,
+      'scanning.clamav.replicas': 2,
+      'scanning.clamav.config': { MaxThreads: 20, StreamMaxLength: '200M' },
+      'networkPolicy.egress.enabled': true,
+      'metrics.prometheusRule.enabled': true,
+    },
+  },
+  'malware scanning by an existing clamd, egress rules on': {
+    values: { 'scanning.clamd.address': 'tcp://clamd.security.svc:3310', 'networkPolicy.egress.enabled': true },
+  },
 };
 
 const flagsOf = ({ valuesFile }: { valuesFile?: string }) =>
@@ -195,6 +208,11 @@ const podTemplates = (objects: KubeObject[]) => ofKind(objects, 'Deployment', 'J
 /** The objects an install makes: all but the hooks Helm runs at `helm uninstall`, which bear some of their names. */
 const installed = (objects: KubeObject[]) =>
   objects.filter((object) => object.metadata.annotations?.['helm.sh/hook'] !== 'post-delete');
+
+/** Whether a label selector selects pods with these labels. */
+const selects = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
+  Object.entries(selector).every(([key, value]) => labels[key] === value);
+const podLabelsOf = (deployment: Rendered<'Deployment'>) => deployment.spec!.template.metadata!.labels;
 
 /** Whether a NetworkPolicy lets its pods open a TCP connection to this address and port. */
 function reaches(policy: Rendered<'NetworkPolicy'>, address: string, port: number): boolean {
@@ -281,6 +299,8 @@ describe('the Helm chart (charts/file-processor)', function () {
       const everything = render({
         'worker.podDeletionCost.enabled': true,
         'apiTokens.tokens': ['0123456789abcdef0123'],
+        // With scanning on, SCAN_* are the chart's too, from scanning.*.
+        'scanning.clamd.address': 'tcp://clamd.example:3310',
       });
       const setByChart = new Set(
         ofKind(everything, 'Deployment').flatMap((deployment) => Object.keys(envOf(deployment))),
@@ -308,6 +328,9 @@ describe('the Helm chart (charts/file-processor)', function () {
         'STORAGE_DIR',
         'POD_NAME',
         'POD_NAMESPACE',
+        'SCAN_CLAMD',
+        'SCAN_UNSCANNABLE',
+        'SCAN_TIMEOUT_MS',
       ]);
     });
 
@@ -774,8 +797,6 @@ describe('the Helm chart (charts/file-processor)', function () {
       ...only(objects, 'ConfigMap').data,
       ...Object.fromEntries(Object.values(envOf(deployment)).map((variable) => [variable.name, variable.value])),
     });
-    const selects = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
-      Object.entries(selector).every(([key, value]) => labels[key] === value);
 
     it('renders the single worker of before when worker.pools is empty: one queue, no routes, no pool label', () => {
       expect(ofKind(defaults, 'Deployment').map((d) => d.metadata.name)).to.deep.equal([
@@ -1069,6 +1090,7 @@ describe('the Helm chart (charts/file-processor)', function () {
       'metrics.dashboard.enabled': true,
       'worker.podDeletionCost.enabled': true,
       'redis.url': 'redis://worker:s3cret@redis.example:6379',
+      'scanning.clamav.enabled': true,
     };
     const renderAs = (release: string, values: Record<string, unknown>) =>
       parseObjects(helm(['template', release, CHART, ...setJsonFlags(values)]));
@@ -1106,7 +1128,8 @@ describe('the Helm chart (charts/file-processor)', function () {
           expect(new Set(names(kind)).size, `${kind} names are unique`).to.equal(names(kind).length);
         }
         const deployments = names('Deployment');
-        expect(deployments).to.have.length(3);
+        expect(deployments).to.have.length(4);
+        expect(deployments.filter((name) => name.endsWith('-clamav'))).to.have.length(1);
         for (const pool of LONG_POOLS) {
           expect(
             deployments.filter((name) => name.endsWith(`-worker-${pool.name}`)),
@@ -1129,12 +1152,20 @@ describe('the Helm chart (charts/file-processor)', function () {
         expect(envOf(only(objects, 'Pod')).API_URL!.value).to.match(
           new RegExp(`^http://(${names('Service').join('|')}):80$`),
         );
+        const scanning = ofKind(objects, 'Deployment').filter((deployment) => envOf(deployment).SCAN_CLAMD);
+        expect(scanning, 'the API and both pools').to.have.length(3);
+        for (const deployment of scanning) {
+          expect(envOf(deployment).SCAN_CLAMD!.value).to.match(
+            new RegExp(`^tcp://(${names('Service').join('|')}):3310$`),
+          );
+        }
         expect(names('Role')).to.include(only(objects, 'RoleBinding').roleRef.name);
         for (const pod of podTemplates(objects)) {
           for (const volume of podSpecOf(pod).volumes ?? []) {
             if (volume.persistentVolumeClaim)
               expect(names('PersistentVolumeClaim')).to.include(volume.persistentVolumeClaim.claimName);
             if (volume.secret) expect(names('Secret')).to.include(volume.secret.secretName);
+            if (volume.configMap) expect(names('ConfigMap')).to.include(volume.configMap.name);
           }
           for (const variable of containerOf(pod).env ?? []) {
             const secret = variable.valueFrom?.secretKeyRef?.name;
@@ -1343,6 +1374,313 @@ describe('the Helm chart (charts/file-processor)', function () {
     });
   });
 
+  describe('malware scanning', () => {
+    const CLAMAV = { 'scanning.clamav.enabled': true };
+    const EXTERNAL = { 'scanning.clamd.address': 'tcp://clamd.security.svc:3310' };
+    const SCAN_SETTINGS = ['SCAN_CLAMD', 'SCAN_UNSCANNABLE', 'SCAN_TIMEOUT_MS'];
+    const ofClamav = (objects: KubeObject[]) =>
+      objects.filter((object) => object.metadata.labels?.['app.kubernetes.io/component'] === 'clamav');
+    const clamavPod = (objects: KubeObject[]) => podSpecOf(only(objects, 'Deployment', '-clamav'));
+    const containerNamed = (objects: KubeObject[], name: string) => {
+      const spec = clamavPod(objects);
+      return [...(spec.initContainers ?? []), ...spec.containers].find((container) => container.name === name)!;
+    };
+    /** A clamd.conf or freshclam.conf as directive → values (a directive may repeat). */
+    const directives = (conf: string) => {
+      const found: Record<string, string[]> = {};
+      for (const line of conf.split('\n').filter((l) => l.trim() && !l.startsWith('#'))) {
+        const [name, ...value] = line.trim().split(/\s+/);
+        (found[name!] ??= []).push(value.join(' '));
+      }
+      return found;
+    };
+
+    it('is off by default: no clamd, no SCAN_* in any pod, the defaults rendered as before', () => {
+      const values = parseYaml(readFileSync(path.join(CHART, 'values.yaml'), 'utf8')) as {
+        scanning: { clamav: { enabled: boolean }; clamd: { address: string } };
+      };
+      expect(values.scanning.clamav.enabled).to.equal(false);
+      expect(values.scanning.clamd.address).to.equal('');
+      expect(render({ 'scanning.clamav.enabled': false, 'scanning.clamd.address': '' })).to.deep.equal(defaults);
+      expect(ofClamav(defaults)).to.deep.equal([]);
+      for (const deployment of ofKind(defaults, 'Deployment'))
+        expect(envOf(deployment), deployment.metadata.name).not.to.have.any.keys(...SCAN_SETTINGS);
+    });
+
+    it('with scanning.clamav.enabled, deploys clamd and freshclam from the official image, current signatures first', () => {
+      const objects = render(CLAMAV);
+      expect(ofClamav(objects).map((object) => `${object.kind} ${object.metadata.name}`)).to.have.members([
+        'ConfigMap file-processor-clamav',
+        'Deployment file-processor-clamav',
+        'Service file-processor-clamav',
+        'PodDisruptionBudget file-processor-clamav',
+        'NetworkPolicy file-processor-clamav',
+      ]);
+      const deployment = only(objects, 'Deployment', '-clamav');
+      expect(deployment.spec!.replicas).to.equal(1);
+      expect(deployment.spec!.strategy!.rollingUpdate).to.deep.equal({ maxSurge: 1, maxUnavailable: 0 });
+      const pod = clamavPod(objects);
+      expect(pod.initContainers!.map((c) => c.name)).to.deep.equal(['signatures']);
+      expect(pod.containers.map((c) => c.name)).to.deep.equal(['clamd', 'freshclam']);
+      for (const container of [...pod.initContainers!, ...pod.containers])
+        expect(container.image, container.name).to.equal('clamav/clamav:1.4');
+      // The init container seeds an empty volume from the image, then brings it up to date, before clamd starts.
+      const signatures = containerNamed(objects, 'signatures');
+      expect(signatures.args![0]).to.contain('cp /var/lib/clamav/*.c?d /database/');
+      expect(signatures.args![0]).to.match(/exec freshclam --foreground --stdout .*--datadir=\/database\n/);
+      expect(signatures.volumeMounts).to.deep.include({ name: 'database', mountPath: '/database' });
+      expect(containerNamed(objects, 'clamd').command).to.deep.equal([
+        'clamd',
+        '--foreground',
+        '--config-file=/etc/clamav/clamd.conf',
+      ]);
+      expect(containerNamed(objects, 'freshclam').command).to.include.members([
+        'freshclam',
+        '--daemon',
+        '--daemon-notify=/etc/clamav/clamd.conf',
+      ]);
+      // clamd only reads the signatures; freshclam writes them, into a volume that lasts as long as the pod.
+      expect(containerNamed(objects, 'clamd').volumeMounts).to.deep.include({
+        name: 'database',
+        mountPath: '/var/lib/clamav',
+        readOnly: true,
+      });
+      expect(containerNamed(objects, 'freshclam').volumeMounts).to.deep.include({
+        name: 'database',
+        mountPath: '/var/lib/clamav',
+      });
+      expect(pod.volumes).to.deep.include({ name: 'database', emptyDir: { sizeLimit: '2Gi' } });
+      const conf = only(objects, 'ConfigMap', '-clamav').data!;
+      expect(directives(conf['clamd.conf']!)).to.deep.include({
+        TCPSocket: ['3310'],
+        DatabaseDirectory: ['/var/lib/clamav'],
+        TemporaryDirectory: ['/tmp'],
+        AlertExceedsMax: ['yes'],
+        // clamd gives up on a slow scan (unscannable) before the worker's SCAN_TIMEOUT_MS (60000) does.
+        MaxScanTime: ['45000'],
+      });
+      expect(directives(conf['clamd.conf']!)).not.to.have.property('LocalSocket');
+      expect(directives(conf['freshclam.conf']!)).to.deep.include({
+        DatabaseDirectory: ['/var/lib/clamav'],
+        DatabaseMirror: ['database.clamav.net'],
+        Checks: ['12'],
+        TestDatabases: ['no'],
+      });
+      expect(deployment.spec!.template.metadata!.annotations!['checksum/config']).to.match(/^[0-9a-f]{64}$/);
+      const service = only(objects, 'Service', '-clamav');
+      expect(service.spec!.ports).to.deep.equal([{ name: 'clamd', port: 3310, targetPort: 'clamd' }]);
+      expect(selects(service.spec!.selector!, podLabelsOf(deployment))).to.equal(true);
+      expect(containerNamed(objects, 'clamd').ports).to.deep.equal([{ name: 'clamd', containerPort: 3310 }]);
+      expect(only(objects, 'PodDisruptionBudget', '-clamav').spec).to.include({ maxUnavailable: 1 });
+    });
+
+    it('is ready once clamd answers PING, which it does only with its signatures loaded; its start may take minutes', () => {
+      const clamd = containerNamed(render(CLAMAV), 'clamd');
+      const ping = { command: ['clamdcheck.sh'] };
+      for (const probe of [clamd.startupProbe!, clamd.readinessProbe!, clamd.livenessProbe!]) {
+        expect(probe.exec).to.deep.equal(ping);
+        expect(probe.timeoutSeconds).to.be.at.least(5);
+      }
+      const { periodSeconds, failureThreshold } = clamd.startupProbe!;
+      expect(periodSeconds! * failureThreshold!).to.be.at.least(600);
+      const slower = containerNamed(render({ ...CLAMAV, 'scanning.clamav.startupSeconds': 1205 }), 'clamd');
+      expect(slower.startupProbe!.periodSeconds! * slower.startupProbe!.failureThreshold!).to.be.at.least(1205);
+      // Liveness tolerates a busy clamd for longer than readiness does.
+      expect(clamd.livenessProbe!.periodSeconds! * clamd.livenessProbe!.failureThreshold!).to.be.above(
+        clamd.readinessProbe!.periodSeconds! * clamd.readinessProbe!.failureThreshold!,
+      );
+      expect(clamd.lifecycle?.preStop?.exec?.command).to.deep.equal(['sleep', '5']);
+    });
+
+    it('sizes clamd for the full signatures twice over (a reload), memory requested as limited, and takes other sizes', () => {
+      const clamd = containerNamed(render(CLAMAV), 'clamd');
+      expect(clamd.resources).to.deep.equal({ requests: { cpu: '1', memory: '3Gi' }, limits: { memory: '3Gi' } });
+      const sized = render({
+        ...CLAMAV,
+        'scanning.clamav.replicas': 2,
+        'scanning.clamav.resources': { requests: { cpu: '2', memory: '4Gi' }, limits: { memory: '4Gi' } },
+        'scanning.clamav.databaseSizeLimit': '3Gi',
+        'scanning.clamav.config': { MaxThreads: 20, StreamMaxLength: '200M', ConcurrentDatabaseReload: false },
+        'scanning.timeoutMs': 300000,
+        'scanning.clamav.freshclam.checks': 24,
+        'scanning.clamav.freshclam.config': { DatabaseMirror: ['mirror-a.example', 'mirror-b.example'] },
+      });
+      expect(only(sized, 'Deployment', '-clamav').spec!.replicas).to.equal(2);
+      expect(containerNamed(sized, 'clamd').resources!.limits).to.deep.equal({ memory: '4Gi' });
+      expect(clamavPod(sized).volumes).to.deep.include({ name: 'database', emptyDir: { sizeLimit: '3Gi' } });
+      const conf = only(sized, 'ConfigMap', '-clamav').data!;
+      expect(directives(conf['clamd.conf']!)).to.deep.include({
+        MaxThreads: ['20'],
+        StreamMaxLength: ['200M'],
+        ConcurrentDatabaseReload: ['no'],
+        AlertExceedsMax: ['yes'],
+        MaxScanTime: ['225000'],
+      });
+      expect(directives(conf['freshclam.conf']!)).to.deep.include({
+        Checks: ['24'],
+        DatabaseMirror: ['mirror-a.example', 'mirror-b.example'],
+      });
+    });
+
+    it('runs clamav pods as the image user, read-only, without capabilities, privilege escalation or a token', () => {
+      const objects = render(CLAMAV);
+      const pod = clamavPod(objects);
+      expect(pod.securityContext).to.deep.equal({
+        runAsNonRoot: true,
+        runAsUser: 100,
+        runAsGroup: 101,
+        fsGroup: 101,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      // Not the release's ServiceAccount, which may carry the bucket's cloud identity.
+      expect(pod.serviceAccountName).to.equal(undefined);
+      expect(pod.automountServiceAccountToken).to.equal(false);
+      const emptyDirs = new Set((pod.volumes ?? []).filter((v) => v.emptyDir).map((v) => v.name));
+      for (const container of [...pod.initContainers!, ...pod.containers]) {
+        expect(container.securityContext, container.name).to.deep.equal({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          runAsNonRoot: true,
+          capabilities: { drop: ['ALL'] },
+        });
+        // What a container may write to is an emptyDir; the configuration is mounted read-only.
+        for (const mount of container.volumeMounts ?? [])
+          expect(mount.readOnly || emptyDirs.has(mount.name), `${container.name}: ${mount.mountPath}`).to.equal(true);
+        expect(
+          container.volumeMounts!.map((mount) => mount.mountPath),
+          container.name,
+        ).to.include('/tmp');
+      }
+    });
+
+    it('gives SCAN_CLAMD, SCAN_UNSCANNABLE and SCAN_TIMEOUT_MS to the API and every worker pool, and to no other pod', () => {
+      const settings = { 'scanning.unscannable': 'allow', 'scanning.timeoutMs': 120000 };
+      for (const [way, values, address] of [
+        ["the chart's clamd", { ...CLAMAV, ...TWO_POOLS, ...settings }, 'tcp://file-processor-clamav:3310'],
+        ['an existing clamd', { ...EXTERNAL, ...TWO_POOLS, ...settings }, 'tcp://clamd.security.svc:3310'],
+      ] as const) {
+        const objects = render(values);
+        const scanning = ['-api', '-worker-heavy', '-worker-light'].map((suffix) =>
+          only(objects, 'Deployment', suffix),
+        );
+        for (const deployment of scanning) {
+          const env = envOf(deployment);
+          expect(
+            SCAN_SETTINGS.map((name) => env[name]?.value),
+            `${way}: ${deployment.metadata.name}`,
+          ).to.deep.equal([address, 'allow', '120000']);
+        }
+        const scanned = new Set(scanning.map((deployment) => deployment.metadata.name));
+        for (const pod of podTemplates(objects).filter((pod) => !scanned.has(pod.metadata.name)))
+          expect(envOf(pod), `${way}: ${pod.metadata.name}`).not.to.have.any.keys(...SCAN_SETTINGS);
+      }
+      // The address of the chart's clamd is its Service.
+      const objects = render(CLAMAV);
+      const [host, port] = new URL(envOf(only(objects, 'Deployment', '-worker')).SCAN_CLAMD!.value!).host.split(':');
+      const service = only(objects, 'Service', '-clamav');
+      expect([host, Number(port)]).to.deep.equal([service.metadata.name, service.spec!.ports![0]!.port]);
+      expect(envOf(only(objects, 'Deployment', '-worker')).SCAN_UNSCANNABLE!.value).to.equal('fail');
+      expect(envOf(only(objects, 'Deployment', '-worker')).SCAN_TIMEOUT_MS!.value).to.equal('60000');
+    });
+
+    it('admits only the workers to clamd, and lets clamd reach only DNS and public port 443 with egress rules on', () => {
+      for (const egress of [false, true]) {
+        const objects = render({ ...CLAMAV, ...TWO_POOLS, 'networkPolicy.egress.enabled': egress });
+        const policy = only(objects, 'NetworkPolicy', '-clamav');
+        expect(
+          selects(policy.spec!.podSelector!.matchLabels!, podLabelsOf(only(objects, 'Deployment', '-clamav'))),
+        ).to.equal(true);
+        expect(policy.spec!.ingress).to.have.length(1);
+        const [rule] = policy.spec!.ingress!;
+        expect(rule!.ports).to.deep.equal([{ port: 'clamd' }]);
+        expect(rule!.from).to.have.length(1);
+        const admitted = rule!.from![0]!;
+        expect(admitted).to.have.all.keys('podSelector');
+        for (const suffix of ['-worker-heavy', '-worker-light'])
+          expect(
+            selects(admitted.podSelector!.matchLabels!, podLabelsOf(only(objects, 'Deployment', suffix))),
+            suffix,
+          ).to.equal(true);
+        for (const suffix of ['-api', '-clamav'])
+          expect(
+            selects(admitted.podSelector!.matchLabels!, podLabelsOf(only(objects, 'Deployment', suffix))),
+            suffix,
+          ).to.equal(false);
+        expect(policy.spec!.policyTypes).to.deep.equal(egress ? ['Ingress', 'Egress'] : ['Ingress']);
+        if (!egress) continue;
+        for (const [address, port, allowed] of [
+          ['104.16.218.84', 443, true],
+          ['2606:4700::6810:da54', 443, true],
+          ['10.0.0.1', 443, false],
+          ['169.254.169.254', 443, false],
+          ['104.16.218.84', 80, false],
+          ['10.0.0.1', 5432, false],
+        ] as const) {
+          expect(reaches(policy, address, port), `clamav to ${address}:${port}`).to.equal(allowed);
+        }
+      }
+    });
+
+    it("lets the workers, with egress rules on, reach clamd's port on its pods, and the API not at all", () => {
+      const objects = render({ ...CLAMAV, ...TWO_POOLS, 'networkPolicy.egress.enabled': true });
+      const clamavLabels = podLabelsOf(only(objects, 'Deployment', '-clamav'));
+      const toClamd = (policy: Rendered<'NetworkPolicy'>) =>
+        (policy.spec!.egress ?? []).filter((rule) => rule.ports?.some((p) => p.port === 3310));
+      const [rule, ...others] = toClamd(only(objects, 'NetworkPolicy', '-worker'));
+      expect(others).to.deep.equal([]);
+      expect(rule!.to).to.have.length(1);
+      expect(selects(rule!.to![0]!.podSelector!.matchLabels!, clamavLabels)).to.equal(true);
+      expect(toClamd(only(objects, 'NetworkPolicy', '-api'))).to.deep.equal([]);
+      expect(reaches(only(objects, 'NetworkPolicy', '-worker'), '10.0.0.1', 3310), 'any address').to.equal(false);
+    });
+
+    it('with scanning.clamd.address, deploys nothing and lets the workers reach its port, with egress rules on', () => {
+      const objects = render({ ...EXTERNAL, 'networkPolicy.egress.enabled': true });
+      expect(ofClamav(objects)).to.deep.equal([]);
+      expect(objects.filter((object) => object.metadata.name.includes('clamav'))).to.deep.equal([]);
+      const worker = only(objects, 'NetworkPolicy', '-worker');
+      // Any address, as for PostgreSQL and Redis: a host name says nothing of where it leads.
+      for (const address of ['10.20.30.40', '192.168.7.1', 'fd00::10'])
+        expect(reaches(worker, address, 3310), address).to.equal(true);
+      expect(reaches(worker, '10.20.30.40', 3311)).to.equal(false);
+      expect(reaches(only(objects, 'NetworkPolicy', '-api'), '10.20.30.40', 3310), 'the API').to.equal(false);
+      const elsewhere = only(
+        render({ 'scanning.clamd.address': 'tcp://[fd00::10]:13310', 'networkPolicy.egress.enabled': true }),
+        'NetworkPolicy',
+        '-worker',
+      );
+      expect(reaches(elsewhere, 'fd00::10', 13310)).to.equal(true);
+      expect(reaches(elsewhere, 'fd00::10', 3310)).to.equal(false);
+    });
+
+    it('refuses both ways at once, addresses the workers cannot use, and directives the chart depends on', () => {
+      expect(renderError({ ...CLAMAV, ...EXTERNAL })).to.contain(
+        'Set scanning.clamav.enabled (the chart deploys clamd) or scanning.clamd.address (an existing clamd), not both.',
+      );
+      for (const address of ['clamd:3310', 'tcp://clamd', '/run/clamav/clamd.sock', 'tcp://clamd:3310/x'])
+        expect(renderError({ 'scanning.clamd.address': address }), address).to.match(/scanning\.clamd\.address/);
+      expect(renderError({ 'scanning.unscannable': 'pass' })).to.match(/scanning\.unscannable/);
+      expect(renderError({ 'scanning.timeoutMs': 0 })).to.match(/scanning\.timeoutMs/);
+      for (const directive of ['TCPSocket', 'LocalSocket', 'DatabaseDirectory', 'AlertExceedsMax'])
+        expect(renderError({ ...CLAMAV, [`scanning.clamav.config.${directive}`]: 'x' }), directive).to.contain(
+          directive,
+        );
+      expect(renderError({ ...CLAMAV, 'scanning.clamav.freshclam.config.NotifyClamd': 'x' })).to.contain('NotifyClamd');
+      for (const setting of SCAN_SETTINGS)
+        expect(renderError({ [`config.${setting}`]: 'x' }), setting).to.contain(`config.${setting}`);
+    });
+
+    it('says in NOTES.txt where clamd is, and how to follow the first download of the signatures', () => {
+      expect(renderNotes(CLAMAV)).to.contain(
+        "Malware scanning: clamd at tcp://file-processor-clamav:3310; a file's content is served only once clamd has called it clean.",
+      );
+      expect(renderNotes(CLAMAV)).to.contain('kubectl -n default logs deploy/file-processor-clamav -c signatures');
+      expect(renderNotes(EXTERNAL)).to.contain('Malware scanning: clamd at tcp://clamd.security.svc:3310;');
+      expect(renderNotes(EXTERNAL)).not.to.contain('-c signatures');
+      expect(renderNotes({})).not.to.contain('Malware scanning');
+    });
+  });
+
   describe('monitoring', () => {
     it('scrapes both admin ports, alerts from files/alerts.yaml and ships the dashboard', () => {
       const objects = render({
@@ -1378,6 +1716,10 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(
         rules.some((rule) => /NoWorker/.test(rule.alert)),
         'no worker',
+      ).to.equal(true);
+      expect(
+        rules.some((rule) => rule.alert === 'FileProcessorScannerDown' && rule.expr.includes('scanner_up')),
+        'no worker reaches clamd',
       ).to.equal(true);
       const dashboard = JSON.parse(only(objects, 'ConfigMap', '-dashboard').data!['file-processor.json']!) as {
         title: string;

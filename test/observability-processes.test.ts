@@ -163,6 +163,7 @@ describe('observability of the real API and worker processes', function () {
         'file-processor.api',
         'file-processor.jobs',
         'file-processor.queue',
+        'file-processor.scanning',
         'file-processor.webhooks',
       ]);
       for (const rule of groups.flatMap((group) => group.rules)) expect(rule, rule.name).to.include({ health: 'ok' });

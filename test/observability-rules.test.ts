@@ -75,7 +75,7 @@ describe('alerts and dashboard (observability/)', () => {
     for (const rule of alertRules()) expect(tested, rule.alert).to.include(rule.alert);
   });
 
-  it('covers 5xx ratio, p99 latency, a growing backlog, job failures, no worker, retries, piling attempts and webhooks', () => {
+  it('covers 5xx ratio, p99 latency, a growing backlog, job failures, no worker, retries, piling attempts, webhooks and clamd', () => {
     expect(alertRules().map((rule) => rule.alert)).to.include.members([
       'FileProcessorHighErrorRatio',
       'FileProcessorHighLatency',
@@ -86,6 +86,7 @@ describe('alerts and dashboard (observability/)', () => {
       'FileProcessorJobAttemptsPilingUp',
       'FileProcessorWebhookOutboxGrowing',
       'FileProcessorWebhookEndpointsFailing',
+      'FileProcessorScannerDown',
     ]);
   });
 

@@ -530,3 +530,44 @@ without kinds only drains its queue: no kind is routed to it. */}}
   value: {{ include "file-processor.queueRoutes" . | quote }}
 {{- end }}
 {{- end }}
+
+{{/* SCAN_CLAMD: the address of the chart's clamd (scanning.clamav.enabled) or of scanning.clamd.address; empty while
+scanning is off. Stops the chart when both are set. */}}
+{{- define "file-processor.scanClamd" -}}
+{{- $scanning := .Values.scanning }}
+{{- if and $scanning.clamav.enabled $scanning.clamd.address }}
+{{- fail "Set scanning.clamav.enabled (the chart deploys clamd) or scanning.clamd.address (an existing clamd), not both." }}
+{{- else if $scanning.clamav.enabled }}
+{{- printf "tcp://%s:%d" (include "file-processor.objectName" (list . "clamav")) (include "file-processor.clamdPort" . | int) }}
+{{- else }}
+{{- $scanning.clamd.address }}
+{{- end }}
+{{- end }}
+
+{{/* The port clamd listens on: the chart's own clamd's, or that of scanning.clamd.address. */}}
+{{- define "file-processor.clamdPort" -}}
+{{- if .Values.scanning.clamav.enabled }}3310{{ else }}{{ regexFind "[0-9]+$" .Values.scanning.clamd.address }}{{ end }}
+{{- end }}
+
+{{/* SCAN_* for the API and every worker while scanning is on (the API only answers 409 scan_pending meanwhile;
+the workers scan); nothing while it is off. */}}
+{{- define "file-processor.scanEnv" -}}
+{{- with include "file-processor.scanClamd" . }}
+- name: SCAN_CLAMD
+  value: {{ . | quote }}
+- name: SCAN_UNSCANNABLE
+  value: {{ $.Values.scanning.unscannable | quote }}
+- name: SCAN_TIMEOUT_MS
+  value: {{ include "file-processor.setting" $.Values.scanning.timeoutMs | quote }}
+{{- end }}
+{{- end }}
+
+{{/* A clamd.conf or freshclam.conf from a dict of directives, one line each in name order: booleans as yes/no,
+numbers as written, a list as the directive repeated (DatabaseMirror, TCPAddr...). */}}
+{{- define "file-processor.clamavConfig" -}}
+{{- range $name, $value := . }}
+{{- range (ternary $value (list $value) (kindIs "slice" $value)) }}
+{{ $name }} {{ if kindIs "bool" . }}{{ ternary "yes" "no" . }}{{ else }}{{ include "file-processor.setting" . }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
