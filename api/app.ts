@@ -50,6 +50,8 @@ export type AppConfig = Pick<
   | 'webhookAllowPrivate'
   | 'maxWebhookEndpoints'
   | 'tusExpireAfterMs'
+  | 'scanClamd'
+  | 'scanUnscannable'
 >;
 
 export interface AppDeps {
@@ -96,6 +98,7 @@ export function createApp(deps: AppDeps): Koa {
     baseUrl,
     downloadRedirect: config.downloadRedirect,
     waiters: deps.waiters,
+    ...(config.scanClamd ? { scanning: { allowUnscannable: config.scanUnscannable === 'allow' } } : {}),
   });
   const document = openApiDocument(deps.version);
   const waysIn = {

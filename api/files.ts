@@ -35,6 +35,8 @@ export interface FileHandlerDeps {
   downloadRedirect?: boolean;
   /** GET /files/{id}/?wait=N; without them (MAX_WAITERS=0), `wait` is ignored. */
   waiters?: Waiters;
+  /** Malware scanning is on (SCAN_CLAMD): bytes are served only once cleared. */
+  scanning?: { allowUnscannable: boolean };
 }
 
 /** A bulk reprocess re-queues this many files per statement: each page's row locks are held for one statement only. */
@@ -106,12 +108,40 @@ export function fileHandlers(deps: FileHandlerDeps) {
   };
 
   const getContent: Koa.Middleware = async (ctx) => {
-    await sendContent(ctx, await findFile(ctx, db), storage, deps.downloadRedirect ?? false);
+    await sendContent(ctx, servable(await findFile(ctx, db)), storage, deps.downloadRedirect ?? false);
   };
 
   const getThumbnail: Koa.Middleware = async (ctx) => {
-    await sendThumbnail(ctx, await findFile(ctx, db), storage);
+    await sendThumbnail(ctx, servable(await findFile(ctx, db)), storage);
   };
+
+  /**
+   * The row, if its bytes (or anything made of them) may be served: never an infected file's; with scanning on, only
+   * once the scanner cleared them (or could not read them whole, with SCAN_UNSCANNABLE=allow). Fail closed.
+   */
+  function servable(row: FileRow): FileRow {
+    const { scan } = row;
+    if (scan?.status === 'infected') {
+      throw new AppError(
+        'file_infected',
+        `The scanner found malware in this file (${scan.signature ?? 'unnamed'}); its bytes are never served.`,
+      );
+    }
+    if (!deps.scanning || scan?.status === 'clean') return row;
+    if (scan?.status === 'unscannable') {
+      if (deps.scanning.allowUnscannable) return row;
+      throw new AppError(
+        'file_unscannable',
+        'The scanner could not read this file whole, so it is not known to be clean; its bytes are not served.',
+      );
+    }
+    throw new AppError(
+      'scan_pending',
+      'The file has not been scanned for malware yet: it waits in the queue (or was stored before scanning was on: ' +
+        'reprocess it). Retry once it is processed.',
+      { headers: { 'Retry-After': '5' } },
+    );
+  }
 
   /** The bytes of a deleted File; where its direct upload's PUT may still be replayed, a placeholder bars it. */
   const removeBlobs = async (id: string): Promise<void> => {

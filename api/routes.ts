@@ -390,7 +390,14 @@ export const ROUTES = [
         content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
       },
       '304': { description: 'Not modified: the client has these bytes.' },
-      ...problems('not_found', 'range_not_satisfiable', 'storage_unavailable'),
+      ...problems(
+        'file_infected',
+        'file_unscannable',
+        'not_found',
+        'scan_pending',
+        'range_not_satisfiable',
+        'storage_unavailable',
+      ),
     },
   },
   {
@@ -408,7 +415,7 @@ export const ROUTES = [
         description: 'The preview.',
         content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } },
       },
-      ...problems('not_found', 'storage_unavailable'),
+      ...problems('file_infected', 'file_unscannable', 'not_found', 'scan_pending', 'storage_unavailable'),
     },
   },
   {

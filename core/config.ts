@@ -67,6 +67,10 @@ export interface Config {
   parserMaxRssBytes: number;
   pdfMaxDecodedBytes: number;
   maxResultBytes: number;
+  /** clamd's address (`tcp://host:port` or a unix socket path); null when scanning is off. */
+  scanClamd: string | null;
+  scanUnscannable: 'fail' | 'allow';
+  scanTimeoutMs: number;
   podDeletionCost: boolean;
   podName: string | null;
   podNamespace: string | null;
@@ -209,6 +213,17 @@ export const tokens: Parse<string[]> = (raw, envName) => {
 };
 
 const optionalPath: Parse<string | null> = (raw) => (raw.trim() === '' ? null : path.resolve(raw));
+
+/** clamd's address: `tcp://host:port`, or the absolute path of its unix socket; empty is off. */
+const optionalClamdAddress: Parse<string | null> = (raw, envName) => {
+  if (raw.trim() === '') return null;
+  if (raw.startsWith('/')) return raw;
+  const tcp = /^tcp:\/\/([^/:\s]+|\[[0-9a-f:.]+\]):(\d{1,5})$/i.exec(raw);
+  if (tcp && Number(tcp[2]) >= 1 && Number(tcp[2]) <= 65535) return raw;
+  throw new ConfigError(
+    `${envName} must be tcp://host:port (such as tcp://clamd:3310) or the absolute path of clamd's socket, got "${raw}".`,
+  );
+};
 
 const origins: Parse<string[]> = (raw, envName) => {
   const list = raw.split(/[\s,]+/).filter(Boolean);
@@ -620,6 +635,30 @@ export const SETTINGS: Setting[] = [
     parse: bytesWithin(4 * 1024, 16 * 1024 * 1024),
     description:
       'Largest `result` a file may have, as JSON: past it the longest lists and strings are cut and `result.truncated` is true (every string taken out of a file is also cut to 1 KiB, and every list to 100 items), so no file can swell what a list page or a webhook carries.',
+  },
+  {
+    env: 'SCAN_CLAMD',
+    key: 'scanClamd',
+    fallback: '',
+    parse: optionalClamdAddress,
+    description:
+      "Malware scanning with ClamAV: clamd's address, `tcp://host:3310` or the path of its unix socket. Set, every file is scanned before anything else, and its bytes are served only once cleared (`409 scan_pending` until then, `403 file_infected` after a detection); the API and the workers both need it. Empty: scanning is off and `scan` is null.",
+  },
+  {
+    env: 'SCAN_UNSCANNABLE',
+    key: 'scanUnscannable',
+    fallback: 'fail',
+    parse: oneOf(['fail', 'allow']),
+    description:
+      "What becomes of a file over clamd's limits (`StreamMaxLength`, `MaxFileSize`, `MaxScanSize` with `AlertExceedsMax yes`), which clamd cannot call clean: `fail` (the file fails with `unscannable`, its bytes never served) or `allow` (processed and served, `scan.status` saying `unscannable`).",
+  },
+  {
+    env: 'SCAN_TIMEOUT_MS',
+    key: 'scanTimeoutMs',
+    fallback: '60000',
+    parse: integer(1_000, 3_600_000),
+    description:
+      'A scan that makes no progress for this long counts as the scanner being away: the file waits and is scanned again later (never failed for it).',
   },
   {
     env: 'POD_DELETION_COST',

@@ -19,7 +19,8 @@ const FileErrorSchema = Type.Object(
     code: Type.String({
       description:
         'Stable, machine-readable reason: `corrupt_file`, `unsupported_format`, `image_too_large`, `too_complex`, `timeout`, ' +
-        '`parser_crashed`, `out_of_memory`, `checksum_mismatch`, `blob_missing`, `result_unstorable` (the database refused ' +
+        '`parser_crashed`, `out_of_memory`, `checksum_mismatch`, `blob_missing`, `malware_detected`, `unscannable` ' +
+        "(past the scanner's limits), `result_unstorable` (the database refused " +
         'what processing found) (permanent); `processing_failed` (transient errors outlasted the retries) or ' +
         '`too_many_attempts` (processing started `MAX_ATTEMPTS` times without finishing).',
     }),
@@ -28,6 +29,24 @@ const FileErrorSchema = Type.Object(
   { additionalProperties: false },
 );
 export type FileError = Static<typeof FileErrorSchema>;
+
+export const SCAN_STATUSES = ['clean', 'infected', 'unscannable'] as const;
+export type ScanStatus = (typeof SCAN_STATUSES)[number];
+
+export const ScanSchema = Type.Object(
+  {
+    status: StringEnum(SCAN_STATUSES, {
+      description:
+        '`clean`: nothing found; `infected`: the File failed with `malware_detected` and its bytes are never served; ' +
+        "`unscannable`: past the scanner's limits, so not known to be clean (failed, or served with SCAN_UNSCANNABLE=allow).",
+    }),
+    signature: Nullable(Type.String({ description: 'What was found (`infected`), or why it could not be scanned.' })),
+    engine: Type.String({ description: "The engine and its signatures' version: `ClamAV 1.4.6/27452/...`." }),
+    scanned_at: Timestamp('When the verdict was given.'),
+  },
+  { additionalProperties: false },
+);
+export type Scan = Static<typeof ScanSchema>;
 
 const FileResultSchema = Type.Record(Type.String(), Type.Unknown(), {
   description: 'What processing found; its shape depends on `kind` (see the processor result schemas).',
@@ -57,6 +76,12 @@ export const FileSchema = Type.Object(
     result: Nullable(FileResultSchema),
     error: Nullable(FileErrorSchema),
     thumbnail: Nullable(Type.String({ format: 'uri', description: 'Absolute URL of a derived preview.' })),
+    scan: Nullable({
+      ...ScanSchema,
+      description:
+        "The malware scanner's verdict on the bytes (SCAN_CLAMD); null while not scanned yet, and always with scanning off. " +
+        'With scanning on, the bytes are served only once `clean` (or `unscannable` with SCAN_UNSCANNABLE=allow).',
+    }),
   },
   { additionalProperties: false, $id: 'File' },
 );

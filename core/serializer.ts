@@ -26,5 +26,6 @@ export function serializeFile(row: FileRow, base: string): File {
     result: row.result,
     error: row.error,
     thumbnail: row.has_thumbnail ? urlOf(base, THUMBNAIL_PATH, row.id) : null,
+    scan: row.scan,
   };
 }

@@ -45,7 +45,7 @@ const LABELS = new Set([
 /** Every series name the registry of a process exposes (histograms as _bucket, _sum and _count). */
 async function exportedSeries(): Promise<Set<string>> {
   // With waiters, as the API's: only a process where requests wait exports http_waiters.
-  const metrics = await createMetrics({ waiters: () => 0 }).registry.getMetricsAsJSON();
+  const metrics = await createMetrics({ waiters: () => 0, scanning: true }).registry.getMetricsAsJSON();
   return new Set(
     metrics.flatMap((metric) =>
       String(metric.type) === 'histogram'

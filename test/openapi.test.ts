@@ -59,6 +59,7 @@ describe('GET /openapi.json and /docs', () => {
       'result',
       'error',
       'thumbnail',
+      'scan',
     ]);
   });
 

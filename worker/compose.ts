@@ -13,6 +13,7 @@ import { defaultTracer } from '../core/telemetry/spans.js';
 import { WebhookDispatcher } from './dispatcher.js';
 import type { ParserProcesses } from './parsers.js';
 import { podDeletionCostFromConfig } from './podDeletionCost.js';
+import { clamdScanner, type Scanner } from '../core/scanner/index.js';
 import { PROCESSORS, type ProcessorRegistry } from './processors/index.js';
 import { Reconciler } from './reconciler.js';
 import { sweepsFor } from './sweeps/index.js';
@@ -24,11 +25,16 @@ export interface WorkerParts extends ProcessParts {
   processors?: ProcessorRegistry;
   /** Where parsing runs (default: one child process per concurrent job). */
   parsers?: ParserProcesses;
+  /** The malware scanner (default: clamd at SCAN_CLAMD, when it is set). */
+  scanner?: Scanner;
   /** Told when the worker goes busy or idle (default: the pod's deletion cost, when POD_DELETION_COST is on). */
   onBusyChange?: (busy: boolean) => void;
 }
 
 export type WorkerRole = 'jobs' | 'reconciler' | 'webhooks';
+
+/** How often a worker that scans asks the scanner whether it is there (scanner_up). */
+const SCANNER_PING_MS = 10_000;
 const EVERY_ROLE: WorkerRole[] = ['jobs', 'reconciler', 'webhooks'];
 
 export interface ComposedWorker {
@@ -47,6 +53,7 @@ export interface ComposedWorker {
 export function composeWorker(parts: WorkerParts): ComposedWorker {
   const { config, logger, db, queue, storage } = parts;
   const metrics = createMetrics({
+    scanning: Boolean(parts.scanner ?? config.scanClamd),
     queueCounts: () => queue.countsByQueue(),
     webhookBacklog: async () => ({
       ...(await db.webhooks.backlog()),
@@ -54,6 +61,8 @@ export function composeWorker(parts: WorkerParts): ComposedWorker {
     }),
   });
   const deletionCost = parts.onBusyChange ? null : podDeletionCostFromConfig(config, logger);
+  const scanner =
+    parts.scanner ?? (config.scanClamd ? clamdScanner(config.scanClamd, { timeoutMs: config.scanTimeoutMs }) : null);
   const worker = createWorker({
     db,
     queue,
@@ -69,6 +78,7 @@ export function composeWorker(parts: WorkerParts): ComposedWorker {
     jobTimeoutMs: config.jobTimeoutMs,
     maxAttempts: config.maxAttempts,
     ...(parts.parsers ? { parsers: parts.parsers } : {}),
+    ...(scanner ? { scanning: { scanner, unscannable: config.scanUnscannable } } : {}),
     onBusyChange: parts.onBusyChange ?? (deletionCost ? (busy) => deletionCost.setBusy(busy) : undefined),
   });
   const redis = SharedRedis.connect({ url: config.redisUrl, prefix: config.queuePrefix });
@@ -101,6 +111,13 @@ export function composeWorker(parts: WorkerParts): ComposedWorker {
     },
   });
   let stopping = false;
+  // scanner_up says whether clamd answers even while no file comes, so an outage alerts before a file waits on it.
+  let scannerWatch: NodeJS.Timeout | undefined;
+  const pingScanner = () =>
+    scanner?.ping().then(
+      () => metrics.scannerUp.set(1),
+      () => metrics.scannerUp.set(0),
+    );
   const admin = createAdminServer({
     registry: metrics.registry,
     isShuttingDown: () => stopping,
@@ -118,7 +135,14 @@ export function composeWorker(parts: WorkerParts): ComposedWorker {
       await worker.warm();
       // A stop while warming: what it found is closed, and nothing more starts.
       if (stopping) return;
-      if (roles.includes('jobs')) worker.start();
+      if (roles.includes('jobs')) {
+        if (scanner) {
+          await pingScanner();
+          scannerWatch = setInterval(() => void pingScanner(), SCANNER_PING_MS);
+          scannerWatch.unref();
+        }
+        worker.start();
+      }
       if (roles.includes('reconciler')) reconciler.start();
       if (roles.includes('webhooks')) {
         await notifications.start();
@@ -131,6 +155,8 @@ export function composeWorker(parts: WorkerParts): ComposedWorker {
       redis.close();
       // Deliveries in flight finish (or are retried by their lease) while the jobs in flight finish.
       await Promise.all([worker.close(graceMs), dispatcher.stop(graceMs)]);
+      clearInterval(scannerWatch);
+      scanner?.close();
       await notifications.close();
       await deletionCost?.close();
       await closeServer(admin, 1_000);

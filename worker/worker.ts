@@ -8,7 +8,9 @@ import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import { activeTraceParent } from '../core/telemetry/spans.js';
 import { isDataRefused } from '../core/db/index.js';
-import type { FileError } from '../core/fileRecord.js';
+import type { FileError, Scan } from '../core/fileRecord.js';
+import { RetryLater } from '../core/queue/index.js';
+import { ScannerUnavailableError } from '../core/scanner/index.js';
 import {
   boundResult,
   boundString,
@@ -20,6 +22,7 @@ import { ProcessingError, type ProcessingLimits, type ProcessorRegistry } from '
 import type { RunInParser } from './processors/types.js';
 import { Exclusion } from './exclusion.js';
 import { ParserProcesses, removeDeadParserDirectories } from './parsers.js';
+import { malwareDetected, NoVerdictWhileUp, scanStoredFile, unscannable, type Scanning } from './scanning.js';
 
 export interface WorkerDeps {
   db: Database;
@@ -40,6 +43,8 @@ export interface WorkerDeps {
   parserMaxRssBytes: number;
   /** Where parsing runs; by default one child process per concurrent job. */
   parsers?: ParserProcesses;
+  /** Malware scanning, the first step of every job (SCAN_CLAMD); none when off. */
+  scanning?: Scanning;
   /** Told when the worker goes from no running job to some and back (e.g. to set its pod's deletion cost). */
   onBusyChange?: (busy: boolean) => void;
 }
@@ -52,7 +57,7 @@ export interface Worker {
   close(timeoutMs: number): Promise<void>;
 }
 
-type Outcome = 'processed' | 'failed' | 'retried' | 'skipped' | 'superseded';
+type Outcome = 'processed' | 'failed' | 'retried' | 'waiting' | 'skipped' | 'superseded';
 
 export function createWorker(deps: WorkerDeps): Worker {
   const { db, queue, storage, logger, metrics, processors } = deps;
@@ -139,12 +144,20 @@ export function createWorker(deps: WorkerDeps): Worker {
     // The CPU time a parse may use is its share of the job's time too; the deadline bounds the waiting.
     const limits = { deadline: takenAt + parsingBudgetMs, cpuMs: parsingBudgetMs };
     const inParser: RunInParser = (module, analysis, ...args) => parsers.run(module, analysis, args, limits);
+    let scan: Scan | null = null;
     const fail = async (error: FileError, extra: Record<string, unknown> = {}) => {
       const bounded = { code: error.code, message: boundString(error.message, MAX_ERROR_MESSAGE_BYTES) };
-      const recorded = await db.files.failProcessing(row.id, row.attempts, bounded, activeTraceParent());
+      const recorded = await db.files.failProcessing(row.id, row.attempts, bounded, activeTraceParent(), scan);
       finish(recorded ? 'failed' : 'superseded', { ...extra, error_code: error.code });
     };
     try {
+      if (deps.scanning) {
+        scan = await scanStoredFile(row, deps.scanning, storage, metrics, job.data.scan_strikes ?? 0);
+        // An infected file is never analysed, rendered or served; nor, by default, one the scanner could not read.
+        if (scan.status === 'infected') return await fail(malwareDetected(scan), { scan: scan.signature });
+        if (scan.status === 'unscannable' && deps.scanning.unscannable === 'fail')
+          return await fail(unscannable(scan), { scan: scan.signature });
+      }
       const output = await processors[row.kind].process({
         file: row,
         storage,
@@ -154,7 +167,14 @@ export function createWorker(deps: WorkerDeps): Worker {
       });
       const { thumbnail } = output;
       const result = boundResult(output.result, resultBounds);
-      const recorded = await db.files.finishProcessing(row.id, row.attempts, result, thumbnail, activeTraceParent());
+      const recorded = await db.files.finishProcessing(
+        row.id,
+        row.attempts,
+        result,
+        thumbnail,
+        activeTraceParent(),
+        scan,
+      );
       // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written. The
       // thumbnail alone goes: the original's key may hold the placeholder that bars a direct upload's replayed PUT.
       if (!recorded && thumbnail && !(await db.files.existing([row.id])).has(row.id)) {
@@ -162,6 +182,13 @@ export function createWorker(deps: WorkerDeps): Worker {
       }
       finish(recorded ? 'processed' : 'superseded', { result_bytes: Buffer.byteLength(JSON.stringify(result)) });
     } catch (err) {
+      if (err instanceof ScannerUnavailableError) {
+        // Not the file's doing: the attempt is given back and the job waits, as long as the scanner is away.
+        await db.files.releaseProcessing(row.id, row.attempts);
+        job.data.scan_strikes = err instanceof NoVerdictWhileUp ? (job.data.scan_strikes ?? 0) + 1 : 0;
+        finish('waiting', { err });
+        throw new RetryLater(err.message, { cause: err });
+      }
       if (err instanceof ProcessingError) return fail({ code: err.code, message: err.message });
       if (isDataRefused(err)) {
         // The same result would be refused again: the file fails once, with why, instead of crashing its attempts away.

@@ -1,6 +1,6 @@
 // The files table: every read and state transition of a File goes through here.
 // State changes are conditional updates, so a stale or duplicate job can never move a row backwards.
-import type { FileError, FileKind, FileResult, FileRow, FileStatus, NewFile } from '../fileRecord.js';
+import type { FileError, FileKind, FileResult, FileRow, FileStatus, NewFile, Scan } from '../fileRecord.js';
 import { Batcher } from '../batcher.js';
 import { storableString } from '../results/bounds.js';
 import { insertManyRemembered, type IdempotencyScope } from './idempotency.js';
@@ -66,6 +66,7 @@ const ROW_COLUMNS = [
   'uploaded_at',
   'processed_at',
   'has_thumbnail',
+  'scan',
 ] as const satisfies readonly (keyof FileRow)[];
 type Unlisted = Exclude<keyof FileRow, (typeof ROW_COLUMNS)[number]>;
 // Compiles only while no FileRow field is missing above; the error names the one that is.
@@ -81,7 +82,7 @@ const toJsonb = (value: unknown): string =>
 
 /** What re-queueing resets, for one file and in bulk: a fresh start, as if just uploaded. */
 const REQUEUE_SET =
-  "status = 'queued', attempts = 0, result = NULL, error = NULL, has_thumbnail = false, updated_at = now()";
+  "status = 'queued', attempts = 0, result = NULL, error = NULL, has_thumbnail = false, scan = NULL, updated_at = now()";
 
 /** COLUMNS of `files AS f`, for statements that join it with another row source. */
 const F_COLUMNS = COLUMNS.split(', ')
@@ -302,8 +303,8 @@ export class FileRepository {
   }
 
   /**
-   * processing → processed, only for the attempt that is still current; `thumbnail` says one was stored;
-   * `traceParent` is the trace context its webhook deliveries link to.
+   * processing → processed, only for the attempt that is still current; `thumbnail` says one was stored, `scan` is
+   * the scanner's verdict (null with scanning off); `traceParent` is the trace context its webhook events link to.
    */
   finishProcessing(
     id: string,
@@ -311,18 +312,26 @@ export class FileRepository {
     result: FileResult,
     thumbnail = false,
     traceParent: string | null = null,
+    scan: Scan | null = null,
   ): Promise<boolean> {
-    return this.finishes.call({ id, attempt, result, thumbnail, traceParent });
+    return this.finishes.call({ id, attempt, result, thumbnail, traceParent, scan });
   }
 
   private readonly finishes = new Batcher<
-    { id: string; attempt: number; result: FileResult; thumbnail: boolean; traceParent: string | null },
+    {
+      id: string;
+      attempt: number;
+      result: FileResult;
+      thumbnail: boolean;
+      traceParent: string | null;
+      scan: Scan | null;
+    },
     boolean
   >(
     async (finishes) => {
       const rows = await this.sql<{ id: string }>(
-        `UPDATE files AS f SET status = 'processed', result = d.result, error = NULL, has_thumbnail = d.thumbnail, processed_at = now(), updated_at = now(), trace_parent = d.trace_parent
-         FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[], $5::text[]) AS d(id, attempt, result, thumbnail, trace_parent)
+        `UPDATE files AS f SET status = 'processed', result = d.result, error = NULL, has_thumbnail = d.thumbnail, processed_at = now(), updated_at = now(), trace_parent = d.trace_parent, scan = d.scan
+         FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[], $5::text[], $6::jsonb[]) AS d(id, attempt, result, thumbnail, trace_parent, scan)
          WHERE f.id = d.id AND f.status = 'processing' AND f.attempts = d.attempt RETURNING f.id`,
         [
           finishes.map((done) => done.id),
@@ -330,6 +339,7 @@ export class FileRepository {
           finishes.map((done) => toJsonb(done.result)),
           finishes.map((done) => done.thumbnail),
           finishes.map((done) => done.traceParent),
+          finishes.map((done) => (done.scan ? toJsonb(done.scan) : null)),
         ],
       );
       const finished = new Set(rows.map((row) => row.id));
@@ -338,17 +348,31 @@ export class FileRepository {
     { max: BATCH_MAX, key: (done) => done.id },
   );
 
-  /** processing → failed, only for the attempt that is still current (`traceParent` as for finishProcessing). */
+  /** processing → failed, only for the attempt that is still current (`traceParent` and `scan` as for finishProcessing). */
   async failProcessing(
     id: string,
     attempt: number,
     error: FileError,
     traceParent: string | null = null,
+    scan: Scan | null = null,
   ): Promise<boolean> {
     const rows = await this.sql(
-      `UPDATE files SET status = 'failed', error = $3, result = NULL, has_thumbnail = false, updated_at = now(), trace_parent = $4
+      `UPDATE files SET status = 'failed', error = $3, result = NULL, has_thumbnail = false, updated_at = now(), trace_parent = $4, scan = $5
        WHERE id = $1 AND status = 'processing' AND attempts = $2 RETURNING id`,
-      [id, attempt, JSON.stringify(error), traceParent],
+      [id, attempt, toJsonb(error), traceParent, scan ? toJsonb(scan) : null],
+    );
+    return rows.length === 1;
+  }
+
+  /**
+   * processing → queued, taking back the attempt: the attempt could not begin for a reason not the file's (the
+   * scanner was away), and waits to start again. Only for the attempt that is still current.
+   */
+  async releaseProcessing(id: string, attempt: number): Promise<boolean> {
+    const rows = await this.sql(
+      `UPDATE files SET status = 'queued', attempts = attempts - 1, updated_at = now()
+       WHERE id = $1 AND status = 'processing' AND attempts = $2 RETURNING id`,
+      [id, attempt],
     );
     return rows.length === 1;
   }

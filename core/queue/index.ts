@@ -31,9 +31,31 @@ export interface FileJobData {
   enqueued_at: number;
   /** W3C trace context of the enqueue (present only while tracing is on), so the job's span joins its trace. */
   trace?: TraceCarrier;
+  /** How many times the job waited for something not the file's (RetryLater). */
+  waits?: number;
+  /** Scans in a row that gave no verdict while the scanner answered PING (worker/scanning.ts). */
+  scan_strikes?: number;
 }
 
+/**
+ * Thrown by a handler whose job could not begin for a reason that is not the file's (the malware scanner is away):
+ * the job runs again after a wait, as often as it must, never using one of its retries.
+ */
+export class RetryLater extends Error {
+  override name = 'RetryLater';
+}
+
+/** A job's retry settings as bee-queue keeps them in its options (and saves with the job). */
+interface JobRetryOptions {
+  retries?: number;
+  backoff?: { strategy: string; delay: number };
+}
+
+/** The longest a job waits between two RetryLater runs. */
+const MAX_WAIT_MS = 60_000;
+
 export interface FileJob {
+  /** The job's own data: what a handler changes in it before throwing RetryLater is saved for the next run. */
   data: FileJobData;
   /** Retries left after this run; 0 means a transient failure now is final. */
   retriesLeft: number;
@@ -212,19 +234,29 @@ export class FileQueue {
 
   /**
    * Starts taking jobs from every queue this consumer was given, each at its own concurrency or else at
-   * `concurrency`. A handler that throws is retried with exponential backoff while retries last.
+   * `concurrency`. A handler that throws is retried with exponential backoff while retries last; one that throws
+   * RetryLater runs again later, as often as it must, without using a retry.
    */
   consume(concurrency: number, handler: (job: FileJob) => Promise<void>): void {
     for (const lane of this.lanes.values()) {
       if (!lane.consumer) continue;
       lane.queue.process(lane.concurrency ?? concurrency, async (job) => {
-        await traceProcess(this.tracer, lane.name, String(job.id), job.data.trace, () =>
-          handler({
-            data: job.data,
-            retriesLeft: Number((job.options as { retries?: number }).retries ?? 0),
-            queue: lane.name,
-          }),
-        );
+        const options = job.options as JobRetryOptions;
+        try {
+          await traceProcess(this.tracer, lane.name, String(job.id), job.data.trace, () =>
+            handler({ data: job.data, retriesLeft: Number(options.retries ?? 0), queue: lane.name }),
+          );
+        } catch (err) {
+          if (err instanceof RetryLater) {
+            // bee-queue retries while retries last, taking one each time: given back, with a wait of our own that
+            // doubles up to a minute. The job's data and options are saved with it, so the count survives.
+            const waits = job.data.waits ?? 0;
+            job.data.waits = waits + 1;
+            options.retries = Number(options.retries ?? 0) + 1;
+            options.backoff = { strategy: 'fixed', delay: Math.min(MAX_WAIT_MS, this.options.backoffMs * 2 ** waits) };
+          }
+          throw err;
+        }
       });
       // A job whose worker died comes back only when someone runs the stall check.
       lane.stallTimer = setInterval(() => {

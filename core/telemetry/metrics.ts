@@ -21,6 +21,10 @@ export interface Metrics {
   webhookOutboxPending: Gauge;
   webhookOutboxOldest: Gauge;
   webhookEndpointsFailing: Gauge;
+  scans: Counter<'verdict'>;
+  scanDuration: Histogram;
+  scanBytes: Counter;
+  scannerUp: Gauge;
 }
 
 /** What the webhook gauges read from the database at scrape time (the worker's, where the dispatcher runs). */
@@ -37,6 +41,8 @@ export function createMetrics(
     webhookBacklog?: () => Promise<WebhookBacklog>;
     /** Requests waiting on GET /files/{id}/?wait=N (the API's, where they wait). */
     waiters?: () => number;
+    /** The process scans files (a worker with SCAN_CLAMD): it exports scanner_up. */
+    scanning?: boolean;
   } = {},
 ): Metrics {
   const registry = new Registry();
@@ -181,6 +187,29 @@ export function createMetrics(
           // Redis is down: the gauge keeps its last values and /readyz says why.
         }
       },
+    }),
+    scans: new Counter({
+      name: 'scans_total',
+      help: "Files scanned for malware, by verdict: clean, infected, unscannable (past the scanner's limits), error (the scanner did not answer; the file waits).",
+      labelNames: ['verdict'],
+      registers: [registry],
+    }),
+    scanDuration: new Histogram({
+      name: 'scan_duration_seconds',
+      help: 'Time one scan took, from opening the bytes to the verdict.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    scanBytes: new Counter({
+      name: 'scan_bytes_total',
+      help: 'Bytes scanned for malware (of files that got a verdict).',
+      registers: [registry],
+    }),
+    scannerUp: new Gauge({
+      name: 'scanner_up',
+      help: "1 while this worker's last scan or PING reached the malware scanner (clamd), 0 while it cannot.",
+      // Only a worker that scans exports it: an absent series is scanning off, not a scanner down.
+      registers: options.scanning ? [registry] : [],
     }),
     httpWaiters: new Gauge({
       name: 'http_waiters',

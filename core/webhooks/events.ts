@@ -3,7 +3,7 @@
 // is checked against the shape of a `files` row and becomes the payload every receiver gets, with no cast between.
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { FILE_KINDS, FILE_STATUSES, type FileRow } from '../fileRecord.js';
+import { FILE_KINDS, FILE_STATUSES, ScanSchema, type FileRow } from '../fileRecord.js';
 import { StringEnum } from '../results/common.js';
 import { serializeFile } from '../serializer.js';
 import type { WebhookEvent } from '../db/webhooks.js';
@@ -25,6 +25,8 @@ const StoredFileRowSchema = Type.Object({
   uploaded_at: Type.String(),
   processed_at: OrNull(Type.String()),
   has_thumbnail: Type.Boolean(),
+  /** Absent from the rows of events stored before scanning existed. */
+  scan: Type.Optional(OrNull(ScanSchema)),
   /** The trace context of the span that settled the File, when tracing was on. */
   trace_parent: Type.Optional(OrNull(Type.String())),
 });
@@ -51,6 +53,7 @@ export function eventBody(event: StoredEvent, baseUrl: string): string {
     ...row,
     uploaded_at: new Date(row.uploaded_at),
     processed_at: row.processed_at === null ? null : new Date(row.processed_at),
+    scan: row.scan ?? null,
   };
   return JSON.stringify({
     type: event.type,

@@ -184,6 +184,7 @@ export async function startWorker(
     ServiceOptions,
     | 'processors'
     | 'jobRetries'
+    | 'env'
     | 'db'
     | 'maxAttempts'
     | 'jobTimeoutMs'
@@ -202,6 +203,8 @@ export async function startWorker(
   const db = options.db ?? openDatabase({ url: TEST_ENV.databaseUrl, poolMax: 5 });
   const storage = options.storage ?? (await runStore());
   const config = loadConfig('worker', {
+    // The service's settings reach its worker too (scanning, say); those below are the worker's own in tests.
+    ...options.env,
     DATABASE_URL: TEST_ENV.databaseUrl,
     REDIS_URL: TEST_ENV.redisUrl,
     QUEUE_PREFIX: TEST_ENV.queuePrefix,

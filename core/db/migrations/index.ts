@@ -9,6 +9,7 @@ import { createWebhooks } from './0005-webhooks.js';
 import { addFailedErrorCodeIndex } from './0006-failed-error-code.js';
 import { addDirectUploadCompleted } from './0007-direct-upload-completed.js';
 import { createWebhookEvents } from './0008-webhook-events.js';
+import { addScan } from './0009-add-scan.js';
 
 export type RunSql = (sql: string) => Promise<unknown>;
 
@@ -27,6 +28,7 @@ export const MIGRATIONS: Migration[] = [
   addFailedErrorCodeIndex,
   addDirectUploadCompleted,
   createWebhookEvents,
+  addScan,
 ];
 
 /** Where umzug records applied migrations. */
