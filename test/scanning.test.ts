@@ -22,7 +22,7 @@ import { png, zip } from './support/fixtures.js';
 import { seriesValue } from './support/metrics.js';
 import { expectProblem } from './support/problems.js';
 import { s3StoreOn, sharedGateway, type Gateway } from './support/rgw.js';
-import { startService, uploadFile, waitForStatus, type TestService } from './support/service.js';
+import { flakyOnce, startService, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const KIB = 1024;
 const settled = (service: TestService, id: string, timeoutMs = 20_000) =>
@@ -161,6 +161,39 @@ describe('malware scanning', function () {
     await clamd.start();
     const done = await settled(service, file.id, 90_000);
     expect([done.status, done.attempts, done.scan?.status]).to.deep.equal(['processed', 1, 'clean']);
+  });
+});
+
+describe("waiting for the scanner, then a failure of the file's own", function () {
+  this.timeout(120_000);
+  let clamd: Clamd;
+  let service: TestService;
+  before(async function () {
+    requireClamd(this);
+    clamd = await startClamd();
+    // Two retries, each processing fails once: the waits must not use them up.
+    service = await startService({
+      env: { SCAN_CLAMD: clamd.address },
+      jobRetries: 2,
+      processors: { text: flakyOnce() },
+    });
+  });
+  after(async () => {
+    await service?.close();
+    await clamd?.destroy();
+  });
+
+  it('waits more times than the job has retries, and still retries a transient failure after, as an attempt', async () => {
+    await clamd.stop();
+    const file = await uploadFile(service.url, { name: 'late.txt', content: 'scanned late, then flaky\n' });
+    await eventually(
+      async () => (await seriesValue(service.workerMetrics.registry, 'scans_total', { verdict: 'error' })) >= 4,
+      'four waits, more than the two retries',
+    );
+    await clamd.start();
+    const done = await settled(service, file.id, 90_000);
+    // attempt 1 failed in the processor (transient), attempt 2 processed: the waits counted for nothing
+    expect([done.status, done.attempts, done.scan?.status]).to.deep.equal(['processed', 2, 'clean']);
   });
 });
 

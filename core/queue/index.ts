@@ -254,6 +254,9 @@ export class FileQueue {
             job.data.waits = waits + 1;
             options.retries = Number(options.retries ?? 0) + 1;
             options.backoff = { strategy: 'fixed', delay: Math.min(MAX_WAIT_MS, this.options.backoffMs * 2 ** waits) };
+          } else if (options.backoff?.strategy === 'fixed') {
+            // a failure of the file's own after waits: retried with the usual exponential backoff, from its start
+            options.backoff = { strategy: 'exponential', delay: this.options.backoffMs };
           }
           throw err;
         }
