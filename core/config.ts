@@ -658,7 +658,7 @@ export const SETTINGS: Setting[] = [
     fallback: '60000',
     parse: integer(1_000, 3_600_000),
     description:
-      'A scan that makes no progress for this long counts as the scanner being away: the file waits and is scanned again later (never failed for it).',
+      'A scan that makes no progress for this long counts as no verdict: the file waits and is scanned again later; after three such tries in a row while clamd answers PING, it is unscannable.',
   },
   {
     env: 'POD_DELETION_COST',

@@ -3,6 +3,7 @@
 // before its verdict; a file past clamd's limits is not called clean; and clamd being away never fails a file.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import * as tus from 'tus-js-client';
 import type { S3BlobStore } from '../core/storage/index.js';
 import type { File } from '../core/fileRecord.js';
@@ -194,6 +195,55 @@ describe("waiting for the scanner, then a failure of the file's own", function (
     const done = await settled(service, file.id, 90_000);
     // attempt 1 failed in the processor (transient), attempt 2 processed: the waits counted for nothing
     expect([done.status, done.attempts, done.scan?.status]).to.deep.equal(['processed', 2, 'clean']);
+  });
+});
+
+describe('a clamd that answers PING but never gives this file a verdict', function () {
+  this.timeout(120_000);
+  let clamd: Clamd;
+  let proxy: net.Server;
+  let service: TestService;
+  before(async function () {
+    requireClamd(this);
+    clamd = await startClamd();
+    // In front of the real clamd: PING and VERSION pass through, an INSTREAM is read and never answered (a scan
+    // that hangs), which no configuration of a real clamd does on demand.
+    proxy = net.createServer((client) => {
+      client.once('data', (first: Buffer) => {
+        if (first.subarray(0, 10).toString('latin1') === 'zINSTREAM\0') {
+          client.on('data', () => undefined);
+          return;
+        }
+        const upstream = net.createConnection({ host: '127.0.0.1', port: clamd.port });
+        upstream.on('error', () => client.destroy());
+        client.on('error', () => upstream.destroy());
+        upstream.write(first);
+        client.pipe(upstream).pipe(client);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const { port } = proxy.address() as net.AddressInfo;
+    service = await startService({ env: { SCAN_CLAMD: `tcp://127.0.0.1:${port}`, SCAN_TIMEOUT_MS: '1000' } });
+  });
+  after(async () => {
+    await service?.close();
+    proxy?.close();
+    await clamd?.destroy();
+  });
+
+  it('calls the file unscannable after three tries, in one attempt, instead of waiting for ever', async () => {
+    const file = await uploadFile(service.url, { name: 'endless.txt', content: 'a scan that never ends\n' });
+    const done = await settled(service, file.id, 90_000);
+    expect([done.status, done.error?.code, done.attempts, done.scan?.status]).to.deep.equal([
+      'failed',
+      'unscannable',
+      1,
+      'unscannable',
+    ]);
+    expect(done.scan!.signature).to.match(/^No verdict in 3 tries while the scanner answered: /);
+    expect(done.scan!.engine).to.match(/^ClamAV \d/);
+    const scans = (verdict: string) => seriesValue(service.workerMetrics.registry, 'scans_total', { verdict });
+    expect([await scans('error'), await scans('unscannable')]).to.deep.equal([3, 1]);
   });
 });
 

@@ -37,6 +37,7 @@ export async function scanStoredFile(
     // It answers PING, yet gave this file no verdict time after time (its scan outlasts SCAN_TIMEOUT_MS, or clamd
     // drops it): the file is what it cannot read, and waiting longer would wait for ever.
     if (strikes + 1 >= SCAN_TRIES_WHILE_UP) {
+      metrics.scans.inc({ verdict: 'unscannable' });
       return {
         status: 'unscannable',
         signature: `No verdict in ${strikes + 1} tries while the scanner answered: ${err.message}`,
