@@ -49,6 +49,8 @@ export class RetryLater extends Error {
 interface JobRetryOptions {
   retries?: number;
   backoff?: { strategy: string; delay: number };
+  /** The stack of each failed run, newest first: bee-queue adds one per run and never drops any. */
+  stacktraces?: string[];
 }
 
 /** The longest a job waits between two RetryLater runs. */
@@ -254,6 +256,8 @@ export class FileQueue {
             job.data.waits = waits + 1;
             options.retries = Number(options.retries ?? 0) + 1;
             options.backoff = { strategy: 'fixed', delay: Math.min(MAX_WAIT_MS, this.options.backoffMs * 2 ** waits) };
+            // Only this run's stack is kept: one per wait would grow the job in Redis for as long as the outage lasts.
+            options.stacktraces = [];
           } else if (options.backoff?.strategy === 'fixed') {
             // a failure of the file's own after waits: retried with the usual exponential backoff, from its start
             options.backoff = { strategy: 'exponential', delay: this.options.backoffMs };

@@ -25,6 +25,8 @@ export interface Stack {
   storageDir: string;
   api: Started;
   workers: Started[];
+  /** The admin servers' base URLs (/metrics, /readyz) of `workers`, in the same order. */
+  workerAdmins: string[];
   startApi(): Promise<Started>;
   startWorker(): Promise<Started>;
   sql<T = Record<string, unknown>>(text: string, values?: unknown[]): Promise<T[]>;
@@ -73,14 +75,16 @@ export async function startStack(options: {
     storageDir,
     api: undefined as unknown as Started,
     workers: [],
+    workerAdmins: [],
     async startApi() {
       stack.api = startProcess('dist/api/main.js', { ...env, PORT: String(port), ADMIN_PORT: String(adminPort) });
       await waitUntilReady(stack.api, `${adminUrl}/readyz`);
       return stack.api;
     },
     async startWorker() {
-      const { worker } = await startWorkerProcess(env);
+      const { worker, admin } = await startWorkerProcess(env);
       stack.workers.push(worker);
+      stack.workerAdmins.push(admin);
       return worker;
     },
     async sql<T>(text: string, values: unknown[] = []) {
