@@ -2,7 +2,7 @@
 // file is scanned first, whichever way it came in; an infected one fails and is never served; nothing is served
 // before its verdict; a file past clamd's limits is not called clean; and clamd being away never fails a file.
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import * as tus from 'tus-js-client';
 import type { S3BlobStore } from '../core/storage/index.js';
@@ -23,6 +23,7 @@ import { png, zip } from './support/fixtures.js';
 import { seriesValue } from './support/metrics.js';
 import { expectProblem } from './support/problems.js';
 import { s3StoreOn, sharedGateway, type Gateway } from './support/rgw.js';
+import { overwriteBlob } from './support/stores.js';
 import { flakyOnce, startService, uploadFile, waitForStatus, type TestService } from './support/service.js';
 
 const KIB = 1024;
@@ -124,6 +125,18 @@ describe('malware scanning', function () {
     } finally {
       await clamd.setSignatures(TEST_SIGNATURES);
     }
+  });
+
+  it('checks the bytes once, in the scan, and still fails a file whose stored bytes changed since the upload', async () => {
+    const intact = await uploadFile(service.url, { name: 'intact.bin', content: randomBytes(100 * KIB) });
+    expect((await settled(service, intact.id)).result).to.include({ sha256_verified: true, bytes_read: 100 * KIB });
+    // Same size, other bytes: the scan reads them clean, and the check it made fails them
+    const changed = await uploadFile(service.url, { name: 'changed.bin', content: randomBytes(100 * KIB) });
+    await settled(service, changed.id);
+    await overwriteBlob(service.storage, changed.id, 'y'.repeat(100 * KIB));
+    expect((await fetch(`${service.url}/files/${changed.id}/reprocess`, { method: 'POST' })).status).to.equal(202);
+    const done = await settled(service, changed.id);
+    expect([done.status, done.error?.code, done.scan?.status]).to.deep.equal(['failed', 'checksum_mismatch', 'clean']);
   });
 
   it('waits while clamd is away, without counting an attempt, and processes the file once it is back', async () => {

@@ -1,5 +1,7 @@
 // The first step of processing when SCAN_CLAMD is set: the stored bytes, whatever way they came in, streamed to the
 // malware scanner. Its verdict is the File's `scan`; what becomes of the file is the worker's to decide (worker.ts).
+import { createHash } from 'node:crypto';
+import { pipeline, Transform } from 'node:stream';
 import type { FileError, FileRow, Scan } from '../core/fileRecord.js';
 import { ScannerUnavailableError, type Scanner } from '../core/scanner/index.js';
 import type { BlobStore } from '../core/storage/index.js';
@@ -23,7 +25,7 @@ export async function scanStoredFile(
   storage: BlobStore,
   metrics: Metrics,
   strikes: number,
-): Promise<Scan> {
+): Promise<ScanOutcome> {
   try {
     return await scanOnce(file, scanning, storage, metrics);
   } catch (err) {
@@ -38,12 +40,13 @@ export async function scanStoredFile(
     // drops it): the file is what it cannot read, and waiting longer would wait for ever.
     if (strikes + 1 >= SCAN_TRIES_WHILE_UP) {
       metrics.scans.inc({ verdict: 'unscannable' });
-      return {
+      const scan: Scan = {
         status: 'unscannable',
         signature: `No verdict in ${strikes + 1} tries while the scanner answered: ${err.message}`,
         engine: await scanning.scanner.engine(),
         scanned_at: new Date().toISOString(),
       };
+      return { scan, intact: false };
     }
     throw new NoVerdictWhileUp(err.message, { cause: err });
   }
@@ -54,7 +57,18 @@ export class NoVerdictWhileUp extends ScannerUnavailableError {
   override name = 'NoVerdictWhileUp';
 }
 
-async function scanOnce(file: FileRow, { scanner }: Scanning, storage: BlobStore, metrics: Metrics): Promise<Scan> {
+/** The verdict, and whether the bytes scanned were the whole file and match its sha256 (the processors need not check again). */
+export interface ScanOutcome {
+  scan: Scan;
+  intact: boolean;
+}
+
+async function scanOnce(
+  file: FileRow,
+  { scanner }: Scanning,
+  storage: BlobStore,
+  metrics: Metrics,
+): Promise<ScanOutcome> {
   const started = process.hrtime.bigint();
   let bytes;
   try {
@@ -62,20 +76,35 @@ async function scanOnce(file: FileRow, { scanner }: Scanning, storage: BlobStore
   } catch (err) {
     throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? blobMissing() : err;
   }
+  // The bytes on their way to the scanner are hashed too: this one read checks them, where the processors would read
+  // them again for it. A store's error reaches the scanner as its source's own.
+  const hash = createHash('sha256');
+  let length = 0;
+  const hashed = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      length += chunk.length;
+      done(null, chunk);
+    },
+  });
+  pipeline(bytes, hashed, () => undefined);
   try {
-    const verdict = await scanner.scan(bytes);
+    const verdict = await scanner.scan(hashed);
+    // Read to its end (not cut short by clamd's size limit), and the bytes the upload recorded.
+    const intact = hashed.readableEnded && length === file.size && hash.digest('hex') === file.sha256;
     const engine = await scanner.engine();
     metrics.scannerUp.set(1);
     metrics.scans.inc({ verdict: verdict.status });
     metrics.scanBytes.inc(file.size);
     metrics.scanDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return {
+    const scan: Scan = {
       status: verdict.status,
       signature:
         verdict.status === 'infected' ? verdict.signature : verdict.status === 'unscannable' ? verdict.reason : null,
       engine,
       scanned_at: new Date().toISOString(),
     };
+    return { scan, intact };
   } catch (err) {
     if (err instanceof ScannerUnavailableError) {
       metrics.scannerUp.set(0);
@@ -83,6 +112,7 @@ async function scanOnce(file: FileRow, { scanner }: Scanning, storage: BlobStore
     }
     throw err;
   } finally {
+    hashed.destroy();
     bytes.destroy();
   }
 }

@@ -145,6 +145,8 @@ export function createWorker(deps: WorkerDeps): Worker {
     const limits = { deadline: takenAt + parsingBudgetMs, cpuMs: parsingBudgetMs };
     const inParser: RunInParser = (module, analysis, ...args) => parsers.run(module, analysis, args, limits);
     let scan: Scan | null = null;
+    /** The scan read the whole file and found it as uploaded: the processors need not check it again. */
+    let intact = false;
     const fail = async (error: FileError, extra: Record<string, unknown> = {}) => {
       const bounded = { code: error.code, message: boundString(error.message, MAX_ERROR_MESSAGE_BYTES) };
       const recorded = await db.files.failProcessing(row.id, row.attempts, bounded, activeTraceParent(), scan);
@@ -152,7 +154,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     };
     try {
       if (deps.scanning) {
-        scan = await scanStoredFile(row, deps.scanning, storage, metrics, job.data.scan_strikes ?? 0);
+        ({ scan, intact } = await scanStoredFile(row, deps.scanning, storage, metrics, job.data.scan_strikes ?? 0));
         // An infected file is never analysed, rendered or served; nor, by default, one the scanner could not read.
         if (scan.status === 'infected') return await fail(malwareDetected(scan), { scan: scan.signature });
         if (scan.status === 'unscannable' && deps.scanning.unscannable === 'fail')
@@ -164,6 +166,7 @@ export function createWorker(deps: WorkerDeps): Worker {
         limits: deps.limits,
         inParser,
         deadline: limits.deadline,
+        verified: intact,
       });
       const { thumbnail } = output;
       const result = boundResult(output.result, resultBounds);

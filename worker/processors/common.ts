@@ -13,9 +13,16 @@ const THUMBNAIL_MAX_BYTES = 1024 * 1024;
 /** A presigned URL's expiry is checked by the store's clock: this much beyond the deadline allows for skew. */
 const SOURCE_CLOCK_SKEW_MS = 60_000;
 
-export async function verifyStoredBytes({ file, storage }: ProcessorInput): Promise<CommonResult> {
+export async function verifyStoredBytes({ file, storage, verified }: ProcessorInput): Promise<CommonResult> {
+  if (verified) return verifiedCommon(file.size);
   return (await readVerified(file, () => storage.open(file.id), false)).common;
 }
+
+const verifiedCommon = (bytesRead: number): CommonResult => ({
+  sha256_verified: true,
+  bytes_read: bytesRead,
+  warnings: [],
+});
 
 /** Reads the bytes `open` gives, checks them against the record, and hands them back too when `keep`. */
 async function readVerified(
@@ -44,7 +51,7 @@ async function readVerified(
       `The stored bytes (${bytesRead}) do not match what was uploaded (${file.size} bytes, sha256 ${file.sha256.slice(0, 12)}…).`,
     );
   }
-  const common = { sha256_verified: true, bytes_read: bytesRead, warnings: [] };
+  const common = verifiedCommon(bytesRead);
   return keep ? { common, bytes: Buffer.concat(kept) } : { common };
 }
 
@@ -171,7 +178,11 @@ export function analyzingProcessor<F extends object>(
     async process(input) {
       const { file, storage, limits } = input;
       const inline = file.size <= (options.inlineMaxBytes ?? -1);
-      const { common, bytes } = await readVerified(file, () => storage.open(file.id), inline);
+      // Read (and checked) here only when it is analysed inline, or when no scan of this job checked it already.
+      const { common, bytes } =
+        input.verified && !inline
+          ? { common: verifiedCommon(file.size), bytes: undefined }
+          : await readVerified(file, () => storage.open(file.id), inline);
       // The analysis reads what it needs where the bytes lie; for a bucket, a URL valid until the parser must be done.
       const source = await storage.source(file.id, input.deadline - Date.now() + SOURCE_CLOCK_SKEW_MS);
       const analysisInput: AnalysisInput = { source, contentType: file.content_type, size: file.size, limits };

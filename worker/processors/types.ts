@@ -23,6 +23,8 @@ export interface ProcessorInput {
   inParser: RunInParser;
   /** When parsing must be done (epoch ms): the parser process is stopped then. */
   deadline: number;
+  /** This job already read the whole stored file and matched it against its size and sha256 (the scan did). */
+  verified?: boolean;
 }
 
 export interface ProcessorOutput {
