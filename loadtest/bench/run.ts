@@ -19,6 +19,7 @@ import { renderChart, type Bar, type TableRow } from './chart.js';
 import { multipartBody, pngImage, textFile } from './fixtures.js';
 import { benchPools, type PoolsBench } from './pools.js';
 import { benchObjectStorage, type ObjectStorageBench } from './s3.js';
+import { benchScanning, scanningBars, scanningNotes, scanningRows, type ScanningBench } from './scanning.js';
 import { benchTus, type TusBench } from './tus.js';
 import { benchWebhooks, type WebhookBench } from './webhooks.js';
 
@@ -33,7 +34,7 @@ const work = path.join(root, 'loadtest', 'results', '.work', stamp);
 const BOUNDARY = 'benchBoundary7MA4YWxkTrZu0gW';
 
 /** The parts of the run, in the order they run (list last: seeding 10^6 rows leaves PostgreSQL busy for a while). */
-const SECTIONS = ['uploads', 'e2e', 'object_storage', 'webhooks', 'tus', 'pools', 'list'] as const;
+const SECTIONS = ['uploads', 'e2e', 'object_storage', 'webhooks', 'tus', 'pools', 'scanning', 'list'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** BENCH_ONLY's sections, or every one when it is unset; a name that is not a section stops the run. */
@@ -96,6 +97,8 @@ interface BenchResults {
   tus?: TusBench;
   /** Texts behind a burst of images: one shared queue against two pools. */
   pools?: PoolsBench;
+  /** Malware scanning: the worker's scans against clamdscan on one clamd, and texts end to end with it on and off. */
+  scanning?: ScanningBench;
 }
 
 /** Logs the scenario about to run, once the disk has written back what the previous one left dirty. */
@@ -465,8 +468,8 @@ const E2E_CONCURRENCY = 8;
 
 /**
  * Files per second from the first upload to the last one processed, with `workers` worker processes; `env` goes to
- * the API and the workers. The API and workers stop once measured, so that runs one after another do not pile up
- * idle processes.
+ * the API and the workers, and `cpuOf` names other processes (a scanner) whose CPU per file to report too. The API
+ * and workers stop once measured, so that runs one after another do not pile up idle processes.
  */
 async function endToEnd(
   kind: string,
@@ -474,6 +477,7 @@ async function endToEnd(
   workers: number,
   env: Record<string, string> = {},
   label = kind,
+  cpuOf: Record<string, number> = {},
 ) {
   const service = await startApi(`e2e_${label}`, { WORKER_CONCURRENCY: String(E2E_CONCURRENCY), ...env });
   const pool: ChildProcess[] = [];
@@ -514,7 +518,7 @@ async function endToEnd(
   const timed = files.slice(warmUp.length);
   const workerPids = Object.fromEntries(pool.map((worker, n) => [`worker${n}`, worker.pid!]));
   const { uploadSeconds, seconds, settled, cpu_ms } = await withCpu(
-    { api: service.pid(), ...workerPids },
+    { api: service.pid(), ...workerPids, ...cpuOf },
     () => uploadAndWait(timed, files.length),
     (done) => done.settled,
   );
@@ -537,6 +541,7 @@ async function endToEnd(
       workers: round(workersCpu, 3),
       postgres: cpu_ms.postgres!,
       redis: cpu_ms.redis!,
+      ...Object.fromEntries(Object.keys(cpuOf).map((name) => [name, cpu_ms[name]!])),
     },
     databaseUrl: service.databaseUrl,
   };
@@ -630,6 +635,19 @@ async function main(): Promise<void> {
         sql,
         imageBody: (n) => multipartBody(BOUNDARY, `burst${n}.png`, pngImage(640, 480, 10_000 + n)),
         textBody: (n) => multipartBody(BOUNDARY, `steady${n}.txt`, textFile(1024, 20_000 + n)),
+        boundary: BOUNDARY,
+        round,
+      });
+    }
+    if (runs('scanning')) {
+      const texts = textBodies();
+      measured.scanning = await benchScanning({
+        quick,
+        rounds: ROUNDS,
+        scenario,
+        startApiAndWorker,
+        sql,
+        endToEndText: async (label, env, cpuOf) => withoutUrl(await endToEnd('text', texts, 1, env, label, cpuOf)),
         boundary: BOUNDARY,
         round,
       });
@@ -885,6 +903,7 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
       ],
       ['CPU per 640x480 image, upload to processed', cpuPerFile(r.e2e_image), '', '', true],
     );
+  if (r.scanning) rows.push(...scanningRows(r.scanning));
   const partial = r.settings.sections.length < SECTIONS.length;
   const markdown = [
     `# Benchmark ${r.date}`,
@@ -898,6 +917,7 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
         `| ${scenario} | ${measured} | ${ratio} | ${target} | ${target ? (met ? 'yes' : '**no**') : ''} |`,
     ),
     '',
+    ...(r.scanning ? scanningNotes(r.scanning) : []),
   ].join('\n');
   const bars: Bar[] = [];
   if (r.upload_1kib && r.upload_1gib)
@@ -933,6 +953,7 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
     });
   if (r.pools)
     bars.push({ label: 'text p95, pools / shared', value: r.pools.p95_ratio, target: 0.2, higherIsBetter: false });
+  if (r.scanning) bars.push(...scanningBars(r.scanning));
   return { markdown, bars };
 }
 
