@@ -1,6 +1,9 @@
 // The benchmark's chart: one bar per figure, as a share of its target (the dashed line), in plain SVG.
 import { escapeXml } from '../scale-watch/chart.js';
 
+/** One row of the results table: what was measured, the figure, its ratio, the target and whether it is met. */
+export type TableRow = [scenario: string, measured: string, ratio: string, target: string, met: boolean];
+
 export interface Bar {
   label: string;
   value: number;

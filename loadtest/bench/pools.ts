@@ -2,8 +2,7 @@
 // rate; the texts' upload-to-processed p95 with one queue shared by every kind, against two pools (images in
 // one queue, the rest in another) with the same total worker concurrency in one worker process. Both runs
 // read their latencies from the database's own clock (uploaded_at, processed_at).
-import { setTimeout as sleep } from 'node:timers/promises';
-import { atSteadyRate, quantile, uploader } from './uploads.js';
+import { atSteadyRate, quantile, settled, uploader } from './uploads.js';
 
 export interface PoolsBenchTools {
   quick: boolean;
@@ -98,18 +97,4 @@ export async function benchPools(tools: PoolsBenchTools): Promise<PoolsBench> {
     pools: { ...pools, routes: ROUTES, worker_queues: WORKER_QUEUES },
     p95_ratio: tools.round(pools.p95_ms / shared.p95_ms, 3),
   };
-}
-
-/** Waits until no file of the service is queued or processing. */
-async function settled(tools: PoolsBenchTools, databaseUrl: string): Promise<void> {
-  const deadline = Date.now() + 600_000;
-  for (;;) {
-    const [row] = await tools.sql<{ count: string }>(
-      databaseUrl,
-      "SELECT count(*) FROM files WHERE status IN ('queued', 'processing')",
-    );
-    if (Number(row?.count) === 0) return;
-    if (Date.now() > deadline) throw new Error(`${row?.count} files still unsettled after 10 minutes`);
-    await sleep(200);
-  }
 }

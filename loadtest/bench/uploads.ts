@@ -1,5 +1,5 @@
 // What the bench phases that drive a running service share: one upload at a time over kept-alive sockets,
-// uploads sent at a steady rate, and quantiles of measured latencies.
+// uploads sent at a steady rate, waiting for the files to settle, and quantiles of measured latencies.
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -41,3 +41,20 @@ export async function atSteadyRate<T>(count: number, ratePerS: number, send: (n:
 /** The q-quantile of values sorted ascending (nearest rank). */
 export const quantile = (sorted: readonly number[], q: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+/** Waits until no file of the service on `databaseUrl` is queued or processing (10 minutes at most). */
+export async function settled(
+  tools: { sql<T>(databaseUrl: string, text: string, values?: unknown[]): Promise<T[]> },
+  databaseUrl: string,
+): Promise<void> {
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    const [row] = await tools.sql<{ count: string }>(
+      databaseUrl,
+      "SELECT count(*) FROM files WHERE status IN ('queued', 'processing')",
+    );
+    if (Number(row?.count) === 0) return;
+    if (Date.now() > deadline) throw new Error(`${row?.count} files still unsettled after 10 minutes`);
+    await sleep(200);
+  }
+}
