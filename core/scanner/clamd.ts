@@ -210,9 +210,11 @@ function readAnswer(socket: net.Socket, address: string): Promise<string> {
       const end = data.indexOf(0);
       parts.push(end === -1 ? data : data.subarray(0, end));
       length += end === -1 ? data.length : end;
-      if (length > ANSWER_MAX_BYTES)
+      if (length > ANSWER_MAX_BYTES) {
         reject(new ScannerUnavailableError(`clamd at ${address} answered more than ${ANSWER_MAX_BYTES} bytes.`));
-      else if (end !== -1) resolve(Buffer.concat(parts).toString('latin1'));
+        // not clamd: read no more of it (a scan keeps its socket while it asks about the size on another one)
+        socket.destroy();
+      } else if (end !== -1) resolve(Buffer.concat(parts).toString('latin1'));
     });
     socket.on('error', (err: Error) =>
       reject(
