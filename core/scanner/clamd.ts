@@ -140,6 +140,8 @@ function instream(socket: net.Socket, source: Readable, address: string, timeout
       settled = true;
       clearTimeout(timer);
       source.off('data', onData).off('end', onEnd).off('close', onClose);
+      // nothing reads it any more: a source still flowing would be read to nowhere while the caller decides
+      source.pause();
       socket.off('drain', onDrain);
       if (outcome instanceof Error) reject(outcome);
       else resolve(outcome);
@@ -154,12 +156,15 @@ function instream(socket: net.Socket, source: Readable, address: string, timeout
     const onData = (chunk: Uint8Array | string) => {
       const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       let taken = true;
+      // each chunk's length and bytes leave in one system call (writev), not one each
+      socket.cork();
       for (let at = 0; at < data.length; at += CHUNK_BYTES) {
         const piece = data.subarray(at, at + CHUNK_BYTES);
         socket.write(chunkLength(piece.length));
         taken = socket.write(piece);
         declared += piece.length;
       }
+      socket.uncork();
       if (taken) return;
       source.pause();
       waitingForDrain = true;
