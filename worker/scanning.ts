@@ -72,7 +72,8 @@ async function scanOnce(
   const started = process.hrtime.bigint();
   let bytes;
   try {
-    bytes = await storage.open(file.id);
+    // never a buffer larger than the file: a small file's read would allocate (and collect) the whole chunk
+    bytes = await storage.open(file.id, { chunkBytes: Math.min(SCAN_READ_BYTES, Math.max(file.size, MIN_READ_BYTES)) });
   } catch (err) {
     throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? blobMissing() : err;
   }
@@ -128,6 +129,10 @@ export const unscannable = (scan: Scan): FileError => ({
   code: 'unscannable',
   message: `The scanner could not read the whole file (${scan.signature ?? 'past its limits'}), so it is not known to be clean; its bytes are not served.`,
 });
+
+/** Reads of this size from the disk (not its 64 KiB): a sixteenth of the reads and writes per MiB scanned. */
+const SCAN_READ_BYTES = 1024 * 1024;
+const MIN_READ_BYTES = 16 * 1024;
 
 /** Tries in a row without a verdict while the scanner answers PING, after which a file is taken as one it cannot read. */
 export const SCAN_TRIES_WHILE_UP = 3;
