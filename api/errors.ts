@@ -131,10 +131,13 @@ const isJsonValue = (body: unknown): body is object =>
   Array.isArray(body) ||
   (typeof body === 'object' && body !== null && Object.getPrototypeOf(body) === Object.prototype);
 
+/** The header of every answer that asks the client to try the same request again in a few seconds. */
+export const RETRY_SHORTLY = { 'Retry-After': '5' } as const;
+
 /** The blob store did not answer: nothing was kept, and the same request may be sent again shortly. */
 export const storageUnavailable = (cause: unknown): AppError =>
   new AppError('storage_unavailable', 'The file store is unavailable; retry shortly.', {
-    headers: { 'Retry-After': '5' },
+    headers: RETRY_SHORTLY,
     cause,
   });
 
@@ -147,7 +150,7 @@ function asAppError(thrown: unknown): AppError {
   if (expose && status === 404) return new AppError('not_found', 'There is nothing at this address.');
   if (isDatabaseUnavailable(thrown)) {
     return new AppError('service_unavailable', 'The database is unavailable; retry shortly.', {
-      headers: { 'Retry-After': '5' },
+      headers: RETRY_SHORTLY,
       cause: thrown,
     });
   }

@@ -7,7 +7,7 @@ import type { FileQueue } from '../core/queue/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import { sendContent } from './content.js';
-import { AppError } from './errors.js';
+import { AppError, RETRY_SHORTLY } from './errors.js';
 import { readBody } from './json.js';
 import {
   encodeCursor,
@@ -139,7 +139,7 @@ export function fileHandlers(deps: FileHandlerDeps) {
       'scan_pending',
       'The file has not been scanned for malware yet: it waits in the queue (or was stored before scanning was on: ' +
         'reprocess it). Retry once it is processed.',
-      { headers: { 'Retry-After': '5' } },
+      { headers: RETRY_SHORTLY },
     );
   }
 

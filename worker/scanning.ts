@@ -6,7 +6,7 @@ import type { FileError, FileRow, Scan } from '../core/fileRecord.js';
 import { ScannerUnavailableError, type Scanner } from '../core/scanner/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
-import { blobMissing } from './processors/blobSource.js';
+import { openStored } from './processors/blobSource.js';
 
 export interface Scanning {
   scanner: Scanner;
@@ -70,13 +70,10 @@ async function scanOnce(
   metrics: Metrics,
 ): Promise<ScanOutcome> {
   const started = process.hrtime.bigint();
-  let bytes;
-  try {
-    // never a buffer larger than the file: a small file's read would allocate (and collect) the whole chunk
-    bytes = await storage.open(file.id, { chunkBytes: Math.min(SCAN_READ_BYTES, Math.max(file.size, MIN_READ_BYTES)) });
-  } catch (err) {
-    throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? blobMissing() : err;
-  }
+  // never a buffer larger than the file: a small file's read would allocate (and collect) the whole chunk
+  const bytes = await openStored(storage, file.id, {
+    chunkBytes: Math.min(SCAN_READ_BYTES, Math.max(file.size, MIN_READ_BYTES)),
+  });
   // The bytes on their way to the scanner are hashed too: this one read checks them, where the processors would read
   // them again for it. A store's error reaches the scanner as its source's own.
   const hash = createHash('sha256');

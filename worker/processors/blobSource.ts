@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobSource } from '../../core/storage/index.js';
+import type { BlobSource, BlobStore } from '../../core/storage/index.js';
 import { ProcessingError } from './types.js';
 
 /** Random and sequential reads of one blob. */
@@ -24,6 +24,19 @@ export interface BlobReader {
 /** The blob's stored bytes are gone. */
 export const blobMissing = (): ProcessingError =>
   new ProcessingError('blob_missing', 'The stored bytes of this file are missing.');
+
+/** The stored bytes of `id` as a stream, from the store itself; blob_missing when there are none. */
+export async function openStored(
+  storage: BlobStore,
+  id: string,
+  options?: Parameters<BlobStore['open']>[1],
+): Promise<Readable> {
+  try {
+    return await storage.open(id, options);
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? blobMissing() : err;
+  }
+}
 
 /**
  * The blob store failed a read (an unexpected status, a range or a length other than asked): the job tries

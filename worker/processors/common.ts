@@ -3,8 +3,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { CommonResult } from '../../core/results/index.js';
-import type { BlobSource } from '../../core/storage/index.js';
-import { blobMissing, withBlob, type BlobReader } from './blobSource.js';
+import type { BlobSource, BlobStore } from '../../core/storage/index.js';
+import { openStored, withBlob, type BlobReader } from './blobSource.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type Processor, type ProcessorInput } from './types.js';
 
 /** A WebP of at most 256 × 256 px stays far below this; anything bigger is a bug, not a preview. */
@@ -15,7 +15,7 @@ const SOURCE_CLOCK_SKEW_MS = 60_000;
 
 export async function verifyStoredBytes({ file, storage, verified }: ProcessorInput): Promise<CommonResult> {
   if (verified) return verifiedCommon(file.size);
-  return (await readVerified(file, () => storage.open(file.id), false)).common;
+  return (await readVerified(file, storage, false)).common;
 }
 
 const verifiedCommon = (bytesRead: number): CommonResult => ({
@@ -24,18 +24,13 @@ const verifiedCommon = (bytesRead: number): CommonResult => ({
   warnings: [],
 });
 
-/** Reads the bytes `open` gives, checks them against the record, and hands them back too when `keep`. */
+/** Reads the file's stored bytes, checks them against the record, and hands them back too when `keep`. */
 async function readVerified(
   file: ProcessorInput['file'],
-  open: () => Promise<Readable>,
+  storage: BlobStore,
   keep: boolean,
 ): Promise<{ common: CommonResult; bytes?: Buffer }> {
-  let stream;
-  try {
-    stream = await open();
-  } catch (err) {
-    throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? blobMissing() : err;
-  }
+  const stream = await openStored(storage, file.id);
   const hash = createHash('sha256');
   const kept: Buffer[] = [];
   let bytesRead = 0;
@@ -182,7 +177,7 @@ export function analyzingProcessor<F extends object>(
       const { common, bytes } =
         input.verified && !inline
           ? { common: verifiedCommon(file.size), bytes: undefined }
-          : await readVerified(file, () => storage.open(file.id), inline);
+          : await readVerified(file, storage, inline);
       // The analysis reads what it needs where the bytes lie; for a bucket, a URL valid until the parser must be done.
       const source = await storage.source(file.id, input.deadline - Date.now() + SOURCE_CLOCK_SKEW_MS);
       const analysisInput: AnalysisInput = { source, contentType: file.content_type, size: file.size, limits };
