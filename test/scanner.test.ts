@@ -227,9 +227,9 @@ describe('clamdScanner (core/scanner/clamd.ts)', function () {
       });
 
       it('finds a signature across the edge of two chunks when it splits a large one', async () => {
-        // one 1 MiB chunk from the source, EICAR across the client's 64 KiB frames
-        const bytes = Buffer.alloc(MIB, 'x');
-        bytes.write(EICAR, 64 * KIB - 10, 'latin1');
+        // one 3 MiB chunk from the source, EICAR across the edge of the client's 1 MiB buffers (its INSTREAM chunks)
+        const bytes = Buffer.alloc(3 * MIB, 'x');
+        bytes.write(EICAR, MIB - 10, 'latin1');
         expect(await scannerOf(clamd.address).scan(Readable.from([bytes]))).to.deep.equal({
           status: 'infected',
           signature: reportedName(EICAR_SIGNATURE),

@@ -1,12 +1,11 @@
 // The first step of processing when SCAN_CLAMD is set: the stored bytes, whatever way they came in, streamed to the
 // malware scanner. Its verdict is the File's `scan`; what becomes of the file is the worker's to decide (worker.ts).
 import { createHash } from 'node:crypto';
-import { pipeline, Transform } from 'node:stream';
 import type { FileError, FileRow, Scan } from '../core/fileRecord.js';
-import { ScannerUnavailableError, type Scanner } from '../core/scanner/index.js';
+import { byteSourceOf, ScannerUnavailableError, type ByteSource, type Scanner } from '../core/scanner/index.js';
 import type { BlobStore } from '../core/storage/index.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
-import { openStored } from './processors/blobSource.js';
+import { openBlob, openStored } from './processors/blobSource.js';
 
 export interface Scanning {
   scanner: Scanner;
@@ -70,26 +69,25 @@ async function scanOnce(
   metrics: Metrics,
 ): Promise<ScanOutcome> {
   const started = process.hrtime.bigint();
-  // never a buffer larger than the file: a small file's read would allocate (and collect) the whole chunk
-  const bytes = await openStored(storage, file.id, {
-    chunkBytes: Math.min(SCAN_READ_BYTES, Math.max(file.size, MIN_READ_BYTES)),
-  });
+  const bytes = await openForScan(storage, file.id);
   // The bytes on their way to the scanner are hashed too: this one read checks them, where the processors would read
   // them again for it. A store's error reaches the scanner as its source's own.
   const hash = createHash('sha256');
   let length = 0;
-  const hashed = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      length += chunk.length;
-      done(null, chunk);
+  let ended = false;
+  const hashed: ByteSource = {
+    async read(into) {
+      const read = await bytes.read(into);
+      hash.update(into.subarray(0, read));
+      length += read;
+      ended = read === 0;
+      return read;
     },
-  });
-  pipeline(bytes, hashed, () => undefined);
+  };
   try {
     const verdict = await scanner.scan(hashed);
     // Read to its end (not cut short by clamd's size limit), and the bytes the upload recorded.
-    const intact = hashed.readableEnded && length === file.size && hash.digest('hex') === file.sha256;
+    const intact = ended && length === file.size && hash.digest('hex') === file.sha256;
     const engine = await scanner.engine();
     metrics.scannerUp.set(1);
     metrics.scans.inc({ verdict: verdict.status });
@@ -110,9 +108,30 @@ async function scanOnce(
     }
     throw err;
   } finally {
-    hashed.destroy();
-    bytes.destroy();
+    await bytes.close();
   }
+}
+
+/**
+ * The stored bytes in order: a file on this machine read straight into the scanner's buffers, an object streamed
+ * from its store; blob_missing when there are none.
+ */
+async function openForScan(storage: BlobStore, id: string): Promise<ByteSource & { close(): Promise<void> }> {
+  const where = await storage.source(id, SOURCE_VALID_MS);
+  if ('path' in where) {
+    const file = await openBlob(where);
+    let position = 0;
+    return {
+      async read(into) {
+        const { bytesRead } = await file.read(into, 0, into.length, position);
+        position += bytesRead;
+        return bytesRead;
+      },
+      close: () => file.close(),
+    };
+  }
+  const stream = await openStored(storage, id);
+  return { ...byteSourceOf(stream), close: () => Promise.resolve(void stream.destroy()) };
 }
 
 /** The failure of a file the scanner found malware in: the message names what was found. */
@@ -127,9 +146,8 @@ export const unscannable = (scan: Scan): FileError => ({
   message: `The scanner could not read the whole file (${scan.signature ?? 'past its limits'}), so it is not known to be clean; its bytes are not served.`,
 });
 
-/** Reads of this size from the disk (not its 64 KiB): a sixteenth of the reads and writes per MiB scanned. */
-const SCAN_READ_BYTES = 1024 * 1024;
-const MIN_READ_BYTES = 16 * 1024;
+/** The validity of the place the bytes are read from (a path, or a presigned URL that is not used for the stream). */
+const SOURCE_VALID_MS = 60_000;
 
 /** Tries in a row without a verdict while the scanner answers PING, after which a file is taken as one it cannot read. */
 export const SCAN_TRIES_WHILE_UP = 3;

@@ -2,8 +2,8 @@
 // VERSION. Why not an npm client: ARCHITECTURE.md, "Malware scanning". The protocol: `man clamd`.
 import net from 'node:net';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { ScannerUnavailableError, type Scanner, type ScanVerdict } from './index.js';
+import { Readable } from 'node:stream';
+import { byteSourceOf, ScannerUnavailableError, type ByteSource, type Scanner, type ScanVerdict } from './index.js';
 
 export interface ClamdScannerOptions {
   /**
@@ -16,8 +16,13 @@ export interface ClamdScannerOptions {
   engineCacheMs?: number;
 }
 
-/** The most bytes in one INSTREAM chunk; clamd takes any size, this only keeps each frame small. */
-const CHUNK_BYTES = 64 * 1024;
+/**
+ * The client's buffers, each the most bytes of one INSTREAM chunk: a file is read into them, a MiB at a time (a
+ * sixteenth of the reads and writes of 64 KiB), and each goes back to the pool once the socket has written it.
+ */
+const BUFFER_BYTES = 1024 * 1024;
+/** Buffers the pool keeps between scans: two for each of that many scans at once (one read, one on its way). */
+const IDLE_BUFFERS = 16;
 /** clamd's answers are one short line: anything longer is not an answer from clamd. */
 const ANSWER_MAX_BYTES = 1024;
 const ENGINE_CACHE_MS = 60_000;
@@ -40,6 +45,7 @@ export function clamdScanner(address: string, options: ClamdScannerOptions): Sca
   const { timeoutMs, engineCacheMs = ENGINE_CACHE_MS } = options;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new Error(`timeoutMs must be positive, not ${timeoutMs}`);
   const open = new Set<net.Socket>();
+  const buffers = bufferPool(BUFFER_BYTES, IDLE_BUFFERS);
   let closed = false;
   let cachedEngine: { version: Promise<string>; until: number } | undefined;
 
@@ -84,7 +90,8 @@ export function clamdScanner(address: string, options: ClamdScannerOptions): Sca
       let socket: net.Socket | undefined;
       try {
         socket = connect();
-        const exchange = await instream(socket, bytes, address, timeoutMs);
+        const source = bytes instanceof Readable ? byteSourceOf(bytes) : bytes;
+        const exchange = await instream(socket, source, buffers, address, timeoutMs);
         if ('answer' in exchange) return verdictOf(exchange.answer);
         // the reset may be clamd's size limit, its answer lost with the connection: ask clamd about the size alone
         if (exchange.declared > 0 && (await overStreamMaxLength(exchange.declared)))
@@ -92,7 +99,7 @@ export function clamdScanner(address: string, options: ClamdScannerOptions): Sca
         throw exchange.lost;
       } finally {
         socket?.destroy();
-        bytes.destroy();
+        if (bytes instanceof Readable) bytes.destroy();
       }
     },
     engine() {
@@ -125,81 +132,68 @@ export function clamdScanner(address: string, options: ClamdScannerOptions): Sca
 
 /**
  * Sends `source` to clamd as INSTREAM chunks, reading it no faster than clamd takes them, and resolves with clamd's
- * answer, or with the connection lost. An early answer (clamd's size limit) stops the sending. Rejects with the
- * source's own error when it fails (or closes before its end), and with ScannerUnavailableError on a timeout.
+ * answer, or with the connection lost. An early answer (clamd's size limit) stops the reading. Rejects with the
+ * source's own error when it fails, and with ScannerUnavailableError on a timeout.
  */
-function instream(socket: net.Socket, source: Readable, address: string, timeoutMs: number): Promise<Exchange> {
-  return new Promise<Exchange>((resolve, reject) => {
-    let settled = false;
-    let waitingForDrain = false;
-    let ended = false;
-    let declared = 0;
-    let timer: NodeJS.Timeout | undefined;
-    const settle = (outcome: Exchange | Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      source.off('data', onData).off('end', onEnd).off('close', onClose);
-      // nothing reads it any more: a source still flowing would be read to nowhere while the caller decides
-      source.pause();
-      socket.off('drain', onDrain);
-      if (outcome instanceof Error) reject(outcome);
-      else resolve(outcome);
-    };
-    const waitOnClamd = (what: string) => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => settle(new ScannerUnavailableError(`clamd at ${address} did not ${what} within ${timeoutMs} ms.`)),
-        timeoutMs,
-      );
-    };
-    const onData = (chunk: Uint8Array | string) => {
-      const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      let taken = true;
-      // each chunk's length and bytes leave in one system call (writev), not one each
-      socket.cork();
-      for (let at = 0; at < data.length; at += CHUNK_BYTES) {
-        const piece = data.subarray(at, at + CHUNK_BYTES);
-        socket.write(chunkLength(piece.length));
-        taken = socket.write(piece);
-        declared += piece.length;
-      }
-      socket.uncork();
-      if (taken) return;
-      source.pause();
-      waitingForDrain = true;
-      waitOnClamd('take more bytes');
-    };
-    const onDrain = () => {
-      if (!waitingForDrain) return;
-      waitingForDrain = false;
-      clearTimeout(timer);
-      source.resume();
-    };
-    const onEnd = () => {
-      ended = true;
-      socket.write(chunkLength(0));
-      waitOnClamd('answer');
-    };
-    const onClose = () => {
-      if (!ended)
-        settle(
-          Object.assign(new Error('The bytes to scan stopped before their end.'), {
-            code: 'ERR_STREAM_PREMATURE_CLOSE',
-          }),
-        );
-    };
-    readAnswer(socket, address).then(
-      (answer) => settle({ answer }),
-      (lost: ScannerUnavailableError) => settle({ lost, declared }),
-    );
-    socket.on('drain', onDrain);
-    // stays on after the answer: the caller destroys the source, which must not throw an unhandled 'error'
-    source.on('error', settle);
-    source.on('end', onEnd).on('close', onClose);
+async function instream(
+  socket: net.Socket,
+  source: ByteSource,
+  buffers: BufferPool,
+  address: string,
+  timeoutMs: number,
+): Promise<Exchange> {
+  let declared = 0;
+  let answered = false;
+  const exchange = readAnswer(socket, address).then(
+    (answer): Exchange => ({ answer }),
+    (lost: ScannerUnavailableError): Exchange => ({ lost, declared }),
+  );
+  void exchange.then(() => (answered = true));
+  const send = async (): Promise<void> => {
     socket.write(INSTREAM);
-    source.on('data', onData);
-  });
+    while (!answered) {
+      const buffer = buffers.take();
+      const length = await source.read(buffer).catch((err: unknown) => {
+        buffers.give(buffer);
+        throw err;
+      });
+      if (answered || length === 0) {
+        buffers.give(buffer);
+        if (!answered) socket.write(chunkLength(0));
+        return;
+      }
+      // the chunk's length and bytes leave in one system call (writev); the buffer is the pool's once written
+      socket.cork();
+      socket.write(chunkLength(length));
+      const taken = socket.write(buffer.subarray(0, length), () => buffers.give(buffer));
+      socket.uncork();
+      declared += length;
+      if (!taken) {
+        // a lost connection ends the wait with the exchange, never with an error of its own
+        const drained = Promise.race([new Promise((resolve) => socket.once('drain', resolve)), exchange]);
+        await withinTimeout(drained, timeoutMs, `clamd at ${address} did not take more bytes`);
+      }
+    }
+  };
+  // the time spent waiting for the source is not clamd's: only a wait on clamd itself is timed
+  const sent = send().then(() => withinTimeout(exchange, timeoutMs, `clamd at ${address} did not answer`));
+  return Promise.race([exchange, sent]);
+}
+
+interface BufferPool {
+  take(): Buffer;
+  give(buffer: Buffer): void;
+}
+
+/** Buffers of `size` bytes to reuse, keeping at most `idle` of them between uses. */
+function bufferPool(size: number, idle: number): BufferPool {
+  const free: Buffer[] = [];
+  return {
+    take: () => free.pop() ?? Buffer.allocUnsafeSlow(size),
+    give: (buffer) => {
+      if (free.length < idle) free.push(buffer);
+    },
+  };
 }
 
 /**

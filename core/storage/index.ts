@@ -37,10 +37,9 @@ export interface BlobStore {
    */
   put(id: string, source: Readable, options: { maxBytes: number; variant?: BlobVariant }): Promise<StoredBlob>;
   /**
-   * The bytes, or a range of them. Rejects with code ENOENT when there is no such blob. `chunkBytes` asks for reads
-   * of that size where the store reads in chunks it chooses (the disk), for a reader that takes everything at once.
+   * The bytes, or a range of them. Rejects with code ENOENT when there is no such blob.
    */
-  open(id: string, options?: { range?: ByteRange; variant?: BlobVariant; chunkBytes?: number }): Promise<Readable>;
+  open(id: string, options?: { range?: ByteRange; variant?: BlobVariant }): Promise<Readable>;
   /**
    * Where a parser reads the blob by ranges itself, without a copy: its path on this machine, or a presigned
    * GET of the object that stays valid `validForMs`. Checks nothing: a missing blob is found by whoever reads.

@@ -62,16 +62,10 @@ export class LocalDiskStore implements BlobStore {
     return meter.blob();
   }
 
-  async open(
-    id: string,
-    options: { range?: ByteRange; variant?: BlobVariant; chunkBytes?: number } = {},
-  ): Promise<Readable> {
+  async open(id: string, options: { range?: ByteRange; variant?: BlobVariant } = {}): Promise<Readable> {
     // Opening first turns a missing blob into a rejected promise rather than a stream error mid-response.
     const handle = await open(this.pathOf(id, options.variant), 'r');
-    return handle.createReadStream({
-      ...(options.range ? { start: options.range.start, end: options.range.end } : {}),
-      ...(options.chunkBytes ? { highWaterMark: options.chunkBytes } : {}),
-    });
+    return handle.createReadStream(options.range ? { start: options.range.start, end: options.range.end } : {});
   }
 
   resumable(expireAfterMs: number): ResumableStore {
