@@ -4,12 +4,13 @@
 // (a garbled, endless or split answer, a close without one, a reset that loses its answer). The worker's use of the
 // client is test/scanning.test.ts.
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { clamdScanner, ScannerUnavailableError, type Scanner } from '../core/scanner/index.js';
+import { clamdScanner, ScannerUnavailableError, type ByteSource, type Scanner } from '../core/scanner/index.js';
 import {
   EICAR,
   EICAR_SIGNATURE,
@@ -450,6 +451,70 @@ describe('clamdScanner (core/scanner/clamd.ts)', function () {
       it('gives verdicts again once clamd is back', async () => {
         expect(await scannerOf(clamd.address).scan(bytesOf(EICAR))).to.include({ status: 'infected' });
       });
+    });
+  });
+
+  describe('a ByteSource', () => {
+    it("sends a ByteSource's bytes exactly as read, into a few buffers of the client's own, each reused once written", async () => {
+      // A slow server that checks the framing and hashes what each chunk carries; the source fills what it is given with
+      // bytes that differ at every offset, in reads of varying lengths: a buffer reused before the socket wrote it
+      // would send some bytes twice and others never.
+      const received = createHash('sha256');
+      const server = await testServer((socket) => {
+        let header = Buffer.alloc(0);
+        let command = true;
+        let left = 0;
+        socket.on('data', (data: Buffer) => {
+          // read slowly, so that the client's writes wait in its socket, holding their buffers
+          socket.pause();
+          setTimeout(() => socket.resume(), 1);
+          let at = 0;
+          if (command) {
+            at = data.indexOf(0) + 1;
+            command = false;
+          }
+          while (at < data.length) {
+            if (left > 0) {
+              const piece = data.subarray(at, at + left);
+              received.update(piece);
+              left -= piece.length;
+              at += piece.length;
+              continue;
+            }
+            const part = data.subarray(at, at + 4 - header.length);
+            header = Buffer.concat([header, part]);
+            at += part.length;
+            if (header.length < 4) return;
+            left = header.readUInt32BE(0);
+            header = Buffer.alloc(0);
+            if (left === 0) socket.end('stream: OK\0');
+          }
+        });
+      });
+      const SIZE = 24 * MIB;
+      const sent = createHash('sha256');
+      const buffers = new Set<ArrayBufferLike>();
+      let offset = 0;
+      let reads = 0;
+      const source: ByteSource = {
+        async read(into) {
+          await sleep(0);
+          buffers.add(into.buffer);
+          const length = Math.min(SIZE - offset, into.length - (reads++ % 7) * 1000);
+          for (let n = 0; n < length; n++) into[n] = (offset + n) % 251;
+          sent.update(into.subarray(0, length));
+          offset += length;
+          return length;
+        },
+      };
+      try {
+        expect(await scannerOf(server.address).scan(source)).to.deep.equal({ status: 'clean' });
+        expect(received.digest('hex')).to.equal(sent.digest('hex'));
+        expect(reads).to.be.above(24);
+        expect(buffers.size).to.be.within(1, 3);
+      } finally {
+        await server.close();
+      }
     });
   });
 
