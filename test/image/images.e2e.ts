@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dropDatabase } from '../../core/db/index.js';
 import { REPOSITORY, VERSION } from '../../scripts/helm.js';
+import { pdf } from '../support/fixtures.js';
 import { freePort, waitForHttp } from '../support/net.js';
 import { deleteKeys } from '../support/redisKeys.js';
 
@@ -15,6 +16,8 @@ const env = { ...process.env, CONTAINERS_CONF: `${REPOSITORY}test/image/containe
 
 const BASE_IMAGE = 'localhost/file-processor-base:node24';
 const IMAGES = { api: 'localhost/file-processor-api:image-test', worker: 'localhost/file-processor-worker:image-test' };
+/** The worker with LibreOffice (`--target documents`), for a documents pool. */
+const DOCUMENTS_IMAGE = 'localhost/file-processor-worker-documents:image-test';
 const UID = '10001';
 const run = randomBytes(3).toString('hex');
 const DATABASE_URL = `postgres://postgres@127.0.0.1:5432/fp_image_${run}`;
@@ -67,13 +70,13 @@ const appEnv = (extra: Record<string, string>) =>
 /** How the chart runs a pod: read-only root, /tmp and the blob volume writable, the image's own user. */
 const asInKubernetes = ['--network', 'host', '--read-only', '--tmpfs', '/tmp', '--volume', `${VOLUME}:/data`];
 
-async function build(dockerfile: string, tag: string): Promise<void> {
+async function build(dockerfile: string, tag: string, target?: string): Promise<void> {
   const revision = (await command('git', ['rev-parse', 'HEAD'])).output.trim();
   const caBundle = '/etc/ssl/certs/ca-certificates.crt';
   await podman(
     [
       'build',
-      ...['--file', dockerfile, '--tag', tag, '--network', 'host'],
+      ...['--file', dockerfile, '--tag', tag, '--network', 'host', ...(target ? ['--target', target] : [])],
       ...[
         '--build-arg',
         `BASE_IMAGE=${BASE_IMAGE}`,
@@ -109,7 +112,8 @@ describe('the container images', function () {
     start = Date.now();
     await build('docker/Dockerfile.api', IMAGES.api);
     await build('docker/Dockerfile.worker', IMAGES.worker);
-    process.stdout.write(`    built ${IMAGES.api} and ${IMAGES.worker} (${since(start)})\n`);
+    await build('docker/Dockerfile.worker', DOCUMENTS_IMAGE, 'documents');
+    process.stdout.write(`    built ${IMAGES.api}, ${IMAGES.worker} and ${DOCUMENTS_IMAGE} (${since(start)})\n`);
     await podman(['volume', 'create', VOLUME]);
   });
 
@@ -149,6 +153,50 @@ describe('the container images', function () {
         image,
       ).to.equal(pinned);
     }
+  });
+
+  it("carry the renderers, runnable as the image's user on a read-only root: ffmpeg and pdftoppm, and soffice in the documents image", async () => {
+    // What the renderers run, on what they make: a video's poster and waveform, a PDF's page, an office file's PDF.
+    const render = [
+      'cd /tmp',
+      'ffmpeg -nostdin -v error -f lavfi -i testsrc=duration=2:size=320x240:rate=25 -f lavfi -i sine=duration=2 -shortest clip.mp4',
+      'ffmpeg -nostdin -v error -ss 1 -i clip.mp4 -frames:v 1 poster.png',
+      'ffmpeg -nostdin -v error -i clip.mp4 -filter_complex showwavespic=s=1024x256 -frames:v 1 waveform.png',
+      'printf %s "$PDF_BASE64" | base64 -d > page.pdf',
+      'pdftoppm -f 1 -l 1 -scale-to 256 -png page.pdf page',
+      'prlimit --as=1073741824 --cpu=10 -- true',
+      'ls *.png',
+    ].join(' && ');
+    const inImage = (image: string, script: string) =>
+      podman([
+        ...['run', '--rm', '--network', 'none', '--read-only', '--tmpfs', '/tmp'],
+        ...[
+          '--env',
+          `PDF_BASE64=${pdf(['A page to render']).toString('base64')}`,
+          '--entrypoint',
+          'sh',
+          image,
+          '-c',
+          script,
+        ],
+      ]);
+    for (const image of [IMAGES.worker, DOCUMENTS_IMAGE]) {
+      expect((await inImage(image, render)).split('\n'), image).to.include.members([
+        'poster.png',
+        'waveform.png',
+        'page-1.png',
+      ]);
+    }
+    const office = [
+      'cd /tmp',
+      'printf "A preview of an office file\\n" > letter.txt',
+      'soffice --headless --norestore -env:UserInstallation=file:///tmp/lo --convert-to odt letter.txt >/dev/null',
+      'soffice --headless --norestore -env:UserInstallation=file:///tmp/lo --convert-to pdf letter.odt >/dev/null',
+      'pdftoppm -f 1 -l 1 -scale-to 256 -png letter.pdf letter',
+      'ls letter*',
+    ].join(' && ');
+    expect((await inImage(DOCUMENTS_IMAGE, office)).split('\n')).to.include.members(['letter.odt', 'letter-1.png']);
+    expect(await inImage(IMAGES.worker, 'command -v soffice || echo none')).to.equal('none');
   });
 
   it('carry the production dependencies only', async () => {

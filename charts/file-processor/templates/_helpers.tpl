@@ -482,6 +482,7 @@ single worker of an empty worker.pools), and the worker's values with the pool's
   "name" ""
   "fullname" (include "file-processor.objectName" (list . "worker"))
   "queue" (include "file-processor.setting" (.Values.config.QUEUE_NAME | default "files"))
+  "image" "worker"
   "replicas" $worker.replicas
   "resources" $worker.resources
   "keda" $worker.autoscaling.keda
@@ -499,6 +500,7 @@ single worker of an empty worker.pools), and the worker's values with the pool's
   "fullname" (include "file-processor.objectName" (list $ (printf "worker-%s" $pool.name)))
   "queue" $pool.name
   "concurrency" $pool.concurrency
+  "image" ($pool.image | default "worker")
   "replicas" (ternary $pool.replicas $worker.replicas (hasKey $pool "replicas"))
   "resources" ($pool.resources | default $worker.resources)
   "keda" $keda
