@@ -25,6 +25,7 @@ import { LocalDiskStore } from '../../core/storage/localDisk.js';
 import { CLAMD, clamdSays, startClamd, type Clamd } from '../../test/support/clamd.js';
 import type { Bar, TableRow } from './chart.js';
 import { multipartBody } from './fixtures.js';
+import { median, medianBy, postJson, reapedChildrenCpuMs } from './rounds.js';
 import { settled, uploader } from './uploads.js';
 
 export interface ScanningBenchTools {
@@ -346,16 +347,6 @@ async function scanMetrics(adminUrl: string): Promise<{ bytes: number; seconds: 
   return { bytes: sum('scan_bytes_total'), seconds: sum('scan_duration_seconds_sum') };
 }
 
-async function postJson(url: string, body: unknown): Promise<unknown> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (response.status !== 202) throw new Error(`${url} answered ${response.status}: ${await response.text()}`);
-  return response.json();
-}
-
 /** One clamdscan process over `files`, one after another; resolves with its time in seconds once all were OK. */
 function clamdscan(config: string, files: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -377,17 +368,6 @@ function clamdscan(config: string, files: string[]): Promise<number> {
         );
     });
   });
-}
-
-/** CPU time of this process's children it has waited for (the clamdscan processes, once exited). */
-const reapedChildrenCpuMs = (): number => (cpuMsOf(process.pid, { reaped: true }) ?? 0) - (cpuMsOf(process.pid) ?? 0);
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-/** The round whose figure is the median one. */
-function medianBy<T>(rounds: T[], figure: (round: T) => number): T {
-  const middle = median(rounds.map(figure));
-  return rounds.find((round) => figure(round) === middle)!;
 }
 
 export function scanningRows(bench: ScanningBench): TableRow[] {
