@@ -1035,6 +1035,7 @@ describe('the Helm chart (charts/file-processor)', function () {
       expect(renderError(one({ name: 'heavy', kinds: ['photo'] }))).to.match(/worker\.pools\.0\.kinds/);
       expect(renderError(one({ name: 'heavy', kinds: ['image', '*'] }))).to.match(/worker\.pools\.0\.kinds/);
       expect(renderError(one({ name: 'heavy', kinds: ['image', 'image'] }))).to.match(/worker\.pools\.0\.kinds/);
+      expect(renderError(one({ name: 'heavy', kinds: ['*'], image: 'gpu' }))).to.match(/worker\.pools\.0\.image/);
       expect(renderError(one({ name: 'heavy', kinds: ['*'], concurrency: 0 }))).to.match(
         /worker\.pools\.0\.concurrency/,
       );
@@ -1064,10 +1065,15 @@ describe('the Helm chart (charts/file-processor)', function () {
       const { pools } = parseYaml(example.join('\n')) as { pools: unknown[] };
       const objects = render({ 'worker.pools': pools });
       expect(envOf(only(objects, 'Deployment', '-api')).QUEUE_ROUTES!.value).to.equal(ROUTES);
-      expect(ofKind(objects, 'Deployment').map((d) => envOf(d).WORKER_QUEUES?.value)).to.deep.equal([
-        undefined,
-        'heavy=2',
-        'light=8',
+      // each pool's queue, and its image: the documents pool's is the worker with LibreOffice
+      const image = (name: string) => `ghcr.io/file-processor/file-processor-${name}:${VERSION}`;
+      expect(
+        ofKind(objects, 'Deployment').map((d) => [envOf(d).WORKER_QUEUES?.value, containerOf(d).image]),
+      ).to.deep.equal([
+        [undefined, image('api')],
+        ['heavy=2', image('worker')],
+        ['documents=2', image('worker-documents')],
+        ['light=8', image('worker')],
       ]);
     });
   });
