@@ -3,8 +3,17 @@
 // which must fail alone with a clear code while the worker goes on.
 import { expect } from 'chai';
 import type { File } from '../core/fileRecord.js';
-import { compoundFile, convertedDocuments, SOURCES, summaryInformation, type SourceName } from './support/documents.js';
-import { truncated, zip, type ZipEntry } from './support/fixtures.js';
+import { sniffKind } from '../core/kinds.js';
+import { HEAD_BYTES } from '../core/storage/index.js';
+import {
+  compoundFile,
+  convertedDocuments,
+  ooxml,
+  SOURCES,
+  summaryInformation,
+  type SourceName,
+} from './support/documents.js';
+import { truncated, zip } from './support/fixtures.js';
 import { killStartedProcesses, startWorkerProcess, type Started } from './support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 import { requireProgram } from './support/tools.js';
@@ -13,14 +22,6 @@ const MIB = 1024 * 1024;
 const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
 const OLE2 = 'application/x-cfb';
 const NO_COUNTS = { pages: null, sheets: null, slides: null, words: null, macros: false };
-
-/** An OOXML package: its [Content_Types].xml naming `main` (what sniffing reads), then `parts`. */
-function ooxml(main: string, parts: ZipEntry[]): Buffer {
-  const types =
-    '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">' +
-    `<Override PartName="/word/document.xml" ContentType="${main}.main+xml"/></Types>`;
-  return zip([{ name: '[Content_Types].xml', content: types, deflate: true }, ...parts]);
-}
 
 const coreXml = (inner: string, prologue = '') =>
   `<?xml version="1.0" encoding="UTF-8"?>${prologue}<cp:coreProperties ` +
@@ -65,7 +66,8 @@ const wordDocument = (extra: Array<{ name: string; data?: Buffer }> = []) =>
     ...extra,
   ]);
 
-type Expected = { failed: string } | { processed: (file: File) => void };
+/** A failure's code, and what its message must say. */
+type Expected = { failed: string; saying?: RegExp } | { processed: (file: File) => void };
 
 /** Documents built here, all uploaded at once, each with how it must end. */
 function craftedCases(): Array<[string, UploadPart, Expected]> {
@@ -147,7 +149,7 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
         name: 'bomb.docx',
         content: ooxml(DOCX, [{ name: 'docProps/app.xml', content: bomb, deflate: true }]),
       },
-      { failed: 'too_complex' },
+      { failed: 'too_complex', saying: /docProps\/app\.xml inflates to more than 1048576 bytes/ },
     ],
     [
       'the same bomb declaring 200 bytes',
@@ -159,7 +161,7 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
           200,
         ),
       },
-      { failed: 'too_complex' },
+      { failed: 'too_complex', saying: /docProps\/app\.xml inflates to more than 1048576 bytes/ },
     ],
     [
       'a docx whose core.xml is a billion laughs',
@@ -169,7 +171,7 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
           { name: 'docProps/core.xml', content: coreXml('<dc:title>&lol9;</dc:title>', BILLION_LAUGHS) },
         ]),
       },
-      { failed: 'corrupt_file' },
+      { failed: 'corrupt_file', saying: /core\.xml declares a DTD/ },
     ],
     [
       'a .doc whose directory sector chain loops',
@@ -177,7 +179,7 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
         name: 'loop.doc',
         content: compoundFile([{ name: 'WordDocument', data: Buffer.alloc(5000) }], { directoryLoop: true }),
       },
-      { failed: 'corrupt_file' },
+      { failed: 'corrupt_file', saying: /directory sector chain that loops/ },
     ],
     [
       'a .doc whose SummaryInformation sector chain loops',
@@ -191,7 +193,7 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
           { streamLoop: true },
         ),
       },
-      { failed: 'corrupt_file' },
+      { failed: 'corrupt_file', saying: /stream sector chain that loops/ },
     ],
     ['a truncated .doc', { name: 'cut.doc', content: truncated(wordDocument(), 0.6) }, { failed: 'corrupt_file' }],
     [
@@ -253,6 +255,48 @@ const REAL: Array<{ source: SourceName; format: string; contentType: string; cou
   },
   { source: 'presentation', format: 'ppt', contentType: OLE2, counts: {} },
 ];
+
+describe('sniffing office documents', () => {
+  const sniffed = async (name: string, content: Buffer) => {
+    const { kind, content_type } = await sniffKind(content.subarray(0, HEAD_BYTES), name);
+    return [name, kind, content_type];
+  };
+
+  it('tells them from the bytes, whatever the name, and leaves other zips and compound files what they are', async () => {
+    const odt = zip([
+      { name: 'mimetype', content: 'application/vnd.oasis.opendocument.text' },
+      { name: 'content.xml', content: '<office:document-content/>' },
+    ]);
+    const cases: Array<[string, Buffer, string, string]> = [
+      ['letter.zip', ooxml(DOCX, [{ name: 'word/document.xml', content: '<w/>' }]), 'document', DOCX],
+      ['letter.txt', odt, 'document', 'application/vnd.oasis.opendocument.text'],
+      ['old.bin', wordDocument(), 'document', 'application/msword'],
+      [
+        'sheet.doc',
+        compoundFile([{ name: 'Workbook', data: Buffer.alloc(5000) }]),
+        'document',
+        'application/vnd.ms-excel',
+      ],
+      [
+        'slides',
+        compoundFile([{ name: 'PowerPoint Document', data: Buffer.alloc(5000) }]),
+        'document',
+        'application/vnd.ms-powerpoint',
+      ],
+      ['setup.msi', compoundFile([{ name: 'Installer', data: Buffer.alloc(5000) }]), 'document', OLE2],
+      ['notes.txt', Buffer.from('{\\rtf1\\ansi Hello.}'), 'document', 'application/rtf'],
+      [
+        'app.docx',
+        zip([{ name: 'META-INF/MANIFEST.MF', content: 'Manifest-Version: 1.0\n' }]),
+        'archive',
+        'application/java-archive',
+      ],
+    ];
+    expect(await Promise.all(cases.map(([name, content]) => sniffed(name, content)))).to.deep.equal(
+      cases.map(([name, , kind, contentType]) => [name, kind, contentType]),
+    );
+  });
+});
 
 describe('kind document', function () {
   this.timeout(180_000);

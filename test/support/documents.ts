@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { zip, type ZipEntry } from './fixtures.js';
 import { run } from './tools.js';
 
 const NAMESPACES =
@@ -229,4 +230,14 @@ export function summaryInformation(properties: Array<[number, string | number]>)
   Buffer.from('e0859ff2f94f6810ab9108002b27b3d9', 'hex').copy(header, 28);
   header.writeUInt32LE(48, 44);
   return Buffer.concat([header, table, ...values]);
+}
+
+// ---- OOXML packages ----
+
+/** An OOXML package: its [Content_Types].xml naming `main` (what sniffing reads), then `parts`. */
+export function ooxml(main: string, parts: ZipEntry[]): Buffer {
+  const types =
+    '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">' +
+    `<Override PartName="/word/document.xml" ContentType="${main}.main+xml"/></Types>`;
+  return zip([{ name: '[Content_Types].xml', content: types, deflate: true }, ...parts]);
 }
