@@ -16,7 +16,7 @@ type DocumentFields = Omit<DocumentResult, keyof CommonResult>;
 type Counts = Pick<DocumentFields, 'title' | 'author' | 'pages' | 'sheets' | 'slides' | 'words' | 'macros'>;
 
 /** A metadata part is a few kilobytes; one that inflates past this is a bomb, not metadata. */
-export const PART_MAX_BYTES = 1024 * 1024;
+const PART_MAX_BYTES = 1024 * 1024;
 /** An office package has tens of parts; walking a directory of more only costs time. */
 const MAX_PARTS = 10_000;
 /** RTF keeps its \info group after the font and style tables, near the start. */
@@ -38,7 +38,7 @@ export async function analyzeDocument({ source, contentType, size }: AnalysisInp
   const format = DOCUMENT_CONTENT_TYPES[contentType];
   let fields: DocumentFields;
   if (format === 'rtf') fields = { format, ...readRtf(await readBytes(source, RTF_HEAD_BYTES)) };
-  else if (format && /^(docx|xlsx|pptx|docm|xlsm|pptm|odt|ods|odp)$/.test(format))
+  else if (format && (OOXML.has(format) || ODF.has(format)))
     fields = { format, ...(await readPackage(source, size, format)) };
   // OLE2: the directory tells the format, whatever the head showed (see core/kinds.ts).
   else fields = await readOle2(source, size);
@@ -48,8 +48,9 @@ export async function analyzeDocument({ source, contentType, size }: AnalysisInp
 
 // ---- Zip packages: OOXML and ODF ----
 
-/** The parts read, by format family, and what makes a package carry macros. */
-const isOoxml = (format: DocumentFormat): boolean => /^(doc|xls|ppt)[xm]$/.test(format);
+const OOXML = new Set<DocumentFormat>(['docx', 'xlsx', 'pptx', 'docm', 'xlsm', 'pptm']);
+const ODF = new Set<DocumentFormat>(['odt', 'ods', 'odp']);
+/** Where a package keeps macros: an OOXML VBA project, ODF Basic or script libraries. */
 const OOXML_MACROS = /(^|\/)vbaProject\.bin$/i;
 const ODF_MACROS = /^(Basic|Scripts)\/.+/;
 const OOXML_SLIDE = /^ppt\/slides\/slide\d+\.xml$/;
@@ -67,7 +68,7 @@ function readPackage(source: BlobSource, size: number, format: DocumentFormat): 
       });
     const { parts, names } = await listParts(zip);
     const read = (name: string) => readPart(zip, parts.get(name), name);
-    return isOoxml(format) ? readOoxml(format, read, names) : readOdf(format, read, parts, names);
+    return OOXML.has(format) ? readOoxml(format, read, names) : readOdf(format, read, parts, names);
   });
 }
 
@@ -280,13 +281,15 @@ const count = (value: unknown): number | null => (typeof value === 'number' && v
 // ---- RTF ----
 
 /** The \info group's title, author and counts, from the head of the file; null where it says nothing. */
-export function readRtf(head: Buffer): Counts {
+function readRtf(head: Buffer): Counts {
   const rtf = head.toString('latin1');
   if (!rtf.startsWith('{\\rtf'))
     throw new ProcessingError('corrupt_file', 'The file is not RTF: it does not start with {\\rtf.');
   const info = infoGroup(rtf);
   const field = (word: string) => {
-    const match = new RegExp(`\\{\\\\${word}[ ]?((?:\\\\[\\\\{}]|[^{}])*)\\}`).exec(info);
+    // An escape (a backslash and the character after it) or any character but a brace or a backslash: one way to
+    // match each, so a group that never closes costs a linear scan, not a backtracking blow-up.
+    const match = new RegExp(`\\{\\\\${word}(?![a-zA-Z])[ ]?((?:\\\\[\\s\\S]|[^{}\\\\])*)\\}`).exec(info);
     return match ? rtfText(match[1]!) : null;
   };
   const number = (word: string) => integer(new RegExp(`\\\\${word}(\\d+)`).exec(info)?.[1] ?? null);
