@@ -109,6 +109,12 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
           { name: 'word/document.xml', content: '<w:document/>' },
           { name: 'word/vbaProject.bin', content: Buffer.from('Attribute VB_Name = "Shell"') },
           { name: 'docProps/core.xml', content: coreXml('<dc:title>Macro &amp; Co</dc:title>'), deflate: true },
+          {
+            name: 'docProps/app.xml',
+            content:
+              '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties">' +
+              '<Pages>4</Pages><Words>321</Words></Properties>',
+          },
         ]),
       },
       {
@@ -117,7 +123,15 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
             kind: 'document',
             content_type: 'application/vnd.ms-word.document.macroenabled.12',
           });
-          expect(file.result).to.deep.include({ format: 'docm', title: 'Macro & Co', author: null, macros: true });
+          expect(file.result).to.deep.include({
+            format: 'docm',
+            title: 'Macro & Co',
+            author: null,
+            ...NO_COUNTS,
+            pages: 4,
+            words: 321,
+            macros: true,
+          });
         },
       },
     ],
