@@ -17,6 +17,8 @@ const HEADER_DIFAT_ENTRIES = 109;
 const MAX_DIRECTORY_BYTES = 1024 * 1024;
 /** The mini FAT of a document whose small streams total a few megabytes. */
 const MAX_MINI_FAT_BYTES = 1024 * 1024;
+/** As much mini stream as that mini FAT maps: the root entry's size, from the file, may claim gigabytes. */
+const MAX_MINI_STREAM_BYTES = (MAX_MINI_FAT_BYTES / 4) * MINI_SECTOR_BYTES;
 
 export interface DirectoryEntry {
   name: string;
@@ -35,6 +37,7 @@ export class CompoundFile {
   private fatSectors: number[] = [];
   private miniFat: Buffer | null = null;
   private miniStreamSectors: number[] | null = null;
+  /** The directory's entries in the order it lists them (its red-black tree is not needed to find a name). */
   entries: DirectoryEntry[] = [];
 
   private constructor(
@@ -53,9 +56,11 @@ export class CompoundFile {
     const header = await new WindowedFile(reader).bytesAt(0, HEADER_BYTES);
     if (header.length < HEADER_BYTES) throw corrupt('is truncated: its header is incomplete');
     if (!header.subarray(0, 8).equals(SIGNATURE)) throw corrupt('has no OLE2 signature');
-    const sectorShift = header.readUInt16LE(30);
-    if ((sectorShift !== 9 && sectorShift !== 12) || header.readUInt16LE(32) !== 6)
-      throw corrupt(`declares sectors of 2^${sectorShift} bytes, which no version of the format has`);
+    const [sectorShift, miniSectorShift] = [header.readUInt16LE(30), header.readUInt16LE(32)];
+    if ((sectorShift !== 9 && sectorShift !== 12) || miniSectorShift !== 6)
+      throw corrupt(
+        `declares sectors of 2^${sectorShift} bytes and mini sectors of 2^${miniSectorShift}, which no version of the format has`,
+      );
     const compound = new CompoundFile(reader, header, size);
     compound.fatSectors = await compound.readDifat();
     compound.entries = await compound.readDirectory();
@@ -69,6 +74,7 @@ export class CompoundFile {
         'too_complex',
         `The document's ${printable(entry.name)} stream is ${entry.size} bytes, more than the ${maxBytes} read.`,
       );
+    // Streams below the header's cutoff (4096 bytes in every version) live in the mini stream.
     if (entry.size < this.header.readUInt32LE(56)) return this.readMini(entry);
     const sectors = await this.chain(entry.start, Math.ceil(entry.size / this.sectorSize));
     if (sectors.length * this.sectorSize < entry.size) throw corrupt(`ends its ${printable(entry.name)} stream early`);
@@ -118,7 +124,8 @@ export class CompoundFile {
     const miniFat = await this.loadMiniFat();
     const root = this.entries.find((candidate) => candidate.type === 5);
     if (!root) throw corrupt('has no root entry');
-    this.miniStreamSectors ??= await this.chain(root.start, Math.ceil(root.size / this.sectorSize), 'mini stream');
+    const rootSectors = Math.ceil(Math.min(root.size, MAX_MINI_STREAM_BYTES) / this.sectorSize);
+    this.miniStreamSectors ??= await this.chain(root.start, rootSectors, 'mini stream');
     const parts: Buffer[] = [];
     const visited = new Set<number>();
     const miniSectors = Math.ceil(entry.size / MINI_SECTOR_BYTES);
