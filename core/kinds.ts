@@ -1,7 +1,7 @@
 // Decides a file's kind and content type from its first bytes. The client's declared type is ignored; the
 // name's extension only breaks a tie between text formats the content leaves open (see core/textFormats.ts).
 import { fileTypeFromBuffer } from 'file-type';
-import { OLE2_CONTENT_TYPE } from './results/document.js';
+import { OLE2_CONTENT_TYPE, ole2ContentType } from './ole2Head.js';
 import { FILE_KINDS, KINDS, type FileKind } from './results/index.js';
 import { HEAD_BYTES } from './storage/index.js';
 import { bomEncoding } from './text.js';
@@ -35,36 +35,6 @@ export async function sniffKind(head: Buffer, filename: string): Promise<Sniffed
 /** The kind that claims a content type file-type detected; `other` when none does. */
 function kindOfMime(mime: string): FileKind {
   return FILE_KINDS.find((kind) => KINDS[kind].claims(mime)) ?? 'other';
-}
-
-/** The stream each Office program keeps its document in, and the content type it makes of a compound file. */
-const OLE2_MAIN_STREAMS: Readonly<Record<string, string>> = {
-  WordDocument: 'application/msword',
-  Workbook: 'application/vnd.ms-excel',
-  Book: 'application/vnd.ms-excel',
-  'PowerPoint Document': 'application/vnd.ms-powerpoint',
-};
-
-/**
- * The content type of an OLE2 compound file whose first directory sector lies in the head and names an Office
- * program's stream. Writers often put the directory after the streams (LibreOffice does): such a file keeps the
- * compound file's type, and the worker reads its whole directory.
- */
-function ole2ContentType(head: Buffer): string | undefined {
-  const OLE2_HEADER = 512;
-  const DIRECTORY_ENTRY = 128;
-  if (head.length < OLE2_HEADER) return undefined;
-  const sectorShift = head.readUInt16LE(30);
-  if (sectorShift !== 9 && sectorShift !== 12) return undefined;
-  const sectorSize = 2 ** sectorShift;
-  const directoryStart = (head.readUInt32LE(48) + 1) * sectorSize;
-  const directoryEnd = Math.min(head.length, directoryStart + sectorSize);
-  for (let at = directoryStart; at + DIRECTORY_ENTRY <= directoryEnd; at += DIRECTORY_ENTRY) {
-    const nameBytes = Math.min(head.readUInt16LE(at + 64), 64);
-    const name = head.toString('utf16le', at, at + Math.max(0, nameBytes - 2));
-    if (Object.hasOwn(OLE2_MAIN_STREAMS, name)) return OLE2_MAIN_STREAMS[name];
-  }
-  return undefined;
 }
 
 /**

@@ -67,6 +67,9 @@ const wordDocument = (extra: Array<{ name: string; data?: Buffer }> = []) =>
   ]);
 
 /** A failure's code, and what its message must say. */
+/** The start of a CompObj stream naming Word 97 by its class id, all that sniffing needs to see. */
+const WORD_COMPOBJ = Buffer.from('0100feff030a0000ffffffff0609020000000000c000000000000046', 'hex');
+
 type Expected = { failed: string; saying?: RegExp } | { processed: (file: File) => void };
 
 /** Documents built here, all uploaded at once, each with how it must end. */
@@ -221,8 +224,8 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
       { failed: 'corrupt_file' },
     ],
     [
-      'an OLE2 compound file that is no Office document',
-      { name: 'setup.msi', content: compoundFile([{ name: 'Installer', data: Buffer.alloc(5000) }]) },
+      'a compound file whose CompObj says Word, with no WordDocument stream',
+      { name: 'hollow.doc', content: compoundFile([{ name: '\x01CompObj', data: WORD_COMPOBJ }]) },
       { failed: 'unsupported_format' },
     ],
   ];
@@ -239,8 +242,9 @@ const REAL: Array<{ source: SourceName; format: string; contentType: string; cou
     contentType: 'application/vnd.oasis.opendocument.text',
     counts: { pages: 1, words: 7 },
   },
-  // LibreOffice writes the directory after the streams, past the head that sniffing reads (see core/kinds.ts).
-  { source: 'text', format: 'doc', contentType: OLE2, counts: {} },
+  // LibreOffice writes the directory after the streams: sniffing knows these by their CompObj stream or first
+  // workbook record (see core/ole2Head.ts).
+  { source: 'text', format: 'doc', contentType: 'application/msword', counts: {} },
   { source: 'text', format: 'rtf', contentType: 'application/rtf', counts: {} },
   {
     source: 'spreadsheet',
@@ -254,7 +258,7 @@ const REAL: Array<{ source: SourceName; format: string; contentType: string; cou
     contentType: 'application/vnd.oasis.opendocument.spreadsheet',
     counts: { sheets: 2 },
   },
-  { source: 'spreadsheet', format: 'xls', contentType: OLE2, counts: {} },
+  { source: 'spreadsheet', format: 'xls', contentType: 'application/vnd.ms-excel', counts: {} },
   {
     source: 'presentation',
     format: 'pptx',
@@ -267,7 +271,7 @@ const REAL: Array<{ source: SourceName; format: string; contentType: string; cou
     contentType: 'application/vnd.oasis.opendocument.presentation',
     counts: { slides: 3 },
   },
-  { source: 'presentation', format: 'ppt', contentType: OLE2, counts: {} },
+  { source: 'presentation', format: 'ppt', contentType: 'application/vnd.ms-powerpoint', counts: {} },
 ];
 
 describe('sniffing office documents', () => {
@@ -297,7 +301,8 @@ describe('sniffing office documents', () => {
         'document',
         'application/vnd.ms-powerpoint',
       ],
-      ['setup.msi', compoundFile([{ name: 'Installer', data: Buffer.alloc(5000) }]), 'document', OLE2],
+      ['word.bin', compoundFile([{ name: '\x01CompObj', data: WORD_COMPOBJ }]), 'document', 'application/msword'],
+      ['setup.msi', compoundFile([{ name: 'Installer', data: Buffer.alloc(5000) }]), 'other', OLE2],
       ['notes.txt', Buffer.from('{\\rtf1\\ansi Hello.}'), 'document', 'application/rtf'],
       [
         'app.docx',

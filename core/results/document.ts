@@ -18,7 +18,10 @@ const DOCUMENT_FORMATS = [
 ] as const;
 export type DocumentFormat = (typeof DOCUMENT_FORMATS)[number];
 
-/** Office documents as file-type names them (it lowercases the macro-enabled ones), each with its format. */
+/**
+ * Office documents as file-type names them (it lowercases the macro-enabled ones), and the legacy ones as sniffing
+ * names a compound file whose head shows the program (core/ole2Head.ts), each with its format.
+ */
 export const DOCUMENT_CONTENT_TYPES: Readonly<Record<string, DocumentFormat>> = {
   'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
   'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
@@ -34,9 +37,6 @@ export const DOCUMENT_CONTENT_TYPES: Readonly<Record<string, DocumentFormat>> = 
   'application/vnd.ms-powerpoint': 'ppt',
   'application/rtf': 'rtf',
 };
-
-/** An OLE2 compound file whose first kilobytes do not show which Office program wrote it (see core/kinds.ts). */
-export const OLE2_CONTENT_TYPE = 'application/x-cfb';
 
 export const isDocument = (mime: string): boolean => Object.hasOwn(DOCUMENT_CONTENT_TYPES, mime);
 

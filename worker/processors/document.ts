@@ -24,6 +24,8 @@ const RTF_HEAD_BYTES = 1024 * 1024;
 /** SummaryInformation holds a few properties, and PowerPoint's a thumbnail too: hundreds of kilobytes. */
 const PROPERTY_SET_MAX_BYTES = 4 * 1024 * 1024;
 
+const OLE2 = new Set<DocumentFormat>(['doc', 'xls', 'ppt']);
+
 const NO_COUNTS: Counts = {
   title: null,
   author: null,
@@ -36,12 +38,12 @@ const NO_COUNTS: Counts = {
 
 export async function analyzeDocument({ source, contentType, size }: AnalysisInput): Promise<Analyzed<DocumentFields>> {
   const format = DOCUMENT_CONTENT_TYPES[contentType];
+  if (!format) throw new ProcessingError('unsupported_format', `${contentType} is not a document format read here.`);
   let fields: DocumentFields;
   if (format === 'rtf') fields = { format, ...readRtf(await readBytes(source, RTF_HEAD_BYTES)) };
-  else if (format && (OOXML.has(format) || ODF.has(format)))
-    fields = { format, ...(await readPackage(source, size, format)) };
-  // OLE2: the directory tells the format, whatever the head showed (see core/kinds.ts).
-  else fields = await readOle2(source, size);
+  // The directory tells the format, whatever the head showed (core/ole2Head.ts).
+  else if (OLE2.has(format)) fields = await readOle2(source, size);
+  else fields = { format, ...(await readPackage(source, size, format)) };
   const warnings = fields.macros ? ['The document carries macros; they were not run.'] : [];
   return { fields, warnings };
 }
@@ -49,7 +51,6 @@ export async function analyzeDocument({ source, contentType, size }: AnalysisInp
 // ---- Zip packages: OOXML and ODF ----
 
 const OOXML = new Set<DocumentFormat>(['docx', 'xlsx', 'pptx', 'docm', 'xlsm', 'pptm']);
-const ODF = new Set<DocumentFormat>(['odt', 'ods', 'odp']);
 /** Where a package keeps macros: an OOXML VBA project, ODF Basic or script libraries. */
 const OOXML_MACROS = /(^|\/)vbaProject\.bin$/i;
 const ODF_MACROS = /^(Basic|Scripts)\/.+/;
@@ -253,7 +254,7 @@ function readOle2(source: BlobSource, size: number): Promise<DocumentFields> {
     if (!format)
       throw new ProcessingError(
         'unsupported_format',
-        'The file is an OLE2 compound file but not a Word, Excel or PowerPoint document (an installer or a mail message, perhaps).',
+        'The compound file looked like a Word, Excel or PowerPoint document, but its directory has none of their streams.',
       );
     const properties = async (name: string) => {
       const entry = compound.entries.find((candidate: DirectoryEntry) => candidate.name === name);
