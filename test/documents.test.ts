@@ -274,6 +274,18 @@ const REAL: Array<{ source: SourceName; format: string; contentType: string; cou
   { source: 'presentation', format: 'ppt', contentType: 'application/vnd.ms-powerpoint', counts: {} },
 ];
 
+/**
+ * A compound file whose main stream is named past the first directory sector (three storages come first), so that
+ * only how the stream starts (`start`, hex), at the first sector after the directory, tells the program.
+ */
+const behindStorages = (name: string, start: string) =>
+  compoundFile([
+    { name: 'A' },
+    { name: 'B' },
+    { name: 'C' },
+    { name, data: Buffer.concat([Buffer.from(start, 'hex'), Buffer.alloc(5000)]) },
+  ]);
+
 describe('sniffing office documents', () => {
   const sniffed = async (name: string, content: Buffer) => {
     const { kind, content_type } = await sniffKind(content.subarray(0, HEAD_BYTES), name);
@@ -302,6 +314,9 @@ describe('sniffing office documents', () => {
         'application/vnd.ms-powerpoint',
       ],
       ['word.bin', compoundFile([{ name: '\x01CompObj', data: WORD_COMPOBJ }]), 'document', 'application/msword'],
+      ['fib.bin', behindStorages('WordDocument', 'eca5c100'), 'document', 'application/msword'],
+      ['bof.bin', behindStorages('Workbook', '0908100000060500'), 'document', 'application/vnd.ms-excel'],
+      ['slides.bin', behindStorages('PowerPoint Document', '0f00e803'), 'document', 'application/vnd.ms-powerpoint'],
       ['setup.msi', compoundFile([{ name: 'Installer', data: Buffer.alloc(5000) }]), 'other', OLE2],
       ['notes.txt', Buffer.from('{\\rtf1\\ansi Hello.}'), 'document', 'application/rtf'],
       [
