@@ -1,6 +1,7 @@
 // Decides a file's kind and content type from its first bytes. The client's declared type is ignored; the
 // name's extension only breaks a tie between text formats the content leaves open (see core/textFormats.ts).
 import { fileTypeFromBuffer } from 'file-type';
+import { OLE2_CONTENT_TYPE, ole2ContentType } from './ole2Head.js';
 import { FILE_KINDS, KINDS, type FileKind } from './results/index.js';
 import { HEAD_BYTES } from './storage/index.js';
 import { bomEncoding } from './text.js';
@@ -23,7 +24,10 @@ export async function sniffKind(head: Buffer, filename: string): Promise<Sniffed
   if (encoding && !TEXT_LIKE_MAGIC.some((magic) => head.subarray(0, magic.length).equals(magic)))
     return asText(head, encoding, filename);
   const detected = await fileTypeFromBuffer(head);
-  if (detected) return { kind: kindOfMime(detected.mime), content_type: detected.mime };
+  if (detected) {
+    const mime = detected.mime === OLE2_CONTENT_TYPE ? (ole2ContentType(head) ?? OLE2_CONTENT_TYPE) : detected.mime;
+    return { kind: kindOfMime(mime), content_type: mime };
+  }
   if (encoding) return asText(head, encoding, filename);
   return { kind: 'other', content_type: 'application/octet-stream' };
 }

@@ -11,11 +11,13 @@ import type { BlobSource } from '../core/storage/index.js';
 import { analyzeArchive } from '../worker/processors/archive.js';
 import { analyzeAudio } from '../worker/processors/audio.js';
 import { openBlob } from '../worker/processors/blobSource.js';
+import { analyzeDocument } from '../worker/processors/document.js';
 import { analyzeImage } from '../worker/processors/image.js';
 import { analyzePdf } from '../worker/processors/pdf.js';
 import { analyzeText } from '../worker/processors/text.js';
 import { analyzeVideo } from '../worker/processors/video.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from '../worker/processors/types.js';
+import { compoundFile, ooxml } from './support/documents.js';
 import { rejection } from './support/eventually.js';
 import { mp4, pdfOf, png, tar, truncated, wav, zip } from './support/fixtures.js';
 import { freePort } from './support/net.js';
@@ -177,6 +179,8 @@ describe('analyses of a blob behind a URL', function () {
   });
 });
 
+const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
+
 describe('a blob that cannot be read', function () {
   this.timeout(60_000);
 
@@ -189,6 +193,9 @@ describe('a blob that cannot be read', function () {
     ['pdf', analyzePdf, pdfOf(['<< /Type /Catalog >>']), 'application/pdf'],
     ['text', analyzeText, Buffer.alloc(20_000, 'a'), 'text/plain; charset=utf-8'],
     ['image', analyzeImage, png(8, 8), 'image/png'],
+    ['docx', analyzeDocument, ooxml(DOCX, [{ name: 'docProps/core.xml', content: '<dc:title>t</dc:title>' }]), DOCX],
+    ['doc', analyzeDocument, compoundFile([{ name: 'WordDocument', data: Buffer.alloc(5000) }]), 'application/msword'],
+    ['rtf', analyzeDocument, Buffer.from('{\\rtf1 {\\info{\\title t}}}'), 'application/rtf'],
   ];
 
   /** What each kind's analysis fails with when its source is `source`. */

@@ -830,6 +830,7 @@ describe('the Helm chart (charts/file-processor)', function () {
           video: 'heavy',
           audio: 'heavy',
           text: 'light',
+          document: 'light',
           archive: 'light',
           other: 'light',
         });

@@ -68,7 +68,9 @@ describe('GET /openapi.json and /docs', () => {
       anyOf: Array<{ $ref?: string; type?: string }>;
       description: string;
     };
-    const kinds = ['Image', 'Text', 'Pdf', 'Archive', 'Audio', 'Video', 'Other'].map((kind) => `${kind}Result`);
+    const kinds = ['Image', 'Text', 'Pdf', 'Document', 'Archive', 'Audio', 'Video', 'Other'].map(
+      (kind) => `${kind}Result`,
+    );
     expect(result.anyOf.map((schema) => schema.$ref ?? schema.type)).to.deep.equal([
       ...kinds.map((name) => `#/components/schemas/${name}`),
       'null',
@@ -95,6 +97,14 @@ describe('GET /openapi.json and /docs', () => {
       'names',
       'encrypted_entries',
     ]);
+    const documentResult = document.components.schemas.DocumentResult as {
+      properties: Record<string, { description?: string; enum?: string[]; anyOf?: Array<{ description?: string }> }>;
+    };
+    expect(documentResult.properties.format!.enum).to.include.members(['docx', 'xlsm', 'odp', 'doc', 'rtf']);
+    for (const field of ['format', 'title', 'author', 'pages', 'sheets', 'slides', 'words', 'macros']) {
+      const property = documentResult.properties[field]!;
+      expect(property.description ?? property.anyOf?.[0]?.description, field).to.match(/\w/);
+    }
     expect(document.paths['/files/{id}/thumbnail']!.get!.responses['404']!.description).to.contain('not_found');
   });
 

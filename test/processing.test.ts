@@ -401,7 +401,7 @@ describe('type-aware processing', function () {
       });
     });
 
-    it('keeps zip-based documents as other, and zip-based packages as archives', async () => {
+    it('takes zip-based office documents as documents, and zip-based packages as archives', async () => {
       const types =
         '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>';
       const docx = await processed(service, {
@@ -412,10 +412,11 @@ describe('type-aware processing', function () {
         ]),
       });
       expect(docx).to.include({
-        kind: 'other',
+        kind: 'document',
         content_type: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
         status: 'processed',
       });
+      expect(docx.result).to.deep.include({ format: 'docx', title: null, author: null, macros: false });
       const jar = await processed(service, {
         name: 'app.jar',
         content: zip([{ name: 'META-INF/MANIFEST.MF', content: 'Manifest-Version: 1.0\n' }]),

@@ -2,8 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { kindResult, OrNull } from './common.js';
 
 // Archives and compressed streams as file-type names them, each with the format name results report (zip-based
-// packages such as jar and apk are read as zips). Zip-based documents (docx, odt, epub) are documents, not
-// archives: they stay `other`.
+// packages such as jar and apk are read as zips). Zip-based documents are not archives: office documents are of
+// kind `document` (see document.ts), and the others (epub, templates) stay `other`.
 export const ARCHIVE_FORMATS: Readonly<Record<string, string>> = {
   'application/zip': 'zip',
   'application/java-archive': 'zip',

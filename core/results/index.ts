@@ -3,6 +3,7 @@
 import type { TObject } from '@sinclair/typebox';
 import { ARCHIVE_FORMATS, ArchiveResultSchema } from './archive.js';
 import { kindResult } from './common.js';
+import { DocumentResultSchema, isDocument } from './document.js';
 import { ImageResultSchema } from './image.js';
 import { AudioResultSchema, isAudio, isVideo, VideoResultSchema } from './media.js';
 import { PdfResultSchema } from './pdf.js';
@@ -32,6 +33,7 @@ export const KINDS = {
   image: { result: ImageResultSchema, claims: (mime) => mime.startsWith('image/') },
   text: { result: TextResultSchema, claims: () => false },
   pdf: { result: PdfResultSchema, claims: (mime) => mime === 'application/pdf' },
+  document: { result: DocumentResultSchema, claims: isDocument },
   archive: { result: ArchiveResultSchema, claims: (mime) => Object.hasOwn(ARCHIVE_FORMATS, mime) },
   audio: { result: AudioResultSchema, claims: isAudio },
   video: { result: VideoResultSchema, claims: isVideo },

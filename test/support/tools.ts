@@ -1,5 +1,6 @@
 // External programs a test needs (Debian's `prometheus` package: prometheus, promtool; Ceph's for the S3
-// gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool; `chromium` for the browser test). Missing on a
+// gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool; `chromium` for the browser test; LibreOffice's
+// `soffice`, which makes the office documents of the document tests). Missing on a
 // developer machine, the test is skipped with a message saying how to get them; missing in CI
 // (inCI()), it fails, so a green CI always ran it.
 import { execFile } from 'node:child_process';
@@ -12,7 +13,9 @@ const installHint = (name: string) =>
     ? 'apt-get install -y prometheus'
     : name === 'chromium'
       ? 'apt-get install -y --no-install-recommends chromium'
-      : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
+      : name === 'soffice'
+        ? 'apt-get install -y --no-install-recommends libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui'
+        : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
 
 /**
  * True in CI, which .ci/run marks with CI=true (as most CI services do). The one rule for skipping: a test whose

@@ -102,7 +102,7 @@ function readZip(source: BlobSource, size: number): Promise<ArchiveFields> {
 }
 
 /** The zip for yauzl through windows: its own reader made two system calls per directory record. */
-class WindowedReader extends yauzl.RandomAccessReader {
+export class WindowedReader extends yauzl.RandomAccessReader {
   constructor(private readonly windowed: WindowedFile) {
     super();
   }

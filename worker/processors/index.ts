@@ -3,6 +3,7 @@
 import type { FileKind } from '../../core/fileRecord.js';
 import { archiveProcessor } from './archive.js';
 import { audioProcessor } from './audio.js';
+import { documentProcessor } from './document.js';
 import { imageProcessor } from './image.js';
 import { otherProcessor } from './other.js';
 import { pdfProcessor } from './pdf.js';
@@ -24,6 +25,7 @@ export const PROCESSORS: ProcessorRegistry = {
   image: imageProcessor,
   text: textProcessor,
   pdf: pdfProcessor,
+  document: documentProcessor,
   archive: archiveProcessor,
   audio: audioProcessor,
   video: videoProcessor,

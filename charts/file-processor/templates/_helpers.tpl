@@ -436,7 +436,7 @@ readinessProbe:
 
 {{/* The file kinds of core/results (FILE_KINDS), space-separated; a chart test fails when they differ. */}}
 {{- define "file-processor.fileKinds" -}}
-image text pdf archive audio video other
+image text pdf document archive audio video other
 {{- end }}
 
 {{/* Fails unless every kind is in exactly one of worker.pools (a pool with kinds ["*"] takes the rest), naming
