@@ -1065,7 +1065,9 @@ describe('the Helm chart (charts/file-processor)', function () {
       }
       const { pools } = parseYaml(example.join('\n')) as { pools: unknown[] };
       const objects = render({ 'worker.pools': pools });
-      expect(envOf(only(objects, 'Deployment', '-api')).QUEUE_ROUTES!.value).to.equal(ROUTES);
+      expect(envOf(only(objects, 'Deployment', '-api')).QUEUE_ROUTES!.value).to.equal(
+        'image,pdf,video,audio=heavy;document=documents;*=light',
+      );
       // each pool's queue, and its image: the documents pool's is the worker with LibreOffice
       const image = (name: string) => `ghcr.io/file-processor/file-processor-${name}:${VERSION}`;
       expect(
