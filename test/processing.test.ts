@@ -155,14 +155,32 @@ describe('type-aware processing', function () {
       const content = 'name;age;city\r\nalice;30;"Paris\r\nRive Gauche"\r\nbob;25;London\r\ncarol;41;"Rome; Italy"\r\n';
       const done = await processed(service, { name: 'people.csv', content });
       expect(done.content_type).to.equal('text/csv; charset=utf-8');
-      expect(done.result!.csv).to.deep.equal({ delimiter: ';', columns: 3, header: true, rows: 3 });
+      expect(done.result!.csv).to.deep.equal({
+        delimiter: ';',
+        columns: 3,
+        header: true,
+        rows: 3,
+        column_names: ['name', 'age', 'city'],
+      });
     });
 
     it('reads a CSV without a header and a TSV by its tabs', async () => {
       const plain = await processed(service, { name: 'pairs.csv', content: 'alice,paris\nbob,london\ncarol,rome\n' });
-      expect(plain.result!.csv).to.deep.equal({ delimiter: ',', columns: 2, header: false, rows: 3 });
+      expect(plain.result!.csv).to.deep.equal({
+        delimiter: ',',
+        columns: 2,
+        header: false,
+        rows: 3,
+        column_names: null,
+      });
       const tsv = await processed(service, { name: 'table.tsv', content: 'id\tscore\n1\t9.5\n2\t7\n' });
-      expect(tsv.result!.csv).to.deep.equal({ delimiter: '\t', columns: 2, header: true, rows: 2 });
+      expect(tsv.result!.csv).to.deep.equal({
+        delimiter: '\t',
+        columns: 2,
+        header: true,
+        rows: 2,
+        column_names: ['id', 'score'],
+      });
     });
 
     it('summarizes a CSV renamed .txt or without an extension as a CSV, and a JSON named .csv as JSON', async () => {
@@ -172,13 +190,19 @@ describe('type-aware processing', function () {
         const done = await processed(service, { name, content: people });
         expect([done.kind, done.content_type], name).to.deep.equal(['text', 'text/csv; charset=utf-8']);
         expect(done.result, name).to.deep.include({ json: null, warnings: [] });
-        expect(done.result!.csv, name).to.deep.equal({ delimiter: ',', columns: 3, header: true, rows: 3 });
+        expect(done.result!.csv, name).to.deep.equal({
+          delimiter: ',',
+          columns: 3,
+          header: true,
+          rows: 3,
+          column_names: ['name', 'born', 'city'],
+        });
       }
       const json = await processed(service, { name: 'people.csv', content: JSON.stringify([{ name: 'Ada' }, {}]) });
       expect(json.content_type).to.equal('application/json; charset=utf-8');
       expect(json.result).to.deep.include({
         csv: null,
-        json: { valid: true, top_level: 'array', keys: null, items: 2, error: null },
+        json: { valid: true, top_level: 'array', keys: null, key_names: null, items: 2, error: null },
       });
     });
 
@@ -191,11 +215,19 @@ describe('type-aware processing', function () {
         valid: true,
         top_level: 'object',
         keys: 4,
+        key_names: ['a', 'c', 'd', 'e'],
         items: null,
         error: null,
       });
       const array = await processed(service, { name: 'list.json', content: '[1, "two", [3], {"four": 4}]' });
-      expect(array.result!.json).to.deep.equal({ valid: true, top_level: 'array', keys: null, items: 4, error: null });
+      expect(array.result!.json).to.deep.equal({
+        valid: true,
+        top_level: 'array',
+        keys: null,
+        key_names: null,
+        items: 4,
+        error: null,
+      });
     });
 
     it('processes a file named JSON that is not, with a warning saying where it breaks', async () => {

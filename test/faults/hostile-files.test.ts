@@ -77,7 +77,9 @@ const CASES: HostileCase[] = [
     ],
     expected: {
       processed: (file) =>
-        expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 50 * MIB + 1, header: false, rows: 1 } }),
+        expect(file.result).to.deep.include({
+          csv: { delimiter: ',', columns: 50 * MIB + 1, header: false, rows: 1, column_names: null },
+        }),
     },
     withinSeconds: 30,
   },
@@ -86,9 +88,46 @@ const CASES: HostileCase[] = [
     files: async () => [{ name: 'fields.csv', content: `${'a,'.repeat(24)}a\n`.repeat(1_000_000) }],
     expected: {
       processed: (file) =>
-        expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 25, header: false, rows: 1_000_000 } }),
+        expect(file.result).to.deep.include({
+          csv: { delimiter: ',', columns: 25, header: false, rows: 1_000_000, column_names: null },
+        }),
     },
     withinSeconds: 30,
+  },
+  {
+    what: 'a 50 MiB CSV header of 50,000 names of 1,000 characters',
+    files: async () => [
+      {
+        name: 'names.csv',
+        content: `${Array.from({ length: 50_000 }, (_, i) => `${i}`.padStart(1000, 'n')).join(',')}\n${'1,'.repeat(49_999)}1\n`,
+      },
+    ],
+    expected: {
+      processed: (file) => {
+        const csv = file.result!.csv as { columns: number; header: boolean; column_names: string[] };
+        expect(csv).to.include({ columns: 50_000, header: true });
+        expect(csv.column_names).to.have.length(100);
+        expect(csv.column_names[99]).to.equal('99'.padStart(1000, 'n').slice(0, 256));
+      },
+    },
+    withinSeconds: 30,
+  },
+  {
+    what: 'a JSON object whose first key is 20 MiB long, then 300,000 keys',
+    files: async () => [
+      {
+        name: 'keys.json',
+        content: `{"${'k'.repeat(20 * MIB)}":0,${Array.from({ length: 300_000 }, (_, i) => `"${i}":[{"a":${i}}]`).join(',')}}`,
+      },
+    ],
+    expected: {
+      processed: (file) => {
+        const json = file.result!.json as { keys: number; key_names: string[] };
+        expect(json.keys).to.equal(300_001);
+        expect(json.key_names).to.deep.equal(['k'.repeat(256), ...Array.from({ length: 99 }, (_, i) => `${i}`)]);
+      },
+    },
+    withinSeconds: 20,
   },
   {
     what: 'a 1 MB PDF whose page inflates to 1 GiB of spaces',
@@ -168,7 +207,7 @@ const CASES: HostileCase[] = [
     expected: {
       processed: (file) =>
         expect(file.result).to.deep.include({
-          json: { valid: true, top_level: 'array', keys: null, items: 1, error: null },
+          json: { valid: true, top_level: 'array', keys: null, key_names: null, items: 1, error: null },
         }),
     },
     withinSeconds: 10,
