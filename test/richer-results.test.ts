@@ -1,7 +1,9 @@
 // What a person expects to see in a result (issue 28): header names and top-level keys, EXIF, media tags, AVI and
 // the entries of compressed tars. Files are made at test time by real tools and uploaded through the real API.
 import { expect } from 'chai';
+import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
+import { loopingExif, withApp1 } from './support/richFixtures.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
 /** Uploads a file and waits until the worker has finished with it. */
@@ -70,6 +72,66 @@ describe('richer results', function () {
       expect(array.result!.json).to.deep.include({ top_level: 'array', key_names: null });
       const broken = await processed(service, { name: 'broken.json', content: '{"a": 1, "b": }' });
       expect(broken.result!.json).to.deep.include({ valid: false, key_names: null });
+    });
+  });
+
+  describe('images', () => {
+    const photo = () => sharp({ create: { width: 64, height: 48, channels: 3, background: '#4080c0' } });
+
+    it("reads the camera, the time with its offset and the place from a JPEG's EXIF", async () => {
+      const jpeg = await photo()
+        .jpeg()
+        .withExif({
+          IFD0: { Make: 'Canon', Model: 'Canon EOS 5D Mark IV' },
+          IFD2: { DateTimeOriginal: '2024:05:17 14:03:22', OffsetTimeOriginal: '+02:00' },
+          IFD3: {
+            GPSLatitudeRef: 'S',
+            GPSLatitude: '33/1 51/1 3144/100',
+            GPSLongitudeRef: 'W',
+            GPSLongitude: '70/1 40/1 1800/100',
+          },
+        })
+        .toBuffer();
+      const done = await processed(service, { name: 'IMG_0001.JPG', content: jpeg });
+      expect(done.result).to.deep.include({
+        format: 'jpeg',
+        make: 'Canon',
+        model: 'Canon EOS 5D Mark IV',
+        taken_at: '2024-05-17T14:03:22+02:00',
+        gps: { lat: -33.8587333, lon: -70.6716667 },
+        warnings: [],
+      });
+    });
+
+    it('gives the local time without an offset when the camera recorded none, and null where EXIF is silent', async () => {
+      const local = await photo()
+        .webp()
+        .withExif({ IFD0: { Make: 'NIKON CORPORATION' }, IFD2: { DateTimeOriginal: '2023:12:31 23:59:59' } })
+        .toBuffer();
+      const done = await processed(service, { name: 'local.webp', content: local });
+      expect(done.result).to.deep.include({
+        format: 'webp',
+        make: 'NIKON CORPORATION',
+        model: null,
+        taken_at: '2023-12-31T23:59:59',
+        gps: null,
+      });
+      const bare = await processed(service, { name: 'bare.png', content: await photo().png().toBuffer() });
+      expect(bare.result).to.deep.include({ make: null, model: null, taken_at: null, gps: null });
+    });
+
+    it('reads only what is in bounds of EXIF directories that loop or point past the end, and processes the image', async () => {
+      const jpeg = withApp1(await photo().jpeg().toBuffer(), loopingExif());
+      const done = await processed(service, { name: 'loop.jpg', content: jpeg });
+      expect(done.status).to.equal('processed');
+      expect(done.result).to.deep.include({
+        width: 64,
+        height: 48,
+        make: null,
+        model: 'Acme',
+        taken_at: null,
+        gps: null,
+      });
     });
   });
 });

@@ -29,6 +29,7 @@ import {
   tiffOfDirectories,
 } from '../support/hostileFixtures.js';
 import { storedFiles } from '../support/leftovers.js';
+import { loopingExif, withApp1 } from '../support/richFixtures.js';
 import { parseLogLines } from '../support/logs.js';
 import { killStartedProcesses, processTree, startWorkerProcess, type Started } from '../support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from '../support/service.js';
@@ -128,6 +129,25 @@ const CASES: HostileCase[] = [
       },
     },
     withinSeconds: 20,
+  },
+  {
+    what: 'a JPEG whose EXIF directories claim 65,535 entries, loop and point past the end',
+    files: async () => [
+      {
+        name: 'exif-loop.jpg',
+        content: withApp1(
+          await sharp({ create: { width: 32, height: 32, channels: 3, background: '#000' } })
+            .jpeg()
+            .toBuffer(),
+          loopingExif(),
+        ),
+      },
+    ],
+    expected: {
+      processed: (file) =>
+        expect(file.result).to.deep.include({ make: null, model: 'Acme', taken_at: null, gps: null }),
+    },
+    withinSeconds: 5,
   },
   {
     what: 'a 1 MB PDF whose page inflates to 1 GiB of spaces',

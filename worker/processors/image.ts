@@ -6,6 +6,7 @@ import type { CommonResult } from '../../core/results/index.js';
 import type { ImageResult } from '../../core/results/image.js';
 import { withBlob, withLocalFile } from './blobSource.js';
 import { analyzingProcessor } from './common.js';
+import { NO_EXIF, readExif } from './exif.js';
 import { imageStructure, type Canvas } from './imageStructure.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type ProcessingLimits } from './types.js';
 
@@ -95,6 +96,7 @@ function headerFields(metadata: Metadata, width: number, height: number): Omit<I
     alpha: metadata.hasAlpha,
     pages: metadata.pages ?? 1,
     color_space: metadata.space ?? null,
+    ...readExif(metadata.exif),
   };
 }
 
@@ -109,7 +111,17 @@ function countedAnimation(
   checkDeclaredSize(width, height, limits);
   return {
     // Both decode to sRGB; the orientation is left unread with the rest of the frames.
-    fields: { format, width, height, orientation: null, alpha, pages: frames, color_space: 'srgb', thumbnail: null },
+    fields: {
+      format,
+      width,
+      height,
+      orientation: null,
+      alpha,
+      pages: frames,
+      color_space: 'srgb',
+      ...NO_EXIF,
+      thumbnail: null,
+    },
     warnings: [
       `The ${format === 'gif' ? 'GIF' : 'WebP'} has ${frames} frames, more than the ${cap} this service decodes; its frames were counted but not decoded, so it has no thumbnail.`,
     ],
