@@ -478,6 +478,10 @@ describe('JPEG scans', () => {
       alpha: false,
       pages: 1,
       color_space: 'b-w',
+      make: null,
+      model: null,
+      taken_at: null,
+      gps: null,
       thumbnail: null,
     });
     expect(warnings).to.deep.equal([
@@ -523,6 +527,10 @@ describe('animation frames', () => {
       alpha: false,
       pages: GIF_MAX_FRAMES + 1,
       color_space: 'srgb',
+      make: null,
+      model: null,
+      taken_at: null,
+      gps: null,
       thumbnail: null,
     });
     expect(warnings).to.deep.equal([
