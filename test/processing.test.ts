@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
-import { bmp, mp3, mp4, pdf, png, tar, wav, zip } from './support/fixtures.js';
+import { mp3, mp4, pdf, png, tar, wav, zip } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
@@ -11,6 +11,19 @@ import { startService, uploadFile, waitForStatus, type TestService, type UploadP
 async function processed(service: TestService, part: UploadPart): Promise<File> {
   const file = await uploadFile(service.url, part);
   return waitForStatus(service.url, file.id, ['processed', 'failed'], 20_000);
+}
+
+/** The header of a 2×2 Photoshop document: an image format file-type names and libvips does not load. */
+function psdHeader(): Buffer {
+  const header = Buffer.alloc(64);
+  header.write('8BPS', 0, 'latin1');
+  header.writeUInt16BE(1, 4); // version
+  header.writeUInt16BE(3, 12); // channels
+  header.writeUInt32BE(2, 14); // height
+  header.writeUInt32BE(2, 18); // width
+  header.writeUInt16BE(8, 22); // bits per channel
+  header.writeUInt16BE(3, 24); // RGB
+  return header;
 }
 
 const COMMON = { sha256_verified: true, warnings: [] };
@@ -73,11 +86,11 @@ describe('type-aware processing', function () {
     });
 
     it('fails a format the decoder cannot read with unsupported_format, and has no thumbnail', async () => {
-      const done = await processed(service, { name: 'old.bmp', content: bmp() });
+      const done = await processed(service, { name: 'layers.psd', content: psdHeader() });
       expect(done).to.include({
         status: 'failed',
         kind: 'image',
-        content_type: 'image/bmp',
+        content_type: 'image/vnd.adobe.photoshop',
         thumbnail: null,
         result: null,
       });

@@ -3,7 +3,11 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
-import { loopingExif, withApp1 } from './support/richFixtures.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { bmpDeclaring, loopingExif, withApp1 } from './support/richFixtures.js';
+import { requireProgram, run } from './support/tools.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
 /** Uploads a file and waits until the worker has finished with it. */
@@ -15,10 +19,16 @@ async function processed(service: TestService, part: UploadPart): Promise<File> 
 describe('richer results', function () {
   this.timeout(60_000);
   let service: TestService;
+  /** Where the tools write the files of a test. */
+  let dir: string;
   before(async () => {
     service = await startService();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'richer-results-'));
   });
-  after(() => service.close());
+  after(async () => {
+    await service.close();
+    await rm(dir, { recursive: true, force: true });
+  });
 
   describe('CSV, TSV and JSON', () => {
     it("lists a CSV's and a TSV's header names, unquoted, told from the bytes whatever the name", async () => {
@@ -131,6 +141,88 @@ describe('richer results', function () {
         model: 'Acme',
         taken_at: null,
         gps: null,
+      });
+    });
+  });
+
+  describe('BMP', () => {
+    /** A 64×48 test picture as ffmpeg writes it in `pixelFormat`, and its pixels as ffmpeg decodes them (RGB). */
+    async function ffmpegBmp(context: Mocha.Context, pixelFormat: string): Promise<{ bmp: Buffer; rgb: Buffer }> {
+      const ffmpeg = requireProgram(context, 'ffmpeg');
+      const file = path.join(dir, `${pixelFormat}.bmp`);
+      await run(ffmpeg, [
+        '-loglevel',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=64x48',
+        '-frames:v',
+        '1',
+        '-pix_fmt',
+        pixelFormat,
+        file,
+      ]);
+      const rgb = path.join(dir, `${pixelFormat}.rgb`);
+      await run(ffmpeg, ['-loglevel', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'rgb24', rgb]);
+      return { bmp: await readFile(file), rgb: await readFile(rgb) };
+    }
+
+    it('reads the size of 24-bit, 16-bit, 8-bit palette and 1-bit BMPs, and thumbnails their pixels as ffmpeg decodes them', async function () {
+      for (const pixelFormat of ['bgr24', 'rgb565', 'pal8', 'monob']) {
+        const { bmp, rgb } = await ffmpegBmp(this, pixelFormat);
+        const done = await processed(service, { name: `${pixelFormat}.bmp`, content: bmp });
+        expect(done, pixelFormat).to.deep.include({ status: 'processed', kind: 'image', content_type: 'image/bmp' });
+        expect(done.result, pixelFormat).to.deep.include({
+          format: 'bmp',
+          width: 64,
+          height: 48,
+          alpha: false,
+          pages: 1,
+          make: null,
+          gps: null,
+          thumbnail: done.result!.thumbnail,
+          warnings: [],
+        });
+        expect(done.result!.thumbnail, pixelFormat).to.deep.include({ width: 64, height: 48 });
+        // The thumbnail holds the picture, upright: a white and a red pixel that any flip would move are where ffmpeg has them, within WebP's loss.
+        const thumbnail = Buffer.from(await (await fetch(done.thumbnail!)).arrayBuffer());
+        const pixels = await sharp(thumbnail).removeAlpha().raw().toBuffer();
+        for (const at of [7 * 64 + 58, 10 * 64 + 52]) {
+          const expected = [...rgb.subarray(at * 3, at * 3 + 3)];
+          const actual = [...pixels.subarray(at * 3, at * 3 + 3)];
+          actual.forEach((value, c) =>
+            expect(Math.abs(value - expected[c]!), `${pixelFormat} at ${at}`).to.be.below(24),
+          );
+        }
+      }
+    });
+
+    it('reads the header of an RLE-compressed BMP with a warning and no thumbnail', async () => {
+      const done = await processed(service, {
+        name: 'rle.bmp',
+        content: bmpDeclaring(20, 10, 8, 1, Buffer.alloc(1024 + 64)),
+      });
+      expect(done.result).to.deep.include({ format: 'bmp', width: 20, height: 10, thumbnail: null });
+      expect(done.result!.warnings).to.deep.equal([
+        'The BMP is compressed (RLE, JPEG or PNG inside); its header was read but not its pixels, so it has no thumbnail.',
+      ]);
+    });
+
+    it('fails a BMP declaring 100,000×100,000 pixels with image_too_large, and one cut short with corrupt_file', async () => {
+      const huge = await processed(service, { name: 'huge.bmp', content: bmpDeclaring(100_000, 100_000) });
+      expect(huge).to.deep.include({ status: 'failed', result: null, thumbnail: null });
+      expect(huge.error).to.deep.equal({
+        code: 'image_too_large',
+        message: `The image declares 100000×100000 pixels, more than the limit of 50000000; it was not decoded.`,
+      });
+      const short = await processed(service, {
+        name: 'short.bmp',
+        content: bmpDeclaring(20, 10, 24, 0, Buffer.alloc(100)),
+      });
+      expect(short.error).to.deep.equal({
+        code: 'corrupt_file',
+        message: 'The BMP ends before the last of the pixel rows its header declares.',
       });
     });
   });

@@ -3,7 +3,7 @@ import { BEFORE_IT_EXISTED, kindResult, OrNull } from './common.js';
 
 export const ImageResultSchema = kindResult('ImageResult', 'The result of a file of kind `image`.', {
   format: Type.String({
-    description: 'Format the decoder read: `jpeg`, `png`, `webp`, `gif`, `tiff`, `avif`, `heif`, ...',
+    description: 'Format the decoder read: `jpeg`, `png`, `webp`, `gif`, `tiff`, `avif`, `heif`, `bmp`, ...',
     examples: ['jpeg'],
   }),
   width: Type.Integer({ minimum: 1, description: 'Width in pixels as stored (before EXIF orientation).' }),

@@ -29,7 +29,7 @@ import {
   tiffOfDirectories,
 } from '../support/hostileFixtures.js';
 import { storedFiles } from '../support/leftovers.js';
-import { loopingExif, withApp1 } from '../support/richFixtures.js';
+import { bmpDeclaring, loopingExif, withApp1 } from '../support/richFixtures.js';
 import { parseLogLines } from '../support/logs.js';
 import { killStartedProcesses, processTree, startWorkerProcess, type Started } from '../support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from '../support/service.js';
@@ -147,6 +147,18 @@ const CASES: HostileCase[] = [
       processed: (file) =>
         expect(file.result).to.deep.include({ make: null, model: 'Acme', taken_at: null, gps: null }),
     },
+    withinSeconds: 5,
+  },
+  {
+    what: 'a 54-byte BMP declaring 100,000×100,000 pixels',
+    files: async () => [{ name: 'huge.bmp', content: bmpDeclaring(100_000, 100_000) }],
+    expected: { failed: 'image_too_large' },
+    withinSeconds: 5,
+  },
+  {
+    what: 'a BMP declaring 7,000×7,000 pixels (within the limit) of 32 bits, with none stored',
+    files: async () => [{ name: 'empty.bmp', content: bmpDeclaring(7000, 7000, 32) }],
+    expected: { failed: 'corrupt_file' },
     withinSeconds: 5,
   },
   {

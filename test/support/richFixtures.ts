@@ -44,3 +44,25 @@ export function withApp1(jpeg: Buffer, exif: Buffer): Buffer {
   marker.writeUInt16BE(exif.length + 2, 2);
   return Buffer.concat([jpeg.subarray(0, 2), marker, exif, jpeg.subarray(2)]);
 }
+
+/** A BMP header (BITMAPINFOHEADER) declaring `width`×`height` at `bitsPerPixel`, `compression`, and `pixels` after it. */
+export function bmpDeclaring(
+  width: number,
+  height: number,
+  bitsPerPixel = 24,
+  compression = 0,
+  pixels = Buffer.alloc(0),
+): Buffer {
+  const header = Buffer.alloc(54);
+  header.write('BM', 0, 'latin1');
+  header.writeUInt32LE(54 + pixels.length, 2);
+  header.writeUInt32LE(54, 10);
+  header.writeUInt32LE(40, 14);
+  header.writeInt32LE(width, 18);
+  header.writeInt32LE(height, 22);
+  header.writeUInt16LE(1, 26);
+  header.writeUInt16LE(bitsPerPixel, 28);
+  header.writeUInt32LE(compression, 30);
+  header.writeUInt32LE(pixels.length, 34);
+  return Buffer.concat([header, pixels]);
+}
