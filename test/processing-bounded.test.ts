@@ -624,6 +624,10 @@ describe('Ogg pages', () => {
       bitrate: null,
       sample_rate: 48_000,
       channels: 2,
+      title: null,
+      artist: null,
+      album: null,
+      year: null,
     });
     expect(warnings).to.deep.equal([
       `The Ogg file has more than ${OGG_MAX_PAGES} pages, the most this service reads; its duration and bitrate were not read.`,

@@ -6,7 +6,8 @@ import type { File } from '../core/fileRecord.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { bmpDeclaring, loopingExif, withApp1 } from './support/richFixtures.js';
+import { bmpDeclaring, id3v1, id3v2Title, loopingExif, withApp1 } from './support/richFixtures.js';
+import { mp3 } from './support/fixtures.js';
 import { requireProgram, run } from './support/tools.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
@@ -223,6 +224,118 @@ describe('richer results', function () {
       expect(short.error).to.deep.equal({
         code: 'corrupt_file',
         message: 'The BMP ends before the last of the pixel rows its header declares.',
+      });
+    });
+  });
+
+  describe('audio and video', () => {
+    const TAGS = { title: 'Test Tone', artist: 'Ada Lovelace', album: 'Analytical Engine', year: 1843 };
+    const METADATA = ['-metadata', 'title=Test Tone', '-metadata', 'artist=Ada Lovelace'];
+    const ALBUM = ['-metadata', 'album=Analytical Engine', '-metadata', 'date=1843'];
+
+    /** What ffmpeg makes of `inputs` and `options` as `name`, in this run's directory. */
+    async function ffmpegFile(context: Mocha.Context, name: string, args: string[]): Promise<Buffer> {
+      const ffmpeg = requireProgram(context, 'ffmpeg');
+      const file = path.join(dir, name);
+      await run(ffmpeg, ['-loglevel', 'error', '-y', ...args, file]);
+      return readFile(file);
+    }
+    const tone = ['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '1.5'];
+
+    it('reads title, artist, album and year from ID3v2, Vorbis comments, FLAC, MP4 ilst and RIFF INFO tags', async function () {
+      const expected: Array<[string, string, number]> = [
+        ['tone.mp3', 'MPEG', 1.536],
+        ['tone.ogg', 'Ogg', 1.5],
+        ['tone.opus', 'Ogg', 1.5],
+        ['tone.flac', 'FLAC', 1.5],
+        ['tone.m4a', 'M4A/isom/iso2', 1.521],
+        ['tone.wav', 'WAVE', 1.5],
+      ];
+      for (const [name, container, duration] of expected) {
+        const content = await ffmpegFile(this, name, [...tone, ...METADATA, ...ALBUM]);
+        const done = await processed(service, { name, content });
+        expect(done, name).to.include({ status: 'processed', kind: 'audio' });
+        expect(done.result, name).to.deep.include({ container, duration_seconds: duration, ...TAGS });
+      }
+    });
+
+    it('reads ID3v1 at the end of an MP3, and gives null tags for a file without any', async function () {
+      const bare = await ffmpegFile(this, 'bare.mp3', [...tone, '-id3v2_version', '0', '-write_xing', '0']);
+      const untagged = await processed(service, { name: 'bare.mp3', content: bare });
+      expect(untagged.result).to.deep.include({ title: null, artist: null, album: null, year: null });
+      const tagged = Buffer.concat([bare, id3v1('Old Tune', 'Someone', 'Some Album', '1999')]);
+      const done = await processed(service, { name: 'v1.mp3', content: tagged });
+      expect(done.result).to.deep.include({ title: 'Old Tune', artist: 'Someone', album: 'Some Album', year: 1999 });
+    });
+
+    it('cuts a 2 MiB title to a kilobyte, saying the result was truncated', async () => {
+      const done = await processed(service, { name: 'long.mp3', content: id3v2Title(2 * 1024 * 1024, mp3(100)) });
+      expect(done.result).to.deep.include({ title: 'a'.repeat(1024), truncated: true, warnings: [] });
+    });
+
+    it('rounds every duration to the millisecond, an MP4 video and Matroska included', async function () {
+      const video = [
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=160x120:rate=25',
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=sample_rate=44100',
+      ];
+      const mp4 = await ffmpegFile(this, 'clip.mp4', [
+        ...video,
+        '-t',
+        '2',
+        '-c:v',
+        'mpeg4',
+        '-c:a',
+        'aac',
+        ...METADATA,
+      ]);
+      const done = await processed(service, { name: 'clip.mp4', content: mp4 });
+      // music-metadata reads 2.023219954648526 s (the AAC track's priming and padding).
+      expect(done.result).to.deep.include({ duration_seconds: 2.023, width: 160, height: 120, title: 'Test Tone' });
+      const mkv = await ffmpegFile(this, 'clip.mkv', [...video, '-t', '1.2345', '-c:v', 'mpeg4', '-c:a', 'libopus']);
+      const matroska = await processed(service, { name: 'clip.mkv', content: mkv });
+      const seconds = matroska.result!.duration_seconds as number;
+      expect(Number(seconds.toFixed(3)), String(seconds)).to.equal(seconds);
+    });
+
+    it('reads an AVI: duration, frame size and rate, codecs as FourCC and format tag, and its INFO tags', async function () {
+      const avi = await ffmpegFile(this, 'clip.avi', [
+        ...['-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine=sample_rate=22050'],
+        ...['-t', '2', '-c:v', 'mpeg4', '-c:a', 'pcm_s16le', '-ac', '2', ...METADATA, ...ALBUM],
+      ]);
+      const done = await processed(service, { name: 'clip.avi', content: avi });
+      expect(done).to.include({ status: 'processed', kind: 'video', content_type: 'video/vnd.avi' });
+      expect(done.result).to.deep.include({
+        container: 'AVI',
+        duration_seconds: 2,
+        codecs: ['FMP4', 'PCM'],
+        bitrate: Math.round((avi.length * 8) / 2),
+        sample_rate: 22050,
+        channels: 2,
+        width: 160,
+        height: 120,
+        frame_rate: 25,
+        ...TAGS,
+        warnings: [],
+      });
+    });
+
+    it('fails an AVI without its main header as corrupt_file, in our words', async () => {
+      const riff = Buffer.alloc(12 + 12 + 16);
+      riff.write('RIFFxxxxAVI LIST', 0, 'latin1');
+      riff.writeUInt32LE(riff.length - 8, 4);
+      riff.writeUInt32LE(4 + 16, 16);
+      riff.write('hdrlJUNK', 20, 'latin1');
+      riff.writeUInt32LE(8, 28);
+      const done = await processed(service, { name: 'empty.avi', content: riff });
+      expect(done).to.deep.include({
+        status: 'failed',
+        error: { code: 'corrupt_file', message: 'The AVI has no main header (avih); it is damaged or truncated.' },
       });
     });
   });

@@ -14,6 +14,7 @@ import {
   matroska,
   pdf,
   pdfOf,
+  mp3,
   pdfWithInfoInObjectStream,
   pngDeclaring,
   tar,
@@ -29,7 +30,7 @@ import {
   tiffOfDirectories,
 } from '../support/hostileFixtures.js';
 import { storedFiles } from '../support/leftovers.js';
-import { bmpDeclaring, loopingExif, withApp1 } from '../support/richFixtures.js';
+import { bmpDeclaring, id3v2Title, loopingExif, lyingAvi, withApp1 } from '../support/richFixtures.js';
 import { parseLogLines } from '../support/logs.js';
 import { killStartedProcesses, processTree, startWorkerProcess, type Started } from '../support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from '../support/service.js';
@@ -160,6 +161,36 @@ const CASES: HostileCase[] = [
     files: async () => [{ name: 'empty.bmp', content: bmpDeclaring(7000, 7000, 32) }],
     expected: { failed: 'corrupt_file' },
     withinSeconds: 5,
+  },
+  {
+    what: 'an AVI whose headers claim 4 GiB, a billion streams, 2^32 frames, 2^31-pixel frames and 100,000 chunks',
+    files: async () => [{ name: 'lying.avi', content: lyingAvi() }],
+    expected: {
+      processed: (file) =>
+        expect(file.result).to.deep.include({
+          container: 'AVI',
+          duration_seconds: 0xffffffff,
+          codecs: ['H264'],
+          width: 0x7fffffff,
+          height: 0x7fffffff,
+          frame_rate: 1,
+          title: null,
+        }),
+    },
+    withinSeconds: 5,
+  },
+  {
+    what: 'an MP3 whose ID3v2 title is 50 MiB',
+    files: async () => [{ name: 'title.mp3', content: id3v2Title(50 * MIB, mp3(100)) }],
+    expected: {
+      processed: (file) => {
+        expect(file.result).to.deep.include({ container: 'MPEG', title: null, sample_rate: 44100 });
+        expect(file.result!.warnings).to.include(
+          `The ID3v2 tag is ${50 * MIB + 21} bytes, more than the ${16 * MIB} this service reads; its tags were not read.`,
+        );
+      },
+    },
+    withinSeconds: 10,
   },
   {
     what: 'a 1 MB PDF whose page inflates to 1 GiB of spaces',

@@ -66,3 +66,62 @@ export function bmpDeclaring(
   header.writeUInt32LE(pixels.length, 34);
   return Buffer.concat([header, pixels]);
 }
+
+/** An ID3v1 tag (the 128 bytes at the end of an MP3): title, artist, album and year, Latin-1, NUL-padded. */
+export function id3v1(title: string, artist: string, album: string, year: string): Buffer {
+  const tag = Buffer.alloc(128);
+  tag.write('TAG', 0, 'latin1');
+  tag.write(title, 3, 30, 'latin1');
+  tag.write(artist, 33, 30, 'latin1');
+  tag.write(album, 63, 30, 'latin1');
+  tag.write(year, 93, 4, 'latin1');
+  tag[127] = 255; // no genre
+  return tag;
+}
+
+/** A RIFF chunk: its id, its little-endian size, its content and the pad byte of an odd size. */
+function riffChunk(id: string, content: Buffer): Buffer {
+  const header = Buffer.alloc(8);
+  header.write(id, 0, 'latin1');
+  header.writeUInt32LE(content.length, 4);
+  return Buffer.concat([header, content, Buffer.alloc(content.length % 2)]);
+}
+
+const riffList = (type: string, chunks: Buffer[]) =>
+  riffChunk('LIST', Buffer.concat([Buffer.from(type, 'latin1'), ...chunks]));
+
+/**
+ * An AVI whose headers lie: the header list claims 4 GiB, the main header a billion streams of 2^31 − 1 pixels
+ * square, the one stream header 2^32 − 1 frames at one a second, and then 100,000 empty chunks before the frames.
+ */
+export function lyingAvi(): Buffer {
+  const avih = Buffer.alloc(56);
+  avih.writeUInt32LE(1_000_000, 0); // one frame a second
+  avih.writeUInt32LE(0xffffffff, 16); // total frames
+  avih.writeUInt32LE(1_000_000_000, 24); // streams
+  avih.writeUInt32LE(0x7fffffff, 32);
+  avih.writeUInt32LE(0x7fffffff, 36);
+  const strh = Buffer.alloc(56);
+  strh.write('vidsH264', 0, 'latin1');
+  strh.writeUInt32LE(1, 20); // scale
+  strh.writeUInt32LE(1, 24); // rate
+  strh.writeUInt32LE(0xffffffff, 32); // length
+  const headerList = riffList('hdrl', [riffChunk('avih', avih), riffList('strl', [riffChunk('strh', strh)])]);
+  headerList.writeUInt32LE(0xfffffff0, 4);
+  const junk = Buffer.concat(Array.from({ length: 100_000 }, () => riffChunk('JUNK', Buffer.alloc(0))));
+  const body = Buffer.concat([Buffer.from('AVI ', 'latin1'), headerList, junk, riffList('movi', [])]);
+  return riffChunk('RIFF', body);
+}
+
+/** An ID3v2.3 tag of one title frame of `bytes` Latin-1 characters, before `audio`. */
+export function id3v2Title(bytes: number, audio: Buffer): Buffer {
+  const frame = Buffer.alloc(10 + 1 + bytes, 0x61);
+  frame.write('TIT2', 0, 'latin1');
+  frame.writeUInt32BE(1 + bytes, 4);
+  frame.writeUInt16BE(0, 8);
+  frame[10] = 0; // Latin-1
+  const header = Buffer.from('ID3\x03\x00\x00\x00\x00\x00\x00', 'latin1');
+  // The tag's size, in four 7-bit bytes.
+  for (let i = 0, size = frame.length; i < 4; i++) header[9 - i] = (size >> (7 * i)) & 0x7f;
+  return Buffer.concat([header, frame, audio]);
+}
