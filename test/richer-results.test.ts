@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { bmpDeclaring, id3v1, id3v2Title, loopingExif, withApp1 } from './support/richFixtures.js';
@@ -337,6 +337,76 @@ describe('richer results', function () {
         status: 'failed',
         error: { code: 'corrupt_file', message: 'The AVI has no main header (avih); it is damaged or truncated.' },
       });
+    });
+  });
+
+  describe('compressed tars', () => {
+    const LONG_NAME = `docs/${'n'.repeat(120)}.txt`;
+
+    /** A tree of three files (one with a name too long for a plain tar header) packed by `tar` with `options`. */
+    async function tarred(context: Mocha.Context, name: string, options: string[]): Promise<Buffer> {
+      const tar = requireProgram(context, 'tar');
+      const tree = path.join(dir, `tree-${name}`);
+      await mkdir(path.join(tree, 'docs'), { recursive: true });
+      await writeFile(path.join(tree, 'a.txt'), 'hello\n');
+      await writeFile(path.join(tree, 'docs', 'b.csv'), 'x,y\n'.repeat(1000));
+      await writeFile(path.join(tree, LONG_NAME), '');
+      const file = path.join(dir, name);
+      // GNU format, names sorted: the listing is the same on every machine.
+      await run(tar, ['--format=gnu', '--sort=name', ...options, '-cf', file, '-C', tree, 'a.txt', 'docs']);
+      return readFile(file);
+    }
+
+    const ENTRIES = ['a.txt', 'docs/', 'docs/b.csv', LONG_NAME];
+
+    it('lists the entries of a .tar.gz, a .tgz and a .tar.zst as they decompress, long names included', async function () {
+      for (const [name, options, format] of [
+        ['pack.tar.gz', ['-z'], 'tar.gz'],
+        ['pack.tgz', ['-z'], 'tar.gz'],
+        ['pack.tar.zst', ['--zstd'], 'tar.zst'],
+      ] as const) {
+        if (format === 'tar.zst') requireProgram(this, 'zstd');
+        const content = await tarred(this, name, [...options]);
+        const done = await processed(service, { name, content });
+        expect(done, name).to.include({ status: 'processed', kind: 'archive' });
+        expect(done.result, name).to.deep.include({
+          format,
+          entries: 4,
+          names: ENTRIES,
+          compressed_bytes: content.length,
+          uncompressed_bytes: 6 + 4000,
+          ratio: Math.round((4006 / content.length) * 100) / 100,
+          warnings: [],
+        });
+      }
+    });
+
+    it('tells a tar inside from other compressed bytes by its headers, not by the name', async function () {
+      const zstd = requireProgram(this, 'zstd');
+      await writeFile(path.join(dir, 'notes.txt'), 'not a tar\n'.repeat(100));
+      await run(zstd, ['-q', '-f', path.join(dir, 'notes.txt'), '-o', path.join(dir, 'notes.tar.zst')]);
+      const plain = await processed(service, {
+        name: 'notes.tar.zst',
+        content: await readFile(path.join(dir, 'notes.tar.zst')),
+      });
+      expect(plain.result).to.deep.include({ format: 'zstd', entries: null, names: [], uncompressed_bytes: 1000 });
+      const renamed = await processed(service, { name: 'backup.bin', content: await tarred(this, 'x.tar.gz', ['-z']) });
+      expect(renamed.result).to.deep.include({ format: 'tar.gz', names: ENTRIES });
+    });
+
+    it('says that the entries of a .tar.bz2 and a .tar.xz are not listed', async function () {
+      requireProgram(this, 'bzip2');
+      requireProgram(this, 'xz');
+      for (const [name, option, format] of [
+        ['pack.tar.bz2', '-j', 'bzip2'],
+        ['pack.tar.xz', '-J', 'xz'],
+      ] as const) {
+        const done = await processed(service, { name, content: await tarred(this, name, [option]) });
+        expect(done.result, name).to.deep.include({ format, entries: null, names: [] });
+        expect(done.result!.warnings, name).to.deep.equal([
+          `This service does not decompress ${format}: the entries of a tar archive inside (${name.slice(4)}) are not listed.`,
+        ]);
+      }
     });
   });
 });

@@ -30,7 +30,7 @@ import {
   tiffOfDirectories,
 } from '../support/hostileFixtures.js';
 import { storedFiles } from '../support/leftovers.js';
-import { bmpDeclaring, id3v2Title, loopingExif, lyingAvi, withApp1 } from '../support/richFixtures.js';
+import { bmpDeclaring, id3v2Title, loopingExif, lyingAvi, tarHeader, withApp1 } from '../support/richFixtures.js';
 import { parseLogLines } from '../support/logs.js';
 import { killStartedProcesses, processTree, startWorkerProcess, type Started } from '../support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from '../support/service.js';
@@ -58,10 +58,11 @@ const cyclicPdf = () =>
     '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>',
   ]);
 
-async function gzipOfZeros(bytes: number): Promise<Buffer> {
+async function gzipOfZeros(bytes: number, head: Buffer = Buffer.alloc(0)): Promise<Buffer> {
   const gzip = createGzip({ level: 9 });
   const chunks: Buffer[] = [];
   gzip.on('data', (chunk: Buffer) => chunks.push(chunk));
+  gzip.write(head);
   const block = Buffer.alloc(16 * MIB);
   for (let left = bytes; left > 0; left -= block.length) if (!gzip.write(block)) await once(gzip, 'drain');
   gzip.end();
@@ -262,6 +263,22 @@ const CASES: HostileCase[] = [
     what: 'a gzip stream of 1 GiB of zeros',
     files: async () => [{ name: 'zeros.gz', content: await gzipOfZeros(1024 * MIB) }],
     expected: { warning: /like a decompression bomb/ },
+    withinSeconds: 20,
+  },
+  {
+    what: 'a tar.gz whose one entry is 2 GiB of zeros (2 MB compressed)',
+    files: async () => [
+      { name: 'bomb.tar.gz', content: await gzipOfZeros(2048 * MIB, tarHeader('zeros.bin', 2048 * MIB)) },
+    ],
+    expected: {
+      processed: (file) => {
+        expect(file.result).to.deep.include({ format: 'tar.gz', entries: null, names: ['zeros.bin'], ratio: null });
+        expect(file.result!.warnings).to.have.length(1);
+        expect((file.result!.warnings as string[])[0]).to.match(
+          /like a decompression bomb.*the 1 entries before that were listed/,
+        );
+      },
+    },
     withinSeconds: 20,
   },
   {

@@ -125,3 +125,20 @@ export function id3v2Title(bytes: number, audio: Buffer): Buffer {
   for (let i = 0, size = frame.length; i < 4; i++) header[9 - i] = (size >> (7 * i)) & 0x7f;
   return Buffer.concat([header, frame, audio]);
 }
+
+/** A ustar header for a regular file `name` of `size` bytes (octal, so under 8 GiB), checksum and all. */
+export function tarHeader(name: string, size: number): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0, 100, 'utf8');
+  header.write('0000644\0', 100, 'latin1');
+  header.write('0000000\0', 108, 'latin1');
+  header.write('0000000\0', 116, 'latin1');
+  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+  header.write('00000000000\0', 136, 'latin1');
+  header.write('        ', 148, 'latin1');
+  header.write('0', 156, 'latin1');
+  header.write('ustar\x0000', 257, 'latin1');
+  const sum = header.reduce((total, byte) => total + byte, 0);
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return header;
+}
