@@ -6,8 +6,8 @@ import type { File } from '../core/fileRecord.js';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { bmpDeclaring, id3v1, id3v2Title, loopingExif, withApp1 } from './support/richFixtures.js';
-import { mp3 } from './support/fixtures.js';
+import { id3v1, id3v2Title, loopingExif, withApp1 } from './support/richFixtures.js';
+import { bmp, mp3 } from './support/fixtures.js';
 import { requireProgram, run } from './support/tools.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
@@ -202,7 +202,7 @@ describe('richer results', function () {
     it('reads the header of an RLE-compressed BMP with a warning and no thumbnail', async () => {
       const done = await processed(service, {
         name: 'rle.bmp',
-        content: bmpDeclaring(20, 10, 8, 1, Buffer.alloc(1024 + 64)),
+        content: bmp(20, 10, { bitsPerPixel: 8, compression: 1, pixels: Buffer.alloc(1024 + 64) }),
       });
       expect(done.result).to.deep.include({ format: 'bmp', width: 20, height: 10, thumbnail: null });
       expect(done.result!.warnings).to.deep.equal([
@@ -211,7 +211,10 @@ describe('richer results', function () {
     });
 
     it('fails a BMP declaring 100,000×100,000 pixels with image_too_large, and one cut short with corrupt_file', async () => {
-      const huge = await processed(service, { name: 'huge.bmp', content: bmpDeclaring(100_000, 100_000) });
+      const huge = await processed(service, {
+        name: 'huge.bmp',
+        content: bmp(100_000, 100_000, { pixels: Buffer.alloc(0) }),
+      });
       expect(huge).to.deep.include({ status: 'failed', result: null, thumbnail: null });
       expect(huge.error).to.deep.equal({
         code: 'image_too_large',
@@ -219,7 +222,7 @@ describe('richer results', function () {
       });
       const short = await processed(service, {
         name: 'short.bmp',
-        content: bmpDeclaring(20, 10, 24, 0, Buffer.alloc(100)),
+        content: bmp(20, 10, { pixels: Buffer.alloc(100) }),
       });
       expect(short.error).to.deep.equal({
         code: 'corrupt_file',

@@ -1,4 +1,4 @@
-// Files for the richer results (issue 28), made by code: EXIF blocks, BMPs, AVIs and compressed tars, honest or
+// Files for the richer results (issue 28), made by code: EXIF blocks, ID3 tags, AVIs and tar headers, honest or
 // hostile. Real tools (ffmpeg, tar) make the honest media in the tests themselves.
 
 /** One TIFF directory entry: tag, type, count, and the 4-byte value or offset field. */
@@ -43,28 +43,6 @@ export function withApp1(jpeg: Buffer, exif: Buffer): Buffer {
   const marker = Buffer.from([0xff, 0xe1, 0, 0]);
   marker.writeUInt16BE(exif.length + 2, 2);
   return Buffer.concat([jpeg.subarray(0, 2), marker, exif, jpeg.subarray(2)]);
-}
-
-/** A BMP header (BITMAPINFOHEADER) declaring `width`×`height` at `bitsPerPixel`, `compression`, and `pixels` after it. */
-export function bmpDeclaring(
-  width: number,
-  height: number,
-  bitsPerPixel = 24,
-  compression = 0,
-  pixels = Buffer.alloc(0),
-): Buffer {
-  const header = Buffer.alloc(54);
-  header.write('BM', 0, 'latin1');
-  header.writeUInt32LE(54 + pixels.length, 2);
-  header.writeUInt32LE(54, 10);
-  header.writeUInt32LE(40, 14);
-  header.writeInt32LE(width, 18);
-  header.writeInt32LE(height, 22);
-  header.writeUInt16LE(1, 26);
-  header.writeUInt16LE(bitsPerPixel, 28);
-  header.writeUInt32LE(compression, 30);
-  header.writeUInt32LE(pixels.length, 34);
-  return Buffer.concat([header, pixels]);
 }
 
 /** An ID3v1 tag (the 128 bytes at the end of an MP3): title, artist, album and year, Latin-1, NUL-padded. */
