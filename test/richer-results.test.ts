@@ -3,10 +3,11 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
+import { gzipSync } from 'node:zlib';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { id3v1, id3v2Title, loopingExif, withApp1 } from './support/richFixtures.js';
+import { id3v1, id3v2Title, loopingExif, tarHeader, withApp1 } from './support/richFixtures.js';
 import { bmp, mp3 } from './support/fixtures.js';
 import { requireProgram, run } from './support/tools.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
@@ -395,6 +396,17 @@ describe('richer results', function () {
       expect(plain.result).to.deep.include({ format: 'zstd', entries: null, names: [], uncompressed_bytes: 1000 });
       const renamed = await processed(service, { name: 'backup.bin', content: await tarred(this, 'x.tar.gz', ['-z']) });
       expect(renamed.result).to.deep.include({ format: 'tar.gz', names: ENTRIES });
+    });
+
+    it('fails a .tar.gz whose second header is damaged as corrupt_file, as a plain tar', async () => {
+      const damaged = tarHeader('b.txt', 0);
+      damaged[0] = 'c'.charCodeAt(0);
+      const content = gzipSync(Buffer.concat([tarHeader('a.txt', 0), damaged, Buffer.alloc(1024)]));
+      const done = await processed(service, { name: 'damaged.tgz', content });
+      expect(done).to.deep.include({
+        status: 'failed',
+        error: { code: 'corrupt_file', message: 'The tar header at byte 512 is damaged (checksum mismatch).' },
+      });
     });
 
     it('says that the entries of a .tar.bz2 and a .tar.xz are not listed', async function () {

@@ -139,7 +139,7 @@ const TAR_BLOCK = 512;
 
 /** Walks the 512-byte headers, jumping over each entry's data. */
 async function readTar(source: BlobSource, size: number): Promise<ArchiveFields> {
-  const fields: ArchiveFields = { ...unlisted('tar'), entries: 0, uncompressed_bytes: 0 };
+  const tally = new TarTally();
   await withBlob(source, async (reader) => {
     const windowed = new WindowedFile(reader);
     const bytesAt = async (position: number, length: number) => {
@@ -151,34 +151,58 @@ async function readTar(source: BlobSource, size: number): Promise<ArchiveFields>
     for (let offset = 0; offset + TAR_BLOCK <= size;) {
       const header = await bytesAt(offset, TAR_BLOCK);
       if (header.every((byte) => byte === 0)) break;
-      if (!tarChecksumMatches(header, offset))
-        throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
-      // Never negative, so the walk always moves on by at least a header.
-      const entrySize = tarNumber(header.subarray(124, 136), 'size', offset);
-      const type = String.fromCharCode(header[156]!);
+      const entry = tarEntry(header, offset);
       const dataStart = offset + TAR_BLOCK;
-      offset = dataStart + Math.ceil(entrySize / TAR_BLOCK) * TAR_BLOCK;
+      offset = dataStart + Math.ceil(entry.size / TAR_BLOCK) * TAR_BLOCK;
       if (offset > size)
         throw new ProcessingError(
           'corrupt_file',
           'The tar archive is truncated: an entry runs past the end of the file.',
         );
-      if (type === 'L') {
+      if (entry.type === 'L') {
         // A GNU long name: the next header's name is in this entry's data.
-        longName = cString(await bytesAt(dataStart, Math.min(entrySize, 4096)));
+        longName = cString(await bytesAt(dataStart, Math.min(entry.size, 4096)));
         continue;
       }
-      if (type === 'x' || type === 'g') continue;
-      fields.entries!++;
-      if (type === '0' || type === '\0' || type === '7') fields.uncompressed_bytes! += entrySize;
-      const prefix =
-        header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
-      const name = longName ?? (prefix ? `${prefix}/` : '') + cString(header.subarray(0, 100));
+      tally.add(entry, longName);
       longName = null;
-      if (fields.names.length < LISTED_NAMES) fields.names.push(name);
     }
   });
-  return fields;
+  return { ...unlisted('tar'), entries: tally.entries, uncompressed_bytes: tally.bytes, names: tally.names };
+}
+
+interface TarEntry {
+  /** Bytes of data after the header; never negative, so a walk always moves on by at least a header. */
+  size: number;
+  type: string;
+  /** The name in the header, its ustar prefix joined. */
+  name: string;
+}
+
+/** What the tar header at `offset` says; a damaged one fails the file. */
+function tarEntry(header: Buffer, offset: number): TarEntry {
+  if (!tarChecksumMatches(header, offset))
+    throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
+  const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
+  return {
+    size: tarNumber(header.subarray(124, 136), 'size', offset),
+    type: String.fromCharCode(header[156]!),
+    name: (prefix ? `${prefix}/` : '') + cString(header.subarray(0, 100)),
+  };
+}
+
+/** A tar's entries, counted as a walk meets them: pax headers are not entries, regular files add their size. */
+class TarTally {
+  entries = 0;
+  bytes = 0;
+  readonly names: string[] = [];
+
+  add(entry: TarEntry, longName: string | null): void {
+    if (entry.type === 'x' || entry.type === 'g') return;
+    this.entries++;
+    if (entry.type === '0' || entry.type === '\0' || entry.type === '7') this.bytes += entry.size;
+    if (this.names.length < LISTED_NAMES) this.names.push(longName ?? entry.name);
+  }
 }
 
 const cString = (bytes: Buffer): string => {
@@ -304,9 +328,7 @@ class TarListing {
   private longName: string | null = null;
   private offset = 0;
   private state: 'unknown' | 'tar' | 'not_tar' | 'ended' = 'unknown';
-  private entries = 0;
-  private bytes = 0;
-  private readonly names: string[] = [];
+  private readonly tally = new TarTally();
 
   feed(chunk: Buffer): void {
     for (let at = 0; at < chunk.length && (this.state === 'unknown' || this.state === 'tar');) {
@@ -335,9 +357,9 @@ class TarListing {
   }
 
   /** The listing, or null when the stream holds no tar. */
-  result(): { names: string[]; entries: number; bytes: number } | null {
+  result(): TarTally | null {
     if (this.state === 'unknown' || this.state === 'not_tar') return null;
-    return { names: this.names, entries: this.entries, bytes: this.bytes };
+    return this.tally;
   }
 
   private onHeader(): void {
@@ -348,33 +370,23 @@ class TarListing {
       this.state = this.state === 'tar' ? 'ended' : 'not_tar';
       return;
     }
-    if (this.state === 'unknown') {
-      // The first header decides: a checksum that matches, with numbers that read, is a tar.
-      try {
-        if (!tarChecksumMatches(header, offset)) return void (this.state = 'not_tar');
-        tarNumber(header.subarray(124, 136), 'size', offset);
-      } catch {
-        return void (this.state = 'not_tar');
-      }
-      this.state = 'tar';
+    let entry: TarEntry;
+    try {
+      entry = tarEntry(header, offset);
+    } catch (err) {
+      // The first header decides: a stream whose first block does not read as one holds no tar.
+      if (this.state === 'unknown') return void (this.state = 'not_tar');
+      throw err;
     }
-    if (!tarChecksumMatches(header, offset))
-      throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
-    const entrySize = tarNumber(header.subarray(124, 136), 'size', offset);
-    const type = String.fromCharCode(header[156]!);
-    this.skip = Math.ceil(entrySize / TAR_BLOCK) * TAR_BLOCK;
-    if (type === 'L') {
-      this.longNameLeft = Math.min(entrySize, 4096);
+    this.state = 'tar';
+    this.skip = Math.ceil(entry.size / TAR_BLOCK) * TAR_BLOCK;
+    if (entry.type === 'L') {
+      this.longNameLeft = Math.min(entry.size, 4096);
       this.longNameParts = [];
       return;
     }
-    if (type === 'x' || type === 'g') return;
-    this.entries++;
-    if (type === '0' || type === '\0' || type === '7') this.bytes += entrySize;
-    const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
-    const name = this.longName ?? (prefix ? `${prefix}/` : '') + cString(header.subarray(0, 100));
+    this.tally.add(entry, this.longName);
     this.longName = null;
-    if (this.names.length < LISTED_NAMES) this.names.push(name);
   }
 }
 
