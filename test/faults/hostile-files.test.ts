@@ -182,6 +182,14 @@ const CASES: HostileCase[] = [
     withinSeconds: 5,
   },
   {
+    what: 'an MP3 whose ID3v2 title is 15 MiB, just under the tag cap',
+    files: async () => [{ name: 'title.mp3', content: id3v2Title(15 * MIB, mp3(100)) }],
+    expected: {
+      processed: (file) => expect(file.result).to.deep.include({ title: 'a'.repeat(1024), truncated: true }),
+    },
+    withinSeconds: 10,
+  },
+  {
     what: 'an MP3 whose ID3v2 title is 50 MiB',
     files: async () => [{ name: 'title.mp3', content: id3v2Title(50 * MIB, mp3(100)) }],
     expected: {
