@@ -1,5 +1,6 @@
 // External programs a test needs (Debian's `prometheus` package: prometheus, promtool; Ceph's for the S3
-// gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool; `chromium` for the browser test). Missing on a
+// gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool; `chromium` for the browser test; ffmpeg, tar,
+// zstd, bzip2 and xz to make the richer-results tests' media and archives). Missing on a
 // developer machine, the test is skipped with a message saying how to get them; missing in CI
 // (inCI()), it fails, so a green CI always ran it.
 import { execFile } from 'node:child_process';
@@ -7,12 +8,17 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
+/** The programs that make real media and archives for the richer-results tests, and their Debian packages. */
+const FILE_MAKERS = new Set(['ffmpeg', 'tar', 'zstd', 'bzip2', 'xz']);
+
 const installHint = (name: string) =>
   name.startsWith('prom')
     ? 'apt-get install -y prometheus'
     : name === 'chromium'
       ? 'apt-get install -y --no-install-recommends chromium'
-      : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
+      : FILE_MAKERS.has(name)
+        ? 'apt-get install -y --no-install-recommends ffmpeg tar zstd bzip2 xz-utils'
+        : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
 
 /**
  * True in CI, which .ci/run marks with CI=true (as most CI services do). The one rule for skipping: a test whose
