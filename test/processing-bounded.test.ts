@@ -478,6 +478,10 @@ describe('JPEG scans', () => {
       alpha: false,
       pages: 1,
       color_space: 'b-w',
+      make: null,
+      model: null,
+      taken_at: null,
+      gps: null,
       thumbnail: null,
     });
     expect(warnings).to.deep.equal([
@@ -523,6 +527,10 @@ describe('animation frames', () => {
       alpha: false,
       pages: GIF_MAX_FRAMES + 1,
       color_space: 'srgb',
+      make: null,
+      model: null,
+      taken_at: null,
+      gps: null,
       thumbnail: null,
     });
     expect(warnings).to.deep.equal([
@@ -616,6 +624,10 @@ describe('Ogg pages', () => {
       bitrate: null,
       sample_rate: 48_000,
       channels: 2,
+      title: null,
+      artist: null,
+      album: null,
+      year: null,
     });
     expect(warnings).to.deep.equal([
       `The Ogg file has more than ${OGG_MAX_PAGES} pages, the most this service reads; its duration and bitrate were not read.`,

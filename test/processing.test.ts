@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
-import { bmp, mp3, mp4, pdf, png, tar, wav, zip } from './support/fixtures.js';
+import { mp3, mp4, pdf, png, tar, wav, zip } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
@@ -11,6 +11,19 @@ import { startService, uploadFile, waitForStatus, type TestService, type UploadP
 async function processed(service: TestService, part: UploadPart): Promise<File> {
   const file = await uploadFile(service.url, part);
   return waitForStatus(service.url, file.id, ['processed', 'failed'], 20_000);
+}
+
+/** The header of a 2×2 Photoshop document: an image format file-type names and libvips does not load. */
+function psdHeader(): Buffer {
+  const header = Buffer.alloc(64);
+  header.write('8BPS', 0, 'latin1');
+  header.writeUInt16BE(1, 4); // version
+  header.writeUInt16BE(3, 12); // channels
+  header.writeUInt32BE(2, 14); // height
+  header.writeUInt32BE(2, 18); // width
+  header.writeUInt16BE(8, 22); // bits per channel
+  header.writeUInt16BE(3, 24); // RGB
+  return header;
 }
 
 const COMMON = { sha256_verified: true, warnings: [] };
@@ -73,11 +86,11 @@ describe('type-aware processing', function () {
     });
 
     it('fails a format the decoder cannot read with unsupported_format, and has no thumbnail', async () => {
-      const done = await processed(service, { name: 'old.bmp', content: bmp() });
+      const done = await processed(service, { name: 'layers.psd', content: psdHeader() });
       expect(done).to.include({
         status: 'failed',
         kind: 'image',
-        content_type: 'image/bmp',
+        content_type: 'image/vnd.adobe.photoshop',
         thumbnail: null,
         result: null,
       });
@@ -155,14 +168,32 @@ describe('type-aware processing', function () {
       const content = 'name;age;city\r\nalice;30;"Paris\r\nRive Gauche"\r\nbob;25;London\r\ncarol;41;"Rome; Italy"\r\n';
       const done = await processed(service, { name: 'people.csv', content });
       expect(done.content_type).to.equal('text/csv; charset=utf-8');
-      expect(done.result!.csv).to.deep.equal({ delimiter: ';', columns: 3, header: true, rows: 3 });
+      expect(done.result!.csv).to.deep.equal({
+        delimiter: ';',
+        columns: 3,
+        header: true,
+        rows: 3,
+        column_names: ['name', 'age', 'city'],
+      });
     });
 
     it('reads a CSV without a header and a TSV by its tabs', async () => {
       const plain = await processed(service, { name: 'pairs.csv', content: 'alice,paris\nbob,london\ncarol,rome\n' });
-      expect(plain.result!.csv).to.deep.equal({ delimiter: ',', columns: 2, header: false, rows: 3 });
+      expect(plain.result!.csv).to.deep.equal({
+        delimiter: ',',
+        columns: 2,
+        header: false,
+        rows: 3,
+        column_names: null,
+      });
       const tsv = await processed(service, { name: 'table.tsv', content: 'id\tscore\n1\t9.5\n2\t7\n' });
-      expect(tsv.result!.csv).to.deep.equal({ delimiter: '\t', columns: 2, header: true, rows: 2 });
+      expect(tsv.result!.csv).to.deep.equal({
+        delimiter: '\t',
+        columns: 2,
+        header: true,
+        rows: 2,
+        column_names: ['id', 'score'],
+      });
     });
 
     it('summarizes a CSV renamed .txt or without an extension as a CSV, and a JSON named .csv as JSON', async () => {
@@ -172,13 +203,19 @@ describe('type-aware processing', function () {
         const done = await processed(service, { name, content: people });
         expect([done.kind, done.content_type], name).to.deep.equal(['text', 'text/csv; charset=utf-8']);
         expect(done.result, name).to.deep.include({ json: null, warnings: [] });
-        expect(done.result!.csv, name).to.deep.equal({ delimiter: ',', columns: 3, header: true, rows: 3 });
+        expect(done.result!.csv, name).to.deep.equal({
+          delimiter: ',',
+          columns: 3,
+          header: true,
+          rows: 3,
+          column_names: ['name', 'born', 'city'],
+        });
       }
       const json = await processed(service, { name: 'people.csv', content: JSON.stringify([{ name: 'Ada' }, {}]) });
       expect(json.content_type).to.equal('application/json; charset=utf-8');
       expect(json.result).to.deep.include({
         csv: null,
-        json: { valid: true, top_level: 'array', keys: null, items: 2, error: null },
+        json: { valid: true, top_level: 'array', keys: null, key_names: null, items: 2, error: null },
       });
     });
 
@@ -191,11 +228,19 @@ describe('type-aware processing', function () {
         valid: true,
         top_level: 'object',
         keys: 4,
+        key_names: ['a', 'c', 'd', 'e'],
         items: null,
         error: null,
       });
       const array = await processed(service, { name: 'list.json', content: '[1, "two", [3], {"four": 4}]' });
-      expect(array.result!.json).to.deep.equal({ valid: true, top_level: 'array', keys: null, items: 4, error: null });
+      expect(array.result!.json).to.deep.equal({
+        valid: true,
+        top_level: 'array',
+        keys: null,
+        key_names: null,
+        items: 4,
+        error: null,
+      });
     });
 
     it('processes a file named JSON that is not, with a warning saying where it breaks', async () => {
@@ -336,7 +381,16 @@ describe('type-aware processing', function () {
         content: Buffer.concat([Buffer.from('BZh91AY&SY', 'latin1'), randomBytes(64)]),
       });
       expect(bzip2).to.include({ kind: 'archive', content_type: 'application/x-bzip2' });
-      expect(bzip2.result).to.deep.include({ ...COMMON, format: 'bzip2', entries: null, names: [], ratio: null });
+      expect(bzip2.result).to.deep.include({
+        sha256_verified: true,
+        format: 'bzip2',
+        entries: null,
+        names: [],
+        ratio: null,
+        warnings: [
+          'This service does not decompress bzip2: the entries of a tar archive inside (.tar.bz2) are not listed.',
+        ],
+      });
     });
   });
 

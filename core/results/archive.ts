@@ -39,7 +39,9 @@ export const ArchiveResultSchema = kindResult(
     'Fields a format does not record cheaply are null.',
   {
     format: Type.String({
-      description: '`zip`, `tar`, `gzip`, `bzip2`, `xz`, `zstd`, `7z`, `rar`, ...',
+      description:
+        '`zip`, `tar`, `tar.gz` and `tar.zst` (a tar in a gzip or zstd stream, listed as it decompresses), `gzip`, ' +
+        '`bzip2`, `xz` (neither decompressed: a tar inside is not listed), `zstd`, `7z`, `rar`, ...',
       examples: ['zip'],
     }),
     entries: OrNull(Type.Integer({ minimum: 0, description: 'Files and directories in the archive.' })),

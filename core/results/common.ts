@@ -1,6 +1,9 @@
 // What every result carries, whatever the kind: the bytes were read back and matched their record.
 import { Kind, Type, TypeRegistry, type Static, type TObject, type TProperties } from '@sinclair/typebox';
 
+/** Said of a field added to a result: results recorded before it existed do not have it. */
+export const BEFORE_IT_EXISTED = 'Absent from results recorded before it existed.';
+
 const CommonResultFields = {
   sha256_verified: Type.Boolean({
     description: 'The stored bytes hash to the recorded sha256 (always true in a result: a mismatch fails the file).',

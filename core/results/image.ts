@@ -1,9 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { kindResult, OrNull } from './common.js';
+import { BEFORE_IT_EXISTED, kindResult, OrNull } from './common.js';
 
 export const ImageResultSchema = kindResult('ImageResult', 'The result of a file of kind `image`.', {
   format: Type.String({
-    description: 'Format the decoder read: `jpeg`, `png`, `webp`, `gif`, `tiff`, `avif`, `heif`, ...',
+    description: 'Format the decoder read: `jpeg`, `png`, `webp`, `gif`, `tiff`, `avif`, `heif`, `bmp`, ...',
     examples: ['jpeg'],
   }),
   width: Type.Integer({ minimum: 1, description: 'Width in pixels as stored (before EXIF orientation).' }),
@@ -18,6 +18,48 @@ export const ImageResultSchema = kindResult('ImageResult', 'The result of a file
   alpha: Type.Boolean({ description: 'The image has an alpha channel.' }),
   pages: Type.Integer({ minimum: 1, description: 'Pages or animation frames (1 for a still image).' }),
   color_space: OrNull(Type.String({ description: 'Colour space the decoder reports (`srgb`, `cmyk`, `b-w`, ...).' })),
+  make: Type.Optional(
+    OrNull(
+      Type.String({
+        description: `The camera's maker, from EXIF (\`Make\`). ${BEFORE_IT_EXISTED}`,
+        examples: ['Canon'],
+      }),
+    ),
+  ),
+  model: Type.Optional(
+    OrNull(
+      Type.String({
+        description: `The camera's model, from EXIF (\`Model\`). ${BEFORE_IT_EXISTED}`,
+        examples: ['EOS 5D'],
+      }),
+    ),
+  ),
+  taken_at: Type.Optional(
+    OrNull(
+      Type.String({
+        description:
+          'When the picture was taken, from EXIF `DateTimeOriginal`, in ISO 8601: with the offset from UTC when the ' +
+          "camera recorded one (`OffsetTimeOriginal`, e.g. `2024-05-17T14:03:22+02:00`), else the camera's local " +
+          `time without an offset (\`2024-05-17T14:03:22\`), which may be any time zone. ${BEFORE_IT_EXISTED}`,
+        examples: ['2024-05-17T14:03:22+02:00'],
+      }),
+    ),
+  ),
+  gps: Type.Optional(
+    OrNull(
+      Type.Object(
+        {
+          lat: Type.Number({ minimum: -90, maximum: 90, description: 'Latitude in decimal degrees, south negative.' }),
+          lon: Type.Number({
+            minimum: -180,
+            maximum: 180,
+            description: 'Longitude in decimal degrees, west negative.',
+          }),
+        },
+        { description: `Where the picture was taken, from EXIF GPS; null when it does not say. ${BEFORE_IT_EXISTED}` },
+      ),
+    ),
+  ),
   thumbnail: OrNull(
     Type.Object(
       {

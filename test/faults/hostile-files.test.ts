@@ -10,8 +10,10 @@ import type { File } from '../../core/fileRecord.js';
 import { rssBytesOf } from '../../core/procfs.js';
 import { eventually } from '../support/eventually.js';
 import {
+  bmp,
   deflatedRepeats,
   matroska,
+  mp3,
   pdf,
   pdfOf,
   pdfWithInfoInObjectStream,
@@ -29,6 +31,7 @@ import {
   tiffOfDirectories,
 } from '../support/hostileFixtures.js';
 import { storedFiles } from '../support/leftovers.js';
+import { id3v2Title, loopingExif, lyingAvi, tarHeader, withApp1 } from '../support/richFixtures.js';
 import { parseLogLines } from '../support/logs.js';
 import { killStartedProcesses, processTree, startWorkerProcess, type Started } from '../support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from '../support/service.js';
@@ -56,10 +59,11 @@ const cyclicPdf = () =>
     '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>',
   ]);
 
-async function gzipOfZeros(bytes: number): Promise<Buffer> {
+async function gzipOfZeros(bytes: number, head: Buffer = Buffer.alloc(0)): Promise<Buffer> {
   const gzip = createGzip({ level: 9 });
   const chunks: Buffer[] = [];
   gzip.on('data', (chunk: Buffer) => chunks.push(chunk));
+  gzip.write(head);
   const block = Buffer.alloc(16 * MIB);
   for (let left = bytes; left > 0; left -= block.length) if (!gzip.write(block)) await once(gzip, 'drain');
   gzip.end();
@@ -77,7 +81,9 @@ const CASES: HostileCase[] = [
     ],
     expected: {
       processed: (file) =>
-        expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 50 * MIB + 1, header: false, rows: 1 } }),
+        expect(file.result).to.deep.include({
+          csv: { delimiter: ',', columns: 50 * MIB + 1, header: false, rows: 1, column_names: null },
+        }),
     },
     withinSeconds: 30,
   },
@@ -86,9 +92,115 @@ const CASES: HostileCase[] = [
     files: async () => [{ name: 'fields.csv', content: `${'a,'.repeat(24)}a\n`.repeat(1_000_000) }],
     expected: {
       processed: (file) =>
-        expect(file.result).to.deep.include({ csv: { delimiter: ',', columns: 25, header: false, rows: 1_000_000 } }),
+        expect(file.result).to.deep.include({
+          csv: { delimiter: ',', columns: 25, header: false, rows: 1_000_000, column_names: null },
+        }),
     },
     withinSeconds: 30,
+  },
+  {
+    what: 'a 50 MiB CSV header of 50,000 names of 1,000 characters',
+    files: async () => [
+      {
+        name: 'names.csv',
+        content: `${Array.from({ length: 50_000 }, (_, i) => `${i}`.padStart(1000, 'n')).join(',')}\n${'1,'.repeat(49_999)}1\n`,
+      },
+    ],
+    expected: {
+      processed: (file) => {
+        const csv = file.result!.csv as { columns: number; header: boolean; column_names: string[] };
+        expect(csv).to.include({ columns: 50_000, header: true });
+        expect(csv.column_names).to.have.length(100);
+        expect(csv.column_names[99]).to.equal('99'.padStart(1000, 'n').slice(0, 256));
+      },
+    },
+    withinSeconds: 30,
+  },
+  {
+    what: 'a JSON object whose first key is 20 MiB long, then 300,000 keys',
+    files: async () => [
+      {
+        name: 'keys.json',
+        content: `{"${'k'.repeat(20 * MIB)}":0,${Array.from({ length: 300_000 }, (_, i) => `"${i}":[{"a":${i}}]`).join(',')}}`,
+      },
+    ],
+    expected: {
+      processed: (file) => {
+        const json = file.result!.json as { keys: number; key_names: string[] };
+        expect(json.keys).to.equal(300_001);
+        expect(json.key_names).to.deep.equal(['k'.repeat(256), ...Array.from({ length: 99 }, (_, i) => `${i}`)]);
+      },
+    },
+    withinSeconds: 20,
+  },
+  {
+    what: 'a JPEG whose EXIF directories claim 65,535 entries, loop and point past the end',
+    files: async () => [
+      {
+        name: 'exif-loop.jpg',
+        content: withApp1(
+          await sharp({ create: { width: 32, height: 32, channels: 3, background: '#000' } })
+            .jpeg()
+            .toBuffer(),
+          loopingExif(),
+        ),
+      },
+    ],
+    expected: {
+      processed: (file) =>
+        expect(file.result).to.deep.include({ make: null, model: 'Acme', taken_at: null, gps: null }),
+    },
+    withinSeconds: 5,
+  },
+  {
+    what: 'a 54-byte BMP declaring 100,000×100,000 pixels',
+    files: async () => [{ name: 'huge.bmp', content: bmp(100_000, 100_000, { pixels: Buffer.alloc(0) }) }],
+    expected: { failed: 'image_too_large' },
+    withinSeconds: 5,
+  },
+  {
+    what: 'a BMP declaring 7,000×7,000 pixels (within the limit) of 32 bits, with none stored',
+    files: async () => [{ name: 'empty.bmp', content: bmp(7000, 7000, { bitsPerPixel: 32, pixels: Buffer.alloc(0) }) }],
+    expected: { failed: 'corrupt_file' },
+    withinSeconds: 5,
+  },
+  {
+    what: 'an AVI whose headers claim 4 GiB, a billion streams, 2^32 frames, 2^31-pixel frames and 100,000 chunks',
+    files: async () => [{ name: 'lying.avi', content: lyingAvi() }],
+    expected: {
+      processed: (file) =>
+        expect(file.result).to.deep.include({
+          container: 'AVI',
+          duration_seconds: 0xffffffff,
+          codecs: ['H264'],
+          width: 0x7fffffff,
+          height: 0x7fffffff,
+          frame_rate: 1,
+          title: null,
+        }),
+    },
+    withinSeconds: 5,
+  },
+  {
+    what: 'an MP3 whose ID3v2 title is 15 MiB, just under the tag cap',
+    files: async () => [{ name: 'title.mp3', content: id3v2Title(15 * MIB, mp3(100)) }],
+    expected: {
+      processed: (file) => expect(file.result).to.deep.include({ title: 'a'.repeat(1024), truncated: true }),
+    },
+    withinSeconds: 10,
+  },
+  {
+    what: 'an MP3 whose ID3v2 title is 50 MiB',
+    files: async () => [{ name: 'title.mp3', content: id3v2Title(50 * MIB, mp3(100)) }],
+    expected: {
+      processed: (file) => {
+        expect(file.result).to.deep.include({ container: 'MPEG', title: null, sample_rate: 44100 });
+        expect(file.result!.warnings).to.include(
+          `The ID3v2 tag is ${50 * MIB + 21} bytes, more than the ${16 * MIB} this service reads; its tags were not read.`,
+        );
+      },
+    },
+    withinSeconds: 10,
   },
   {
     what: 'a 1 MB PDF whose page inflates to 1 GiB of spaces',
@@ -163,12 +275,28 @@ const CASES: HostileCase[] = [
     withinSeconds: 20,
   },
   {
+    what: 'a tar.gz whose one entry is 2 GiB of zeros (2 MB compressed)',
+    files: async () => [
+      { name: 'bomb.tar.gz', content: await gzipOfZeros(2048 * MIB, tarHeader('zeros.bin', 2048 * MIB)) },
+    ],
+    expected: {
+      processed: (file) => {
+        expect(file.result).to.deep.include({ format: 'tar.gz', entries: null, names: ['zeros.bin'], ratio: null });
+        expect(file.result!.warnings).to.have.length(1);
+        expect((file.result!.warnings as string[])[0]).to.match(
+          /like a decompression bomb.*the 1 entries before that were listed/,
+        );
+      },
+    },
+    withinSeconds: 20,
+  },
+  {
     what: 'a JSON array nested 1,000,000 deep',
     files: async () => [{ name: 'deep.json', content: `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}` }],
     expected: {
       processed: (file) =>
         expect(file.result).to.deep.include({
-          json: { valid: true, top_level: 'array', keys: null, items: 1, error: null },
+          json: { valid: true, top_level: 'array', keys: null, key_names: null, items: 1, error: null },
         }),
     },
     withinSeconds: 10,
@@ -393,12 +521,15 @@ describe('hostile files against a real worker process', function () {
       const parts = await hostile.files();
       const imageJobsBefore = await jobsEnded('image');
       let started = Date.now();
+      /** The file deleted while it is processed: nothing of it may be left (other cases' thumbnails may be). */
+      let deletedId = '';
       const { value: files, peak } = await peakTreeRss(async () => {
         const uploaded = await Promise.all(parts.map((part) => uploadFile(service.url, part)));
         // From here on the time is the worker's: an upload of 87 MB takes seconds of its own.
         started = Date.now();
         const innocent = await uploadFile(service.url, { name: 'innocent.txt', content: 'nothing to see here\n' });
         if (hostile.expected === 'deleted') {
+          deletedId = uploaded[0]!.id;
           await waitForStatus(service.url, uploaded[0]!.id, ['processing'], 20_000);
           expect((await fetch(`${service.url}/files/${uploaded[0]!.id}/`, { method: 'DELETE' })).status).to.equal(204);
           // The job ends, `superseded` (its outcome found no row) or `processed` (it finished before the DELETE).
@@ -435,7 +566,9 @@ describe('hostile files against a real worker process', function () {
       }
       if (hostile.expected === 'deleted')
         expect(
-          (await storedFiles()).filter((stored) => stored.includes('.thumbnail') || stored.includes('.part')),
+          (await storedFiles()).filter(
+            (stored) => (stored.includes(deletedId) && stored.includes('.thumbnail')) || stored.includes('.part'),
+          ),
         ).to.deep.equal([]);
       expect(seconds, 'seconds').to.be.below(hostile.withinSeconds);
       expect(peak, 'peak RSS of the worker tree').to.be.below(CHART_WORKER_MEMORY_LIMIT);

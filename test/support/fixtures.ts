@@ -80,10 +80,15 @@ export function pngDeclaring(width: number, height: number): Buffer {
   ]);
 }
 
-/** A 24-bit BMP (a format the image decoder does not read). */
-export function bmp(width = 2, height = 2): Buffer {
-  const rowBytes = Math.ceil((width * 3) / 4) * 4;
-  const pixels = Buffer.alloc(rowBytes * height, 0x80);
+/**
+ * A BMP (BITMAPINFOHEADER, bottom row first) of `width`×`height` at `bitsPerPixel` and `compression` (0: none), with
+ * `pixels` after the header: by default rows of mid-grey as many as the header declares at 24 bits.
+ */
+export function bmp(
+  width = 2,
+  height = 2,
+  { bitsPerPixel = 24, compression = 0, pixels = Buffer.alloc(Math.ceil((width * 3) / 4) * 4 * height, 0x80) } = {},
+): Buffer {
   const header = Buffer.alloc(54);
   header.write('BM', 0, 'latin1');
   header.writeUInt32LE(54 + pixels.length, 2);
@@ -92,7 +97,8 @@ export function bmp(width = 2, height = 2): Buffer {
   header.writeInt32LE(width, 18);
   header.writeInt32LE(height, 22);
   header.writeUInt16LE(1, 26);
-  header.writeUInt16LE(24, 28);
+  header.writeUInt16LE(bitsPerPixel, 28);
+  header.writeUInt32LE(compression, 30);
   header.writeUInt32LE(pixels.length, 34);
   return Buffer.concat([header, pixels]);
 }

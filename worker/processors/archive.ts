@@ -1,8 +1,9 @@
 // Kind `archive`: what an archive holds, read from its directory or headers; nothing is ever extracted.
-// A zip's central directory (yauzl, lazily, entry by entry) and a tar's headers give every field; a gzip
-// stream is inflated into nothing to measure and check it (up to a cap); other formats give their name.
+// A zip's central directory (yauzl, lazily, entry by entry) and a tar's headers give every field; a gzip or zstd
+// stream is decompressed into nothing to measure and check it (up to a cap), and the headers of a tar inside it are
+// walked as they pass (.tar.gz, .tgz, .tar.zst); other formats give their name.
 import { pipeline, type Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, createZstdDecompress, type Gunzip, type ZstdDecompress } from 'node:zlib';
 import yauzl from 'yauzl';
 import { ARCHIVE_FORMATS, LISTED_NAMES, type ArchiveResult } from '../../core/results/archive.js';
 import type { CommonResult } from '../../core/results/index.js';
@@ -20,15 +21,22 @@ const MANY_ENTRIES = 10_000;
 
 export async function analyzeArchive({ source, contentType, size }: AnalysisInput): Promise<Analyzed<ArchiveFields>> {
   const format = ARCHIVE_FORMATS[contentType] ?? contentType.replace(/^application\/(x-)?/, '');
+  /** What the reading found to say beyond the fields. */
+  const notes: string[] = [];
   const fields =
     format === 'zip'
       ? await readZip(source, size)
       : format === 'tar'
         ? await readTar(source, size)
-        : format === 'gzip'
-          ? await readGzip(source, size)
+        : format === 'gzip' || format === 'zstd'
+          ? await readCompressed(source, size, format, notes)
           : unlisted(format);
-  return { fields, warnings: warningsFor(fields) };
+  if (format === 'bzip2' || format === 'xz') {
+    notes.push(
+      `This service does not decompress ${format}: the entries of a tar archive inside (.tar.${format === 'xz' ? 'xz' : 'bz2'}) are not listed.`,
+    );
+  }
+  return { fields, warnings: [...warningsFor(fields), ...notes] };
 }
 
 function warningsFor(fields: ArchiveFields): string[] {
@@ -131,7 +139,7 @@ const TAR_BLOCK = 512;
 
 /** Walks the 512-byte headers, jumping over each entry's data. */
 async function readTar(source: BlobSource, size: number): Promise<ArchiveFields> {
-  const fields: ArchiveFields = { ...unlisted('tar'), entries: 0, uncompressed_bytes: 0 };
+  const tally = new TarTally();
   await withBlob(source, async (reader) => {
     const windowed = new WindowedFile(reader);
     const bytesAt = async (position: number, length: number) => {
@@ -143,34 +151,58 @@ async function readTar(source: BlobSource, size: number): Promise<ArchiveFields>
     for (let offset = 0; offset + TAR_BLOCK <= size;) {
       const header = await bytesAt(offset, TAR_BLOCK);
       if (header.every((byte) => byte === 0)) break;
-      if (!tarChecksumMatches(header, offset))
-        throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
-      // Never negative, so the walk always moves on by at least a header.
-      const entrySize = tarNumber(header.subarray(124, 136), 'size', offset);
-      const type = String.fromCharCode(header[156]!);
+      const entry = tarEntry(header, offset);
       const dataStart = offset + TAR_BLOCK;
-      offset = dataStart + Math.ceil(entrySize / TAR_BLOCK) * TAR_BLOCK;
+      offset = dataStart + Math.ceil(entry.size / TAR_BLOCK) * TAR_BLOCK;
       if (offset > size)
         throw new ProcessingError(
           'corrupt_file',
           'The tar archive is truncated: an entry runs past the end of the file.',
         );
-      if (type === 'L') {
+      if (entry.type === 'L') {
         // A GNU long name: the next header's name is in this entry's data.
-        longName = cString(await bytesAt(dataStart, Math.min(entrySize, 4096)));
+        longName = cString(await bytesAt(dataStart, Math.min(entry.size, 4096)));
         continue;
       }
-      if (type === 'x' || type === 'g') continue;
-      fields.entries!++;
-      if (type === '0' || type === '\0' || type === '7') fields.uncompressed_bytes! += entrySize;
-      const prefix =
-        header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
-      const name = longName ?? (prefix ? `${prefix}/` : '') + cString(header.subarray(0, 100));
+      tally.add(entry, longName);
       longName = null;
-      if (fields.names.length < LISTED_NAMES) fields.names.push(name);
     }
   });
-  return fields;
+  return { ...unlisted('tar'), entries: tally.entries, uncompressed_bytes: tally.bytes, names: tally.names };
+}
+
+interface TarEntry {
+  /** Bytes of data after the header; never negative, so a walk always moves on by at least a header. */
+  size: number;
+  type: string;
+  /** The name in the header, its ustar prefix joined. */
+  name: string;
+}
+
+/** What the tar header at `offset` says; a damaged one fails the file. */
+function tarEntry(header: Buffer, offset: number): TarEntry {
+  if (!tarChecksumMatches(header, offset))
+    throw new ProcessingError('corrupt_file', `The tar header at byte ${offset} is damaged (checksum mismatch).`);
+  const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
+  return {
+    size: tarNumber(header.subarray(124, 136), 'size', offset),
+    type: String.fromCharCode(header[156]!),
+    name: (prefix ? `${prefix}/` : '') + cString(header.subarray(0, 100)),
+  };
+}
+
+/** A tar's entries, counted as a walk meets them: pax headers are not entries, regular files add their size. */
+class TarTally {
+  entries = 0;
+  bytes = 0;
+  readonly names: string[] = [];
+
+  add(entry: TarEntry, longName: string | null): void {
+    if (entry.type === 'x' || entry.type === 'g') return;
+    this.entries++;
+    if (entry.type === '0' || entry.type === '\0' || entry.type === '7') this.bytes += entry.size;
+    if (this.names.length < LISTED_NAMES) this.names.push(longName ?? entry.name);
+  }
 }
 
 const cString = (bytes: Buffer): string => {
@@ -203,52 +235,159 @@ function tarChecksumMatches(header: Buffer, offset: number): boolean {
   return sum === tarNumber(header.subarray(148, 156), 'checksum', offset);
 }
 
-/** Inflating a gzip stream to check it stops after this much output, so a bomb costs seconds, not minutes. */
-const GZIP_CHECK_BYTES = 1024 ** 3;
+/** Decompressing a gzip or zstd stream to check it stops after this much output, so a bomb costs seconds, not minutes. */
+const DECOMPRESSION_BUDGET_BYTES = 1024 ** 3;
 
 /**
- * The original name from the header, and the size: inflated and counted (output discarded, never
- * stored) up to GZIP_CHECK_BYTES, which also finds a truncated or damaged stream; past that, the size
- * the trailer declares (modulo 4 GiB).
+ * A gzip or zstd stream, decompressed (output counted, never stored) up to DECOMPRESSION_BUDGET_BYTES, which also finds
+ * a truncated or damaged stream; a tar inside is listed from its headers as they pass. Past the budget, the size is
+ * the one gzip's trailer declares (modulo 4 GiB), and a tar's listing stops there with a note.
  */
-async function readGzip(source: BlobSource, size: number): Promise<ArchiveFields> {
-  const GZIP_MIN = 18;
-  if (size < GZIP_MIN) throw new ProcessingError('corrupt_file', 'The gzip file is truncated.');
-  const header = await readBytes(source, 1024);
-  const trailer = await readBytes(source, 4, size - 4);
-  const flags = header[3]!;
-  let at = 10;
-  if (flags & 0x04) at += 2 + header.readUInt16LE(at);
-  const names = flags & 0x08 ? [cString(header.subarray(at))] : [];
-  const inflated = await inflatedSize(source);
-  const uncompressed = inflated ?? trailer.readUInt32LE(0);
+async function readCompressed(
+  source: BlobSource,
+  size: number,
+  format: 'gzip' | 'zstd',
+  notes: string[],
+): Promise<ArchiveFields> {
+  const names: string[] = [];
+  let declared: number | null = null;
+  if (format === 'gzip') {
+    const GZIP_MIN = 18;
+    if (size < GZIP_MIN) throw new ProcessingError('corrupt_file', 'The gzip file is truncated.');
+    const header = await readBytes(source, 1024);
+    const flags = header[3]!;
+    let at = 10;
+    if (flags & 0x04) at += 2 + header.readUInt16LE(at);
+    if (flags & 0x08) names.push(cString(header.subarray(at)));
+    declared = (await readBytes(source, 4, size - 4)).readUInt32LE(0);
+  }
+  const tar = new TarListing();
+  const decompressed = await decompressedSize(source, format, tar);
+  const listing = tar.result();
+  if (listing) {
+    if (decompressed === null) {
+      notes.push(
+        `The tar archive inside decompresses to more than ${DECOMPRESSION_BUDGET_BYTES} bytes, the most this service ` +
+          `decompresses (like a decompression bomb); the ${listing.entries} entries before that were listed, not the rest.`,
+      );
+    }
+    const complete = decompressed !== null;
+    return {
+      ...unlisted(format === 'gzip' ? 'tar.gz' : 'tar.zst'),
+      names: listing.names,
+      entries: complete ? listing.entries : null,
+      compressed_bytes: size,
+      uncompressed_bytes: complete ? listing.bytes : null,
+      ratio: complete ? ratioOf(listing.bytes, size) : null,
+    };
+  }
+  const uncompressed = decompressed ?? declared;
   return {
-    ...unlisted('gzip'),
+    ...unlisted(format),
     names,
     compressed_bytes: size,
     uncompressed_bytes: uncompressed,
-    ratio: ratioOf(uncompressed, size),
+    ratio: uncompressed === null ? null : ratioOf(uncompressed, size),
   };
 }
 
-/** Bytes the gzip stream inflates to, or null past GZIP_CHECK_BYTES. */
-function inflatedSize(source: BlobSource): Promise<number | null> {
+/** Bytes the stream decompresses to, or null past DECOMPRESSION_BUDGET_BYTES; every chunk is also given to `tar`. */
+function decompressedSize(source: BlobSource, format: 'gzip' | 'zstd', tar: TarListing): Promise<number | null> {
   return withBlob(source, async (reader) => {
     let total = 0;
-    const gunzip = createGunzip();
+    const decompressor: Gunzip | ZstdDecompress = format === 'gzip' ? createGunzip() : createZstdDecompress();
     try {
       // A read failure reaches the loop through the pipeline, which `pipe` would leave waiting.
-      for await (const chunk of pipeline(reader.stream(), gunzip, () => undefined) as AsyncIterable<Buffer>) {
+      for await (const chunk of pipeline(reader.stream(), decompressor, () => undefined) as AsyncIterable<Buffer>) {
         total += chunk.length;
-        if (total > GZIP_CHECK_BYTES) return null;
+        if (total > DECOMPRESSION_BUDGET_BYTES) return null;
+        tar.feed(chunk);
       }
     } catch (err) {
-      throw asCorrupt(err, 'gzip');
+      throw asCorrupt(err, format);
     } finally {
-      gunzip.destroy();
+      decompressor.destroy();
     }
     return total;
   });
+}
+
+/**
+ * A tar's headers, walked as its bytes stream past (they come out of a decompressor, so nothing can be skipped
+ * without being read): names, entries and declared sizes. It gives up at once, and for good, when the first block
+ * is no tar header; a damaged header further on fails the file, as in a plain tar.
+ */
+class TarListing {
+  private header = Buffer.alloc(TAR_BLOCK);
+  private headerBytes = 0;
+  /** Bytes of the current entry's data (and padding) still to pass. */
+  private skip = 0;
+  /** Bytes of a GNU long name still to gather, and what was gathered. */
+  private longNameLeft = 0;
+  private longNameParts: Buffer[] = [];
+  private longName: string | null = null;
+  private offset = 0;
+  private state: 'unknown' | 'tar' | 'not_tar' | 'ended' = 'unknown';
+  private readonly tally = new TarTally();
+
+  feed(chunk: Buffer): void {
+    for (let at = 0; at < chunk.length && (this.state === 'unknown' || this.state === 'tar');) {
+      if (this.skip > 0) {
+        const passed = Math.min(this.skip, chunk.length - at);
+        if (this.longNameLeft > 0) {
+          const kept = Math.min(passed, this.longNameLeft);
+          this.longNameParts.push(Buffer.from(chunk.subarray(at, at + kept)));
+          this.longNameLeft -= kept;
+          if (this.longNameLeft === 0) this.longName = cString(Buffer.concat(this.longNameParts));
+        }
+        this.skip -= passed;
+        this.offset += passed;
+        at += passed;
+        continue;
+      }
+      const taken = Math.min(TAR_BLOCK - this.headerBytes, chunk.length - at);
+      chunk.copy(this.header, this.headerBytes, at, at + taken);
+      this.headerBytes += taken;
+      at += taken;
+      if (this.headerBytes === TAR_BLOCK) {
+        this.headerBytes = 0;
+        this.onHeader();
+      }
+    }
+  }
+
+  /** The listing, or null when the stream holds no tar. */
+  result(): TarTally | null {
+    if (this.state === 'unknown' || this.state === 'not_tar') return null;
+    return this.tally;
+  }
+
+  private onHeader(): void {
+    const header = this.header;
+    const offset = this.offset;
+    this.offset += TAR_BLOCK;
+    if (header.every((byte) => byte === 0)) {
+      this.state = this.state === 'tar' ? 'ended' : 'not_tar';
+      return;
+    }
+    let entry: TarEntry;
+    try {
+      entry = tarEntry(header, offset);
+    } catch (err) {
+      // The first header decides: a stream whose first block does not read as one holds no tar.
+      if (this.state === 'unknown') return void (this.state = 'not_tar');
+      throw err;
+    }
+    this.state = 'tar';
+    this.skip = Math.ceil(entry.size / TAR_BLOCK) * TAR_BLOCK;
+    if (entry.type === 'L') {
+      this.longNameLeft = Math.min(entry.size, 4096);
+      this.longNameParts = [];
+      return;
+    }
+    this.tally.add(entry, this.longName);
+    this.longName = null;
+  }
 }
 
 function asCorrupt(err: unknown, format: string): Error {

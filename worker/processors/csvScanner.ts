@@ -1,7 +1,7 @@
 // A streaming CSV reader (RFC 4180 quoting) that counts records and keeps only the first few, to guess
 // the delimiter and whether the first record is a header. Memory stays flat whatever the file size or
 // the record width: fields past the kept ones are counted, never kept.
-import type { CsvSummary } from '../../core/results/text.js';
+import { KEPT_NAME_CHARS, LISTED_COLUMNS, type CsvSummary } from '../../core/results/text.js';
 
 const CSV_DELIMITERS = [',', ';', '\t', '|'] as const;
 
@@ -9,7 +9,7 @@ const SAMPLE_CHARS = 64 * 1024;
 const SAMPLE_LINES = 20;
 const KEPT_RECORDS = 50;
 const KEPT_FIELDS = 256;
-const KEPT_FIELD_CHARS = 256;
+const KEPT_FIELD_CHARS = KEPT_NAME_CHARS;
 const NUMBER = /^\s*[-+]?(\d+([.,]\d+)?|[.,]\d+)([eE][-+]?\d+)?\s*$/;
 
 export class CsvScanner {
@@ -53,6 +53,7 @@ export class CsvScanner {
       columns: Math.max(1, this.columns),
       header,
       rows: this.records - (header ? 1 : 0),
+      column_names: header ? this.kept[0]!.slice(0, LISTED_COLUMNS) : null,
     };
   }
 

@@ -4,8 +4,10 @@
 import sharp, { type Metadata } from 'sharp';
 import type { CommonResult } from '../../core/results/index.js';
 import type { ImageResult } from '../../core/results/image.js';
-import { withBlob, withLocalFile } from './blobSource.js';
+import { withBlob, withLocalFile, type BlobReader } from './blobSource.js';
+import { isBmp, readBmpHeader, readBmpPixels } from './bmp.js';
 import { analyzingProcessor } from './common.js';
+import { NO_EXIF, readExif } from './exif.js';
 import { imageStructure, type Canvas } from './imageStructure.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type ProcessingLimits } from './types.js';
 
@@ -32,6 +34,10 @@ export function analyzeImage({ source, limits }: AnalysisInput): Promise<Analyze
 }
 
 async function analyzeImageFile(path: string, limits: ProcessingLimits): Promise<Analyzed<ImageFields>> {
+  const bmp = await withBlob({ path }, async (reader) =>
+    isBmp(await headOf(reader)) ? analyzeBmp(reader, limits) : null,
+  );
+  if (bmp) return bmp;
   const structure = await withBlob({ path }, (reader) =>
     imageStructure(reader, { jpegScans: JPEG_MAX_SCANS, tiffDirectories: TIFF_MAX_DIRECTORIES }),
   );
@@ -76,6 +82,53 @@ async function analyzeImageFile(path: string, limits: ProcessingLimits): Promise
   };
 }
 
+async function headOf(reader: BlobReader): Promise<Buffer> {
+  const head = Buffer.alloc(18);
+  const { bytesRead } = await reader.read(head, 0, head.length, 0);
+  return head.subarray(0, bytesRead);
+}
+
+/** A BMP, which libvips does not load: our header reader, and uncompressed pixels given to sharp as raw rows. */
+async function analyzeBmp(reader: BlobReader, limits: ProcessingLimits): Promise<Analyzed<ImageFields>> {
+  const header = await readBmpHeader(reader);
+  const { width, height } = header;
+  checkDeclaredSize(width, height, limits);
+  const fields = {
+    format: 'bmp',
+    width,
+    height,
+    orientation: null,
+    alpha: header.alpha,
+    pages: 1,
+    color_space: 'srgb',
+    ...NO_EXIF,
+  };
+  const pixels = await readBmpPixels(reader, header);
+  if (!pixels) {
+    return {
+      fields: { ...fields, thumbnail: null },
+      warnings: [
+        'The BMP is compressed (RLE, JPEG or PNG inside); its header was read but not its pixels, so it has no thumbnail.',
+      ],
+    };
+  }
+  const preview = await sharp(pixels.data, {
+    raw: { width, height, channels: pixels.channels },
+    limitInputPixels: limits.maxImagePixels,
+  })
+    .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
+    .webp({ quality: 80 })
+    .toBuffer({ resolveWithObject: true });
+  return {
+    fields: {
+      ...fields,
+      thumbnail: { width: preview.info.width, height: preview.info.height, bytes: preview.data.length },
+    },
+    warnings: [],
+    thumbnail: preview.data,
+  };
+}
+
 /** A decompression bomb fails before a pixel is decoded. */
 function checkDeclaredSize(width: number, height: number, limits: ProcessingLimits): void {
   if (width * height > limits.maxImagePixels) {
@@ -95,6 +148,7 @@ function headerFields(metadata: Metadata, width: number, height: number): Omit<I
     alpha: metadata.hasAlpha,
     pages: metadata.pages ?? 1,
     color_space: metadata.space ?? null,
+    ...readExif(metadata.exif),
   };
 }
 
@@ -109,7 +163,17 @@ function countedAnimation(
   checkDeclaredSize(width, height, limits);
   return {
     // Both decode to sRGB; the orientation is left unread with the rest of the frames.
-    fields: { format, width, height, orientation: null, alpha, pages: frames, color_space: 'srgb', thumbnail: null },
+    fields: {
+      format,
+      width,
+      height,
+      orientation: null,
+      alpha,
+      pages: frames,
+      color_space: 'srgb',
+      ...NO_EXIF,
+      thumbnail: null,
+    },
     warnings: [
       `The ${format === 'gif' ? 'GIF' : 'WebP'} has ${frames} frames, more than the ${cap} this service decodes; its frames were counted but not decoded, so it has no thumbnail.`,
     ],

@@ -1,7 +1,7 @@
 // A streaming JSON validator (RFC 8259): fed the text chunk by chunk, it keeps a stack of open
 // containers and counts the keys or items of the top-level value, so a 100 MB document is checked
 // without ever being held in memory or parsed into objects.
-import type { JsonSummary } from '../../core/results/text.js';
+import { KEPT_NAME_CHARS, LISTED_KEYS, type JsonSummary } from '../../core/results/text.js';
 
 // Open containers, one byte each: a document of ten million '[' must not cost ten million array slots.
 const OBJECT = 1;
@@ -27,6 +27,7 @@ const ENDS_NUMBER = new Set<NumberPart>(['zero', 'int', 'frac', 'exp']);
 
 // eslint-disable-next-line no-control-regex -- control characters must be escaped inside JSON strings
 const STRING_SPECIAL = /["\\\u0000-\u001f]/g;
+const ESCAPED: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 const isDigit = (c: string) => c >= '0' && c <= '9';
 const isWhitespace = (c: string) => c === ' ' || c === '\n' || c === '\r' || c === '\t';
 const LITERALS: Record<string, string> = { t: 'true', f: 'false', n: 'null' };
@@ -46,6 +47,11 @@ export class JsonScanner {
   private line = 1;
   private column = 0;
   private error: string | null = null;
+  /** The first LISTED_KEYS keys of the top-level object, each cut to KEPT_NAME_CHARS code units. */
+  private readonly keyNames: string[] = [];
+  /** The top-level key being read, unescaped; null when it is not kept. */
+  private key: string | null = null;
+  private hex = 0;
 
   feed(text: string): void {
     for (let i = 0; i < text.length && this.state !== 'failed'; i++) {
@@ -53,6 +59,7 @@ export class JsonScanner {
         // Most of a document is string content: jump to the next quote, backslash or control character.
         STRING_SPECIAL.lastIndex = i;
         const next = STRING_SPECIAL.test(text) ? STRING_SPECIAL.lastIndex - 1 : text.length;
+        if (this.key !== null) this.keep(text.slice(i, Math.min(next, i + KEPT_NAME_CHARS)));
         this.column += next - i;
         i = next;
         if (i === text.length) break;
@@ -78,6 +85,7 @@ export class JsonScanner {
       valid,
       top_level: valid ? this.topLevel : null,
       keys: valid && this.topLevel === 'object' ? this.members : null,
+      key_names: valid && this.topLevel === 'object' ? this.keyNames : null,
       items: valid && this.topLevel === 'array' ? this.members : null,
       error: this.error,
     };
@@ -94,12 +102,20 @@ export class JsonScanner {
         if (c === 'u') {
           this.state = 'unicode';
           this.hexLeft = 4;
-        } else if ('"\\/bfnrt'.includes(c)) this.state = 'string';
-        else this.fail(`an invalid escape "\\${c}"`);
+          this.hex = 0;
+        } else if (ESCAPED[c] !== undefined) {
+          this.keep(ESCAPED[c]);
+          this.state = 'string';
+        } else this.fail(`an invalid escape "\\${c}"`);
         return;
       case 'unicode':
         if (!/[0-9a-fA-F]/.test(c)) return this.fail('an invalid \\u escape');
-        if (--this.hexLeft === 0) this.state = 'string';
+        this.hex = this.hex * 16 + parseInt(c, 16);
+        if (--this.hexLeft === 0) {
+          // A surrogate pair arrives as two escapes, one code unit each: kept side by side, they make the character.
+          this.keep(String.fromCharCode(this.hex));
+          this.state = 'string';
+        }
         return;
       case 'number':
         if (this.continueNumber(c)) return;
@@ -146,7 +162,10 @@ export class JsonScanner {
 
   private startKey(c: string): void {
     if (c !== '"') return this.fail(`"${c}" where a key (a string) should come`);
-    if (this.depth === 1) this.members++;
+    if (this.depth === 1) {
+      this.members++;
+      if (this.keyNames.length < LISTED_KEYS) this.key = '';
+    }
     this.stringIsKey = true;
     this.state = 'string';
   }
@@ -210,11 +229,19 @@ export class JsonScanner {
 
   private endValue(): void {
     if (this.state === 'string' && this.stringIsKey) {
+      if (this.key !== null) this.keyNames.push(this.key);
+      this.key = null;
       this.stringIsKey = false;
       this.state = 'colon';
       return;
     }
     this.state = 'after_value';
+  }
+
+  /** Adds to the key being kept, within KEPT_NAME_CHARS. */
+  private keep(text: string): void {
+    if (this.key !== null && this.key.length < KEPT_NAME_CHARS)
+      this.key += text.slice(0, KEPT_NAME_CHARS - this.key.length);
   }
 
   private push(container: Container): void {

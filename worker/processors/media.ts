@@ -22,6 +22,20 @@ export const MP4_MAX_BOXES = 200_000;
 /** music-metadata drops repeated brands at a cost that grows as their square (150,000: 28 to 60 s and a 750 KB container); files list 2 to 6. */
 export const MP4_MAX_BRANDS = 100;
 
+/** music-metadata reads an ID3v2 frame whole, in several copies (a 50 MiB title passed the parser's 256 MiB); cover pictures make the largest honest tags. */
+export const ID3V2_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Bytes of the ID3v2 tag at the start of the file, header included; 0 when there is none. */
+async function id3v2Bytes(reader: BlobReader): Promise<number> {
+  const header = Buffer.alloc(10);
+  const { bytesRead } = await reader.read(header, 0, 10, 0);
+  if (bytesRead < 10 || header.toString('latin1', 0, 3) !== 'ID3') return 0;
+  // Four 7-bit bytes (synchsafe), then the footer a v2.4 tag may have.
+  const size =
+    ((header[6]! & 0x7f) << 21) | ((header[7]! & 0x7f) << 14) | ((header[8]! & 0x7f) << 7) | (header[9]! & 0x7f);
+  return 10 + size + (header[3] === 4 && header[5]! & 0x10 ? 10 : 0);
+}
+
 export type MediaFields = Omit<AudioResult, keyof CommonResult>;
 
 export interface MediaHeaders {
@@ -41,22 +55,33 @@ export function readMediaHeaders(source: BlobSource, contentType: string, size: 
       isoBoxes: MP4_MAX_BOXES,
     });
     const readable = readableBytes(structure, size);
-    const metadata = await parseFromTokenizer(new WindowedTokenizer(new WindowedFile(reader), readable), {
+    // An ID3v2 tag past its cap is hidden from music-metadata, which holds each frame whole: the audio after it is read.
+    const tagBytes = await id3v2Bytes(reader);
+    const skipped = tagBytes > ID3V2_MAX_BYTES ? tagBytes : 0;
+    const metadata = await parseFromTokenizer(new WindowedTokenizer(new WindowedFile(reader), readable, skipped), {
       duration: true,
       skipCovers: true,
     }).catch((err: unknown) => {
       if (isReadFailure(err)) throw err;
+      // In our words: the library's own (its names, its guesses at a MIME type) mean nothing to the person reading.
       const reason = String((err as Error)?.message ?? err).split('\n')[0] ?? '';
       if (/unsupported|not supported|guess mime/i.test(reason)) {
         throw new ProcessingError(
           'unsupported_format',
-          `The media container ${contentType} cannot be read (${reason}).`,
+          `The media container ${contentType} is not one this service reads.`,
         );
       }
-      throw new ProcessingError('corrupt_file', `The media file is not readable (${reason}).`);
+      throw new ProcessingError(
+        'corrupt_file',
+        "The media file's headers could not be read: it is damaged, truncated, or not what its first bytes say.",
+      );
     });
     const fields = fieldsOf(metadata);
     const warnings = await riffWarnings(reader, size);
+    if (skipped > 0)
+      warnings.push(
+        `The ID3v2 tag is ${skipped} bytes, more than the ${ID3V2_MAX_BYTES} this service reads; its tags were not read.`,
+      );
     if (readable === size) return { metadata, fields, warnings, durationUnread: false };
     // The last page read is not the last page: what it says of the duration (and the bitrate made from it) is not so.
     return {
@@ -101,7 +126,7 @@ function readableBytes(structure: MediaStructure | null, size: number): number {
 
 const tooComplex = (message: string) => new ProcessingError('too_complex', message);
 
-function fieldsOf({ format }: IAudioMetadata): MediaFields {
+function fieldsOf({ format, common }: IAudioMetadata): MediaFields {
   const codecs = new Set<string>();
   // Codecs music-metadata does not name come as a bracketed four-character code, `<avc1>`.
   const codecName = (name: string) => name.replace(/^<(.+)>$/, '$1');
@@ -109,13 +134,30 @@ function fieldsOf({ format }: IAudioMetadata): MediaFields {
   if (codecs.size === 0 && format.codec) codecs.add(codecName(format.codec));
   return {
     container: format.container ?? null,
-    duration_seconds: finiteOrNull(format.duration),
+    duration_seconds: toMilliseconds(finiteOrNull(format.duration)),
     codecs: [...codecs],
     bitrate: finiteOrNull(format.bitrate),
     sample_rate: finiteOrNull(format.sampleRate),
     channels: finiteOrNull(format.numberOfChannels),
+    title: tag(common.title),
+    artist: tag(common.artist),
+    album: tag(common.album),
+    year: yearOf(common.year ?? common.date),
   };
 }
+
+/** A tag as shown: trimmed, null when empty (the result's bounds cut it to a kilobyte). */
+export const tag = (value: string | undefined): string | null => value?.trim() || null;
+
+/** The year of a tag (`2021`, `2021-03-04`, or a number), null when it has none that could be one. */
+export function yearOf(value: string | number | undefined): number | null {
+  const year = typeof value === 'number' ? value : Number(/^\s*(\d{4})/.exec(value ?? '')?.[1]);
+  return Number.isInteger(year) && year > 0 && year <= 9999 ? year : null;
+}
+
+/** Seconds rounded to the millisecond: what a person can use of a float the headers' arithmetic made. */
+export const toMilliseconds = (seconds: number | null): number | null =>
+  seconds === null ? null : Math.round(seconds * 1000) / 1000;
 
 /**
  * The blob for music-metadata, read through 64 KiB windows and seeking over what it skips: parseFile made a system
@@ -125,13 +167,14 @@ function fieldsOf({ format }: IAudioMetadata): MediaFields {
 class WindowedTokenizer extends AbstractTokenizer {
   readonly fileInfo: IFileInfo & { size: number };
 
-  /** `size`: the file's, or less to read only so far. */
+  /** `size`: the file's, or less to read only so far; `skipped`: bytes at its start left unseen, as if not there. */
   constructor(
     private readonly windowed: WindowedFile,
     size: number,
+    private readonly skipped = 0,
   ) {
     super();
-    this.fileInfo = { size };
+    this.fileInfo = { size: Math.max(0, size - skipped) };
   }
 
   supportsRandomAccess(): boolean {
@@ -152,7 +195,10 @@ class WindowedTokenizer extends AbstractTokenizer {
     const position = options?.position ?? this.position;
     const length = options?.length ?? target.length;
     // Never past the size given: a reading capped short of the file's end ends there.
-    const bytes = await this.windowed.bytesAt(position, Math.max(0, Math.min(length, this.fileInfo.size - position)));
+    const bytes = await this.windowed.bytesAt(
+      this.skipped + position,
+      Math.max(0, Math.min(length, this.fileInfo.size - position)),
+    );
     if (bytes.length < length && !options?.mayBeLess) throw new EndOfStreamError();
     target.set(bytes);
     return bytes.length;

@@ -4,9 +4,10 @@
 import type { CommonResult } from '../../core/results/index.js';
 import type { VideoResult } from '../../core/results/media.js';
 import type { BlobSource } from '../../core/storage/index.js';
+import { isAvi, readAvi } from './avi.js';
 import { withBlob } from './blobSource.js';
 import { analyzingProcessor, WindowedFile } from './common.js';
-import { readMediaHeaders, durationWarnings } from './media.js';
+import { readMediaHeaders, durationWarnings, toMilliseconds } from './media.js';
 import type { Analyzed, AnalysisInput } from './types.js';
 
 type VideoFields = Omit<VideoResult, keyof CommonResult>;
@@ -15,13 +16,19 @@ type VideoFields = Omit<VideoResult, keyof CommonResult>;
 const MAX_MOOV_BYTES = 64 * 1024 * 1024;
 
 export async function analyzeVideo({ source, contentType, size }: AnalysisInput): Promise<Analyzed<VideoFields>> {
+  const avi = await withBlob(source, async (reader) => {
+    const head = Buffer.alloc(12);
+    const { bytesRead } = await reader.read(head, 0, head.length, 0);
+    return isAvi(head.subarray(0, bytesRead)) ? readAvi(reader, size) : null;
+  });
+  if (avi) return { fields: avi.fields, warnings: [...avi.warnings, ...durationWarnings(avi.fields)] };
   const { fields, metadata, warnings, durationUnread } = await readMediaHeaders(source, contentType, size);
   const track = metadata.format.trackInfo.find((info) => info.video?.pixelWidth && info.video.pixelHeight)?.video;
   // The movie header fills in what the tracks leave out: the frame size, or the duration of a video without audio.
   const movie = track && fields.duration_seconds !== null ? null : await isoMovieHeaders(source, size);
   const video: VideoFields = {
     ...fields,
-    duration_seconds: fields.duration_seconds ?? movie?.duration_seconds ?? null,
+    duration_seconds: fields.duration_seconds ?? toMilliseconds(movie?.duration_seconds ?? null),
     width: track?.pixelWidth ?? movie?.width ?? null,
     height: track?.pixelHeight ?? movie?.height ?? null,
   };
