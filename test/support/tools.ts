@@ -1,5 +1,6 @@
 // External programs a test needs (Debian's `prometheus` package: prometheus, promtool; Ceph's for the S3
-// gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool; `chromium` for the browser test). Missing on a
+// gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool; `chromium` for the browser test; ffmpeg,
+// poppler-utils and util-linux's prlimit for the renderings). Missing on a
 // developer machine, the test is skipped with a message saying how to get them; missing in CI
 // (inCI()), it fails, so a green CI always ran it.
 import { execFile } from 'node:child_process';
@@ -7,12 +8,19 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
+/** The Debian package of each program a test may need, other than Ceph's. */
+const PACKAGES: Record<string, string> = {
+  chromium: 'chromium',
+  ffmpeg: 'ffmpeg',
+  pdftoppm: 'poppler-utils',
+  pdftocairo: 'poppler-utils',
+  prlimit: 'util-linux',
+};
+
 const installHint = (name: string) =>
   name.startsWith('prom')
     ? 'apt-get install -y prometheus'
-    : name === 'chromium'
-      ? 'apt-get install -y --no-install-recommends chromium'
-      : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
+    : `apt-get install -y --no-install-recommends ${PACKAGES[name] ?? 'ceph-mon ceph-osd radosgw'}`;
 
 /**
  * True in CI, which .ci/run marks with CI=true (as most CI services do). The one rule for skipping: a test whose
