@@ -75,7 +75,12 @@ export const FileSchema = Type.Object(
     attempts: Type.Integer({ minimum: 0, description: 'How many times processing started.' }),
     result: Nullable(FileResultSchema),
     error: Nullable(FileErrorSchema),
-    thumbnail: Nullable(Type.String({ format: 'uri', description: 'Absolute URL of a derived preview.' })),
+    thumbnail: Nullable(
+      Type.String({ format: 'uri', description: 'Absolute URL of a derived WebP rendering, at most 256 px.' }),
+    ),
+    preview: Nullable(
+      Type.String({ format: 'uri', description: 'Absolute URL of a derived WebP rendering, at most 1024 px.' }),
+    ),
     scan: Nullable({
       ...ScanSchema,
       description:
@@ -90,11 +95,13 @@ export const FileSchema = Type.Object(
 export type File = Static<typeof FileSchema>;
 
 /** A File as the database stores it: URLs and `processed` are derived when serializing. */
-export type FileRow = Omit<File, 'file' | 'processed' | 'thumbnail' | 'uploaded_at' | 'processed_at'> & {
+export type FileRow = Omit<File, 'file' | 'processed' | 'thumbnail' | 'preview' | 'uploaded_at' | 'processed_at'> & {
   uploaded_at: Date;
   processed_at: Date | null;
   /** A thumbnail variant was stored with the last result. */
   has_thumbnail: boolean;
+  /** A preview variant was stored with the last result. */
+  has_preview: boolean;
 };
 
 /** What the API knows about a file before its row exists. */

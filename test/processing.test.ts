@@ -15,6 +15,16 @@ async function processed(service: TestService, part: UploadPart): Promise<File> 
 
 const COMMON = { sha256_verified: true, warnings: [] };
 
+/** The size of the WebP a rendering's URL answers. */
+async function webpSize(url: string): Promise<{ width?: number; height?: number }> {
+  const response = await fetch(url);
+  expect(response.status, url).to.equal(200);
+  expect(response.headers.get('content-type')).to.equal('image/webp');
+  const { format, width, height } = await sharp(Buffer.from(await response.arrayBuffer())).metadata();
+  expect(format).to.equal('webp');
+  return { width, height };
+}
+
 describe('type-aware processing', function () {
   this.timeout(60_000);
   let service: TestService;
@@ -47,6 +57,21 @@ describe('type-aware processing', function () {
       const preview = await sharp(bytes).metadata();
       expect(preview).to.include({ format: 'webp', width: 256, height: 192 });
       expect(bytes.length).to.equal((done.result!.thumbnail as { bytes: number }).bytes);
+    });
+
+    it('serves a WebP preview of at most 1024 px beside the thumbnail, never enlarged', async () => {
+      const large = await processed(service, { name: 'large.png', content: png(2048, 1536, 4) });
+      expect(large.result!.preview).to.deep.include({ width: 1024, height: 768 });
+      expect(large.preview).to.equal(`${service.url}/files/${large.id}/preview`);
+      const response = await fetch(large.preview!);
+      expect(response.headers.get('content-type')).to.equal('image/webp');
+      const bytes = Buffer.from(await response.arrayBuffer());
+      expect(await sharp(bytes).metadata()).to.include({ format: 'webp', width: 1024, height: 768 });
+      expect(bytes.length).to.equal((large.result!.preview as { bytes: number }).bytes);
+      expect(await webpSize(large.thumbnail!)).to.deep.equal({ width: 256, height: 192 });
+
+      const small = await processed(service, { name: 'small.png', content: png(640, 480, 3) });
+      expect(await webpSize(small.preview!)).to.deep.equal({ width: 640, height: 480 });
     });
 
     it('turns an EXIF-rotated JPEG upright in its thumbnail and never enlarges a small image', async () => {
@@ -85,10 +110,11 @@ describe('type-aware processing', function () {
       await expectProblem(await fetch(`${service.url}/files/${done.id}/thumbnail`), 404, 'not_found');
     });
 
-    it('answers 404 not_found for the thumbnail of a file that has none, or of no file', async () => {
+    it('answers 404 not_found for the thumbnail or preview of a file that has none, or of no file', async () => {
       const text = await processed(service, { name: 'a.txt', content: 'no preview here' });
-      expect(text.thumbnail).to.equal(null);
+      expect(text).to.include({ thumbnail: null, preview: null });
       await expectProblem(await fetch(`${service.url}/files/${text.id}/thumbnail`), 404, 'not_found');
+      await expectProblem(await fetch(`${service.url}/files/${text.id}/preview`), 404, 'not_found');
       await expectProblem(
         await fetch(`${service.url}/files/00000000-0000-7000-8000-000000000000/thumbnail`),
         404,
@@ -106,19 +132,23 @@ describe('type-aware processing', function () {
       await expectProblem(await fetch(done.thumbnail!), 404, 'not_found');
     });
 
-    it('removes the thumbnail with the file, and clears it when the file is queued again', async () => {
+    it('removes the renderings with the file, and clears them when the file is queued again', async () => {
       const done = await processed(service, { name: 'short-lived.png', content: png(64, 64, 5) });
       const requeued = await fetch(`${service.url}/files/${done.id}/reprocess`, { method: 'POST' });
-      expect(((await requeued.json()) as File).thumbnail).to.equal(null);
+      expect(await requeued.json()).to.include({ thumbnail: null, preview: null });
       const again = await waitForStatus(service.url, done.id, ['processed']);
       expect(again.thumbnail).to.be.a('string');
+      expect(again.preview).to.be.a('string');
       expect((await fetch(`${service.url}/files/${done.id}/`, { method: 'DELETE' })).status).to.equal(204);
       await expectProblem(await fetch(again.thumbnail!), 404, 'not_found');
-      const leftovers = await service.storage.open(done.id, { variant: 'thumbnail' }).then(
-        () => 'still there',
-        (err: NodeJS.ErrnoException) => err.code,
-      );
-      expect(leftovers).to.equal('ENOENT');
+      await expectProblem(await fetch(again.preview!), 404, 'not_found');
+      for (const variant of ['thumbnail', 'preview'] as const) {
+        const leftovers = await service.storage.open(done.id, { variant }).then(
+          () => 'still there',
+          (err: NodeJS.ErrnoException) => err.code,
+        );
+        expect(leftovers, variant).to.equal('ENOENT');
+      }
     });
   });
 

@@ -1,6 +1,21 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { kindResult, OrNull } from './common.js';
 
+/** A WebP rendering's size, as stored; both are made from one decode. */
+const rendering = (variant: 'thumbnail' | 'preview', maxSide: number) =>
+  Type.Object(
+    {
+      width: Type.Integer({ minimum: 1 }),
+      height: Type.Integer({ minimum: 1 }),
+      bytes: Type.Integer({ minimum: 1 }),
+    },
+    {
+      description:
+        `The WebP rendering served at \`GET /files/{id}/${variant}\`: at most ${maxSide} px on its longer side, upright, never enlarged; ` +
+        '`null` for an image too costly to decode (more scans or frames than the service decodes, with a warning).',
+    },
+  );
+
 export const ImageResultSchema = kindResult('ImageResult', 'The result of a file of kind `image`.', {
   format: Type.String({
     description: 'Format the decoder read: `jpeg`, `png`, `webp`, `gif`, `tiff`, `avif`, `heif`, ...',
@@ -18,19 +33,7 @@ export const ImageResultSchema = kindResult('ImageResult', 'The result of a file
   alpha: Type.Boolean({ description: 'The image has an alpha channel.' }),
   pages: Type.Integer({ minimum: 1, description: 'Pages or animation frames (1 for a still image).' }),
   color_space: OrNull(Type.String({ description: 'Colour space the decoder reports (`srgb`, `cmyk`, `b-w`, ...).' })),
-  thumbnail: OrNull(
-    Type.Object(
-      {
-        width: Type.Integer({ minimum: 1 }),
-        height: Type.Integer({ minimum: 1 }),
-        bytes: Type.Integer({ minimum: 1 }),
-      },
-      {
-        description:
-          'The WebP preview served at `GET /files/{id}/thumbnail`: at most 256 px on its longer side, upright; ' +
-          '`null` for an image too costly to decode (more scans or frames than the service decodes, with a warning).',
-      },
-    ),
-  ),
+  thumbnail: OrNull(rendering('thumbnail', 256)),
+  preview: OrNull(rendering('preview', 1024)),
 });
 export type ImageResult = Static<typeof ImageResultSchema>;

@@ -1,4 +1,4 @@
-// Kind `image`, with sharp (libvips): what the header says, then a 256-px WebP thumbnail. The declared
+// Kind `image`, with sharp (libvips): what the header says, then WebP renderings of 256 and 1024 px. The declared
 // size is checked before a pixel is decoded, so a decompression bomb fails cheaply with image_too_large; a walk
 // of our own counts first what libvips would do work for per item (scans, frames, directories), against caps.
 import sharp, { type Metadata } from 'sharp';
@@ -7,9 +7,8 @@ import type { ImageResult } from '../../core/results/image.js';
 import { withBlob, withLocalFile } from './blobSource.js';
 import { analyzingProcessor } from './common.js';
 import { imageStructure, type Canvas } from './imageStructure.js';
+import { renderWebP, sizeOf } from '../renderers/webp.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type ProcessingLimits } from './types.js';
-
-const THUMBNAIL_SIZE = 256;
 
 /** libvips decodes every block once per scan; encoders write 6 to 12, 100 of a 50-megapixel JPEG take 0.9 s (40,000 of a 4096²: 51 s). */
 export const JPEG_MAX_SCANS = 100;
@@ -56,23 +55,23 @@ async function analyzeImageFile(path: string, limits: ProcessingLimits): Promise
   checkDeclaredSize(width, height, limits);
   if (structure?.format === 'jpeg' && structure.scans > JPEG_MAX_SCANS) {
     return {
-      fields: { ...headerFields(metadata, width, height), thumbnail: null },
+      fields: { ...headerFields(metadata, width, height), thumbnail: null, preview: null },
       warnings: [
-        `The JPEG has more than ${JPEG_MAX_SCANS} scans, the most this service decodes; its header was read but not its pixels, so it has no thumbnail.`,
+        `The JPEG has more than ${JPEG_MAX_SCANS} scans, the most this service decodes; its header was read but not its pixels, so it has no thumbnail or preview.`,
       ],
     };
   }
   // Strict: a warning from the decoder (a truncated or damaged image) fails the file rather than showing half of it.
-  const preview = await thumbnail(path, limits.maxImagePixels).catch((err: unknown) => {
-    throw asImageError(err, path);
-  });
-  return {
-    fields: {
-      ...headerFields(metadata, width, height),
-      thumbnail: { width: preview.info.width, height: preview.info.height, bytes: preview.data.length },
+  const { thumbnail, preview } = await renderWebP(path, { maxPixels: limits.maxImagePixels, strict: true }).catch(
+    (err: unknown) => {
+      throw asImageError(err, path);
     },
+  );
+  return {
+    fields: { ...headerFields(metadata, width, height), thumbnail: sizeOf(thumbnail), preview: sizeOf(preview) },
     warnings: [],
-    thumbnail: preview.data,
+    thumbnail: thumbnail.data,
+    preview: preview.data,
   };
 }
 
@@ -86,7 +85,7 @@ function checkDeclaredSize(width: number, height: number, limits: ProcessingLimi
   }
 }
 
-function headerFields(metadata: Metadata, width: number, height: number): Omit<ImageFields, 'thumbnail'> {
+function headerFields(metadata: Metadata, width: number, height: number): Omit<ImageFields, 'thumbnail' | 'preview'> {
   return {
     format: metadata.format,
     width,
@@ -109,19 +108,21 @@ function countedAnimation(
   checkDeclaredSize(width, height, limits);
   return {
     // Both decode to sRGB; the orientation is left unread with the rest of the frames.
-    fields: { format, width, height, orientation: null, alpha, pages: frames, color_space: 'srgb', thumbnail: null },
+    fields: {
+      format,
+      width,
+      height,
+      orientation: null,
+      alpha,
+      pages: frames,
+      color_space: 'srgb',
+      thumbnail: null,
+      preview: null,
+    },
     warnings: [
-      `The ${format === 'gif' ? 'GIF' : 'WebP'} has ${frames} frames, more than the ${cap} this service decodes; its frames were counted but not decoded, so it has no thumbnail.`,
+      `The ${format === 'gif' ? 'GIF' : 'WebP'} has ${frames} frames, more than the ${cap} this service decodes; its frames were counted but not decoded, so it has no thumbnail or preview.`,
     ],
   };
-}
-
-function thumbnail(path: string, maxPixels: number) {
-  return sharp(path, { limitInputPixels: maxPixels, failOn: 'warning' })
-    .autoOrient()
-    .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
-    .webp({ quality: 80 })
-    .toBuffer({ resolveWithObject: true });
 }
 
 function asImageError(err: unknown, path: string): Error {

@@ -1,5 +1,6 @@
 import type { FileResult, FileRow } from '../../core/fileRecord.js';
 import type { BlobSource, BlobStore } from '../../core/storage/index.js';
+import type { ToolLimits } from '../externalTool.js';
 
 /** Limits that keep hostile files from costing more than a normal one. */
 export interface ProcessingLimits {
@@ -25,12 +26,16 @@ export interface ProcessorInput {
   deadline: number;
   /** This job already read the whole stored file and matched it against its size and sha256 (the scan did). */
   verified?: boolean;
+  /** What external tools (renderers) run under; without it, no rendering that needs one is made. */
+  tools?: ToolLimits;
 }
 
 export interface ProcessorOutput {
   result: FileResult;
   /** A thumbnail variant was stored beside the bytes. */
   thumbnail: boolean;
+  /** A preview variant was stored beside the bytes. */
+  preview?: boolean;
 }
 
 /**
@@ -51,14 +56,18 @@ export interface AnalysisInput {
   limits: ProcessingLimits;
   /** The whole file, when the processor already read it (small files analysed inline). */
   bytes?: Buffer;
+  /** What external tools (renderers) run under; without it, no rendering that needs one is made. */
+  tools?: ToolLimits;
 }
 
 /** What an analysis finds: the kind's own result fields, warnings, and maybe a thumbnail. */
 export interface Analyzed<F> {
   fields: F;
   warnings: string[];
-  /** A WebP preview to store as the `thumbnail` variant. */
+  /** A WebP of at most 256 px to store as the `thumbnail` variant. */
   thumbnail?: Uint8Array;
+  /** A WebP of at most 1024 px to store as the `preview` variant. */
+  preview?: Uint8Array;
 }
 
 /**
