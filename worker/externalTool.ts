@@ -69,13 +69,15 @@ export interface ToolRun {
   limits: ToolLimits;
   /** What it does, in our words, for the error: "render the PDF's first page". */
   purpose: string;
+  /** A failure whose stderr says this means the input had nothing for the tool to work on: it resolves, with no output. */
+  nothingToDo?: RegExp;
 }
 
 /**
  * Runs a tool under the limits; resolves with its stdout (bounded) when it exits 0 with no failed allocation. Rejects with ProcessingError
  * `timeout` past the deadline or the CPU time, `out_of_memory` when an allocation failed, `render_failed` otherwise.
  */
-export function runTool({ tool, args, dir, limits, purpose }: ToolRun): Promise<Buffer> {
+export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolRun): Promise<Buffer> {
   const cpuSeconds = Math.max(1, Math.ceil(limits.cpuMs / 1000));
   const wallSeconds = Math.max(1, Math.ceil((limits.deadline - Date.now()) / 1000));
   const confined = [
@@ -123,6 +125,7 @@ export function runTool({ tool, args, dir, limits, purpose }: ToolRun): Promise<
       killGroup(child.pid);
       // ffmpeg takes a failed allocation in an input for its end, and exits 0 with what it had.
       if (code === 0 && !ALLOCATION_FAILED.test(stderr)) return resolve(stdout);
+      if (code !== null && !TIMEOUT_EXIT_CODES.has(code) && nothingToDo?.test(stderr)) return resolve(stdout);
       reject(toolFailure({ code, signal, stderr, late: late || Date.now() >= limits.deadline, limits, purpose }));
     });
   });
