@@ -38,6 +38,11 @@ const STDERR_KEPT = 4 * 1024;
 const STDOUT_KEPT = 64 * 1024;
 /** What a tool prints when an allocation failed under its address-space limit. */
 const ALLOCATION_FAILED = /cannot allocate|out of memory|bad_alloc|ENOMEM|failed to allocate|memory exhausted/i;
+/**
+ * A tool is stopped this long before the parser's own deadline, so that the parser reports it (naming the tool) and
+ * lives on, rather than being killed with it and replaced.
+ */
+const DEADLINE_MARGIN_MS = 250;
 /** `timeout` exits 124 when it stopped the tool, 137 when it had to SIGKILL it. */
 const TIMEOUT_EXIT_CODES = new Set([124, 137]);
 
@@ -79,7 +84,8 @@ export interface ToolRun {
  */
 export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolRun): Promise<Buffer> {
   const cpuSeconds = Math.max(1, Math.ceil(limits.cpuMs / 1000));
-  const wallSeconds = Math.max(1, Math.ceil((limits.deadline - Date.now()) / 1000));
+  const stopAt = limits.deadline - DEADLINE_MARGIN_MS;
+  const wallSeconds = Math.max(0.1, (stopAt - Date.now()) / 1000);
   const confined = [
     'prlimit',
     `--as=${limits.maxMemoryBytes + TOOL_CODE_BYTES}`,
@@ -88,7 +94,7 @@ export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolR
     '--',
     'timeout',
     '--signal=KILL',
-    `${wallSeconds}s`,
+    `${wallSeconds.toFixed(3)}s`,
     tool,
     ...args,
   ];
@@ -113,7 +119,7 @@ export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolR
         late = true;
         killGroup(child.pid);
       },
-      Math.max(0, limits.deadline - Date.now()),
+      Math.max(0, stopAt - Date.now()),
     );
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -126,7 +132,7 @@ export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolR
       // ffmpeg takes a failed allocation in an input for its end, and exits 0 with what it had.
       if (code === 0 && !ALLOCATION_FAILED.test(stderr)) return resolve(stdout);
       if (code !== null && !TIMEOUT_EXIT_CODES.has(code) && nothingToDo?.test(stderr)) return resolve(stdout);
-      reject(toolFailure({ code, signal, stderr, late: late || Date.now() >= limits.deadline, limits, purpose }));
+      reject(toolFailure({ code, signal, stderr, late: late || Date.now() >= stopAt, limits, purpose }));
     });
   });
 }
