@@ -19,7 +19,8 @@ const FileErrorSchema = Type.Object(
     code: Type.String({
       description:
         'Stable, machine-readable reason: `corrupt_file`, `unsupported_format`, `image_too_large`, `too_complex`, `timeout`, ' +
-        '`parser_crashed`, `out_of_memory`, `checksum_mismatch`, `blob_missing`, `malware_detected`, `unscannable` ' +
+        '`parser_crashed`, `out_of_memory`, `render_failed` (a tool could not draw the thumbnail and preview of a damaged ' +
+        'file), `checksum_mismatch`, `blob_missing`, `malware_detected`, `unscannable` ' +
         "(past the scanner's limits), `result_unstorable` (the database refused " +
         'what processing found) (permanent); `processing_failed` (transient errors outlasted the retries) or ' +
         '`too_many_attempts` (processing started `MAX_ATTEMPTS` times without finishing).',

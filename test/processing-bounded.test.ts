@@ -479,6 +479,7 @@ describe('JPEG scans', () => {
       pages: 1,
       color_space: 'b-w',
       thumbnail: null,
+      preview: null,
     });
     expect(warnings).to.deep.equal([
       `The JPEG has more than ${JPEG_MAX_SCANS} scans, the most this service decodes; its header was read but not its pixels, so it has no thumbnail or preview.`,
@@ -524,6 +525,7 @@ describe('animation frames', () => {
       pages: GIF_MAX_FRAMES + 1,
       color_space: 'srgb',
       thumbnail: null,
+      preview: null,
     });
     expect(warnings).to.deep.equal([
       `The GIF has ${GIF_MAX_FRAMES + 1} frames, more than the ${GIF_MAX_FRAMES} this service decodes; its frames were counted but not decoded, so it has no thumbnail or preview.`,

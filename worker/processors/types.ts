@@ -74,7 +74,7 @@ export interface Analyzed<F> {
  * A permanent failure (corrupt or unreadable input): the file becomes `failed` without retries.
  * Codes: `corrupt_file`, `unsupported_format`, `image_too_large`, `too_complex` (more of something that costs
  * parsing work per item, such as a TIFF's directories, than a kind's cap), `timeout`, `parser_crashed`,
- * `out_of_memory`, `checksum_mismatch`, `blob_missing`.
+ * `out_of_memory`, `render_failed` (an external tool could not draw the file), `checksum_mismatch`, `blob_missing`.
  */
 export class ProcessingError extends Error {
   override name = 'ProcessingError';
