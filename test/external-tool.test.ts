@@ -85,6 +85,12 @@ describe('external tools (worker/externalTool.ts)', function () {
     expect(readdirSync(tmpdir)).to.deep.equal([]);
   });
 
+  it("fails a tool that is not installed with an error worth a retry, not as the file's fault", async () => {
+    const err = await rejection(run([], limits(), 'no-such-renderer'));
+    expect(err).not.to.be.instanceOf(ProcessingError);
+    expect(err.message).to.equal('no-such-renderer cannot be run on this worker.');
+  });
+
   it('stops a tool past its CPU time with timeout', async () => {
     const started = Date.now();
     const err = await rejection(run(['-c', 'while :; do :; done # cpu-spinner'], limits({ cpuMs: 1_000 })));

@@ -45,6 +45,8 @@ const ALLOCATION_FAILED = /cannot allocate|out of memory|bad_alloc|ENOMEM|failed
 const DEADLINE_MARGIN_MS = 250;
 /** `timeout` exits 124 when it stopped the tool, 137 when it had to SIGKILL it. */
 const TIMEOUT_EXIT_CODES = new Set([124, 137]);
+/** `timeout` exits 127 when the tool is not installed, 126 when it cannot be run. */
+const NOT_RUNNABLE_EXIT_CODES = new Set([126, 127]);
 
 /** Whether `prlimit` is installed and `unshare --net` works here (as root it does; in an unprivileged pod it does not). */
 export function detectToolSandbox(): ToolSandbox {
@@ -131,6 +133,8 @@ export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolR
       killGroup(child.pid);
       // ffmpeg takes a failed allocation in an input for its end, and exits 0 with what it had.
       if (code === 0 && !ALLOCATION_FAILED.test(stderr)) return resolve(stdout);
+      // The worker's fault, not the file's: an error worth a retry, and the alert on failed jobs.
+      if (NOT_RUNNABLE_EXIT_CODES.has(code ?? 0)) return reject(new Error(`${tool} cannot be run on this worker.`));
       if (code !== null && !TIMEOUT_EXIT_CODES.has(code) && nothingToDo?.test(stderr)) return resolve(stdout);
       reject(toolFailure({ code, signal, stderr, late: late || Date.now() >= stopAt, limits, purpose }));
     });
