@@ -69,6 +69,11 @@ describe('external tools (worker/externalTool.ts)', function () {
     expect(readdirSync(tmpdir)).to.deep.equal([]);
   });
 
+  it('runs a tool all the same where no network namespace is permitted (an unprivileged pod)', async () => {
+    const out = await run(['-c', 'echo ran'], limits({ isolateNetwork: false }));
+    expect(out.toString()).to.equal('ran\n');
+  });
+
   it('gives a tool no network where a namespace of its own is permitted', async function () {
     if (!sandbox.isolateNetwork) this.skip();
     const out = await run(['-c', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1'], limits());

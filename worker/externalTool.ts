@@ -81,8 +81,9 @@ export interface ToolRun {
 }
 
 /**
- * Runs a tool under the limits; resolves with its stdout (bounded) when it exits 0 with no failed allocation. Rejects with ProcessingError
- * `timeout` past the deadline or the CPU time, `out_of_memory` when an allocation failed, `render_failed` otherwise.
+ * Runs a tool under the limits; resolves with its stdout (bounded) when it exits 0 with no failed allocation.
+ * Rejects with ProcessingError `timeout` past the deadline or the CPU time, `out_of_memory` when an allocation
+ * failed, `render_failed` otherwise; with a plain Error (worth a retry) when the tool cannot be run here.
  */
 export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolRun): Promise<Buffer> {
   const cpuSeconds = Math.max(1, Math.ceil(limits.cpuMs / 1000));
