@@ -124,6 +124,17 @@ describe('renderings of PDFs, videos and audio', function () {
     expect(await webpSize(done.thumbnail)).to.deep.equal({ width: 256, height: 64 });
   });
 
+  it('draws the waveform of the first 10 minutes of a longer recording, and says so', async () => {
+    const long = await ffmpegMade('long.mp3', [
+      ...['-f', 'lavfi', '-i', 'sine=frequency=220:duration=660:sample_rate=8000'],
+      ...['-b:a', '8k'],
+    ]);
+    const done = await processed(service, { name: 'long.mp3', content: long });
+    expect(done.status, JSON.stringify(done.error)).to.equal('processed');
+    expect(done.result!.warnings).to.deep.equal(['The waveform shows the first 10 minutes of the audio.']);
+    expect(await webpSize(done.preview)).to.deep.equal({ width: 1024, height: 256 });
+  });
+
   it('has no rendering of a kind it does not draw, and answers 404 for both', async () => {
     const done = await processed(service, { name: 'a.zip', content: zip([{ name: 'a.txt', content: 'a' }]) });
     expect(done).to.include({ status: 'processed', thumbnail: null, preview: null });

@@ -9,7 +9,7 @@ import { PREVIEW_SIZE } from './webp.js';
 /** The poster is the frame at 10% of the video, and never later than this: past titles, near the start. */
 const POSTER_AT_MOST_SECONDS = 3;
 /** A waveform is drawn of this much of the audio at most: decoding costs time in proportion to the duration. */
-export const WAVEFORM_MAX_SECONDS = 600;
+const WAVEFORM_MAX_SECONDS = 600;
 const WAVEFORM_SIZE = `${PREVIEW_SIZE}x${PREVIEW_SIZE / 4}`;
 
 /** One thread each: the parallelism is the worker's jobs, and the limits are per process. */
