@@ -106,6 +106,32 @@ describe('external tools (worker/externalTool.ts)', function () {
     expect(readdirSync(tmpdir)).to.deep.equal([]);
   });
 
+  it('stops ffmpeg past its CPU time with timeout, though it exits on its own at SIGXCPU', async () => {
+    const err = await rejection(
+      run(
+        [
+          '-nostdin',
+          '-v',
+          'error',
+          '-threads',
+          '1',
+          '-f',
+          'lavfi',
+          '-i',
+          'testsrc=size=1920x1080:rate=25',
+          '-f',
+          'null',
+          '-',
+        ],
+        limits({ cpuMs: 1_000 }),
+        'ffmpeg',
+      ),
+    );
+    expect((err as ProcessingError).code).to.equal('timeout');
+    expect(err.message).to.contain('used more than its 1 s of CPU time');
+    expect(readdirSync(tmpdir)).to.deep.equal([]);
+  });
+
   it('stops a tool past its memory with out_of_memory', async () => {
     // Reversing a video holds every frame: 1,500 frames of 1024 × 1024 are 4.5 GB; the tool may have 256 MiB beyond its code.
     const err = await rejection(

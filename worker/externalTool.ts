@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { cpuMsOf } from '../core/procfs.js';
 import { ProcessingError } from './processors/types.js';
 
 /** What a tool may use: the parser's RSS ceiling (and its code, see TOOL_CODE_BYTES), its CPU budget, the job's deadline. */
@@ -102,6 +103,7 @@ export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolR
     ...args,
   ];
   const [command, ...rest] = limits.isolateNetwork ? ['unshare', '--net', '--', ...confined] : confined;
+  const cpuBefore = reapedCpuMs();
   return new Promise((resolve, reject) => {
     const child = spawn(command!, rest, {
       cwd: dir,
@@ -137,10 +139,22 @@ export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolR
       // The worker's fault, not the file's: an error worth a retry, and the alert on failed jobs.
       if (NOT_RUNNABLE_EXIT_CODES.has(code ?? 0)) return reject(new Error(`${tool} cannot be run on this worker.`));
       if (code !== null && !TIMEOUT_EXIT_CODES.has(code) && nothingToDo?.test(stderr)) return resolve(stdout);
-      reject(toolFailure({ code, signal, stderr, late: late || Date.now() >= stopAt, limits, purpose }));
+      const overCpu = reapedCpuMs() - cpuBefore >= cpuSeconds * 1000 - CPU_TICKS_SLACK_MS;
+      reject(toolFailure({ code, signal, stderr, late: late || Date.now() >= stopAt, overCpu, limits, purpose }));
     });
   });
 }
+
+/**
+ * CPU time of this process's children that have been waited for (with theirs): what a tool used, read before and
+ * after it. Its signal cannot say: ffmpeg catches SIGXCPU and exits 255 without a word.
+ */
+function reapedCpuMs(): number {
+  return (cpuMsOf(process.pid, { reaped: true }) ?? 0) - (cpuMsOf(process.pid) ?? 0);
+}
+
+/** CPU time is counted in ticks of 10 ms: a tool stopped at its budget may show a tick or two less. */
+const CPU_TICKS_SLACK_MS = 20;
 
 function killGroup(pid: number | undefined): void {
   try {
@@ -155,25 +169,27 @@ interface Exit {
   signal: NodeJS.Signals | null;
   stderr: string;
   late: boolean;
+  overCpu: boolean;
   limits: ToolLimits;
   purpose: string;
 }
 
 /** Why a tool failed, in our words: its own wording names our paths and is not the API's to show. */
-function toolFailure({ code, signal, stderr, late, limits, purpose }: Exit): ProcessingError {
-  if (late || signal === 'SIGKILL' || TIMEOUT_EXIT_CODES.has(code ?? 0)) {
-    return new ProcessingError(
-      'timeout',
-      `The tool that had to ${purpose} took longer than the time left for this file; it was stopped.`,
-    );
-  }
-  if (signal === 'SIGXCPU') {
+function toolFailure({ code, signal, stderr, late, overCpu, limits, purpose }: Exit): ProcessingError {
+  if (overCpu || signal === 'SIGXCPU') {
     return new ProcessingError(
       'timeout',
       `The tool that had to ${purpose} used more than its ${Math.ceil(limits.cpuMs / 1000)} s of CPU time; it was stopped.`,
     );
   }
-  if (ALLOCATION_FAILED.test(stderr)) {
+  if (late || TIMEOUT_EXIT_CODES.has(code ?? 0)) {
+    return new ProcessingError(
+      'timeout',
+      `The tool that had to ${purpose} took longer than the time left for this file; it was stopped.`,
+    );
+  }
+  // A SIGKILL that neither we nor its limits sent is the kernel's OOM killer (a tool inherits its parser's score).
+  if (ALLOCATION_FAILED.test(stderr) || signal === 'SIGKILL') {
     return new ProcessingError(
       'out_of_memory',
       `The tool that had to ${purpose} needed more than ${Math.round(limits.maxMemoryBytes / 2 ** 20)} MiB of memory for this file; it was stopped.`,
