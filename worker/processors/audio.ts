@@ -7,12 +7,16 @@ import type { Analyzed, AnalysisInput } from './types.js';
 import { withRenderings } from '../renderers/index.js';
 import { audioWaveform } from '../renderers/media.js';
 
-type AudioFields = Omit<AudioResult, keyof CommonResult>;
-
-export async function analyzeAudio({ source, contentType, size }: AnalysisInput): Promise<Analyzed<AudioFields>> {
+export async function analyzeAudio({
+  source,
+  contentType,
+  size,
+}: AnalysisInput): Promise<Analyzed<Omit<AudioResult, keyof CommonResult>>> {
   const { fields, warnings, durationUnread } = await readMediaHeaders(source, contentType, size);
   return { fields, warnings: durationUnread ? warnings : [...warnings, ...durationWarnings(fields)] };
 }
+
+type AudioFields = Omit<AudioResult, keyof CommonResult>;
 
 /** The analysis and a waveform (see renderers/media.ts). */
 export async function analyzeAndRenderAudio(input: AnalysisInput): Promise<Analyzed<AudioFields>> {
