@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
 import { bmp, mp3, mp4, pdf, png, tar, wav, zip } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
+import { webpSize } from './support/webp.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
 /** Uploads a file and waits until the worker has finished with it. */
@@ -14,16 +15,6 @@ async function processed(service: TestService, part: UploadPart): Promise<File> 
 }
 
 const COMMON = { sha256_verified: true, warnings: [] };
-
-/** The size of the WebP a rendering's URL answers. */
-async function webpSize(url: string): Promise<{ width?: number; height?: number }> {
-  const response = await fetch(url);
-  expect(response.status, url).to.equal(200);
-  expect(response.headers.get('content-type')).to.equal('image/webp');
-  const { format, width, height } = await sharp(Buffer.from(await response.arrayBuffer())).metadata();
-  expect(format).to.equal('webp');
-  return { width, height };
-}
 
 describe('type-aware processing', function () {
   this.timeout(60_000);
@@ -68,10 +59,10 @@ describe('type-aware processing', function () {
       const bytes = Buffer.from(await response.arrayBuffer());
       expect(await sharp(bytes).metadata()).to.include({ format: 'webp', width: 1024, height: 768 });
       expect(bytes.length).to.equal((large.result!.preview as { bytes: number }).bytes);
-      expect(await webpSize(large.thumbnail!)).to.deep.equal({ width: 256, height: 192 });
+      expect(await webpSize(large.thumbnail)).to.deep.equal({ width: 256, height: 192 });
 
       const small = await processed(service, { name: 'small.png', content: png(640, 480, 3) });
-      expect(await webpSize(small.preview!)).to.deep.equal({ width: 640, height: 480 });
+      expect(await webpSize(small.preview)).to.deep.equal({ width: 640, height: 480 });
     });
 
     it('turns an EXIF-rotated JPEG upright in its thumbnail and never enlarges a small image', async () => {

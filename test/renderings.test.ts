@@ -3,12 +3,12 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
 import { TEST_ENV } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { pdf, pdfOf, truncated, zip } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
+import { webpSize } from './support/webp.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 import { requireProgram, run } from './support/tools.js';
 
@@ -34,17 +34,6 @@ const onePagePdf = (box: number, content: string): Buffer =>
 async function processed(service: TestService, part: UploadPart, timeoutMs = 30_000): Promise<File> {
   const file = await uploadFile(service.url, part);
   return waitForStatus(service.url, file.id, ['processed', 'failed'], timeoutMs);
-}
-
-/** The size of the WebP a rendering's URL answers. */
-async function webpSize(url: string | null): Promise<{ width?: number; height?: number }> {
-  expect(url, 'a rendering').to.be.a('string');
-  const response = await fetch(url!);
-  expect(response.status, url!).to.equal(200);
-  expect(response.headers.get('content-type')).to.equal('image/webp');
-  const { format, width, height } = await sharp(Buffer.from(await response.arrayBuffer())).metadata();
-  expect(format).to.equal('webp');
-  return { width, height };
 }
 
 const TOOLS = new Set(['ffmpeg', 'pdftoppm', 'prlimit', 'timeout', 'unshare']);
