@@ -21,7 +21,7 @@ import {
 } from './listing.js';
 import { pathParam, routeUrl } from './routes.js';
 import { serializeFile } from './serializer.js';
-import { sendThumbnail } from './thumbnail.js';
+import { sendRendering } from './renderings.js';
 import { enqueueOrLeaveQueued } from './intake.js';
 import { parseWait, type Waiters } from './waiting.js';
 
@@ -112,7 +112,11 @@ export function fileHandlers(deps: FileHandlerDeps) {
   };
 
   const getThumbnail: Koa.Middleware = async (ctx) => {
-    await sendThumbnail(ctx, servable(await findFile(ctx, db)), storage);
+    await sendRendering(ctx, servable(await findFile(ctx, db)), storage, 'thumbnail');
+  };
+
+  const getPreview: Koa.Middleware = async (ctx) => {
+    await sendRendering(ctx, servable(await findFile(ctx, db)), storage, 'preview');
   };
 
   /**
@@ -229,5 +233,5 @@ export function fileHandlers(deps: FileHandlerDeps) {
     return { count, last };
   }
 
-  return { listFiles, getFile, getContent, getThumbnail, deleteFile, reprocessFile, reprocessFiles };
+  return { listFiles, getFile, getContent, getThumbnail, getPreview, deleteFile, reprocessFile, reprocessFiles };
 }

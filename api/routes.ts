@@ -406,13 +406,33 @@ export const ROUTES = [
     path: '/files/{id}/thumbnail',
     summary: 'Download the thumbnail',
     description:
-      'A WebP preview, upright and at most 256 px on its longer side, for files whose `thumbnail` is set (processed images). ' +
+      'A WebP rendering, upright and at most 256 px on its longer side (never enlarged), for files whose `thumbnail` is set: ' +
+      'processed images, PDFs (the first page), videos (a poster frame) and audio (a waveform). ' +
       '404 where there is none.',
     tags: ['files'],
     parameters: [idParameter],
     responses: {
       '200': {
-        description: 'The preview.',
+        description: 'The rendering.',
+        content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } },
+      },
+      ...problems('file_infected', 'file_unscannable', 'not_found', 'scan_pending', 'storage_unavailable'),
+    },
+  },
+  {
+    operationId: 'getPreview',
+    method: 'get',
+    path: '/files/{id}/preview',
+    summary: 'Download the preview',
+    description:
+      'A WebP rendering, upright and at most 1024 px on its longer side (never enlarged), for files whose `preview` is set: ' +
+      'processed images, PDFs (the first page), videos (a poster frame) and audio (a waveform). ' +
+      '404 where there is none.',
+    tags: ['files'],
+    parameters: [idParameter],
+    responses: {
+      '200': {
+        description: 'The rendering.',
         content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } },
       },
       ...problems('file_infected', 'file_unscannable', 'not_found', 'scan_pending', 'storage_unavailable'),

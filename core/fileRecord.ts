@@ -19,7 +19,8 @@ const FileErrorSchema = Type.Object(
     code: Type.String({
       description:
         'Stable, machine-readable reason: `corrupt_file`, `unsupported_format`, `image_too_large`, `too_complex`, `timeout`, ' +
-        '`parser_crashed`, `out_of_memory`, `checksum_mismatch`, `blob_missing`, `malware_detected`, `unscannable` ' +
+        '`parser_crashed`, `out_of_memory`, `render_failed` (a tool could not draw the thumbnail and preview of a damaged ' +
+        'file), `checksum_mismatch`, `blob_missing`, `malware_detected`, `unscannable` ' +
         "(past the scanner's limits), `result_unstorable` (the database refused " +
         'what processing found) (permanent); `processing_failed` (transient errors outlasted the retries) or ' +
         '`too_many_attempts` (processing started `MAX_ATTEMPTS` times without finishing).',
@@ -75,7 +76,12 @@ export const FileSchema = Type.Object(
     attempts: Type.Integer({ minimum: 0, description: 'How many times processing started.' }),
     result: Nullable(FileResultSchema),
     error: Nullable(FileErrorSchema),
-    thumbnail: Nullable(Type.String({ format: 'uri', description: 'Absolute URL of a derived preview.' })),
+    thumbnail: Nullable(
+      Type.String({ format: 'uri', description: 'Absolute URL of a derived WebP rendering, at most 256 px.' }),
+    ),
+    preview: Nullable(
+      Type.String({ format: 'uri', description: 'Absolute URL of a derived WebP rendering, at most 1024 px.' }),
+    ),
     scan: Nullable({
       ...ScanSchema,
       description:
@@ -90,11 +96,13 @@ export const FileSchema = Type.Object(
 export type File = Static<typeof FileSchema>;
 
 /** A File as the database stores it: URLs and `processed` are derived when serializing. */
-export type FileRow = Omit<File, 'file' | 'processed' | 'thumbnail' | 'uploaded_at' | 'processed_at'> & {
+export type FileRow = Omit<File, 'file' | 'processed' | 'thumbnail' | 'preview' | 'uploaded_at' | 'processed_at'> & {
   uploaded_at: Date;
   processed_at: Date | null;
   /** A thumbnail variant was stored with the last result. */
   has_thumbnail: boolean;
+  /** A preview variant was stored with the last result. */
+  has_preview: boolean;
 };
 
 /** What the API knows about a file before its row exists. */

@@ -5,6 +5,7 @@ import type { File, FileRow } from './fileRecord.js';
 
 export const CONTENT_PATH = '/files/{id}/content';
 export const THUMBNAIL_PATH = '/files/{id}/thumbnail';
+export const PREVIEW_PATH = '/files/{id}/preview';
 
 const urlOf = (base: string, template: string, id: string) => base + template.replace('{id}', encodeURIComponent(id));
 
@@ -26,6 +27,7 @@ export function serializeFile(row: FileRow, base: string): File {
     result: row.result,
     error: row.error,
     thumbnail: row.has_thumbnail ? urlOf(base, THUMBNAIL_PATH, row.id) : null,
+    preview: row.has_preview ? urlOf(base, PREVIEW_PATH, row.id) : null,
     scan: row.scan,
   };
 }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { ERRORS } from '../api/errors.js';
 import { ROUTES, type RouteDoc } from '../api/routes.js';
-import { CONTENT_PATH, THUMBNAIL_PATH } from '../core/serializer.js';
+import { CONTENT_PATH, PREVIEW_PATH, THUMBNAIL_PATH } from '../core/serializer.js';
 import { startService, type TestService } from './support/service.js';
 
 type Document = {
@@ -40,6 +40,7 @@ describe('GET /openapi.json and /docs', () => {
     const paths = new Map((ROUTES as readonly RouteDoc[]).map((route) => [route.operationId, route.path]));
     expect(CONTENT_PATH).to.equal(paths.get('getContent'));
     expect(THUMBNAIL_PATH).to.equal(paths.get('getThumbnail'));
+    expect(PREVIEW_PATH).to.equal(paths.get('getPreview'));
   });
 
   it('documents the File with every field of the contract', () => {
@@ -59,6 +60,7 @@ describe('GET /openapi.json and /docs', () => {
       'result',
       'error',
       'thumbnail',
+      'preview',
       'scan',
     ]);
   });
@@ -105,7 +107,8 @@ describe('GET /openapi.json and /docs', () => {
       const property = documentResult.properties[field]!;
       expect(property.description ?? property.anyOf?.[0]?.description, field).to.match(/\w/);
     }
-    expect(document.paths['/files/{id}/thumbnail']!.get!.responses['404']!.description).to.contain('not_found');
+    for (const rendering of ['thumbnail', 'preview'])
+      expect(document.paths[`/files/{id}/${rendering}`]!.get!.responses['404']!.description).to.contain('not_found');
   });
 
   it("documents every error code in README.md's table, under the anchor its problem's type links to", async () => {

@@ -483,9 +483,10 @@ describe('JPEG scans', () => {
       taken_at: null,
       gps: null,
       thumbnail: null,
+      preview: null,
     });
     expect(warnings).to.deep.equal([
-      `The JPEG has more than ${JPEG_MAX_SCANS} scans, the most this service decodes; its header was read but not its pixels, so it has no thumbnail.`,
+      `The JPEG has more than ${JPEG_MAX_SCANS} scans, the most this service decodes; its header was read but not its pixels, so it has no thumbnail or preview.`,
     ]);
     expect(thumbnail).to.equal(undefined);
   });
@@ -532,9 +533,10 @@ describe('animation frames', () => {
       taken_at: null,
       gps: null,
       thumbnail: null,
+      preview: null,
     });
     expect(warnings).to.deep.equal([
-      `The GIF has ${GIF_MAX_FRAMES + 1} frames, more than the ${GIF_MAX_FRAMES} this service decodes; its frames were counted but not decoded, so it has no thumbnail.`,
+      `The GIF has ${GIF_MAX_FRAMES + 1} frames, more than the ${GIF_MAX_FRAMES} this service decodes; its frames were counted but not decoded, so it has no thumbnail or preview.`,
     ]);
   });
 

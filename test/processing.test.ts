@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
 import { mp3, mp4, pdf, png, tar, wav, zip } from './support/fixtures.js';
 import { expectProblem } from './support/problems.js';
+import { webpSize } from './support/webp.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
 
 /** Uploads a file and waits until the worker has finished with it. */
@@ -62,6 +63,21 @@ describe('type-aware processing', function () {
       expect(bytes.length).to.equal((done.result!.thumbnail as { bytes: number }).bytes);
     });
 
+    it('serves a WebP preview of at most 1024 px beside the thumbnail, never enlarged', async () => {
+      const large = await processed(service, { name: 'large.png', content: png(2048, 1536, 4) });
+      expect(large.result!.preview).to.deep.include({ width: 1024, height: 768 });
+      expect(large.preview).to.equal(`${service.url}/files/${large.id}/preview`);
+      const response = await fetch(large.preview!);
+      expect(response.headers.get('content-type')).to.equal('image/webp');
+      const bytes = Buffer.from(await response.arrayBuffer());
+      expect(await sharp(bytes).metadata()).to.include({ format: 'webp', width: 1024, height: 768 });
+      expect(bytes.length).to.equal((large.result!.preview as { bytes: number }).bytes);
+      expect(await webpSize(large.thumbnail)).to.deep.equal({ width: 256, height: 192 });
+
+      const small = await processed(service, { name: 'small.png', content: png(640, 480, 3) });
+      expect(await webpSize(small.preview)).to.deep.equal({ width: 640, height: 480 });
+    });
+
     it('turns an EXIF-rotated JPEG upright in its thumbnail and never enlarges a small image', async () => {
       const rotated = await sharp({ create: { width: 400, height: 200, channels: 3, background: '#336699' } })
         .jpeg()
@@ -98,10 +114,11 @@ describe('type-aware processing', function () {
       await expectProblem(await fetch(`${service.url}/files/${done.id}/thumbnail`), 404, 'not_found');
     });
 
-    it('answers 404 not_found for the thumbnail of a file that has none, or of no file', async () => {
+    it('answers 404 not_found for the thumbnail or preview of a file that has none, or of no file', async () => {
       const text = await processed(service, { name: 'a.txt', content: 'no preview here' });
-      expect(text.thumbnail).to.equal(null);
+      expect(text).to.include({ thumbnail: null, preview: null });
       await expectProblem(await fetch(`${service.url}/files/${text.id}/thumbnail`), 404, 'not_found');
+      await expectProblem(await fetch(`${service.url}/files/${text.id}/preview`), 404, 'not_found');
       await expectProblem(
         await fetch(`${service.url}/files/00000000-0000-7000-8000-000000000000/thumbnail`),
         404,
@@ -119,19 +136,23 @@ describe('type-aware processing', function () {
       await expectProblem(await fetch(done.thumbnail!), 404, 'not_found');
     });
 
-    it('removes the thumbnail with the file, and clears it when the file is queued again', async () => {
+    it('removes the renderings with the file, and clears them when the file is queued again', async () => {
       const done = await processed(service, { name: 'short-lived.png', content: png(64, 64, 5) });
       const requeued = await fetch(`${service.url}/files/${done.id}/reprocess`, { method: 'POST' });
-      expect(((await requeued.json()) as File).thumbnail).to.equal(null);
+      expect(await requeued.json()).to.include({ thumbnail: null, preview: null });
       const again = await waitForStatus(service.url, done.id, ['processed']);
       expect(again.thumbnail).to.be.a('string');
+      expect(again.preview).to.be.a('string');
       expect((await fetch(`${service.url}/files/${done.id}/`, { method: 'DELETE' })).status).to.equal(204);
       await expectProblem(await fetch(again.thumbnail!), 404, 'not_found');
-      const leftovers = await service.storage.open(done.id, { variant: 'thumbnail' }).then(
-        () => 'still there',
-        (err: NodeJS.ErrnoException) => err.code,
-      );
-      expect(leftovers).to.equal('ENOENT');
+      await expectProblem(await fetch(again.preview!), 404, 'not_found');
+      for (const variant of ['thumbnail', 'preview'] as const) {
+        const leftovers = await service.storage.open(done.id, { variant }).then(
+          () => 'still there',
+          (err: NodeJS.ErrnoException) => err.code,
+        );
+        expect(leftovers, variant).to.equal('ENOENT');
+      }
     });
   });
 
@@ -423,10 +444,12 @@ describe('type-aware processing', function () {
     });
 
     it('reads an MP4 video: duration, codec and the frame size its track header declares', async () => {
+      // Headers only, no frame: nothing to draw, which is said, and not a failure.
       const done = await processed(service, { name: 'clip.mp4', content: mp4(640, 360, 3) });
-      expect(done).to.include({ kind: 'video', content_type: 'video/mp4' });
+      expect(done).to.include({ kind: 'video', content_type: 'video/mp4', thumbnail: null, preview: null });
       expect(done.result).to.deep.include({
-        ...COMMON,
+        sha256_verified: true,
+        warnings: ['The video has no frame that could be decoded; it has no thumbnail or preview.'],
         duration_seconds: 3,
         codecs: ['avc1'],
         width: 640,

@@ -29,7 +29,7 @@ import { flakyOnce, startService, uploadFile, waitForStatus, type TestService } 
 const KIB = 1024;
 const settled = (service: TestService, id: string, timeoutMs = 20_000) =>
   waitForStatus(service.url, id, ['processed', 'failed'], timeoutMs);
-const get = (service: TestService, id: string, what: 'content' | 'thumbnail') =>
+const get = (service: TestService, id: string, what: 'content' | 'thumbnail' | 'preview') =>
   fetch(`${service.url}/files/${id}/${what}`);
 
 describe('malware scanning', function () {
@@ -63,15 +63,16 @@ describe('malware scanning', function () {
     const content = Buffer.concat([png(64, 64, 3), Buffer.from(EICAR)]);
     const file = await uploadFile(service.url, { name: 'infected.png', content });
     const done = await settled(service, file.id);
-    expect([done.status, done.error?.code, done.attempts, done.thumbnail]).to.deep.equal([
+    expect([done.status, done.error?.code, done.attempts, done.thumbnail, done.preview]).to.deep.equal([
       'failed',
       'malware_detected',
       1,
       null,
+      null,
     ]);
     expect(done.error!.message).to.contain(reportedName(EICAR_SIGNATURE));
     expect(done.scan).to.include({ status: 'infected', signature: reportedName(EICAR_SIGNATURE) });
-    for (const what of ['content', 'thumbnail'] as const) {
+    for (const what of ['content', 'thumbnail', 'preview'] as const) {
       const problem = await expectProblem(await get(service, file.id, what), 403, 'file_infected');
       expect(problem.detail).to.contain(reportedName(EICAR_SIGNATURE));
     }
@@ -271,9 +272,9 @@ describe('content before the scanner has spoken', function () {
   });
   after(() => service.close());
 
-  it('answers 409 scan_pending with Retry-After, for the content and the thumbnail, and serves the record', async () => {
+  it('answers 409 scan_pending with Retry-After, for the content and the renderings, and serves the record', async () => {
     const file = await uploadFile(service.url, { name: 'fresh.png', content: png(8, 8) });
-    for (const what of ['content', 'thumbnail'] as const) {
+    for (const what of ['content', 'thumbnail', 'preview'] as const) {
       const response = await get(service, file.id, what);
       await expectProblem(response, 409, 'scan_pending');
       expect(response.headers.get('retry-after')).to.equal('5');

@@ -3,7 +3,7 @@
 import { trace } from '@opentelemetry/api';
 import type { Database } from '../core/db/index.js';
 import type { FileJob, FileQueue } from '../core/queue/index.js';
-import type { BlobStore } from '../core/storage/index.js';
+import { BLOB_VARIANTS, type BlobStore } from '../core/storage/index.js';
 import type { Logger } from '../core/telemetry/logger.js';
 import type { Metrics } from '../core/telemetry/metrics.js';
 import { activeTraceParent } from '../core/telemetry/spans.js';
@@ -21,6 +21,7 @@ import {
 import { ProcessingError, type ProcessingLimits, type ProcessorRegistry } from './processors/index.js';
 import type { RunInParser } from './processors/types.js';
 import { Exclusion } from './exclusion.js';
+import { detectToolSandbox } from './externalTool.js';
 import { ParserProcesses, removeDeadParserDirectories } from './parsers.js';
 import { malwareDetected, NoVerdictWhileUp, scanStoredFile, unscannable, type Scanning } from './scanning.js';
 
@@ -68,6 +69,11 @@ export function createWorker(deps: WorkerDeps): Worker {
     deps.parsers ?? new ParserProcesses({ size: deps.concurrency, maxRssBytes: deps.parserMaxRssBytes, preload });
   // Parsing gets what is left of the job's time, less a reserve to record the outcome before the queue gives up.
   const parsingBudgetMs = deps.jobTimeoutMs - Math.min(5_000, deps.jobTimeoutMs / 10);
+  const sandbox = detectToolSandbox();
+  if (!sandbox.prlimit)
+    logger.error('prlimit (util-linux) is not installed: renderings that need an external tool fail');
+  if (!sandbox.isolateNetwork)
+    logger.info('unshare --net is not permitted here: external tools run without a network namespace of their own');
   const resultBounds = {
     maxBytes: deps.maxResultBytes,
     maxStringBytes: MAX_RESULT_STRING_BYTES,
@@ -167,21 +173,24 @@ export function createWorker(deps: WorkerDeps): Worker {
         inParser,
         deadline: limits.deadline,
         verified: intact,
+        // The parsers' limits, for the tools that render.
+        tools: { ...limits, maxMemoryBytes: deps.parserMaxRssBytes, isolateNetwork: sandbox.isolateNetwork },
       });
-      const { thumbnail } = output;
+      const renderings = { thumbnail: output.thumbnail, preview: output.preview ?? false };
       const result = boundResult(output.result, resultBounds);
       const recorded = await db.files.finishProcessing(
         row.id,
         row.attempts,
         result,
-        thumbnail,
+        renderings,
         activeTraceParent(),
         scan,
       );
-      // Deleted while it was processed: the DELETE may have removed the blobs before the thumbnail was written. The
-      // thumbnail alone goes: the original's key may hold the placeholder that bars a direct upload's replayed PUT.
-      if (!recorded && thumbnail && !(await db.files.existing([row.id])).has(row.id)) {
-        await storage.remove(row.id, { variant: 'thumbnail' });
+      // Deleted while it was processed: the DELETE may have removed the blobs before the renderings were written. The
+      // renderings alone go: the original's key may hold the placeholder that bars a direct upload's replayed PUT.
+      const stored = BLOB_VARIANTS.filter((variant) => renderings[variant]);
+      if (!recorded && stored.length > 0 && !(await db.files.existing([row.id])).has(row.id)) {
+        for (const variant of stored) await storage.remove(row.id, { variant });
       }
       finish(recorded ? 'processed' : 'superseded', { result_bytes: Buffer.byteLength(JSON.stringify(result)) });
     } catch (err) {

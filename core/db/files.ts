@@ -66,6 +66,7 @@ const ROW_COLUMNS = [
   'uploaded_at',
   'processed_at',
   'has_thumbnail',
+  'has_preview',
   'scan',
 ] as const satisfies readonly (keyof FileRow)[];
 type Unlisted = Exclude<keyof FileRow, (typeof ROW_COLUMNS)[number]>;
@@ -80,9 +81,15 @@ const COLUMNS = ROW_COLUMNS.join(', ');
 const toJsonb = (value: unknown): string =>
   JSON.stringify(value, (_key, field: unknown) => (typeof field === 'string' ? storableString(field) : field));
 
+/** The derived files (blob variants) a result came with. */
+export interface StoredRenderings {
+  thumbnail: boolean;
+  preview: boolean;
+}
+
 /** What re-queueing resets, for one file and in bulk: a fresh start, as if just uploaded. */
 const REQUEUE_SET =
-  "status = 'queued', attempts = 0, result = NULL, error = NULL, has_thumbnail = false, scan = NULL, updated_at = now()";
+  "status = 'queued', attempts = 0, result = NULL, error = NULL, has_thumbnail = false, has_preview = false, scan = NULL, updated_at = now()";
 
 /** COLUMNS of `files AS f`, for statements that join it with another row source. */
 const F_COLUMNS = COLUMNS.split(', ')
@@ -303,18 +310,18 @@ export class FileRepository {
   }
 
   /**
-   * processing → processed, only for the attempt that is still current; `thumbnail` says one was stored, `scan` is
+   * processing → processed, only for the attempt that is still current; `renderings` say which were stored, `scan` is
    * the scanner's verdict (null with scanning off); `traceParent` is the trace context its webhook events link to.
    */
   finishProcessing(
     id: string,
     attempt: number,
     result: FileResult,
-    thumbnail = false,
+    renderings: StoredRenderings = { thumbnail: false, preview: false },
     traceParent: string | null = null,
     scan: Scan | null = null,
   ): Promise<boolean> {
-    return this.finishes.call({ id, attempt, result, thumbnail, traceParent, scan });
+    return this.finishes.call({ id, attempt, result, ...renderings, traceParent, scan });
   }
 
   private readonly finishes = new Batcher<
@@ -323,6 +330,7 @@ export class FileRepository {
       attempt: number;
       result: FileResult;
       thumbnail: boolean;
+      preview: boolean;
       traceParent: string | null;
       scan: Scan | null;
     },
@@ -330,8 +338,8 @@ export class FileRepository {
   >(
     async (finishes) => {
       const rows = await this.sql<{ id: string }>(
-        `UPDATE files AS f SET status = 'processed', result = d.result, error = NULL, has_thumbnail = d.thumbnail, processed_at = now(), updated_at = now(), trace_parent = d.trace_parent, scan = d.scan
-         FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[], $5::text[], $6::jsonb[]) AS d(id, attempt, result, thumbnail, trace_parent, scan)
+        `UPDATE files AS f SET status = 'processed', result = d.result, error = NULL, has_thumbnail = d.thumbnail, has_preview = d.preview, processed_at = now(), updated_at = now(), trace_parent = d.trace_parent, scan = d.scan
+         FROM unnest($1::uuid[], $2::int[], $3::jsonb[], $4::bool[], $5::text[], $6::jsonb[], $7::bool[]) AS d(id, attempt, result, thumbnail, trace_parent, scan, preview)
          WHERE f.id = d.id AND f.status = 'processing' AND f.attempts = d.attempt RETURNING f.id`,
         [
           finishes.map((done) => done.id),
@@ -340,6 +348,7 @@ export class FileRepository {
           finishes.map((done) => done.thumbnail),
           finishes.map((done) => done.traceParent),
           finishes.map((done) => (done.scan ? toJsonb(done.scan) : null)),
+          finishes.map((done) => done.preview),
         ],
       );
       const finished = new Set(rows.map((row) => row.id));
@@ -357,7 +366,7 @@ export class FileRepository {
     scan: Scan | null = null,
   ): Promise<boolean> {
     const rows = await this.sql(
-      `UPDATE files SET status = 'failed', error = $3, result = NULL, has_thumbnail = false, updated_at = now(), trace_parent = $4, scan = $5
+      `UPDATE files SET status = 'failed', error = $3, result = NULL, has_thumbnail = false, has_preview = false, updated_at = now(), trace_parent = $4, scan = $5
        WHERE id = $1 AND status = 'processing' AND attempts = $2 RETURNING id`,
       [id, attempt, toJsonb(error), traceParent, scan ? toJsonb(scan) : null],
     );

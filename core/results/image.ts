@@ -1,6 +1,21 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BEFORE_IT_EXISTED, kindResult, OrNull } from './common.js';
 
+/** A WebP rendering's size, as stored; both are made from one decode. */
+const rendering = (variant: 'thumbnail' | 'preview', maxSide: number) =>
+  Type.Object(
+    {
+      width: Type.Integer({ minimum: 1 }),
+      height: Type.Integer({ minimum: 1 }),
+      bytes: Type.Integer({ minimum: 1 }),
+    },
+    {
+      description:
+        `The WebP rendering served at \`GET /files/{id}/${variant}\`: at most ${maxSide} px on its longer side, upright, never enlarged; ` +
+        '`null` for an image too costly to decode (more scans or frames than the service decodes, with a warning).',
+    },
+  );
+
 export const ImageResultSchema = kindResult('ImageResult', 'The result of a file of kind `image`.', {
   format: Type.String({
     description: 'Format the decoder read: `jpeg`, `png`, `webp`, `gif`, `tiff`, `avif`, `heif`, `bmp`, ...',
@@ -60,19 +75,7 @@ export const ImageResultSchema = kindResult('ImageResult', 'The result of a file
       ),
     ),
   ),
-  thumbnail: OrNull(
-    Type.Object(
-      {
-        width: Type.Integer({ minimum: 1 }),
-        height: Type.Integer({ minimum: 1 }),
-        bytes: Type.Integer({ minimum: 1 }),
-      },
-      {
-        description:
-          'The WebP preview served at `GET /files/{id}/thumbnail`: at most 256 px on its longer side, upright; ' +
-          '`null` for an image too costly to decode (more scans or frames than the service decodes, with a warning).',
-      },
-    ),
-  ),
+  thumbnail: OrNull(rendering('thumbnail', 256)),
+  preview: OrNull(rendering('preview', 1024)),
 });
 export type ImageResult = Static<typeof ImageResultSchema>;

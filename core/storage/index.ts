@@ -24,7 +24,7 @@ export interface ByteRange {
 export type BlobSource = { path: string } | { url: string };
 
 /** Derived files a blob may have beside the original (removed with it). */
-export const BLOB_VARIANTS = ['thumbnail'] as const;
+export const BLOB_VARIANTS = ['thumbnail', 'preview'] as const;
 export type BlobVariant = (typeof BLOB_VARIANTS)[number];
 
 /** Bytes enough for magic-number and text detection. */

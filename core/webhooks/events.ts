@@ -25,6 +25,8 @@ const StoredFileRowSchema = Type.Object({
   uploaded_at: Type.String(),
   processed_at: OrNull(Type.String()),
   has_thumbnail: Type.Boolean(),
+  /** Absent from the rows of events stored before previews existed. */
+  has_preview: Type.Optional(Type.Boolean()),
   /** Absent from the rows of events stored before scanning existed. */
   scan: Type.Optional(OrNull(ScanSchema)),
   /** The trace context of the span that settled the File, when tracing was on. */
@@ -54,6 +56,7 @@ export function eventBody(event: StoredEvent, baseUrl: string): string {
     uploaded_at: new Date(row.uploaded_at),
     processed_at: row.processed_at === null ? null : new Date(row.processed_at),
     scan: row.scan ?? null,
+    has_preview: row.has_preview ?? false,
   };
   return JSON.stringify({
     type: event.type,

@@ -1,7 +1,7 @@
 // External programs a test needs (Debian's `prometheus` package: prometheus, promtool; Ceph's for the S3
 // gateway: ceph-mon, ceph-osd, radosgw, radosgw-admin, monmaptool; `chromium` for the browser test; LibreOffice's
 // `soffice`, which makes the office documents of the document tests; ffmpeg, tar, zstd, bzip2 and xz to make the
-// richer-results tests' media and archives). Missing on a
+// richer-results tests' media and archives; poppler-utils and util-linux's prlimit for the renderings). Missing on a
 // developer machine, the test is skipped with a message saying how to get them; missing in CI
 // (inCI()), it fails, so a green CI always ran it.
 import { execFile } from 'node:child_process';
@@ -9,19 +9,24 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-/** The programs that make real media and archives for the richer-results tests, and their Debian packages. */
-const FILE_MAKERS = new Set(['ffmpeg', 'tar', 'zstd', 'bzip2', 'xz']);
+/** The Debian packages of each program a test may need, other than Ceph's. */
+const PACKAGES: Record<string, string> = {
+  chromium: 'chromium',
+  soffice: 'libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui',
+  ffmpeg: 'ffmpeg',
+  tar: 'tar',
+  zstd: 'zstd',
+  bzip2: 'bzip2',
+  xz: 'xz-utils',
+  pdftoppm: 'poppler-utils',
+  pdftocairo: 'poppler-utils',
+  prlimit: 'util-linux',
+};
 
 const installHint = (name: string) =>
   name.startsWith('prom')
     ? 'apt-get install -y prometheus'
-    : name === 'chromium'
-      ? 'apt-get install -y --no-install-recommends chromium'
-      : name === 'soffice'
-        ? 'apt-get install -y --no-install-recommends libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui'
-        : FILE_MAKERS.has(name)
-          ? 'apt-get install -y --no-install-recommends ffmpeg tar zstd bzip2 xz-utils'
-          : 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
+    : `apt-get install -y --no-install-recommends ${PACKAGES[name] ?? 'ceph-mon ceph-osd radosgw'}`;
 
 /**
  * True in CI, which .ci/run marks with CI=true (as most CI services do). The one rule for skipping: a test whose

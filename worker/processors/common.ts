@@ -3,12 +3,12 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { CommonResult } from '../../core/results/index.js';
-import type { BlobSource, BlobStore } from '../../core/storage/index.js';
+import { BLOB_VARIANTS, type BlobSource, type BlobStore } from '../../core/storage/index.js';
 import { openStored, withBlob, type BlobReader } from './blobSource.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type Processor, type ProcessorInput } from './types.js';
 
-/** A WebP of at most 256 × 256 px stays far below this; anything bigger is a bug, not a preview. */
-const THUMBNAIL_MAX_BYTES = 1024 * 1024;
+/** A WebP of at most 1024 × 1024 px stays far below this; anything bigger is a bug, not a rendering. */
+const RENDERING_MAX_BYTES = 4 * 1024 * 1024;
 
 /** A presigned URL's expiry is checked by the store's clock: this much beyond the deadline allows for skew. */
 const SOURCE_CLOCK_SKEW_MS = 60_000;
@@ -161,7 +161,7 @@ export interface AnalyzingOptions {
 
 /**
  * A processor that verifies the bytes, then runs `analysis` (exported by `module`, the caller's
- * `import.meta.url`) in a parser process, or inline for small files, and stores the thumbnail it may return.
+ * `import.meta.url`) in a parser process, or inline for small files, and stores the renderings it may return.
  */
 export function analyzingProcessor<F extends object>(
   module: string,
@@ -180,19 +180,28 @@ export function analyzingProcessor<F extends object>(
           : await readVerified(file, storage, inline);
       // The analysis reads what it needs where the bytes lie; for a bucket, a URL valid until the parser must be done.
       const source = await storage.source(file.id, input.deadline - Date.now() + SOURCE_CLOCK_SKEW_MS);
-      const analysisInput: AnalysisInput = { source, contentType: file.content_type, size: file.size, limits };
+      const analysisInput: AnalysisInput = {
+        source,
+        contentType: file.content_type,
+        size: file.size,
+        limits,
+        ...(input.tools ? { tools: input.tools } : {}),
+      };
       const analyzed = bytes
         ? await analysis({ ...analysisInput, bytes })
         : await input.inParser(module, analysis, analysisInput);
-      if (analyzed.thumbnail) {
-        await storage.put(file.id, Readable.from([Buffer.from(analyzed.thumbnail)]), {
-          maxBytes: THUMBNAIL_MAX_BYTES,
-          variant: 'thumbnail',
-        });
+      for (const variant of BLOB_VARIANTS) {
+        const rendering = analyzed[variant];
+        if (rendering)
+          await storage.put(file.id, Readable.from([Buffer.from(rendering)]), {
+            maxBytes: RENDERING_MAX_BYTES,
+            variant,
+          });
       }
       return {
         result: { ...common, ...analyzed.fields, warnings: [...common.warnings, ...analyzed.warnings] },
         thumbnail: Boolean(analyzed.thumbnail),
+        preview: Boolean(analyzed.preview),
       };
     },
   };

@@ -1,4 +1,4 @@
-// Kind `image`, with sharp (libvips): what the header says, then a 256-px WebP thumbnail. The declared
+// Kind `image`, with sharp (libvips): what the header says, then WebP renderings of 256 and 1024 px. The declared
 // size is checked before a pixel is decoded, so a decompression bomb fails cheaply with image_too_large; a walk
 // of our own counts first what libvips would do work for per item (scans, frames, directories), against caps.
 import sharp, { type Metadata } from 'sharp';
@@ -9,9 +9,8 @@ import { isBmp, readBmpHeader, readBmpPixels } from './bmp.js';
 import { analyzingProcessor } from './common.js';
 import { NO_EXIF, readExif } from './exif.js';
 import { imageStructure, type Canvas } from './imageStructure.js';
+import { renderWebP, sizeOf } from '../renderers/webp.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type ProcessingLimits } from './types.js';
-
-const THUMBNAIL_SIZE = 256;
 
 /** libvips decodes every block once per scan; encoders write 6 to 12, 100 of a 50-megapixel JPEG take 0.9 s (40,000 of a 4096²: 51 s). */
 export const JPEG_MAX_SCANS = 100;
@@ -62,23 +61,23 @@ async function analyzeImageFile(path: string, limits: ProcessingLimits): Promise
   checkDeclaredSize(width, height, limits);
   if (structure?.format === 'jpeg' && structure.scans > JPEG_MAX_SCANS) {
     return {
-      fields: { ...headerFields(metadata, width, height), thumbnail: null },
+      fields: { ...headerFields(metadata, width, height), thumbnail: null, preview: null },
       warnings: [
-        `The JPEG has more than ${JPEG_MAX_SCANS} scans, the most this service decodes; its header was read but not its pixels, so it has no thumbnail.`,
+        `The JPEG has more than ${JPEG_MAX_SCANS} scans, the most this service decodes; its header was read but not its pixels, so it has no thumbnail or preview.`,
       ],
     };
   }
   // Strict: a warning from the decoder (a truncated or damaged image) fails the file rather than showing half of it.
-  const preview = await thumbnail(path, limits.maxImagePixels).catch((err: unknown) => {
-    throw asImageError(err, path);
-  });
-  return {
-    fields: {
-      ...headerFields(metadata, width, height),
-      thumbnail: { width: preview.info.width, height: preview.info.height, bytes: preview.data.length },
+  const { thumbnail, preview } = await renderWebP(path, { maxPixels: limits.maxImagePixels, strict: true }).catch(
+    (err: unknown) => {
+      throw asImageError(err, path);
     },
+  );
+  return {
+    fields: { ...headerFields(metadata, width, height), thumbnail: sizeOf(thumbnail), preview: sizeOf(preview) },
     warnings: [],
-    thumbnail: preview.data,
+    thumbnail: thumbnail.data,
+    preview: preview.data,
   };
 }
 
@@ -106,26 +105,21 @@ async function analyzeBmp(reader: BlobReader, limits: ProcessingLimits): Promise
   const pixels = await readBmpPixels(reader, header);
   if (!pixels) {
     return {
-      fields: { ...fields, thumbnail: null },
+      fields: { ...fields, thumbnail: null, preview: null },
       warnings: [
-        'The BMP is compressed (RLE, JPEG or PNG inside); its header was read but not its pixels, so it has no thumbnail.',
+        'The BMP is compressed (RLE, JPEG or PNG inside); its header was read but not its pixels, so it has no thumbnail or preview.',
       ],
     };
   }
-  const preview = await sharp(pixels.data, {
-    raw: { width, height, channels: pixels.channels },
-    limitInputPixels: limits.maxImagePixels,
-  })
-    .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
-    .webp({ quality: 80 })
-    .toBuffer({ resolveWithObject: true });
+  const { thumbnail, preview } = await renderWebP(
+    { data: pixels.data, width, height, channels: pixels.channels },
+    { maxPixels: limits.maxImagePixels },
+  );
   return {
-    fields: {
-      ...fields,
-      thumbnail: { width: preview.info.width, height: preview.info.height, bytes: preview.data.length },
-    },
+    fields: { ...fields, thumbnail: sizeOf(thumbnail), preview: sizeOf(preview) },
     warnings: [],
-    thumbnail: preview.data,
+    thumbnail: thumbnail.data,
+    preview: preview.data,
   };
 }
 
@@ -139,7 +133,7 @@ function checkDeclaredSize(width: number, height: number, limits: ProcessingLimi
   }
 }
 
-function headerFields(metadata: Metadata, width: number, height: number): Omit<ImageFields, 'thumbnail'> {
+function headerFields(metadata: Metadata, width: number, height: number): Omit<ImageFields, 'thumbnail' | 'preview'> {
   return {
     format: metadata.format,
     width,
@@ -173,19 +167,12 @@ function countedAnimation(
       color_space: 'srgb',
       ...NO_EXIF,
       thumbnail: null,
+      preview: null,
     },
     warnings: [
-      `The ${format === 'gif' ? 'GIF' : 'WebP'} has ${frames} frames, more than the ${cap} this service decodes; its frames were counted but not decoded, so it has no thumbnail.`,
+      `The ${format === 'gif' ? 'GIF' : 'WebP'} has ${frames} frames, more than the ${cap} this service decodes; its frames were counted but not decoded, so it has no thumbnail or preview.`,
     ],
   };
-}
-
-function thumbnail(path: string, maxPixels: number) {
-  return sharp(path, { limitInputPixels: maxPixels, failOn: 'warning' })
-    .autoOrient()
-    .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
-    .webp({ quality: 80 })
-    .toBuffer({ resolveWithObject: true });
 }
 
 function asImageError(err: unknown, path: string): Error {

@@ -10,6 +10,8 @@ import { truncateUtf8 } from '../../core/text.js';
 import { withBlob, type BlobReader } from './blobSource.js';
 import { analyzingProcessor } from './common.js';
 import { DecodeBudget, loadBudgetedPdfjsWorker, withDecodeBudget } from './pdfDecodeBudget.js';
+import { withRenderings } from '../renderers/index.js';
+import { renderPdfFirstPage } from '../renderers/pdfPage.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
 
 type PdfFields = Omit<PdfResult, keyof CommonResult>;
@@ -191,4 +193,10 @@ const unreadable = ({ encrypted }: { encrypted: boolean }): PdfFields => ({
 const textOrNull = (value: unknown): string | null =>
   typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
 
-export const pdfProcessor = analyzingProcessor(import.meta.url, analyzePdf);
+/** The analysis and, for a PDF that opened, its first page drawn (see renderers/pdfPage.ts). */
+export async function analyzeAndRenderPdf(input: AnalysisInput): Promise<Analyzed<PdfFields>> {
+  const analyzed = await analyzePdf(input);
+  return analyzed.fields.pages ? withRenderings(analyzed, input, renderPdfFirstPage) : analyzed;
+}
+
+export const pdfProcessor = analyzingProcessor(import.meta.url, analyzeAndRenderPdf);

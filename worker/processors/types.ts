@@ -1,5 +1,6 @@
 import type { FileResult, FileRow } from '../../core/fileRecord.js';
 import type { BlobSource, BlobStore } from '../../core/storage/index.js';
+import type { ToolLimits } from '../externalTool.js';
 
 /** Limits that keep hostile files from costing more than a normal one. */
 export interface ProcessingLimits {
@@ -25,12 +26,16 @@ export interface ProcessorInput {
   deadline: number;
   /** This job already read the whole stored file and matched it against its size and sha256 (the scan did). */
   verified?: boolean;
+  /** What external tools (renderers) run under; without it, no rendering that needs one is made. */
+  tools?: ToolLimits;
 }
 
 export interface ProcessorOutput {
   result: FileResult;
   /** A thumbnail variant was stored beside the bytes. */
   thumbnail: boolean;
+  /** A preview variant was stored beside the bytes. */
+  preview?: boolean;
 }
 
 /**
@@ -51,21 +56,25 @@ export interface AnalysisInput {
   limits: ProcessingLimits;
   /** The whole file, when the processor already read it (small files analysed inline). */
   bytes?: Buffer;
+  /** What external tools (renderers) run under; without it, no rendering that needs one is made. */
+  tools?: ToolLimits;
 }
 
 /** What an analysis finds: the kind's own result fields, warnings, and maybe a thumbnail. */
 export interface Analyzed<F> {
   fields: F;
   warnings: string[];
-  /** A WebP preview to store as the `thumbnail` variant. */
+  /** A WebP of at most 256 px to store as the `thumbnail` variant. */
   thumbnail?: Uint8Array;
+  /** A WebP of at most 1024 px to store as the `preview` variant. */
+  preview?: Uint8Array;
 }
 
 /**
  * A permanent failure (corrupt or unreadable input): the file becomes `failed` without retries.
  * Codes: `corrupt_file`, `unsupported_format`, `image_too_large`, `too_complex` (more of something that costs
  * parsing work per item, such as a TIFF's directories, than a kind's cap), `timeout`, `parser_crashed`,
- * `out_of_memory`, `checksum_mismatch`, `blob_missing`.
+ * `out_of_memory`, `render_failed` (an external tool could not draw the file), `checksum_mismatch`, `blob_missing`.
  */
 export class ProcessingError extends Error {
   override name = 'ProcessingError';

@@ -9,6 +9,8 @@ import { withBlob } from './blobSource.js';
 import { analyzingProcessor, WindowedFile } from './common.js';
 import { readMediaHeaders, durationWarnings, toMilliseconds } from './media.js';
 import type { Analyzed, AnalysisInput } from './types.js';
+import { withRenderings } from '../renderers/index.js';
+import { videoPoster } from '../renderers/media.js';
 
 type VideoFields = Omit<VideoResult, keyof CommonResult>;
 
@@ -110,4 +112,10 @@ function movieHeadersIn(moov: Buffer): MovieHeaders {
   return found;
 }
 
-export const videoProcessor = analyzingProcessor(import.meta.url, analyzeVideo);
+/** The analysis and a poster frame (see renderers/media.ts). */
+export async function analyzeAndRenderVideo(input: AnalysisInput): Promise<Analyzed<VideoFields>> {
+  const analyzed = await analyzeVideo(input);
+  return withRenderings(analyzed, input, videoPoster(analyzed.fields.duration_seconds));
+}
+
+export const videoProcessor = analyzingProcessor(import.meta.url, analyzeAndRenderVideo);

@@ -10,6 +10,7 @@ import { addFailedErrorCodeIndex } from './0006-failed-error-code.js';
 import { addDirectUploadCompleted } from './0007-direct-upload-completed.js';
 import { createWebhookEvents } from './0008-webhook-events.js';
 import { addScan } from './0009-add-scan.js';
+import { addPreview } from './0010-add-preview.js';
 
 export type RunSql = (sql: string) => Promise<unknown>;
 
@@ -29,6 +30,7 @@ export const MIGRATIONS: Migration[] = [
   addDirectUploadCompleted,
   createWebhookEvents,
   addScan,
+  addPreview,
 ];
 
 /** Where umzug records applied migrations. */
