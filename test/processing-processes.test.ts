@@ -137,8 +137,8 @@ describe('parser processes', function () {
   });
 
   it("sizes V8's old generation from the ceiling, never into V8's slower low-memory mode", () => {
-    expect(v8Flags(256 * MIB)).to.deep.equal(['--max-old-space-size=1024']);
-    expect(v8Flags(4096 * MIB)).to.deep.equal(['--max-old-space-size=3968']);
+    expect(v8Flags(256 * MIB)).to.deep.equal(['--max-old-space-size=1024', '--expose-gc']);
+    expect(v8Flags(4096 * MIB)).to.deep.equal(['--max-old-space-size=3968', '--expose-gc']);
   });
 
   it('reads a child that V8 aborted for want of heap as out_of_memory', async () => {

@@ -187,6 +187,7 @@ describe('richer results', function () {
           warnings: [],
         });
         expect(done.result!.thumbnail, pixelFormat).to.deep.include({ width: 64, height: 48 });
+        expect(done.result!.preview, pixelFormat).to.deep.include({ width: 64, height: 48 });
         // The thumbnail holds the picture, upright: a white and a red pixel that any flip would move are where ffmpeg has them, within WebP's loss.
         const thumbnail = Buffer.from(await (await fetch(done.thumbnail!)).arrayBuffer());
         const pixels = await sharp(thumbnail).removeAlpha().raw().toBuffer();
@@ -200,14 +201,14 @@ describe('richer results', function () {
       }
     });
 
-    it('reads the header of an RLE-compressed BMP with a warning and no thumbnail', async () => {
+    it('reads the header of an RLE-compressed BMP with a warning and no renderings', async () => {
       const done = await processed(service, {
         name: 'rle.bmp',
         content: bmp(20, 10, { bitsPerPixel: 8, compression: 1, pixels: Buffer.alloc(1024 + 64) }),
       });
-      expect(done.result).to.deep.include({ format: 'bmp', width: 20, height: 10, thumbnail: null });
+      expect(done.result).to.deep.include({ format: 'bmp', width: 20, height: 10, thumbnail: null, preview: null });
       expect(done.result!.warnings).to.deep.equal([
-        'The BMP is compressed (RLE, JPEG or PNG inside); its header was read but not its pixels, so it has no thumbnail.',
+        'The BMP is compressed (RLE, JPEG or PNG inside); its header was read but not its pixels, so it has no thumbnail or preview.',
       ]);
     });
 

@@ -88,11 +88,13 @@ const MIN_OLD_SPACE_BYTES = 1024 * MIB;
 /**
  * V8's old generation, sized from the ceiling: what the baseline leaves, so that with a large ceiling V8 stops a
  * parser that grows its JavaScript heap inside the child. Never below MIN_OLD_SPACE_BYTES: under that, the RSS
- * watch is what stops it, at no cost to every normal file.
+ * watch is what stops it, at no cost to every normal file. `gc` exposed for the renderers (worker/renderers), which
+ * collect an analysis's garbage before a tool's run keeps the child busy, and watched, for longer.
  */
 export function v8Flags(maxRssBytes: number): string[] {
   return [
     `--max-old-space-size=${Math.floor(Math.max(MIN_OLD_SPACE_BYTES, maxRssBytes - CHILD_BASELINE_BYTES) / MIB)}`,
+    '--expose-gc',
   ];
 }
 

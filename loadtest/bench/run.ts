@@ -19,6 +19,7 @@ import { renderChart, type Bar, type TableRow } from './chart.js';
 import { multipartBody, pngImage, textFile } from './fixtures.js';
 import { benchPools, type PoolsBench } from './pools.js';
 import { benchObjectStorage, type ObjectStorageBench } from './s3.js';
+import { benchRendering, renderingBars, renderingRows, type RenderingBench } from './rendering.js';
 import { benchScanning, scanningBars, scanningNotes, scanningRows, type ScanningBench } from './scanning.js';
 import { benchTus, type TusBench } from './tus.js';
 import { benchWebhooks, type WebhookBench } from './webhooks.js';
@@ -34,7 +35,17 @@ const work = path.join(root, 'loadtest', 'results', '.work', stamp);
 const BOUNDARY = 'benchBoundary7MA4YWxkTrZu0gW';
 
 /** The parts of the run, in the order they run (list last: seeding 10^6 rows leaves PostgreSQL busy for a while). */
-const SECTIONS = ['uploads', 'e2e', 'object_storage', 'webhooks', 'tus', 'pools', 'scanning', 'list'] as const;
+const SECTIONS = [
+  'uploads',
+  'e2e',
+  'object_storage',
+  'webhooks',
+  'tus',
+  'pools',
+  'scanning',
+  'rendering',
+  'list',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** BENCH_ONLY's sections, or every one when it is unset; a name that is not a section stops the run. */
@@ -99,6 +110,8 @@ interface BenchResults {
   pools?: PoolsBench;
   /** Malware scanning: the worker's scans against clamdscan on one clamd, and texts end to end with it on and off. */
   scanning?: ScanningBench;
+  /** Renderings: the worker's CPU per image, PDF and video against the renderer alone on the same files. */
+  rendering?: RenderingBench;
 }
 
 /** Logs the scenario about to run, once the disk has written back what the previous one left dirty. */
@@ -652,6 +665,18 @@ async function main(): Promise<void> {
         round,
       });
     }
+    if (runs('rendering')) {
+      measured.rendering = await benchRendering({
+        quick,
+        rounds: ROUNDS,
+        workDir: work,
+        scenario,
+        startApiAndWorker,
+        sql,
+        boundary: BOUNDARY,
+        round,
+      });
+    }
     // Last: seeding 10^6 rows leaves PostgreSQL writing and vacuuming for a while after.
     if (runs('list')) {
       const lister = await startApi('list');
@@ -904,6 +929,7 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
       ['CPU per 640x480 image, upload to processed', cpuPerFile(r.e2e_image), '', '', true],
     );
   if (r.scanning) rows.push(...scanningRows(r.scanning));
+  if (r.rendering) rows.push(...renderingRows(r.rendering));
   const partial = r.settings.sections.length < SECTIONS.length;
   const markdown = [
     `# Benchmark ${r.date}`,
@@ -954,6 +980,7 @@ function summarize(r: BenchResults): { markdown: string; bars: Bar[] } {
   if (r.pools)
     bars.push({ label: 'text p95, pools / shared', value: r.pools.p95_ratio, target: 0.2, higherIsBetter: false });
   if (r.scanning) bars.push(...scanningBars(r.scanning));
+  if (r.rendering) bars.push(...renderingBars(r.rendering));
   return { markdown, bars };
 }
 

@@ -341,7 +341,7 @@ const CASES: HostileCase[] = [
       processed: (file) => {
         expect(file.result).to.deep.include({ format: 'webp', pages: 200_000, width: 1, height: 1, thumbnail: null });
         expect(file.result!.warnings).to.deep.equal([
-          'The WebP has 200000 frames, more than the 10000 this service decodes; its frames were counted but not decoded, so it has no thumbnail.',
+          'The WebP has 200000 frames, more than the 10000 this service decodes; its frames were counted but not decoded, so it has no thumbnail or preview.',
         ]);
       },
     },

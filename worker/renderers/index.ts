@@ -1,10 +1,24 @@
 // Renderings of the kinds that need a tool to draw them (a PDF's page, a video's frame, an audio's waveform): the
 // tool writes a PNG in its own directory under the parsers' limits, and sharp makes the two WebPs of it. Any failure
 // of the tool fails the file; a file with nothing to draw (a video without a decodable frame) has none, and says so.
+import v8 from 'node:v8';
 import { withLocalFile } from '../processors/blobSource.js';
 import type { Analyzed, AnalysisInput } from '../processors/types.js';
 import { withToolDirectory, type ToolLimits } from '../externalTool.js';
 import { renderWebP } from './webp.js';
+
+/** A heap this large after an analysis is mostly its garbage (a file's megabyte strings, read and cut). */
+const LARGE_HEAP_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Collects what the analysis left, when it left much: V8, with an old space sized far above the parser's RSS ceiling,
+ * would keep it through the tool's run, during which the parser stays busy and its RSS watched, and a file whose
+ * analysis fitted would fail out_of_memory for its garbage. `gc` is there in a parser process (v8Flags).
+ */
+function collectLargeGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc && v8.getHeapStatistics().used_heap_size > LARGE_HEAP_BYTES) gc();
+}
 
 /** What a renderer drew: the path of a PNG in `dir`, or why there is none, and what the result should say. */
 export type Drawn = { png: string; warnings?: string[] } | { none: string };
@@ -19,6 +33,7 @@ export async function withRenderings<F>(
   render: Renderer,
 ): Promise<Analyzed<F>> {
   if (!tools) return analyzed;
+  collectLargeGarbage();
   return withLocalFile(source, (path) =>
     withToolDirectory(async (dir) => {
       const drawn = await render(path, dir, tools);
