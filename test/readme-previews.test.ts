@@ -86,7 +86,7 @@ describe("README.md's previews (docs/previews)", function () {
   after(() => service?.close());
 
   for (const [kind, make] of Object.entries(FILES)) {
-    it(`shows the service's preview of ${kind === 'image' ? 'an' : 'a'} ${kind} file`, async () => {
+    it(`shows the service's preview of ${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} file`, async () => {
       const uploaded = await uploadFile(service.url, await make());
       const done = await waitForStatus(service.url, uploaded.id, ['processed', 'failed'], 60_000);
       expect(done, JSON.stringify(done.error)).to.include({ status: 'processed', kind });
