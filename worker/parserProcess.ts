@@ -22,6 +22,9 @@ new Worker(`setInterval(() => { if (process.ppid !== ${parentPid}) process.kill(
 process.on('disconnect', () => process.exit(0));
 
 const send = (reply: ParserReply) => process.send!(reply);
+/** What the child held once ready; past it by GARBAGE_BYTES after a file, it collects before it answers. */
+let readyRss = Infinity;
+const GARBAGE_BYTES = 16 * 1024 * 1024;
 const preload = JSON.parse(process.env[PRELOAD_ENV] ?? '[]') as string[];
 /** A parser module may export this: what it loads lazily (so that the worker never does) is loaded here, before any file. */
 const PREPARE_EXPORT = 'prepareParser';
@@ -32,7 +35,10 @@ const preloaded = Promise.allSettled(
     const prepare = ((await import(module)) as Record<string, unknown>)[PREPARE_EXPORT];
     if (typeof prepare === 'function') await (prepare as () => Promise<void>)();
   }),
-).then(() => send({ ready: true }));
+).then(() => {
+  readyRss = process.memoryUsage.rss();
+  send({ ready: true });
+});
 
 async function answer({ module, name, args }: ParserRequest): Promise<void> {
   await preloaded;
@@ -52,7 +58,18 @@ async function answer({ module, name, args }: ParserRequest): Promise<void> {
       },
     };
   }
+  collectGarbage();
   send(reply);
+}
+
+/**
+ * The worker replaces a child that still holds a quarter of its headroom after a file (worker/parsers.ts): what it
+ * reads then should be what the child holds, not the garbage of the file it just read, which V8, with an old space
+ * sized far above the RSS ceiling, would keep for a while. `gc` is exposed to parser processes (v8Flags).
+ */
+function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc && process.memoryUsage.rss() > readyRss + GARBAGE_BYTES) gc();
 }
 
 process.on('message', (request: ParserRequest) => void answer(request));
