@@ -2,6 +2,7 @@
 // their metadata without it, and hostile ones (bombs, entity expansion, looping sector chains, truncation), each of
 // which must fail alone with a clear code while the worker goes on.
 import { expect } from 'chai';
+import sharp from 'sharp';
 import type { File } from '../core/fileRecord.js';
 import { sniffKind } from '../core/kinds.js';
 import { HEAD_BYTES } from '../core/storage/index.js';
@@ -16,12 +17,19 @@ import {
 import { truncated, zip } from './support/fixtures.js';
 import { killStartedProcesses, startWorkerProcess, type Started } from './support/processes.js';
 import { startService, uploadFile, waitForStatus, type TestService, type UploadPart } from './support/service.js';
-import { requireProgram } from './support/tools.js';
+import { findProgram, requireProgram } from './support/tools.js';
 
 const MIB = 1024 * 1024;
 const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
 const OLE2 = 'application/x-cfb';
 const NO_COUNTS = { pages: null, sheets: null, slides: null, words: null, macros: false };
+/**
+ * What the worker adds where LibreOffice is installed (it draws office documents' first pages) and cannot open a
+ * document built here, whose compound file holds only what our readers need: the result stands, without renderings.
+ */
+const UNREADABLE_BY_LIBREOFFICE = findProgram('soffice')
+  ? ['LibreOffice could not read the document; it has no thumbnail or preview.']
+  : [];
 
 const coreXml = (inner: string, prologue = '') =>
   `<?xml version="1.0" encoding="UTF-8"?>${prologue}<cp:coreProperties ` +
@@ -89,7 +97,7 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
             ...NO_COUNTS,
             pages: 3,
             words: 1234,
-            warnings: [],
+            warnings: UNREADABLE_BY_LIBREOFFICE,
           });
         },
       },
@@ -100,7 +108,10 @@ function craftedCases(): Array<[string, UploadPart, Expected]> {
       {
         processed: (file) => {
           expect(file.result).to.deep.include({ format: 'doc', macros: true });
-          expect(file.result!.warnings).to.deep.equal(['The document carries macros; they were not run.']);
+          expect(file.result!.warnings).to.deep.equal([
+            'The document carries macros; they were not run.',
+            ...UNREADABLE_BY_LIBREOFFICE,
+          ]);
         },
       },
     ],
@@ -377,6 +388,11 @@ describe('kind document', function () {
       it(`reads a ${format} (${source}): kind document, ${contentType}, its title, author and counts`, () => {
         const file = done.get(`${source}.${format}`)!;
         expect(file).to.include({ status: 'processed', kind: 'document', content_type: contentType });
+        // LibreOffice is installed here (it made these): the worker drew each one's first page
+        expect(file).to.include({
+          thumbnail: `${service.url}/files/${file.id}/thumbnail`,
+          preview: `${service.url}/files/${file.id}/preview`,
+        });
         expect(file.result).to.deep.equal({
           sha256_verified: true,
           bytes_read: file.size,
@@ -389,6 +405,24 @@ describe('kind document', function () {
           ...counts,
         });
       });
+    }
+  });
+
+  it("serves an office document's first page, drawn by LibreOffice and pdftoppm, as WebPs of at most 256 and 1024 px", async function () {
+    const soffice = requireProgram(this, 'soffice');
+    const documents = await convertedDocuments(soffice, { text: ['docx'], spreadsheet: [], presentation: [] });
+    const file = await processed({ name: 'letter.docx', content: documents.get('text.docx')! });
+    expect(file, JSON.stringify(file.error)).to.include({ status: 'processed' });
+    for (const [rendering, side] of [
+      ['thumbnail', 256],
+      ['preview', 1024],
+    ] as const) {
+      const response = await fetch(`${service.url}/files/${file.id}/${rendering}`);
+      expect(response.headers.get('content-type')).to.equal('image/webp');
+      const size = await sharp(Buffer.from(await response.arrayBuffer())).metadata();
+      // a portrait page: its height is the longer side
+      expect(size, rendering).to.include({ format: 'webp', height: side });
+      expect(size.width, rendering).to.be.below(side);
     }
   });
 

@@ -14,6 +14,7 @@ const limits = (overrides: Partial<ToolLimits> = {}): ToolLimits => ({
   cpuMs: 10_000,
   maxMemoryBytes: 256 * MIB,
   isolateNetwork: sandbox.isolateNetwork,
+  office: sandbox.office,
   ...overrides,
 });
 

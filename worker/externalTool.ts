@@ -4,6 +4,7 @@
 // leaves the tool no network. Each run gets a fresh directory inside the parser's temporary directory, removed
 // after, and any failure of the tool is a ProcessingError: the file fails, never the worker.
 import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,12 +19,15 @@ export interface ToolLimits {
   maxMemoryBytes: number;
   /** Run in a network namespace of its own (`unshare --net`), where the worker found it may. */
   isolateNetwork: boolean;
+  /** LibreOffice's `soffice` is installed (the documents image): office documents get renderings too. */
+  office: boolean;
 }
 
-/** What this machine offers to confine a tool, found once as the worker starts. */
+/** What this machine offers to confine a tool, and the optional tools it has, found once as the worker starts. */
 export interface ToolSandbox {
   prlimit: boolean;
   isolateNetwork: boolean;
+  office: boolean;
 }
 
 /**
@@ -55,7 +59,20 @@ export function detectToolSandbox(): ToolSandbox {
   return {
     prlimit: works('prlimit', ['--cpu=1', '--', 'true']),
     isolateNetwork: works('unshare', ['--net', '--', 'true']),
+    office: onPath('soffice'),
   };
+}
+
+/** Whether an executable `name` is in a directory of PATH (without starting it: soffice takes a second to). */
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => {
+    try {
+      accessSync(path.join(dir, name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Runs `use` with a fresh directory for a tool's files, inside the parser's own temporary directory, removed after. */

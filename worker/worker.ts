@@ -72,6 +72,7 @@ export function createWorker(deps: WorkerDeps): Worker {
   const sandbox = detectToolSandbox();
   if (!sandbox.prlimit)
     logger.error('prlimit (util-linux) is not installed: renderings that need an external tool fail');
+  if (sandbox.office) logger.info('LibreOffice (soffice) is installed: office documents get a thumbnail and a preview');
   if (!sandbox.isolateNetwork)
     logger.info('unshare --net is not permitted here: external tools run without a network namespace of their own');
   const resultBounds = {
@@ -174,7 +175,12 @@ export function createWorker(deps: WorkerDeps): Worker {
         deadline: limits.deadline,
         verified: intact,
         // The parsers' limits, for the tools that render.
-        tools: { ...limits, maxMemoryBytes: deps.parserMaxRssBytes, isolateNetwork: sandbox.isolateNetwork },
+        tools: {
+          ...limits,
+          maxMemoryBytes: deps.parserMaxRssBytes,
+          isolateNetwork: sandbox.isolateNetwork,
+          office: sandbox.office,
+        },
       });
       const renderings = { thumbnail: output.thumbnail, preview: output.preview ?? false };
       const result = boundResult(output.result, resultBounds);

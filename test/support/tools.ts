@@ -36,7 +36,7 @@ const installHint = (name: string) =>
 export const inCI = (): boolean => process.env.CI === 'true';
 
 /** The program's path on PATH, or null. */
-function findProgram(name: string): string | null {
+export function findProgram(name: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     const candidate = path.join(dir, name);
     try {

@@ -8,6 +8,8 @@ import type { CommonResult } from '../../core/results/index.js';
 import type { BlobSource } from '../../core/storage/index.js';
 import { WindowedReader } from './archive.js';
 import { isReadFailure, withBlob } from './blobSource.js';
+import { withRenderings } from '../renderers/index.js';
+import { renderOfficeFirstPage } from '../renderers/office.js';
 import { analyzingProcessor, readBytes, WindowedFile } from './common.js';
 import { CompoundFile, readPropertySet, type DirectoryEntry } from './compoundFile.js';
 import { ProcessingError, type Analyzed, type AnalysisInput } from './types.js';
@@ -349,4 +351,10 @@ function asCorrupt(err: unknown): Error {
   );
 }
 
-export const documentProcessor = analyzingProcessor(import.meta.url, analyzeDocument);
+/** The analysis and, where the worker has LibreOffice, the first page drawn (see renderers/office.ts). */
+export async function analyzeAndRenderDocument(input: AnalysisInput): Promise<Analyzed<DocumentFields>> {
+  const analyzed = await analyzeDocument(input);
+  return input.tools?.office ? withRenderings(analyzed, input, renderOfficeFirstPage) : analyzed;
+}
+
+export const documentProcessor = analyzingProcessor(import.meta.url, analyzeAndRenderDocument);
