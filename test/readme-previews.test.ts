@@ -11,7 +11,8 @@ import sharp from 'sharp';
 import { REPOSITORY } from '../scripts/helm.js';
 import { pdfOf } from './support/fixtures.js';
 import { startService, uploadFile, waitForStatus, type TestService } from './support/service.js';
-import { requireProgram, run } from './support/tools.js';
+import { convertedDocuments } from './support/documents.js';
+import { findProgram, requireProgram, run } from './support/tools.js';
 
 const PREVIEWS = path.join(REPOSITORY, 'docs', 'previews');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fp-readme-previews-'));
@@ -57,8 +58,16 @@ function report(): Buffer {
   ]);
 }
 
-/** One real file of each kind README shows. */
+/** One real file of each kind README shows (a document made by LibreOffice, which the worker then needs too). */
 const FILES: Record<string, () => Promise<{ name: string; content: Buffer }>> = {
+  document: async () => {
+    const made = await convertedDocuments(findProgram('soffice')!, {
+      text: ['docx'],
+      spreadsheet: [],
+      presentation: [],
+    });
+    return { name: 'minutes.docx', content: made.get('text.docx')! };
+  },
   image: async () => ({ name: 'landscape.jpg', content: await photo() }),
   pdf: async () => ({ name: 'report.pdf', content: report() }),
   video: async () => ({
@@ -80,7 +89,7 @@ describe("README.md's previews (docs/previews)", function () {
   this.timeout(120_000);
   let service: TestService;
   before(async function () {
-    for (const program of ['ffmpeg', 'pdftoppm', 'prlimit']) requireProgram(this, program);
+    for (const program of ['ffmpeg', 'pdftoppm', 'prlimit', 'soffice']) requireProgram(this, program);
     service = await startService();
   });
   after(() => service?.close());

@@ -4,6 +4,7 @@
 // document LibreOffice cannot convert keeps it, without renderings and with a warning.
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { runTool } from '../externalTool.js';
 import { ProcessingError } from '../processors/types.js';
 import type { Renderer } from './index.js';
@@ -26,7 +27,13 @@ export const renderOfficeFirstPage: Renderer = async (document, dir, tools) => {
     await runTool({
       tool: 'soffice',
       args: [
-        ...['--headless', '--norestore', '--nolockcheck', '--nodefault', `-env:UserInstallation=file://${profile}`],
+        ...[
+          '--headless',
+          '--norestore',
+          '--nolockcheck',
+          '--nodefault',
+          `-env:UserInstallation=${pathToFileURL(profile).href}`,
+        ],
         ...['--convert-to', 'pdf', '--outdir', converted, document],
       ],
       dir,
