@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import sharp from 'sharp';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -122,6 +123,30 @@ describe('renderings of PDFs, videos and audio', function () {
     expect(done.status, JSON.stringify(done.error)).to.equal('processed');
     expect(done.result!.warnings).to.deep.equal(['The waveform shows the first 10 minutes of the audio.']);
     expect(await webpSize(done.preview)).to.deep.equal({ width: 1024, height: 256 });
+  });
+
+  it("decodes a HEIC photo with libheif's heif-convert, which sharp cannot, into both renderings; a cut one fails alone", async function () {
+    requireProgram(this, 'heif-enc');
+    requireProgram(this, 'heif-convert');
+    const png = path.join(dir, 'photo.png');
+    await sharp({ create: { width: 1200, height: 800, channels: 3, background: '#3a7bd5' } })
+      .png()
+      .toFile(png);
+    await run('heif-enc', ['-q', '80', '-o', path.join(dir, 'photo.heic'), png]);
+    const heic = readFileSync(path.join(dir, 'photo.heic'));
+    const [photo, cut] = await Promise.all([
+      processed(service, { name: 'photo.heic', content: heic }),
+      processed(service, { name: 'cut.heic', content: truncated(heic, 0.6) }),
+    ]);
+    expect(photo, JSON.stringify(photo.error)).to.include({ status: 'processed', kind: 'image' });
+    expect(photo.result).to.deep.include({ format: 'heif', width: 1200, height: 800, warnings: [] });
+    expect(await webpSize(photo.preview)).to.deep.equal({ width: 1024, height: 683 });
+    expect(await webpSize(photo.thumbnail)).to.deep.equal({ width: 256, height: 171 });
+    expect(cut).to.include({ status: 'failed', thumbnail: null, preview: null });
+    expect(cut.error).to.deep.equal({
+      code: 'render_failed',
+      message: 'Could not decode the HEIC image: the file is damaged or in a form the tool cannot read (exit code 1).',
+    });
   });
 
   it('has no rendering of a kind it does not draw, and answers 404 for both', async () => {

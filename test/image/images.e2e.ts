@@ -155,7 +155,7 @@ describe('the container images', function () {
     }
   });
 
-  it("carry the renderers, runnable as the image's user on a read-only root: ffmpeg and pdftoppm, and soffice in the documents image", async () => {
+  it("carry the renderers, runnable as the image's user on a read-only root: ffmpeg, pdftoppm and heif-convert, and soffice in the documents image", async () => {
     // What the renderers run, on what they make: a video's poster and waveform, a PDF's page, an office file's PDF.
     const render = [
       'cd /tmp',
@@ -164,6 +164,7 @@ describe('the container images', function () {
       'ffmpeg -nostdin -v error -i clip.mp4 -filter_complex showwavespic=s=1024x256 -frames:v 1 waveform.png',
       'printf %s "$PDF_BASE64" | base64 -d > page.pdf',
       'pdftoppm -f 1 -l 1 -scale-to 256 -png page.pdf page',
+      'heif-enc -o photo.heic poster.png >/dev/null && heif-convert photo.heic photo.png >/dev/null',
       'prlimit --as=1073741824 --cpu=10 -- true',
       'ls *.png',
     ].join(' && ');
@@ -185,6 +186,7 @@ describe('the container images', function () {
         'poster.png',
         'waveform.png',
         'page-1.png',
+        'photo.png',
       ]);
     }
     const office = [

@@ -21,6 +21,8 @@ const PACKAGES: Record<string, string> = {
   pdftoppm: 'poppler-utils',
   pdftocairo: 'poppler-utils',
   prlimit: 'util-linux',
+  'heif-enc': 'libheif-examples',
+  'heif-convert': 'libheif-examples',
 };
 
 const installHint = (name: string) =>

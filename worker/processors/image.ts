@@ -1,6 +1,8 @@
 // Kind `image`, with sharp (libvips): what the header says, then WebP renderings of 256 and 1024 px. The declared
 // size is checked before a pixel is decoded, so a decompression bomb fails cheaply with image_too_large; a walk
 // of our own counts first what libvips would do work for per item (scans, frames, directories), against caps.
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import type { CommonResult } from '../../core/results/index.js';
 import type { ImageResult } from '../../core/results/image.js';
@@ -9,6 +11,7 @@ import { isBmp, readBmpHeader, readBmpPixels } from './bmp.js';
 import { analyzingProcessor } from './common.js';
 import { NO_EXIF, readExif } from './exif.js';
 import { imageStructure, type Canvas } from './imageStructure.js';
+import { runTool, withToolDirectory, type ToolLimits } from '../externalTool.js';
 import { renderWebP, sizeOf } from '../renderers/webp.js';
 import { ProcessingError, type Analyzed, type AnalysisInput, type ProcessingLimits } from './types.js';
 
@@ -28,11 +31,15 @@ sharp.concurrency(1);
 type ImageFields = Omit<ImageResult, keyof CommonResult>;
 
 /** sharp reads a file, or a buffer (a stream it gathers into one): an object is copied to a file, not held in memory. */
-export function analyzeImage({ source, limits }: AnalysisInput): Promise<Analyzed<ImageFields>> {
-  return withLocalFile(source, (path) => analyzeImageFile(path, limits));
+export function analyzeImage({ source, limits, tools }: AnalysisInput): Promise<Analyzed<ImageFields>> {
+  return withLocalFile(source, (path) => analyzeImageFile(path, limits, tools));
 }
 
-async function analyzeImageFile(path: string, limits: ProcessingLimits): Promise<Analyzed<ImageFields>> {
+async function analyzeImageFile(
+  path: string,
+  limits: ProcessingLimits,
+  tools: ToolLimits | undefined,
+): Promise<Analyzed<ImageFields>> {
   const bmp = await withBlob({ path }, async (reader) =>
     isBmp(await headOf(reader)) ? analyzeBmp(reader, limits) : null,
   );
@@ -59,6 +66,8 @@ async function analyzeImageFile(path: string, limits: ProcessingLimits): Promise
   const { width, height } = metadata;
   if (!width || !height) throw new ProcessingError('corrupt_file', 'The image declares no dimensions.');
   checkDeclaredSize(width, height, limits);
+  if (metadata.format === 'heif' && metadata.compression === 'hevc')
+    return analyzeHeic(path, headerFields(metadata, width, height), limits, tools);
   if (structure?.format === 'jpeg' && structure.scans > JPEG_MAX_SCANS) {
     return {
       fields: { ...headerFields(metadata, width, height), thumbnail: null, preview: null },
@@ -121,6 +130,39 @@ async function analyzeBmp(reader: BlobReader, limits: ProcessingLimits): Promise
     thumbnail: thumbnail.data,
     preview: preview.data,
   };
+}
+
+/**
+ * HEIC (HEVC in a HEIF container), whose pixels sharp's prebuilt libvips cannot decode (HEVC is left out of it):
+ * libheif's heif-convert draws the image, upright, into a PNG in its own directory under the tools' limits, once the
+ * declared size passed the pixel limit; the renderings are made of that PNG. Several images in the file: the first.
+ */
+async function analyzeHeic(
+  path: string,
+  header: Omit<ImageFields, 'thumbnail' | 'preview'>,
+  limits: ProcessingLimits,
+  tools: ToolLimits | undefined,
+): Promise<Analyzed<ImageFields>> {
+  // An analysis run on its own, outside a job, has no tool limits: no tool is run.
+  if (!tools) return { fields: { ...header, thumbnail: null, preview: null }, warnings: [] };
+  return withToolDirectory(async (dir) => {
+    await runTool({
+      tool: 'heif-convert',
+      args: [path, join(dir, 'image.png')],
+      dir,
+      limits: tools,
+      purpose: 'decode the HEIC image',
+    });
+    const [drawn] = (await readdir(dir)).filter((name) => name.endsWith('.png')).sort();
+    if (!drawn) throw new ProcessingError('corrupt_file', 'The HEIC file holds no image that could be decoded.');
+    const { thumbnail, preview } = await renderWebP(join(dir, drawn), { maxPixels: limits.maxImagePixels });
+    return {
+      fields: { ...header, thumbnail: sizeOf(thumbnail), preview: sizeOf(preview) },
+      warnings: [],
+      thumbnail: thumbnail.data,
+      preview: preview.data,
+    };
+  });
 }
 
 /** A decompression bomb fails before a pixel is decoded. */
