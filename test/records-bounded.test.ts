@@ -1,7 +1,7 @@
 // What a file makes us store is bounded by us: strings well-formed and cut on a character, lists cut to a count, the
 // whole result to MAX_RESULT_BYTES; and a finish the database refuses fails the file once, with why, at that attempt.
 import { expect } from 'chai';
-import { boundResult, MAX_RESULT_ITEMS, MAX_RESULT_STRING_BYTES } from '../core/results/bounds.js';
+import { boundResult, MAX_RESULT_ITEMS, MAX_RESULT_STRING_BYTES, nearlyBounded } from '../core/results/bounds.js';
 import { captureLogs } from './support/logs.js';
 import { sql } from './support/db.js';
 import { matroska, pdf, pdfWithInfoInObjectStream, zip } from './support/fixtures.js';
@@ -65,6 +65,31 @@ describe('boundResult', () => {
       duration_seconds: null,
       bitrate: null,
     });
+  });
+});
+
+describe('nearlyBounded', () => {
+  it("cuts a parser's fields so that boundResult makes the same of them, truncated included, and leaves renderings alone", () => {
+    const emoji = '😀'.repeat(600);
+    const cases = [
+      { title: 'T'.repeat(5 * 1024 * 1024), n: 1 },
+      { codecs: Array.from({ length: 500 }, (_, i) => `c${i}`) },
+      { title: `${'a'.repeat(1023)}${emoji}`, nested: { names: Array.from({ length: 101 }, () => 'x'.repeat(1025)) } },
+      { title: 'short', list: ['a', 'b'], flag: true, nothing: null },
+    ];
+    for (const fields of cases) {
+      const cut = nearlyBounded(fields);
+      expect(boundResult(cut, BOUNDS)).to.deep.equal(boundResult(fields, BOUNDS));
+      expect(jsonBytes(cut)).to.be.below(400 * KIB);
+    }
+    expect(cases.map((fields) => boundResult(nearlyBounded(fields), BOUNDS).truncated)).to.deep.equal([
+      true,
+      true,
+      true,
+      false,
+    ]);
+    const webp = new Uint8Array(5000);
+    expect(nearlyBounded({ thumbnail: webp }).thumbnail).to.equal(webp);
   });
 });
 

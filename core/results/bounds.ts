@@ -30,6 +30,24 @@ export const boundString = (text: string, maxBytes: number): string => truncateU
 const jsonBytes = (value: Json): number => Buffer.byteLength(JSON.stringify(value));
 
 /**
+ * `value` with every string cut to one code unit past MAX_RESULT_STRING_BYTES and every list to one item past
+ * MAX_RESULT_ITEMS: what boundResult makes of it is the same, `truncated` included (it still sees every cut), but the
+ * megabytes a file put in its fields can go. A parser process cuts its fields so before it runs a renderer, during which
+ * it is busy and its RSS watched. Typed arrays (renderings) are left as they are.
+ */
+export function nearlyBounded<T>(value: T): T {
+  const cut = (part: unknown): unknown => {
+    if (typeof part === 'string')
+      return part.length > MAX_RESULT_STRING_BYTES ? part.slice(0, MAX_RESULT_STRING_BYTES + 1) : part;
+    if (Array.isArray(part)) return part.slice(0, MAX_RESULT_ITEMS + 1).map(cut);
+    if (part && typeof part === 'object' && !ArrayBuffer.isView(part))
+      return Object.fromEntries(Object.entries(part).map(([key, field]) => [key, cut(field)]));
+    return part;
+  };
+  return cut(value) as T;
+}
+
+/**
  * The result within `bounds`, and `truncated` set (true when anything was cut, false otherwise). Numbers that JSON
  * cannot hold (NaN, Infinity) become null.
  */

@@ -2,6 +2,7 @@
 // tool writes a PNG in its own directory under the parsers' limits, and sharp makes the two WebPs of it. Any failure
 // of the tool fails the file; a file with nothing to draw (a video without a decodable frame) has none, and says so.
 import v8 from 'node:v8';
+import { nearlyBounded } from '../../core/results/bounds.js';
 import { withLocalFile } from '../processors/blobSource.js';
 import type { Analyzed, AnalysisInput } from '../processors/types.js';
 import { withToolDirectory, type ToolLimits } from '../externalTool.js';
@@ -33,6 +34,8 @@ export async function withRenderings<F>(
   render: Renderer,
 ): Promise<Analyzed<F>> {
   if (!tools) return analyzed;
+  // the megabytes a file may have put in its fields go before the tool runs, not after
+  analyzed = { ...analyzed, fields: nearlyBounded(analyzed.fields) };
   collectLargeGarbage();
   return withLocalFile(source, (path) =>
     withToolDirectory(async (dir) => {
