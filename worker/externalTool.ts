@@ -121,7 +121,10 @@ export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolR
   ];
   const [command, ...rest] = limits.isolateNetwork ? ['unshare', '--net', '--', ...confined] : confined;
   const cpuBefore = reapedCpuMs();
-  return new Promise((resolve, reject) => {
+  // The worker watches a parser's RSS while it parses (worker/parsers.ts); while it waits for its tool, which has limits
+  // of its own, what it holds does not grow, and is not watched.
+  process.send?.({ tool: true });
+  return new Promise<Buffer>((resolve, reject) => {
     const child = spawn(command!, rest, {
       cwd: dir,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, LANG: 'C' },
@@ -159,7 +162,7 @@ export function runTool({ tool, args, dir, limits, purpose, nothingToDo }: ToolR
       const overCpu = reapedCpuMs() - cpuBefore >= cpuSeconds * 1000 - CPU_TICKS_SLACK_MS;
       reject(toolFailure({ code, signal, stderr, late: late || Date.now() >= stopAt, overCpu, limits, purpose }));
     });
-  });
+  }).finally(() => process.send?.({ tool: false }));
 }
 
 /**

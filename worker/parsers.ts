@@ -31,7 +31,9 @@ export type Analysis<A extends unknown[], R> = (...args: A) => Promise<R>;
 export type ParserReply =
   | { ok: true; value: unknown }
   | { ok: false; error: { permanent: boolean; code: string | null; message: string } }
-  | { ready: true };
+  | { ready: true }
+  /** A tool (worker/externalTool.ts) started or ended: while one runs, the child waits, and its RSS is not its doing. */
+  | { tool: boolean };
 
 /** What a child is asked to do: call `name` from `module` with `args`. */
 export interface ParserRequest {
@@ -66,6 +68,8 @@ interface Child {
   killedFor?: ProcessingError;
   /** The end of its stderr: V8 says there why it aborted. */
   stderr: string;
+  /** A tool of its task is running (under limits of its own): the child only waits for it. */
+  toolRunning?: boolean;
 }
 
 const CHILD_ENTRY = new URL('./parserProcess.js', import.meta.url);
@@ -231,7 +235,8 @@ export class ParserProcesses {
       busy++;
       const pid = child.process.pid!;
       const rss = rssBytesOf(pid);
-      if (rss !== null && rss > this.options.maxRssBytes) {
+      // While it waits for a tool it allocates nothing: what it holds then, its parse held, and was watched.
+      if (rss !== null && rss > this.options.maxRssBytes && !child.toolRunning) {
         this.kill(
           child,
           new ProcessingError(
@@ -307,7 +312,12 @@ export class ParserProcesses {
     this.children.add(child);
     subprocess.on('message', (reply: ParserReply) => {
       const task = child.task;
+      if ('tool' in reply) {
+        child.toolRunning = reply.tool;
+        return;
+      }
       if (!task || 'ready' in reply || child.killedFor) return;
+      child.toolRunning = false;
       this.settle(child);
       if (reply.ok) task.resolve(reply.value);
       else task.reject(rebuildError(reply.error));
