@@ -59,8 +59,16 @@ export async function renderWebP(
   return { preview, thumbnail };
 }
 
+/**
+ * libwebp's effort 2 of 6 (sharp's default is 4): measured on a 640 × 480 photo, a preview and a thumbnail took 34.7 ms
+ * of CPU where the default took 55.6; the preview made small images three times costlier end to end before.
+ */
+const WEBP_EFFORT = 2;
+
 async function webp(pipeline: Sharp): Promise<WebP> {
-  const { data, info } = await pipeline.webp({ quality: 80 }).toBuffer({ resolveWithObject: true });
+  const { data, info } = await pipeline
+    .webp({ quality: 80, effort: WEBP_EFFORT })
+    .toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height };
 }
 
